@@ -1,0 +1,125 @@
+"""Immutable domain types and the messages actors exchange.
+
+Every type here is frozen, slotted and keyword-only; fields hold scalars, enums, Decimals or tuples,
+never dicts or lists, so a message can be shared between actor threads without copying.
+Commands are imperative (``SubmitEntry``); events are past tense (``KlineClosed``, ``EntryRejected``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+TIMEFRAME_MS: dict[str, int] = {
+    "1m": 60_000,
+    "3m": 180_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "2h": 7_200_000,
+    "4h": 14_400_000,
+    "6h": 21_600_000,
+    "8h": 28_800_000,
+    "12h": 43_200_000,
+    "1d": 86_400_000,
+}
+"""Binance kline intervals the bot understands, with their length in milliseconds."""
+
+
+class Direction(StrEnum):
+    """Side of a position."""
+
+    LONG = "LONG"
+    SHORT = "SHORT"
+
+    @property
+    def sign(self) -> int:
+        """+1 for LONG, -1 for SHORT: multiply a price move by it to get the position's gain."""
+        return 1 if self is Direction.LONG else -1
+
+
+class ContractType(StrEnum):
+    """Binance futures market a symbol trades on."""
+
+    USDT_M = "USDT_M"
+    COIN_M = "COIN_M"
+
+
+class Outcome(StrEnum):
+    """What the strategy did with a crossover."""
+
+    TAKEN = "taken"
+    SKIPPED = "skipped"
+
+
+class SkipReason(StrEnum):
+    """Why a crossover did not become a trade (first failing rule, in evaluation order)."""
+
+    NOT_CONFIRMED = "not_confirmed"
+    POSITION_OPEN = "position_open"
+    MIN_INTERVAL = "min_interval"
+    INVALID_STOP = "invalid_stop"
+    VOLUME_FILTER = "volume_filter"
+    VOLATILITY_FILTER = "volatility_filter"
+    MAX_CONCURRENT = "max_concurrent"
+    GAP_UNREPAIRED = "gap_unrepaired"
+    PAUSED = "paused"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Kline:
+    """One candle of one symbol and timeframe."""
+
+    symbol: str
+    """API symbol, e.g. ``BTCUSDT`` or ``BTCUSD_PERP``."""
+    timeframe: str
+    """Binance interval, e.g. ``1m``."""
+    open_time_ms: int
+    """Candle open time, Unix milliseconds UTC: the candle's identity."""
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    """Volume in base asset (USDⓈ-M) or contracts (COIN-M), as Binance reports it."""
+    closed: bool = True
+    """False for the in-progress updates a live stream sends before the candle closes."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    """The strategy's verdict on one crossover. Every crossover produces exactly one."""
+
+    symbol: str
+    timeframe: str
+    signal_open_time_ms: int
+    """Open time of the signal candle: the closed candle on which short−long changed sign."""
+    decided_open_time_ms: int
+    """Open time of the candle whose close settled the decision (signal + ``buffer_time_candles``)."""
+    direction: Direction
+    outcome: Outcome
+    reason: SkipReason | None = None
+    """Set when ``outcome`` is skipped."""
+    entry: float | None = None
+    """Reference entry: close of the deciding candle (fills add slippage)."""
+    stop_loss: float | None = None
+    """Pivot low (LONG) / high (SHORT) of the lookback candles before the signal candle."""
+    take_profit: float | None = None
+    """entry ± risk × tp_sl_ratio."""
+
+    @property
+    def taken(self) -> bool:
+        """True when the strategy wants this trade on."""
+        return self.outcome is Outcome.TAKEN
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KlineClosed:
+    """Event: a closed candle arrived (from the stream or from a REST backfill)."""
+
+    kline: Kline
+    received_ns: int = 0
+    """``time.perf_counter_ns()`` when the frame was read; 0 when not measured."""
+    backfilled: bool = False
+    """True when fetched over REST to repair a gap rather than pushed by the stream."""
