@@ -113,11 +113,21 @@ def first_trigger(
 
 
 def exit_on_candle(
-    *, direction: Direction, stop: float, take_profit: float, open_: float, high: float, low: float, close: float
+    *,
+    direction: Direction,
+    stop: float,
+    take_profit: float,
+    open_: float,
+    high: float,
+    low: float,
+    close: float,
 ) -> tuple[ExitReason, float] | None:
     """Whether a candle closes the position and at which (pre-slippage) price."""
     return first_trigger(
-        candle_path(open_, high, low, close, direction), direction=direction, stop=stop, take_profit=take_profit
+        candle_path(open_, high, low, close, direction),
+        direction=direction,
+        stop=stop,
+        take_profit=take_profit,
     )
 
 

@@ -79,7 +79,9 @@ def _decimals(values: Iterable[float]) -> int:
     return most
 
 
-def synthetic_symbol(symbol: str, contract_type: ContractType, sample_prices: Iterable[float]) -> dict[str, Any]:
+def synthetic_symbol(
+    symbol: str, contract_type: ContractType, sample_prices: Iterable[float]
+) -> dict[str, Any]:
     """An exchangeInfo entry for a symbol the bundled document lacks, modelled on its nearest sibling.
 
     The tick is the finest price increment seen in the data, so replayed prices are always on the tick.
@@ -101,9 +103,7 @@ def synthetic_symbol(symbol: str, contract_type: ContractType, sample_prices: It
     return dict(entry)
 
 
-def spec_for(
-    symbol: str, contract_type: ContractType, sample_prices: Iterable[float] = ()
-) -> InstrumentSpec:
+def spec_for(symbol: str, contract_type: ContractType, sample_prices: Iterable[float] = ()) -> InstrumentSpec:
     """Bundled spec of ``symbol`` or, when not bundled, a synthetic one (see ``synthetic_symbol``)."""
     for raw in bundled_exchange_info(contract_type)["symbols"]:
         if raw["symbol"] == symbol:
