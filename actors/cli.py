@@ -1,0 +1,55 @@
+"""The ``nancemakina`` command: one sub-command per job, each in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nancemakina",
+        description="Binance Futures SMA-crossover bot as a supervised actor system.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    from actors.backtest_cli import add_arguments as add_backtest  # noqa: PLC0415 - keep start-up light
+
+    add_backtest(sub.add_parser("backtest", help="backtest the strategy on kline CSV files"))
+
+    check = sub.add_parser("check-config", help="validate a config and print each pair's effective settings")
+    check.add_argument("path", nargs="?", help="YAML config (default: config/config.yaml if present)")
+
+    sub.add_parser(
+        "exchange",
+        help="run the local Binance-compatible exchange (see `nancemakina exchange --help`)",
+        add_help=False,
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console-script entry point."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    env = dict(os.environ)
+    if args_list and args_list[0] == "exchange":
+        from actors.sim.cli import run_exchange_cli  # noqa: PLC0415
+
+        return run_exchange_cli(args_list[1:])
+    args = _parser().parse_args(args_list)
+    if args.command == "backtest":
+        from actors.backtest_cli import run_backtest_cli  # noqa: PLC0415
+
+        return run_backtest_cli(args, env)
+    if args.command == "check-config":
+        from actors.backtest_cli import resolve_config_path  # noqa: PLC0415
+        from actors.config import run_check_config  # noqa: PLC0415
+
+        path = resolve_config_path(args.path, env)
+        return run_check_config(str(path) if path else None, sys.stdout, sys.stderr)
+    return 2

@@ -1,0 +1,910 @@
+"""The typed configuration tree and its loader.
+
+Only this module sees raw YAML. Each section is validated on its own so that one bad section does not hide
+the errors of another; cross-field rules run afterwards on whatever validated. Every problem becomes one
+``<yaml.path>: <message>, got <value>`` line in a single :class:`ConfigError` (see ``config_report``).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, get_args
+
+import yaml
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+
+from actors.config_report import (
+    describe_pair,
+    join_path,
+    render_check_config,
+    render_value,
+    suggest_key,
+    translate_errors,
+)
+from actors.messages import TIMEFRAME_MS, ContractType
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import TextIO
+
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+_T = TypeVar("_T")
+_M = TypeVar("_M", bound=BaseModel)
+_MAX_PRUNE_ROUNDS = 5
+
+ENV_API_KEY = "NANCEMAKINA_API_KEY"
+ENV_API_SECRET = "NANCEMAKINA_API_SECRET"  # noqa: S105 - the variable's name, not a secret
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; ``errors`` lists every problem found, one line each."""
+
+    def __init__(self, errors: tuple[str, ...] | list[str], *, source: str = "<config>") -> None:
+        self.errors: tuple[str, ...] = tuple(errors)
+        self.source = source
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        lines = "\n".join(f"  {e}" for e in self.errors)
+        return f"invalid configuration {self.source} ({len(self.errors)} error(s)):\n{lines}"
+
+
+class Mode(StrEnum):
+    """Where orders go: recorded data, simulated fills on live data, the testnet, or real money."""
+
+    REPLAY = "replay"
+    PAPER = "paper"
+    TESTNET = "testnet"
+    LIVE = "live"
+
+
+def _case_insensitive(*choices: str) -> BeforeValidator:
+    """Accept any spelling case of ``choices``; anything else passes through untouched so the error
+    message shows exactly what the user wrote."""
+    by_fold = {c.casefold(): c for c in choices}
+
+    def normalise(value: object) -> object:
+        return by_fold.get(value.casefold(), value) if isinstance(value, str) else value
+
+    return BeforeValidator(normalise)
+
+
+def _upper_coin(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+def _margin_mode(value: object) -> object:
+    # Binance's API spells it CROSSED but its UI says "Cross"; accept both.
+    if isinstance(value, str) and value.upper() in {"ISOLATED", "CROSSED", "CROSS"}:
+        return "CROSSED" if value.upper() == "CROSS" else value.upper()
+    return value
+
+
+def _timeframe(value: str) -> str:
+    if value not in TIMEFRAME_MS:
+        raise ValueError(f"unknown timeframe (valid: {', '.join(TIMEFRAME_MS)})")
+    return value
+
+
+def _no_duplicates(value: tuple[str, ...]) -> tuple[str, ...]:
+    if not value:
+        raise ValueError("must list at least one timeframe")
+    dupes = sorted({tf for tf in value if value.count(tf) > 1})
+    if dupes:
+        raise ValueError(f"lists {', '.join(dupes)} more than once")
+    return value
+
+
+def _iso_text(value: object) -> object:
+    # Unquoted YAML dates arrive as date/datetime objects; keep the user's ISO text form either way.
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _iso_checked(value: str | None) -> str | None:
+    if value is not None:
+        iso_to_ms(value)
+    return value
+
+
+def iso_to_ms(text: str) -> int:
+    """ISO-8601 text to Unix ms; a time without an offset is taken as UTC."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("must be an ISO-8601 date/time like 2025-05-25T00:00:00Z") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp() * 1000)
+
+
+def _speed(value: object) -> float | str:
+    if isinstance(value, str) and value.strip().lower() == "max":
+        return "max"
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    raise ValueError("must be a positive number or 'max'")
+
+
+# Bounds live in these aliases so the global value and its per-pair override cannot drift apart.
+Leverage = Annotated[int, Field(ge=1, le=125)]
+Period = Annotated[int, Field(ge=1)]
+NonNegInt = Annotated[int, Field(ge=0)]
+Positive = Annotated[float, Field(gt=0)]
+NonNeg = Annotated[float, Field(ge=0)]
+Percent = Annotated[float, Field(gt=0, le=100)]
+BbPeriod = Annotated[int, Field(ge=2)]
+Port = Annotated[int, Field(ge=0, le=65535)]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+MarginMode = Annotated[Literal["ISOLATED", "CROSSED"], BeforeValidator(_margin_mode)]
+Timeframe = Annotated[str, AfterValidator(_timeframe)]
+Timeframes = Annotated[tuple[Timeframe, ...], AfterValidator(_no_duplicates)]
+IsoTime = Annotated[str | None, BeforeValidator(_iso_text), AfterValidator(_iso_checked)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ApiSettings(_Section):
+    mode: Annotated[Mode, _case_insensitive(*Mode)] = Mode.REPLAY
+    binance_api_key: SecretStr | None = None
+    binance_api_secret: SecretStr | None = None
+    testnet: bool = False
+    live_trading_confirmed: bool = False
+    recv_window_ms: int = Field(default=5000, ge=1, le=60000)
+    request_timeout_s: Positive = 10.0
+
+
+class V1Strategy(_Section):
+    sma_short_period: Period = 21
+    sma_long_period: Period = 200
+    min_signal_interval_minutes: NonNegInt = 15
+    tp_sl_ratio: Positive = 3.0
+    default_margin_usdt: Positive = 50.0
+    default_margin_coin: Positive | None = None
+    default_leverage: Leverage = 10
+    margin_mode: MarginMode = "ISOLATED"
+    indicator_timeframes: Timeframes = ("1m", "5m", "15m", "1h", "4h")
+    signal_timeframe: Timeframe = "1m"
+    buffer_time_candles: NonNegInt = 0
+    pivot_lookback_candles: Period = 30
+
+
+class RiskManagement(_Section):
+    dynamic_sizing_enabled: bool = False
+    dynamic_sizing_risk_percent: Percent = 1.0
+    max_concurrent_trades: Period | None = None
+
+
+class Filters(_Section):
+    volume_filter_enabled: bool = False
+    volume_avg_period: Period = 20
+    volume_threshold_ratio: Positive = 1.5
+    volatility_filter_enabled: bool = False
+    bb_period: BbPeriod = 20
+    bb_std_dev: Positive = 2.0
+    bb_min_width_percentage: NonNeg = 0.5
+
+
+class GlobalSettings(_Section):
+    v1_strategy: V1Strategy = Field(default_factory=V1Strategy)
+    risk_management: RiskManagement = Field(default_factory=RiskManagement)
+    filters: Filters = Field(default_factory=Filters)
+
+
+class PairOverrides(_Section):
+    """One ``pairs.<KEY>`` entry as written: every field but ``enabled`` falls back to the global value."""
+
+    enabled: bool = True
+    contract_type: Annotated[ContractType | None, _case_insensitive(*ContractType)] = None
+    leverage: Leverage | None = None
+    margin_usdt: Positive | None = None
+    margin_coin: Positive | None = None
+    contract_size: Period | None = None
+    margin_mode: MarginMode | None = None
+    indicator_timeframes: Timeframes | None = None
+    signal_timeframe: Timeframe | None = None
+    min_signal_interval_minutes: NonNegInt | None = None
+    tp_sl_ratio: Positive | None = None
+    sma_short_period: Period | None = None
+    sma_long_period: Period | None = None
+    dynamic_sizing_enabled: bool | None = None
+    dynamic_sizing_risk_percent: Percent | None = None
+    buffer_time_candles: NonNegInt | None = None
+    pivot_lookback_candles: Period | None = None
+    volume_filter_enabled: bool | None = None
+    volume_avg_period: Period | None = None
+    volume_threshold_ratio: Positive | None = None
+    volatility_filter_enabled: bool | None = None
+    bb_period: BbPeriod | None = None
+    bb_std_dev: Positive | None = None
+    bb_min_width_percentage: NonNeg | None = None
+
+
+class LoggingSettings(_Section):
+    level: Annotated[LogLevel, _case_insensitive(*get_args(LogLevel))] = "INFO"
+    file: str | None = None
+    rotation_size_mb: Positive = 10.0
+    rotation_backup_count: NonNegInt = 5
+    # ``json`` would shadow BaseModel.json(); the YAML key stays ``json``.
+    json_format: bool = Field(default=False, alias="json")
+
+
+class MonitoringSettings(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    prometheus_port: Port = 8000
+
+
+class BacktestingSettings(_Section):
+    start_date: IsoTime = None
+    end_date: IsoTime = None
+    initial_balance_usdt: Positive = 10_000.0
+    initial_balance_coin: dict[Annotated[str, BeforeValidator(_upper_coin)], Positive] = Field(
+        default_factory=dict
+    )
+    slippage_percent: NonNeg = 0.01
+    fee_percent: NonNeg = 0.04
+
+    @property
+    def start_ms(self) -> int | None:
+        return None if self.start_date is None else iso_to_ms(self.start_date)
+
+    @property
+    def end_ms(self) -> int | None:
+        return None if self.end_date is None else iso_to_ms(self.end_date)
+
+    def dates_inverted(self) -> bool:
+        """True when both dates are set and end is not after start (the error case)."""
+        start, end = self.start_ms, self.end_ms
+        return start is not None and end is not None and end <= start
+
+    def coin_balance(self, symbol: str) -> float:
+        """Starting coin balance for a COIN-M symbol; 1.0 coin when ``initial_balance_coin`` omits it."""
+        return self.initial_balance_coin.get(base_coin(symbol), 1.0)
+
+
+class ReplaySettings(_Section):
+    data: tuple[str, ...] = (
+        "data/BTCUSDT_PERP_1m_2025-05-25_2025-06-24.csv",
+        "data/ETHUSDT_PERP_1m_2025-05-25_2025-06-24.csv",
+    )
+    speed: Annotated[float | Literal["max"], BeforeValidator(_speed)] = "max"
+    exit_at_end: bool = True
+    start: IsoTime = None
+    port: Port = 0
+
+
+class SupervisorSettings(_Section):
+    pair_max_restarts: NonNegInt = 5
+    pair_restart_period_s: Positive = 60.0
+    backoff_initial_s: NonNeg = 0.1
+    backoff_max_s: NonNeg = 10.0
+    shared_max_restarts: NonNegInt = 3
+    shared_restart_period_s: Positive = 60.0
+    shutdown_timeout_s: Positive = 10.0
+    watch_config: bool = True
+
+
+class ExecutionSettings(_Section):
+    stop_placement_retries: NonNegInt = 3
+    reconcile_interval_s: Positive = 30.0
+    on_unprotected_position: Literal["repair", "flatten"] = "repair"
+    on_unknown_position: Literal["adopt", "flatten"] = "adopt"
+    order_timeout_s: Positive = 10.0
+
+
+class ControlSettings(_Section):
+    socket_path: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PairSettings:
+    """Effective settings of one pair: its overrides laid over the globals. Hashable, so reloads can diff."""
+
+    key: str
+    symbol: str
+    enabled: bool
+    contract_type: ContractType
+    leverage: int
+    margin_mode: str
+    margin_usdt: float
+    margin_coin: float | None
+    contract_size: int | None
+    """Contract face value in USD (COIN-M only)."""
+    dynamic_sizing_enabled: bool
+    risk_percent: float
+    max_concurrent_trades: int | None
+    sma_short_period: int
+    sma_long_period: int
+    min_signal_interval_minutes: int
+    tp_sl_ratio: float
+    indicator_timeframes: tuple[str, ...]
+    signal_timeframe: str
+    buffer_time_candles: int
+    pivot_lookback_candles: int
+    volume_filter_enabled: bool
+    volume_avg_period: int
+    volume_threshold_ratio: float
+    volatility_filter_enabled: bool
+    bb_period: int
+    bb_std_dev: float
+    bb_min_width_percentage: float
+
+    def describe(self) -> list[tuple[str, str]]:
+        """(label, value) rows for check-config."""
+        return describe_pair(self)
+
+
+_SECTIONS: dict[str, type[BaseModel]] = {
+    "api": ApiSettings,
+    "global_settings": GlobalSettings,
+    "logging": LoggingSettings,
+    "monitoring": MonitoringSettings,
+    "backtesting": BacktestingSettings,
+    "replay": ReplaySettings,
+    "supervisor": SupervisorSettings,
+    "execution": ExecutionSettings,
+    "control": ControlSettings,
+}
+
+
+class Config(BaseModel):
+    """The whole validated configuration. Build it with :func:`load_config` or :func:`parse_config`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    state_dir: str = "state"
+    global_settings: GlobalSettings = Field(default_factory=GlobalSettings)
+    pairs: dict[str, PairOverrides] = Field(default_factory=dict)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    backtesting: BacktestingSettings = Field(default_factory=BacktestingSettings)
+    replay: ReplaySettings = Field(default_factory=ReplaySettings)
+    supervisor: SupervisorSettings = Field(default_factory=SupervisorSettings)
+    execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
+    control: ControlSettings = Field(default_factory=ControlSettings)
+    config_path: Path | None = None
+    """The file this was loaded from; None for built-in defaults or :func:`parse_config`."""
+    base_dir: Path = _REPO_ROOT
+    """Relative paths (state_dir, replay.data, control.socket_path) are resolved against this."""
+    api_key_source: str | None = None
+    """Where the API key came from, for display (never the key itself); None when unset."""
+    api_secret_source: str | None = None
+
+    def pair_settings(self) -> dict[str, PairSettings]:
+        """Every listed pair, enabled or not, keyed by API symbol in YAML order."""
+        resolved = (resolve_pair(key, o, self.global_settings) for key, o in self.pairs.items())
+        return {p.symbol: p for p in resolved}
+
+    def enabled_pairs(self) -> dict[str, PairSettings]:
+        return {s: p for s, p in self.pair_settings().items() if p.enabled}
+
+    def settings_for(self, symbol: str) -> PairSettings:
+        """A listed pair's settings, or the global defaults for any other API symbol."""
+        listed = self.pair_settings().get(symbol)
+        if listed is not None:
+            return listed
+        return resolve_pair(symbol, PairOverrides(), self.global_settings, symbol=symbol)
+
+    def state_path(self) -> Path:
+        return self._resolve(self.state_dir)
+
+    def control_socket_path(self) -> Path:
+        if self.control.socket_path is None:
+            return self.state_path() / "control.sock"
+        return self._resolve(self.control.socket_path)
+
+    def replay_data_paths(self) -> tuple[Path, ...]:
+        return tuple(self._resolve(p) for p in self.replay.data)
+
+    def startup_errors(self, *, require_credentials: bool = True) -> tuple[str, ...]:
+        """Why this config may not start trading; the runner must refuse to start if this is non-empty."""
+        errors: list[str] = []
+        if self.api.mode is Mode.LIVE and not self.api.live_trading_confirmed:
+            errors.append(
+                "api.live_trading_confirmed: must be true to trade real money in mode live, got false"
+            )
+        if require_credentials and self.api.mode in {Mode.LIVE, Mode.TESTNET}:
+            errors.extend(
+                f"api.{name}: is required in mode {self.api.mode} (set {env}, {env}_FILE or api.{name})"
+                for name, env, value in (
+                    ("binance_api_key", ENV_API_KEY, self.api.binance_api_key),
+                    ("binance_api_secret", ENV_API_SECRET, self.api.binance_api_secret),
+                )
+                if value is None
+            )
+        return tuple(errors)
+
+    def ensure_startable(self) -> None:
+        """Raise :class:`ConfigError` if :meth:`startup_errors` finds anything."""
+        errors = self.startup_errors()
+        if errors:
+            raise ConfigError(errors, source=str(self.config_path or "<defaults>"))
+
+    def _resolve(self, path: str) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+
+def api_symbol_for_key(key: str) -> str:
+    """``BTC_USDT`` → ``BTCUSDT``; ``BTCUSD_PERP`` and ``BTCUSDT`` stay as they are."""
+    if key.endswith("_PERP") and re.fullmatch(r"[A-Z0-9]+_PERP", key):
+        return key
+    match = re.fullmatch(r"([A-Z0-9]+)_([A-Z0-9]+)", key) or re.fullmatch(r"[A-Z0-9]+", key)
+    if match is None:
+        raise ValueError(f"invalid pair key {key!r}: use upper-case like BTC_USDT, BTCUSDT or BTCUSD_PERP")
+    return key.replace("_", "")
+
+
+def contract_type_for_symbol(symbol: str) -> ContractType:
+    """COIN-M symbols carry an underscore suffix (``BTCUSD_PERP``, ``BTCUSD_250627``); USDⓈ-M ones don't."""
+    return ContractType.COIN_M if symbol.endswith("_PERP") or "_" in symbol else ContractType.USDT_M
+
+
+def base_coin(symbol: str) -> str:
+    """Margin coin of a COIN-M symbol: ``BTCUSD_PERP`` → ``BTC``."""
+    return symbol.split("_", 1)[0].removesuffix("USD")
+
+
+def _key_contract_type(key: str) -> ContractType:
+    return ContractType.COIN_M if key.endswith("_PERP") else ContractType.USDT_M
+
+
+def _pick(override: _T | None, default: _T) -> _T:
+    return default if override is None else override
+
+
+def resolve_pair(
+    key: str, o: PairOverrides, gs: GlobalSettings, *, symbol: str | None = None
+) -> PairSettings:
+    """Lay one pair's overrides over the globals. ``symbol`` skips the key mapping (unlisted symbols)."""
+    v1, risk, flt = gs.v1_strategy, gs.risk_management, gs.filters
+    symbol = symbol or api_symbol_for_key(key)
+    ctype = contract_type_for_symbol(symbol) if key == symbol else _key_contract_type(key)
+    coin_m = ctype is ContractType.COIN_M
+    return PairSettings(
+        key=key,
+        symbol=symbol,
+        enabled=o.enabled,
+        contract_type=ctype,
+        leverage=_pick(o.leverage, v1.default_leverage),
+        margin_mode=_pick(o.margin_mode, v1.margin_mode),
+        margin_usdt=_pick(o.margin_usdt, v1.default_margin_usdt),
+        margin_coin=_pick(o.margin_coin, v1.default_margin_coin) if coin_m else None,
+        contract_size=_pick(o.contract_size, 100 if symbol.startswith("BTCUSD") else 10) if coin_m else None,
+        dynamic_sizing_enabled=_pick(o.dynamic_sizing_enabled, risk.dynamic_sizing_enabled),
+        risk_percent=_pick(o.dynamic_sizing_risk_percent, risk.dynamic_sizing_risk_percent),
+        max_concurrent_trades=risk.max_concurrent_trades,
+        sma_short_period=_pick(o.sma_short_period, v1.sma_short_period),
+        sma_long_period=_pick(o.sma_long_period, v1.sma_long_period),
+        min_signal_interval_minutes=_pick(o.min_signal_interval_minutes, v1.min_signal_interval_minutes),
+        tp_sl_ratio=_pick(o.tp_sl_ratio, v1.tp_sl_ratio),
+        indicator_timeframes=_pick(o.indicator_timeframes, v1.indicator_timeframes),
+        signal_timeframe=_pick(o.signal_timeframe, v1.signal_timeframe),
+        buffer_time_candles=_pick(o.buffer_time_candles, v1.buffer_time_candles),
+        pivot_lookback_candles=_pick(o.pivot_lookback_candles, v1.pivot_lookback_candles),
+        volume_filter_enabled=_pick(o.volume_filter_enabled, flt.volume_filter_enabled),
+        volume_avg_period=_pick(o.volume_avg_period, flt.volume_avg_period),
+        volume_threshold_ratio=_pick(o.volume_threshold_ratio, flt.volume_threshold_ratio),
+        volatility_filter_enabled=_pick(o.volatility_filter_enabled, flt.volatility_filter_enabled),
+        bb_period=_pick(o.bb_period, flt.bb_period),
+        bb_std_dev=_pick(o.bb_std_dev, flt.bb_std_dev),
+        bb_min_width_percentage=_pick(o.bb_min_width_percentage, flt.bb_min_width_percentage),
+    )
+
+
+# -- loading ---------------------------------------------------------------------------------------------
+
+_TOP_LEVEL_KEYS = (*_SECTIONS, "pairs", "state_dir")
+_PAIR_KEY = re.compile(r"[A-Z0-9_]+")
+_PAIR_KEY_HINT = "invalid pair key (use upper-case like BTC_USDT, BTCUSDT or BTCUSD_PERP)"
+_RISK_PATH = "global_settings.risk_management"
+_ALIASES: dict[str, dict[str, str]] = {
+    # Spellings from the original prototype's guide and example, kept so old configs still load.
+    _RISK_PATH: {"max_account_risk_per_trade_pct": "dynamic_sizing_risk_percent"},
+    "logging": {"log_file": "file"},
+    "pairs.*": {"risk_percent_per_trade": "dynamic_sizing_risk_percent"},
+}
+
+
+@dataclass(slots=True)
+class _Loader:
+    """Accumulates errors, and the paths users actually wrote when they used an alias."""
+
+    errors: list[str]
+    renames: dict[str, str]
+    failed: set[str]
+
+    def unalias(self, raw: object, path: str, spec: str) -> object:
+        if not isinstance(raw, dict):
+            return raw
+        out = dict(raw)
+        for alias, canonical in _ALIASES[spec].items():
+            if alias not in out:
+                continue
+            value = out.pop(alias)
+            if canonical not in out:
+                out[canonical] = value
+                self.renames[f"{path}.{canonical}"] = f"{path}.{alias}"
+            elif out[canonical] != value:
+                self.errors.append(
+                    f"{path}.{alias}: conflicts with {canonical} ({render_value(out[canonical])}); "
+                    f"give only one, got {render_value(value)}"
+                )
+        return out
+
+    def validate(self, model: type[_M], raw: object, path: str, extra: tuple[str, ...] = ()) -> _M | None:
+        """Validate one section; on errors, record them and return a best-effort model built without
+        the offending keys, so cross-field rules can still check the rest (see :meth:`bad`)."""
+        candidate = {} if raw is None else copy.deepcopy(raw)
+        extra_keys = {path: extra, _RISK_PATH: tuple(_ALIASES[_RISK_PATH])}
+        for _ in range(_MAX_PRUNE_ROUNDS):
+            try:
+                return model.model_validate(candidate)
+            except ValidationError as exc:
+                if not self._prune_round(exc, model, path, extra_keys, candidate):
+                    return None
+        return None
+
+    def _prune_round(
+        self,
+        exc: ValidationError,
+        model: type[BaseModel],
+        path: str,
+        extra_keys: dict[str, tuple[str, ...]],
+        candidate: object,
+    ) -> bool:
+        self.errors.extend(translate_errors(exc, model, path, extra_keys))
+        pruned = False
+        for error in exc.errors():
+            self.failed.add(join_path(path, error["loc"]))
+            pruned = _prune(candidate, error["loc"]) or pruned
+        return pruned
+
+    def bad(self, *paths: str) -> bool:
+        """True if any of these paths (or something inside them) failed validation."""
+        return any(f == p or f.startswith((f"{p}.", f"{p}[")) for f in self.failed for p in paths)
+
+    def final_errors(self) -> list[str]:
+        fixed = []
+        for error in self.errors:
+            for canonical, written in self.renames.items():
+                if error.startswith((f"{canonical}:", f"{canonical}.", f"{canonical}[")):
+                    error = written + error[len(canonical) :]  # noqa: PLW2901 - rewrite in place
+                    break
+            fixed.append(error)
+        return fixed
+
+
+def parse_config(
+    data: object,
+    *,
+    source: str = "<config>",
+    base_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Validate already-parsed YAML. Raises :class:`ConfigError` listing every problem found."""
+    env = os.environ if env is None else env
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            [f"(top level): must be a mapping of section names to settings, got {render_value(data)}"],
+            source=source,
+        )
+    loader = _Loader(errors=[], renames={}, failed=set())
+    sections: dict[str, Any] = {}
+    for key, value in data.items():
+        raw = value
+        if key == "pairs":
+            sections["pairs"] = _parse_pairs(loader, raw)
+        elif key == "state_dir":
+            if isinstance(raw, str) and raw.strip():
+                sections["state_dir"] = raw
+            else:
+                loader.errors.append(f"state_dir: must be a non-empty string, got {render_value(raw)}")
+        elif key in _SECTIONS:
+            if key == "global_settings" and isinstance(raw, dict) and "risk_management" in raw:
+                raw = {
+                    **raw,
+                    "risk_management": loader.unalias(raw["risk_management"], _RISK_PATH, _RISK_PATH),
+                }
+            elif key == "logging":
+                raw = loader.unalias(raw, "logging", "logging")
+            section = loader.validate(_SECTIONS[key], raw, key)
+            sections[key] = section if section is not None else _FAILED
+        else:
+            loader.errors.append(f"{key}: unknown key{suggest_key(str(key), _TOP_LEVEL_KEYS)}")
+
+    api = sections.get("api", ApiSettings())
+    if api is not _FAILED:
+        sections["api"] = _apply_testnet(loader, api, has_mode="mode" in (data.get("api") or {}))
+    sources = _apply_secrets(loader, sections, env)
+    _cross_check(loader, sections)
+    errors = loader.final_errors()
+    if errors:
+        raise ConfigError(errors, source=source)
+    return Config.model_validate({**sections, **sources, "base_dir": base_dir or _REPO_ROOT})
+
+
+def load_config(path: str | Path | None = None, *, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a YAML config file; ``None`` gives the built-in defaults (secrets still from env)."""
+    if path is None:
+        return parse_config({}, source="<defaults>", env=env)
+    file = Path(path).expanduser().resolve()
+    source = str(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"cannot read config file: {exc.strerror or exc}"], source=source) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ConfigError([_yaml_error(exc)], source=source) from None
+    base_dir = file.parent.parent if file.parent.name == "config" else file.parent
+    config = parse_config(data, source=source, base_dir=base_dir, env=env)
+    return config.model_copy(update={"config_path": file})
+
+
+def run_check_config(path: str | None, out: TextIO, err: TextIO) -> int:
+    """``nancemakina check-config``: print the effective settings (0) or every error (2)."""
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for error in exc.errors:
+            print(f"{exc.source}: {error}", file=err)
+        return 2
+    source = path or "<defaults>"
+    errors = config.startup_errors(require_credentials=False)
+    for error in errors:
+        print(f"{source}: {error}", file=err)
+    if errors:
+        return 2
+    for warning in config.startup_errors()[len(errors) :]:
+        print(f"{source}: warning: {warning}", file=err)
+    render_check_config(config, out)
+    return 0
+
+
+class _Failed:
+    """Marks a section that failed validation, so cross-field rules that need it are skipped."""
+
+
+_FAILED: Any = _Failed()
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys, which plain YAML silently resolves to the last one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _prune(data: object, loc: tuple[int | str, ...]) -> bool:
+    """Delete the deepest mapping key on ``loc`` (a list is dropped whole); False if nothing to delete."""
+    parent: object = None
+    key: int | str | None = None
+    current = data
+    for part in loc:
+        if not isinstance(current, dict) or part not in current:
+            break
+        parent, key, current = current, part, current[part]
+    if isinstance(parent, dict) and key is not None:
+        del parent[key]
+        return True
+    return False
+
+
+def _yaml_error(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}invalid YAML: {problem}"
+
+
+def _parse_pairs(loader: _Loader, raw: object) -> dict[str, PairOverrides]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        loader.errors.append(
+            f"pairs: must be a mapping of pair key (like BTC_USDT) to settings, got {render_value(raw)}"
+        )
+        return {}
+    pairs: dict[str, PairOverrides] = {}
+    symbols: dict[str, str] = {}
+    for key, settings in raw.items():
+        symbol = _symbol_or_none(key)
+        if symbol is None:
+            loader.errors.append(f"pairs: {_PAIR_KEY_HINT}, got {render_value(key)}")
+            continue
+        if symbol in symbols:
+            loader.errors.append(f"pairs.{key}: is the same API symbol ({symbol}) as pairs.{symbols[symbol]}")
+            continue
+        symbols[symbol] = key
+        path = f"pairs.{key}"
+        extra = tuple(_ALIASES["pairs.*"])
+        overrides = loader.validate(PairOverrides, loader.unalias(settings, path, "pairs.*"), path, extra)
+        if overrides is not None:
+            pairs[key] = overrides
+    return pairs
+
+
+def _symbol_or_none(key: object) -> str | None:
+    if not isinstance(key, str) or not _PAIR_KEY.fullmatch(key):
+        return None
+    try:
+        return api_symbol_for_key(key)
+    except ValueError:
+        return None
+
+
+def _apply_testnet(loader: _Loader, api: ApiSettings, *, has_mode: bool) -> ApiSettings:
+    if not api.testnet:
+        return api
+    if not has_mode:
+        return api.model_copy(update={"mode": Mode.TESTNET})
+    if api.mode is not Mode.TESTNET and not loader.bad("api.mode"):
+        loader.errors.append(
+            f"api.testnet: conflicts with api.mode ({api.mode}); "
+            "remove testnet or set mode: testnet, got true"
+        )
+    return api
+
+
+def _apply_secrets(
+    loader: _Loader, sections: dict[str, Any], env: Mapping[str, str]
+) -> dict[str, str | None]:
+    found = sections.get("api", ApiSettings())
+    api: ApiSettings | None = found if isinstance(found, ApiSettings) else None
+    yaml_key = api.binance_api_key if api else None
+    yaml_secret = api.binance_api_secret if api else None
+    key, key_source = _secret(loader, env, ENV_API_KEY, "nancemakina_api_key", yaml_key)
+    secret, secret_source = _secret(loader, env, ENV_API_SECRET, "nancemakina_api_secret", yaml_secret)
+    if api is not None:
+        sections["api"] = api.model_copy(update={"binance_api_key": key, "binance_api_secret": secret})
+    return {"api_key_source": key_source, "api_secret_source": secret_source}
+
+
+def _secret(
+    loader: _Loader, env: Mapping[str, str], var: str, credential: str, from_yaml: SecretStr | None
+) -> tuple[SecretStr | None, str | None]:
+    """Precedence: env value, then a file named by ``<var>_FILE``, then systemd credentials, then YAML."""
+    if env.get(var, "").strip():
+        return SecretStr(env[var].strip()), f"env {var}"
+    candidates: list[tuple[str, Path]] = []
+    if env.get(f"{var}_FILE"):
+        candidates.append((f"{var}_FILE", Path(env[f"{var}_FILE"])))
+    elif env.get("CREDENTIALS_DIRECTORY"):
+        path = Path(env["CREDENTIALS_DIRECTORY"]) / credential
+        if path.exists():
+            candidates.append(("CREDENTIALS_DIRECTORY", path))
+    for via, path in candidates:
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            loader.errors.append(f"{via}: cannot read secret file {path}: {reason}")
+            return None, None
+        if not text:
+            loader.errors.append(f"{via}: secret file {path} is empty")
+            return None, None
+        return SecretStr(text), f"file {path} via {via}"
+    if from_yaml is not None and from_yaml.get_secret_value():
+        return from_yaml, "config file"
+    return None, None
+
+
+def _cross_check(loader: _Loader, sections: dict[str, Any]) -> None:
+    """Rules spanning fields. A rule is skipped when a field it reads failed validation, so the user
+    sees the field's own error rather than a second one computed from a default."""
+    errs, bad = loader.errors, loader.bad
+    gs = sections.get("global_settings", GlobalSettings())
+    if isinstance(gs, GlobalSettings):
+        v1 = gs.v1_strategy
+        base = _V1_PATH
+        if v1.sma_short_period >= v1.sma_long_period and not bad(*_g_paths(_SMA)):
+            errs.append(
+                f"{base}.sma_short_period: must be less than sma_long_period ({v1.sma_long_period}), "
+                f"got {v1.sma_short_period}"
+            )
+        if v1.signal_timeframe not in v1.indicator_timeframes and not bad(*_g_paths(_TF)):
+            errs.append(
+                f"{base}.signal_timeframe: must be one of indicator_timeframes "
+                f"({', '.join(v1.indicator_timeframes)}), got {v1.signal_timeframe!r}"
+            )
+        for key, overrides in sections.get("pairs", {}).items():
+            _check_pair(loader, key, overrides, gs)
+    sup = sections.get("supervisor")
+    if isinstance(sup, SupervisorSettings) and sup.backoff_max_s < sup.backoff_initial_s:
+        errs.append(
+            f"supervisor.backoff_max_s: must be at least backoff_initial_s ({_g(sup.backoff_initial_s)}), "
+            f"got {_g(sup.backoff_max_s)}"
+        )
+    bt = sections.get("backtesting")
+    if isinstance(bt, BacktestingSettings) and bt.dates_inverted():
+        errs.append(f"backtesting.end_date: must be after start_date ({bt.start_date}), got {bt.end_date!r}")
+
+
+_V1_PATH = "global_settings.v1_strategy"
+_SMA = ("sma_short_period", "sma_long_period")
+_TF = ("signal_timeframe", "indicator_timeframes")
+
+
+def _g_paths(names: tuple[str, ...]) -> list[str]:
+    return [f"{_V1_PATH}.{n}" for n in names]
+
+
+def _g(value: float) -> str:
+    return str(int(value)) if value.is_integer() else str(value)
+
+
+def _check_pair(loader: _Loader, key: str, o: PairOverrides, gs: GlobalSettings) -> None:
+    errs = loader.errors
+    p = resolve_pair(key, o, gs)
+    path = f"pairs.{key}"
+
+    def bad(*names: str, global_names: tuple[str, ...] = ()) -> bool:
+        return loader.bad(*(f"{path}.{n}" for n in names), *global_names)
+
+    coin_m = p.contract_type is ContractType.COIN_M
+    if o.contract_type is not None and o.contract_type is not p.contract_type:
+        errs.append(
+            f"{path}.contract_type: does not match the pair key ({key} is a {p.contract_type} pair), "
+            f"got {str(o.contract_type)!r}"
+        )
+    if not coin_m:
+        errs.extend(
+            f"{path}.{name}: only applies to COIN_M pairs, got {_g(float(value))}"
+            for name, value in (("contract_size", o.contract_size), ("margin_coin", o.margin_coin))
+            if value is not None
+        )
+    elif o.margin_usdt is not None:
+        errs.append(
+            f"{path}.margin_usdt: only applies to USDT_M pairs (use margin_coin), got {_g(o.margin_usdt)}"
+        )
+    if p.sma_short_period >= p.sma_long_period and not bad(*_SMA, global_names=tuple(_g_paths(_SMA))):
+        if o.sma_short_period is not None:
+            errs.append(
+                f"{path}.sma_short_period: must be less than sma_long_period ({p.sma_long_period}), "
+                f"got {p.sma_short_period}"
+            )
+        elif o.sma_long_period is not None:
+            errs.append(
+                f"{path}.sma_long_period: must be greater than sma_short_period ({p.sma_short_period}), "
+                f"got {p.sma_long_period}"
+            )
+    if p.signal_timeframe not in p.indicator_timeframes and not bad(*_TF, global_names=tuple(_g_paths(_TF))):
+        if o.signal_timeframe is not None:
+            errs.append(
+                f"{path}.signal_timeframe: must be one of indicator_timeframes "
+                f"({', '.join(p.indicator_timeframes)}), got {p.signal_timeframe!r}"
+            )
+        elif o.indicator_timeframes is not None:
+            errs.append(
+                f"{path}.indicator_timeframes: must include signal_timeframe ({p.signal_timeframe}), "
+                f"got {render_value(p.indicator_timeframes)}"
+            )
+    needs_coin = coin_m and p.enabled and p.margin_coin is None and not p.dynamic_sizing_enabled
+    coin_inputs = ("margin_coin", "enabled", "dynamic_sizing_enabled")
+    global_coin = (f"{_V1_PATH}.default_margin_coin", f"{_RISK_PATH}.dynamic_sizing_enabled")
+    if needs_coin and not bad(*coin_inputs, global_names=global_coin):
+        errs.append(
+            f"{path}.margin_coin: is required for an enabled COIN_M pair (or set "
+            "global_settings.v1_strategy.default_margin_coin, or enable dynamic sizing)"
+        )

@@ -1,0 +1,103 @@
+"""Order, algo order and position records of the local exchange (mutable state, owned by ``Book``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Mapping
+
+from actors.messages import ContractType
+
+
+class Side(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is Side.BUY else -1
+
+
+CONDITIONAL_TYPES = frozenset({"STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"})
+ALGO_TYPES = frozenset({"STOP_MARKET", "TAKE_PROFIT_MARKET"})
+"""Conditional types the local exchange executes."""
+
+
+@dataclass(slots=True, kw_only=True)
+class Order:
+    """A regular order (MARKET here; triggered algo orders become one too)."""
+
+    order_id: int
+    client_id: str
+    symbol: str
+    contract_type: ContractType
+    side: Side
+    qty: Decimal
+    reduce_only: bool
+    time: int
+    orig_type: str = "MARKET"
+    stop_price: str = "0"
+    close_position: bool = False
+    status: str = "NEW"
+    executed: Decimal = Decimal(0)
+    avg_price: float = 0.0
+    cum_quote: float = 0.0
+    commission: float = 0.0
+    realized: float = 0.0
+    update_time: int = 0
+    trade_id: int = 0
+
+
+@dataclass(slots=True, kw_only=True)
+class AlgoOrder:
+    """A conditional order living in the Algo Service until the replayed price path reaches its trigger."""
+
+    algo_id: int
+    client_algo_id: str
+    symbol: str
+    contract_type: ContractType
+    side: Side
+    order_type: str
+    qty: Decimal
+    trigger: Decimal
+    reduce_only: bool
+    close_position: bool
+    working_type: str
+    time_in_force: str
+    price_protect: bool
+    create_time: int
+    status: str = "NEW"
+    update_time: int = 0
+    trigger_time: int = 0
+    actual_order_id: int | None = None
+    executed: Decimal = Decimal(0)
+    avg_price: float = 0.0
+    reject_reason: str = ""
+
+    @property
+    def is_stop(self) -> bool:
+        return self.order_type == "STOP_MARKET"
+
+
+@dataclass(slots=True, kw_only=True)
+class Position:
+    """One-way position of a symbol (``amount`` signed: + long, − short)."""
+
+    symbol: str
+    contract_type: ContractType
+    leverage: int
+    isolated: bool = False
+    amount: Decimal = Decimal(0)
+    entry: float = 0.0
+    margin: float = 0.0
+    """Initial margin locked by the position, in the margin asset."""
+    update_time: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserEvent:
+    """A user-data stream payload (already in Binance's shape) and the market whose listenKeys get it."""
+
+    contract_type: ContractType
+    payload: Mapping[str, Any]
