@@ -405,6 +405,9 @@ class Config(BaseModel):
     def replay_data_paths(self) -> tuple[Path, ...]:
         return tuple(self._resolve(p) for p in self.replay.data)
 
+    def log_file_path(self) -> Path | None:
+        return None if self.logging.file is None else self._resolve(self.logging.file)
+
     def startup_errors(self, *, require_credentials: bool = True) -> tuple[str, ...]:
         """Why this config may not start trading; the runner must refuse to start if this is non-empty."""
         errors: list[str] = []

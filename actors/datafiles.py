@@ -169,9 +169,8 @@ def load_klines(path: str | Path, *, symbol: str | None = None, timeframe: str |
         )
         for i in gap_at
     )
-    opens, highs, lows, closes, volumes = (prices[:, k].copy() for k in range(5))
-    for column in (open_time, opens, highs, lows, closes, volumes):
-        column.flags.writeable = False
+    open_time.flags.writeable = False
+    opens, highs, lows, closes, volumes = prices
     return KlineSeries(symbol, timeframe, path, open_time, opens, highs, lows, closes, volumes, gaps)
 
 
@@ -189,16 +188,16 @@ def _to_millis(path: Path, open_time: npt.NDArray[np.int64], first_line: int) ->
 
 def _check_values(path: Path, prices: npt.NDArray[np.float64], first_line: int) -> None:
     """Finite, positive prices, non-negative volume, and high/low bracketing open and close."""
-    opens, highs, lows, closes, volumes = prices.T
+    opens, highs, lows, closes, volumes = prices
     top = np.maximum(opens, closes)
     bottom = np.minimum(opens, closes)
-    ok = np.isfinite(prices).all(axis=1) & (prices[:, :4] > 0).all(axis=1) & (volumes >= 0)
+    ok = np.isfinite(prices).all(axis=0) & (prices[:4] > 0).all(axis=0) & (volumes >= 0)
     ok &= (highs >= top) & (lows <= bottom) & (highs >= lows)
     bad = np.flatnonzero(~ok)
     if not len(bad):
         return
     i = int(bad[0])
-    row = [float(x) for x in prices[i]]
+    row = [float(x) for x in prices[:, i]]
     what = ""
     for name, x in zip(_COLUMNS[1:], row, strict=True):
         if not np.isfinite(x):
@@ -249,6 +248,7 @@ def _infer_timeframe(path: Path, diffs: npt.NDArray[np.int64]) -> str:
 
 
 def _read(path: Path) -> bytes:
+    """The file's bytes with LF line ends and exactly one trailing newline; copies only to get there."""
     if path.is_dir():
         raise DataFileError(path, None, "is a directory, not a kline CSV file")
     try:
@@ -260,15 +260,19 @@ def _read(path: Path) -> bytes:
     data = data.removeprefix(b"\xef\xbb\xbf")
     if b"\r" in data:
         data = data.replace(b"\r\n", b"\n")
-    data = data.rstrip(b"\n")
-    if not data:
+    end = len(data)
+    while end and data[end - 1] == ord("\n"):
+        end -= 1
+    if not end:
         raise DataFileError(path, None, "no klines")
-    return data
+    if end == len(data):
+        return data + b"\n"
+    return data if end + 1 == len(data) else data[: end + 1]
 
 
 def _layout(path: Path, data: bytes) -> tuple[int, int]:
     """(1-based line of the first data row, column count), validating the header when there is one."""
-    head = data.split(b"\n", 1)[0]
+    head = data[: data.index(b"\n")]
     fields = head.decode("utf-8", "replace").split(",")
     header = not fields[0].strip().isdigit()
     if len(fields) not in _WIDTHS:
@@ -278,7 +282,7 @@ def _layout(path: Path, data: bytes) -> tuple[int, int]:
         if names[0] not in _OPEN_TIME_HEADERS or tuple(names[1:6]) != _COLUMNS[1:]:
             what = f"unrecognised header {head.decode('utf-8', 'replace')!r}; expected {','.join(_COLUMNS)}"
             raise DataFileError(path, 1, what)
-        if b"\n" not in data:
+        if len(data) == len(head) + 1:
             raise DataFileError(path, None, "no klines")
     return (2 if header else 1), len(fields)
 
@@ -286,48 +290,56 @@ def _layout(path: Path, data: bytes) -> tuple[int, int]:
 def _parse(
     path: Path, data: bytes, first_line: int, ncols: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """Open times (as written) and the (rows, 5) open/high/low/close/volume table."""
-    body = data.split(b"\n", 1)[1] if first_line == 2 else data
-    buf_bytes = b"0" * _PAD + body + b"\n"
-    buf = np.frombuffer(buf_bytes, np.uint8)
-    is_sep = (buf == ord(",")) | (buf == ord("\n"))
-    ends = np.flatnonzero(is_sep)
-    rows = len(ends) // ncols
-    is_newline = buf[ends] == ord("\n")
+    """Open times (as written) and a read-only (5, rows) open/high/low/close/volume block."""
+    buf = np.frombuffer(data, np.uint8)
+    seps = np.flatnonzero((buf == ord(",")) | (buf == ord("\n")))
+    header_seps = ncols if first_line == 2 else 0
+    body_start = int(seps[header_seps - 1]) + 1 if header_seps else 0
+    seps = seps[header_seps:]
+    rows = len(seps) // ncols
+    is_newline = buf[seps] == ord("\n")
     if (
-        len(ends) % ncols
+        len(seps) % ncols
         or not is_newline.reshape(rows, ncols)[:, -1].all()
         or np.count_nonzero(is_newline) != rows
     ):
-        _raise_column_count(path, body, first_line, ncols)
-    starts = np.empty_like(ends)
-    starts[0] = _PAD
-    starts[1:] = ends[:-1] + 1
-    ends = ends.reshape(rows, ncols)[:, :6].ravel()
-    lengths = ends - starts.reshape(rows, ncols)[:, :6].ravel()
+        _raise_column_count(path, data[body_start:-1], first_line, ncols)
+    table = seps.reshape(rows, ncols)
     # Unaligned little-endian 8-byte words starting at every byte offset; no copy.
-    words = np.ndarray(shape=(len(buf_bytes) - 7,), dtype=np.uint64, buffer=buf_bytes, strides=(1,))
-    mantissa = np.empty((rows, 6), np.uint64)
-    decimals = np.empty((rows, 6), np.intp)
+    words = np.ndarray(shape=(len(data) - 7,), dtype=np.uint64, buffer=data, strides=(1,))
+    open_time = np.empty(rows, np.int64)
+    prices = np.empty((5, rows), np.float64)
     bad = np.empty((rows, 6), np.bool_)
-    flat_mantissa, flat_decimals, flat_bad = mantissa.ravel(), decimals.ravel(), bad.ravel()  # views
-    for s in range(0, len(ends), _CHUNK):
-        chunk = slice(s, s + _CHUNK)
-        parsed = _parse_tokens(words, ends[chunk], lengths[chunk])
-        flat_mantissa[chunk], flat_decimals[chunk], flat_bad[chunk] = parsed
-    bad[:, 0] |= decimals[:, 0] != 0
-    bad[:, 1:] |= mantissa[:, 1:] >= _MAX_EXACT
-    open_time = mantissa[:, 0].astype(np.int64)
-    values = mantissa[:, 1:].astype(np.float64) / _POW10_FLOAT[decimals[:, 1:]]
+    step = _CHUNK // 6
+    for r0 in range(0, rows, step):
+        r1 = min(r0 + step, rows)
+        ends = table[r0:r1, :6]
+        before = np.empty_like(ends)  # each token's preceding separator
+        before[:, 1:] = table[r0:r1, :5]
+        if r0:
+            before[:, 0] = table[r0 - 1 : r1 - 1, -1]
+        else:
+            before[0, 0] = body_start - 1
+            before[1:, 0] = table[: r1 - 1, -1]
+        mantissa, decimals, chunk_bad = _parse_tokens(words, ends, ends - before - 1)
+        chunk_bad[:, 0] |= decimals[:, 0] != 0
+        chunk_bad[:, 1:] |= mantissa[:, 1:] >= _MAX_EXACT
+        bad[r0:r1] = chunk_bad
+        open_time[r0:r1] = mantissa[:, 0]
+        prices[:, r0:r1] = (mantissa[:, 1:].astype(np.float64) / _POW10_FLOAT[decimals[:, 1:]]).T
     for row, col in np.argwhere(bad):
-        i = int(row) * 6 + int(col)
-        token = buf_bytes[int(ends[i]) - int(lengths[i]) : int(ends[i])]
+        end = int(table[row, col])
+        if col:
+            start = int(table[row, col - 1]) + 1
+        else:
+            start = int(table[row - 1, -1]) + 1 if row else body_start
         line = first_line + int(row)
         if col == 0:
-            open_time[row] = _parse_int_slow(path, line, token)
+            open_time[row] = _parse_int_slow(path, line, data[start:end])
         else:
-            values[row, col - 1] = _parse_float_slow(path, line, _COLUMNS[col], token)
-    return open_time, values
+            prices[col - 1, row] = _parse_float_slow(path, line, _COLUMNS[col], data[start:end])
+    prices.flags.writeable = False
+    return open_time, prices
 
 
 def _parse_int_slow(path: Path, line: int, token: bytes) -> int:
@@ -365,8 +377,9 @@ def _parse_tokens(
 
     Each token is read as two words ending at its separator; bytes before its start are masked to '0'.
     """
-    hi = words[ends - 16]
-    lo = words[ends - 8]
+    near_start = ends < 16  # their window would begin before the buffer: leave them to the slow path
+    hi = words[np.maximum(ends - 16, 0)]
+    lo = words[np.maximum(ends - 8, 0)]
     before_hi = np.clip(16 - lengths, 0, 8)
     before_lo = np.clip(8 - lengths, 0, 8)
     hi &= _KEEP[before_hi]
@@ -379,7 +392,7 @@ def _parse_tokens(
     has_lo = dot_lo != 0
     hi ^= (dot_hi >> _U(7)) * _U(0x1E)  # '.' ^ 0x1E == '0': the dot reads as a zero digit, removed below
     lo ^= (dot_lo >> _U(7)) * _U(0x1E)
-    bad = _not_digits(hi) | _not_digits(lo) | (has_hi & has_lo) | (lengths > 16) | (lengths == 0)
+    bad = _not_digits(hi) | _not_digits(lo) | (has_hi & has_lo) | (lengths > 16) | (lengths == 0) | near_start
     value = _eight_digits(hi) * _U(100_000_000) + _eight_digits(lo)
     dot_byte = (np.frexp((dot_hi | dot_lo).astype(np.float64))[1] - 8) >> 3
     decimals = np.where(has_lo, 7 - dot_byte, np.where(has_hi, 15 - dot_byte, 0))

@@ -39,7 +39,9 @@ def contract_type_of(symbol: str) -> ContractType:
     return ContractType.COIN_M if symbol.endswith("_PERP") or "USD_" in symbol else ContractType.USDT_M
 
 
-def exchange_symbol_entry(symbol: str, contract_type: ContractType, prices: npt.NDArray[np.float64]) -> dict[str, Any]:
+def exchange_symbol_entry(
+    symbol: str, contract_type: ContractType, prices: npt.NDArray[np.float64]
+) -> dict[str, Any]:
     """The exchangeInfo ``symbols[]`` entry served for ``symbol`` (bundled, else synthetic)."""
     for raw in bundled_exchange_info(contract_type)["symbols"]:
         if raw["symbol"] == symbol:
@@ -135,17 +137,33 @@ class Feed:
             if int(t[e - 1]) + MINUTE_MS < open_time + ms and lo + e == self.closed:
                 continue  # the last bucket is still open
             o, c = float(self.o[lo + s]), float(self.c[lo + e - 1])
-            rows.append(self._row(open_time, ms, o, float(highs[j]), float(lows[j]), c, float(vols[j]), e - s))
+            rows.append(
+                self._row(open_time, ms, o, float(highs[j]), float(lows[j]), c, float(vols[j]), e - s)
+            )
         return rows
 
-    def _row(self, open_time: int, ms: int, o: float, h: float, lo: float, c: float, v: float, n: int) -> list[Any]:
+    def _row(
+        self, open_time: int, ms: int, o: float, h: float, lo: float, c: float, v: float, n: int
+    ) -> list[Any]:
         quote = self.quote_volume(v, (h + lo + c) / 3)
         return [
-            open_time, self.price(o), self.price(h), self.price(lo), self.price(c), self.qty(v),
-            open_time + ms - 1, f"{quote:.8f}", max(1, n * 100), self.qty(v / 2), f"{quote / 2:.8f}", "0",
+            open_time,
+            self.price(o),
+            self.price(h),
+            self.price(lo),
+            self.price(c),
+            self.qty(v),
+            open_time + ms - 1,
+            f"{quote:.8f}",
+            max(1, n * 100),
+            self.qty(v / 2),
+            f"{quote / 2:.8f}",
+            "0",
         ]
 
-    def kline_event(self, interval: str, open_time: int, ohlcv: list[float], closed: bool, event_ms: int, index: int) -> dict[str, Any]:
+    def kline_event(
+        self, interval: str, open_time: int, ohlcv: list[float], closed: bool, event_ms: int, index: int
+    ) -> dict[str, Any]:
         """A ``kline`` stream event in Binance's exact shape."""
         ms = TIMEFRAME_MS[interval]
         o, h, lo, c, v = ohlcv
@@ -156,14 +174,29 @@ class Feed:
             "E": event_ms,
             "s": self.symbol,
             "k": {
-                "t": open_time, "T": open_time + ms - 1, "s": self.symbol, "i": interval,
-                "f": first, "L": first + 99, "o": self.price(o), "c": self.price(c), "h": self.price(h),
-                "l": self.price(lo), "v": self.qty(v), "n": 100, "x": closed, "q": f"{quote:.8f}",
-                "V": self.qty(v / 2), "Q": f"{quote / 2:.8f}", "B": "0",
+                "t": open_time,
+                "T": open_time + ms - 1,
+                "s": self.symbol,
+                "i": interval,
+                "f": first,
+                "L": first + 99,
+                "o": self.price(o),
+                "c": self.price(c),
+                "h": self.price(h),
+                "l": self.price(lo),
+                "v": self.qty(v),
+                "n": 100,
+                "x": closed,
+                "q": f"{quote:.8f}",
+                "V": self.qty(v / 2),
+                "Q": f"{quote / 2:.8f}",
+                "B": "0",
             },
         }
 
-    def interval_state(self, interval: str, i: int, partial: list[float] | None) -> tuple[int, list[float], bool]:
+    def interval_state(
+        self, interval: str, i: int, partial: list[float] | None
+    ) -> tuple[int, list[float], bool]:
         """Aggregate of ``interval``'s current candle up to 1m candle ``i`` (``partial`` = its ohlcv so far).
 
         Keeps a running aggregate of the closed 1m candles of the bucket so each step costs O(1).
@@ -176,10 +209,22 @@ class Feed:
             run = [float(bucket), 0.0, -np.inf, np.inf, 0.0, 0.0, float(i)]
             first = int(np.searchsorted(self.t, bucket))
             for j in range(first, i):
-                self._fold(run, float(self.o[j]), float(self.h[j]), float(self.low[j]), float(self.c[j]), float(self.v[j]), j == first)
+                self._fold(
+                    run,
+                    float(self.o[j]),
+                    float(self.h[j]),
+                    float(self.low[j]),
+                    float(self.c[j]),
+                    float(self.v[j]),
+                    j == first,
+                )
             run[6] = float(i)
             self.running[interval] = run
-        current = partial if partial is not None else [float(self.o[i]), float(self.h[i]), float(self.low[i]), float(self.c[i]), float(self.v[i])]
+        current = (
+            partial
+            if partial is not None
+            else [float(self.o[i]), float(self.h[i]), float(self.low[i]), float(self.c[i]), float(self.v[i])]
+        )
         o = run[1] if run[2] != -np.inf else current[0]
         agg = [o, max(run[2], current[1]), min(run[3], current[2]), current[3], run[4] + current[4]]
         closed = partial is None and t + MINUTE_MS >= bucket + ms

@@ -19,7 +19,9 @@ class Side(StrEnum):
         return 1 if self is Side.BUY else -1
 
 
-CONDITIONAL_TYPES = frozenset({"STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"})
+CONDITIONAL_TYPES = frozenset(
+    {"STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"}
+)
 ALGO_TYPES = frozenset({"STOP_MARKET", "TAKE_PROFIT_MARKET"})
 """Conditional types the local exchange executes."""
 

@@ -110,25 +110,62 @@ def order_update(
         "T": now,
         "E": now,
         "o": {
-            "s": o.symbol, "c": o.client_id, "S": o.side.value, "o": "MARKET", "f": "GTC",
-            "q": qty(spec, o.qty), "p": "0", "ap": px(spec, o.avg_price) if o.executed else "0",
-            "sp": o.stop_price, "x": execution, "X": o.status, "i": o.order_id,
-            "l": qty(spec, last_qty), "z": qty(spec, o.executed),
-            "L": px(spec, last_price) if last_qty else "0", "N": spec.margin_asset, "n": money(fee),
-            "T": now, "t": o.trade_id if last_qty else 0, "b": "0", "a": "0", "m": False,
-            "R": o.reduce_only, "wt": "CONTRACT_PRICE", "ot": o.orig_type, "ps": "BOTH",
-            "cp": o.close_position, "rp": money(realized), "pP": False, "si": 0, "ss": 0,
-            "V": "EXPIRE_MAKER", "pm": "NONE", "gtd": 0,
+            "s": o.symbol,
+            "c": o.client_id,
+            "S": o.side.value,
+            "o": "MARKET",
+            "f": "GTC",
+            "q": qty(spec, o.qty),
+            "p": "0",
+            "ap": px(spec, o.avg_price) if o.executed else "0",
+            "sp": o.stop_price,
+            "x": execution,
+            "X": o.status,
+            "i": o.order_id,
+            "l": qty(spec, last_qty),
+            "z": qty(spec, o.executed),
+            "L": px(spec, last_price) if last_qty else "0",
+            "N": spec.margin_asset,
+            "n": money(fee),
+            "T": now,
+            "t": o.trade_id if last_qty else 0,
+            "b": "0",
+            "a": "0",
+            "m": False,
+            "R": o.reduce_only,
+            "wt": "CONTRACT_PRICE",
+            "ot": o.orig_type,
+            "ps": "BOTH",
+            "cp": o.close_position,
+            "rp": money(realized),
+            "pP": False,
+            "si": 0,
+            "ss": 0,
+            "V": "EXPIRE_MAKER",
+            "pm": "NONE",
+            "gtd": 0,
         },
     }
 
 
-def trade_lite(spec: InstrumentSpec, o: Order, *, now: int, last_qty: Decimal, last_price: float) -> dict[str, Any]:
+def trade_lite(
+    spec: InstrumentSpec, o: Order, *, now: int, last_qty: Decimal, last_price: float
+) -> dict[str, Any]:
     """``TRADE_LITE`` as in nautilus__trade_lite.json."""
     return {
-        "e": "TRADE_LITE", "E": now, "T": now, "s": o.symbol, "c": o.client_id, "S": o.side.value,
-        "q": qty(spec, o.qty), "p": "0.00", "i": o.order_id, "l": qty(spec, last_qty),
-        "L": px(spec, last_price), "t": o.trade_id, "m": False,
+        "e": "TRADE_LITE",
+        "E": now,
+        "T": now,
+        "s": o.symbol,
+        "c": o.client_id,
+        "S": o.side.value,
+        "q": qty(spec, o.qty),
+        "p": "0.00",
+        "i": o.order_id,
+        "l": qty(spec, last_qty),
+        "L": px(spec, last_price),
+        "t": o.trade_id,
+        "m": False,
     }
 
 
@@ -139,20 +176,44 @@ def algo_update(spec: InstrumentSpec, a: AlgoOrder, *, now: int) -> dict[str, An
         "T": now,
         "E": now,
         "o": {
-            "caid": a.client_algo_id, "aid": a.algo_id, "at": "CONDITIONAL", "o": a.order_type,
-            "s": a.symbol, "S": a.side.value, "ps": "BOTH", "f": a.time_in_force, "q": qty(spec, a.qty),
-            "X": a.status, "ai": "" if a.actual_order_id is None else str(a.actual_order_id),
+            "caid": a.client_algo_id,
+            "aid": a.algo_id,
+            "at": "CONDITIONAL",
+            "o": a.order_type,
+            "s": a.symbol,
+            "S": a.side.value,
+            "ps": "BOTH",
+            "f": a.time_in_force,
+            "q": qty(spec, a.qty),
+            "X": a.status,
+            "ai": "" if a.actual_order_id is None else str(a.actual_order_id),
             "ap": px(spec, a.avg_price) if a.executed else "0.00000",
-            "aq": qty(spec, a.executed), "act": "MARKET" if a.actual_order_id else "0",
-            "tp": f"{a.trigger}", "p": "0", "V": "EXPIRE_MAKER", "wt": a.working_type, "pm": "NONE",
-            "cp": a.close_position, "pP": a.price_protect, "R": a.reduce_only, "tt": a.trigger_time,
-            "gtd": 0, "rm": a.reject_reason,
+            "aq": qty(spec, a.executed),
+            "act": "MARKET" if a.actual_order_id else "0",
+            "tp": f"{a.trigger}",
+            "p": "0",
+            "V": "EXPIRE_MAKER",
+            "wt": a.working_type,
+            "pm": "NONE",
+            "cp": a.close_position,
+            "pP": a.price_protect,
+            "R": a.reduce_only,
+            "tt": a.trigger_time,
+            "gtd": 0,
+            "rm": a.reject_reason,
         },
     }
 
 
 def account_update(
-    asset: str, wallet: float, cross_wallet: float, change: float, positions: list[tuple[InstrumentSpec, Position, float, float]], *, now: int, reason: str
+    asset: str,
+    wallet: float,
+    cross_wallet: float,
+    change: float,
+    positions: list[tuple[InstrumentSpec, Position, float, float]],
+    *,
+    now: int,
+    reason: str,
 ) -> dict[str, Any]:
     """``ACCOUNT_UPDATE`` as in nautilus__account_update.json; positions carry (spec, pos, upnl, realized)."""
     return {
@@ -164,9 +225,14 @@ def account_update(
             "B": [{"a": asset, "wb": money(wallet), "cw": money(cross_wallet), "bc": money(change)}],
             "P": [
                 {
-                    "s": p.symbol, "pa": qty(spec, p.amount), "ep": px(spec, p.entry) if p.amount else "0",
-                    "bep": px(spec, p.entry) if p.amount else "0", "cr": money(realized), "up": money(upnl),
-                    "mt": "isolated" if p.isolated else "cross", "iw": money(p.margin if p.isolated else 0.0),
+                    "s": p.symbol,
+                    "pa": qty(spec, p.amount),
+                    "ep": px(spec, p.entry) if p.amount else "0",
+                    "bep": px(spec, p.entry) if p.amount else "0",
+                    "cr": money(realized),
+                    "up": money(upnl),
+                    "mt": "isolated" if p.isolated else "cross",
+                    "iw": money(p.margin if p.isolated else 0.0),
                     "ps": "BOTH",
                 }
                 for spec, p, upnl, realized in positions
