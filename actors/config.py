@@ -280,6 +280,10 @@ class ReplaySettings(_Section):
     start: IsoTime = None
     port: Port = 0
 
+    @property
+    def start_ms(self) -> int | None:
+        return None if self.start is None else iso_to_ms(self.start)
+
 
 class SupervisorSettings(_Section):
     pair_max_restarts: NonNegInt = 5

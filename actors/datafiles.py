@@ -32,10 +32,8 @@ _OPEN_TIME_HEADERS: Final = frozenset({"open_time", "open_time_ms", "open_time_u
 _QUOTES: Final = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "USD", "BTC", "ETH", "BNB", "EUR", "TRY")
 _MICROS_ABOVE: Final = 10**14  # ms stay below this until the year 5138; µs passed it in 1973
 _CHUNK: Final = 1 << 14  # tokens per vectorised batch: keeps temporaries in cache and reuses their memory
-_PAD: Final = 16  # bytes before the data so that every token's 16-byte window stays inside the buffer
 
 _U: Final = np.uint64
-_ZEROS: Final = _U(0x3030303030303030)
 _DOTS: Final = _U(0x2E2E2E2E2E2E2E2E)
 _ONES: Final = _U(0x0101010101010101)
 _HIGHS: Final = _U(0x8080808080808080)
@@ -328,11 +326,8 @@ def _parse(
         open_time[r0:r1] = mantissa[:, 0]
         prices[:, r0:r1] = (mantissa[:, 1:].astype(np.float64) / _POW10_FLOAT[decimals[:, 1:]]).T
     for row, col in np.argwhere(bad):
-        end = int(table[row, col])
-        if col:
-            start = int(table[row, col - 1]) + 1
-        else:
-            start = int(table[row - 1, -1]) + 1 if row else body_start
+        i = int(row) * ncols + int(col)
+        start, end = (int(seps[i - 1]) + 1 if i else body_start), int(seps[i])
         line = first_line + int(row)
         if col == 0:
             open_time[row] = _parse_int_slow(path, line, data[start:end])
