@@ -123,3 +123,84 @@ class KlineClosed:
     """``time.perf_counter_ns()`` when the frame was read; 0 when not measured."""
     backfilled: bool = False
     """True when fetched over REST to repair a gap rather than pushed by the stream."""
+
+
+class Leg(StrEnum):
+    """Which order of a trade a client order id belongs to."""
+
+    ENTRY = "E"
+    STOP = "S"
+    TAKE_PROFIT = "T"
+    CLOSE = "C"
+
+
+def client_order_id(symbol: str, signal_open_time_ms: int, leg: Leg) -> str:
+    """Deterministic id of one leg of one signal: a retry can only ever find, never duplicate, the order.
+
+    Binance allows ``^[.A-Z:/a-z0-9_-]{1,36}$``; ``nm-BTCUSDT-1748184420000-E`` fits for every symbol ≤ 16.
+    """
+    return f"nm-{symbol}-{signal_open_time_ms}-{leg.value}"[:36]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubmitEntry:
+    """Command to the executor: open the position a taken decision asks for."""
+
+    decision: Decision
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EntryRejected:
+    """Event: the executor did not open a taken decision (a business failure, not an exception)."""
+
+    symbol: str
+    signal_open_time_ms: int
+    reason: str
+    """``max_concurrent``, ``position_open``, ``below_min_notional``, an exchange error code, …"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PositionOpened:
+    """Event: an entry filled and its protective orders are on the exchange."""
+
+    symbol: str
+    direction: Direction
+    quantity: str
+    """Decimal string as the exchange reported it."""
+    entry_price: float
+    stop_loss: float
+    take_profit: float
+    signal_open_time_ms: int
+    opened_at_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PositionClosed:
+    """Event: a position is flat again (stop, take-profit, flatten, or found flat on reconciliation)."""
+
+    symbol: str
+    reason: str
+    exit_price: float | None
+    realized_pnl: float | None
+    closed_at_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Alert:
+    """Event for operators: something needs a human (naked position, pair parked, ...)."""
+
+    kind: str
+    symbol: str | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PortfolioView:
+    """Immutable snapshot of open positions that pair actors read without asking the ledger."""
+
+    open_symbols: frozenset[str] = frozenset()
+
+    @property
+    def open_positions(self) -> int:
+        """How many symbols hold a position."""
+        return len(self.open_symbols)

@@ -1,0 +1,145 @@
+"""The replay clock: walks the 1m timeline of every feed in lock-step and drives streams and matching.
+
+Per 1m step of open time ``T`` (all symbols together): ``updates_per_candle`` unclosed kline updates
+along the candle's path (open, first extreme, second extreme), spread over the candle's wall-clock
+duration (``60 / speed`` s; none at max speed); then conditional orders are matched on the candle's path
+and their user-data events sent; then the closed klines of every subscribed interval; the clock then
+reads ``T + 60000``. With pacers registered the next step waits for their acks (see ``clock``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from actors.fills import candle_path
+from actors.sim.book import Book
+from actors.sim.clock import MINUTE_MS, Pacers
+from actors.sim.config import SimConfig
+from actors.sim.market import Feed
+from actors.sim.orders import UserEvent
+
+
+class Publisher(Protocol):
+    """What the replay needs of the stream hub."""
+
+    def kline_streams(self, symbol: str) -> list[tuple[str, str, bool]]:
+        """(stream name, interval, continuous) of the subscribed kline streams of ``symbol``."""
+        ...
+
+    async def publish(self, stream: str, payload: dict[str, object]) -> None: ...
+
+    async def publish_user(self, events: Sequence[UserEvent]) -> None: ...
+
+
+class Replay:
+    """Owns the simulated clock; runs as one task on the exchange's event loop."""
+
+    def __init__(self, feeds: Sequence[Feed], book: Book, hub: Publisher, pacers: Pacers, config: SimConfig) -> None:
+        self.feeds = list(feeds)
+        self.book = book
+        self.hub = hub
+        self.pacers = pacers
+        self.config = config
+        firsts = [int(f.t[0]) for f in self.feeds if len(f.t)]
+        start = config.start_ms if config.start_ms is not None else min(firsts, default=0)
+        for feed in self.feeds:
+            feed.closed = int(np.searchsorted(feed.t, start))
+            book.set_price(feed.symbol, feed.last_price())
+        tails = [f.t[f.closed :] for f in self.feeds]
+        self.timeline = np.unique(np.concatenate(tails)) if tails else np.empty(0, dtype=np.int64)
+        self.now_ms = int(self.timeline[0]) if len(self.timeline) else start
+        self.cursor = 0
+        self.processed = 0
+        self.events_sent = 0
+        self.paused = config.paused
+        self._credits = 0
+        self._wake = asyncio.Event()
+        self.progress = asyncio.Event()
+        self.done = asyncio.Event()
+        self.client_arrived = asyncio.Event()
+        if not config.hold_until_client:
+            self.client_arrived.set()
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+        self._wake.set()
+
+    def add_steps(self, count: int) -> int:
+        """Let a paused clock take ``count`` more steps; returns the ``processed`` count to wait for."""
+        self._credits += count
+        self._wake.set()
+        return self.processed + min(count, len(self.timeline) - self.cursor)
+
+    async def run(self) -> None:
+        await self.client_arrived.wait()
+        while self.cursor < len(self.timeline):
+            while self.paused and not self._credits:
+                self._wake.clear()
+                await self._wake.wait()
+            if self.paused:
+                self._credits -= 1
+            await self._step(int(self.timeline[self.cursor]))
+            self.cursor += 1
+            self.processed += 1
+            self.progress.set()
+            await asyncio.sleep(0)
+        self.done.set()
+        self.progress.set()
+
+    async def _step(self, open_ms: int) -> None:
+        loop = asyncio.get_running_loop()
+        members = [(f, f.closed) for f in self.feeds if f.closed < len(f.t) and int(f.t[f.closed]) == open_ms]
+        duration = 0.0 if math.isinf(self.config.speed) else 60.0 / self.config.speed
+        started = loop.time()
+        updates = self.config.updates_per_candle
+        for k in range(updates):
+            if duration:
+                await asyncio.sleep(max(0.0, started + duration * k / (updates + 1) - loop.time()))
+            self.now_ms = open_ms + MINUTE_MS * k // (updates + 1)
+            for feed, i in members:
+                o, h, lo, c, v = (float(a[i]) for a in (feed.o, feed.h, feed.low, feed.c, feed.v))
+                path = candle_path(o, h, lo, c, None)[: k + 1]
+                self.book.set_price(feed.symbol, path[-1])
+                partial = [o, max(path), min(path), path[-1], v * (k + 1) / (updates + 1)]
+                await self._publish_klines(feed, i, partial)
+        if duration:
+            await asyncio.sleep(max(0.0, started + duration - loop.time()))
+        self.now_ms = open_ms + MINUTE_MS - 1
+        for feed, i in members:
+            self.book.on_candle(feed.symbol, float(feed.o[i]), float(feed.h[i]), float(feed.low[i]), float(feed.c[i]), self.now_ms)
+        await self.flush_user_events()
+        self.now_ms = open_ms + MINUTE_MS
+        for feed, i in members:
+            feed.closed = i + 1
+            await self._publish_klines(feed, i, None)
+        if len(self.pacers):
+            await self.pacers.wait(open_ms, self.config.pacer_timeout_s)
+
+    async def flush_user_events(self) -> None:
+        if self.book.events:
+            events, self.book.events = self.book.events, []
+            await self.hub.publish_user(events)
+
+    async def _publish_klines(self, feed: Feed, i: int, partial: list[float] | None) -> None:
+        for stream, interval, continuous in self.hub.kline_streams(feed.symbol):
+            if interval == "1m":
+                bucket = int(feed.t[i])
+                ohlcv = partial or [float(a[i]) for a in (feed.o, feed.h, feed.low, feed.c, feed.v)]
+                closed = partial is None
+            else:
+                bucket, ohlcv, closed = feed.interval_state(interval, i, partial)
+            event = feed.kline_event(interval, bucket, ohlcv, closed, self.now_ms, i)
+            if continuous:
+                kline = event["k"]
+                del kline["s"]
+                event = {"e": "continuous_kline", "E": event["E"], "ps": feed.symbol, "ct": "PERPETUAL", "k": kline}
+            await self.hub.publish(stream, event)
+            self.events_sent += 1
