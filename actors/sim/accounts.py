@@ -23,14 +23,20 @@ def _symbols(book: Book, contract_type: ContractType, symbol: str | None) -> lis
 
 
 def _upnl(book: Book, asset: str) -> float:
-    return sum(book.unrealized(s) for s, spec in book.specs.items() if spec.margin_asset == asset and s in book.positions)
+    return sum(
+        book.unrealized(s)
+        for s, spec in book.specs.items()
+        if spec.margin_asset == asset and s in book.positions
+    )
 
 
 def _margin(book: Book, asset: str) -> float:
     return sum(p.margin for s, p in book.positions.items() if book.specs[s].margin_asset == asset)
 
 
-def position_risk(book: Book, contract_type: ContractType, symbol: str | None, now: int) -> list[dict[str, Any]]:
+def position_risk(
+    book: Book, contract_type: ContractType, symbol: str | None, now: int
+) -> list[dict[str, Any]]:
     """``positionRisk``: the fields of nautilus__position_risk.json plus v3's."""
     rows = []
     for sym in _symbols(book, contract_type, symbol):
@@ -144,7 +150,13 @@ def account(book: Book, contract_type: ContractType, now: int) -> dict[str, Any]
                 "updateTime": pos.update_time,
             }
         )
-    body: dict[str, Any] = {"feeTier": 0, "canTrade": True, "canDeposit": True, "canWithdraw": True, "updateTime": 0}
+    body: dict[str, Any] = {
+        "feeTier": 0,
+        "canTrade": True,
+        "canDeposit": True,
+        "canWithdraw": True,
+        "updateTime": 0,
+    }
     if contract_type is ContractType.USDT_M:
         usdt = assets[0] if assets else None
         total_wallet = float(usdt["walletBalance"]) if usdt else 0.0

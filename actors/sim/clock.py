@@ -59,9 +59,7 @@ class Pacers:
         """Pacers that still owe an ack for the 1m step opened at ``step_open``."""
         close = step_open + MINUTE_MS
         return [
-            pid
-            for pid, ms in self._intervals.items()
-            if close % ms == 0 and self._acked[pid] < close - ms
+            pid for pid, ms in self._intervals.items() if close % ms == 0 and self._acked[pid] < close - ms
         ]
 
     async def wait(self, step_open: int, timeout_s: float) -> bool:

@@ -39,7 +39,9 @@ class Publisher(Protocol):
 class Replay:
     """Owns the simulated clock; runs as one task on the exchange's event loop."""
 
-    def __init__(self, feeds: Sequence[Feed], book: Book, hub: Publisher, pacers: Pacers, config: SimConfig) -> None:
+    def __init__(
+        self, feeds: Sequence[Feed], book: Book, hub: Publisher, pacers: Pacers, config: SimConfig
+    ) -> None:
         self.feeds = list(feeds)
         self.book = book
         self.hub = hub
@@ -114,7 +116,14 @@ class Replay:
             await asyncio.sleep(max(0.0, started + duration - loop.time()))
         self.now_ms = open_ms + MINUTE_MS - 1
         for feed, i in members:
-            self.book.on_candle(feed.symbol, float(feed.o[i]), float(feed.h[i]), float(feed.low[i]), float(feed.c[i]), self.now_ms)
+            self.book.on_candle(
+                feed.symbol,
+                float(feed.o[i]),
+                float(feed.h[i]),
+                float(feed.low[i]),
+                float(feed.c[i]),
+                self.now_ms,
+            )
         await self.flush_user_events()
         self.now_ms = open_ms + MINUTE_MS
         for feed, i in members:
@@ -140,6 +149,12 @@ class Replay:
             if continuous:
                 kline = event["k"]
                 del kline["s"]
-                event = {"e": "continuous_kline", "E": event["E"], "ps": feed.symbol, "ct": "PERPETUAL", "k": kline}
+                event = {
+                    "e": "continuous_kline",
+                    "E": event["E"],
+                    "ps": feed.symbol,
+                    "ct": "PERPETUAL",
+                    "k": kline,
+                }
             await self.hub.publish(stream, event)
             self.events_sent += 1

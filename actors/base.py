@@ -1,0 +1,131 @@
+"""Base class for every actor: typed dispatch to ``on_<message>`` handlers, stats, and exit reporting.
+
+pykka actors cannot be restarted and report failures only to their own ``on_failure``; supervision is
+ours. Each actor is started with a ``monitor`` callback and calls it exactly once when it ends — normally,
+on failure, or when ``on_start`` raised — so its supervisor can decide what to do from the child spec.
+The callback runs in the dying actor's thread: it must only ``tell``.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pykka
+from loguru import logger
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildExited:
+    """Event to a supervisor: one of its children ended."""
+
+    child_id: str
+    generation: int
+    """Which incarnation ended; a supervisor ignores exits of children it already replaced."""
+    failed: bool
+    error: str | None = None
+    """``Type: message`` of the exception (never its traceback or locals: they could hold secrets)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActorStats:
+    """What the inspection shell shows per actor; read from any thread without asking the actor."""
+
+    name: str
+    started_monotonic: float
+    messages: int
+    last_message_monotonic: float | None
+    mailbox: int
+    alive: bool
+
+
+Monitor = Callable[[ChildExited], None]
+
+_SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+class Actor(pykka.ThreadingActor):
+    """Dispatches ``tell``/``ask`` messages by type: ``KlineClosed`` → ``on_kline_closed(msg)``."""
+
+    _handlers: ClassVar[dict[type, str]]
+
+    def __init__(self, *, name: str, monitor: Monitor | None = None, generation: int = 0) -> None:
+        super().__init__()
+        self.name = name
+        self._monitor = monitor
+        self._generation = generation
+        self._messages = 0
+        self._last_message: float | None = None
+        self._started = time.monotonic()
+        self._reported = threading.Event()
+        self.log = logger.bind(actor=name)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._handlers = {}
+
+    @classmethod
+    def handler_name(cls, message_type: type) -> str:
+        """``on_`` + snake_case of the message class name."""
+        return "on_" + _SNAKE.sub("_", message_type.__name__).lower()
+
+    def on_receive(self, message: Any) -> Any:
+        """Route to the handler for the message's type; an unknown message is a programming error."""
+        self._messages += 1
+        self._last_message = time.monotonic()
+        kind = type(message)
+        name = self._handlers.get(kind)
+        if name is None:
+            name = self.handler_name(kind)
+            if not hasattr(self, name):
+                self.log.error(f"{self.name}: no handler {name} for {kind.__name__}; message dropped")
+                return None
+            self._handlers[kind] = name
+        return getattr(self, name)(message)
+
+    def on_start(self) -> None:
+        """Runs ``start_actor``; a failure there is reported to the supervisor like any other."""
+        try:
+            self.start_actor()
+        except Exception as exc:
+            self._report(failed=True, error=f"{type(exc).__name__}: {exc}")
+            raise
+
+    def start_actor(self) -> None:
+        """Hook for subclasses: setup in the actor's own thread before the first message."""
+
+    def stop_actor(self) -> None:
+        """Hook for subclasses: cleanup on an orderly stop."""
+
+    def on_stop(self) -> None:
+        try:
+            self.stop_actor()
+        finally:
+            self._report(failed=False)
+
+    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:  # noqa: ARG002
+        self._report(failed=True, error=f"{getattr(exception_type, '__name__', '?')}: {exception_value}")
+
+    def _report(self, *, failed: bool, error: str | None = None) -> None:
+        if self._reported.is_set():
+            return
+        self._reported.set()
+        if self._monitor is not None:
+            self._monitor(
+                ChildExited(child_id=self.name, generation=self._generation, failed=failed, error=error)
+            )
+
+    def stats(self) -> ActorStats:
+        """Snapshot of this actor's counters (thread-safe reads of ints/floats)."""
+        return ActorStats(
+            name=self.name,
+            started_monotonic=self._started,
+            messages=self._messages,
+            last_message_monotonic=self._last_message,
+            mailbox=self.actor_inbox.qsize(),  # type: ignore[attr-defined]  # a queue.Queue for ThreadingActor
+            alive=not self.actor_stopped.is_set(),
+        )

@@ -1,0 +1,60 @@
+"""Where closed klines go: (symbol, timeframe) → the current pair actor, swapped atomically on restarts.
+
+The supervisor registers each new incarnation of a pair actor before that actor warms up, so klines that
+close during warm-up queue in its mailbox instead of being lost; the strategy ignores the ones warm-up
+already covered. Readers never lock: they read an immutable mapping that writers replace.
+"""
+
+from __future__ import annotations
+
+import threading
+from types import MappingProxyType
+from typing import Any
+
+import pykka
+
+Key = tuple[str, str]
+
+
+class Router:
+    """Thread-safe registry of pair actor refs by (symbol, timeframe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._routes: MappingProxyType[Key, pykka.ActorRef[Any]] = MappingProxyType({})
+
+    def register(self, symbol: str, timeframe: str, ref: pykka.ActorRef[Any]) -> None:
+        """Point (symbol, timeframe) at ``ref``, replacing any previous incarnation."""
+        with self._lock:
+            routes = dict(self._routes)
+            routes[(symbol, timeframe)] = ref
+            self._routes = MappingProxyType(routes)
+
+    def unregister(self, symbol: str, timeframe: str, ref: pykka.ActorRef[Any] | None = None) -> None:
+        """Remove the route; with ``ref``, only if it still points at that incarnation."""
+        with self._lock:
+            current = self._routes.get((symbol, timeframe))
+            if current is None or (ref is not None and current is not ref):
+                return
+            routes = dict(self._routes)
+            del routes[(symbol, timeframe)]
+            self._routes = MappingProxyType(routes)
+
+    def get(self, symbol: str, timeframe: str) -> pykka.ActorRef[Any] | None:
+        """Current actor for the key, if any (lock-free)."""
+        return self._routes.get((symbol, timeframe))
+
+    def keys(self) -> frozenset[Key]:
+        """Every routed (symbol, timeframe)."""
+        return frozenset(self._routes)
+
+    def tell(self, symbol: str, timeframe: str, message: object) -> bool:
+        """Deliver ``message`` to the current actor; False when nobody is registered or it is dead."""
+        ref = self._routes.get((symbol, timeframe))
+        if ref is None:
+            return False
+        try:
+            ref.tell(message)
+        except pykka.ActorDeadError:
+            return False
+        return True

@@ -1,0 +1,212 @@
+"""Non-Binance admin API under ``/sim/v1`` (JSON): status, clock control, pacers, fault injection.
+
+==========================================  ==================================================================
+``GET  /sim/v1/status``                     clock, done flag, clients, stats
+``GET  /sim/v1/state``                      balances, positions, open algo orders
+``POST /sim/v1/pause`` / ``resume``         stop / restart the clock
+``POST /sim/v1/step?count=N``               let a paused clock take N 1m steps; answers when they are done
+``POST /sim/v1/pacer?interval=1m``          register a lock-step client → ``{"pacerId": "p1"}``
+``POST /sim/v1/pacer/{id}/ack?openTime=T``  the pacer has processed the closed candle opened at T
+``DELETE /sim/v1/pacer/{id}``               unregister
+``POST /sim/v1/faults/drop-connections``    close every WebSocket now
+``POST /sim/v1/faults/stall``               ``seconds``, ``stream`` ('' = all): send nothing on it meanwhile
+``POST /sim/v1/faults/http``                ``kind`` (500/502/503/504/429/418/unknown), ``count``, ``path``,
+                                            ``method``, ``retryAfter``
+``POST /sim/v1/faults/reject-order``        ``code``, ``msg``: the next order (or algo order) is rejected
+``POST /sim/v1/faults/latency``             ``seconds``, ``path``: delay every matching REST answer
+``POST /sim/v1/faults/expire-listen-key``   ``listenKey`` (default: all): push listenKeyExpired, close
+==========================================  ==================================================================
+
+Parameters may come in the query string or a JSON object body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from actors.sim.errors import KNOWN_MESSAGES
+from actors.sim.faults import HttpFault
+from actors.sim.venue import Venue
+
+AdminHandler = Callable[[Venue, dict[str, Any], web.Request], Awaitable[Any]]
+
+
+def status(v: Venue) -> dict[str, Any]:
+    r = v.replay
+    return {
+        "clockMs": r.now_ms,
+        "done": r.done.is_set(),
+        "paused": r.paused,
+        "processed": r.processed,
+        "remaining": len(r.timeline) - r.cursor,
+        "speed": "max" if r.config.speed == float("inf") else r.config.speed,
+        "symbols": sorted(v.feeds),
+        "pacers": v.pacers.snapshot(),
+        "clients": v.hub.status(),
+        "stats": {
+            **v.stats,
+            "pacer_timeouts": v.pacers.timeouts,
+            "kline_events": r.events_sent,
+            "weight_used_1m": v.weights.used,
+            "faults_fired": dict(v.faults.fired),
+        },
+    }
+
+
+def state(v: Venue) -> dict[str, Any]:
+    b = v.book
+    return {
+        "balances": dict(b.wallet),
+        "positions": {
+            s: {"amount": str(p.amount), "entry": p.entry, "leverage": p.leverage, "isolated": p.isolated}
+            for s, p in b.positions.items()
+            if p.amount
+        },
+        "openAlgoOrders": [
+            {
+                "algoId": a.algo_id,
+                "clientAlgoId": a.client_algo_id,
+                "symbol": a.symbol,
+                "type": a.order_type,
+                "triggerPrice": str(a.trigger),
+            }
+            for a in b.open_algos()
+        ],
+        "marks": dict(b.marks),
+    }
+
+
+async def _status(v: Venue, _p: dict[str, Any], _r: web.Request) -> Any:
+    return status(v)
+
+
+async def _state(v: Venue, _p: dict[str, Any], _r: web.Request) -> Any:
+    return state(v)
+
+
+async def _pause(v: Venue, _p: dict[str, Any], _r: web.Request) -> Any:
+    v.replay.pause()
+    return status(v)
+
+
+async def _resume(v: Venue, _p: dict[str, Any], _r: web.Request) -> Any:
+    v.replay.resume()
+    return status(v)
+
+
+async def step(v: Venue, count: int) -> None:
+    target = v.replay.add_steps(count)
+    while v.replay.processed < target:
+        v.replay.progress.clear()
+        await v.replay.progress.wait()
+
+
+async def _step(v: Venue, p: dict[str, Any], _r: web.Request) -> Any:
+    await step(v, int(p.get("count", 1)))
+    return status(v)
+
+
+async def _pacer(v: Venue, p: dict[str, Any], _r: web.Request) -> Any:
+    pacer_id = v.pacers.register(str(p.get("interval", "1m")))
+    v.replay.client_arrived.set()
+    return {"pacerId": pacer_id}
+
+
+async def _ack(v: Venue, p: dict[str, Any], r: web.Request) -> Any:
+    v.pacers.ack(r.match_info["pacer"], int(p["openTime"]))
+    return {}
+
+
+async def _unpace(v: Venue, _p: dict[str, Any], r: web.Request) -> Any:
+    v.pacers.unregister(r.match_info["pacer"])
+    return {}
+
+
+async def _drop(v: Venue, _p: dict[str, Any], _r: web.Request) -> Any:
+    return {"dropped": await v.hub.drop_all()}
+
+
+async def _stall(v: Venue, p: dict[str, Any], _r: web.Request) -> Any:
+    stall(v, float(p["seconds"]), str(p.get("stream", "")))
+    return {}
+
+
+def stall(v: Venue, seconds: float, stream: str = "") -> None:
+    v.faults.stalls[stream] = asyncio.get_running_loop().time() + seconds
+
+
+async def _http(v: Venue, p: dict[str, Any], _r: web.Request) -> Any:
+    fault = HttpFault(
+        kind=str(p["kind"]),
+        count=int(p.get("count", 1)),
+        path=str(p.get("path", "")),
+        method=str(p.get("method", "")).upper(),
+        retry_after_s=int(p.get("retryAfter", 1)),
+    )
+    v.faults.add_http(fault)
+    return {}
+
+
+async def _reject(v: Venue, p: dict[str, Any], _r: web.Request) -> Any:
+    code = int(p["code"])
+    v.faults.reject_codes.append((code, str(p.get("msg") or KNOWN_MESSAGES.get(code, "NEW_ORDER_REJECTED"))))
+    return {}
+
+
+async def _latency(v: Venue, p: dict[str, Any], _r: web.Request) -> Any:
+    v.faults.latency_s = float(p["seconds"])
+    v.faults.latency_path = str(p.get("path", ""))
+    return {}
+
+
+async def _expire(v: Venue, p: dict[str, Any], _r: web.Request) -> Any:
+    keys = [p["listenKey"]] if p.get("listenKey") else list(v.hub.keys)
+    expired = [k for key in keys for k in await v.hub.expire_keys(key)]
+    return {"expired": expired}
+
+
+ADMIN: list[tuple[str, str, AdminHandler]] = [
+    ("GET", "/status", _status),
+    ("GET", "/state", _state),
+    ("POST", "/pause", _pause),
+    ("POST", "/resume", _resume),
+    ("POST", "/step", _step),
+    ("POST", "/pacer", _pacer),
+    ("POST", "/pacer/{pacer}/ack", _ack),
+    ("DELETE", "/pacer/{pacer}", _unpace),
+    ("POST", "/faults/drop-connections", _drop),
+    ("POST", "/faults/stall", _stall),
+    ("POST", "/faults/http", _http),
+    ("POST", "/faults/reject-order", _reject),
+    ("POST", "/faults/latency", _latency),
+    ("POST", "/faults/expire-listen-key", _expire),
+]
+
+
+def install(app: web.Application, venue: Venue) -> None:
+    for method, path, handler in ADMIN:
+        app.router.add_route(method, "/sim/v1" + path, _bind(venue, handler))
+
+
+def _bind(venue: Venue, handler: AdminHandler) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handle(request: web.Request) -> web.Response:
+        p: dict[str, Any] = dict(request.query)
+        if request.can_read_body:
+            try:
+                body = await request.json()
+            except ValueError:
+                body = None
+            if isinstance(body, dict):
+                p.update(body)
+        try:
+            result = await handler(venue, p, request)
+        except (KeyError, ValueError, TypeError) as exc:
+            return web.json_response({"code": -1102, "msg": f"bad admin request: {exc!r}"}, status=400)
+        return web.json_response(result)
+
+    return handle

@@ -1,0 +1,102 @@
+"""Request admission as Binance does it: API key, HMAC-SHA256 signature, timestamp window, IP weight.
+
+Signed requests are checked against the wall clock (what python-binance stamps) and, failing that,
+against the simulated clock (a client that synced its offset from ``/fapi/v1/time``); -1021 when the
+timestamp fits neither. The weight window is the wall-clock minute, as Binance's is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import unquote_plus
+
+from actors.sim.config import SimConfig
+from actors.sim.errors import SimError, known, mandatory
+
+NONE, KEY, SIGNED = "NONE", "USER_STREAM", "SIGNED"
+
+
+@dataclass(slots=True)
+class WeightWindow:
+    """IP request weight of the current wall-clock minute."""
+
+    limit: int
+    minute: int = 0
+    used: int = 0
+    orders: int = 0
+
+    def charge(self, weight: int, *, order: bool = False, now: float | None = None) -> int | None:
+        """Add ``weight``; returns seconds to wait (Retry-After) when the minute's limit is exceeded."""
+        now = time.time() if now is None else now
+        minute = int(now // 60)
+        if minute != self.minute:
+            self.minute, self.used, self.orders = minute, 0, 0
+        self.used += weight
+        self.orders += int(order)
+        if self.used > self.limit:
+            return max(1, int(60 - now % 60) + 1)
+        return None
+
+
+def _strip_signature(text: str) -> str:
+    return "&".join(p for p in text.split("&") if p and not p.startswith("signature="))
+
+
+def check(
+    security: str,
+    headers: Mapping[str, str],
+    params: Mapping[str, str],
+    raw_query: str,
+    raw_body: str,
+    sim_now_ms: int,
+    config: SimConfig,
+) -> None:
+    """Raise the Binance error a request deserves, or return when it is admitted."""
+    if security == NONE:
+        return
+    key = headers.get("X-MBX-APIKEY")
+    if not key:
+        raise known(-2014, 401)
+    if key != config.api_key:
+        raise known(-2015, 401)
+    if security != SIGNED:
+        return
+    if "timestamp" not in params:
+        raise mandatory("timestamp")
+    signature = params.get("signature")
+    if not signature:
+        raise mandatory("signature")
+    try:
+        stamp = int(params["timestamp"])
+        window = int(params.get("recvWindow", "5000"))
+    except ValueError:
+        raise SimError(
+            -1100, "Illegal characters found in parameter 'timestamp'; legal range is '^[0-9]{1,20}$'."
+        ) from None
+    if window > config.recv_window_max_ms or window <= 0:
+        raise SimError(-1131, "recvWindow must be less than 60000")
+    total = _strip_signature(raw_query) + _strip_signature(raw_body)
+    secret = config.api_secret.encode()
+    candidates = {total, unquote_plus(total)}
+    if not any(
+        hmac.compare_digest(hmac.new(secret, c.encode(), hashlib.sha256).hexdigest(), signature)
+        for c in candidates
+    ):
+        raise known(-1022)
+    wall = int(time.time() * 1000)
+    if not any(stamp < now + 1000 and now - stamp <= window for now in (wall, sim_now_ms)):
+        raise known(-1021)
+
+
+def klines_weight(limit: int) -> int:
+    if limit < 100:
+        return 1
+    if limit < 500:
+        return 2
+    if limit <= 1000:
+        return 5
+    return 10

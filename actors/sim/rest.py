@@ -1,0 +1,222 @@
+"""REST front door: routing, admission (weight, key, signature), faults, and Binance's error answers.
+
+Every answer is JSON; an unexpected exception is logged with its traceback and answered
+``500 {"code": -1000, "msg": "An unknown error occurred while processing the request."}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from actors.messages import TIMEFRAME_MS, ContractType
+from actors.sim import guard, params, trading
+from actors.sim.errors import UNKNOWN_MSG, SimError, known
+from actors.sim.guard import KEY, NONE, SIGNED
+from actors.sim.market import MAX_KLINES_LIMIT
+from actors.sim.venue import Request, Venue
+
+log = logging.getLogger(__name__)
+Handler = Callable[[Venue, Request], Awaitable[Any]]
+Weight = Callable[[dict[str, str]], int]
+
+_FAULT_BODIES: dict[str, tuple[int, int, str]] = {
+    "500": (500, -1000, UNKNOWN_MSG),
+    "502": (502, -1001, "Internal error; unable to process your request. Please try again."),
+    "503": (503, -1001, "Service Unavailable."),
+    "504": (504, -1001, "Internal error; unable to process your request. Please try again."),
+    "unknown": (
+        503,
+        -1007,
+        "Timeout waiting for response from backend server. Send status unknown; execution status unknown.",
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    security: str
+    weight: Weight
+    order: bool = False
+
+
+def _w(n: int) -> Weight:
+    return lambda _p: n
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        text=json.dumps(body, separators=(",", ":")),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+async def _ping(_v: Venue, _r: Request) -> Any:
+    return {}
+
+
+async def _time(v: Venue, _r: Request) -> Any:
+    return {"serverTime": v.now_ms}
+
+
+async def _wall_time(_v: Venue, _r: Request) -> Any:
+    import time
+
+    return {"serverTime": int(time.time() * 1000)}
+
+
+async def _exchange_info(v: Venue, r: Request) -> Any:
+    return v.exchange_info(r.contract_type)
+
+
+async def _klines(v: Venue, r: Request) -> Any:
+    symbol = params.required(r.params, "symbol").upper()
+    interval = params.required(r.params, "interval")
+    v.symbol(symbol, r.contract_type)
+    if interval not in TIMEFRAME_MS:
+        raise SimError(-1120, "Invalid interval.")
+    limit = params.optional_int(r.params, "limit") or 500
+    if not 1 <= limit <= MAX_KLINES_LIMIT:
+        raise SimError(-1130, "Data sent for parameter 'limit' is not valid.")
+    start = params.optional_int(r.params, "startTime")
+    end = params.optional_int(r.params, "endTime")
+    feed = v.feeds.get(symbol)
+    return [] if feed is None else feed.klines(interval, start, end, limit)
+
+
+def _klines_weight(p: dict[str, str]) -> int:
+    try:
+        return guard.klines_weight(int(p.get("limit") or 500))
+    except ValueError:
+        return 1
+
+
+def routes() -> list[tuple[ContractType | None, Route]]:
+    """Every endpoint, per market (None = the spot paths python-binance pings)."""
+    table: list[tuple[ContractType | None, Route]] = [
+        (None, Route("GET", "/api/v3/ping", _ping, NONE, _w(1))),
+        (None, Route("GET", "/api/v3/time", _wall_time, NONE, _w(1))),
+    ]
+    for ctype, prefix in ((ContractType.USDT_M, "/fapi"), (ContractType.COIN_M, "/dapi")):
+
+        def add(
+            method: str, path: str, handler: Handler, security: str, weight: Weight, order: bool = False
+        ) -> None:
+            table.append((ctype, Route(method, prefix + path, handler, security, weight, order)))  # noqa: B023
+
+        add("GET", "/v1/ping", _ping, NONE, _w(1))
+        add("GET", "/v1/time", _time, NONE, _w(1))
+        add("GET", "/v1/exchangeInfo", _exchange_info, NONE, _w(1))
+        add("GET", "/v1/klines", _klines, NONE, _klines_weight)
+        for method, path, handler, security, weight, order in trading.ENDPOINTS:
+            add(method, path, handler, security, _w(weight) if isinstance(weight, int) else weight, order)
+    return table
+
+
+class RestApi:
+    """Binds the route table to a venue and renders every outcome in Binance's shape."""
+
+    def __init__(self, venue: Venue) -> None:
+        self.venue = venue
+
+    def install(self, app: web.Application) -> None:
+        for ctype, route in routes():
+            app.router.add_route(route.method, route.path, self._bind(route, ctype or ContractType.USDT_M))
+
+    def _bind(self, route: Route, ctype: ContractType) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handle(request: web.Request) -> web.Response:
+            return await self.serve(request, route, ctype)
+
+        return handle
+
+    async def serve(self, request: web.Request, route: Route, ctype: ContractType) -> web.Response:
+        v = self.venue
+        v.stats["rest_requests"] = v.stats.get("rest_requests", 0) + 1
+        try:
+            delay = v.faults.latency_for(request.path)
+            if delay:
+                await asyncio.sleep(delay)
+            body = await request.text()
+            merged = dict(parse_qsl(request.query_string, keep_blank_values=True))
+            merged.update(parse_qsl(body, keep_blank_values=True))
+            retry = v.weights.charge(route.weight(merged), order=route.order)
+            headers = self._headers(route)
+            if retry is not None:
+                headers["Retry-After"] = str(retry)
+                msg = f"Too many requests; current limit of IP(127.0.0.1) is {v.config.weight_limit} requests per minute. Please use the websocket for live updates to avoid polling the API."
+                return _json({"code": -1003, "msg": msg}, 429, headers)
+            fault = v.faults.take_http(request.method, request.path)
+            if fault is not None and fault.kind != "unknown":
+                return self._fault(fault.kind, fault.retry_after_s, headers)
+            try:
+                guard.check(
+                    route.security, request.headers, merged, request.query_string, body, v.now_ms, v.config
+                )
+                result = await route.handler(
+                    v, Request(method=request.method, path=request.path, contract_type=ctype, params=merged)
+                )
+            except SimError as exc:
+                if fault is not None:
+                    return self._fault(fault.kind, 0, headers)
+                return _json(exc.body(), exc.status, headers)
+            finally:
+                await v.replay.flush_user_events()
+            if fault is not None:
+                return self._fault(fault.kind, 0, headers)
+            return _json(result, 200, headers)
+        except Exception:
+            log.exception("local exchange: %s %s failed", request.method, request.path)
+            return _json({"code": -1000, "msg": UNKNOWN_MSG}, 500)
+
+    def _headers(self, route: Route) -> dict[str, str]:
+        w = self.venue.weights
+        headers = {"X-MBX-USED-WEIGHT-1M": str(w.used), "X-MBX-USED-WEIGHT": str(w.used)}
+        if route.order:
+            headers["X-MBX-ORDER-COUNT-1M"] = str(w.orders)
+        return headers
+
+    def _fault(self, kind: str, retry_after: int, headers: dict[str, str]) -> web.Response:
+        if kind in {"429", "418"}:
+            headers["Retry-After"] = str(max(1, retry_after))
+            msg = (
+                "Too many requests; please use the websocket for live updates."
+                if kind == "429"
+                else (
+                    "Way too many requests; IP(127.0.0.1) banned until further notice. Please use the websocket for live updates to avoid bans."
+                )
+            )
+            return _json({"code": -1003, "msg": msg}, int(kind), headers)
+        status, code, msg = _FAULT_BODIES[kind]
+        return _json({"code": code, "msg": msg}, status, headers)
+
+
+@web.middleware
+async def binance_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Unknown paths and methods answer in Binance's JSON error shape, never aiohttp's HTML."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        return _json({"code": -5000, "msg": f"Path {request.path}, Method {request.method} is invalid"}, 404)
+    except web.HTTPMethodNotAllowed:
+        return _json({"code": -5000, "msg": f"Path {request.path}, Method {request.method} is invalid"}, 405)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _json({"code": -1000, "msg": exc.reason}, exc.status)
+    except Exception:
+        log.exception("local exchange: %s %s failed", request.method, request.path)
+        return _json(known(-1000).body(), 500)

@@ -1,0 +1,320 @@
+"""``LocalExchange``: the local Binance Futures exchange running on its own thread and event loop.
+
+    with LocalExchange(["data/BTCUSDT_PERP_1m_2025-05-25_2025-06-24.csv"], SimConfig(port=0)) as ex:
+        Client.FUTURES_URL = ex.fapi_url  # python-binance, unmodified
+        ...
+
+``start()`` returns once the port is bound; ``stop()`` closes every connection and joins the thread.
+Every Python-side method hops onto the exchange's loop, so it is safe to call from any thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Coroutine, Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from actors.sim import admin
+from actors.sim.book import Book
+from actors.sim.clock import Pacers
+from actors.sim.config import SimConfig
+from actors.sim.faults import Faults, HttpFault
+from actors.sim.guard import WeightWindow
+from actors.sim.market import Feed, KlineArrays
+from actors.sim.replay import Replay
+from actors.sim.rest import RestApi, binance_errors
+from actors.sim.streams import Hub
+from actors.sim.venue import Venue, all_specs
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+DataSource = str | Path | tuple[str, str | Path] | KlineArrays
+
+
+def load_feeds(data: Iterable[DataSource]) -> list[Feed]:
+    """Feeds from ``"FILE"``, ``"SYM=FILE"``, ``(symbol, path)`` or already loaded series."""
+    from actors import datafiles  # noqa: PLC0415 - the loader is only needed for file sources
+
+    feeds = []
+    for source in data:
+        if isinstance(source, tuple):
+            symbol, path = source[0], Path(source[1])
+            feeds.append(Feed.from_series(datafiles.load_klines(path, symbol=symbol), symbol))
+        elif isinstance(source, str | Path):
+            symbol_arg, path = datafiles.parse_data_arg(str(source))
+            series = datafiles.load_klines(path, symbol=symbol_arg)
+            feeds.append(Feed.from_series(series, symbol_arg))
+        else:
+            feeds.append(Feed.from_series(source))
+    return feeds
+
+
+class LocalExchange:
+    """In-process launcher of the local exchange (see the module docstring)."""
+
+    def __init__(self, data: Sequence[DataSource] = (), config: SimConfig | None = None) -> None:
+        self.config = config or SimConfig()
+        self._feeds = load_feeds(data)
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._stopped: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._venue: Venue | None = None
+        self.port = self.config.port
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> LocalExchange:
+        self._thread = threading.Thread(target=self._run, name="local-exchange", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise RuntimeError(f"local exchange failed to start: {self._error}") from self._error
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        loop, stopped = self._loop, self._stopped
+        if loop is not None and stopped is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(stopped.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def __enter__(self) -> LocalExchange:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._main())
+        except BaseException as exc:  # noqa: BLE001 - reported to start() / logged
+            self._error = exc
+            log.exception("local exchange stopped with an error")
+        finally:
+            self._ready.set()
+            loop.close()
+
+    async def _main(self) -> None:
+        self._stopped = asyncio.Event()
+        venue = self._build()
+        app = web.Application(middlewares=[binance_errors])
+        RestApi(venue).install(app)
+        admin.install(app, venue)
+        app.router.add_routes(venue.hub.routes())
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, self.config.host, self.config.port)
+        try:
+            await site.start()
+        except OSError:
+            await runner.cleanup()
+            raise
+        server = site._server  # noqa: SLF001 - aiohttp exposes the bound port only here
+        sockets = getattr(server, "sockets", None) or []
+        self.port = int(sockets[0].getsockname()[1]) if sockets else self.config.port
+        replay = asyncio.create_task(venue.replay.run(), name="replay")
+        janitor = asyncio.create_task(self._expire_keys(venue), name="listen-keys")
+        self._ready.set()
+        try:
+            await self._stopped.wait()
+        finally:
+            for task in (replay, janitor):
+                task.cancel()
+            await asyncio.gather(replay, janitor, return_exceptions=True)
+            for conn in list(venue.hub.conns):
+                await conn.ws.close()
+            await runner.cleanup()
+
+    def _build(self) -> Venue:
+        feeds = {f.symbol: f for f in self._feeds}
+        faults = Faults()
+        pacers = Pacers()
+        book = Book(all_specs(feeds), {}, self.config)
+        holder: list[Replay] = []
+        hub = Hub(self.config, faults, lambda: holder[0].now_ms if holder else 0)
+        replay = Replay(list(feeds.values()), book, hub, pacers, self.config)
+        holder.append(replay)
+        hub.on_client = replay.client_arrived.set
+        self._venue = Venue(
+            config=self.config,
+            feeds=feeds,
+            book=book,
+            hub=hub,
+            replay=replay,
+            faults=faults,
+            pacers=pacers,
+            weights=WeightWindow(self.config.weight_limit),
+        )
+        return self._venue
+
+    @staticmethod
+    async def _expire_keys(venue: Venue) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            await venue.hub.expire_keys()
+
+    # --- addresses -------------------------------------------------------------------------------
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.config.host}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        """For ``Client.API_URL`` (python-binance's ``/api/v3/ping`` and ``/api/v3/time``)."""
+        return f"{self.rest_url}/api"
+
+    @property
+    def fapi_url(self) -> str:
+        """For ``Client.FUTURES_URL``."""
+        return f"{self.rest_url}/fapi"
+
+    @property
+    def dapi_url(self) -> str:
+        """For ``Client.FUTURES_COIN_URL``."""
+        return f"{self.rest_url}/dapi"
+
+    @property
+    def ws_url(self) -> str:
+        """For ``BinanceSocketManager.FSTREAM_URL`` and ``DSTREAM_URL`` (one server serves both)."""
+        return f"ws://{self.config.host}:{self.port}/"
+
+    fstream_url = ws_url
+    dstream_url = ws_url
+
+    @property
+    def admin_url(self) -> str:
+        return f"{self.rest_url}/sim/v1"
+
+    @property
+    def api_key(self) -> str:
+        return self.config.api_key
+
+    @property
+    def api_secret(self) -> str:
+        return self.config.api_secret
+
+    # --- control (thread-safe) -------------------------------------------------------------------
+
+    @property
+    def venue(self) -> Venue:
+        """The exchange's parts; touch them only while paused, or through ``call``."""
+        if self._venue is None:
+            raise RuntimeError("the local exchange is not started")
+        return self._venue
+
+    @property
+    def engine(self) -> Book:
+        return self.venue.book
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = 30.0) -> T:
+        """Run ``coro`` on the exchange's loop and return its result."""
+        if self._loop is None:
+            coro.close()
+            raise RuntimeError("the local exchange is not started")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def _do(self, fn: Any, *args: Any) -> Any:
+        async def run() -> Any:
+            result = fn(*args)
+            return await result if asyncio.iscoroutine(result) else result
+
+        return self.call(run())
+
+    @property
+    def clock_ms(self) -> int:
+        return self.venue.replay.now_ms
+
+    def status(self) -> dict[str, Any]:
+        return dict(self._do(admin.status, self.venue))
+
+    def state(self) -> dict[str, Any]:
+        return dict(self._do(admin.state, self.venue))
+
+    def pause(self) -> None:
+        self._do(self.venue.replay.pause)
+
+    def resume(self) -> None:
+        self._do(self.venue.replay.resume)
+
+    def step(self, count: int = 1, timeout: float = 30.0) -> None:
+        """Let the (paused) clock take ``count`` 1m steps and wait until they are done."""
+        self.call(admin.step(self.venue, count), timeout)
+
+    def wait_until_done(self, timeout: float | None = None) -> bool:
+        """Block until the replay has reached the end of the data; False on timeout."""
+
+        async def wait() -> None:
+            await self.venue.replay.done.wait()
+
+        try:
+            self.call(wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def register_pacer(self, interval: str = "1m") -> str:
+        venue = self.venue
+
+        def register() -> str:
+            pacer_id = venue.pacers.register(interval)
+            venue.replay.client_arrived.set()
+            return pacer_id
+
+        return str(self._do(register))
+
+    def ack(self, pacer_id: str, open_time: int) -> None:
+        self._do(self.venue.pacers.ack, pacer_id, open_time)
+
+    def unregister_pacer(self, pacer_id: str) -> None:
+        self._do(self.venue.pacers.unregister, pacer_id)
+
+    # --- faults (thread-safe) --------------------------------------------------------------------
+
+    def drop_connections(self) -> int:
+        return int(self._do(self.venue.hub.drop_all))
+
+    def stall_stream(self, seconds: float, stream: str = "") -> None:
+        self._do(admin.stall, self.venue, seconds, stream)
+
+    def fail_next(
+        self, kind: str, count: int = 1, *, path: str = "", method: str = "", retry_after_s: int = 1
+    ) -> None:
+        """Answer the next ``count`` matching requests with ``kind`` (500/502/503/504/429/418/unknown)."""
+        fault = HttpFault(
+            kind=str(kind), count=count, path=path, method=method.upper(), retry_after_s=retry_after_s
+        )
+        self._do(self.venue.faults.add_http, fault)
+
+    def reject_next_order(self, code: int, msg: str | None = None) -> None:
+        from actors.sim.errors import KNOWN_MESSAGES  # noqa: PLC0415
+
+        text = msg or KNOWN_MESSAGES.get(code, "NEW_ORDER_REJECTED")
+        self._do(self.venue.faults.reject_codes.append, (code, text))
+
+    def set_latency(self, seconds: float, path: str = "") -> None:
+        def apply() -> None:
+            self.venue.faults.latency_s = seconds
+            self.venue.faults.latency_path = path
+
+        self._do(apply)
+
+    def expire_listen_key(self, key: str | None = None) -> list[str]:
+        async def expire() -> list[str]:
+            keys = [key] if key else list(self.venue.hub.keys)
+            return [k for one in keys for k in await self.venue.hub.expire_keys(one)]
+
+        return list(self.call(expire()))

@@ -1,0 +1,81 @@
+"""The parts of one local exchange, shared by its REST, stream and admin layers (all on one loop)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.exchange.instruments import bundled_exchange_info, parse_symbol
+from actors.fills import InstrumentSpec
+from actors.messages import ContractType
+from actors.sim.book import Book
+from actors.sim.clock import Pacers
+from actors.sim.config import SimConfig
+from actors.sim.errors import known
+from actors.sim.faults import Faults
+from actors.sim.guard import WeightWindow
+from actors.sim.market import Feed
+from actors.sim.replay import Replay
+from actors.sim.streams import Hub
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Request:
+    """One admitted REST request, as the endpoint handlers see it."""
+
+    method: str
+    path: str
+    contract_type: ContractType
+    params: dict[str, str]
+
+
+@dataclass(eq=False, slots=True, kw_only=True)
+class Venue:
+    config: SimConfig
+    feeds: dict[str, Feed]
+    book: Book
+    hub: Hub
+    replay: Replay
+    faults: Faults
+    pacers: Pacers
+    weights: WeightWindow
+    info: dict[ContractType, dict[str, Any]] = field(default_factory=dict)
+    stats: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def now_ms(self) -> int:
+        return self.replay.now_ms
+
+    def exchange_info(self, contract_type: ContractType) -> dict[str, Any]:
+        doc = self.info.get(contract_type)
+        if doc is None:
+            doc = copy.deepcopy(dict(bundled_exchange_info(contract_type)))
+            listed = {s["symbol"] for s in doc["symbols"]}
+            doc["symbols"] += [
+                f.info
+                for f in self.feeds.values()
+                if f.contract_type is contract_type and f.symbol not in listed
+            ]
+            for limit in doc.get("rateLimits", []):
+                if limit.get("rateLimitType") == "REQUEST_WEIGHT":
+                    limit["limit"] = self.config.weight_limit
+            self.info[contract_type] = doc
+        return doc | {"serverTime": self.now_ms}
+
+    def symbol(self, name: str, contract_type: ContractType) -> InstrumentSpec:
+        """Spec of ``name`` on this market, or -1121."""
+        spec = self.book.specs.get(name)
+        if spec is None or spec.contract_type is not contract_type:
+            raise known(-1121)
+        return spec
+
+
+def all_specs(feeds: dict[str, Feed]) -> dict[str, InstrumentSpec]:
+    """Bundled specs of both markets plus those of the replayed symbols."""
+    specs: dict[str, InstrumentSpec] = {}
+    for ctype in ContractType:
+        for raw in bundled_exchange_info(ctype)["symbols"]:
+            specs[raw["symbol"]] = parse_symbol(raw, ctype)
+    specs.update({f.symbol: f.spec for f in feeds.values()})
+    return specs
