@@ -204,3 +204,32 @@ class PortfolioView:
     def open_positions(self) -> int:
         """How many symbols hold a position."""
         return len(self.open_symbols)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderStateChanged:
+    """Event from the executor to the ledger: one of our orders was sent, acknowledged, filled or failed.
+
+    The executor tells ``submitted`` *before* the request leaves, so a crash mid-request still leaves a
+    row the reconciliation can resolve by client id.
+    """
+
+    symbol: str
+    client_id: str
+    leg: Leg
+    status: str
+    """``submitted``, ``new``, ``filled``, ``canceled``, ``rejected``, ``unknown``."""
+    side: str
+    quantity: str | None = None
+    price: float | None = None
+    """Average fill price (entry/close) or trigger price (stop/take-profit)."""
+    exchange_id: int | None = None
+    detail: str = ""
+    at_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reconcile:
+    """Command to the ledger: compare positions and open orders with the exchange now."""
+
+    reason: str = "periodic"

@@ -158,11 +158,10 @@ def account(book: Book, contract_type: ContractType, now: int) -> dict[str, Any]
         "updateTime": 0,
     }
     if contract_type is ContractType.USDT_M:
-        usdt = assets[0] if assets else None
-        total_wallet = float(usdt["walletBalance"]) if usdt else 0.0
-        total_upnl = float(usdt["unrealizedProfit"]) if usdt else 0.0
-        total_im = float(usdt["initialMargin"]) if usdt else 0.0
-        avail = float(usdt["availableBalance"]) if usdt else 0.0
+        total_wallet = book.wallet.get("USDT", 0.0)
+        total_upnl = _upnl(book, "USDT")
+        total_im = _margin(book, "USDT")
+        avail = book.available("USDT")
         body |= {
             "multiAssetsMargin": False,
             "tradeGroupId": -1,

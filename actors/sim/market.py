@@ -25,13 +25,20 @@ MAX_KLINES_LIMIT = 1500
 class KlineArrays(Protocol):
     """What the replay needs of ``actors.datafiles.KlineSeries``."""
 
-    symbol: str
-    open_time: npt.NDArray[np.int64]
-    open: npt.NDArray[np.float64]
-    high: npt.NDArray[np.float64]
-    low: npt.NDArray[np.float64]
-    close: npt.NDArray[np.float64]
-    volume: npt.NDArray[np.float64]
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def open_time(self) -> npt.NDArray[np.int64]: ...
+    @property
+    def open(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def high(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def low(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def close(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def volume(self) -> npt.NDArray[np.float64]: ...
 
 
 def contract_type_of(symbol: str) -> ContractType:
@@ -229,7 +236,8 @@ class Feed:
         agg = [o, max(run[2], current[1]), min(run[3], current[2]), current[3], run[4] + current[4]]
         closed = partial is None and t + MINUTE_MS >= bucket + ms
         if partial is None:
-            self._fold(run, *current, run[2] == -np.inf)
+            o2, h2, l2, c2, v2 = current
+            self._fold(run, o2, h2, l2, c2, v2, run[2] == -np.inf)
             run[6] = float(i + 1)
         return bucket, agg, closed
 
