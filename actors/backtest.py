@@ -154,9 +154,8 @@ class _Account:
 
     def open(self, run: SymbolRun, decision: Decision, decided_ms: int) -> bool:
         spec = run.spec
-        assert decision.entry is not None  # noqa: S101 - taken decisions always carry levels
-        assert decision.stop_loss is not None  # noqa: S101
-        assert decision.take_profit is not None  # noqa: S101
+        if decision.entry is None or decision.stop_loss is None or decision.take_profit is None:
+            raise ValueError(f"taken decision without levels: {decision}")
         long = decision.direction is Direction.LONG
         price = market_fill_price(
             decision.entry, buy=long, slippage_pct=self.settings.slippage_pct, tick=spec.tick_size
@@ -270,7 +269,8 @@ def _settle(run: SymbolRun, pos: _Open, i: int) -> tuple[ExitReason, float]:
         low=float(s.low[i]),
         close=float(s.close[i]),
     )
-    assert hit is not None  # noqa: S101 - _find_exit only returns candles that reach a level
+    if hit is None:
+        raise RuntimeError(f"{run.spec.symbol}: candle {i} reaches no level; _find_exit and fills disagree")
     return hit
 
 

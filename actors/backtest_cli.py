@@ -61,10 +61,10 @@ def build_runs(config: Config, data: Sequence[tuple[str, Path]]) -> list[SymbolR
         series = load_klines(path, symbol=symbol)
         if series.timeframe != settings.signal_timeframe:
             raise DataFileError(
-                f"{path}: holds {series.timeframe} candles but {symbol}'s signal_timeframe is "
+                path,
+                None,
+                f"holds {series.timeframe} candles but {symbol}'s signal_timeframe is "
                 f"{settings.signal_timeframe}; give a {settings.signal_timeframe} file or change the setting",
-                path=Path(path),
-                line=None,
             )
         series = _slice(series, bt.start_ms, bt.end_ms)
         spec = spec_for(symbol, settings.contract_type, series.close[:2000].tolist())
@@ -103,8 +103,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="kline CSV (repeatable); symbol from the file name's leading token unless given. "
         "Default: the config's replay.data (the bundled BTC and ETH month)",
     )
-    parser.add_argument("--config", metavar="PATH", help="YAML config (default: config/config.yaml if present)")
-    parser.add_argument("--out", metavar="DIR", help="report directory (default: backtest_results/<timestamp>)")
+    parser.add_argument(
+        "--config", metavar="PATH", help="YAML config (default: config/config.yaml if present)"
+    )
+    parser.add_argument(
+        "--out", metavar="DIR", help="report directory (default: backtest_results/<timestamp>)"
+    )
     parser.add_argument(
         "--engine",
         choices=("batch", "incremental"),
@@ -126,9 +130,11 @@ def run_backtest_cli(
             print(f"{config_path}: {line}", file=err)
         return 2
     try:
-        data = [parse_data_arg(a) for a in args.data] if args.data else [
-            (None, p) for p in config.replay_data_paths()
-        ]
+        data = (
+            [parse_data_arg(a) for a in args.data]
+            if args.data
+            else [(None, p) for p in config.replay_data_paths()]
+        )
         resolved = [(sym or parse_data_arg(str(path))[0], Path(path)) for sym, path in data]
         symbols = [s for s, _ in resolved]
         if len(set(symbols)) != len(symbols):
@@ -156,7 +162,11 @@ def run_backtest_cli(
         "config": str(config_path) if config_path else None,
     }
     paths, summary = write_reports(
-        result, out_dir, title=f"nancemakina backtest — {', '.join(symbols)}", extra=extra, plot=not args.no_plot
+        result,
+        out_dir,
+        title=f"nancemakina backtest — {', '.join(symbols)}",
+        extra=extra,
+        plot=not args.no_plot,
     )
     summary["wall_seconds"] = time.perf_counter() - started
     print(render_summary(summary, paths), file=out)

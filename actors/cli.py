@@ -40,7 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list and args_list[0] == "exchange":
         from actors.sim.cli import run_exchange_cli  # noqa: PLC0415
 
-        return run_exchange_cli(args_list[1:])
+        code: int = run_exchange_cli(args_list[1:])
+        return code
     args = _parser().parse_args(args_list)
     if args.command == "backtest":
         from actors.backtest_cli import run_backtest_cli  # noqa: PLC0415

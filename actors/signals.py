@@ -79,7 +79,7 @@ def crossover_indices(side: npt.NDArray[np.int8]) -> IntArray:
     return np.flatnonzero(hits).astype(np.int64)
 
 
-def scan(
+def scan(  # noqa: PLR0917 - the five arrays of a series, in their natural order
     params: StrategyParams,
     open_time: IntArray,
     high: FloatArray,

@@ -5,17 +5,19 @@ actors reach the same decisions from the same candles.
 
 Rules, in the order they are evaluated (the first failing one names the skip reason):
 
-- A *crossover* happens on the closed candle whose short−long sign is opposite to the last non-tie sign.
-  A tie (short == long) is on neither side: it neither starts nor ends a side.
-- ``buffer_time_candles`` = N: the new side must hold on the N closed candles after the signal candle;
-  the decision is taken at the close of the N-th (entry at that close). A candle off the side → ``not_confirmed``.
+- A *crossover* happens on the closed candle whose short−long sign is opposite to the last
+  non-tie sign. A tie (short == long) is on neither side: it neither starts nor ends a side.
+- ``buffer_time_candles`` = N: the new side must hold on the N closed candles after the signal
+  candle; the decision is taken at the close of the N-th (entry at that close). A candle off the
+  side (or a tie) → ``not_confirmed``.
 - ``position_open``: this symbol already has a position.
 - ``min_interval``: the previous *taken* signal of this pair is less than ``min_signal_interval_minutes`` of
   candle time before this signal candle.
-- ``invalid_stop``: stop = lowest low (LONG) / highest high (SHORT) of the ``pivot_lookback_candles`` closed
-  candles before the signal candle; no trade when entry is not beyond it (risk ≤ 0).
+- ``invalid_stop``: stop = lowest low (LONG) / highest high (SHORT) of the ``pivot_lookback_candles``
+  closed candles before the signal candle; no trade when entry is not beyond it (risk ≤ 0).
 - ``volume_filter``: the signal candle's volume must be ≥ ratio × SMA(volume) at the signal candle.
-- ``volatility_filter``: Bollinger width (upper − lower) at the signal candle, as % of its close, must be ≥ min.
+- ``volatility_filter``: Bollinger width (upper − lower) at the signal candle, as % of its close,
+  must be ≥ min.
 - ``max_concurrent``: open positions across all symbols already at ``max_concurrent_trades``.
 - Otherwise ``taken`` with take-profit = entry ± risk × ``tp_sl_ratio``.
 """
@@ -204,7 +206,7 @@ class PairStrategy:
     def on_closed_kline(self, kline: Kline, *, position_open: bool, open_positions: int) -> Decision | None:
         """Feed one closed candle; returns the decision settled by it, if any.
 
-        ``position_open``/``open_positions`` describe the portfolio after every fill up to this candle's close.
+        ``position_open``/``open_positions``: the portfolio after every fill up to this candle's close.
         """
         if self._last_open is not None and kline.open_time_ms <= self._last_open:
             return None
@@ -224,17 +226,23 @@ class PairStrategy:
         decision = None
         if self._pending is not None:
             if side != self._pending.direction.sign:
-                decision = self._decide(kline, False, position_open, open_positions)
+                decision = self._decide(
+                    kline, confirmed=False, position_open=position_open, open_positions=open_positions
+                )
             else:
                 self._remaining -= 1
                 if self._remaining == 0:
-                    decision = self._decide(kline, True, position_open, open_positions)
+                    decision = self._decide(
+                        kline, confirmed=True, position_open=position_open, open_positions=open_positions
+                    )
         if side != 0:
             if self._side not in (0, side):
                 self._pending = self._candidate(kline, Direction.LONG if side > 0 else Direction.SHORT)
                 self._remaining = self.params.buffer_candles
                 if self._remaining == 0:
-                    decision = self._decide(kline, True, position_open, open_positions)
+                    decision = self._decide(
+                        kline, confirmed=True, position_open=position_open, open_positions=open_positions
+                    )
             self._side = side
         if decision is not None:
             self._last_decision = decision
@@ -260,9 +268,10 @@ class PairStrategy:
             bb_width_pct=width,
         )
 
-    def _decide(self, kline: Kline, confirmed: bool, position_open: bool, open_positions: int) -> Decision:
+    def _decide(self, kline: Kline, *, confirmed: bool, position_open: bool, open_positions: int) -> Decision:
         cand = self._pending
-        assert cand is not None  # noqa: S101 - callers check; a violated invariant must not trade
+        if cand is None:
+            raise RuntimeError("decision without a pending crossover")
         self._pending = None
         decision = judge(
             self.params,

@@ -32,7 +32,8 @@ from actors.strategy import PairStrategy, StrategyParams
 s = load_klines(sys.argv[1])
 o, h, l, c, v = (a.tolist() for a in (s.open, s.high, s.low, s.close, s.volume))
 n = len(c)
-strategy = PairStrategy("BTCUSDT", "1m", StrategyParams(volume_filter=True, volatility_filter=True, buffer_candles=2))
+params = StrategyParams(volume_filter=True, volatility_filter=True, buffer_candles=2)
+strategy = PairStrategy("BTCUSDT", "1m", params)
 def rss_mb():
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
@@ -119,7 +120,8 @@ def main() -> None:
     print(f"klines in file                      {n:>12,}")
     print(f"baseline: bare loop, 2 talipp SMAs  {baseline:>12,.0f} klines/s")
     print(f"engine, full rules, batch           {batch:>12,.0f} klines/s  ({batch / baseline:.1f}x baseline)")
-    print(f"engine, full rules, incremental     {incremental:>12,.0f} klines/s  ({incremental / baseline:.2f}x baseline)")
+    ratio = incremental / baseline
+    print(f"engine, full rules, incremental     {incremental:>12,.0f} klines/s  ({ratio:.2f}x baseline)")
     print(f"  decisions {len(result.decisions)}, trades {len(result.trades)}")
 
     one = [f"--data=BTCUSDT={BTC}"]
@@ -130,7 +132,8 @@ def main() -> None:
     extra = n + 2 * eth_n
     print(f"CLI 1 file                          {t1:>12.3f} s")
     print(f"CLI 4 files                         {t4:>12.3f} s")
-    print(f"CLI end to end, marginal            {extra / (t4 - t1):>12,.0f} klines/s  ({extra:,} klines over {t4 - t1:.3f} s)")
+    rate = extra / (t4 - t1)
+    print(f"CLI end to end, marginal            {rate:>12,.0f} klines/s  ({extra:,} klines in {t4 - t1:.3f} s)")
 
     probe = subprocess.run(
         [sys.executable, "-c", MEMORY_PROBE, str(BTC)], check=True, cwd=ROOT, capture_output=True, text=True

@@ -48,7 +48,16 @@ def test_backtest_bundled_file_writes_every_report(tmp_path: Path) -> None:
     with (out / "decisions.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == summary["crossovers"]
-    assert set(rows[0]) >= {"open_time_ms", "symbol", "direction", "decision", "reason", "entry", "stop_loss", "take_profit"}
+    assert set(rows[0]) >= {
+        "open_time_ms",
+        "symbol",
+        "direction",
+        "decision",
+        "reason",
+        "entry",
+        "stop_loss",
+        "take_profit",
+    }
     assert {r["decision"] for r in rows} <= {"taken", "skipped"}
     assert all(r["reason"] for r in rows if r["decision"] == "skipped")
     with (out / "trades.csv").open() as fh:
@@ -72,7 +81,9 @@ def test_binance_archive_format_without_header(tmp_path: Path) -> None:
         for line in src:
             t, o, h, low, c, v = line.strip().split(",")
             dst.write(f"{t},{o},{h},{low},{c},{v},{int(t) + 59_999},0,10,0,0,0\n")
-    proc = nancemakina("backtest", "--data", str(archive), "--out", str(tmp_path / "o"), "--no-plot", cwd=tmp_path)
+    proc = nancemakina(
+        "backtest", "--data", str(archive), "--out", str(tmp_path / "o"), "--no-plot", cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["symbols"] == ["LINKUSDT"]
@@ -95,7 +106,9 @@ def test_gap_is_reported_not_filled(tmp_path: Path) -> None:
     lines = BTC.read_text().splitlines()[:2000]
     del lines[1000:1003]
     gappy.write_text("\n".join(lines) + "\n")
-    proc = nancemakina("backtest", "--data", str(gappy), "--out", str(tmp_path / "o"), "--no-plot", cwd=tmp_path)
+    proc = nancemakina(
+        "backtest", "--data", str(gappy), "--out", str(tmp_path / "o"), "--no-plot", cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     assert "gap of 3 candle(s)" in proc.stderr
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,8 @@ def pandas_crossovers(path: Path, short: int, long: int) -> list[tuple[int, str]
     last = side.replace(0, np.nan).ffill().shift(1).fillna(0)
     hits = df[(side != 0) & (last != 0) & (side != last)]
     return [
-        (int(t), "LONG" if s > 0 else "SHORT") for t, s in zip(hits["open_time_ms"], side[hits.index], strict=True)
+        (int(t), "LONG" if s > 0 else "SHORT")
+        for t, s in zip(hits["open_time_ms"], side[hits.index], strict=True)
     ]
 
 
@@ -77,7 +79,9 @@ def test_crossovers_equal_pandas_reference_exactly(btc: KlineSeries) -> None:
     ],
     ids=["defaults", "buffer-interval", "filters", "fast-max1"],
 )
-def test_batch_driver_equals_incremental_driver(btc: KlineSeries, eth: KlineSeries, params: StrategyParams) -> None:
+def test_batch_driver_equals_incremental_driver(
+    btc: KlineSeries, eth: KlineSeries, params: StrategyParams
+) -> None:
     runs = [run_for(btc, params), run_for(eth, params, dynamic_sizing=True)]
     batch = run_backtest(runs, AccountSettings(), engine="batch")
     incremental = run_backtest(runs, AccountSettings(), engine="incremental")
@@ -108,7 +112,7 @@ def test_max_concurrent_is_shared_across_symbols(btc: KlineSeries, eth: KlineSer
     reasons = {d.reason.value for d in result.decisions if d.reason is not None}
     assert "max_concurrent" in reasons
     spans = sorted((t.entry_time_ms, t.exit_time_ms) for t in result.trades)
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end  # never two positions at once
 
 
@@ -116,7 +120,9 @@ def test_exits_respect_levels_and_end_of_data(btc: KlineSeries) -> None:
     result = run_backtest([run_for(btc, StrategyParams())], AccountSettings(slippage_pct=0.0))
     for t in result.trades:
         if t.exit_reason.value == "stop_loss":
-            worse_or_equal = t.exit_price <= t.stop_loss if t.direction is Direction.LONG else t.exit_price >= t.stop_loss
+            worse_or_equal = (
+                t.exit_price <= t.stop_loss if t.direction is Direction.LONG else t.exit_price >= t.stop_loss
+            )
             assert worse_or_equal
         elif t.exit_reason.value == "take_profit":
             assert t.exit_price == t.take_profit

@@ -58,7 +58,9 @@ def test_stop_fills_first_when_both_levels_are_inside_one_candle(direction: Dire
     stop, tp = (95.0, 105.0) if direction is Direction.LONG else (105.0, 95.0)
     # a red candle for LONG and a green one for SHORT: the colour would favour the take-profit.
     close = 99.0 if direction is Direction.LONG else 101.0
-    hit = exit_on_candle(direction=direction, stop=stop, take_profit=tp, open_=100.0, high=106.0, low=94.0, close=close)
+    hit = exit_on_candle(
+        direction=direction, stop=stop, take_profit=tp, open_=100.0, high=106.0, low=94.0, close=close
+    )
     assert hit == (ExitReason.STOP_LOSS, stop)
 
 
@@ -68,21 +70,30 @@ def test_take_profit_only() -> None:
     )
     assert hit == (ExitReason.TAKE_PROFIT, 105.0)
     assert (
-        exit_on_candle(direction=Direction.LONG, stop=90.0, take_profit=110.0, open_=100, high=106, low=99, close=104)
+        exit_on_candle(
+            direction=Direction.LONG, stop=90.0, take_profit=110.0, open_=100, high=106, low=99, close=104
+        )
         is None
     )
 
 
 def test_gap_through_stop_fills_at_the_open() -> None:
-    hit = exit_on_candle(direction=Direction.LONG, stop=95.0, take_profit=120.0, open_=93.0, high=96.0, low=92.0, close=94.0)
+    hit = exit_on_candle(
+        direction=Direction.LONG, stop=95.0, take_profit=120.0, open_=93.0, high=96.0, low=92.0, close=94.0
+    )
     assert hit == (ExitReason.STOP_LOSS, 93.0)
-    hit = exit_on_candle(direction=Direction.SHORT, stop=105.0, take_profit=80.0, open_=78.0, high=79.0, low=77.0, close=78)
+    hit = exit_on_candle(
+        direction=Direction.SHORT, stop=105.0, take_profit=80.0, open_=78.0, high=79.0, low=77.0, close=78
+    )
     assert hit == (ExitReason.TAKE_PROFIT, 78.0)
 
 
 def test_first_trigger_on_a_longer_path() -> None:
     path = (100.0, 101.0, 99.5, 103.0)
-    assert first_trigger(path, direction=Direction.LONG, stop=99.0, take_profit=102.0) == (ExitReason.TAKE_PROFIT, 102.0)
+    assert first_trigger(path, direction=Direction.LONG, stop=99.0, take_profit=102.0) == (
+        ExitReason.TAKE_PROFIT,
+        102.0,
+    )
 
 
 def _req(**kw: object) -> SizingRequest:

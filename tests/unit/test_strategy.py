@@ -10,7 +10,9 @@ from actors.strategy import PairStrategy, StrategyParams
 T0 = 1_700_000_040_000 - (1_700_000_040_000 % 60_000)
 
 
-def candle(i: int, close: float, *, low: float | None = None, high: float | None = None, volume: float = 1.0) -> Kline:
+def candle(
+    i: int, close: float, *, low: float | None = None, high: float | None = None, volume: float = 1.0
+) -> Kline:
     return Kline(
         symbol="TESTUSDT",
         timeframe="1m",
@@ -92,7 +94,9 @@ def test_tie_then_same_side_is_no_crossover() -> None:
 
 
 def test_confirmation_enters_at_confirming_close() -> None:
-    params = StrategyParams(short_period=2, long_period=4, pivot_lookback=3, tp_sl_ratio=2.0, buffer_candles=1)
+    params = StrategyParams(
+        short_period=2, long_period=4, pivot_lookback=3, tp_sl_ratio=2.0, buffer_candles=1
+    )
     [(i, d)] = feed(params, LONG_CLOSES)
     assert i == 6
     assert d.taken
@@ -103,7 +107,9 @@ def test_confirmation_enters_at_confirming_close() -> None:
 
 
 def test_not_confirmed_when_side_reverts_and_reversal_is_a_new_crossover() -> None:
-    params = StrategyParams(short_period=2, long_period=4, pivot_lookback=3, buffer_candles=1, min_interval_ms=0)
+    params = StrategyParams(
+        short_period=2, long_period=4, pivot_lookback=3, buffer_candles=1, min_interval_ms=0
+    )
     decisions = feed(params, [10.0, 9.0, 8.0, 7.0, 6.0, 10.0, 2.0, 1.0])
     (i, d), (j, e) = decisions
     assert (i, d.direction, d.reason) == (6, Direction.LONG, SkipReason.NOT_CONFIRMED)
@@ -168,7 +174,12 @@ def test_volume_filter(signal_volume: float, expected: SkipReason | None) -> Non
 @pytest.mark.parametrize(("min_width", "expected"), [(1000.0, SkipReason.VOLATILITY_FILTER), (1.0, None)])
 def test_volatility_filter(min_width: float, expected: SkipReason | None) -> None:
     params = StrategyParams(
-        short_period=2, long_period=4, pivot_lookback=3, volatility_filter=True, bb_period=3, bb_min_width_pct=min_width
+        short_period=2,
+        long_period=4,
+        pivot_lookback=3,
+        volatility_filter=True,
+        bb_period=3,
+        bb_min_width_pct=min_width,
     )
     [(_, d)] = feed(params, SHORT_CLOSES)
     assert d.reason is expected
@@ -189,7 +200,9 @@ def test_max_concurrent_skips_only_at_the_limit() -> None:
 
 def test_rule_order_first_failure_wins() -> None:
     # position open AND volume too low: position_open is evaluated first.
-    params = StrategyParams(short_period=2, long_period=4, pivot_lookback=3, volume_filter=True, volume_period=3)
+    params = StrategyParams(
+        short_period=2, long_period=4, pivot_lookback=3, volume_filter=True, volume_period=3
+    )
     [(_, d)] = feed(params, LONG_CLOSES, position_open=True)
     assert d.reason is SkipReason.POSITION_OPEN
 

@@ -1,0 +1,211 @@
+"""Local exchange WebSocket streams driven by python-binance's AsyncClient and BinanceSocketManager."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+import requests
+import websockets
+
+from actors.datafiles import load_klines
+from actors.fills import exit_on_candle, market_fill_price
+from actors.messages import Direction
+from tests.integration.test_sim_support import BTC, ETH, START, async_client, running, socket_manager
+
+KLINE_KEYS = {"t", "T", "s", "i", "f", "L", "o", "c", "h", "l", "v", "n", "x", "q", "V", "Q", "B"}
+
+
+async def _until(sock, predicate, timeout=5.0):
+    async def loop():
+        while True:
+            msg = await sock.recv()
+            if predicate(msg):
+                return msg
+
+    return await asyncio.wait_for(loop(), timeout)
+
+
+def test_replaying_all_btc_at_max_delivers_every_closed_kline_once_in_order():
+    series = load_klines(BTC)
+    with running(paused=False, start_ms=None, hold_until_client=True, updates_per_candle=0) as ex:
+
+        async def main():
+            client = await async_client(ex)
+            bsm = socket_manager(client, ex, max_queue_size=1_000_000)
+            closed = []
+            async with bsm.futures_multiplex_socket(["btcusdt@kline_1m"]) as sock:
+                while len(closed) < len(series.open_time):
+                    msg = await asyncio.wait_for(sock.recv(), 5)
+                    assert msg["stream"] == "btcusdt@kline_1m"
+                    k = msg["data"]["k"]
+                    if k["x"]:
+                        closed.append((k["t"], float(k["o"]), float(k["h"]), float(k["l"]), float(k["c"]), float(k["v"])))
+            await client.close_connection()
+            return closed
+
+        closed = asyncio.run(main())
+        assert ex.wait_until_done(5)
+    got = np.array(closed)
+    assert np.array_equal(got[:, 0].astype(np.int64), series.open_time)
+    for col, values in enumerate((series.open, series.high, series.low, series.close, series.volume), start=1):
+        assert np.array_equal(got[:, col], values)
+
+
+def test_kline_events_unclosed_then_closed_in_binance_format_for_two_symbols_and_5m():
+    with running(data=(BTC, ETH)) as ex:
+
+        async def main():
+            client = await async_client(ex)
+            bsm = socket_manager(client, ex)
+            async with bsm.futures_multiplex_socket(["btcusdt@kline_1m", "ethusdt@kline_1m", "btcusdt@kline_5m"]) as sock:
+                await asyncio.sleep(0.1)
+                await asyncio.to_thread(ex.step, 5)
+                events = []
+                while len([e for e in events if e["data"]["k"]["x"]]) < 11:
+                    events.append(await asyncio.wait_for(sock.recv(), 5))
+            await client.close_connection()
+            return events
+
+        events = asyncio.run(main())
+    btc = [e["data"] for e in events if e["stream"] == "btcusdt@kline_1m"]
+    assert [e["k"]["x"] for e in btc[:4]] == [False, False, False, True]
+    assert set(btc[3]) == {"e", "E", "s", "k"} and set(btc[3]["k"]) == KLINE_KEYS
+    assert btc[3]["k"]["t"] == START and btc[3]["k"]["T"] == START + 59_999
+    assert btc[0]["k"]["c"] == btc[0]["k"]["o"]
+    five = [e["data"]["k"] for e in events if e["stream"] == "btcusdt@kline_5m" and e["data"]["k"]["x"]]
+    assert len(five) == 1 and five[0]["i"] == "5m" and (five[0]["T"] + 1) % 300_000 == 0
+    assert any(e["stream"] == "ethusdt@kline_1m" and e["data"]["k"]["x"] for e in events)
+
+
+def test_subscribe_unsubscribe_list_and_limits():
+    with running(max_frames_per_s=10, stream_cap=3) as ex:
+
+        async def main():
+            async with websockets.connect(f"{ex.ws_url}market/stream?streams=btcusdt@kline_1m") as ws:
+                await ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@kline_5m"], "id": 1}))
+                assert json.loads(await ws.recv()) == {"result": None, "id": 1}
+                await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 2}))
+                assert json.loads(await ws.recv()) == {"result": ["btcusdt@kline_1m", "btcusdt@kline_5m"], "id": 2}
+                await ws.send(json.dumps({"method": "UNSUBSCRIBE", "params": ["btcusdt@kline_1m"], "id": 3}))
+                assert json.loads(await ws.recv()) == {"result": None, "id": 3}
+                await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 4}))
+                assert json.loads(await ws.recv())["result"] == ["btcusdt@kline_5m"]
+                await ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["a@kline_1m", "b@kline_1m", "c@kline_1m"], "id": 5}))
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await asyncio.wait_for(ws.recv(), 5)
+                assert closed.value.rcvd.code == 1008
+            async with websockets.connect(f"{ex.ws_url}ws") as ws:
+                with pytest.raises(websockets.ConnectionClosed):
+                    for i in range(30):
+                        await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": i}))
+                    while True:
+                        await asyncio.wait_for(ws.recv(), 5)
+
+        asyncio.run(main())
+        assert ex.status()["clients"]["ws_kicked"] == 2
+
+
+def test_user_stream_orders_algo_trigger_equals_backtester_exit():
+    series = load_klines(BTC)
+    i0 = int(np.searchsorted(series.open_time, START))
+    entry_ref = float(series.close[i0 - 1])
+    with running(slippage_pct=0.01) as ex:
+
+        async def main():
+            client = await async_client(ex)
+            bsm = socket_manager(client, ex)
+            async with bsm.futures_user_socket() as user:
+                await asyncio.sleep(0.1)
+                await client.futures_create_order(symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.010", newClientOrderId="e1")
+                fill = await _until(user, lambda m: m["e"] == "ORDER_TRADE_UPDATE" and m["o"]["X"] == "FILLED")
+                account = await _until(user, lambda m: m["e"] == "ACCOUNT_UPDATE")
+                entry = float(fill["o"]["ap"])
+                stop = round(entry * 0.997, 1)
+                await client.futures_create_order(symbol="BTCUSDT", side="SELL", type="STOP_MARKET", stopPrice=f"{stop:.1f}", closePosition="true", clientAlgoId="sl")
+                take = round(entry * 1.003, 1)
+                await client.futures_create_order(symbol="BTCUSDT", side="SELL", type="TAKE_PROFIT_MARKET", stopPrice=f"{take:.1f}", closePosition="true", clientAlgoId="tp")
+                new = await _until(user, lambda m: m["e"] == "ALGO_UPDATE" and m["o"]["caid"] == "tp")
+                assert new["o"]["X"] == "NEW"
+                steps = 0
+                while not (await client.futures_get_open_algo_orders(symbol="BTCUSDT")) or steps == 0:
+                    await asyncio.to_thread(ex.step, 1)
+                    steps += 1
+                    if len(await client.futures_get_open_algo_orders(symbol="BTCUSDT")) < 2:
+                        break
+                exit_fill = await _until(user, lambda m: m["e"] == "ORDER_TRADE_UPDATE" and m["o"]["X"] == "FILLED")
+                finished = await _until(user, lambda m: m["e"] == "ALGO_UPDATE" and m["o"]["X"] == "FINISHED")
+            await client.close_connection()
+            return fill, account, stop, take, steps, exit_fill, finished
+
+        fill, account, stop, take, steps, exit_fill, finished = asyncio.run(main())
+    assert float(fill["o"]["ap"]) == market_fill_price(entry_ref, buy=True, slippage_pct=0.01, tick=ex.engine.specs["BTCUSDT"].tick_size)
+    assert account["a"]["P"][0]["pa"] == "0.010"
+    expected = None
+    for i in range(i0, i0 + steps):
+        expected = exit_on_candle(direction=Direction.LONG, stop=stop, take_profit=take, open_=float(series.open[i]), high=float(series.high[i]), low=float(series.low[i]), close=float(series.close[i]))
+        if expected:
+            assert i == i0 + steps - 1
+            break
+    assert expected is not None
+    reason, level = expected
+    assert finished["o"]["caid"] == ("sl" if reason.value == "stop_loss" else "tp")
+    assert float(exit_fill["o"]["ap"]) == market_fill_price(level, buy=False, slippage_pct=0.01, tick=ex.engine.specs["BTCUSDT"].tick_size)
+    assert exit_fill["o"]["ot"] in {"STOP_MARKET", "TAKE_PROFIT_MARKET"} and float(exit_fill["o"]["rp"]) != 0
+
+
+def test_lock_step_pacer_over_http_holds_the_clock_until_acked():
+    with running(paused=False, pacer_timeout_s=5.0, updates_per_candle=1) as ex:
+        pacer = requests.post(f"{ex.admin_url}/pacer", timeout=5).json()["pacerId"]
+
+        async def main():
+            client = await async_client(ex)
+            bsm = socket_manager(client, ex)
+            seen = []
+            async with bsm.futures_multiplex_socket(["btcusdt@kline_1m"]) as sock:
+                for _ in range(5):
+                    k = (await _until(sock, lambda m: m["data"]["k"]["x"]))["data"]["k"]
+                    seen.append(k["t"])
+                    await asyncio.sleep(0.05)
+                    assert (await client.futures_time())["serverTime"] == k["T"] + 1  # the clock waits for us
+                    rows = await client.futures_klines(symbol="BTCUSDT", interval="1m", limit=1)
+                    assert rows[-1][0] == k["t"]
+                    await asyncio.to_thread(requests.post, f"{ex.admin_url}/pacer/{pacer}/ack", params={"openTime": k["t"]}, timeout=5)
+            await client.close_connection()
+            return seen
+
+        seen = asyncio.run(main())
+        assert seen == [START + i * 60_000 for i in range(5)]
+        requests.delete(f"{ex.admin_url}/pacer/{pacer}", timeout=5)
+        assert requests.get(f"{ex.admin_url}/status", timeout=5).json()["stats"]["pacer_timeouts"] == 0
+
+
+def test_pacer_timeout_moves_on_and_is_counted():
+    with running(pacer_timeout_s=0.2) as ex:
+        ex.register_pacer()
+        ex.step(2)
+        assert ex.status()["stats"]["pacer_timeouts"] == 2
+
+
+def test_coin_m_multiplex_and_user_stream():
+    with running(data=(("BTCUSD_PERP", BTC),)) as ex:
+
+        async def main():
+            client = await async_client(ex)
+            bsm = socket_manager(client, ex)
+            async with bsm.futures_multiplex_socket(["btcusd_perp@kline_1m"], futures_type=2) as sock, bsm.coin_futures_user_socket() as user:
+                await asyncio.sleep(0.1)
+                await asyncio.to_thread(ex.step, 1)
+                kline = await _until(sock, lambda m: m["data"]["k"]["x"])
+                await client.futures_coin_create_order(symbol="BTCUSD_PERP", side="SELL", type="MARKET", quantity="3")
+                update = await _until(user, lambda m: m["e"] == "ACCOUNT_UPDATE")
+            await client.close_connection()
+            return kline, update
+
+        from binance.enums import FuturesType  # noqa: F401 - documents the futures_type value used above
+
+        kline, update = asyncio.run(main())
+    assert kline["data"]["s"] == "BTCUSD_PERP"
+    assert update["a"]["B"][0]["a"] == "BTC" and update["a"]["P"][0]["pa"] == "-3"
