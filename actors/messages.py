@@ -147,6 +147,8 @@ class SubmitEntry:
     """Command to the executor: open the position a taken decision asks for."""
 
     decision: Decision
+    received_ns: int = 0
+    """``perf_counter_ns`` when the deciding candle's frame was read (latency measurement; 0 if unknown)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -233,3 +235,24 @@ class Reconcile:
     """Command to the ledger: compare positions and open orders with the exchange now."""
 
     reason: str = "periodic"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PauseEntries:
+    """Command to the executor: no new entries for ``symbol`` (or for every symbol when None)."""
+
+    symbol: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResumeEntries:
+    """Command to the executor: allow entries again for ``symbol`` (or every symbol when None)."""
+
+    symbol: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StopAcceptingEntries:
+    """Command to the executor at shutdown: refuse every new entry from now on; positions stay protected."""
+
+    reason: str = "shutdown"

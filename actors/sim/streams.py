@@ -216,7 +216,7 @@ class Hub:
             if combined
             else ([tail] if tail else [])
         )
-        ws = web.WebSocketResponse(autoping=True, max_msg_size=1 << 20)
+        ws = web.WebSocketResponse(autoping=True, max_msg_size=1 << 20, timeout=1.0, compress=False)
         await ws.prepare(request)
         conn = Conn(ws=ws, combined=combined)
         self.conns.add(conn)
@@ -291,7 +291,7 @@ class Hub:
         return {"error": {"code": 2, "msg": f"Invalid request: unknown method {method!r}"}, "id": rid}
 
     async def _user(self, request: web.Request, key: str) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(autoping=True)
+        ws = web.WebSocketResponse(autoping=True, timeout=1.0, compress=False)
         await ws.prepare(request)
         lk = self.keys.get(key)
         if lk is None or lk.expires <= time.monotonic():

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 import requests
 import websockets
+from binance import AsyncClient
+from binance.ws.streams import BinanceSocketManager
 
 from actors.datafiles import load_klines
 from actors.fills import exit_on_candle, market_fill_price
 from actors.messages import Direction
-from tests.integration.test_sim_support import BTC, ETH, START, async_client, running, socket_manager
+from tests.integration.test_sim_support import BTC, ETH, ROOT, START, async_client, running, socket_manager
 
 KLINE_KEYS = {"t", "T", "s", "i", "f", "L", "o", "c", "h", "l", "v", "n", "x", "q", "V", "Q", "B"}
 
@@ -28,13 +34,30 @@ async def _until(sock, predicate, timeout=5.0):
     return await asyncio.wait_for(loop(), timeout)
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def test_replaying_all_btc_at_max_delivers_every_closed_kline_once_in_order():
+    """Through the CLI in a child process, so the client does not share the exchange's GIL."""
     series = load_klines(BTC)
-    with running(paused=False, start_ms=None, hold_until_client=True, updates_per_candle=0) as ex:
+    port = _free_port()
+    cmd = [sys.executable, "-m", "actors.sim", "--data", str(BTC), "--speed", "max", "--port", str(port), "--updates-per-candle", "0"]
+    child = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                requests.get(f"http://127.0.0.1:{port}/sim/v1/status", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        urls = {"API_URL": f"http://127.0.0.1:{port}/api", "FUTURES_URL": f"http://127.0.0.1:{port}/fapi"}
 
         async def main():
-            client = await async_client(ex)
-            bsm = socket_manager(client, ex, max_queue_size=1_000_000)
+            client = await type("C", (AsyncClient,), urls).create()
+            bsm = type("B", (BinanceSocketManager,), {"FSTREAM_URL": f"ws://127.0.0.1:{port}/"})(client, max_queue_size=1_000_000)
             closed = []
             async with bsm.futures_multiplex_socket(["btcusdt@kline_1m"]) as sock:
                 while len(closed) < len(series.open_time):
@@ -47,7 +70,11 @@ def test_replaying_all_btc_at_max_delivers_every_closed_kline_once_in_order():
             return closed
 
         closed = asyncio.run(main())
-        assert ex.wait_until_done(5)
+        status = requests.get(f"http://127.0.0.1:{port}/sim/v1/status", timeout=5).json()
+        assert status["done"] is True and status["remaining"] == 0
+    finally:
+        child.terminate()
+        child.wait(10)
     got = np.array(closed)
     assert np.array_equal(got[:, 0].astype(np.int64), series.open_time)
     for col, values in enumerate((series.open, series.high, series.low, series.close, series.volume), start=1):

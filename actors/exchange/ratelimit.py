@@ -1,0 +1,176 @@
+"""``WeightBudget``: the process-wide REQUEST_WEIGHT budget of one venue (one IP), shared by every caller.
+
+Binance counts request weight per IP over the wall-clock minute and reports the running total in
+``X-MBX-USED-WEIGHT-1M``; exceeding the limit earns HTTP 429 with ``Retry-After``, ignoring 429s earns an
+IP ban (418). The budget keeps a conservative local estimate (the larger of what it charged and what the
+venue reported in the current minute), makes callers wait for the next minute when a request would take
+the estimate into the safety margin, and stops everyone until ``Retry-After`` after a 429/418.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from actors.exchange.errors import RateLimited
+
+DEFAULT_WEIGHT_LIMIT = 2400
+"""USDⓈ-M REQUEST_WEIGHT per minute; exchangeInfo's ``rateLimits`` overrides it."""
+_MINUTE_S = 60.0
+_BOUNDARY_SLACK_S = 0.05
+"""Wait a little past the minute boundary: the venue's clock may lag ours by a few milliseconds."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BudgetSnapshot:
+    """Counters for metrics."""
+
+    limit: int
+    used_weight: int
+    """Estimated weight used in the current minute."""
+    responses_429: int
+    responses_418: int
+    blocked_until: float
+    """Clock time until which a Retry-After holds every request (0 when none)."""
+    waits: int
+    """Acquisitions that had to wait."""
+    waited_s: float
+
+
+class WeightBudget:
+    """Thread-safe request-weight budget; create one per process per venue and share it.
+
+    ``clock`` returns wall-clock seconds (the window is Binance's wall-clock minute); ``sleep`` is
+    injectable so tests can drive a fake clock. ``safety`` is the fraction of the limit kept unused.
+    """
+
+    def __init__(
+        self,
+        limit: int = DEFAULT_WEIGHT_LIMIT,
+        *,
+        safety: float = 0.1,
+        max_wait_s: float = 65.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if limit <= 0 or not 0.0 <= safety < 1.0:
+            raise ValueError(f"WeightBudget: need limit > 0 and 0 <= safety < 1, got {limit}, {safety}")
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._sleep = sleep
+        self._limit = limit
+        self._safety = safety
+        self.max_wait_s = max_wait_s
+        self._minute = self._minute_of(clock())
+        self._used = 0
+        self._blocked_until = 0.0
+        self._429 = 0
+        self._418 = 0
+        self._waits = 0
+        self._waited_s = 0.0
+
+    @staticmethod
+    def _minute_of(now: float) -> int:
+        return int(now // _MINUTE_S)
+
+    def _roll(self, now: float) -> None:
+        minute = self._minute_of(now)
+        if minute != self._minute:
+            self._minute, self._used = minute, 0
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    @property
+    def usable(self) -> int:
+        """Weight per minute callers may spend: the limit minus the safety margin."""
+        return max(1, int(self._limit * (1.0 - self._safety)))
+
+    def set_limit(self, limit: int) -> None:
+        """Adopt the REQUEST_WEIGHT limit from exchangeInfo ``rateLimits``."""
+        if limit > 0:
+            with self._lock:
+                self._limit = limit
+
+    def _wait_needed(self, weight: int, now: float) -> float:
+        self._roll(now)
+        if self._blocked_until > now:
+            return self._blocked_until - now
+        if self._used + weight > self.usable and self._used > 0:
+            return (self._minute + 1) * _MINUTE_S - now + _BOUNDARY_SLACK_S
+        return 0.0
+
+    def acquire(self, weight: int, *, max_wait_s: float | None = None) -> float:
+        """Charge ``weight``, waiting if the minute is spent or a Retry-After holds; returns seconds waited.
+
+        Raises ``RateLimited`` at once (without waiting) when the wait would exceed ``max_wait_s``.
+        """
+        limit_s = self.max_wait_s if max_wait_s is None else max_wait_s
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock()
+                wait = self._wait_needed(weight, now)
+                if wait <= 0.0:
+                    self._used += weight
+                    if waited:
+                        self._waits += 1
+                        self._waited_s += waited
+                    return waited
+                if waited + wait > limit_s:
+                    raise RateLimited(
+                        "weight budget",
+                        f"{weight} weight would wait {wait:.1f} s (used {self._used}/{self._limit})",
+                        retry_after_s=round(wait, 3),
+                    )
+            self._sleep(wait)
+            waited += wait
+
+    def record_used(self, used_weight: int | None) -> None:
+        """Adopt the venue's ``X-MBX-USED-WEIGHT-1M`` when it exceeds the local estimate."""
+        if used_weight is None:
+            return
+        with self._lock:
+            self._roll(self._clock())
+            self._used = max(self._used, used_weight)
+
+    def record_rate_limited(self, retry_after_s: float, *, banned: bool = False) -> None:
+        """A 429 (``banned=False``) or 418 arrived: hold every request for ``retry_after_s``."""
+        with self._lock:
+            now = self._clock()
+            self._blocked_until = max(self._blocked_until, now + retry_after_s)
+            if banned:
+                self._418 += 1
+            else:
+                self._429 += 1
+
+    @property
+    def used_weight(self) -> int:
+        with self._lock:
+            self._roll(self._clock())
+            return self._used
+
+    @property
+    def responses_429(self) -> int:
+        return self._429
+
+    @property
+    def responses_418(self) -> int:
+        return self._418
+
+    def snapshot(self) -> BudgetSnapshot:
+        with self._lock:
+            now = self._clock()
+            self._roll(now)
+            return BudgetSnapshot(
+                limit=self._limit,
+                used_weight=self._used,
+                responses_429=self._429,
+                responses_418=self._418,
+                blocked_until=self._blocked_until if self._blocked_until > now else 0.0,
+                waits=self._waits,
+                waited_s=self._waited_s,
+            )

@@ -1,0 +1,187 @@
+"""PairTimeframe actor: one (symbol, timeframe), its talipp state and the V1 strategy, unchanged.
+
+Life of an incarnation: the supervisor registers it in the router (so candles closing from now on queue in
+its mailbox), ``start_actor`` warms the strategy up from REST, then queued and live candles flow through
+``on_kline_closed``. A candle that is not the next one after the last seen triggers an exact REST backfill
+first; if the exchange cannot supply the missing candles the gap stays *unrepaired* and the pair refuses to
+open trades until the next restart rebuilds it from a clean window.
+
+Only the signal timeframe trades; other timeframes keep the same bounded indicator state for inspection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from actors.base import Actor, Monitor
+from actors.messages import (
+    TIMEFRAME_MS,
+    ContractType,
+    Decision,
+    EntryRejected,
+    Kline,
+    KlineClosed,
+    Outcome,
+    PortfolioView,
+    SkipReason,
+    SubmitEntry,
+)
+from actors.strategy import PairStrategy, StrategyParams, StrategySnapshot
+
+
+class KlineSource(Protocol):
+    """The REST calls a pair actor needs (satisfied by ``BinanceGateway``)."""
+
+    def recent_closed_klines(
+        self, symbol: str, contract: ContractType, interval: str, count: int
+    ) -> list[Kline]:
+        """The last ``count`` closed candles, oldest first."""
+        ...
+
+    def closed_klines_range(
+        self, symbol: str, contract: ContractType, interval: str, start_open_ms: int, end_open_ms: int
+    ) -> list[Kline]:
+        """Closed candles with open time in [start, end], oldest first."""
+        ...
+
+
+class Teller(Protocol):
+    """Anything with ``tell`` (an ``ActorRef``)."""
+
+    def tell(self, message: Any) -> None:
+        """Send without waiting."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PairStatus:
+    """What the shell's ``inspect`` shows for one pair actor."""
+
+    symbol: str
+    timeframe: str
+    trading: bool
+    warm: bool
+    unrepaired_gap: bool
+    strategy: StrategySnapshot
+    gaps_backfilled: int
+    decisions: int
+
+
+class PairTimeframe(Actor):
+    """Runs ``PairStrategy`` on one (symbol, timeframe)."""
+
+    def __init__(
+        self,
+        *,
+        symbol: str,
+        timeframe: str,
+        contract: ContractType,
+        params: StrategyParams,
+        trading: bool,
+        klines: KlineSource,
+        portfolio: Callable[[], PortfolioView],
+        executor: Teller | None,
+        ledger: Teller | None,
+        monitor: Monitor | None = None,
+        generation: int = 0,
+        on_processed: Callable[[str, str, int], None] | None = None,
+        on_status: Callable[[PairStatus], None] | None = None,
+        warmup_extra: int = 10,
+    ) -> None:
+        super().__init__(name=f"pair:{symbol}:{timeframe}", monitor=monitor, generation=generation)
+        self.symbol = symbol
+        self.timeframe = timeframe
+        self.contract = contract
+        self.params = params
+        self.trading = trading
+        self._klines = klines
+        self._portfolio = portfolio
+        self._executor = executor
+        self._ledger = ledger
+        self._on_processed = on_processed
+        self._on_status = on_status
+        self._warmup = params.warmup_candles() + warmup_extra
+        self._tf_ms = TIMEFRAME_MS[timeframe]
+        self.strategy = PairStrategy(symbol, timeframe, params)
+        self._warm = False
+        self._unrepaired = False
+        self._gaps_backfilled = 0
+        self._decisions = 0
+
+    def start_actor(self) -> None:
+        history = self._klines.recent_closed_klines(self.symbol, self.contract, self.timeframe, self._warmup)
+        self._feed(history, live=False)
+        self._warm = True
+        self.log.info(f"{self.name} warm with {len(history)} candles")
+        self._publish()
+
+    def on_kline_closed(self, message: KlineClosed) -> None:
+        """A closed candle from the stream (or its backfill); older or duplicate ones are ignored."""
+        kline = message.kline
+        last = self.strategy.last_open_time_ms
+        if last is not None and kline.open_time_ms > last + self._tf_ms:
+            self._backfill(last + self._tf_ms, kline.open_time_ms - self._tf_ms)
+        self._feed((kline,), live=True, received_ns=message.received_ns)
+        if self._on_processed is not None:
+            self._on_processed(self.symbol, self.timeframe, kline.open_time_ms)
+
+    def on_entry_rejected(self, message: EntryRejected) -> None:
+        """The executor refused our taken decision: it no longer counts for ``min_interval``."""
+        snap = self.strategy.snapshot()
+        last = snap.last_decision
+        if last is not None and last.signal_open_time_ms == message.signal_open_time_ms:
+            self.strategy.record_rejection(last)
+
+    def _backfill(self, start_ms: int, end_ms: int) -> None:
+        missing = (end_ms - start_ms) // self._tf_ms + 1
+        fetched = self._klines.closed_klines_range(
+            self.symbol, self.contract, self.timeframe, start_ms, end_ms
+        )
+        self._gaps_backfilled += 1
+        if len(fetched) < missing:
+            self._unrepaired = True
+            self.log.warning(
+                f"{self.name}: exchange returned {len(fetched)} of {missing} missing candles "
+                f"{start_ms}..{end_ms}; no new entries until this pair restarts"
+            )
+        self._feed(fetched, live=True)
+
+    def _feed(self, klines: Sequence[Kline], *, live: bool, received_ns: int = 0) -> None:
+        for kline in klines:
+            view = self._portfolio()
+            decision = self.strategy.on_closed_kline(
+                kline, position_open=self.symbol in view.open_symbols, open_positions=view.open_positions
+            )
+            if decision is None or not live or not self.trading:
+                continue
+            self._decisions += 1
+            if decision.taken and self._unrepaired:
+                decision = replace(decision, outcome=Outcome.SKIPPED, reason=SkipReason.GAP_UNREPAIRED)
+                self.strategy.record_rejection(decision)
+            self._emit(decision, received_ns)
+        self._publish()
+
+    def _emit(self, decision: Decision, received_ns: int) -> None:
+        if decision.taken and self._executor is not None:
+            self._executor.tell(SubmitEntry(decision=decision, received_ns=received_ns))
+        if self._ledger is not None:
+            self._ledger.tell(decision)
+
+    def _publish(self) -> None:
+        if self._on_status is not None:
+            self._on_status(self.status())
+
+    def status(self) -> PairStatus:
+        """Immutable snapshot for the shell and metrics."""
+        return PairStatus(
+            symbol=self.symbol,
+            timeframe=self.timeframe,
+            trading=self.trading,
+            warm=self._warm,
+            unrepaired_gap=self._unrepaired,
+            strategy=self.strategy.snapshot(),
+            gaps_backfilled=self._gaps_backfilled,
+            decisions=self._decisions,
+        )

@@ -1,0 +1,86 @@
+"""Kline events per second the local exchange delivers to one python-binance client.
+
+    python bench/exchange_throughput.py [--candles N] [--updates K] [--out-of-process]
+
+Replays the bundled BTC data at ``max`` speed to one ``BinanceSocketManager`` multiplex socket and prints
+events/s (all kline events) and closed klines/s as the client sees them. ``--out-of-process`` runs the
+exchange in a child process (``python -m actors.sim``), so client and server do not share one GIL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from binance import AsyncClient
+from binance.ws.streams import BinanceSocketManager
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from actors.sim import LocalExchange, SimConfig  # noqa: E402
+
+BTC = ROOT / "data" / "BTCUSDT_PERP_1m_2025-05-25_2025-06-24.csv"
+FIRST_OPEN = 1748169180000
+
+
+async def consume(port: int, closed_target: int) -> tuple[int, int, float]:
+    base = f"http://127.0.0.1:{port}"
+    client_cls = type("C", (AsyncClient,), {"API_URL": base + "/api", "FUTURES_URL": base + "/fapi"})
+    bsm_cls = type("B", (BinanceSocketManager,), {"FSTREAM_URL": f"ws://127.0.0.1:{port}/"})
+    client = await client_cls.create()
+    bsm = bsm_cls(client, max_queue_size=10_000_000)
+    events = closed = 0
+    started = 0.0
+    async with bsm.futures_multiplex_socket(["btcusdt@kline_1m"]) as sock:
+        while closed < closed_target:
+            msg = await asyncio.wait_for(sock.recv(), 30)
+            if not events:
+                started = time.perf_counter()
+            events += 1
+            closed += msg["data"]["k"]["x"]
+    elapsed = time.perf_counter() - started
+    await client.close_connection()
+    return events, closed, elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--candles", type=int, default=20_000)
+    parser.add_argument("--updates", type=int, default=3, help="unclosed updates per candle")
+    parser.add_argument("--out-of-process", action="store_true")
+    args = parser.parse_args()
+    if args.out_of_process:
+        port = 18765
+        cmd = [sys.executable, "-m", "actors.sim", "--data", str(BTC), "--speed", "max", "--port", str(port),
+               "--updates-per-candle", str(args.updates)]
+        child = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, env=os.environ | {"PYTHONPATH": str(ROOT)})
+        try:
+            for _ in range(100):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/sim/v1/status", timeout=1)
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            events, closed, elapsed = asyncio.run(consume(port, args.candles))
+        finally:
+            child.terminate()
+            child.wait(10)
+    else:
+        config = SimConfig(port=0, hold_until_client=True, updates_per_candle=args.updates)
+        with LocalExchange([BTC], config) as exchange:
+            events, closed, elapsed = asyncio.run(consume(exchange.port, args.candles))
+    where = "out-of-process" if args.out_of_process else "in-process"
+    print(f"{where}, {args.updates} unclosed updates/candle: {events} kline events ({closed} closed) in {elapsed:.2f} s")
+    print(f"  {events / elapsed:,.0f} kline events/s, {closed / elapsed:,.0f} closed klines/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
