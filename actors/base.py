@@ -43,6 +43,13 @@ class ActorStats:
     alive: bool
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Barrier:
+    """Any actor runs ``done`` when it reaches this message: everything told before it has been handled."""
+
+    done: Callable[[], None]
+
+
 Monitor = Callable[[ChildExited], None]
 
 _SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
@@ -86,6 +93,10 @@ class Actor(pykka.ThreadingActor):
                 return None
             self._handlers[kind] = name
         return getattr(self, name)(message)
+
+    def on_barrier(self, message: Barrier) -> None:
+        """Everything queued before the barrier is handled: run its callback."""
+        message.done()
 
     def on_start(self) -> None:
         """Runs ``start_actor``; a failure there is reported to the supervisor like any other."""

@@ -91,6 +91,8 @@ class Flatten:
     qty: Decimal
     client_order_id: str
     reason: str
+    then_cancel: tuple[str, ...] = ()
+    """Our algo orders on the symbol, pointless once it is flat."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,6 +183,11 @@ class _Planner:
                 qty=qty,
                 client_order_id=cid,
                 reason=reason,
+                then_cancel=tuple(
+                    a.client_algo_id
+                    for a in self.view.open_algo_orders
+                    if a.symbol == symbol and is_ours(a.client_algo_id)
+                ),
             )
         )
 

@@ -71,7 +71,9 @@ class ExchangeError(Exception):
 
     recovery = "see the subclass"
 
-    def __init__(self, endpoint: str, detail: str, *, code: int | None = None, http_status: int | None = None):
+    def __init__(
+        self, endpoint: str, detail: str, *, code: int | None = None, http_status: int | None = None
+    ) -> None:
         self.endpoint = endpoint
         self.detail = detail
         self.code = code
@@ -83,7 +85,7 @@ class TransientError(ExchangeError):
     recovery = "transient: retry with backoff"
 
 
-class RateLimited(ExchangeError):
+class RateLimited(ExchangeError):  # noqa: N818 - names say the recovery
     recovery = "rate limited: send nothing before Retry-After has passed"
 
     def __init__(
@@ -94,7 +96,7 @@ class RateLimited(ExchangeError):
         retry_after_s: float,
         code: int | None = None,
         http_status: int | None = None,
-    ):
+    ) -> None:
         self.retry_after_s = retry_after_s
         super().__init__(
             endpoint, f"{detail} (retry after {retry_after_s:g} s)", code=code, http_status=http_status
@@ -105,14 +107,14 @@ class IpBanned(RateLimited):
     recovery = "IP banned: stop every request to this venue until Retry-After has passed"
 
 
-class UnknownStatus(ExchangeError):
+class UnknownStatus(ExchangeError):  # noqa: N818 - names say the recovery
     recovery = "execution status unknown: query the order by its client id before any retry"
 
 
-class Rejected(ExchangeError):
+class Rejected(ExchangeError):  # noqa: N818 - names say the recovery
     recovery = "rejected by the venue: report it, do not resend unchanged"
 
-    def __init__(self, endpoint: str, code: int, msg: str, *, http_status: int | None = None):
+    def __init__(self, endpoint: str, code: int, msg: str, *, http_status: int | None = None) -> None:
         self.msg = msg
         super().__init__(endpoint, f"Binance {code} {msg}", code=code, http_status=http_status)
 
@@ -126,7 +128,7 @@ class AuthError(ExchangeError):
     recovery = "fatal: check the API key, secret and its permissions/IP whitelist; stop trading"
 
 
-class ClockSkew(ExchangeError):
+class ClockSkew(ExchangeError):  # noqa: N818 - names say the recovery
     recovery = "clock skew: resync the server time offset, then retry once"
 
 
@@ -156,7 +158,9 @@ def _never_sent(exc: requests.RequestException) -> bool:
     return isinstance(reason, NewConnectionError)
 
 
-def _from_api(exc: BinanceAPIException, endpoint: str, *, placing: bool, secrets: Iterable[str]) -> ExchangeError:
+def _from_api(
+    exc: BinanceAPIException, endpoint: str, *, placing: bool, secrets: Iterable[str]
+) -> ExchangeError:
     status = int(exc.status_code)
     code = int(exc.code) if isinstance(exc.code, int) else None
     msg = redact(str(exc.message or ""), secrets)
@@ -164,11 +168,19 @@ def _from_api(exc: BinanceAPIException, endpoint: str, *, placing: bool, secrets
     what = f"HTTP {status} Binance {code} {msg}"
     if status == 418:
         return IpBanned(
-            endpoint, what, retry_after_s=retry_after_s(headers, DEFAULT_RETRY_AFTER_418_S), code=code, http_status=status
+            endpoint,
+            what,
+            retry_after_s=retry_after_s(headers, DEFAULT_RETRY_AFTER_418_S),
+            code=code,
+            http_status=status,
         )
     if status == 429 or code in _RATE_CODES:
         return RateLimited(
-            endpoint, what, retry_after_s=retry_after_s(headers, DEFAULT_RETRY_AFTER_429_S), code=code, http_status=status
+            endpoint,
+            what,
+            retry_after_s=retry_after_s(headers, DEFAULT_RETRY_AFTER_429_S),
+            code=code,
+            http_status=status,
         )
     if status >= 500:
         unknown = code == STATUS_UNKNOWN or bool(_UNKNOWN_TEXT.search(msg)) or status == 504

@@ -1,4 +1,4 @@
-"""Where a mode's requests go: ``Venue`` (base URLs) and ``make_client`` (a python-binance client pinned to it).
+"""Where a mode's requests go: ``Venue`` (base URLs) and ``make_client`` (python-binance pinned to it).
 
 python-binance 1.0.37 builds every REST URL from instance attributes: ``API_URL`` (+ ``_TESTNET_``/
 ``_DEMO_`` variants) for ``/api/v3/ping|time``, ``FUTURES_URL`` for ``/fapi/v{1,2,3}/...`` (algo orders

@@ -19,7 +19,7 @@ from binance.ws.streams import BinanceSocketManager
 from actors.datafiles import load_klines
 from actors.fills import exit_on_candle, market_fill_price
 from actors.messages import Direction
-from tests.integration.test_sim_support import BTC, ETH, ROOT, START, async_client, running, socket_manager
+from tests.integration.test_sim_support import BTC, ETH, ROOT, START, async_client, release_sockets, running, socket_manager
 
 KLINE_KEYS = {"t", "T", "s", "i", "f", "L", "o", "c", "h", "l", "v", "n", "x", "q", "V", "Q", "B"}
 
@@ -93,6 +93,7 @@ def test_kline_events_unclosed_then_closed_in_binance_format_for_two_symbols_and
                 events = []
                 while len([e for e in events if e["data"]["k"]["x"]]) < 11:
                     events.append(await asyncio.wait_for(sock.recv(), 5))
+                release_sockets(ex)
             await client.close_connection()
             return events
 
@@ -157,13 +158,13 @@ def test_user_stream_orders_algo_trigger_equals_backtester_exit():
                 new = await _until(user, lambda m: m["e"] == "ALGO_UPDATE" and m["o"]["caid"] == "tp")
                 assert new["o"]["X"] == "NEW"
                 steps = 0
-                while not (await client.futures_get_open_algo_orders(symbol="BTCUSDT")) or steps == 0:
+                while len(await client.futures_get_open_algo_orders(symbol="BTCUSDT")) == 2:
                     await asyncio.to_thread(ex.step, 1)
                     steps += 1
-                    if len(await client.futures_get_open_algo_orders(symbol="BTCUSDT")) < 2:
-                        break
+                    assert steps < 2000
                 exit_fill = await _until(user, lambda m: m["e"] == "ORDER_TRADE_UPDATE" and m["o"]["X"] == "FILLED")
                 finished = await _until(user, lambda m: m["e"] == "ALGO_UPDATE" and m["o"]["X"] == "FINISHED")
+                release_sockets(ex)
             await client.close_connection()
             return fill, account, stop, take, steps, exit_fill, finished
 
@@ -200,6 +201,7 @@ def test_lock_step_pacer_over_http_holds_the_clock_until_acked():
                     rows = await client.futures_klines(symbol="BTCUSDT", interval="1m", limit=1)
                     assert rows[-1][0] == k["t"]
                     await asyncio.to_thread(requests.post, f"{ex.admin_url}/pacer/{pacer}/ack", params={"openTime": k["t"]}, timeout=5)
+                release_sockets(ex)
             await client.close_connection()
             return seen
 
@@ -228,6 +230,7 @@ def test_coin_m_multiplex_and_user_stream():
                 kline = await _until(sock, lambda m: m["data"]["k"]["x"])
                 await client.futures_coin_create_order(symbol="BTCUSD_PERP", side="SELL", type="MARKET", quantity="3")
                 update = await _until(user, lambda m: m["e"] == "ACCOUNT_UPDATE")
+                release_sockets(ex)
             await client.close_connection()
             return kline, update
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,3 +52,14 @@ async def async_client(exchange: LocalExchange) -> AsyncClient:
 def socket_manager(client: AsyncClient, exchange: LocalExchange, **kwargs) -> BinanceSocketManager:
     cls = type("LocalBSM", (BinanceSocketManager,), {"FSTREAM_URL": exchange.ws_url, "DSTREAM_URL": exchange.ws_url})
     return cls(client, **kwargs)
+
+
+def release_sockets(exchange: LocalExchange, delay_s: float = 0.2) -> None:
+    """Close the server side shortly after a socket context starts exiting.
+
+    python-binance's read loop only notices it is exiting when a message arrives or its 10 s receive
+    timeout runs out; a server-side close wakes it at once.
+    """
+    timer = threading.Timer(delay_s, exchange.drop_connections)
+    timer.daemon = True
+    timer.start()
