@@ -1,56 +1,92 @@
 """The root of the actor tree: shared children, one ``PairSupervisor`` per pair, reloads, orderly shutdown.
 
-Shape (OTP): the root supervises the shared children (ledger → executor → market streams) one_for_one under
-``shared_policy``; exhausting that budget stops the tree and makes the exit code 70 so systemd restarts the
-process. Each pair has its own ``PairSupervisor`` actor, budget and thread: exhausting a pair's budget parks
-that pair and alerts; nothing else notices. All mutations of the tree run in one private root actor, so the
-public :class:`RootSupervisor` methods are safe from any thread (signal relay, control socket, config
-watcher). Reads (:meth:`RootSupervisor.status`) come from the :class:`StatusBoard`, never the mailbox.
+Shape (OTP)::
 
-Reloads diff pairs by symbol and ``fingerprint`` and touch only what changed. Shared children are never
+    root ─┬─ Supervisor["shared"]   ledger → executor → market streams, one_for_one, ``shared_policy``
+          ├─ PairSupervisor[BTCUSDT] one child per timeframe, one_for_one, the pair's own policy
+          └─ ...
+
+The shared supervisor exhausting its budget (or crashing) escalates: the tree stops in order and the exit
+code becomes 70 so systemd restarts the process. A pair exhausting its budget parks itself and alerts; no
+other pair notices (each supervisor is its own actor thread). Every mutation of the tree runs in one private
+root actor, so :class:`RootSupervisor` is safe to call from any thread (signal relay, control socket,
+config watcher); :meth:`RootSupervisor.status` reads the :class:`StatusBoard`, never a mailbox.
+
+A reload diffs pairs by symbol and ``fingerprint`` and touches only what changed. Shared children are never
 restarted by a reload: the caller sends them settings updates as messages if it needs to.
 """
 
 from __future__ import annotations
 
 import functools
-import signal
+import itertools
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import pykka
 from loguru import logger
 
-from actors.base import Actor, ChildExited
-from actors.sdnotify import SdNotifier, SignalRelay
+from actors.base import Actor
+from actors.sdnotify import SdNotifier, SignalRelay, service_signals
 from actors.supervision import (
     SHARED,
-    ChildGroup,
     ChildSpec,
     GroupState,
     GroupStatus,
-    Outcome,
     ParkPair,
     Ping,
-    RestartChild,
     RestartPair,
     RestartPolicy,
     Scheduler,
     StatusBoard,
+    Supervisor,
     await_started,
     stop_ref,
+    tell_quietly,
     timer_scheduler,
 )
 
+_T = TypeVar("_T")
+
 EX_SOFTWARE = 70
-"""Exit code when the shared children exhaust their budget or fail to start: systemd restarts us."""
+"""Exit code when the shared children cannot be kept up: systemd restarts the process."""
 
 AlertSink = Callable[[str, "str | None", str], None]
-"""``on_alert(kind, symbol, detail)``; called from actor threads, so it must only tell/enqueue."""
+"""``on_alert(kind, symbol, detail)``; called from actor threads, so it must only tell or enqueue."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PairSpec:
+    """One pair's children (one per timeframe, in start order) and its own restart budget."""
+
+    symbol: str
+    fingerprint: Hashable
+    """The pair's effective settings, and anything else whose change should restart the pair."""
+    children: tuple[ChildSpec, ...]
+    policy: RestartPolicy
+
+
+class PairSupervisor(Supervisor):
+    """A pair's supervisor: parks and calls ``on_parked(symbol, reason)`` instead of escalating.
+
+    ``kwargs`` (``scheduler``, ``monitor``, ``generation``) pass through to :class:`Supervisor`.
+    """
+
+    def __init__(
+        self, *, spec: PairSpec, board: StatusBoard, on_parked: Callable[[str, str], None], **kwargs: Any
+    ) -> None:
+        super().__init__(
+            name=spec.symbol,
+            children=spec.children,
+            policy=spec.policy,
+            board=board,
+            on_exhausted=on_parked,
+            **kwargs,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,12 +121,12 @@ class TreeStatus:
 
 
 class SupervisorStartError(RuntimeError):
-    """A shared child died while starting; the tree was stopped again."""
+    """A shared child was dead right after start; the tree was stopped again."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StartTree:
-    """Root-internal: start the shared children, then the pairs; answers False if a shared child died."""
+    """Root-internal: start the shared supervisor, then the pairs; answers False if a shared child died."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,28 +141,11 @@ class StopTree:
     """Root-internal: stop the pairs in parallel, then the shared children in reverse."""
 
     deadline: float
-    """``time.monotonic()`` by which everything must have been asked to stop."""
+    """``time.monotonic()`` by which the root stops waiting for anything."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PairSupervisorExited:
-    """Root-internal: a pair supervisor itself ended (a bug in it, or someone stopped it)."""
-
-    symbol: str
-    generation: int
-    failed: bool
-    error: str | None
-
-
-@dataclass(slots=True)
-class _PairSlot:
-    spec: PairSpec
-    ref: pykka.ActorRef[Any] | None = None
-    generation: int = 0
-
-
-def _pair_stop_s(spec: PairSpec) -> float:
-    return sum(c.shutdown_timeout_s for c in spec.children) + 1.0
+def _stop_budget_s(children: tuple[ChildSpec, ...]) -> float:
+    return sum(c.shutdown_timeout_s for c in children) + 1.0
 
 
 class _Root(Actor):
@@ -142,30 +161,37 @@ class _Root(Actor):
         scheduler: Scheduler,
     ) -> None:
         super().__init__(name="root")
+        self._spec = spec
         self._board = board
         self._alert = alert
         self._escalate = escalate
         self._scheduler = scheduler
-        self._tell = functools.partial(tell_quietly, self.actor_ref)
-        self._shared = ChildGroup(
-            name=SHARED, specs=spec.shared, policy=spec.shared_policy, tell=self._tell, scheduler=scheduler
-        )
-        self._specs = dict(spec.pairs)
-        self._pairs: dict[str, _PairSlot] = {}
+        self._shared: pykka.ActorRef[Any] | None = None
+        self._pairs: dict[str, tuple[PairSpec, pykka.ActorRef[Any] | None]] = {}
+        self._incarnations = itertools.count(1)
         self._stopping = False
 
     def on_start_tree(self, _message: StartTree) -> bool:
-        ok = self._shared.start_all()
-        self._board.publish(self._shared.snapshot())
-        if ok:
-            self._start_pairs(self._specs.values())
-        return ok
+        shared = self._spec.shared
+        self._shared = Supervisor.start(
+            name=SHARED,
+            children=shared,
+            policy=self._spec.shared_policy,
+            board=self._board,
+            on_exhausted=self._shared_exhausted,
+            park_on_exhaustion=False,
+            scheduler=self._scheduler,
+        )
+        await_started(self._shared, sum(c.start_timeout_s for c in shared) + 1.0, SHARED)
+        if not self.on_ping(Ping()):
+            return False
+        self._start_pairs(self._spec.pairs.values())
+        return True
 
     def on_reload_tree(self, message: ReloadTree) -> ReloadResult:
-        new = dict(message.spec.pairs)
+        new, old = message.spec.pairs, {symbol: spec for symbol, (spec, _) in self._pairs.items()}
         if self._stopping:
-            return ReloadResult(unchanged=tuple(self._pairs))
-        old = {symbol: slot.spec for symbol, slot in self._pairs.items()}
+            return ReloadResult(unchanged=tuple(old))
         removed = tuple(s for s in old if s not in new)
         restarted = tuple(s for s in old if s in new and new[s].fingerprint != old[s].fingerprint)
         added = tuple(s for s in new if s not in old)
@@ -176,122 +202,97 @@ class _Root(Actor):
         self._start_pairs(new[s] for s in (*restarted, *added))
         unchanged = tuple(s for s in old if s in new and s not in restarted)
         result = ReloadResult(added=added, removed=removed, restarted=restarted, unchanged=unchanged)
-        self.log.info(f"reload: {result}")
+        self.log.info(f"reload applied: {result}")
         return result
 
     def on_stop_tree(self, message: StopTree) -> None:
         self._stopping = True
-        self._stop_pairs(tuple(self._pairs), deadline=message.deadline)
-        self._shared.stop_all(deadline=message.deadline)
-        self._board.publish(self._shared.snapshot())
-
-    def on_child_exited(self, message: ChildExited) -> None:
-        outcome = self._shared.on_child_exited(message)
-        self._board.publish(self._shared.snapshot())
-        if outcome is Outcome.EXHAUSTED and not self._stopping:
-            policy = self._shared.budget.policy
-            detail = (
-                f"shared children: more than {policy.intensity} restarts in {policy.period_s:g}s; "
-                f"last error: {self._shared.last_error}"
-            )
-            self._alert("shared_exhausted", None, detail)
-            self._escalate(detail)
-
-    def on_restart_child(self, message: RestartChild) -> None:
-        self._shared.on_restart_child(message)
-        self._board.publish(self._shared.snapshot())
-
-    def on_pair_supervisor_exited(self, message: PairSupervisorExited) -> None:
-        slot = self._pairs.get(message.symbol)
-        if slot is None or slot.ref is None or slot.generation != message.generation:
-            return
-        slot.ref = None
-        detail = f"pair supervisor ended (failed={message.failed}): {message.error}"
-        self._park_status(message.symbol, detail)
-        self._alert("pair_parked", message.symbol, detail)
+        # Pairs may not starve the shared children (the ledger flushes last) of their own stop time.
+        reserve = min(_stop_budget_s(self._spec.shared), (message.deadline - time.monotonic()) / 2)
+        self._stop_pairs(tuple(self._pairs), deadline=message.deadline - reserve)
+        if self._shared is not None:
+            stop_ref(self._shared, message.deadline - time.monotonic(), SHARED)
 
     def on_restart_pair(self, message: RestartPair) -> bool:
-        slot = self._pairs.get(message.symbol)
-        if slot is None or self._stopping:
+        if message.symbol not in self._pairs or self._stopping:
             return False
-        if slot.ref is not None and slot.ref.is_alive():
-            self._tell_pair(slot.ref, message)
+        spec, ref = self._pairs[message.symbol]
+        if ref is not None and ref.is_alive():
+            tell_quietly(ref, message)
         else:
-            self._start_pairs([slot.spec])
+            self._start_pairs([spec])
         return True
 
     def on_park_pair(self, message: ParkPair) -> bool:
-        slot = self._pairs.get(message.symbol)
-        if slot is None or slot.ref is None:
+        ref = self._pairs.get(message.symbol, (None, None))[1]
+        if ref is None or not ref.is_alive():
             return False
-        self._tell_pair(slot.ref, message)
+        tell_quietly(ref, message)
         return True
 
     def on_ping(self, _message: Ping) -> bool:
-        return self._shared.all_alive()
+        """All shared children alive; asks the shared supervisor, which never asks back (no cycle)."""
+        try:
+            return self._shared is not None and bool(self._shared.ask(Ping(), timeout=0.5))
+        except (pykka.Timeout, pykka.ActorDeadError):
+            return False
 
-    def _tell_pair(self, ref: pykka.ActorRef[Any], message: object) -> None:
-        tell_quietly(ref, message)
+    def _shared_exhausted(self, _name: str, reason: str) -> None:
+        # Runs in the shared supervisor's thread (or as it crashes): alert, then stop from another thread.
+        if not self._stopping:
+            self._alert("shared_exhausted", None, reason)
+            self._escalate(reason)
 
     def _start_pairs(self, specs: Iterable[PairSpec]) -> None:
-        """Start pair supervisors side by side, then wait for each (its children start in its ``on_start``)."""
-        started: list[tuple[PairSpec, pykka.ActorRef[Any]]] = []
+        """Start pair supervisors side by side, then wait for each (its children start in its on_start)."""
+        started = []
         for spec in specs:
-            slot = self._pairs.setdefault(spec.symbol, _PairSlot(spec))
-            slot.spec, slot.generation = spec, slot.generation + 1
-            monitor = functools.partial(self._pair_monitor, spec.symbol, slot.generation)
             try:
-                slot.ref = PairSupervisor.start(
+                ref = PairSupervisor.start(
                     spec=spec,
                     board=self._board,
                     on_parked=functools.partial(self._alert, "pair_parked"),
-                    monitor=monitor,
-                    generation=slot.generation,
                     scheduler=self._scheduler,
+                    generation=next(self._incarnations),
                 )
             except Exception as exc:
                 self.log.exception(f"{spec.symbol}: cannot start its supervisor")
-                slot.ref = None
-                self._park_status(spec.symbol, f"{type(exc).__name__}: {exc}")
-                self._alert("pair_parked", spec.symbol, f"cannot start: {exc}")
+                self._pairs[spec.symbol] = (spec, None)
+                self._board.publish(_parked(spec, f"cannot start: {exc!r}"))
+                self._alert("pair_parked", spec.symbol, f"cannot start: {exc!r}")
                 continue
-            started.append((spec, slot.ref))
+            self._pairs[spec.symbol] = (spec, ref)
+            started.append((spec, ref))
         for spec, ref in started:
-            await_started(ref, sum(c.start_timeout_s for c in spec.children) + 1.0, f"pair:{spec.symbol}")
-
-    def _pair_monitor(self, symbol: str, generation: int, exited: ChildExited) -> None:
-        self._tell(
-            PairSupervisorExited(
-                symbol=symbol, generation=generation, failed=exited.failed, error=exited.error
-            )
-        )
+            await_started(ref, sum(c.start_timeout_s for c in spec.children) + 1.0, spec.symbol)
 
     def _stop_pairs(self, symbols: tuple[str, ...], deadline: float | None) -> None:
         """Ask every listed pair supervisor to stop at once, then wait for each within its bound."""
         pending = []
         for symbol in symbols:
-            slot = self._pairs[symbol]
-            ref, slot.ref = slot.ref, None
+            spec, ref = self._pairs[symbol]
+            self._pairs[symbol] = (spec, None)
             if ref is not None:
-                pending.append((symbol, ref.stop(block=False), time.monotonic() + _pair_stop_s(slot.spec)))
-        for symbol, future, own_deadline in pending:
-            until = own_deadline if deadline is None else min(own_deadline, deadline)
+                own = time.monotonic() + _stop_budget_s(spec.children)
+                pending.append(
+                    (symbol, ref.stop(block=False), own if deadline is None else min(own, deadline))
+                )
+        for symbol, future, until in pending:
             try:
                 future.get(timeout=max(0.0, until - time.monotonic()))
             except pykka.Timeout:
-                self.log.warning(f"pair:{symbol} did not stop in time; moving on")
+                self.log.warning(f"{symbol}: pair supervisor did not stop in time; moving on")
 
-    def _park_status(self, symbol: str, detail: str) -> None:
-        current = self._board.pairs.get(symbol)
-        base = current or GroupStatus(
-            name=symbol,
-            state=GroupState.PARKED,
-            restarts_in_window=0,
-            total_restarts=0,
-            children=(),
-            last_error=None,
-        )
-        self._board.publish(replace(base, state=GroupState.PARKED, last_error=detail))
+
+def _parked(spec: PairSpec, detail: str) -> GroupStatus:
+    return GroupStatus(
+        name=spec.symbol,
+        state=GroupState.PARKED,
+        restarts_in_window=0,
+        total_restarts=0,
+        children=(),
+        last_error=detail,
+    )
 
 
 class RootSupervisor:
@@ -316,7 +317,6 @@ class RootSupervisor:
         self._lock = threading.Lock()
         self._state = RootState.STARTING
         self._exit_code = 0
-        self._shutdown_started = False
         self._done = threading.Event()
         self._root = _Root.start(
             spec=spec, board=self.board, alert=self._alert, escalate=self._escalate, scheduler=scheduler
@@ -326,48 +326,38 @@ class RootSupervisor:
     def exit_code(self) -> int:
         return self._exit_code
 
-    @property
-    def state(self) -> RootState:
-        return self._state
-
     def start(self, timeout_s: float | None = None) -> None:
-        """Start the shared children in order, then every pair; return once all have run ``on_start``.
+        """Start the shared children in order, then every pair; return once all ran ``on_start``.
 
-        Raises :class:`SupervisorStartError` (after stopping what started) if a shared child died while
-        starting: like OTP, a supervisor whose children cannot start does not start.
+        Like OTP, a tree whose shared children cannot start does not start: if one is dead right after
+        starting, everything is stopped, the exit code becomes 70 and :class:`SupervisorStartError` raised.
         """
         if not self._root.ask(StartTree(), timeout=timeout_s):
-            self._escalate("a shared child failed to start", background=False)
+            self._exit_code = EX_SOFTWARE
+            self.shutdown()
             raise SupervisorStartError("a shared child failed to start; see the log")
         with self._lock:
             if self._state is RootState.STARTING:
                 self._state = RootState.RUNNING
 
     def reload(self, spec: SystemSpec, timeout_s: float | None = None) -> ReloadResult:
-        """Apply ``spec.pairs``: start added pairs, stop removed ones, restart those whose fingerprint changed.
-
-        ``spec.shared`` is ignored: shared children keep running (send them settings as messages).
-        """
-        result: ReloadResult = self._root.ask(ReloadTree(spec=spec), timeout=timeout_s)
-        return result
+        """Start added pairs, stop removed ones, restart those whose fingerprint changed (not ``shared``)."""
+        return self._ask(ReloadTree(spec=spec), ReloadResult, timeout_s)
 
     def restart_pair(self, symbol: str, timeout_s: float = 5.0) -> bool:
         """Un-park (or restart) one pair with a fresh budget; False if the symbol is unknown."""
-        ok: bool = self._root.ask(RestartPair(symbol=symbol), timeout=timeout_s)
-        return ok
+        return self._ask(RestartPair(symbol=symbol), bool, timeout_s)
 
     def park_pair(self, symbol: str, reason: str = "parked by operator", timeout_s: float = 5.0) -> bool:
-        """Stop one pair's children and restart nothing until :meth:`restart_pair`; False if unknown."""
-        ok: bool = self._root.ask(ParkPair(symbol=symbol, reason=reason), timeout=timeout_s)
-        return ok
+        """Stop one pair's children; nothing restarts until :meth:`restart_pair`. False if not running."""
+        return self._ask(ParkPair(symbol=symbol, reason=reason), bool, timeout_s)
 
     def healthy(self, timeout_s: float = 1.0) -> bool:
         """Watchdog liveness: the root answers within ``timeout_s`` and every shared child is alive."""
         try:
-            alive: bool = self._root.ask(Ping(), timeout=timeout_s)
+            return self._ask(Ping(), bool, timeout_s)
         except (pykka.Timeout, pykka.ActorDeadError):
             return False
-        return alive
 
     def status(self) -> TreeStatus:
         """Immutable snapshot of the whole tree, read without touching any mailbox."""
@@ -380,20 +370,19 @@ class RootSupervisor:
         )
 
     def shutdown(self, timeout_s: float | None = None) -> int:
-        """Orderly stop, bounded by ``timeout_s``: hooks, pairs in parallel, shared children in reverse.
+        """Orderly stop bounded by ``timeout_s``: hooks, pairs in parallel, then shared children in reverse.
 
-        Idempotent: a second caller waits (bounded) for the first shutdown and gets the same exit code.
+        Idempotent: later callers wait (bounded) for the first shutdown and get the same exit code.
         """
         timeout = self.shutdown_timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + timeout
         with self._lock:
-            first, self._shutdown_started = not self._shutdown_started, True
-            if first:
-                self._state = RootState.STOPPING
+            first = self._state not in {RootState.STOPPING, RootState.STOPPED}
+            self._state = RootState.STOPPING if first else self._state
         if not first:
             self._done.wait(timeout)
             return self._exit_code
-        logger.info(f"shutting down (bounded by {timeout:g}s)")
+        logger.info(f"shutting down within {timeout:g}s")
         if self._notifier is not None:
             self._notifier.stopping()
         for hook in self.before_shutdown:
@@ -403,11 +392,9 @@ class RootSupervisor:
                 logger.exception("before_shutdown hook raised")
         try:
             self._root.ask(StopTree(deadline=deadline), timeout=max(0.0, deadline - time.monotonic()))
-        except pykka.Timeout:
-            logger.error("the tree did not stop in time; leaving the rest to the service manager")
-        except pykka.ActorDeadError:
-            logger.error("the root actor is gone; nothing left to stop through it")
-        stop_ref(self._root, max(0.0, deadline - time.monotonic()), "root")
+        except (pykka.Timeout, pykka.ActorDeadError) as exc:
+            logger.error(f"the tree did not stop in time ({exc!r}); leaving the rest to the service manager")
+        stop_ref(self._root, deadline - time.monotonic(), "root")
         with self._lock:
             self._state = RootState.STOPPED
         self._done.set()
@@ -419,6 +406,12 @@ class RootSupervisor:
         self._done.wait(timeout_s)
         return self._exit_code
 
+    def _ask(self, message: object, kind: type[_T], timeout_s: float | None) -> _T:
+        answer = self._root.ask(message, timeout=timeout_s)
+        if not isinstance(answer, kind):
+            raise TypeError(f"root answered {answer!r} to {message!r}")
+        return answer
+
     def _alert(self, kind: str, symbol: str | None, detail: str) -> None:
         if self._on_alert is None:
             return
@@ -427,15 +420,12 @@ class RootSupervisor:
         except Exception:
             logger.exception(f"on_alert raised for {kind}")
 
-    def _escalate(self, reason: str, *, background: bool = True) -> None:
-        """The shared children cannot be kept up: stop everything and exit non-zero."""
-        logger.critical(f"escalating: {reason}")
+    def _escalate(self, reason: str) -> None:
+        """The shared children cannot be kept up: exit code 70 and an orderly stop of everything."""
+        logger.critical(f"escalating to a full stop: {reason}")
         self._exit_code = EX_SOFTWARE
-        if background:
-            # Called from the root actor's thread, which StopTree must be queued behind: never wait here.
-            threading.Thread(target=self.shutdown, name="escalation", daemon=True).start()
-        else:
-            self.shutdown()
+        # Called from actor threads that StopTree may have to wait for: never shut down inline.
+        threading.Thread(target=self.shutdown, name="escalation", daemon=True).start()
 
 
 def install_signal_handlers(
@@ -447,22 +437,7 @@ def install_signal_handlers(
 ) -> SignalRelay:
     """SIGTERM/SIGINT → bounded ``root.shutdown``; SIGHUP → ``on_reload()`` framed by RELOADING=1/READY=1.
 
-    Handlers only enqueue; the work runs on the relay's thread. Call from the main thread; ``restore()``
+    The handlers only enqueue; the work runs on the relay's thread. Call from the main thread; ``restore()``
     on the result puts the previous handlers back.
     """
-
-    def reload() -> None:
-        if notifier is not None:
-            notifier.reloading()
-        try:
-            on_reload()
-        finally:
-            if notifier is not None:
-                notifier.ready()
-
-    def stop() -> None:
-        root.shutdown(shutdown_timeout_s)
-
-    relay = SignalRelay({signal.SIGTERM: stop, signal.SIGINT: stop, signal.SIGHUP: reload})
-    relay.install()
-    return relay
+    return service_signals(lambda: root.shutdown(shutdown_timeout_s), on_reload, notifier)

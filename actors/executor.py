@@ -62,7 +62,9 @@ class OrderGateway(Protocol):
         *,
         reduce_only: bool = False,
     ) -> OrderResult: ...
-    def get_order(self, symbol: str, contract: ContractType, *, client_order_id: str) -> OrderResult | None: ...
+    def get_order(
+        self, symbol: str, contract: ContractType, *, client_order_id: str
+    ) -> OrderResult | None: ...
     def place_protective(
         self,
         symbol: str,
@@ -306,7 +308,13 @@ class OrderExecutor(Actor):
         if result.status is not OrderStatus.FILLED or result.executed_qty <= 0:
             result = self._await_fill(lookup, result, what=f"{d.symbol} entry {cid}")
         self._record(
-            d.symbol, cid, Leg.ENTRY, "filled", side, quantity=str(result.executed_qty), price=result.avg_price,
+            d.symbol,
+            cid,
+            Leg.ENTRY,
+            "filled",
+            side,
+            quantity=str(result.executed_qty),
+            price=result.avg_price,
             exchange_id=result.order_id,
         )
         self.counters["entries"] += 1
@@ -334,10 +342,14 @@ class OrderExecutor(Actor):
             self.counters["stop_failed"] += 1
             self._flatten(d, contract, exit_side, entry.executed_qty, "stop placement failed")
             return
-        tp = self._place_protective(d, contract, ProtectiveKind.TAKE_PROFIT_MARKET, exit_side, take, Leg.TAKE_PROFIT)
+        tp = self._place_protective(
+            d, contract, ProtectiveKind.TAKE_PROFIT_MARKET, exit_side, take, Leg.TAKE_PROFIT
+        )
         if tp is None:
             self._notify(
-                Alert(kind="take_profit_failed", symbol=d.symbol, detail="position protected by its stop only")
+                Alert(
+                    kind="take_profit_failed", symbol=d.symbol, detail="position protected by its stop only"
+                )
             )
         self._opened[d.symbol] = d.signal_open_time_ms
         self._ledger.tell(
@@ -372,11 +384,15 @@ class OrderExecutor(Actor):
                 result = self._idempotent(place, lookup, what=f"{d.symbol} {kind} {cid}")
             except Rejected as exc:
                 self.log.warning(f"{d.symbol}: {kind} rejected ({exc.code} {exc.msg}), attempt {attempt + 1}")
-                self._record(d.symbol, cid, leg, "rejected", side.value, price=float(price), detail=str(exc.code))
+                self._record(
+                    d.symbol, cid, leg, "rejected", side.value, price=float(price), detail=str(exc.code)
+                )
             except GiveUpError as exc:
                 self.log.warning(f"{d.symbol}: {exc}")
             else:
-                self._record(d.symbol, cid, leg, "new", side.value, price=float(price), exchange_id=result.algo_id)
+                self._record(
+                    d.symbol, cid, leg, "new", side.value, price=float(price), exchange_id=result.algo_id
+                )
                 return result
             self._sleep(self._retry_delay * (2**attempt))
         return None
@@ -402,7 +418,13 @@ class OrderExecutor(Actor):
             return
         self.counters["flattened"] += 1
         self._record(
-            d.symbol, cid, Leg.CLOSE, "filled", side.value, quantity=str(result.executed_qty), price=result.avg_price
+            d.symbol,
+            cid,
+            Leg.CLOSE,
+            "filled",
+            side.value,
+            quantity=str(result.executed_qty),
+            price=result.avg_price,
         )
         self._notify(Alert(kind="stop_failed", symbol=d.symbol, detail=f"{why}; position closed at market"))
 
@@ -478,5 +500,3 @@ class OrderExecutor(Actor):
                 at_ms=self._clock_ms(),
             )
         )
-
-

@@ -164,7 +164,7 @@ class LedgerStore:
                 self._migrate()
             elif self.schema_version() != SCHEMA_VERSION:
                 raise LedgerStoreError(f"ledger database {path} has schema v{self.schema_version()}")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise LedgerStoreError(f"cannot open ledger database {path}: {exc}") from exc
 
     @classmethod
@@ -246,7 +246,8 @@ class LedgerStore:
         ]  # fmt: skip
         with self.atomic():
             self._db.executemany(
-                f"INSERT OR REPLACE INTO orders ({_ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 - constant
+                f"INSERT OR REPLACE INTO orders ({_ORDER_COLUMNS}) "  # noqa: S608 - constant
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
 
@@ -308,9 +309,9 @@ class LedgerStore:
 
     def decisions(self, *, symbol: str | None = None, limit: int | None = None) -> list[DecisionRecord]:
         rows = self._rows(
-            "SELECT symbol, timeframe, signal_open_time_ms, decided_open_time_ms, direction, outcome, reason, "
-            "entry, stop_loss, take_profit, recorded_at_ms FROM decisions WHERE ? IS NULL OR symbol = ? "
-            "ORDER BY decided_open_time_ms, symbol LIMIT ?",
+            "SELECT symbol, timeframe, signal_open_time_ms, decided_open_time_ms, direction, outcome, "
+            "reason, entry, stop_loss, take_profit, recorded_at_ms FROM decisions "
+            "WHERE ? IS NULL OR symbol = ? ORDER BY decided_open_time_ms, symbol LIMIT ?",
             (symbol, symbol, -1 if limit is None else limit),
         )
         return [_decision(r) for r in rows]
@@ -329,11 +330,11 @@ class LedgerStore:
         return [_position(r) for r in rows]
 
     def orders(self, *, open_only: bool = False, symbol: str | None = None) -> list[OrderRecord]:
-        terminal = tuple(TERMINAL) if open_only else ()
-        marks = ", ".join("?" * len(terminal)) or "NULL"
+        terminal = tuple(sorted(TERMINAL)) if open_only else ()
+        status = f"AND status NOT IN ({', '.join('?' * len(terminal))})" if terminal else ""
         rows = self._rows(
-            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE (? IS NULL OR symbol = ?) "  # noqa: S608
-            f"AND status NOT IN ({marks}) ORDER BY updated_at_ms, client_id",
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE (? IS NULL OR symbol = ?) {status} "  # noqa: S608
+            "ORDER BY updated_at_ms, client_id",
             (symbol, symbol, *terminal),
         )
         return [_order(r) for r in rows]
@@ -349,7 +350,10 @@ class LedgerStore:
             "ORDER BY id DESC LIMIT ?",
             (kind, kind, limit),
         )
-        return [EventRecord(kind=str(k), symbol=_opt_str(s), detail=str(d), at_ms=int(str(t))) for k, s, d, t in rows]
+        return [
+            EventRecord(kind=str(k), symbol=_opt_str(s), detail=str(d), at_ms=int(str(t)))
+            for k, s, d, t in rows
+        ]
 
 
 def _opt_str(value: object) -> str | None:

@@ -21,7 +21,7 @@ Rules, per symbol (one contract type at a time):
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
@@ -146,11 +146,11 @@ def parse_client_id(client_id: str) -> tuple[str, int, Leg] | None:
         return None
 
 
-def fresh_client_id(symbol: str, signal_open_time_ms: int, leg: Leg, used: Collection[str]) -> str:
-    """The leg's deterministic id, or the first ``-r<n>`` variant not in ``used``."""
+def fresh_client_id(symbol: str, signal_open_time_ms: int, leg: Leg, is_used: Callable[[str], bool]) -> str:
+    """The leg's deterministic id, or the first ``-r<n>`` variant ``is_used`` does not know."""
     base = client_order_id(symbol, signal_open_time_ms, leg)
     candidate, n = base, 0
-    while candidate in used:
+    while is_used(candidate):
         n += 1
         suffix = f"-r{n}"
         candidate = base[: MAX_ID_LEN - len(suffix)] + suffix
@@ -165,7 +165,7 @@ def closing_side(direction: Direction) -> Side:
 class _Planner:
     view: ExchangeView
     policy: Policy
-    used_ids: Collection[str]
+    is_used: Callable[[str], bool]
     now_ms: int
     discrepancies: list[Discrepancy] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)
@@ -173,8 +173,10 @@ class _Planner:
     def found(self, kind: str, symbol: str, detail: str) -> None:
         self.discrepancies.append(Discrepancy(kind=kind, symbol=symbol, detail=detail))
 
-    def flatten(self, symbol: str, direction: Direction, qty: Decimal, signal: int | None, reason: str) -> None:
-        cid = fresh_client_id(symbol, self.now_ms if signal is None else signal, Leg.CLOSE, self.used_ids)
+    def flatten(
+        self, symbol: str, direction: Direction, qty: Decimal, signal: int | None, reason: str
+    ) -> None:
+        cid = fresh_client_id(symbol, self.now_ms if signal is None else signal, Leg.CLOSE, self.is_used)
         self.actions.append(
             Flatten(
                 symbol=symbol,
@@ -238,7 +240,7 @@ class _Planner:
     ) -> None:
         self.found("naked_position", symbol, f"{direction} {qty} has no open STOP_MARKET on the exchange")
         if self.policy.on_unprotected_position == "repair" and stop_loss is not None:
-            cid = fresh_client_id(symbol, self.now_ms if signal is None else signal, Leg.STOP, self.used_ids)
+            cid = fresh_client_id(symbol, self.now_ms if signal is None else signal, Leg.STOP, self.is_used)
             self.actions.append(
                 PlaceStop(
                     symbol=symbol,
@@ -264,21 +266,28 @@ def plan_reconciliation(
     view: ExchangeView,
     policy: Policy,
     *,
-    used_client_ids: Collection[str] = (),
+    is_used: Callable[[str], bool] = lambda _cid: False,
+    in_flight: Collection[str] = (),
     now_ms: int,
 ) -> ReconcilePlan:
     """Compare the ledger's open positions of ``view.contract_type`` with the exchange (module docstring).
 
-    ``used_client_ids`` are ids already sent to the exchange (any status), so a repair or a flatten never
-    reuses one; ``now_ms`` stands in for the signal time in ids of positions that have none.
+    ``is_used`` tells whether a client id was already sent to the exchange (any status), so a repair or
+    a flatten never reuses one. Symbols in ``in_flight`` (an entry the executor has not reported opened
+    yet, whose stop may still be on its way) are left alone. ``now_ms`` stands in for the signal time in
+    the ids of positions that have none.
     """
-    planner = _Planner(view=view, policy=policy, used_ids=used_client_ids, now_ms=now_ms)
-    held = {p.symbol: p for p in ledger_open if p.contract_type is view.contract_type}
-    live = {p.symbol: p for p in view.positions if p.amount != 0}
+    planner = _Planner(view=view, policy=policy, is_used=is_used, now_ms=now_ms)
+    held = {
+        p.symbol: p
+        for p in ledger_open
+        if p.contract_type is view.contract_type and p.symbol not in in_flight
+    }
+    live = {p.symbol: p for p in view.positions if p.amount != 0 and p.symbol not in in_flight}
     for symbol in sorted(held.keys() | live.keys()):
         record, pos = held.get(symbol), live.get(symbol)
         if pos is None:
-            assert record is not None  # noqa: S101 - the symbol came from one of the two maps
+            assert record is not None  # the symbol came from one of the two maps
             planner.found("flat_on_exchange", symbol, f"ledger holds {record.direction} {record.qty}")
             planner.actions.append(CloseInLedger(symbol=symbol, reason="reconciled_flat"))
             continue
@@ -292,10 +301,14 @@ def plan_reconciliation(
             planner.unknown(pos, direction, qty)
         else:
             planner.known(record, pos, direction, qty)
-    for algo in _orphans(view.open_algo_orders, live.keys()):
-        planner.found("orphan_algo_order", algo.symbol, f"{algo.kind} {algo.client_algo_id} without a position")
+    for algo in _orphans(view.open_algo_orders, live.keys() | set(in_flight)):
+        planner.found(
+            "orphan_algo_order", algo.symbol, f"{algo.kind} {algo.client_algo_id} without a position"
+        )
         planner.actions.append(
-            CancelAlgo(symbol=algo.symbol, contract_type=view.contract_type, client_algo_id=algo.client_algo_id)
+            CancelAlgo(
+                symbol=algo.symbol, contract_type=view.contract_type, client_algo_id=algo.client_algo_id
+            )
         )
     return ReconcilePlan(discrepancies=tuple(planner.discrepancies), actions=tuple(planner.actions))
 

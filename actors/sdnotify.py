@@ -125,7 +125,7 @@ class SignalRelay:
     ``SimpleQueue.put`` is reentrant, the one queue operation safe inside a signal handler.
     """
 
-    def __init__(self, actions: Mapping[int, Callable[[], None]]) -> None:
+    def __init__(self, actions: Mapping[int, Callable[[], object]]) -> None:
         self._actions = dict(actions)
         self._queue: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         self._previous: dict[int, Any] = {}
@@ -156,3 +156,22 @@ class SignalRelay:
                 self._actions[signum]()
             except Exception:
                 logger.exception(f"handling {signal.Signals(signum).name} failed")
+
+
+def service_signals(
+    on_stop: Callable[[], object], on_reload: Callable[[], None], notifier: SdNotifier | None = None
+) -> SignalRelay:
+    """Install SIGTERM/SIGINT → ``on_stop``, SIGHUP → ``on_reload`` framed by RELOADING=1 … READY=1."""
+
+    def reload() -> None:
+        if notifier is not None:
+            notifier.reloading()
+        try:
+            on_reload()
+        finally:
+            if notifier is not None:
+                notifier.ready()
+
+    relay = SignalRelay({signal.SIGTERM: on_stop, signal.SIGINT: on_stop, signal.SIGHUP: reload})
+    relay.install()
+    return relay

@@ -98,7 +98,7 @@ class KlineSequencer:
     # --- tracking ------------------------------------------------------------------------------
 
     def track(self, symbol: str, timeframe: str, last_open_ms: int) -> None:
-        """Start a key at ``last_open_ms`` (the last closed candle the consumer already has); no-op if tracked.
+        """Start a key at ``last_open_ms`` (the last closed candle the consumer has); no-op if tracked.
 
         Seeding at subscription time makes the first streamed candle prove continuity from there.
         """
@@ -134,7 +134,10 @@ class KlineSequencer:
             step = TIMEFRAME_MS[kline.timeframe]
             if open_ms > last + step:
                 missing = OpenRange(
-                    symbol=kline.symbol, timeframe=kline.timeframe, start_ms=last + step, end_ms=open_ms - step
+                    symbol=kline.symbol,
+                    timeframe=kline.timeframe,
+                    start_ms=last + step,
+                    end_ms=open_ms - step,
                 )
                 if not backfilled:
                     self.gaps_detected += 1
@@ -156,7 +159,9 @@ class KlineSequencer:
         if last is None or last >= missing.end_ms:
             return None
         start = max(missing.start_ms, last + TIMEFRAME_MS[missing.timeframe])
-        hole = OpenRange(symbol=missing.symbol, timeframe=missing.timeframe, start_ms=start, end_ms=missing.end_ms)
+        hole = OpenRange(
+            symbol=missing.symbol, timeframe=missing.timeframe, start_ms=start, end_ms=missing.end_ms
+        )
         self._record_unrepaired(hole)
         self._last[key] = missing.end_ms
         return hole

@@ -1,19 +1,21 @@
-"""Generic OTP-style supervision: child specs, restart budgets with backoff, status snapshots, one_for_one.
+"""OTP-style supervision for pykka: child specs, restart budgets with backoff, one_for_one supervisors.
 
-pykka actors cannot be restarted, so "restarting" a child means starting a new incarnation from its
-:class:`ChildSpec` with the next generation number. A :class:`ChildGroup` lives inside one supervising actor
-and is only ever touched from that actor's thread; children report their end through the ``monitor``
-callback of :mod:`actors.base`, which the group turns into a ``ChildExited`` told to its supervisor. Delays
-between restarts are timers that ``tell`` the supervisor a :class:`RestartChild`: a supervisor never sleeps.
+pykka actors cannot be restarted, so restarting a child means starting a new incarnation from its
+:class:`ChildSpec` with the next generation number. Children report their end through the ``monitor``
+callback of :mod:`actors.base`; the :class:`Supervisor` receives that as a ``ChildExited`` message and ignores
+exits of generations it already replaced. Backoff delays are timers that ``tell`` the supervisor a
+:class:`RestartChild`: a supervisor never sleeps. Each supervisor publishes an immutable
+:class:`GroupStatus` to a :class:`StatusBoard` on every change, so the shell never queues behind a mailbox.
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
@@ -24,6 +26,10 @@ from loguru import logger
 from pykka.messages import ProxyGetAttr
 
 from actors.base import Actor, ActorStats, ChildExited, Monitor
+from actors.config import SupervisorSettings
+
+SHARED = "shared"
+"""Name of the supervisor of the shared children (ledger, executor, market streams)."""
 
 
 class Restart(StrEnum):
@@ -51,23 +57,12 @@ class ChildSpec:
     """How long the supervisor waits for ``on_start`` before starting the next child anyway."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PairSpec:
-    """One pair's children (one per timeframe, in start order) and restart budget."""
-
-    symbol: str
-    fingerprint: Hashable
-    """The pair's effective settings (and anything else that should restart it when it changes)."""
-    children: tuple[ChildSpec, ...]
-    policy: RestartPolicy
-
-
 class Cancellable(Protocol):
     def cancel(self) -> None: ...
 
 
 Scheduler = Callable[[float, Callable[[], None]], Cancellable]
-"""Runs a callback after a delay (seconds) on some other thread; the result cancels it."""
+"""Runs a callback after a delay (seconds) on another thread; the result cancels it."""
 
 
 def timer_scheduler(delay_s: float, callback: Callable[[], None]) -> Cancellable:
@@ -80,20 +75,19 @@ def timer_scheduler(delay_s: float, callback: Callable[[], None]) -> Cancellable
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RestartPolicy:
-    """Restart intensity (more than ``intensity`` restarts within ``period_s`` exhausts it) and backoff."""
+    """More than ``intensity`` restarts within ``period_s`` exhausts the budget; backoff between restarts."""
 
     intensity: int
     period_s: float
     backoff_initial_s: float = 0.1
     backoff_max_s: float = 10.0
     jitter: float = 0.5
-    """Delays are multiplied by uniform(1 − jitter, 1 + jitter)."""
+    """Each delay is multiplied by uniform(1 − jitter, 1 + jitter)."""
     clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
     @classmethod
-    def for_pairs(cls, settings: Any) -> RestartPolicy:
-        """Per-pair budget from ``config.supervisor``."""
+    def for_pairs(cls, settings: SupervisorSettings) -> RestartPolicy:
         return cls(
             intensity=settings.pair_max_restarts,
             period_s=settings.pair_restart_period_s,
@@ -102,8 +96,7 @@ class RestartPolicy:
         )
 
     @classmethod
-    def for_shared(cls, settings: Any) -> RestartPolicy:
-        """Budget of the shared children (ledger, executor, market streams) from ``config.supervisor``."""
+    def for_shared(cls, settings: SupervisorSettings) -> RestartPolicy:
         return cls(
             intensity=settings.shared_max_restarts,
             period_s=settings.shared_restart_period_s,
@@ -132,7 +125,6 @@ class RestartBudget:
         return self.in_window() <= self.policy.intensity
 
     def in_window(self) -> int:
-        """Restarts within the last ``period_s``."""
         horizon = self.policy.clock() - self.policy.period_s
         while self._times and self._times[0] <= horizon:
             self._times.popleft()
@@ -147,7 +139,7 @@ class GroupState(StrEnum):
     RESTARTING = "restarting"
     """At least one child waits for its backoff timer."""
     PARKED = "parked"
-    """Budget exhausted (or parked by an operator); nothing restarts until a ``RestartPair``."""
+    """Gave up (budget exhausted, crashed, parked by an operator): nothing restarts until ``RestartPair``."""
     STOPPED = "stopped"
 
 
@@ -160,7 +152,7 @@ class ChildStatus:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GroupStatus:
-    """Immutable snapshot of one supervisor's children; ``name`` is the symbol for a pair."""
+    """Immutable snapshot of one supervisor; ``name`` is the symbol for a pair, ``"shared"`` otherwise."""
 
     name: str
     state: GroupState
@@ -168,6 +160,8 @@ class GroupStatus:
     total_restarts: int
     children: tuple[ChildStatus, ...]
     last_error: str | None
+    incarnation: int = 0
+    """The supervisor's own generation: a replaced supervisor's late snapshot never overwrites the new one."""
 
     @property
     def symbol(self) -> str:
@@ -184,27 +178,30 @@ class StatusBoard:
         self._lock = threading.Lock()
         self._pairs: Mapping[str, GroupStatus] = MappingProxyType({})
         self._stats: Mapping[str, Callable[[], ActorStats]] = MappingProxyType({})
+        self._floor: dict[str, int] = {}
         self.shared: GroupStatus | None = None
-        """The shared children's snapshot (``name == "shared"``)."""
 
     @property
     def pairs(self) -> Mapping[str, GroupStatus]:
         return self._pairs
 
     def publish(self, status: GroupStatus) -> None:
-        """Store the shared group's (``name == "shared"``) or a pair's latest snapshot."""
         if status.name == SHARED:
             self.shared = status
             return
         with self._lock:
+            if status.incarnation < self._floor.get(status.name, 0):
+                return
+            self._floor[status.name] = status.incarnation
             self._pairs = MappingProxyType({**self._pairs, status.name: status})
 
     def remove_pair(self, symbol: str) -> None:
         with self._lock:
+            self._floor[symbol] = self._floor.get(symbol, 0) + 1
             self._pairs = MappingProxyType({k: v for k, v in self._pairs.items() if k != symbol})
 
     def register_stats(self, name: str, provider: Callable[[], ActorStats]) -> None:
-        """Add an actor's ``stats`` callable (e.g. a bound ``Actor.stats``) under ``name``."""
+        """Add a thread-safe stats reader (e.g. a bound ``Actor.stats``) under ``name``."""
         with self._lock:
             self._stats = MappingProxyType({**self._stats, name: provider})
 
@@ -213,16 +210,12 @@ class StatusBoard:
             self._stats = MappingProxyType({k: v for k, v in self._stats.items() if k != name})
 
     def stats(self) -> dict[str, ActorStats]:
-        """Call every registered provider (they read counters, they do not ask)."""
         return {name: provider() for name, provider in self._stats.items()}
-
-
-SHARED = "shared"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RestartChild:
-    """Timer → supervisor: the backoff of ``child_id``'s incarnation ``generation`` has elapsed."""
+    """Timer → supervisor: the backoff before restarting ``child_id`` after ``generation`` elapsed."""
 
     child_id: str
     generation: int
@@ -245,26 +238,15 @@ class ParkPair:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ping:
-    """Liveness probe: a supervisor answers ``True`` when its children are all alive."""
+    """Liveness probe: a supervisor answers whether all its children are alive."""
 
 
-class Outcome(StrEnum):
-    """What a supervisor did with a ``ChildExited``; ENDED = not restarted (temporary, or clean transient)."""
-
-    IGNORED = "ignored"
-    ENDED = "ended"
-    RESTARTING = "restarting"
-    EXHAUSTED = "exhausted"
-
-
-@dataclass(slots=True)
-class _Slot:
-    spec: ChildSpec
-    generation: int = 0
-    running: bool = False
-    """True from start until the current generation's exit is seen or the supervisor stops it."""
-    ref: pykka.ActorRef[Any] | None = None
-    timer: Cancellable | None = None
+def tell_quietly(ref: pykka.ActorRef[Any], message: object) -> None:
+    """``tell`` tolerating a dead receiver: late exits and timers may outlive their supervisor."""
+    try:
+        ref.tell(message)
+    except pykka.ActorDeadError:
+        logger.debug(f"dropped {type(message).__name__} for stopped {ref}")
 
 
 def stop_ref(ref: pykka.ActorRef[Any], timeout_s: float, what: str) -> bool:
@@ -278,115 +260,168 @@ def stop_ref(ref: pykka.ActorRef[Any], timeout_s: float, what: str) -> bool:
 
 
 def await_started(ref: pykka.ActorRef[Any], timeout_s: float, what: str) -> bool:
-    """Wait until ``ref`` has run ``on_start`` (any message is handled only after it); False if it died."""
+    """Wait until ``ref`` ran ``on_start`` (messages are handled only after it); False if it died."""
     try:
         ref.ask(ProxyGetAttr(attr_path=("actor_urn",)), timeout=timeout_s)
     except pykka.ActorDeadError:
         return False
     except pykka.Timeout:
-        logger.warning(f"{what} still starting after {timeout_s:.3g}s; starting the next child anyway")
+        logger.warning(f"{what} still starting after {timeout_s:.3g}s; carrying on")
     return True
 
 
-class ChildGroup:
-    """one_for_one over ordered children with one restart budget; used from its supervisor's thread only."""
+@dataclass(slots=True)
+class _Slot:
+    spec: ChildSpec
+    generation: int = 0
+    running: bool = False
+    """From start until this generation's exit is handled or the supervisor stops it."""
+    ref: pykka.ActorRef[Any] | None = None
+    timer: Cancellable | None = None
+
+
+class Supervisor(Actor):
+    """one_for_one over ordered children with one restart budget (OTP intensity/period).
+
+    Children start in order (each awaited) in ``on_start`` and stop in reverse in ``on_stop``. When the budget
+    is exhausted, ``on_exhausted(name, reason)`` is called; with ``park_on_exhaustion`` the supervisor first
+    stops its children and parks. If the supervisor itself crashes, it stops its children and does the same.
+    """
 
     def __init__(
         self,
         *,
         name: str,
-        specs: tuple[ChildSpec, ...],
+        children: tuple[ChildSpec, ...],
         policy: RestartPolicy,
-        tell: Callable[[object], None],
+        board: StatusBoard,
+        on_exhausted: Callable[[str, str], None],
+        park_on_exhaustion: bool = True,
         scheduler: Scheduler = timer_scheduler,
+        monitor: Monitor | None = None,
+        generation: int = 0,
     ) -> None:
-        ids = [s.id for s in specs]
+        super().__init__(name=name, monitor=monitor, generation=generation)
+        ids = [c.id for c in children]
         if len(set(ids)) != len(ids):
             raise ValueError(f"{name}: duplicate child ids in {ids}")
-        self.name = name
-        self.budget = RestartBudget(policy)
-        self.state = GroupState.STOPPED
-        self.last_error: str | None = None
-        self._slots = {s.id: _Slot(s) for s in specs}
-        self._tell = tell
+        self._slots = {c.id: _Slot(c) for c in children}
+        self._budget = RestartBudget(policy)
+        self._board = board
+        self._on_exhausted = on_exhausted
+        self._park_on_exhaustion = park_on_exhaustion
         self._scheduler = scheduler
+        self._state = GroupState.STOPPED
+        self._last_error: str | None = None
+        self._tell = functools.partial(tell_quietly, self.actor_ref)
 
-    def refs(self) -> tuple[pykka.ActorRef[Any] | None, ...]:
-        """Current incarnations in start order (None while restarting or ended)."""
-        return tuple(slot.ref for slot in self._slots.values())
+    def start_actor(self) -> None:
+        self._start_all()
 
-    def all_alive(self) -> bool:
+    def stop_actor(self) -> None:
+        self._stop_all(GroupState.STOPPED)
+
+    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        try:
+            kind = getattr(exception_type, "__name__", "?")
+            self._last_error = f"supervisor crashed: {kind}: {exception_value}"
+            self._give_up(self._last_error, stop_children=True)
+        finally:
+            super().on_failure(exception_type, exception_value, traceback)
+
+    def on_child_exited(self, message: ChildExited) -> None:
+        slot = self._slots.get(message.child_id)
+        if slot is None or not slot.running or message.generation != slot.generation:
+            return
+        slot.ref, slot.running = None, False
+        if message.failed:
+            self._last_error = f"{message.child_id}: {message.error}"
+            self.log.warning(f"{self.name}/{message.child_id}#{message.generation} failed: {message.error}")
+        restart = slot.spec.restart
+        ended = restart is Restart.TEMPORARY or (restart is Restart.TRANSIENT and not message.failed)
+        if ended or self._state is GroupState.PARKED:
+            self._publish()
+        elif not self._budget.record():
+            policy = self._budget.policy
+            reason = f"over {policy.intensity} restarts in {policy.period_s:g}s; last: {self._last_error}"
+            self._give_up(reason, stop_children=self._park_on_exhaustion)
+        else:
+            delay = self._budget.policy.delay_s(self._budget.in_window())
+            retry = RestartChild(child_id=message.child_id, generation=slot.generation)
+            slot.timer = self._scheduler(delay, functools.partial(self._tell, retry))
+            self._state = GroupState.RESTARTING
+            self._publish()
+
+    def on_restart_child(self, message: RestartChild) -> None:
+        slot = self._slots.get(message.child_id)
+        if slot is None or slot.running or slot.generation != message.generation:
+            return
+        if self._state in {GroupState.PARKED, GroupState.STOPPED}:
+            return
+        slot.timer = None
+        self._start(slot)
+        if all(s.timer is None for s in self._slots.values()):
+            self._state = GroupState.RUNNING
+        self._publish()
+
+    def on_restart_pair(self, _message: RestartPair) -> None:
+        self.log.info(f"{self.name}: restarting every child with a fresh budget")
+        self._stop_all(GroupState.STOPPED)
+        self._budget.reset()
+        self._start_all()
+
+    def on_park_pair(self, message: ParkPair) -> None:
+        self._give_up(message.reason, stop_children=True)
+
+    def on_ping(self, _message: Ping) -> bool:
         return all(s.running and s.ref is not None and s.ref.is_alive() for s in self._slots.values())
 
-    def start_all(self) -> bool:
-        """Start every child in order, waiting for each; False if one died during its ``on_start``."""
-        self.state = GroupState.RUNNING
-        ok = True
-        for slot in self._slots.values():
-            ok = self._start(slot) and ok
-        return ok
+    def status(self) -> GroupStatus:
+        return GroupStatus(
+            name=self.name,
+            state=self._state,
+            restarts_in_window=self._budget.in_window(),
+            total_restarts=self._budget.total,
+            children=tuple(
+                ChildStatus(child_id=i, alive=s.ref is not None and s.running, generation=s.generation)
+                for i, s in self._slots.items()
+            ),
+            last_error=self._last_error,
+            incarnation=self._generation,
+        )
 
-    def stop_all(self, deadline: float | None = None, state: GroupState = GroupState.STOPPED) -> None:
-        """Stop every child in reverse order, each bounded by its ``shutdown_timeout_s`` and ``deadline``."""
-        self.state = state
+    def _give_up(self, reason: str, *, stop_children: bool) -> None:
+        self.log.error(f"{self.name}: giving up: {reason}")
+        if stop_children:
+            self._stop_all(GroupState.PARKED)
+        else:
+            self._state = GroupState.PARKED
+            self._publish()
+        try:
+            self._on_exhausted(self.name, reason)
+        except Exception:
+            self.log.exception(f"{self.name}: on_exhausted callback raised")
+
+    def _start_all(self) -> None:
+        self._state = GroupState.RUNNING
+        for slot in self._slots.values():
+            self._start(slot)
+        self._publish()
+
+    def _stop_all(self, state: GroupState) -> None:
+        self._state = state
         for slot in reversed(self._slots.values()):
             if slot.timer is not None:
                 slot.timer.cancel()
                 slot.timer = None
             ref, slot.ref, slot.running = slot.ref, None, False
             if ref is not None:
-                timeout = slot.spec.shutdown_timeout_s
-                if deadline is not None:
-                    timeout = min(timeout, deadline - time.monotonic())
-                stop_ref(ref, timeout, f"{self.name}/{slot.spec.id}")
+                stop_ref(ref, slot.spec.shutdown_timeout_s, f"{self.name}/{slot.spec.id}")
+        self._publish()
 
-    def on_child_exited(self, exited: ChildExited) -> Outcome:
-        slot = self._slots.get(exited.child_id)
-        if slot is None or not slot.running or exited.generation != slot.generation:
-            return Outcome.IGNORED
-        slot.ref, slot.running = None, False
-        if exited.failed:
-            self.last_error = f"{exited.child_id}: {exited.error}"
-            logger.warning(f"{self.name}/{exited.child_id}#{exited.generation} failed: {exited.error}")
-        restart = slot.spec.restart
-        if restart is Restart.TEMPORARY or (restart is Restart.TRANSIENT and not exited.failed):
-            return Outcome.ENDED
-        if not self.budget.record():
-            return Outcome.EXHAUSTED
-        delay = self.budget.policy.delay_s(self.budget.in_window())
-        message = RestartChild(child_id=exited.child_id, generation=slot.generation)
-        slot.timer = self._scheduler(delay, lambda: self._tell(message))
-        self.state = GroupState.RESTARTING
-        return Outcome.RESTARTING
-
-    def on_restart_child(self, message: RestartChild) -> None:
-        slot = self._slots.get(message.child_id)
-        if slot is None or slot.running or slot.generation != message.generation:
-            return
-        if self.state in {GroupState.PARKED, GroupState.STOPPED}:
-            return
-        slot.timer = None
-        self._start(slot)
-        if all(s.timer is None for s in self._slots.values()):
-            self.state = GroupState.RUNNING
-
-    def snapshot(self) -> GroupStatus:
-        return GroupStatus(
-            name=self.name,
-            state=self.state,
-            restarts_in_window=self.budget.in_window(),
-            total_restarts=self.budget.total,
-            children=tuple(
-                ChildStatus(child_id=i, alive=s.ref is not None and s.running, generation=s.generation)
-                for i, s in self._slots.items()
-            ),
-            last_error=self.last_error,
-        )
-
-    def _start(self, slot: _Slot) -> bool:
+    def _start(self, slot: _Slot) -> None:
         slot.generation += 1
         child_id, generation = slot.spec.id, slot.generation
-        what = f"{self.name}/{child_id}#{generation}"
 
         def monitor(exited: ChildExited) -> None:
             # Trust our own bookkeeping, not whatever name/generation the child was built with.
@@ -396,93 +431,11 @@ class ChildGroup:
         try:
             slot.ref = slot.spec.start(monitor, generation)
         except Exception as exc:
-            logger.exception(f"{what}: start raised")
-            monitor(ChildExited(child_id=child_id, generation=generation, failed=True, error=repr(exc)))
-            return False
-        return await_started(slot.ref, slot.spec.start_timeout_s, what)
-
-
-def tell_quietly(ref: pykka.ActorRef[Any], message: object) -> None:
-    """``tell`` tolerating a dead receiver: late exits and timers may outlive their supervisor."""
-    try:
-        ref.tell(message)
-    except pykka.ActorDeadError:
-        logger.debug(f"dropped {type(message).__name__} for stopped {ref}")
-
-
-class PairSupervisor(Actor):
-    """one_for_one over one pair's timeframe actors, with the pair's own budget; parks, never escalates."""
-
-    def __init__(
-        self,
-        *,
-        spec: PairSpec,
-        board: StatusBoard,
-        on_parked: Callable[[str, str], None],
-        monitor: Monitor | None = None,
-        generation: int = 0,
-        scheduler: Scheduler = timer_scheduler,
-    ) -> None:
-        super().__init__(name=f"pair:{spec.symbol}", monitor=monitor, generation=generation)
-        self.symbol = spec.symbol
-        self._board = board
-        self._on_parked = on_parked
-        tell = functools.partial(tell_quietly, self.actor_ref)
-        self._group = ChildGroup(
-            name=spec.symbol, specs=spec.children, policy=spec.policy, tell=tell, scheduler=scheduler
-        )
-
-    def start_actor(self) -> None:
-        self._group.start_all()
-        self._publish()
-
-    def stop_actor(self) -> None:
-        self._group.stop_all()
-        self._publish()
-
-    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
-        try:
-            self._group.stop_all()
-            self._publish()
-        finally:
-            super().on_failure(exception_type, exception_value, traceback)
-
-    def on_child_exited(self, message: ChildExited) -> None:
-        outcome = self._group.on_child_exited(message)
-        if outcome is Outcome.EXHAUSTED:
-            policy = self._group.budget.policy
-            self._park(
-                f"more than {policy.intensity} restarts in {policy.period_s:g}s; "
-                f"last error: {self._group.last_error}"
-            )
-        elif outcome is not Outcome.IGNORED:
-            self._publish()
-
-    def on_restart_child(self, message: RestartChild) -> None:
-        self._group.on_restart_child(message)
-        self._publish()
-
-    def on_restart_pair(self, _message: RestartPair) -> None:
-        self.log.info(f"{self.symbol}: restarting every child with a fresh budget")
-        self._group.stop_all()
-        self._group.budget.reset()
-        self._group.start_all()
-        self._publish()
-
-    def on_park_pair(self, message: ParkPair) -> None:
-        self._park(message.reason)
-
-    def on_ping(self, _message: Ping) -> bool:
-        return self._group.all_alive()
-
-    def _park(self, reason: str) -> None:
-        self.log.error(f"{self.symbol}: parked: {reason}")
-        self._group.stop_all(state=GroupState.PARKED)
-        self._publish()
-        try:
-            self._on_parked(self.symbol, reason)
-        except Exception:
-            self.log.exception(f"{self.symbol}: on_parked callback raised")
+            self.log.exception(f"{self.name}/{child_id}#{generation}: start raised")
+            error = f"{type(exc).__name__}: {exc}"
+            monitor(ChildExited(child_id=child_id, generation=generation, failed=True, error=error))
+            return
+        await_started(slot.ref, slot.spec.start_timeout_s, f"{self.name}/{child_id}#{generation}")
 
     def _publish(self) -> None:
-        self._board.publish(self._group.snapshot())
+        self._board.publish(self.status())

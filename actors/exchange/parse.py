@@ -208,6 +208,17 @@ def parse_kline_row(row: Any, symbol: str, interval: str) -> Kline:
     )
 
 
+def request_weight_limit(exchange_info: Any) -> int | None:
+    """REQUEST_WEIGHT per minute from exchangeInfo ``rateLimits`` (None when absent)."""
+    limits = exchange_info.get("rateLimits", ()) if isinstance(exchange_info, Mapping) else ()
+    for raw in limits if isinstance(limits, list) else ():
+        if isinstance(raw, Mapping) and raw.get("rateLimitType") == "REQUEST_WEIGHT":
+            f = _Fields(raw, "exchangeInfo.rateLimits[]")
+            if f.text("interval", "") == "MINUTE" and f.integer("intervalNum", 1) == 1:
+                return f.integer("limit")
+    return None
+
+
 def kline_close_time_ms(open_time_ms: int, interval: str) -> int:
     """Last millisecond of the candle opened at ``open_time_ms``."""
     return open_time_ms + TIMEFRAME_MS[interval] - 1

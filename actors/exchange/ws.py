@@ -23,12 +23,14 @@ with ``received_ns = time.perf_counter_ns()`` taken as our reader got the frame.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Set
+from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -74,7 +76,7 @@ class WsConfig:
 # --- pure helpers ----------------------------------------------------------------------------------
 
 
-class MalformedFrame(ValueError):
+class MalformedFrameError(ValueError):
     """A frame that claims to be a kline but cannot be read; ``stream`` names where it came from."""
 
     def __init__(self, stream: str, reason: str) -> None:
@@ -90,16 +92,16 @@ def kline_stream(symbol: str, timeframe: str) -> str:
 def parse_kline_frame(frame: Any) -> Kline | None:
     """A combined-stream frame ``{"stream", "data": {"e": "kline", "k": {...}}}`` → ``Kline``.
 
-    None for frames that are not klines (SUBSCRIBE replies, other events); ``MalformedFrame`` otherwise.
+    None for frames that are not klines (SUBSCRIBE replies, other events); ``MalformedFrameError`` otherwise.
     """
     if not isinstance(frame, dict):
-        raise MalformedFrame("?", f"expected a JSON object, got {type(frame).__name__}")
+        raise MalformedFrameError("?", f"expected a JSON object, got {type(frame).__name__}")
     data = frame.get("data")
     if data is None:
         return None
     stream = str(frame.get("stream", "?"))
     if not isinstance(data, dict):
-        raise MalformedFrame(stream, "'data' is not an object")
+        raise MalformedFrameError(stream, "'data' is not an object")
     if data.get("e") not in {"kline", "continuous_kline"}:
         return None
     try:
@@ -107,7 +109,7 @@ def parse_kline_frame(frame: Any) -> Kline | None:
         closed = k["x"]
         timeframe = k["i"]
         if not isinstance(closed, bool) or timeframe not in TIMEFRAME_MS:
-            raise MalformedFrame(stream, f"bad 'x'={closed!r} or 'i'={timeframe!r}")
+            raise MalformedFrameError(stream, f"bad 'x'={closed!r} or 'i'={timeframe!r}")
         return Kline(
             symbol=str(k.get("s") or data.get("s") or data["ps"]),
             timeframe=timeframe,
@@ -120,9 +122,9 @@ def parse_kline_frame(frame: Any) -> Kline | None:
             closed=closed,
         )
     except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, MalformedFrame):
+        if isinstance(exc, MalformedFrameError):
             raise
-        raise MalformedFrame(stream, f"{type(exc).__name__}: {exc}") from exc
+        raise MalformedFrameError(stream, f"{type(exc).__name__}: {exc}") from exc
 
 
 def backoff_delay(
@@ -152,7 +154,7 @@ class FrameBucket:
 
 
 def assign_streams(
-    current: Mapping[int, Set[str]], new: Iterable[str], cap: int, next_id: int
+    current: Mapping[int, AbstractSet[str]], new: Iterable[str], cap: int, next_id: int
 ) -> dict[int, list[str]]:
     """Place ``new`` streams (not already placed) into connections of at most ``cap`` streams.
 
@@ -183,7 +185,7 @@ class ConnState(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectionEvent:
-    """A connection came up (``resumed`` = after a drop/stall/overflow: frames may be missing) or went down."""
+    """A connection came up (``resumed``: after a drop, stall or overflow: frames may be lost) or down."""
 
     conn_id: int
     connected: bool
@@ -215,3 +217,384 @@ class WsStatus:
     malformed: int
     restarts: Mapping[str, int]
     """Restarts by reason: ``error``, ``stall``, ``read_loop_closed``, ``connect_failed``."""
+
+
+async def close_socket(sock: ReconnectingWebsocket, timeout_s: float, name: str) -> None:
+    """Close the wire first: the library's read loop then wakes now, not after its 10 s recv timeout."""
+    try:
+        if sock.ws is not None:
+            await asyncio.wait_for(sock.ws.close(), timeout_s)
+        await asyncio.wait_for(sock.__aexit__(None, None, None), timeout_s)
+    except Exception as exc:
+        log.warning(f"{name}: closing a socket: {type(exc).__name__}: {exc}")
+
+
+# --- the connections ---------------------------------------------------------------------------------
+
+KlineSink = Callable[[Kline, int], None]
+StatusSink = Callable[[ConnectionEvent], None]
+
+
+class _Slot:
+    """One shard of streams, carried over time by successive sockets (reconnects, rotations)."""
+
+    def __init__(self, owner: MarketConnections, conn_id: int, streams: Iterable[str]) -> None:
+        self.owner = owner
+        self.id = conn_id
+        self.desired: set[str] = set(streams)
+        self.live: set[str] = set()
+        self.state = ConnState.CONNECTING
+        self.changed = asyncio.Event()
+        self.stopping = asyncio.Event()
+        self.reconnects = 0
+        self.rotations = 0
+        self.frames = 0
+        self.last_frame_ns = 0
+        self.last_error = ""
+        # burst 1: any one-second window then sees at most rate + 1 frames (a burst of N would allow rate + N)
+        self.bucket = FrameBucket(owner.config.max_frames_per_s, 1.0)
+        self.task: asyncio.Task[None] | None = None
+        self._frame_ids = itertools.count(1)
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.changed.set()
+
+    def status(self) -> ConnectionStatus:
+        age = (time.perf_counter_ns() - self.last_frame_ns) / 1e9 if self.last_frame_ns else None
+        return ConnectionStatus(
+            conn_id=self.id,
+            state=self.state,
+            streams=len(self.desired),
+            reconnects=self.reconnects,
+            rotations=self.rotations,
+            last_frame_age_s=age,
+            last_error=self.last_error,
+        )
+
+    async def run(self) -> None:
+        attempt = 0
+        resumed = False
+        while not self.stopping.is_set():
+            self.state = ConnState.CONNECTING
+            streams = sorted(self.desired)
+            try:
+                sock = await self.owner.open_socket(streams)
+            except Exception as exc:
+                self.last_error = f"connect: {type(exc).__name__}: {exc}"
+                self.owner.restarts["connect_failed"] = self.owner.restarts.get("connect_failed", 0) + 1
+                await self._backoff(attempt)
+                attempt += 1
+                continue
+            self.live = set(streams)
+            self.frames = 0
+            self.state = ConnState.CONNECTED
+            self.owner.notify(
+                ConnectionEvent(conn_id=self.id, connected=True, resumed=resumed, streams=tuple(streams))
+            )
+            reason = await self._serve(sock)
+            self.live = set()
+            self.state = ConnState.CLOSED if self.stopping.is_set() else ConnState.BACKOFF
+            self.owner.notify(
+                ConnectionEvent(
+                    conn_id=self.id, connected=False, resumed=False, streams=tuple(streams), reason=reason
+                )
+            )
+            if self.stopping.is_set():
+                break
+            resumed = True
+            self.reconnects += 1
+            self.owner.restarts[reason] = self.owner.restarts.get(reason, 0) + 1
+            log.warning(f"{self.owner.name}#{self.id}: restarting connection ({reason}; {self.last_error})")
+            attempt = 0 if self.frames else attempt + 1
+            await self._backoff(attempt)
+        self.state = ConnState.CLOSED
+
+    async def _backoff(self, attempt: int) -> None:
+        cfg = self.owner.config
+        self.state = ConnState.BACKOFF
+        delay = backoff_delay(attempt, base_s=cfg.backoff_base_s, cap_s=cfg.backoff_cap_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), delay)
+
+    async def _serve(self, sock: ReconnectingWebsocket) -> str:
+        cfg = self.owner.config
+        loop = asyncio.get_running_loop()
+        self.last_frame_ns = time.perf_counter_ns()
+        reader = asyncio.create_task(self._read(sock))
+        rotate_at = loop.time() + cfg.max_connection_age_s
+        try:
+            while True:
+                self.changed.clear()
+                if self.desired != self.live and not self.stopping.is_set():
+                    await self._sync(sock)
+                waiter = asyncio.create_task(self.changed.wait())
+                await asyncio.wait(
+                    {reader, waiter}, timeout=cfg.check_interval_s, return_when="FIRST_COMPLETED"
+                )
+                waiter.cancel()
+                if self.stopping.is_set():
+                    return "closing"
+                if reader.done():
+                    return reader.result()
+                if self.desired and time.perf_counter_ns() - self.last_frame_ns > cfg.stall_timeout_s * 1e9:
+                    self.last_error = f"no frame for {cfg.stall_timeout_s:g} s"
+                    return "stall"
+                if loop.time() >= rotate_at:
+                    rotated = await self._rotate(sock, reader)
+                    if rotated is not None:
+                        sock, reader = rotated
+                    rotate_at = loop.time() + (cfg.max_connection_age_s if rotated else cfg.backoff_cap_s)
+        finally:
+            reader.cancel()
+            await self.owner.close_socket(sock)
+
+    async def _rotate(
+        self, old: ReconnectingWebsocket, old_reader: asyncio.Task[str]
+    ) -> tuple[ReconnectingWebsocket, asyncio.Task[str]] | None:
+        """Make before break: the new socket reads alongside the old for the overlap, then the old closes."""
+        streams = sorted(self.desired)
+        try:
+            new = await self.owner.open_socket(streams)
+        except Exception as exc:
+            self.last_error = f"rotation: {type(exc).__name__}: {exc}"
+            return None
+        self.live = set(streams)
+        reader = asyncio.create_task(self._read(new))
+        await asyncio.sleep(self.owner.config.rotation_overlap_s)
+        old_reader.cancel()
+        await self.owner.close_socket(old)
+        self.rotations += 1
+        return new, reader
+
+    async def _read(self, sock: ReconnectingWebsocket) -> str:
+        handle = self.owner.handle_frame
+        while True:
+            try:
+                msg = await sock.recv()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                return "read_loop_closed"
+            now = time.perf_counter_ns()
+            self.last_frame_ns = now
+            if type(msg) is dict and msg.get("e") == "error":
+                kind = str(msg.get("type"))
+                self.last_error = f"{kind}: {msg.get('m')}"
+                return "queue_overflow" if kind == "BinanceWebsocketQueueOverflow" else "error"
+            self.frames += 1
+            handle(msg, now)
+
+    async def _sync(self, sock: ReconnectingWebsocket) -> None:
+        """Send the subscription difference as at most one UNSUBSCRIBE and one SUBSCRIBE frame, paced."""
+        for method, streams in (
+            ("UNSUBSCRIBE", self.live - self.desired),
+            ("SUBSCRIBE", self.desired - self.live),
+        ):
+            ws = sock.ws
+            if not streams or ws is None:
+                continue
+            wait = self.bucket.reserve()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            params = sorted(streams)
+            try:
+                await ws.send(json.dumps({"method": method, "params": params, "id": next(self._frame_ids)}))
+            except Exception as exc:
+                self.last_error = f"{method}: {type(exc).__name__}: {exc}"
+                return
+            if method == "SUBSCRIBE":
+                self.live.update(params)
+            else:
+                self.live.difference_update(params)
+
+
+class MarketConnections:
+    """All market-data connections of one market, on one background thread and event loop."""
+
+    def __init__(
+        self,
+        *,
+        contract: ContractType,
+        roots: StreamRoots,
+        on_kline: KlineSink,
+        on_status: StatusSink,
+        config: WsConfig | None = None,
+        name: str = "market-ws",
+    ) -> None:
+        self.contract = contract
+        self.config = config or WsConfig()
+        self.name = name
+        self._roots = roots
+        self._on_kline = on_kline
+        self._on_status = on_status
+        self._lock = threading.Lock()
+        self._slots: dict[int, _Slot] = {}
+        self._slot_of: dict[str, _Slot] = {}
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._next_id = 1
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stop_event: asyncio.Event | None = None
+        self._client: AsyncClient | None = None
+        self.restarts: dict[str, int] = {}
+        self.klines_closed = 0
+        self.kline_updates = 0
+        self.replies = 0
+        self.other = 0
+        self.malformed = 0
+
+    # --- lifecycle (any thread) --------------------------------------------------------------------
+
+    def start(self, timeout: float = 10.0) -> None:
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError(f"{self.name}: event loop did not start within {timeout} s")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Close every connection and join the thread (bounded by ``timeout``)."""
+        loop, event = self._loop, self._stop_event
+        if loop is not None and event is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(event.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.error(f"{self.name}: thread did not stop within {timeout} s")
+            self._thread = None
+
+    def subscribe(self, streams: Iterable[str]) -> None:
+        self._call(self._add, tuple(streams))
+
+    def unsubscribe(self, streams: Iterable[str]) -> None:
+        self._call(self._remove, tuple(streams))
+
+    def status(self) -> WsStatus:
+        with self._lock:
+            slots = tuple(self._slots.values())
+        return WsStatus(
+            connections=tuple(s.status() for s in slots),
+            klines_closed=self.klines_closed,
+            kline_updates=self.kline_updates,
+            replies=self.replies,
+            other=self.other,
+            malformed=self.malformed,
+            restarts=dict(self.restarts),
+        )
+
+    def _call(self, fn: Callable[[tuple[str, ...]], None], streams: tuple[str, ...]) -> None:
+        if self._loop is None or self._loop.is_closed():
+            raise RuntimeError(f"{self.name} is not running")
+        self._loop.call_soon_threadsafe(fn, streams)
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._main())
+        except Exception:
+            log.exception(f"{self.name}: event loop failed")
+        finally:
+            self._ready.set()
+            loop.close()
+
+    async def _main(self) -> None:
+        self._stop_event = asyncio.Event()
+        self._client = AsyncClient()  # market data needs no key and makes no REST call here
+        self._ready.set()
+        await self._stop_event.wait()
+        with self._lock:
+            slots = list(self._slots.values())
+            self._slots.clear()
+        for slot in slots:
+            slot.close()
+        tasks = {s.task for s in slots if s.task is not None} | self._retiring
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.config.close_timeout_s * 2)
+        await self._client.close_connection()
+
+    # --- on the loop -------------------------------------------------------------------------------
+
+    def _add(self, streams: tuple[str, ...]) -> None:
+        fresh = [s for s in dict.fromkeys(streams) if s not in self._slot_of]
+        current = {cid: slot.desired for cid, slot in self._slots.items()}
+        placed = assign_streams(current, fresh, self.config.streams_per_connection, self._next_id)
+        for cid, added in placed.items():
+            slot = self._slots.get(cid)
+            if slot is None:
+                slot = _Slot(self, cid, added)
+                self._next_id = max(self._next_id, cid + 1)
+                with self._lock:
+                    self._slots[cid] = slot
+                slot.task = asyncio.get_running_loop().create_task(slot.run(), name=f"{self.name}#{cid}")
+            else:
+                slot.desired.update(added)
+                slot.changed.set()
+            for stream in added:
+                self._slot_of[stream] = slot
+
+    def _remove(self, streams: tuple[str, ...]) -> None:
+        touched: set[_Slot] = set()
+        for stream in streams:
+            slot = self._slot_of.pop(stream, None)
+            if slot is not None:
+                slot.desired.discard(stream)
+                touched.add(slot)
+        for slot in touched:
+            if slot.desired:
+                slot.changed.set()
+                continue
+            with self._lock:
+                self._slots.pop(slot.id, None)
+            slot.close()
+            if slot.task is not None:
+                self._retiring.add(slot.task)
+                slot.task.add_done_callback(self._retiring.discard)
+
+    async def open_socket(self, streams: list[str]) -> ReconnectingWebsocket:
+        if self._client is None:
+            raise RuntimeError(f"{self.name} is not running")
+        bsm = BinanceSocketManager(self._client, max_queue_size=self.config.max_queue_size)
+        bsm.FSTREAM_URL = self._roots.fstream_url
+        bsm.DSTREAM_URL = self._roots.dstream_url
+        futures_type = FuturesType.USD_M if self.contract is ContractType.USDT_M else FuturesType.COIN_M
+        sock = bsm.futures_multiplex_socket(streams, futures_type=futures_type)
+        sock.MAX_RECONNECTS = 0  # we own reconnects (and the backfill they require)
+        await asyncio.wait_for(sock.__aenter__(), self.config.close_timeout_s * 3)
+        return sock
+
+    async def close_socket(self, sock: ReconnectingWebsocket) -> None:
+        await close_socket(sock, self.config.close_timeout_s, self.name)
+
+    def notify(self, event: ConnectionEvent) -> None:
+        try:
+            self._on_status(event)
+        except Exception:
+            log.exception(f"{self.name}: status callback failed")
+
+    def handle_frame(self, msg: Any, received_ns: int) -> None:
+        try:
+            kline = parse_kline_frame(msg)
+        except MalformedFrameError as exc:
+            self.malformed += 1
+            log.warning(f"{self.name}: {exc}")
+            return
+        if kline is None:
+            if type(msg) is dict and ("result" in msg or "error" in msg):
+                self.replies += 1
+                if "error" in msg:
+                    log.error(f"{self.name}: subscription change refused: {msg['error']}")
+            else:
+                self.other += 1
+            return
+        if kline.closed:
+            self.klines_closed += 1
+        else:
+            self.kline_updates += 1
+        try:
+            self._on_kline(kline, received_ns)
+        except Exception:
+            log.exception(f"{self.name}: kline callback failed for {kline.symbol} {kline.timeframe}")

@@ -18,6 +18,7 @@ import json
 import logging
 import re
 import secrets
+import socket
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -39,6 +40,13 @@ _CONTINUOUS = re.compile(r"^([a-z0-9_]+)_perpetual@continuouskline_(\w+)$")
 
 def _dumps(payload: object) -> str:
     return json.dumps(payload, separators=(",", ":"))
+
+
+def _no_delay(request: web.Request) -> None:
+    """Many small frames: do not let Nagle hold them back waiting for the client's delayed ACK."""
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 @dataclass(eq=False, slots=True)
@@ -218,6 +226,7 @@ class Hub:
         )
         ws = web.WebSocketResponse(autoping=True, max_msg_size=1 << 20, timeout=1.0, compress=False)
         await ws.prepare(request)
+        _no_delay(request)
         conn = Conn(ws=ws, combined=combined)
         self.conns.add(conn)
         self.stats["ws_connections"] += 1

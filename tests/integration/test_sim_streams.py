@@ -59,13 +59,14 @@ def test_replaying_all_btc_at_max_delivers_every_closed_kline_once_in_order():
             client = await type("C", (AsyncClient,), urls).create()
             bsm = type("B", (BinanceSocketManager,), {"FSTREAM_URL": f"ws://127.0.0.1:{port}/"})(client, max_queue_size=1_000_000)
             closed = []
-            async with bsm.futures_multiplex_socket(["btcusdt@kline_1m"]) as sock:
+            async with bsm.futures_multiplex_socket(["btcusdt@kline_1m"]) as sock, asyncio.timeout(60):
                 while len(closed) < len(series.open_time):
-                    msg = await asyncio.wait_for(sock.recv(), 5)
+                    msg = await sock.recv()  # no wait_for per message: it slows python-binance down ~3x
                     assert msg["stream"] == "btcusdt@kline_1m"
                     k = msg["data"]["k"]
                     if k["x"]:
                         closed.append((k["t"], float(k["o"]), float(k["h"]), float(k["l"]), float(k["c"]), float(k["v"])))
+                await asyncio.to_thread(requests.post, f"http://127.0.0.1:{port}/sim/v1/faults/drop-connections", timeout=5)
             await client.close_connection()
             return closed
 
@@ -185,7 +186,7 @@ def test_user_stream_orders_algo_trigger_equals_backtester_exit():
 
 
 def test_lock_step_pacer_over_http_holds_the_clock_until_acked():
-    with running(paused=False, pacer_timeout_s=5.0, updates_per_candle=1) as ex:
+    with running(pacer_timeout_s=5.0, updates_per_candle=1) as ex:
         pacer = requests.post(f"{ex.admin_url}/pacer", timeout=5).json()["pacerId"]
 
         async def main():
@@ -193,6 +194,8 @@ def test_lock_step_pacer_over_http_holds_the_clock_until_acked():
             bsm = socket_manager(client, ex)
             seen = []
             async with bsm.futures_multiplex_socket(["btcusdt@kline_1m"]) as sock:
+                await asyncio.sleep(0.1)
+                await asyncio.to_thread(ex.resume)
                 for _ in range(5):
                     k = (await _until(sock, lambda m: m["data"]["k"]["x"]))["data"]["k"]
                     seen.append(k["t"])

@@ -1,0 +1,400 @@
+"""``MarketStream``: the shared market-data actor of one market (USDⓈ-M or COIN-M).
+
+It owns the WebSocket connections (``actors.exchange.ws.MarketConnections``: one background thread and
+event loop for all of them), a ``KlineSequencer`` and a REST gateway for backfill, and routes every closed
+candle exactly once, in order, to the pair actor registered for (symbol, timeframe):
+
+* normal path: ws thread parses the frame → ``KlineReceived`` → sequencer says DELIVER → ``router.tell``
+  (no REST, one small message per closed candle);
+* gap (a streamed candle is newer than last + timeframe): the missing closed candles are fetched over REST
+  and told in order (``backfilled=True``) BEFORE the newer one; what the exchange itself lacks is recorded
+  as an unrepaired gap (``KlineGapUnrepaired`` to the pair, and on the board) and never invented;
+* after any reconnect, stall, queue overflow or rotation failure of a connection: every key on it is
+  backfilled from its last closed open time to the server's now, in order, before later frames (they
+  queue in the mailbox meanwhile and the sequencer drops the overlap).
+
+Unclosed kline updates never reach the actor and never drive decisions: the ws thread writes their price
+into the thread-safe ``PriceBoard`` (latest price per symbol and when it arrived), which is what unrealized
+PnL and price staleness checks read.
+
+Status for metrics and the shell is read from ``MarketStreamBoard.snapshot()`` from any thread, without
+asking the actor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Protocol, TypeVar
+
+import pykka
+
+from actors.base import Actor, Monitor
+from actors.exchange.ws import (
+    ConnectionEvent,
+    ConnectionStatus,
+    MarketConnections,
+    StreamRoots,
+    WsConfig,
+    WsStatus,
+    kline_stream,
+)
+from actors.messages import TIMEFRAME_MS, ContractType, Kline, KlineClosed
+from actors.routing import Router
+from actors.sequencer import Accepted, KlineSequencer, OpenRange, SequencerStats, Verdict
+
+T = TypeVar("T")
+
+
+class KlineGateway(Protocol):
+    """What the stream needs of ``actors.exchange.gateway.BinanceGateway``."""
+
+    def closed_klines_range(
+        self, symbol: str, contract: ContractType, interval: str, start_open_ms: int, end_open_ms: int
+    ) -> list[Kline]: ...
+
+    def server_time_ms(self, contract: ContractType) -> int: ...
+
+
+# --- messages --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Subscribe:
+    """Command: stream closed candles of ``symbol`` for these timeframes (idempotent)."""
+
+    symbol: str
+    timeframes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unsubscribe:
+    """Command: stop streaming these timeframes of ``symbol``."""
+
+    symbol: str
+    timeframes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KlineReceived:
+    """Internal, from the ws thread: a closed kline as parsed from a frame."""
+
+    kline: Kline
+    received_ns: int
+    """``time.perf_counter_ns()`` when the frame was read."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionStatusChanged:
+    """Internal, from the ws thread: a connection came up or went down."""
+
+    event: ConnectionEvent
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KlineGapUnrepaired:
+    """Event to the pair: the exchange has no candles in [start, end]; do not open trades on this gap."""
+
+    symbol: str
+    timeframe: str
+    start_open_ms: int
+    end_open_ms: int
+
+
+# --- thread-safe read side ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTick:
+    price: float
+    received_ns: int
+    """``time.perf_counter_ns()`` at arrival: ``(perf_counter_ns() - received_ns) / 1e9`` is its age."""
+
+
+class PriceBoard:
+    """Latest streamed price per symbol (from unclosed and closed kline updates), for PnL and staleness."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ticks: dict[str, PriceTick] = {}
+
+    def update(self, symbol: str, price: float, received_ns: int) -> None:
+        tick = PriceTick(price, received_ns)
+        with self._lock:
+            self._ticks[symbol] = tick
+
+    def get(self, symbol: str) -> PriceTick | None:
+        with self._lock:
+            return self._ticks.get(symbol)
+
+    def age_s(self, symbol: str) -> float | None:
+        tick = self.get(symbol)
+        return None if tick is None else (time.perf_counter_ns() - tick.received_ns) / 1e9
+
+    def snapshot(self) -> Mapping[str, PriceTick]:
+        with self._lock:
+            return MappingProxyType(dict(self._ticks))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarketStreamStatus:
+    """Snapshot for metrics and the shell."""
+
+    contract: ContractType
+    connections: tuple[ConnectionStatus, ...]
+    streams: int
+    messages: Mapping[str, int]
+    """Frames by type: ``kline_closed``, ``kline_update``, ``reply``, ``other``, ``malformed``."""
+    reconnects: int
+    restarts: Mapping[str, int]
+    sequencer: SequencerStats
+    backfill_failures: int
+    unrepaired: Mapping[tuple[str, str], tuple[OpenRange, ...]]
+    last_message_age_s: float | None
+    tell_latency_us: tuple[float, float] | None
+    """p50 and p99 of frame read → ``router.tell`` over the last closed klines (streamed ones only)."""
+
+
+_EMPTY_WS = WsStatus(
+    connections=(), klines_closed=0, kline_updates=0, replies=0, other=0, malformed=0, restarts={}
+)
+
+
+class MarketStreamBoard:
+    """Read side of one ``MarketStream``, safe from any thread; create it and pass it to the actor."""
+
+    def __init__(self, contract: ContractType, prices: PriceBoard | None = None) -> None:
+        self.contract = contract
+        self.prices = prices or PriceBoard()
+        self.latencies_ns: deque[int] = deque(maxlen=4096)
+        self.backfill_failures = 0
+        self._ws: MarketConnections | None = None
+        self._sequencer = KlineSequencer()
+
+    def attach(self, ws: MarketConnections, sequencer: KlineSequencer) -> None:
+        self._ws, self._sequencer = ws, sequencer
+
+    def has_unrepaired_gap(self, symbol: str, timeframe: str) -> bool:
+        return bool(self._sequencer.unrepaired(symbol, timeframe))
+
+    def snapshot(self) -> MarketStreamStatus:
+        ws = self._ws.status() if self._ws is not None else _EMPTY_WS
+        ages = [c.last_frame_age_s for c in ws.connections if c.last_frame_age_s is not None]
+        lat = sorted(self.latencies_ns)
+        return MarketStreamStatus(
+            contract=self.contract,
+            connections=ws.connections,
+            streams=sum(c.streams for c in ws.connections),
+            messages=MappingProxyType(
+                {
+                    "kline_closed": ws.klines_closed,
+                    "kline_update": ws.kline_updates,
+                    "reply": ws.replies,
+                    "other": ws.other,
+                    "malformed": ws.malformed,
+                }
+            ),
+            reconnects=sum(c.reconnects for c in ws.connections),
+            restarts=MappingProxyType(dict(ws.restarts)),
+            sequencer=self._sequencer.stats(),
+            backfill_failures=self.backfill_failures,
+            unrepaired=self._sequencer.all_unrepaired(),
+            last_message_age_s=min(ages) if ages else None,
+            tell_latency_us=(lat[len(lat) // 2] / 1e3, lat[min(len(lat) - 1, len(lat) * 99 // 100)] / 1e3)
+            if lat
+            else None,
+        )
+
+
+# --- the actor -----------------------------------------------------------------------------------------
+
+
+class MarketStream(Actor):
+    """One per market; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        contract: ContractType,
+        router: Router,
+        gateway: KlineGateway,
+        roots: StreamRoots,
+        board: MarketStreamBoard | None = None,
+        config: WsConfig | None = None,
+        rest_attempts: int = 3,
+        name: str | None = None,
+        monitor: Monitor | None = None,
+        generation: int = 0,
+    ) -> None:
+        super().__init__(
+            name=name or f"market-stream-{contract.value}", monitor=monitor, generation=generation
+        )
+        self.contract = contract
+        self.board = board or MarketStreamBoard(contract)
+        self._router = router
+        self._gateway = gateway
+        self._rest_attempts = rest_attempts
+        self._seq = KlineSequencer()
+        self._key_of: dict[str, tuple[str, str]] = {}
+        self._keys: set[tuple[str, str]] = set()
+        self._prices = self.board.prices
+        self._latencies = self.board.latencies_ns
+        self._ws = MarketConnections(
+            contract=contract,
+            roots=roots,
+            on_kline=self._from_ws,
+            on_status=self._status_from_ws,
+            config=config,
+            name=f"{self.name}-ws",
+        )
+        self.board.attach(self._ws, self._seq)
+
+    def start_actor(self) -> None:
+        self._ws.start()
+
+    def stop_actor(self) -> None:
+        self._ws.stop()
+
+    # --- called on the ws thread (must only tell / touch thread-safe state) ---------------------------
+
+    def _from_ws(self, kline: Kline, received_ns: int) -> None:
+        self._prices.update(kline.symbol, kline.close, received_ns)
+        if kline.closed:
+            try:  # noqa: SIM105 - hot path: a bare try costs less than contextlib.suppress
+                self.actor_ref.tell(KlineReceived(kline=kline, received_ns=received_ns))
+            except pykka.ActorDeadError:
+                pass
+
+    def _status_from_ws(self, event: ConnectionEvent) -> None:
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(ConnectionStatusChanged(event=event))
+
+    # --- handlers ----------------------------------------------------------------------------------------
+
+    def on_subscribe(self, msg: Subscribe) -> None:
+        fresh = [(msg.symbol, tf) for tf in msg.timeframes if (msg.symbol, tf) not in self._keys]
+        if not fresh:
+            return
+        now = self._rest("server time", lambda: self._gateway.server_time_ms(self.contract))
+        for symbol, tf in fresh:
+            if tf not in TIMEFRAME_MS:
+                self.log.error(f"{self.name}: unknown timeframe {tf!r} for {symbol}; not subscribed")
+                continue
+            if now is not None:  # the first streamed candle must then prove continuity from here
+                step = TIMEFRAME_MS[tf]
+                self._seq.track(symbol, tf, now // step * step - step)
+            self._keys.add((symbol, tf))
+            self._key_of[kline_stream(symbol, tf)] = (symbol, tf)
+        self._ws.subscribe(kline_stream(s, tf) for s, tf in fresh if tf in TIMEFRAME_MS)
+
+    def on_unsubscribe(self, msg: Unsubscribe) -> None:
+        gone = [(msg.symbol, tf) for tf in msg.timeframes if (msg.symbol, tf) in self._keys]
+        for symbol, tf in gone:
+            self._keys.discard((symbol, tf))
+            self._key_of.pop(kline_stream(symbol, tf), None)
+            self._seq.forget(symbol, tf)
+        if gone:
+            self._ws.unsubscribe(kline_stream(s, tf) for s, tf in gone)
+
+    def on_kline_received(self, msg: KlineReceived) -> None:
+        kline = msg.kline
+        if (kline.symbol, kline.timeframe) not in self._keys:
+            return  # in flight when unsubscribed
+        verdict = self._seq.accept(kline)
+        if verdict.verdict is Verdict.GAP:
+            self._repair(verdict)
+            verdict = self._seq.accept(kline)
+        if verdict.verdict is Verdict.DELIVER:
+            self._router.tell(
+                kline.symbol, kline.timeframe, KlineClosed(kline=kline, received_ns=msg.received_ns)
+            )
+            self._latencies.append(time.perf_counter_ns() - msg.received_ns)
+
+    def on_connection_status_changed(self, msg: ConnectionStatusChanged) -> None:
+        event = msg.event
+        self.log.info(
+            f"{self.name}: connection #{event.conn_id} {'up' if event.connected else 'down'}"
+            f"{' (resumed)' if event.resumed else ''} {event.reason}".rstrip()
+        )
+        if not (event.connected and event.resumed):
+            return
+        keys = {self._key_of[s] for s in event.streams if s in self._key_of}
+        now = self._rest("server time", lambda: self._gateway.server_time_ms(self.contract))
+        if now is None:
+            return  # the next streamed candle of each key shows the gap and repairs it
+        for missing in self._seq.after_reconnect(now, keys):
+            for kline in self._fetch(missing) or ():
+                self._deliver_backfilled(kline)
+
+    # --- backfill ----------------------------------------------------------------------------------------
+
+    def _repair(self, gap: Accepted) -> None:
+        missing = gap.missing
+        if missing is None:
+            return
+        for kline in self._fetch(missing) or ():
+            self._deliver_backfilled(kline)
+        hole = self._seq.settle_gap(missing)
+        if hole is not None:
+            self.log.error(
+                f"{self.name}: {hole.symbol} {hole.timeframe}: {hole.count} candle(s) from {hole.start_ms} "
+                f"to {hole.end_ms} missing on the exchange; not invented, pair told"
+            )
+            self._router.tell(
+                hole.symbol,
+                hole.timeframe,
+                KlineGapUnrepaired(
+                    symbol=hole.symbol,
+                    timeframe=hole.timeframe,
+                    start_open_ms=hole.start_ms,
+                    end_open_ms=hole.end_ms,
+                ),
+            )
+
+    def _deliver_backfilled(self, kline: Kline) -> None:
+        before = self._seq.unrepaired_gaps
+        if self._seq.accept(kline, backfilled=True).verdict is not Verdict.DELIVER:
+            return
+        if self._seq.unrepaired_gaps != before:
+            hole = self._seq.unrepaired(kline.symbol, kline.timeframe)[-1]
+            self._router.tell(
+                kline.symbol,
+                kline.timeframe,
+                KlineGapUnrepaired(
+                    symbol=hole.symbol,
+                    timeframe=hole.timeframe,
+                    start_open_ms=hole.start_ms,
+                    end_open_ms=hole.end_ms,
+                ),
+            )
+        self._router.tell(kline.symbol, kline.timeframe, KlineClosed(kline=kline, backfilled=True))
+
+    def _fetch(self, missing: OpenRange) -> list[Kline] | None:
+        return self._rest(
+            f"backfill {missing.symbol} {missing.timeframe} [{missing.start_ms}, {missing.end_ms}]",
+            lambda: self._gateway.closed_klines_range(
+                missing.symbol, self.contract, missing.timeframe, missing.start_ms, missing.end_ms
+            ),
+        )
+
+    def _rest(self, what: str, call: Callable[[], T]) -> T | None:
+        """A REST call with a few quick retries; None (logged, counted) when it keeps failing.
+
+        Bounded on purpose: this blocks the actor, so other pairs' candles wait behind it.
+        """
+        for attempt in range(self._rest_attempts):
+            try:
+                return call()
+            except Exception as exc:
+                self.log.warning(
+                    f"{self.name}: {what} failed (attempt {attempt + 1}): {type(exc).__name__}: {exc}"
+                )
+                if attempt + 1 < self._rest_attempts:
+                    time.sleep(0.1 * 3**attempt)
+        self.board.backfill_failures += 1
+        return None

@@ -1,0 +1,85 @@
+"""PositionLedger + BinanceGateway against the local exchange: a crash and restart recovers the truth."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pykka
+import pytest
+
+from actors.config import ExecutionSettings
+from actors.exchange.types import ProtectiveKind, Side
+from actors.ledger import LedgerSnapshots, PositionLedger
+from actors.messages import Alert, ContractType, Direction, Leg, PositionOpened, Reconcile, client_order_id
+from tests.integration.test_gateway_fixtures import NOW_MS, make_gateway, start_exchange
+
+USDT = ContractType.USDT_M
+SIGNAL = NOW_MS - 120_000
+
+
+@pytest.fixture
+def exchange():
+    ex = start_exchange()
+    yield ex
+    pykka.ActorRegistry.stop_all()
+    ex.stop()
+
+
+def start_ledger(path, gateway, snapshots, alerts) -> pykka.ActorRef[PositionLedger]:
+    ref = PositionLedger.start(
+        store_path=path, gateways={USDT: gateway},
+        execution=ExecutionSettings(reconcile_interval_s=3600.0), publish_portfolio=lambda _view: None,
+        alert=alerts.append, listeners=lambda _event: None, contracts={"BTCUSDT": USDT}, snapshots=snapshots,
+    )  # fmt: skip
+    ref.ask(Reconcile(reason="test"), timeout=10)
+    return ref
+
+
+def open_protected(gateway) -> PositionOpened:
+    entry = gateway.market_order(
+        "BTCUSDT", USDT, Side.BUY, Decimal("0.010"), client_order_id("BTCUSDT", SIGNAL, Leg.ENTRY)
+    )
+    stop = Decimal(int(entry.avg_price * 0.95))
+    take = Decimal(int(entry.avg_price * 1.15))
+    for kind, leg, price in (
+        (ProtectiveKind.STOP_MARKET, Leg.STOP, stop),
+        (ProtectiveKind.TAKE_PROFIT_MARKET, Leg.TAKE_PROFIT, take),
+    ):
+        gateway.place_protective(
+            "BTCUSDT", USDT, kind, Side.SELL, price, client_order_id("BTCUSDT", SIGNAL, leg)
+        )
+    return PositionOpened(
+        symbol="BTCUSDT", direction=Direction.LONG, quantity=str(entry.executed_qty), entry_price=entry.avg_price,
+        stop_loss=float(stop), take_profit=float(take), signal_open_time_ms=SIGNAL, opened_at_ms=entry.update_time_ms,
+    )  # fmt: skip
+
+
+def test_killed_ledger_restarts_reconciled_and_repairs_a_stop_lost_meanwhile(exchange, tmp_path):
+    gateway = make_gateway(exchange, timeout_s=5.0)
+    path = tmp_path / "ledger.sqlite3"
+    first_alerts: list[Alert] = []
+    first = start_ledger(path, gateway, LedgerSnapshots(), first_alerts)
+    first.ask(open_protected(gateway), timeout=10)
+    first.ask(Reconcile(reason="check"), timeout=10)
+    # "kill -9": the first ledger is simply abandoned, no orderly stop, its connection still open.
+
+    second_snapshots, alerts = LedgerSnapshots(), list[Alert]()
+    second = start_ledger(path, gateway, second_snapshots, alerts)
+    assert second_snapshots.reconciled.is_set()
+    assert second_snapshots.discrepancies() == {}
+    [view] = second_snapshots.positions()
+    assert (view.symbol, view.qty) == ("BTCUSDT", Decimal("0.010"))
+    stops = [a for a in gateway.open_algo_orders(USDT) if a.kind is ProtectiveKind.STOP_MARKET]
+    assert [s.client_algo_id for s in stops] == [client_order_id("BTCUSDT", SIGNAL, Leg.STOP)]
+
+    # The stop disappears while no ledger is watching; the next ledger puts it back under a fresh id.
+    second.stop(timeout=10)
+    first.stop(timeout=10)
+    assert gateway.cancel_algo_order("BTCUSDT", USDT, client_algo_id=stops[0].client_algo_id)
+    third_snapshots = LedgerSnapshots()
+    start_ledger(path, gateway, third_snapshots, alerts)
+    assert [a.kind for a in alerts] == ["naked_position"]
+    stops = [a for a in gateway.open_algo_orders(USDT) if a.kind is ProtectiveKind.STOP_MARKET]
+    assert [s.client_algo_id for s in stops] == [client_order_id("BTCUSDT", SIGNAL, Leg.STOP) + "-r1"]
+    assert stops[0].trigger_price == Decimal(str(view.stop_loss))
+    assert third_snapshots.counters()["repairs"] == 1

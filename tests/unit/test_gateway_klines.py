@@ -1,0 +1,108 @@
+"""KlineReader against a hand-written fake of Binance's klines endpoint (which includes the open candle)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from actors.exchange.kline_pages import MAX_LIMIT, KlineReader, klines_weight
+from actors.messages import ContractType
+
+USD = ContractType.USDT_M
+M = 60_000
+T0 = 1_700_000_040_000 // M * M
+
+
+class FakeVenue:
+    """Candles every minute from T0; the candle containing ``now`` is in progress and is returned too."""
+
+    def __init__(self, count: int, *, missing: set[int] | None = None) -> None:
+        self.now = T0 + count * M + 30_000  # mid-way through candle ``count``
+        self.opens = [T0 + i * M for i in range(count + 1) if i not in (missing or set())]
+        self.calls: list[dict[str, Any]] = []
+
+    def server_time(self, _contract: ContractType) -> int:
+        return self.now
+
+    def fetch(self, symbol, contract, interval, *, start_ms, end_ms, limit):
+        assert interval == "1m"
+        self.calls.append({"start": start_ms, "end": end_ms, "limit": limit})
+        rows = [t for t in self.opens if t <= self.now]
+        if start_ms is not None:
+            rows = [t for t in rows if t >= start_ms]
+        if end_ms is not None:
+            rows = [t for t in rows if t <= end_ms]
+        rows = rows[:limit] if start_ms is not None else rows[-limit:]
+        return [[t, "1", "2", "0.5", "1.5", "10", t + M - 1, "0", 1, "0", "0", "0"] for t in rows]
+
+
+def reader(venue: FakeVenue) -> KlineReader:
+    return KlineReader(venue.fetch, venue.server_time)
+
+
+def test_single_request_drops_the_open_candle():
+    venue = FakeVenue(10)
+    klines = reader(venue).klines("X", USD, "1m", start_ms=None, end_ms=None, limit=5)
+    assert [k.open_time_ms for k in klines] == [T0 + i * M for i in range(6, 10)]
+    assert all(k.closed for k in klines)
+
+
+def test_range_is_exact_ordered_and_paginated():
+    venue = FakeVenue(4000)
+    start, end = T0 + 7 * M, T0 + 3456 * M
+    klines = reader(venue).closed_range("X", USD, "1m", start, end)
+    assert [k.open_time_ms for k in klines] == list(range(start, end + 1, M))
+    assert len(venue.calls) == 3
+    assert all(c["limit"] <= MAX_LIMIT for c in venue.calls)
+    assert venue.calls[-1]["limit"] == 3450 - 2 * 1500
+
+
+def test_range_reaching_into_the_present_stops_at_the_last_closed():
+    venue = FakeVenue(100)
+    klines = reader(venue).closed_range("X", USD, "1m", T0 + 90 * M, T0 + 200 * M)
+    assert [k.open_time_ms for k in klines] == [T0 + i * M for i in range(90, 100)]
+    assert len(venue.calls) == 1
+
+
+def test_range_with_venue_gaps_returns_what_exists():
+    venue = FakeVenue(3000, missing={5, 1600, 1601})
+    klines = reader(venue).closed_range("X", USD, "1m", T0, T0 + 2999 * M)
+    assert len(klines) == 3000 - 3
+    assert T0 + 1600 * M not in {k.open_time_ms for k in klines}
+    assert [k.open_time_ms for k in klines] == sorted({k.open_time_ms for k in klines})
+
+
+def test_empty_and_inverted_ranges():
+    venue = FakeVenue(10)
+    assert reader(venue).closed_range("X", USD, "1m", T0 + 5 * M, T0 + 4 * M) == []
+    assert reader(venue).closed_range("X", USD, "1m", T0 + 50 * M, T0 + 60 * M) == []
+
+
+def test_recent_closed_pages_backwards():
+    venue = FakeVenue(5000)
+    klines = reader(venue).recent_closed("X", USD, "1m", 3200)
+    assert [k.open_time_ms for k in klines] == [T0 + i * M for i in range(1800, 5000)]
+    assert len(venue.calls) == 3
+
+
+def test_recent_closed_with_short_history():
+    venue = FakeVenue(50)
+    klines = reader(venue).recent_closed("X", USD, "1m", 200)
+    assert len(klines) == 50
+    assert reader(venue).recent_closed("X", USD, "1m", 0) == []
+
+
+def test_bad_arguments():
+    venue = FakeVenue(5)
+    with pytest.raises(ValueError, match="interval"):
+        reader(venue).klines("X", USD, "7m", start_ms=None, end_ms=None, limit=5)
+    with pytest.raises(ValueError, match="limit"):
+        reader(venue).klines("X", USD, "1m", start_ms=None, end_ms=None, limit=1501)
+
+
+@pytest.mark.parametrize(
+    ("limit", "weight"), [(1, 1), (99, 1), (100, 2), (499, 2), (500, 5), (1000, 5), (1001, 10), (1500, 10)]
+)
+def test_klines_weight(limit, weight):
+    assert klines_weight(limit) == weight

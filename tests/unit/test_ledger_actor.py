@@ -1,0 +1,316 @@
+"""PositionLedger against a hand-written fake exchange: trade lifecycle, user events, reconciliation."""
+
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal
+
+import pykka
+import pytest
+
+from actors.exchange.errors import Rejected
+from actors.exchange.types import (
+    AlgoStatus,
+    ListenKeyExpired,
+    ProtectiveKind,
+    Side,
+    UserStreamStatus,
+)
+from actors.ledger_store import LedgerStore, LedgerStoreError
+from actors.messages import (
+    Alert,
+    Decision,
+    Direction,
+    Leg,
+    OrderStateChanged,
+    Outcome,
+    PositionClosed,
+    PositionOpened,
+    Reconcile,
+)
+from tests.unit.test_ledger_support import (
+    SIGNAL,
+    USDT,
+    FakeExchange,
+    Harness,
+    algo_update,
+    cid,
+    fill,
+    flat,
+    opened,
+    protected,
+    transient,
+)
+
+
+@pytest.fixture(autouse=True)
+def _stop_actors():
+    yield
+    pykka.ActorRegistry.stop_all()
+
+
+@pytest.fixture
+def h(tmp_path):
+    return Harness(tmp_path).start()
+
+
+def test_stop_fill_closes_trade_cancels_take_profit_and_goes_flat(h):
+    protected(h.exchange)
+    h.send(opened())
+    assert h.latest_open() == {"BTCUSDT"}
+    assert h.events.of(PositionOpened) == [opened()]
+    assert h.snapshots.positions()[0].stop_loss == 95.0
+
+    h.exchange.finish_algo(cid(Leg.STOP))
+    h.exchange.set_position("BTCUSDT", "0")
+    h.send(
+        algo_update(Leg.STOP, AlgoStatus.TRIGGERED),
+        fill(cid(Leg.STOP), Side.SELL, cum="0.010", price=95.0, rp=-0.05),
+        flat(),
+        algo_update(Leg.STOP, AlgoStatus.FINISHED),
+    )
+    closed = h.events.of(PositionClosed)
+    assert len(closed) == 1
+    assert closed[0].reason == "stop_loss"
+    assert closed[0].exit_price == 95.0
+    assert closed[0].realized_pnl == pytest.approx(-0.05)
+    assert h.exchange.called("cancel_algo_order") == [cid(Leg.TAKE_PROFIT)]
+    assert h.exchange.open_ids() == set()
+    assert h.latest_open() == frozenset()
+    assert h.snapshots.positions() == ()
+    trade = h.reader().trades()[0]
+    assert (trade.close_reason, trade.exit_price) == ("stop_loss", 95.0)
+
+
+def test_take_profit_finished_before_its_fill_closes_once_and_amends_the_exit(h):
+    protected(h.exchange, direction=Direction.SHORT)
+    h.send(opened(direction=Direction.SHORT))
+    h.exchange.finish_algo(cid(Leg.TAKE_PROFIT))
+    h.exchange.set_position("BTCUSDT", "0")
+    take = fill(cid(Leg.TAKE_PROFIT), Side.BUY, cum="0.010", price=85.0, rp=0.15)
+    h.send(
+        algo_update(Leg.TAKE_PROFIT, AlgoStatus.FINISHED),
+        take,
+        flat(),
+        take,
+        algo_update(Leg.TAKE_PROFIT, AlgoStatus.NEW),
+    )
+
+    closed = h.events.of(PositionClosed)
+    assert [c.reason for c in closed] == ["take_profit"]
+    assert h.exchange.called("cancel_algo_order") == [cid(Leg.STOP)]
+    store: LedgerStore = h.reader()
+    trade = store.trades()[0]
+    assert trade.exit_price == 85.0
+    assert trade.realized_pnl == pytest.approx(0.15)  # the duplicate fill was not counted twice
+    order = store.order(cid(Leg.TAKE_PROFIT))
+    assert order is not None
+    assert order.status in {
+        "filled",
+        "finished",
+    }  # a late NEW does not regress it
+
+
+def test_partial_fills_close_only_when_the_whole_quantity_is_out(h):
+    protected(h.exchange)
+    h.send(opened())
+    h.send(fill("x-triggered-1", Side.SELL, cum="0.004", rp=-0.02))
+    assert h.events.of(PositionClosed) == []
+    h.send(fill("x-triggered-1", Side.SELL, cum="0.010", last="0.006", rp=-0.03))
+    [closed] = h.events.of(PositionClosed)
+    assert closed.realized_pnl == pytest.approx(-0.05)
+    assert closed.reason == "closed_on_exchange"
+
+
+def test_fills_before_position_opened_close_it_on_arrival(h):
+    h.exchange.add_algo("BTCUSDT", cid(Leg.TAKE_PROFIT), ProtectiveKind.TAKE_PROFIT_MARKET, Side.SELL, "115")
+    h.send(fill(cid(Leg.STOP), Side.SELL, cum="0.010", rp=-0.05), opened())
+    [closed] = h.events.of(PositionClosed)
+    assert closed.reason == "stop_loss"
+    assert h.exchange.open_ids() == set()
+    assert h.latest_open() == frozenset()
+
+
+def test_duplicate_position_opened_is_ignored(h):
+    protected(h.exchange)
+    h.send(opened(), opened())
+    assert len(h.events.of(PositionOpened)) == 1
+    assert len(h.reader().open_positions()) == 1
+
+
+def test_foreign_events_are_recorded_and_ignored(h):
+    foreign = fill("web_abc", Side.BUY, cum="1", symbol="ETHUSDT", reduce_only=False)
+    h.send(foreign, dataclasses.replace(algo_update(Leg.STOP, AlgoStatus.NEW), client_algo_id="x1"))
+    store = h.reader()
+    assert {e.kind for e in store.events()} >= {"foreign_order", "foreign_algo_order"}
+    assert store.orders() == []
+    assert h.events.of(PositionClosed) == []
+
+
+def test_decisions_alerts_rejections_and_stream_events_are_persisted(h):
+    decision = Decision(
+        symbol="BTCUSDT", timeframe="1m", signal_open_time_ms=SIGNAL, decided_open_time_ms=SIGNAL,
+        direction=Direction.LONG, outcome=Outcome.TAKEN, entry=100.0, stop_loss=95.0, take_profit=115.0,
+    )  # fmt: skip
+    h.send(decision, decision, Alert(kind="pair_parked", symbol="ETHUSDT", detail="budget"))
+    h.send(ListenKeyExpired(contract_type=USDT, event_time_ms=1))
+    h.send(UserStreamStatus(contract_type=USDT, connected=True))
+    store = h.reader()
+    assert len(store.decisions()) == 1
+    kinds = {e.kind for e in store.events()}
+    assert {"alert:pair_parked", "listen_key_expired", "user_stream_up"} <= kinds
+    assert h.snapshots.counters()["reconciles"] == 3  # start-up, the harness's, after the reconnect
+
+
+def test_naked_position_is_repaired_with_a_fresh_id_and_alerted(tmp_path):
+    h = Harness(tmp_path).start()
+    h.exchange.set_position("BTCUSDT", "0.010")
+    h.send(
+        OrderStateChanged(
+            symbol="BTCUSDT", client_id=cid(Leg.STOP), leg=Leg.STOP, status="rejected", side="SELL"
+        ),
+        opened(),
+        Reconcile(reason="test"),
+    )
+    [alert] = h.alerts.of(Alert)
+    assert alert.kind == "naked_position"
+    assert h.exchange.called("place_protective") == [cid(Leg.STOP) + "-r1"]
+    assert h.exchange.algos[cid(Leg.STOP) + "-r1"].trigger_price == Decimal("95.0")
+    counters = h.snapshots.counters()
+    assert (counters["repairs"], counters["naked_alerts"]) == (1, 1)
+    assert h.snapshots.discrepancies() == {"naked_position": 1}
+    h.send(Reconcile(reason="again"))
+    assert len(h.alerts.of(Alert)) == 1  # protected now
+
+
+def test_naked_position_is_flattened_when_configured(tmp_path):
+    h = Harness(tmp_path, on_unprotected_position="flatten").start()
+    h.exchange.set_position("BTCUSDT", "0.010")
+    h.exchange.add_algo("BTCUSDT", cid(Leg.TAKE_PROFIT), ProtectiveKind.TAKE_PROFIT_MARKET, Side.SELL, "115")
+    h.send(opened(), Reconcile(reason="test"))
+    assert h.exchange.called("market_order") == [cid(Leg.CLOSE)]
+    [closed] = h.events.of(PositionClosed)
+    assert closed.reason == "flattened_unprotected"
+    assert h.exchange.open_ids() == set()
+    assert [a.kind for a in h.alerts.of(Alert)] == ["naked_position"]
+    assert h.snapshots.counters()["flattens"] == 1
+
+
+def test_rejected_stop_repair_falls_back_to_flatten(tmp_path):
+    h = Harness(tmp_path).start()
+    h.exchange.set_position("BTCUSDT", "0.010")
+    h.exchange.fail("place_protective", Rejected("POST algoOrder", -2021, "Order would immediately trigger."))
+    h.send(opened(), Reconcile(reason="test"))
+    assert h.exchange.called("market_order") == [cid(Leg.CLOSE)]
+    assert [c.reason for c in h.events.of(PositionClosed)] == ["flattened_unprotected"]
+
+
+def test_unknown_position_is_adopted_with_the_stop_it_has(tmp_path):
+    h = Harness(tmp_path)
+    h.exchange.set_position("ETHUSDT", "-2", entry=2500.0)
+    h.exchange.add_algo("ETHUSDT", "manual-stop", ProtectiveKind.STOP_MARKET, Side.BUY, "2600")
+    h.start()
+    [view] = h.snapshots.positions()
+    assert (view.symbol, view.direction, view.qty, view.stop_loss) == ("ETHUSDT", "SHORT", Decimal(2), 2600.0)
+    assert h.latest_open() == {"ETHUSDT"}
+    assert h.alerts.of(Alert) == []
+    assert h.snapshots.counters()["adopted"] == 1
+
+
+def test_unknown_naked_position_is_flattened_even_in_repair_mode(tmp_path):
+    h = Harness(tmp_path)
+    h.exchange.set_position("ETHUSDT", "2", entry=2500.0)
+    h.start()
+    assert len(h.exchange.called("market_order")) == 1
+    assert h.exchange.positions(USDT) == []
+    assert [a.kind for a in h.alerts.of(Alert)] == ["naked_position"]
+    assert h.snapshots.positions() == ()
+
+
+def test_unknown_position_is_flattened_when_configured(tmp_path):
+    h = Harness(tmp_path, on_unknown_position="flatten")
+    h.exchange.set_position("ETHUSDT", "2", entry=2500.0)
+    h.exchange.add_algo("ETHUSDT", "nm-ETHUSDT-1-S", ProtectiveKind.STOP_MARKET, Side.SELL, "2400")
+    h.start()
+    assert h.exchange.positions(USDT) == []
+    assert h.exchange.open_ids() == set()  # our stop on it went too
+    assert h.snapshots.counters()["flattens"] == 1
+
+
+def test_entry_in_flight_is_not_judged_before_position_opened(h):
+    h.send(
+        OrderStateChanged(
+            symbol="BTCUSDT", client_id=cid(Leg.ENTRY), leg=Leg.ENTRY, status="submitted", side="BUY"
+        )
+    )
+    h.exchange.set_position("BTCUSDT", "0.010")
+    h.send(Reconcile(reason="test"))
+    assert h.snapshots.discrepancies() == {}
+    assert h.exchange.called("market_order") == []
+
+
+def test_stop_cancelled_behind_our_back_triggers_a_repair(h):
+    protected(h.exchange)
+    h.send(opened())
+    h.exchange.finish_algo(cid(Leg.STOP), AlgoStatus.CANCELED)
+    h.send(algo_update(Leg.STOP, AlgoStatus.CANCELED))
+    assert h.exchange.called("place_protective") == [cid(Leg.STOP) + "-r1"]
+
+
+def test_gateway_errors_do_not_kill_the_ledger(tmp_path):
+    h = Harness(tmp_path)
+    h.exchange.fail("positions", transient(), transient())
+    h.start()  # its start-up reconciliation and the harness's both fail
+    assert not h.snapshots.reconciled.is_set()
+    h.send(Reconcile(reason="retry"))
+    assert h.snapshots.reconciled.is_set()
+    assert h.snapshots.counters()["reconcile_errors"] == 2
+    protected(h.exchange)
+    h.send(opened())
+    h.exchange.set_position("BTCUSDT", "0")
+    h.exchange.fail("cancel_algo_order", transient(), transient())
+    h.send(flat())
+    assert len(h.events.of(PositionClosed)) == 1
+    h.send(Reconcile(reason="cleanup"))  # the orphans whose cancel failed are cancelled now
+    assert h.exchange.open_ids() == set()
+
+
+def test_quantity_mismatch_adopts_the_exchange_quantity(h):
+    protected(h.exchange)
+    h.send(opened())
+    h.exchange.set_position("BTCUSDT", "0.007")
+    h.send(Reconcile(reason="test"))
+    assert h.snapshots.positions()[0].qty == Decimal("0.007")
+    assert h.snapshots.discrepancies() == {"quantity_mismatch": 1}
+
+
+def test_periodic_reconciliation_runs_on_its_timer(tmp_path):
+    h = Harness(tmp_path, reconcile_interval_s=0.02).start()
+    assert h.snapshots.wait_for("reconciles", 4, timeout=5)
+
+
+def test_restart_reconciles_to_the_exchange_truth(tmp_path):
+    exchange = FakeExchange()
+    first = Harness(tmp_path, exchange).start()
+    protected(exchange)
+    protected(exchange, "ETHUSDT")
+    first.send(opened(), opened("ETHUSDT"))
+    first.stop()
+    # While the bot was down: BTC's stop fired; ETH is still open and protected.
+    exchange.finish_algo(cid(Leg.STOP))
+    exchange.set_position("BTCUSDT", "0")
+
+    second = Harness(tmp_path, exchange).start()
+    assert second.snapshots.reconciled.is_set()
+    [closed] = second.events.of(PositionClosed)
+    assert (closed.symbol, closed.reason) == ("BTCUSDT", "reconciled_flat")
+    assert exchange.open_ids() == {cid(Leg.STOP, "ETHUSDT"), cid(Leg.TAKE_PROFIT, "ETHUSDT")}
+    assert second.latest_open() == {"ETHUSDT"}
+    assert [p.symbol for p in second.snapshots.positions()] == ["ETHUSDT"]
+    assert second.snapshots.discrepancies() == {"flat_on_exchange": 1, "orphan_algo_order": 1}
+
+
+def test_corrupt_ledger_fails_the_start_naming_the_file(tmp_path):
+    (tmp_path / "ledger.sqlite3").write_bytes(b"not a database" * 100)
+    with pytest.raises(LedgerStoreError, match=r"ledger\.sqlite3"):
+        Harness(tmp_path).start()

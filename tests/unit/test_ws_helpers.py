@@ -1,0 +1,153 @@
+"""Market WS helpers: frame parsing (incl. malformed), sharding, the frame rate limiter, backoff."""
+
+from __future__ import annotations
+
+import functools
+import operator
+from typing import Any
+
+import pytest
+
+from actors.exchange.ws import (
+    FrameBucket,
+    MalformedFrameError,
+    assign_streams,
+    backoff_delay,
+    kline_stream,
+    parse_kline_frame,
+)
+
+
+def frame(**k_overrides: Any) -> dict[str, Any]:
+    k = {
+        "t": 1_748_169_180_000,
+        "T": 1_748_169_239_999,
+        "s": "BTCUSDT",
+        "i": "1m",
+        "o": "107187.4",
+        "c": "107194.2",
+        "h": "107194.2",
+        "l": "107165.0",
+        "v": "22.670",
+        "x": True,
+    } | k_overrides
+    return {"stream": "btcusdt@kline_1m", "data": {"e": "kline", "E": 1, "s": "BTCUSDT", "k": k}}
+
+
+def test_parses_closed_kline_frame():
+    kline = parse_kline_frame(frame())
+    assert kline is not None
+    assert (kline.symbol, kline.timeframe, kline.open_time_ms, kline.closed) == (
+        "BTCUSDT",
+        "1m",
+        1_748_169_180_000,
+        True,
+    )
+    assert (kline.open, kline.high, kline.low, kline.close, kline.volume) == (
+        107187.4,
+        107194.2,
+        107165.0,
+        107194.2,
+        22.67,
+    )
+
+
+def test_parses_unclosed_and_continuous_kline():
+    unclosed = parse_kline_frame(frame(x=False))
+    assert unclosed is not None
+    assert unclosed.closed is False
+    cont = frame()
+    del cont["data"]["k"]["s"]
+    cont["data"] = {
+        "e": "continuous_kline",
+        "E": 1,
+        "ps": "BTCUSDT",
+        "ct": "PERPETUAL",
+        "k": cont["data"]["k"],
+    }
+    kline = parse_kline_frame(cont)
+    assert kline is not None
+    assert kline.symbol == "BTCUSDT"
+
+
+@pytest.mark.parametrize("msg", [{"result": None, "id": 1}, {"stream": "x@trade", "data": {"e": "trade"}}])
+def test_non_kline_frames_are_none(msg):
+    assert parse_kline_frame(msg) is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        frame(o="not-a-number"),
+        frame(x="true"),
+        frame(i="7m"),
+        frame(t=None),
+        {"stream": "btcusdt@kline_1m", "data": {"e": "kline", "s": "BTCUSDT"}},
+        {"stream": "btcusdt@kline_1m", "data": "oops"},
+    ],
+)
+def test_malformed_kline_frames_name_their_stream(bad):
+    with pytest.raises(MalformedFrameError, match="btcusdt@kline_1m"):
+        parse_kline_frame(bad)
+
+
+def test_non_object_frame_is_malformed():
+    with pytest.raises(MalformedFrameError):
+        parse_kline_frame(["x"])
+
+
+def test_stream_name():
+    assert kline_stream("BTCUSD_PERP", "5m") == "btcusd_perp@kline_5m"
+
+
+def test_sharding_fills_connections_up_to_cap_then_opens_new_ones():
+    streams = [f"s{i}" for i in range(450)]
+    placed = assign_streams({}, streams, 200, next_id=1)
+    assert {cid: len(v) for cid, v in placed.items()} == {1: 200, 2: 200, 3: 50}
+    assert functools.reduce(operator.iadd, placed.values(), []) == streams
+
+
+def test_sharding_uses_room_in_existing_connections_first():
+    current = {1: {f"a{i}" for i in range(199)}, 2: {"b"}}
+    placed = assign_streams(current, ["x", "y", "z"], 200, next_id=3)
+    assert placed == {1: ["x"], 2: ["y", "z"]}
+    full = {1: {f"a{i}" for i in range(200)}}
+    assert assign_streams(full, ["x"], 200, next_id=2) == {2: ["x"]}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_frame_bucket_allows_a_burst_then_paces_at_rate():
+    clock = Clock()
+    bucket = FrameBucket(5.0, 5.0, clock)
+    assert [bucket.reserve() for _ in range(5)] == [0.0] * 5
+    assert bucket.reserve() == pytest.approx(0.2)
+    assert bucket.reserve() == pytest.approx(0.4)  # reservations queue up
+    clock.now += 10.0
+    assert bucket.reserve() == 0.0
+
+
+def test_frame_bucket_with_burst_one_stays_under_binance_limit_in_any_second():
+    clock = Clock()
+    bucket = FrameBucket(5.0, 1.0, clock)
+    sends = []
+    for _ in range(40):
+        wait = bucket.reserve()
+        sends.append(clock.now + wait)
+    for start in sends:
+        assert (
+            sum(1 for s in sends if start <= s < start + 1.0) <= 6
+        )  # 5/s plus the one token at the window's edge: < 10
+
+
+def test_backoff_full_jitter_grows_and_caps():
+    assert backoff_delay(0, base_s=0.5, cap_s=30, rand=lambda: 1.0) == 0.5
+    assert backoff_delay(3, base_s=0.5, cap_s=30, rand=lambda: 1.0) == 4.0
+    assert backoff_delay(50, base_s=0.5, cap_s=30, rand=lambda: 1.0) == 30.0
+    assert backoff_delay(5, base_s=0.5, cap_s=30, rand=lambda: 0.0) == 0.0
