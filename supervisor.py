@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 import pykka
 from loguru import logger
@@ -49,8 +49,6 @@ from actors.supervision import (
     tell_quietly,
     timer_scheduler,
 )
-
-_T = TypeVar("_T")
 
 EX_SOFTWARE = 70
 """Exit code when the shared children cannot be kept up: systemd restarts the process."""
@@ -258,7 +256,9 @@ class _Root(Actor):
             except Exception as exc:
                 self.log.exception(f"{spec.symbol}: cannot start its supervisor")
                 self._pairs[spec.symbol] = (spec, None)
-                self._board.publish(_parked(spec, f"cannot start: {exc!r}"))
+                self._board.publish(
+                    GroupStatus(name=spec.symbol, state=GroupState.PARKED, last_error=repr(exc))
+                )
                 self._alert("pair_parked", spec.symbol, f"cannot start: {exc!r}")
                 continue
             self._pairs[spec.symbol] = (spec, ref)
@@ -282,17 +282,6 @@ class _Root(Actor):
                 future.get(timeout=max(0.0, until - time.monotonic()))
             except pykka.Timeout:
                 self.log.warning(f"{symbol}: pair supervisor did not stop in time; moving on")
-
-
-def _parked(spec: PairSpec, detail: str) -> GroupStatus:
-    return GroupStatus(
-        name=spec.symbol,
-        state=GroupState.PARKED,
-        restarts_in_window=0,
-        total_restarts=0,
-        children=(),
-        last_error=detail,
-    )
 
 
 class RootSupervisor:
@@ -342,21 +331,25 @@ class RootSupervisor:
 
     def reload(self, spec: SystemSpec, timeout_s: float | None = None) -> ReloadResult:
         """Start added pairs, stop removed ones, restart those whose fingerprint changed (not ``shared``)."""
-        return self._ask(ReloadTree(spec=spec), ReloadResult, timeout_s)
+        result: ReloadResult = self._root.ask(ReloadTree(spec=spec), block=True, timeout=timeout_s)
+        return result
 
     def restart_pair(self, symbol: str, timeout_s: float = 5.0) -> bool:
-        """Un-park (or restart) one pair with a fresh budget; False if the symbol is unknown."""
-        return self._ask(RestartPair(symbol=symbol), bool, timeout_s)
+        """Un-park (or restart) one pair with a fresh budget; False if unknown or the tree is stopping.
+
+        Raises ``pykka.Timeout`` if the root is still busy (e.g. applying a reload) after ``timeout_s``.
+        """
+        return self._ask(RestartPair(symbol=symbol), timeout_s)
 
     def park_pair(self, symbol: str, reason: str = "parked by operator", timeout_s: float = 5.0) -> bool:
         """Stop one pair's children; nothing restarts until :meth:`restart_pair`. False if not running."""
-        return self._ask(ParkPair(symbol=symbol, reason=reason), bool, timeout_s)
+        return self._ask(ParkPair(symbol=symbol, reason=reason), timeout_s)
 
     def healthy(self, timeout_s: float = 1.0) -> bool:
         """Watchdog liveness: the root answers within ``timeout_s`` and every shared child is alive."""
         try:
-            return self._ask(Ping(), bool, timeout_s)
-        except (pykka.Timeout, pykka.ActorDeadError):
+            return self._ask(Ping(), timeout_s)
+        except pykka.Timeout:
             return False
 
     def status(self) -> TreeStatus:
@@ -406,11 +399,11 @@ class RootSupervisor:
         self._done.wait(timeout_s)
         return self._exit_code
 
-    def _ask(self, message: object, kind: type[_T], timeout_s: float | None) -> _T:
-        answer = self._root.ask(message, timeout=timeout_s)
-        if not isinstance(answer, kind):
-            raise TypeError(f"root answered {answer!r} to {message!r}")
-        return answer
+    def _ask(self, message: object, timeout_s: float) -> bool:
+        try:
+            return bool(self._root.ask(message, timeout=timeout_s))
+        except pykka.ActorDeadError:
+            return False
 
     def _alert(self, kind: str, symbol: str | None, detail: str) -> None:
         if self._on_alert is None:

@@ -65,7 +65,7 @@ class OrderGateway(Protocol):
     def get_order(
         self, symbol: str, contract: ContractType, *, client_order_id: str
     ) -> OrderResult | None: ...
-    def place_protective(
+    def place_protective(  # noqa: PLR0917 - mirrors BinanceGateway.place_protective
         self,
         symbol: str,
         contract: ContractType,
@@ -244,7 +244,7 @@ class OrderExecutor(Actor):
         try:
             entry = self._enter(d, terms, qty, command.received_ns)
         except Rejected as exc:
-            self._reject(d, f"rejected_{exc.code}")
+            self._reject(d, exc.reason)
             return
         except GiveUpError as exc:
             self._reject(d, "entry_unconfirmed")
@@ -337,13 +337,15 @@ class OrderExecutor(Actor):
         exit_side = Side.SELL if d.direction is Direction.LONG else Side.BUY
         stop = protective_price(d.stop_loss, t.spec.tick_size, d.direction)
         take = protective_price(d.take_profit, t.spec.tick_size, d.direction)
-        placed = self._place_protective(d, contract, ProtectiveKind.STOP_MARKET, exit_side, stop, Leg.STOP)
+        placed = self._place_protective(
+            d, contract, ProtectiveKind.STOP_MARKET, exit_side, price=stop, leg=Leg.STOP
+        )
         if placed is None:
             self.counters["stop_failed"] += 1
             self._flatten(d, contract, exit_side, entry.executed_qty, "stop placement failed")
             return
         tp = self._place_protective(
-            d, contract, ProtectiveKind.TAKE_PROFIT_MARKET, exit_side, take, Leg.TAKE_PROFIT
+            d, contract, ProtectiveKind.TAKE_PROFIT_MARKET, exit_side, price=take, leg=Leg.TAKE_PROFIT
         )
         if tp is None:
             self._notify(
@@ -362,12 +364,20 @@ class OrderExecutor(Actor):
                 take_profit=float(take),
                 signal_open_time_ms=d.signal_open_time_ms,
                 opened_at_ms=entry.update_time_ms or self._clock_ms(),
+                contract_type=contract,
             )
         )
         self._refresh_balances(contract)
 
     def _place_protective(
-        self, d: Decision, contract: ContractType, kind: ProtectiveKind, side: Side, price: Decimal, leg: Leg
+        self,
+        d: Decision,
+        contract: ContractType,
+        kind: ProtectiveKind,
+        side: Side,
+        *,
+        price: Decimal,
+        leg: Leg,
     ) -> AlgoOrderResult | None:
         gw = self._gateways[contract]
         cid = client_order_id(d.symbol, d.signal_open_time_ms, leg)

@@ -75,6 +75,7 @@ _RANK = {"submitted": 0, "unknown": 0, "new": 1, "partially_filled": 2, "trigger
 _EXIT_REASON = {Leg.STOP: "stop_loss", Leg.TAKE_PROFIT: "take_profit", Leg.CLOSE: "flattened"}
 _LATE_FILL_MS = 60_000
 """A reduce-only fill this close to a trade's close belongs to it (later ones are someone else's)."""
+_ENTRY_FAILED_ALERTS = frozenset({"naked_position", "stop_failed"})
 _ENTRY_GRACE_S = 120.0
 """How long an entry may stay in flight (no PositionOpened yet) before reconciliation judges its symbol."""
 
@@ -265,6 +266,11 @@ class PositionLedger(Actor):
 
     def on_alert(self, m: Alert) -> None:
         self._event(f"alert:{m.kind}", m.symbol, m.detail)
+        if m.kind in _ENTRY_FAILED_ALERTS and m.symbol in self._in_flight:
+            # The executor gave up on this entry's stop: judge the symbol now, not after the grace period.
+            # (Only in-flight symbols: our own alerts fed back by the runner must not loop.)
+            del self._in_flight[m.symbol]
+            self._reconcile(f"executor alert {m.kind}")
 
     def on_position_opened(self, m: PositionOpened) -> None:
         self._in_flight.pop(m.symbol, None)

@@ -174,6 +174,8 @@ class PositionOpened:
     take_profit: float
     signal_open_time_ms: int
     opened_at_ms: int
+    contract_type: ContractType | None = None
+    """Market the position is on (None only from callers that cannot know; the ledger then infers it)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -156,10 +156,10 @@ class GroupStatus:
 
     name: str
     state: GroupState
-    restarts_in_window: int
-    total_restarts: int
-    children: tuple[ChildStatus, ...]
-    last_error: str | None
+    restarts_in_window: int = 0
+    total_restarts: int = 0
+    children: tuple[ChildStatus, ...] = ()
+    last_error: str | None = None
     incarnation: int = 0
     """The supervisor's own generation: a replaced supervisor's late snapshot never overwrites the new one."""
 

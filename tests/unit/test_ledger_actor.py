@@ -249,6 +249,18 @@ def test_entry_in_flight_is_not_judged_before_position_opened(h):
     assert h.exchange.called("market_order") == []
 
 
+def test_executor_alert_ends_the_in_flight_grace_at_once(h):
+    h.send(
+        OrderStateChanged(
+            symbol="BTCUSDT", client_id=cid(Leg.ENTRY), leg=Leg.ENTRY, status="filled", side="BUY"
+        )
+    )
+    h.exchange.set_position("BTCUSDT", "0.010")
+    h.send(Alert(kind="naked_position", symbol="BTCUSDT", detail="stop placement failed; flatten failed too"))
+    assert h.exchange.positions(USDT) == []  # adopted without a stop level, so flattened
+    assert h.snapshots.counters()["flattens"] == 1
+
+
 def test_stop_cancelled_behind_our_back_triggers_a_repair(h):
     protected(h.exchange)
     h.send(opened())

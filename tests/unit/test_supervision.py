@@ -32,6 +32,7 @@ from actors.supervision import Ping as SupervisorPing
 from supervisor import (
     EX_SOFTWARE,
     PairSpec,
+    PairSupervisor,
     RootState,
     RootSupervisor,
     SupervisorStartError,
@@ -373,6 +374,63 @@ def test_exhausting_the_budget_parks_the_group() -> None:
     assert "stop:b#1" in journal.events
 
 
+class Crashable(Supervisor):
+    def on_die(self, _message: Die) -> None:
+        raise RuntimeError("supervisor bug")
+
+
+def test_a_crashing_supervisor_stops_its_children_and_gives_up() -> None:
+    journal = Journal()
+    board = WatchedBoard()
+    alerts: list[tuple[str, str]] = []
+    ref = Crashable.start(
+        name="G",
+        children=(child(journal, "a"), child(journal, "b")),
+        policy=policy(),
+        board=board,
+        on_exhausted=lambda name, reason: alerts.append((name, reason)),
+    )
+    ref.tell(Die())
+    status = board.wait_for("G", lambda s: s.state is GroupState.PARKED)
+    assert "supervisor bug" in (status.last_error or "")
+    assert journal.stops() == ["stop:b#1", "stop:a#1"]
+    assert alerts == [("G", status.last_error)]
+
+
+def test_status_board_ignores_snapshots_of_replaced_supervisors() -> None:
+    board = StatusBoard()
+
+    def snapshot(incarnation: int, state: GroupState) -> GroupStatus:
+        return GroupStatus(
+            name="BTC",
+            state=state,
+            restarts_in_window=0,
+            total_restarts=0,
+            children=(),
+            last_error=None,
+            incarnation=incarnation,
+        )
+
+    board.publish(snapshot(2, GroupState.RUNNING))
+    board.publish(snapshot(1, GroupState.STOPPED))
+    assert board.pairs["BTC"].state is GroupState.RUNNING
+    board.remove_pair("BTC")
+    board.publish(snapshot(2, GroupState.STOPPED))
+    assert "BTC" not in board.pairs
+    board.publish(snapshot(3, GroupState.RUNNING))
+    assert board.pairs["BTC"].symbol == "BTC"
+
+
+def test_status_board_serves_registered_actor_stats() -> None:
+    journal = Journal()
+    actor = FakeChild(name="x", monitor=None, generation=1, journal=journal, script=Script())
+    board = StatusBoard()
+    board.register_stats("x", actor.stats)
+    assert board.stats()["x"].name == "x"
+    board.unregister_stats("x")
+    assert board.stats() == {}
+
+
 # ---------------------------------------------------------------- the root
 
 
@@ -488,6 +546,22 @@ def test_a_pair_over_budget_is_parked_and_the_others_are_untouched() -> None:
     assert status.restarts_in_window == 0
     assert tree.ref("BTC/1m").ask(Ping(), timeout=WAIT_S) == ("BTC/1m", 3)
     assert not tree.root.restart_pair("XRP")
+
+
+def test_a_pair_whose_supervisor_died_is_started_afresh_by_restart_pair() -> None:
+    tree = Tree()
+    tree.root.start(timeout_s=WAIT_S)
+    (btc,) = [
+        r
+        for r in pykka.ActorRegistry.get_by_class(PairSupervisor)
+        if r.actor_urn and r.proxy().name.get() == "BTC"
+    ]
+    btc.stop()
+    tree.board.wait_for("BTC", lambda s: s.state is GroupState.STOPPED)
+    assert tree.root.restart_pair("BTC")
+    tree.board.wait_for("BTC", lambda s: s.state is GroupState.RUNNING and s.incarnation > 2)
+    assert tree.ref("BTC/1m").ask(Ping(), timeout=WAIT_S) == ("BTC/1m", 1)
+    assert len(tree.journal.refs["BTC/1m"]) == 2
 
 
 def test_park_pair_stops_its_children_until_restarted() -> None:
