@@ -170,6 +170,8 @@ class _Root(Actor):
         self._stopping = False
 
     def on_start_tree(self, _message: StartTree) -> bool:
+        if self._shared is not None:
+            return self.on_ping(Ping())
         shared = self._spec.shared
         self._shared = Supervisor.start(
             name=SHARED,
