@@ -25,6 +25,15 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config and print each pair's effective settings")
     check.add_argument("path", nargs="?", help="YAML config (default: config/config.yaml if present)")
 
+    from actors.run_cli import add_report_arguments, add_run_arguments  # noqa: PLC0415
+
+    add_run_arguments(
+        sub.add_parser("run", help="run the bot (default config: offline replay of bundled data)")
+    )
+    add_report_arguments(
+        sub.add_parser("report", help="write decisions/trades/summary/equity from the ledger")
+    )
+
     sub.add_parser(
         "exchange",
         help="run the local Binance-compatible exchange (see `nancemakina exchange --help`)",
@@ -47,6 +56,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from actors.backtest_cli import run_backtest_cli  # noqa: PLC0415
 
         return run_backtest_cli(args, env)
+    if args.command == "run":
+        from actors.run_cli import run_cli  # noqa: PLC0415
+
+        return run_cli(args, env)
+    if args.command == "report":
+        from actors.run_cli import report_cli  # noqa: PLC0415
+
+        return report_cli(args, env)
     if args.command == "check-config":
         from actors.backtest_cli import resolve_config_path  # noqa: PLC0415
         from actors.config import run_check_config  # noqa: PLC0415

@@ -230,10 +230,12 @@ class MarketStream(Actor):
         name: str | None = None,
         monitor: Monitor | None = None,
         generation: int = 0,
+        gate: Callable[[Kline], object] | None = None,
     ) -> None:
         super().__init__(
             name=name or f"market-stream-{contract.value}", monitor=monitor, generation=generation
         )
+        self._gate = gate
         self.contract = contract
         self.board = board or MarketStreamBoard(contract)
         self._router = router
@@ -265,6 +267,8 @@ class MarketStream(Actor):
     def _from_ws(self, kline: Kline, received_ns: int) -> None:
         self._prices.update(kline.symbol, kline.close, received_ns)
         if kline.closed:
+            if self._gate is not None:  # replay lock-step only: wait until the step's fills are in
+                self._gate(kline)
             try:  # noqa: SIM105 - hot path: a bare try costs less than contextlib.suppress
                 self.actor_ref.tell(KlineReceived(kline=kline, received_ns=received_ns))
             except pykka.ActorDeadError:

@@ -214,7 +214,10 @@ def write_reports(
         decisions=out_dir / "decisions.csv",
         equity=out_dir / "equity.png",
     )
-    write_csv(paths.decisions, DECISION_COLUMNS, [decision_row(d) for d in result.decisions])
+    ordered = sorted(
+        result.decisions, key=lambda d: (d.decided_open_time_ms, d.symbol, d.signal_open_time_ms)
+    )
+    write_csv(paths.decisions, DECISION_COLUMNS, [decision_row(d) for d in ordered])
     write_csv(paths.trades, TRADE_COLUMNS, [trade_row(t) for t in result.trades])
     if plot:
         plot_equity(result.equity, paths.equity, title)

@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from actors.fills import candle_path
+from actors.messages import ContractType
 from actors.sim.book import Book
 from actors.sim.clock import MINUTE_MS, Pacers
 from actors.sim.config import SimConfig
@@ -126,6 +127,10 @@ class Replay:
                 self.now_ms,
             )
         await self.flush_user_events()
+        if len(self.pacers):
+            # Lock-step marker: everything this step triggered precedes it on each user-data stream.
+            marker = {"e": "SIM_STEP", "E": self.now_ms, "T": open_ms}
+            await self.hub.publish_user([UserEvent(contract_type=c, payload=marker) for c in ContractType])
         self.now_ms = open_ms + MINUTE_MS
         for feed, i in members:
             feed.closed = i + 1

@@ -1,0 +1,228 @@
+"""The running bot: builds the supervision tree from the config, keeps it up, applies reloads.
+
+Start order (stop is the reverse): local exchange (replay only) → venue gateways and exchange filters →
+user-data streams → ``RootSupervisor``: ledger (reconciles before anything trades) → executor → market
+streams → one ``PairSupervisor`` per enabled pair, each with one ``PairTimeframe`` per timeframe.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+from actors.config import Config, Mode, PairSettings, load_config
+from actors.daemon_parts import Parts, build_parts
+from actors.executor import UpdateTerms
+from actors.messages import Alert, StopAcceptingEntries
+from actors.pair import PairStatus, PairTimeframe
+from actors.sdnotify import SdNotifier, Watchdog, watchdog_interval_s
+from actors.strategy import StrategyParams
+from actors.supervision import ChildSpec, Restart, RestartPolicy
+from supervisor import PairSpec, ReloadResult, RootSupervisor, SystemSpec
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import pykka
+
+    from actors.base import Monitor
+
+
+@dataclass(slots=True)
+class PairBoard:
+    """Latest ``PairStatus`` per (symbol, timeframe), swapped atomically; read by the shell and metrics."""
+
+    statuses: dict[tuple[str, str], PairStatus] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def publish(self, status: PairStatus) -> None:
+        with self.lock:
+            copy = dict(self.statuses)
+            copy[(status.symbol, status.timeframe)] = status
+            self.statuses = copy
+
+    def drop(self, symbol: str) -> None:
+        with self.lock:
+            self.statuses = {k: v for k, v in self.statuses.items() if k[0] != symbol}
+
+    def warm(self, keys: set[tuple[str, str]]) -> bool:
+        current = self.statuses
+        return all(k in current and current[k].warm for k in keys)
+
+
+class Daemon:
+    """Owns every long-lived part of one bot process."""
+
+    def __init__(self, config: Config, *, notifier: SdNotifier | None = None) -> None:
+        self.config = config
+        self.notifier = notifier or SdNotifier.from_env()
+        self.pairs = PairBoard()
+        self.parts: Parts = build_parts(config, pair_status=self.pairs.publish)
+        self.root = RootSupervisor(
+            self._system_spec(config),
+            on_alert=self._on_alert,
+            shutdown_timeout_s=config.supervisor.shutdown_timeout_s,
+            notifier=self.notifier,
+        )
+        self.root.before_shutdown.append(self._stop_entries)
+        self.root.before_shutdown.append(self.parts.stop_streams)
+        self._watchdog: Watchdog | None = None
+        self._reload_lock = threading.Lock()
+        self.started_at = time.time()
+
+    # ---- tree specification ----------------------------------------------------------------------
+
+    def _system_spec(self, config: Config) -> SystemSpec:
+        pair_policy = RestartPolicy.for_pairs(config.supervisor)
+        pairs = {
+            symbol: PairSpec(
+                symbol=symbol,
+                fingerprint=settings,
+                children=tuple(self._pair_child(settings, tf) for tf in settings.indicator_timeframes),
+                policy=pair_policy,
+            )
+            for symbol, settings in config.enabled_pairs().items()
+        }
+        return SystemSpec(
+            shared=self.parts.shared_children(),
+            shared_policy=RestartPolicy.for_shared(config.supervisor),
+            pairs=pairs,
+        )
+
+    def _pair_child(self, settings: PairSettings, timeframe: str) -> ChildSpec:
+        parts = self.parts
+        trading = timeframe == settings.signal_timeframe
+
+        def start(monitor: Monitor, generation: int) -> pykka.ActorRef[Any]:
+            ref = PairTimeframe.start(
+                symbol=settings.symbol,
+                timeframe=timeframe,
+                contract=settings.contract_type,
+                params=StrategyParams.from_settings(settings),
+                trading=trading,
+                klines=parts.pair_gateway,
+                portfolio=parts.portfolio.get,
+                executor=parts.refs.executor_teller(),
+                ledger=parts.refs.ledger_teller(),
+                monitor=monitor,
+                generation=generation,
+                on_processed=parts.pacer.processed if parts.pacer is not None and trading else None,
+                on_status=self.pairs.publish,
+            )
+            parts.router.register(settings.symbol, timeframe, ref)
+            parts.subscribe(settings.contract_type, settings.symbol, timeframe)
+            return ref
+
+        return ChildSpec(
+            id=f"{settings.symbol}:{timeframe}",
+            start=start,
+            restart=Restart.PERMANENT,
+            shutdown_timeout_s=5.0,
+            start_timeout_s=60.0,
+        )
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+
+    def start(self, *, ready_timeout_s: float = 120.0) -> None:
+        """Start the tree, wait until every pair is warm, tell systemd READY=1, then let a replay run."""
+        self.parts.start_streams()
+        self.root.start()
+        expected = {
+            (s.symbol, tf) for s in self.config.enabled_pairs().values() for tf in s.indicator_timeframes
+        }
+        deadline = time.monotonic() + ready_timeout_s
+        while not self.pairs.warm(expected) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not self.pairs.warm(expected):
+            logger.warning("not every pair warmed up in time; the slow ones keep trying under supervision")
+        self.notifier.ready(f"trading {len(self.config.enabled_pairs())} pairs ({self.config.api.mode})")
+        interval = watchdog_interval_s()
+        if interval is not None:
+            self._watchdog = Watchdog(self.notifier, self.root.healthy, interval)
+            self._watchdog.start()
+        self.parts.begin_replay()
+        logger.info(
+            f"nancemakina running: mode {self.config.api.mode}, pairs {sorted(self.config.enabled_pairs())}"
+        )
+
+    def wait(self) -> int:
+        """Block until the tree stops (signal, escalation, or the end of a replay); returns the exit code."""
+        if self.config.api.mode is Mode.REPLAY and self.config.replay.exit_at_end:
+            while not self.parts.replay_finished(timeout_s=0.5):
+                if self.root.wait(0) != 0 or self.root.status().state.value == "stopped":
+                    break
+            logger.info("replay finished: stopping")
+            return self.shutdown()
+        return self.root.wait()
+
+    def shutdown(self) -> int:
+        """Orderly stop (idempotent); returns the exit code."""
+        code = self.root.shutdown()
+        if self._watchdog is not None:
+            self._watchdog.stop()
+        self.parts.close()
+        return code
+
+    def _stop_entries(self) -> None:
+        self.parts.refs.tell_executor(StopAcceptingEntries())
+
+    def _on_alert(self, kind: str, symbol: str | None, detail: str) -> None:
+        logger.warning(f"ALERT {kind} {symbol or ''}: {detail}")
+        self.parts.refs.tell_ledger(Alert(kind=kind, symbol=symbol, detail=detail))
+
+    # ---- reload ----------------------------------------------------------------------------------
+
+    def reload(self) -> ReloadResult | list[str]:
+        """Re-read the config file; apply it if valid (only changed pairs restart), else keep the old one."""
+        from actors.config import ConfigError  # noqa: PLC0415 - only reloads need it
+
+        with self._reload_lock:
+            try:
+                new = load_config(self.config.config_path) if self.config.config_path else self.config
+            except ConfigError as exc:
+                for line in exc.errors:
+                    logger.error(f"reload refused, keeping the running config: {line}")
+                return list(exc.errors)
+            refused = _unreloadable(self.config, new)
+            if refused:
+                for line in refused:
+                    logger.error(f"reload refused: {line}")
+                return refused
+            removed = set(self.config.enabled_pairs()) - set(new.enabled_pairs())
+            self.parts.update_terms(new)
+            self.config = new
+            result = self.root.reload(self._system_spec(new))
+            for symbol in removed:
+                old = self.parts.settings.get(symbol)
+                if old is not None:
+                    self.parts.unsubscribe(old)
+                self.pairs.drop(symbol)
+            self.parts.refs.tell_executor(UpdateTerms(terms=self.parts.terms(new)))
+            logger.info(
+                f"reload applied: added {result.added}, removed {result.removed}, "
+                f"restarted {result.restarted}, unchanged {len(result.unchanged)}"
+            )
+            return result
+
+
+def _unreloadable(old: Config, new: Config) -> list[str]:
+    """Changes a reload cannot apply safely (they need a process restart)."""
+    problems = []
+    if old.api.mode is not new.api.mode:
+        problems.append(f"api.mode changed {old.api.mode} → {new.api.mode}: restart the service")
+    if old.state_path() != new.state_path():
+        problems.append("state_dir changed: restart the service")
+    contracts_old = {s.contract_type for s in old.enabled_pairs().values()}
+    contracts_new = {s.contract_type for s in new.enabled_pairs().values()}
+    if not contracts_new <= contracts_old:
+        problems.append("a new market type (USDT_M/COIN_M) needs its streams started: restart the service")
+    return problems
+
+
+def settings_by_symbol(config: Config) -> Mapping[str, PairSettings]:
+    """Every enabled pair's effective settings."""
+    return config.enabled_pairs()

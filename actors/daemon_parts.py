@@ -1,0 +1,392 @@
+"""The shared parts of a running bot and the start functions of the shared children.
+
+Actors find each other through ``Refs`` (the current incarnation of the ledger, executor and market
+streams), never through a ref captured at start, because a supervisor restart creates a new actor.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, cast
+
+import pykka
+from loguru import logger
+
+from actors.base import Barrier
+from actors.config import Config, Mode, PairSettings
+from actors.datafiles import parse_data_arg
+from actors.exchange.gateway import BinanceGateway
+from actors.exchange.parse import parse_user_event
+from actors.exchange.ratelimit import WeightBudget
+from actors.exchange.user_stream import UserStream
+from actors.exchange.venue import Venue
+from actors.executor import OrderExecutor, SymbolTerms
+from actors.ledger import LedgerSnapshots, PositionLedger
+from actors.market_stream import MarketStream, MarketStreamBoard, Subscribe, Unsubscribe
+from actors.messages import ContractType, PortfolioView, PositionClosed
+from actors.pacing import MINUTE_MS, ReplayPacer, UserStreamGate, chain_barriers
+from actors.routing import Router
+from actors.supervision import ChildSpec, Restart
+
+if TYPE_CHECKING:
+    from actors.base import Monitor
+    from actors.exchange.types import UserEvent
+    from actors.exchange.user_stream import UserEventParser
+    from actors.fills import InstrumentSpec
+    from actors.pair import PairStatus
+    from actors.sim.server import LocalExchange
+
+
+class PortfolioBoard:
+    """The ledger's latest ``PortfolioView``; pair actors and the executor read it lock-free."""
+
+    def __init__(self) -> None:
+        self._view = PortfolioView()
+
+    def get(self) -> PortfolioView:
+        return self._view
+
+    def set(self, view: PortfolioView) -> None:
+        self._view = view
+
+
+@dataclass(slots=True)
+class Refs:
+    """Current actor refs of the shared children."""
+
+    ledger: pykka.ActorRef[Any] | None = None
+    executor: pykka.ActorRef[Any] | None = None
+    streams: dict[ContractType, pykka.ActorRef[Any]] = field(default_factory=dict)
+
+    def _tell(self, ref: pykka.ActorRef[Any] | None, message: object) -> None:
+        if ref is None:
+            logger.warning(f"{type(message).__name__} dropped: its actor is not running")
+            return
+        try:
+            ref.tell(message)
+        except pykka.ActorDeadError:
+            logger.warning(f"{type(message).__name__} dropped: its actor is restarting")
+
+    def tell_ledger(self, message: object) -> None:
+        self._tell(self.ledger, message)
+
+    def tell_executor(self, message: object) -> None:
+        self._tell(self.executor, message)
+
+    def ledger_teller(self) -> _Forward:
+        return _Forward(self.tell_ledger)
+
+    def executor_teller(self) -> _Forward:
+        return _Forward(self.tell_executor)
+
+
+@dataclass(frozen=True, slots=True)
+class _Forward:
+    send: Callable[[object], None]
+
+    def tell(self, message: Any) -> None:
+        self.send(message)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimStep:
+    """The local exchange's lock-step marker on a user-data stream (replay only)."""
+
+    step_open_ms: int
+
+
+def _replay_exchange(config: Config) -> LocalExchange:
+    from actors.sim.config import SimConfig  # noqa: PLC0415 - replay mode only
+    from actors.sim.server import LocalExchange  # noqa: PLC0415
+
+    bt = config.backtesting
+    balances = {"USDT": Decimal(str(bt.initial_balance_usdt))}
+    balances.update({coin: Decimal(str(v)) for coin, v in bt.initial_balance_coin.items()})
+    for s in config.enabled_pairs().values():
+        if s.contract_type is ContractType.COIN_M:
+            balances.setdefault(s.symbol.removesuffix("_PERP").removesuffix("USD"), Decimal(1))
+    speed = config.replay.speed
+    sim = SimConfig(
+        port=config.replay.port,
+        speed=math.inf if speed == "max" else float(speed),
+        start_ms=config.replay.start_ms,
+        paused=True,
+        slippage_pct=bt.slippage_percent,
+        fee_pct=bt.fee_percent,
+        balances=balances,
+    )
+    data = [parse_data_arg(str(p)) for p in config.replay_data_paths()]
+    return LocalExchange(data, sim).start()
+
+
+class Parts:
+    """Venue, gateways, boards and streams of one process (built once; reloads update terms only)."""
+
+    def __init__(self, config: Config, *, pair_status: Callable[[PairStatus], None]) -> None:
+        self.config = config
+        self.exchange: LocalExchange | None = None
+        key: str | None
+        secret: str | None
+        if config.api.mode is Mode.REPLAY:
+            self.exchange = _replay_exchange(config)
+            venue = Venue.local(self.exchange.rest_url, self.exchange.ws_url)
+            key, secret = self.exchange.api_key, self.exchange.api_secret
+        elif config.api.mode in {Mode.TESTNET, Mode.LIVE}:
+            venue = Venue.binance(testnet=config.api.mode is Mode.TESTNET)
+            key = config.api.binance_api_key.get_secret_value() if config.api.binance_api_key else None
+            secret = (
+                config.api.binance_api_secret.get_secret_value() if config.api.binance_api_secret else None
+            )
+        else:
+            raise ValueError(f"api.mode {config.api.mode} is not supported by `run` yet")
+        self.venue = venue
+        self.secrets = tuple(s for s in (key, secret) if s)
+        self.budget = WeightBudget()
+
+        def gateway() -> BinanceGateway:
+            return BinanceGateway(
+                venue,
+                api_key=key,
+                api_secret=secret,
+                budget=self.budget,
+                recv_window_ms=config.api.recv_window_ms,
+                timeout_s=config.api.request_timeout_s,
+            )
+
+        self._gateway = gateway
+        self.pair_gateway = gateway()
+        self.router = Router()
+        self.portfolio = PortfolioBoard()
+        self.refs = Refs()
+        self.snapshots = LedgerSnapshots()
+        self.pair_status = pair_status
+        self.contracts = sorted({s.contract_type for s in config.enabled_pairs().values()}) or [
+            ContractType.USDT_M
+        ]
+        self.specs: dict[str, InstrumentSpec] = {}
+        info_gateway = gateway()
+        for contract in self.contracts:
+            self.specs.update(info_gateway.exchange_info(contract))
+        self.settings: dict[str, PairSettings] = dict(config.enabled_pairs())
+        missing = [s for s in self.settings if s not in self.specs]
+        if missing:
+            raise ValueError(f"symbols not listed by the exchange: {', '.join(missing)}")
+        self.boards = {c: MarketStreamBoard(c) for c in self.contracts}
+        self.gate: UserStreamGate | None = None
+        self.pacer: ReplayPacer | None = None
+        self._pacer_id: str | None = None
+        if self.exchange is not None and math.isinf(self.exchange.config.speed):
+            self.gate = UserStreamGate([c.value for c in self.contracts])
+            self.pacer = ReplayPacer(
+                ack=self._ack,
+                expected=[(s.symbol, s.signal_timeframe) for s in self.settings.values()],
+                barriers=self._run_barriers,
+            )
+        self.user_streams = [
+            UserStream(
+                contract=c,
+                gateway=gateway(),
+                roots=venue,
+                on_event=self._user_event(c),
+                parse=cast("UserEventParser", _parse_with_marker),  # SimStep rides along in replay
+                name=f"user-stream-{c.value}",
+            )
+            for c in self.contracts
+        ]
+        self._lock = threading.Lock()
+
+    # ---- replay ----------------------------------------------------------------------------------
+
+    def _run_barriers(self, then: Callable[[], None]) -> None:
+        chain_barriers(*[r for r in (self.refs.executor, self.refs.ledger) if r is not None])(then)
+
+    def _ack(self, step_open_ms: int) -> None:
+        if self.exchange is not None and self._pacer_id is not None:
+            self.exchange.ack(self._pacer_id, step_open_ms)
+
+    def begin_replay(self) -> None:
+        """Everything is warm: register as a lock-step pacer (at ``max``) and let the clock run."""
+        if self.exchange is None:
+            return
+        if self.pacer is not None:
+            self._pacer_id = self.exchange.register_pacer("1m")
+        self.exchange.resume()
+
+    def replay_finished(self, timeout_s: float) -> bool:
+        """The data ran out and (in lock-step) the last step was acknowledged."""
+        return self.exchange is not None and self.exchange.wait_until_done(timeout_s)
+
+    def _user_event(self, contract: ContractType) -> Callable[[UserEvent | SimStep], None]:
+        def deliver(event: UserEvent | SimStep) -> None:
+            if isinstance(event, SimStep):
+                gate = self.gate
+                if gate is not None:
+                    step = event.step_open_ms
+                    self.refs.tell_ledger(Barrier(done=lambda: gate.step_processed(contract.value, step)))
+                return
+            self.refs.tell_ledger(event)
+
+        return deliver
+
+    # ---- shared children -------------------------------------------------------------------------
+
+    def terms(self, config: Config) -> dict[str, SymbolTerms]:
+        out = {}
+        for symbol, s in config.enabled_pairs().items():
+            spec = self.specs.get(symbol)
+            if spec is None:
+                continue
+            coin = s.contract_type is ContractType.COIN_M
+            out[symbol] = SymbolTerms(
+                spec=spec,
+                leverage=s.leverage,
+                margin_mode=s.margin_mode,
+                fixed_margin=(s.margin_coin or 0.0) if coin else s.margin_usdt,
+                dynamic_sizing=s.dynamic_sizing_enabled,
+                risk_percent=s.risk_percent,
+                max_concurrent=s.max_concurrent_trades,
+            )
+        return out
+
+    def update_terms(self, config: Config) -> None:
+        self.config = config
+        self.settings = dict(config.enabled_pairs())
+
+    def _listeners(self, event: object) -> None:
+        if isinstance(event, PositionClosed):
+            self.refs.tell_executor(event)
+
+    def shared_children(self) -> tuple[ChildSpec, ...]:
+        config = self.config
+        gateways = {c: self._gateway() for c in self.contracts}
+
+        def start_ledger(monitor: Monitor, generation: int) -> pykka.ActorRef[Any]:
+            ref = PositionLedger.start(
+                store_path=config.state_path() / "ledger.sqlite3",
+                gateways=gateways,
+                execution=config.execution,
+                publish_portfolio=self.portfolio.set,
+                alert=_log_alert,
+                listeners=self._listeners,
+                contracts={s: x.contract_type for s, x in self.settings.items()},
+                margin_assets={s: spec.margin_asset for s, spec in self.specs.items()},
+                snapshots=self.snapshots,
+                monitor=monitor,
+                generation=generation,
+            )
+            self.refs.ledger = ref
+            return ref
+
+        exec_gateways = {c: self._gateway() for c in self.contracts}
+
+        def start_executor(monitor: Monitor, generation: int) -> pykka.ActorRef[Any]:
+            ref = OrderExecutor.start(
+                gateways=exec_gateways,
+                terms=self.terms(self.config),
+                ledger=self.refs.ledger_teller(),
+                portfolio=self.portfolio.get,
+                notify=self.refs.tell_ledger,
+                stop_retries=config.execution.stop_placement_retries,
+                monitor=monitor,
+                generation=generation,
+            )
+            self.refs.executor = ref
+            return ref
+
+        children = [
+            ChildSpec(id="ledger", start=start_ledger, restart=Restart.PERMANENT, shutdown_timeout_s=10.0),
+            ChildSpec(
+                id="executor", start=start_executor, restart=Restart.PERMANENT, shutdown_timeout_s=10.0
+            ),
+        ]
+        for contract in self.contracts:
+            children.append(
+                ChildSpec(
+                    id=f"market-stream-{contract.value}",
+                    start=self._market_stream_start(contract),
+                    restart=Restart.PERMANENT,
+                    shutdown_timeout_s=5.0,
+                )
+            )
+        return tuple(children)
+
+    def _market_stream_start(self, contract: ContractType) -> Callable[[Monitor, int], pykka.ActorRef[Any]]:
+        gateway = self._gateway()
+        gate = self.gate
+
+        def hold(kline: Any) -> None:
+            if gate is not None and kline.timeframe == "1m":
+                gate.wait_for_step(kline.open_time_ms + MINUTE_MS)
+
+        def start(monitor: Monitor, generation: int) -> pykka.ActorRef[Any]:
+            ref = MarketStream.start(
+                contract=contract,
+                router=self.router,
+                gateway=gateway,
+                roots=self.venue,
+                board=self.boards[contract],
+                monitor=monitor,
+                generation=generation,
+                gate=hold if gate is not None else None,
+            )
+            self.refs.streams[contract] = ref
+            by_symbol: dict[str, list[str]] = {}
+            for symbol, tf in sorted(self.router.keys()):
+                settings = self.settings.get(symbol)
+                if settings is not None and settings.contract_type is contract:
+                    by_symbol.setdefault(symbol, []).append(tf)
+            for symbol, tfs in by_symbol.items():
+                ref.tell(Subscribe(symbol=symbol, timeframes=tuple(tfs)))
+            return ref
+
+        return start
+
+    def subscribe(self, contract: ContractType, symbol: str, timeframe: str) -> None:
+        ref = self.refs.streams.get(contract)
+        if ref is not None:
+            ref.tell(Subscribe(symbol=symbol, timeframes=(timeframe,)))
+
+    def unsubscribe(self, settings: PairSettings) -> None:
+        ref = self.refs.streams.get(settings.contract_type)
+        for tf in settings.indicator_timeframes:
+            self.router.unregister(settings.symbol, tf)
+        if ref is not None:
+            ref.tell(Unsubscribe(symbol=settings.symbol, timeframes=settings.indicator_timeframes))
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+
+    def start_streams(self) -> None:
+        for stream in self.user_streams:
+            stream.start()
+
+    def stop_streams(self) -> None:
+        for stream in self.user_streams:
+            try:
+                stream.stop()
+            except Exception as exc:
+                logger.warning(f"{stream}: stop failed: {exc}")
+
+    def close(self) -> None:
+        if self.exchange is not None:
+            self.exchange.stop()
+            self.exchange = None
+
+
+def _parse_with_marker(payload: Mapping[str, Any], contract: ContractType) -> UserEvent | SimStep | None:
+    data = payload.get("data", payload)
+    if isinstance(data, Mapping) and data.get("e") == "SIM_STEP":
+        return SimStep(step_open_ms=int(data["T"]))
+    return parse_user_event(payload, contract)
+
+
+def _log_alert(alert: object) -> None:
+    logger.warning(f"ALERT {alert}")
+
+
+def build_parts(config: Config, *, pair_status: Callable[[PairStatus], None]) -> Parts:
+    """Everything below the supervision tree, for ``Daemon``."""
+    return Parts(config, pair_status=pair_status)
