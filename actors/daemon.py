@@ -26,6 +26,7 @@ from supervisor import PairSpec, ReloadResult, RootSupervisor, SystemSpec
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
     import pykka
 
@@ -72,6 +73,7 @@ class Daemon:
         self.root.before_shutdown.append(self.parts.stop_streams)
         self._watchdog: Watchdog | None = None
         self._reload_lock = threading.Lock()
+        self._stopping = threading.Event()
         self.started_at = time.time()
 
     # ---- tree specification ----------------------------------------------------------------------
@@ -145,6 +147,8 @@ class Daemon:
             self._watchdog = Watchdog(self.notifier, self.root.healthy, interval)
             self._watchdog.start()
         self.parts.begin_replay()
+        if self.config.supervisor.watch_config and self.config.config_path is not None:
+            threading.Thread(target=self._watch_config, name="config-watch", daemon=True).start()
         logger.info(
             f"nancemakina running: mode {self.config.api.mode}, pairs {sorted(self.config.enabled_pairs())}"
         )
@@ -161,11 +165,27 @@ class Daemon:
 
     def shutdown(self) -> int:
         """Orderly stop (idempotent); returns the exit code."""
+        self._stopping.set()
         code = self.root.shutdown()
         if self._watchdog is not None:
             self._watchdog.stop()
         self.parts.close()
         return code
+
+    def _watch_config(self, interval_s: float = 2.0) -> None:
+        """Reload when the config file content changes (editors replace files: compare bytes, not inodes)."""
+        path = self.config.config_path
+        if path is None:
+            return
+        seen = _read(path)
+        while not self._stopping.wait(interval_s):
+            current = _read(path)
+            if current is not None and current != seen:
+                seen = current
+                logger.info(f"{path} changed: reloading")
+                self.notifier.reloading()
+                self.reload()
+                self.notifier.ready()
 
     def _stop_entries(self) -> None:
         self.parts.refs.tell_executor(StopAcceptingEntries())
@@ -202,11 +222,22 @@ class Daemon:
                     self.parts.unsubscribe(old)
                 self.pairs.drop(symbol)
             self.parts.refs.tell_executor(UpdateTerms(terms=self.parts.terms(new)))
+            if self.parts.pacer is not None:
+                self.parts.pacer.set_expected(
+                    (s.symbol, s.signal_timeframe) for s in new.enabled_pairs().values()
+                )
             logger.info(
                 f"reload applied: added {result.added}, removed {result.removed}, "
                 f"restarted {result.restarted}, unchanged {len(result.unchanged)}"
             )
             return result
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def _unreloadable(old: Config, new: Config) -> list[str]:

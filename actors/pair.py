@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from actors.base import Actor, Monitor
+from actors.market_stream import KlineGapUnrepaired
 from actors.messages import (
     TIMEFRAME_MS,
     ContractType,
@@ -133,6 +134,15 @@ class PairTimeframe(Actor):
         last = snap.last_decision
         if last is not None and last.signal_open_time_ms == message.signal_open_time_ms:
             self.strategy.record_rejection(last)
+
+    def on_kline_gap_unrepaired(self, message: KlineGapUnrepaired) -> None:
+        """The market stream could not get candles the exchange should have: refuse new entries."""
+        self._unrepaired = True
+        self.log.warning(
+            f"{self.name}: unrepaired gap {message.start_open_ms}..{message.end_open_ms}; "
+            "no new entries until this pair restarts"
+        )
+        self._publish()
 
     def _backfill(self, start_ms: int, end_ms: int) -> None:
         missing = (end_ms - start_ms) // self._tf_ms + 1
