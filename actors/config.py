@@ -123,6 +123,15 @@ def iso_to_ms(text: str) -> int:
     return int(parsed.timestamp() * 1000)
 
 
+def _loopback_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    m = re.fullmatch(r"http://(127\.0\.0\.1|localhost|\[::1\]):(\d{1,5})/?", value)
+    if m is None:
+        raise ValueError("must be http://127.0.0.1:PORT (the local exchange only listens on loopback)")
+    return value.rstrip("/")
+
+
 def _speed(value: object) -> float | str:
     if isinstance(value, str) and value.strip().lower() == "max":
         return "max"
@@ -279,6 +288,9 @@ class ReplaySettings(_Section):
     exit_at_end: bool = True
     start: IsoTime = None
     port: Port = 0
+    exchange_url: Annotated[str | None, AfterValidator(_loopback_url)] = None
+    """Use an already-running local exchange (``nancemakina exchange``) at this loopback URL instead of
+    starting one in-process; ``data``, ``speed``, ``start`` and ``port`` are then that exchange's."""
 
     @property
     def start_ms(self) -> int | None:

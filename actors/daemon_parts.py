@@ -30,6 +30,7 @@ from actors.market_stream import MarketStream, MarketStreamBoard, Subscribe, Uns
 from actors.messages import ContractType, PortfolioView, PositionClosed
 from actors.pacing import MINUTE_MS, ReplayPacer, UserStreamGate, chain_barriers
 from actors.routing import Router
+from actors.sim_client import RemoteExchange
 from actors.supervision import ChildSpec, Restart
 
 if TYPE_CHECKING:
@@ -128,11 +129,19 @@ class Parts:
 
     def __init__(self, config: Config, *, pair_status: Callable[[PairStatus], None]) -> None:
         self.config = config
-        self.exchange: LocalExchange | None = None
+        self.exchange: LocalExchange | RemoteExchange | None = None
         key: str | None
         secret: str | None
+        replay_speed = math.inf
         if config.api.mode is Mode.REPLAY:
-            self.exchange = _replay_exchange(config)
+            if config.replay.exchange_url is not None:
+                remote = RemoteExchange(config.replay.exchange_url)
+                replay_speed = remote.speed
+                self.exchange = remote
+            else:
+                local = _replay_exchange(config)
+                replay_speed = local.config.speed
+                self.exchange = local
             venue = Venue.local(self.exchange.rest_url, self.exchange.ws_url)
             key, secret = self.exchange.api_key, self.exchange.api_secret
         elif config.api.mode in {Mode.TESTNET, Mode.LIVE}:
@@ -179,7 +188,7 @@ class Parts:
         self.gate: UserStreamGate | None = None
         self.pacer: ReplayPacer | None = None
         self._pacer_id: str | None = None
-        if self.exchange is not None and math.isinf(self.exchange.config.speed):
+        if self.exchange is not None and math.isinf(replay_speed):
             self.gate = UserStreamGate([c.value for c in self.contracts])
             self.pacer = ReplayPacer(
                 ack=self._ack,
@@ -303,15 +312,15 @@ class Parts:
                 id="executor", start=start_executor, restart=Restart.PERMANENT, shutdown_timeout_s=10.0
             ),
         ]
-        for contract in self.contracts:
-            children.append(
-                ChildSpec(
-                    id=f"market-stream-{contract.value}",
-                    start=self._market_stream_start(contract),
-                    restart=Restart.PERMANENT,
-                    shutdown_timeout_s=5.0,
-                )
+        children.extend(
+            ChildSpec(
+                id=f"market-stream-{contract.value}",
+                start=self._market_stream_start(contract),
+                restart=Restart.PERMANENT,
+                shutdown_timeout_s=5.0,
             )
+            for contract in self.contracts
+        )
         return tuple(children)
 
     def _market_stream_start(self, contract: ContractType) -> Callable[[Monitor, int], pykka.ActorRef[Any]]:
@@ -371,9 +380,16 @@ class Parts:
                 logger.warning(f"{stream}: stop failed: {exc}")
 
     def close(self) -> None:
-        if self.exchange is not None:
-            self.exchange.stop()
-            self.exchange = None
+        """Stop an in-process exchange; leave an external one running (only our pacer leaves it)."""
+        exchange, self.exchange = self.exchange, None
+        if exchange is None:
+            return
+        if self._pacer_id is not None:
+            try:
+                exchange.unregister_pacer(self._pacer_id)
+            except Exception as exc:
+                logger.warning(f"pacer unregister failed: {exc}")
+        exchange.stop()
 
 
 def _parse_with_marker(payload: Mapping[str, Any], contract: ContractType) -> UserEvent | SimStep | None:

@@ -14,6 +14,7 @@ import pytest
 import requests
 import websockets
 from binance import AsyncClient
+from binance.enums import FuturesType
 from binance.ws.streams import BinanceSocketManager
 
 from actors.datafiles import load_klines
@@ -227,17 +228,18 @@ def test_coin_m_multiplex_and_user_stream():
         async def main():
             client = await async_client(ex)
             bsm = socket_manager(client, ex)
-            async with bsm.futures_multiplex_socket(["btcusd_perp@kline_1m"], futures_type=2) as sock, bsm.coin_futures_user_socket() as user:
+            async with bsm.futures_multiplex_socket(["btcusd_perp@kline_1m"], futures_type=FuturesType.COIN_M) as sock:
                 await asyncio.sleep(0.1)
                 await asyncio.to_thread(ex.step, 1)
                 kline = await _until(sock, lambda m: m["data"]["k"]["x"])
+                release_sockets(ex)
+            async with bsm.coin_futures_user_socket() as user:
+                await asyncio.sleep(0.1)
                 await client.futures_coin_create_order(symbol="BTCUSD_PERP", side="SELL", type="MARKET", quantity="3")
                 update = await _until(user, lambda m: m["e"] == "ACCOUNT_UPDATE")
                 release_sockets(ex)
             await client.close_connection()
             return kline, update
-
-        from binance.enums import FuturesType  # noqa: F401 - documents the futures_type value used above
 
         kline, update = asyncio.run(main())
     assert kline["data"]["s"] == "BTCUSD_PERP"
