@@ -1,0 +1,180 @@
+"""Fault injection of the local exchange, from Python and over the admin endpoint, seen by python-binance."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+import requests
+import websockets
+from binance.exceptions import BinanceAPIException
+
+from tests.integration.test_sim_support import async_client, release_sockets, running, socket_manager, sync_client
+
+
+@pytest.fixture
+def exchange():
+    with running() as ex:
+        yield ex
+
+
+def raises(call, **kwargs) -> BinanceAPIException:
+    with pytest.raises(BinanceAPIException) as info:
+        call(**kwargs)
+    return info.value
+
+
+@pytest.mark.parametrize(("kind", "status", "code"), [("500", 500, -1000), ("502", 502, -1001), ("503", 503, -1001), ("504", 504, -1001)])
+def test_next_requests_answer_5xx(exchange, kind, status, code):
+    client = sync_client(exchange)
+    exchange.fail_next(kind, 2, path="/fapi/v1/time")
+    for _ in range(2):
+        err = raises(client.futures_time)
+        assert (err.status_code, err.code) == (status, code)
+    assert client.futures_time()["serverTime"] == exchange.clock_ms
+
+
+@pytest.mark.parametrize("kind", ["429", "418"])
+def test_429_and_418_carry_retry_after(exchange, kind):
+    client = sync_client(exchange)
+    exchange.fail_next(kind, 1, retry_after_s=7)
+    err = raises(client.futures_account)
+    assert err.status_code == int(kind) and err.code == -1003
+    assert err.response.headers["Retry-After"] == "7"
+    assert client.futures_account()["assets"]
+
+
+def test_503_unknown_executes_the_order_and_loses_the_answer(exchange):
+    client = sync_client(exchange)
+    exchange.fail_next("unknown", 1, path="/fapi/v1/order", method="POST")
+    err = raises(client.futures_create_order, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.010", newClientOrderId="maybe-1")
+    assert (err.status_code, err.code) == (503, -1007)
+    assert "execution status unknown" in err.message
+    found = client.futures_get_order(symbol="BTCUSDT", origClientOrderId="maybe-1")
+    assert found["status"] == "FILLED"
+    assert client.futures_position_information(symbol="BTCUSDT")[0]["positionAmt"] == "0.010"
+
+
+def test_reject_next_order_with_a_chosen_code(exchange):
+    client = sync_client(exchange)
+    exchange.reject_next_order(-2019)
+    err = raises(client.futures_create_order, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.010")
+    assert (err.status_code, err.code, err.message) == (400, -2019, "Margin is insufficient.")
+    requests.post(f"{exchange.admin_url}/faults/reject-order", json={"code": -1001, "msg": "Internal error."}, timeout=5)
+    err = raises(client.futures_create_order, symbol="BTCUSDT", side="SELL", type="STOP_MARKET", stopPrice="50000", closePosition="true")
+    assert err.code == -1001
+    assert client.futures_create_order(symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.010")["status"] == "NEW"
+
+
+def test_latency_delays_matching_answers(exchange):
+    client = sync_client(exchange)
+    exchange.set_latency(0.3, path="/fapi/v1/time")
+    started = time.perf_counter()
+    client.futures_time()
+    assert time.perf_counter() - started >= 0.3
+    started = time.perf_counter()
+    client.futures_ping()
+    assert time.perf_counter() - started < 0.3
+    requests.post(f"{exchange.admin_url}/faults/latency", json={"seconds": 0}, timeout=5)
+
+
+def test_admin_http_faults_and_status(exchange):
+    base = exchange.admin_url
+    requests.post(f"{base}/faults/http", json={"kind": "503", "count": 1, "path": "/fapi/v1/ping"}, timeout=5)
+    assert requests.get(f"{exchange.fapi_url}/v1/ping", timeout=5).status_code == 503
+    assert requests.get(f"{exchange.fapi_url}/v1/ping", timeout=5).status_code == 200
+    requests.post(f"{base}/step", params={"count": 2}, timeout=5)
+    status = requests.get(f"{base}/status", timeout=5).json()
+    assert status["processed"] == 2 and status["stats"]["faults_fired"] == {"503": 1}
+    assert requests.post(f"{base}/faults/http", json={"kind": "999"}, timeout=5).status_code == 400
+
+
+def test_drop_all_websockets_and_python_binance_reconnects(exchange):
+    async def main():
+        client = await async_client(exchange)
+        bsm = socket_manager(client, exchange)
+        async with bsm.futures_multiplex_socket(["btcusdt@kline_1m"]) as sock:
+            await asyncio.sleep(0.1)
+            dropped = await asyncio.to_thread(exchange.drop_connections)
+            error = await asyncio.wait_for(sock.recv(), 5)
+            for _ in range(50):
+                if (await asyncio.to_thread(exchange.status))["clients"]["market_clients"]:
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.to_thread(exchange.step, 1)
+            after = await asyncio.wait_for(sock.recv(), 5)
+            while after.get("e") == "error":
+                after = await asyncio.wait_for(sock.recv(), 5)
+            release_sockets(exchange)
+        await client.close_connection()
+        return dropped, error, after
+
+    dropped, error, after = asyncio.run(main())
+    assert dropped == 1 and error["e"] == "error"
+    assert after["data"]["e"] == "kline"
+
+
+def test_stall_silences_a_stream_for_n_seconds(exchange):
+    async def main():
+        async with websockets.connect(f"{exchange.ws_url}market/stream?streams=btcusdt@kline_1m/btcusdt@kline_5m") as ws:
+            await asyncio.to_thread(exchange.stall_stream, 0.5, "btcusdt@kline_1m")
+            await asyncio.to_thread(exchange.step, 1)
+            during = [json.loads(await asyncio.wait_for(ws.recv(), 2))["stream"] for _ in range(4)]
+            await asyncio.sleep(0.6)
+            await asyncio.to_thread(exchange.step, 1)
+            after = json.loads(await asyncio.wait_for(ws.recv(), 2))["stream"]
+            return during, after
+
+    during, after = asyncio.run(main())
+    assert during == ["btcusdt@kline_5m"] * 4
+    assert after == "btcusdt@kline_1m"
+    assert exchange.status()["clients"]["ws_dropped_by_stall"] == 4
+
+
+def test_expire_listen_key_pushes_event_and_keepalive_fails(exchange):
+    client = sync_client(exchange)
+
+    async def main():
+        aclient = await async_client(exchange)
+        key = await aclient.futures_stream_get_listen_key()
+        async with websockets.connect(f"{exchange.ws_url}private/ws?listenKey={key}") as ws:
+            await asyncio.sleep(0.1)
+            expired = await asyncio.to_thread(exchange.expire_listen_key, key)
+            event = json.loads(await asyncio.wait_for(ws.recv(), 2))
+        await aclient.close_connection()
+        return key, expired, event
+
+    key, expired, event = asyncio.run(main())
+    assert expired == [key]
+    assert event["e"] == "listenKeyExpired" and event["listenKey"] == key
+    err = raises(client.futures_stream_keepalive, listenKey=key)
+    assert (err.status_code, err.code) == (400, -1125)
+    assert client.futures_stream_get_listen_key() != key
+
+
+def test_expire_listen_key_over_admin_http(exchange):
+    client = sync_client(exchange)
+    key = client.futures_stream_get_listen_key()
+    assert requests.post(f"{exchange.admin_url}/faults/expire-listen-key", json={}, timeout=5).json() == {"expired": [key]}
+    assert raises(client.futures_stream_keepalive, listenKey=key).code == -1125
+
+
+def test_stall_and_drop_over_admin_http(exchange):
+    assert requests.post(f"{exchange.admin_url}/faults/stall", json={"seconds": 0.1}, timeout=5).json() == {}
+    assert requests.post(f"{exchange.admin_url}/faults/drop-connections", timeout=5).json() == {"dropped": 0}
+
+
+def test_internal_error_is_minus_1000_without_traceback(exchange):
+    exchange.call(_break_book(exchange))
+    body = requests.get(f"{exchange.fapi_url}/v2/account", headers={"X-MBX-APIKEY": exchange.api_key}, timeout=5)
+    assert body.status_code == 400 and body.json()["code"] == -1102  # unsigned: refused before any work
+    client = sync_client(exchange)
+    err = raises(client.futures_account)
+    assert (err.status_code, err.code) == (500, -1000)
+    assert "Traceback" not in err.response.text
+
+
+async def _break_book(exchange):
+    exchange.engine.wallet = None  # type: ignore[assignment]
