@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from actors.config import Config, Mode, PairSettings, load_config
-from actors.daemon_parts import Parts, build_parts
+from actors.daemon_parts import Parts, build_parts, trading_pairs
 from actors.executor import UpdateTerms
 from actors.messages import Alert, StopAcceptingEntries
 from actors.pair import PairStatus, PairTimeframe
@@ -25,7 +25,6 @@ from actors.supervision import ChildSpec, Restart, RestartPolicy
 from supervisor import PairSpec, ReloadResult, RootSupervisor, SystemSpec
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
     from pathlib import Path
 
     import pykka
@@ -87,7 +86,7 @@ class Daemon:
                 children=tuple(self._pair_child(settings, tf) for tf in settings.indicator_timeframes),
                 policy=pair_policy,
             )
-            for symbol, settings in config.enabled_pairs().items()
+            for symbol, settings in trading_pairs(config).items()
         }
         return SystemSpec(
             shared=self.parts.shared_children(),
@@ -134,14 +133,14 @@ class Daemon:
         self.parts.start_streams()
         self.root.start()
         expected = {
-            (s.symbol, tf) for s in self.config.enabled_pairs().values() for tf in s.indicator_timeframes
+            (s.symbol, tf) for s in trading_pairs(self.config).values() for tf in s.indicator_timeframes
         }
         deadline = time.monotonic() + ready_timeout_s
         while not self.pairs.warm(expected) and time.monotonic() < deadline:
             time.sleep(0.05)
         if not self.pairs.warm(expected):
             logger.warning("not every pair warmed up in time; the slow ones keep trying under supervision")
-        self.notifier.ready(f"trading {len(self.config.enabled_pairs())} pairs ({self.config.api.mode})")
+        self.notifier.ready(f"trading {len(trading_pairs(self.config))} pairs ({self.config.api.mode})")
         interval = watchdog_interval_s()
         if interval is not None:
             self._watchdog = Watchdog(self.notifier, self.root.healthy, interval)
@@ -150,7 +149,7 @@ class Daemon:
         if self.config.supervisor.watch_config and self.config.config_path is not None:
             threading.Thread(target=self._watch_config, name="config-watch", daemon=True).start()
         logger.info(
-            f"nancemakina running: mode {self.config.api.mode}, pairs {sorted(self.config.enabled_pairs())}"
+            f"nancemakina running: mode {self.config.api.mode}, pairs {sorted(trading_pairs(self.config))}"
         )
 
     def wait(self) -> int:
@@ -212,7 +211,7 @@ class Daemon:
                 for line in refused:
                     logger.error(f"reload refused: {line}")
                 return refused
-            removed = set(self.config.enabled_pairs()) - set(new.enabled_pairs())
+            removed = set(trading_pairs(self.config)) - set(trading_pairs(new))
             self.parts.update_terms(new)
             self.config = new
             result = self.root.reload(self._system_spec(new))
@@ -224,7 +223,7 @@ class Daemon:
             self.parts.refs.tell_executor(UpdateTerms(terms=self.parts.terms(new)))
             if self.parts.pacer is not None:
                 self.parts.pacer.set_expected(
-                    (s.symbol, s.signal_timeframe) for s in new.enabled_pairs().values()
+                    (s.symbol, s.signal_timeframe) for s in trading_pairs(new).values()
                 )
             logger.info(
                 f"reload applied: added {result.added}, removed {result.removed}, "
@@ -247,13 +246,8 @@ def _unreloadable(old: Config, new: Config) -> list[str]:
         problems.append(f"api.mode changed {old.api.mode} → {new.api.mode}: restart the service")
     if old.state_path() != new.state_path():
         problems.append("state_dir changed: restart the service")
-    contracts_old = {s.contract_type for s in old.enabled_pairs().values()}
-    contracts_new = {s.contract_type for s in new.enabled_pairs().values()}
+    contracts_old = {s.contract_type for s in trading_pairs(old).values()}
+    contracts_new = {s.contract_type for s in trading_pairs(new).values()}
     if not contracts_new <= contracts_old:
         problems.append("a new market type (USDT_M/COIN_M) needs its streams started: restart the service")
     return problems
-
-
-def settings_by_symbol(config: Config) -> Mapping[str, PairSettings]:
-    """Every enabled pair's effective settings."""
-    return config.enabled_pairs()

@@ -42,6 +42,18 @@ if TYPE_CHECKING:
     from actors.sim.server import LocalExchange
 
 
+def trading_pairs(config: Config) -> dict[str, PairSettings]:
+    """The enabled pairs; in replay with no pair configured, every replayed symbol on the global settings.
+
+    So the bare ``nancemakina run`` (no config file) trades the bundled data, as the README promises.
+    """
+    pairs = config.enabled_pairs()
+    if pairs or config.api.mode is not Mode.REPLAY or config.replay.exchange_url is not None:
+        return pairs
+    symbols = [parse_data_arg(str(p))[0] for p in config.replay_data_paths()]
+    return {s: config.settings_for(s) for s in symbols}
+
+
 class PortfolioBoard:
     """The ledger's latest ``PortfolioView``; pair actors and the executor read it lock-free."""
 
@@ -107,7 +119,7 @@ def _replay_exchange(config: Config) -> LocalExchange:
     bt = config.backtesting
     balances = {"USDT": Decimal(str(bt.initial_balance_usdt))}
     balances.update({coin: Decimal(str(v)) for coin, v in bt.initial_balance_coin.items()})
-    for s in config.enabled_pairs().values():
+    for s in trading_pairs(config).values():
         if s.contract_type is ContractType.COIN_M:
             balances.setdefault(s.symbol.removesuffix("_PERP").removesuffix("USD"), Decimal(1))
     speed = config.replay.speed
@@ -173,14 +185,14 @@ class Parts:
         self.refs = Refs()
         self.snapshots = LedgerSnapshots()
         self.pair_status = pair_status
-        self.contracts = sorted({s.contract_type for s in config.enabled_pairs().values()}) or [
+        self.contracts = sorted({s.contract_type for s in trading_pairs(config).values()}) or [
             ContractType.USDT_M
         ]
         self.specs: dict[str, InstrumentSpec] = {}
         info_gateway = gateway()
         for contract in self.contracts:
             self.specs.update(info_gateway.exchange_info(contract))
-        self.settings: dict[str, PairSettings] = dict(config.enabled_pairs())
+        self.settings: dict[str, PairSettings] = dict(trading_pairs(config))
         missing = [s for s in self.settings if s not in self.specs]
         if missing:
             raise ValueError(f"symbols not listed by the exchange: {', '.join(missing)}")
@@ -245,7 +257,7 @@ class Parts:
 
     def terms(self, config: Config) -> dict[str, SymbolTerms]:
         out = {}
-        for symbol, s in config.enabled_pairs().items():
+        for symbol, s in trading_pairs(config).items():
             spec = self.specs.get(symbol)
             if spec is None:
                 continue
@@ -263,7 +275,7 @@ class Parts:
 
     def update_terms(self, config: Config) -> None:
         self.config = config
-        self.settings = dict(config.enabled_pairs())
+        self.settings = dict(trading_pairs(config))
 
     def _listeners(self, event: object) -> None:
         if isinstance(event, PositionClosed):

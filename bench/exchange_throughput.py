@@ -47,8 +47,11 @@ async def consume(port: int, closed_target: int) -> tuple[int, int, float]:
             events += 1
             closed += msg["data"]["k"]["x"]
         elapsed = time.perf_counter() - started
-        # python-binance's read loop only sees the exit after a message or its 10 s timeout: close server-side.
-        await asyncio.to_thread(urllib.request.urlopen, urllib.request.Request(base + "/sim/v1/faults/drop-connections", method="POST"))
+        # python-binance's read loop notices the exit only on a message or its 10 s timeout: close here.
+        await asyncio.to_thread(
+            urllib.request.urlopen,
+            urllib.request.Request(base + "/sim/v1/faults/drop-connections", method="POST"),
+        )
     await client.close_connection()
     return events, closed, elapsed
 
@@ -61,9 +64,22 @@ def main() -> int:
     args = parser.parse_args()
     if args.out_of_process:
         port = 18765
-        cmd = [sys.executable, "-m", "actors.sim", "--data", str(BTC), "--speed", "max", "--port", str(port),
-               "--updates-per-candle", str(args.updates)]
-        child = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, env=os.environ | {"PYTHONPATH": str(ROOT)})
+        cmd = [
+            sys.executable,
+            "-m",
+            "actors.sim",
+            "--data",
+            str(BTC),
+            "--speed",
+            "max",
+            "--port",
+            str(port),
+            "--updates-per-candle",
+            str(args.updates),
+        ]
+        child = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=subprocess.DEVNULL, env=os.environ | {"PYTHONPATH": str(ROOT)}
+        )
         try:
             for _ in range(100):
                 try:
@@ -80,7 +96,10 @@ def main() -> int:
         with LocalExchange([BTC], config) as exchange:
             events, closed, elapsed = asyncio.run(consume(exchange.port, args.candles))
     where = "out-of-process" if args.out_of_process else "in-process"
-    print(f"{where}, {args.updates} unclosed updates/candle: {events} kline events ({closed} closed) in {elapsed:.2f} s")
+    print(
+        f"{where}, {args.updates} unclosed updates/candle: "
+        f"{events} kline events ({closed} closed) in {elapsed:.2f} s"
+    )
     print(f"  {events / elapsed:,.0f} kline events/s, {closed / elapsed:,.0f} closed klines/s")
     return 0
 

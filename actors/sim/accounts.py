@@ -34,9 +34,7 @@ def _margin(book: Book, asset: str) -> float:
     return sum(p.margin for s, p in book.positions.items() if book.specs[s].margin_asset == asset)
 
 
-def position_risk(
-    book: Book, contract_type: ContractType, symbol: str | None, now: int
-) -> list[dict[str, Any]]:
+def position_risk(book: Book, contract_type: ContractType, symbol: str | None) -> list[dict[str, Any]]:
     """``positionRisk``: the fields of nautilus__position_risk.json plus v3's."""
     rows = []
     for sym in _symbols(book, contract_type, symbol):

@@ -23,7 +23,6 @@ Parameters may come in the query string or a JSON object body.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 

@@ -156,12 +156,12 @@ class Book:
                 raise known(-2022)
             qty = closing
         opening = qty - closing
-        if spec.contract_type is ContractType.USDT_M and not reduce_only:
-            if Decimal(repr(self.marks[symbol])) * qty < spec.min_notional:
-                raise SimError(
-                    -4164,
-                    f"Order's notional must be no smaller than {spec.min_notional.normalize():f} (unless you choose reduce only).",
-                )
+        notional = Decimal(repr(self.marks[symbol])) * qty
+        if spec.contract_type is ContractType.USDT_M and not reduce_only and notional < spec.min_notional:
+            floor = f"{spec.min_notional.normalize():f}"
+            raise SimError(
+                -4164, f"Order's notional must be no smaller than {floor} (unless you choose reduce only)."
+            )
         if opening:
             need = initial_margin(spec, opening, price, pos.leverage) + fee(
                 spec, qty, price, self.config.fee_pct
@@ -238,7 +238,7 @@ class Book:
     def set_price(self, symbol: str, price: float) -> None:
         self.marks[symbol] = price
 
-    def on_candle(self, symbol: str, o: float, h: float, lo: float, c: float, now: int) -> None:
+    def on_candle(self, symbol: str, o: float, h: float, lo: float, c: float, *, now: int) -> None:
         """Walk the candle's path and fire the conditional orders it reaches, in path order."""
         algos = self.open_algos(symbol)
         if algos:

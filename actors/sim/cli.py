@@ -103,9 +103,8 @@ def run_exchange_cli(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    print(
-        f"local exchange on {exchange.rest_url} (fapi {exchange.fapi_url}, dapi {exchange.dapi_url}, ws {exchange.ws_url})"
-    )
+    urls = f"fapi {exchange.fapi_url}, dapi {exchange.dapi_url}, ws {exchange.ws_url}"
+    print(f"local exchange on {exchange.rest_url} ({urls})")
     print(f"api key {config.api_key!r}, secret {config.api_secret!r}; admin {exchange.admin_url}/status")
     try:
         stop.wait()

@@ -10,15 +10,15 @@ Defaults a client needs to know:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Mapping
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 DEFAULT_API_KEY = "nancemakina-local-key"
-DEFAULT_API_SECRET = "nancemakina-local-secret"
+DEFAULT_API_SECRET = "nancemakina-local-secret"  # noqa: S105 - the documented local default
 MAX_SPEED = math.inf
 """``speed`` value meaning "as fast as the clients allow" (``--speed max``)."""
 

@@ -53,7 +53,5 @@ def mandatory(name: str) -> SimError:
 
 
 def illegal(name: str) -> SimError:
-    return SimError(
-        -1100,
-        f"Illegal characters found in parameter '{name}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'.",
-    )
+    legal = "^([0-9]{1,20})(\\.[0-9]{1,20})?$"
+    return SimError(-1100, f"Illegal characters found in parameter '{name}'; legal range is '{legal}'.")

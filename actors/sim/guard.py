@@ -48,6 +48,7 @@ def _strip_signature(text: str) -> str:
 
 def check(
     security: str,
+    *,
     headers: Mapping[str, str],
     params: Mapping[str, str],
     raw_query: str,

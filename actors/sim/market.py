@@ -13,9 +13,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from actors.exchange.instruments import bundled_exchange_info, synthetic_symbol
+from actors.exchange.instruments import bundled_exchange_info, parse_symbol, synthetic_symbol
 from actors.fills import InstrumentSpec
-from actors.exchange.instruments import parse_symbol
 from actors.messages import TIMEFRAME_MS, ContractType
 
 MINUTE_MS = 60_000
@@ -149,7 +148,7 @@ class Feed:
             )
         return rows
 
-    def _row(
+    def _row(  # noqa: PLR0917 - one argument per kline column
         self, open_time: int, ms: int, o: float, h: float, lo: float, c: float, v: float, n: int
     ) -> list[Any]:
         quote = self.quote_volume(v, (h + lo + c) / 3)
@@ -169,7 +168,7 @@ class Feed:
         ]
 
     def kline_event(
-        self, interval: str, open_time: int, ohlcv: list[float], closed: bool, event_ms: int, index: int
+        self, interval: str, open_time: int, ohlcv: list[float], *, closed: bool, event_ms: int, index: int
     ) -> dict[str, Any]:
         """A ``kline`` stream event in Binance's exact shape."""
         ms = TIMEFRAME_MS[interval]
@@ -242,7 +241,7 @@ class Feed:
         return bucket, agg, closed
 
     @staticmethod
-    def _fold(run: list[float], o: float, h: float, lo: float, c: float, v: float, first: bool) -> None:
+    def _fold(run: list[float], o: float, h: float, lo: float, c: float, v: float, first: bool) -> None:  # noqa: PLR0917
         if first:
             run[1] = o
         run[2] = max(run[2], h)

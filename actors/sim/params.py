@@ -53,10 +53,8 @@ def client_id(params: Mapping[str, str], name: str) -> str | None:
     if value is None or value == "":
         return None
     if not _CLIENT_ID.match(value):
-        raise SimError(
-            -1100,
-            f"Illegal characters found in parameter '{name}'; legal range is '^[\\.A-Z\\:/a-z0-9_-]{{1,36}}$'.",
-        )
+        legal = "^[\\.A-Z\\:/a-z0-9_-]{1,36}$"
+        raise SimError(-1100, f"Illegal characters found in parameter '{name}'; legal range is '{legal}'.")
     return value
 
 

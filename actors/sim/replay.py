@@ -124,7 +124,7 @@ class Replay:
                 float(feed.h[i]),
                 float(feed.low[i]),
                 float(feed.c[i]),
-                self.now_ms,
+                now=self.now_ms,
             )
         await self.flush_user_events()
         if len(self.pacers):
@@ -151,7 +151,7 @@ class Replay:
                 closed = partial is None
             else:
                 bucket, ohlcv, closed = feed.interval_state(interval, i, partial)
-            event = feed.kline_event(interval, bucket, ohlcv, closed, self.now_ms, i)
+            event = feed.kline_event(interval, bucket, ohlcv, closed=closed, event_ms=self.now_ms, index=i)
             if continuous:
                 kline = event["k"]
                 del kline["s"]

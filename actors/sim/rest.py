@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ from aiohttp import web
 from actors.messages import TIMEFRAME_MS, ContractType
 from actors.sim import guard, params, trading
 from actors.sim.errors import UNKNOWN_MSG, SimError, known
-from actors.sim.guard import KEY, NONE, SIGNED
+from actors.sim.guard import NONE
 from actors.sim.market import MAX_KLINES_LIMIT
 from actors.sim.venue import Request, Venue
 
@@ -72,8 +73,6 @@ async def _time(v: Venue, _r: Request) -> Any:
 
 
 async def _wall_time(_v: Venue, _r: Request) -> Any:
-    import time
-
     return {"serverTime": int(time.time() * 1000)}
 
 
@@ -111,7 +110,7 @@ def routes() -> list[tuple[ContractType | None, Route]]:
     ]
     for ctype, prefix in ((ContractType.USDT_M, "/fapi"), (ContractType.COIN_M, "/dapi")):
 
-        def add(
+        def add(  # noqa: PLR0917 - mirrors Route's fields
             method: str, path: str, handler: Handler, security: str, weight: Weight, order: bool = False
         ) -> None:
             table.append((ctype, Route(method, prefix + path, handler, security, weight, order)))  # noqa: B023
@@ -155,14 +154,23 @@ class RestApi:
             headers = self._headers(route)
             if retry is not None:
                 headers["Retry-After"] = str(retry)
-                msg = f"Too many requests; current limit of IP(127.0.0.1) is {v.config.weight_limit} requests per minute. Please use the websocket for live updates to avoid polling the API."
+                msg = (
+                    f"Too many requests; current limit of IP(127.0.0.1) is {v.config.weight_limit} requests "
+                    "per minute. Please use the websocket for live updates to avoid polling the API."
+                )
                 return _json({"code": -1003, "msg": msg}, 429, headers)
             fault = v.faults.take_http(request.method, request.path)
             if fault is not None and fault.kind != "unknown":
                 return self._fault(fault.kind, fault.retry_after_s, headers)
             try:
                 guard.check(
-                    route.security, request.headers, merged, request.query_string, body, v.now_ms, v.config
+                    route.security,
+                    headers=request.headers,
+                    params=merged,
+                    raw_query=request.query_string,
+                    raw_body=body,
+                    sim_now_ms=v.now_ms,
+                    config=v.config,
                 )
                 result = await route.handler(
                     v, Request(method=request.method, path=request.path, contract_type=ctype, params=merged)
@@ -194,7 +202,8 @@ class RestApi:
                 "Too many requests; please use the websocket for live updates."
                 if kind == "429"
                 else (
-                    "Way too many requests; IP(127.0.0.1) banned until further notice. Please use the websocket for live updates to avoid bans."
+                    "Way too many requests; IP(127.0.0.1) banned until further notice. "
+                    "Please use the websocket for live updates to avoid bans."
                 )
             )
             return _json({"code": -1003, "msg": msg}, int(kind), headers)

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Coroutine, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
@@ -71,7 +71,7 @@ class LocalExchange:
 
     # --- lifecycle -------------------------------------------------------------------------------
 
-    def start(self) -> LocalExchange:
+    def start(self) -> Self:
         self._thread = threading.Thread(target=self._run, name="local-exchange", daemon=True)
         self._thread.start()
         self._ready.wait()
@@ -87,7 +87,7 @@ class LocalExchange:
             self._thread.join(timeout)
             self._thread = None
 
-    def __enter__(self) -> LocalExchange:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
@@ -100,7 +100,7 @@ class LocalExchange:
         self._loop = loop
         try:
             loop.run_until_complete(self._main())
-        except BaseException as exc:  # noqa: BLE001 - reported to start() / logged
+        except BaseException as exc:
             self._error = exc
             log.exception("local exchange stopped with an error")
         finally:

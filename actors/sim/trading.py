@@ -216,7 +216,7 @@ async def position_risk(v: Venue, r: Request) -> Any:
     symbol = r.params.get("symbol", "").upper() or None
     if symbol is not None:
         v.symbol(symbol, r.contract_type)
-    return accounts.position_risk(v.book, r.contract_type, symbol, v.now_ms)
+    return accounts.position_risk(v.book, r.contract_type, symbol)
 
 
 async def account(v: Venue, r: Request) -> Any:

@@ -11,7 +11,13 @@ import requests
 import websockets
 from binance.exceptions import BinanceAPIException
 
-from tests.integration.test_sim_support import async_client, release_sockets, running, socket_manager, sync_client
+from tests.integration.test_sim_support import (
+    async_client,
+    release_sockets,
+    running,
+    socket_manager,
+    sync_client,
+)
 
 
 @pytest.fixture
@@ -26,7 +32,10 @@ def raises(call, **kwargs) -> BinanceAPIException:
     return info.value
 
 
-@pytest.mark.parametrize(("kind", "status", "code"), [("500", 500, -1000), ("502", 502, -1001), ("503", 503, -1001), ("504", 504, -1001)])
+@pytest.mark.parametrize(
+    ("kind", "status", "code"),
+    [("500", 500, -1000), ("502", 502, -1001), ("503", 503, -1001), ("504", 504, -1001)],
+)
 def test_next_requests_answer_5xx(exchange, kind, status, code):
     client = sync_client(exchange)
     exchange.fail_next(kind, 2, path="/fapi/v1/time")
@@ -41,7 +50,8 @@ def test_429_and_418_carry_retry_after(exchange, kind):
     client = sync_client(exchange)
     exchange.fail_next(kind, 1, retry_after_s=7)
     err = raises(client.futures_account)
-    assert err.status_code == int(kind) and err.code == -1003
+    assert err.status_code == int(kind)
+    assert err.code == -1003
     assert err.response.headers["Retry-After"] == "7"
     assert client.futures_account()["assets"]
 
@@ -49,7 +59,14 @@ def test_429_and_418_carry_retry_after(exchange, kind):
 def test_503_unknown_executes_the_order_and_loses_the_answer(exchange):
     client = sync_client(exchange)
     exchange.fail_next("unknown", 1, path="/fapi/v1/order", method="POST")
-    err = raises(client.futures_create_order, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.010", newClientOrderId="maybe-1")
+    err = raises(
+        client.futures_create_order,
+        symbol="BTCUSDT",
+        side="BUY",
+        type="MARKET",
+        quantity="0.010",
+        newClientOrderId="maybe-1",
+    )
     assert (err.status_code, err.code) == (503, -1007)
     assert "execution status unknown" in err.message
     found = client.futures_get_order(symbol="BTCUSDT", origClientOrderId="maybe-1")
@@ -62,10 +79,22 @@ def test_reject_next_order_with_a_chosen_code(exchange):
     exchange.reject_next_order(-2019)
     err = raises(client.futures_create_order, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.010")
     assert (err.status_code, err.code, err.message) == (400, -2019, "Margin is insufficient.")
-    requests.post(f"{exchange.admin_url}/faults/reject-order", json={"code": -1001, "msg": "Internal error."}, timeout=5)
-    err = raises(client.futures_create_order, symbol="BTCUSDT", side="SELL", type="STOP_MARKET", stopPrice="50000", closePosition="true")
+    requests.post(
+        f"{exchange.admin_url}/faults/reject-order", json={"code": -1001, "msg": "Internal error."}, timeout=5
+    )
+    err = raises(
+        client.futures_create_order,
+        symbol="BTCUSDT",
+        side="SELL",
+        type="STOP_MARKET",
+        stopPrice="50000",
+        closePosition="true",
+    )
     assert err.code == -1001
-    assert client.futures_create_order(symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.010")["status"] == "NEW"
+    assert (
+        client.futures_create_order(symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.010")["status"]
+        == "NEW"
+    )
 
 
 def test_latency_delays_matching_answers(exchange):
@@ -87,7 +116,8 @@ def test_admin_http_faults_and_status(exchange):
     assert requests.get(f"{exchange.fapi_url}/v1/ping", timeout=5).status_code == 200
     requests.post(f"{base}/step", params={"count": 2}, timeout=5)
     status = requests.get(f"{base}/status", timeout=5).json()
-    assert status["processed"] == 2 and status["stats"]["faults_fired"] == {"503": 1}
+    assert status["processed"] == 2
+    assert status["stats"]["faults_fired"] == {"503": 1}
     assert requests.post(f"{base}/faults/http", json={"kind": "999"}, timeout=5).status_code == 400
 
 
@@ -112,13 +142,16 @@ def test_drop_all_websockets_and_python_binance_reconnects(exchange):
         return dropped, error, after
 
     dropped, error, after = asyncio.run(main())
-    assert dropped == 1 and error["e"] == "error"
+    assert dropped == 1
+    assert error["e"] == "error"
     assert after["data"]["e"] == "kline"
 
 
 def test_stall_silences_a_stream_for_n_seconds(exchange):
     async def main():
-        async with websockets.connect(f"{exchange.ws_url}market/stream?streams=btcusdt@kline_1m/btcusdt@kline_5m") as ws:
+        async with websockets.connect(
+            f"{exchange.ws_url}market/stream?streams=btcusdt@kline_1m/btcusdt@kline_5m"
+        ) as ws:
             await asyncio.to_thread(exchange.stall_stream, 0.5, "btcusdt@kline_1m")
             await asyncio.to_thread(exchange.step, 1)
             during = [json.loads(await asyncio.wait_for(ws.recv(), 2))["stream"] for _ in range(4)]
@@ -148,7 +181,8 @@ def test_expire_listen_key_pushes_event_and_keepalive_fails(exchange):
 
     key, expired, event = asyncio.run(main())
     assert expired == [key]
-    assert event["e"] == "listenKeyExpired" and event["listenKey"] == key
+    assert event["e"] == "listenKeyExpired"
+    assert event["listenKey"] == key
     err = raises(client.futures_stream_keepalive, listenKey=key)
     assert (err.status_code, err.code) == (400, -1125)
     assert client.futures_stream_get_listen_key() != key
@@ -157,7 +191,9 @@ def test_expire_listen_key_pushes_event_and_keepalive_fails(exchange):
 def test_expire_listen_key_over_admin_http(exchange):
     client = sync_client(exchange)
     key = client.futures_stream_get_listen_key()
-    assert requests.post(f"{exchange.admin_url}/faults/expire-listen-key", json={}, timeout=5).json() == {"expired": [key]}
+    assert requests.post(f"{exchange.admin_url}/faults/expire-listen-key", json={}, timeout=5).json() == {
+        "expired": [key]
+    }
     assert raises(client.futures_stream_keepalive, listenKey=key).code == -1125
 
 
@@ -168,8 +204,11 @@ def test_stall_and_drop_over_admin_http(exchange):
 
 def test_internal_error_is_minus_1000_without_traceback(exchange):
     exchange.call(_break_book(exchange))
-    body = requests.get(f"{exchange.fapi_url}/v2/account", headers={"X-MBX-APIKEY": exchange.api_key}, timeout=5)
-    assert body.status_code == 400 and body.json()["code"] == -1102  # unsigned: refused before any work
+    body = requests.get(
+        f"{exchange.fapi_url}/v2/account", headers={"X-MBX-APIKEY": exchange.api_key}, timeout=5
+    )
+    assert body.status_code == 400
+    assert body.json()["code"] == -1102
     client = sync_client(exchange)
     err = raises(client.futures_account)
     assert (err.status_code, err.code) == (500, -1000)

@@ -64,7 +64,8 @@ def test_klines_only_closed_and_binance_window_semantics(exchange, client):
     assert client.futures_klines(symbol="BTCUSDT", interval="1m", startTime=START) == []
     five = client.futures_klines(symbol="BTCUSDT", interval="5m", limit=2)
     ones = client.futures_klines(symbol="BTCUSDT", interval="1m", startTime=five[-1][0], limit=5)
-    assert five[-1][1] == ones[0][1] and five[-1][4] == ones[-1][4]
+    assert five[-1][1] == ones[0][1]
+    assert five[-1][4] == ones[-1][4]
     assert float(five[-1][2]) == max(float(r[2]) for r in ones)
     assert float(five[-1][3]) == min(float(r[3]) for r in ones)
     assert five[-1][0] % 300_000 == 0
@@ -80,23 +81,53 @@ def test_settings_endpoints(client):
 
 
 def test_market_order_lifecycle_and_order_errors(client):
-    placed = client.futures_create_order(symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.010", newClientOrderId="entry-1")
+    placed = client.futures_create_order(
+        symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.010", newClientOrderId="entry-1"
+    )
     assert set(sample("nautilus__order_response.json")) <= set(placed)
     assert placed["status"] == "NEW"
     got = client.futures_get_order(symbol="BTCUSDT", origClientOrderId="entry-1")
-    assert got["status"] == "FILLED" and got["executedQty"] == "0.010"
+    assert got["status"] == "FILLED"
+    assert got["executedQty"] == "0.010"
     assert client.futures_get_order(symbol="BTCUSDT", orderId=placed["orderId"])["clientOrderId"] == "entry-1"
-    assert code_of(client.futures_create_order, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.010", newClientOrderId="entry-1")[0] == -4116
+    assert (
+        code_of(
+            client.futures_create_order,
+            symbol="BTCUSDT",
+            side="BUY",
+            type="MARKET",
+            quantity="0.010",
+            newClientOrderId="entry-1",
+        )[0]
+        == -4116
+    )
     assert code_of(client.futures_cancel_order, symbol="BTCUSDT", orderId=placed["orderId"])[0] == -2011
     assert code_of(client.futures_get_order, symbol="BTCUSDT", origClientOrderId="nope")[0] == -2013
     assert client.futures_get_open_orders(symbol="BTCUSDT") == []
     risk = client.futures_position_information(symbol="BTCUSDT")
     assert set(sample("nautilus__position_risk.json")[0]) <= set(risk[0])
     assert risk[0]["positionAmt"] == "0.010"
-    closed = client.futures_create_order(symbol="BTCUSDT", side="SELL", type="MARKET", quantity="0.010", reduceOnly="true", newOrderRespType="RESULT")
+    closed = client.futures_create_order(
+        symbol="BTCUSDT",
+        side="SELL",
+        type="MARKET",
+        quantity="0.010",
+        reduceOnly="true",
+        newOrderRespType="RESULT",
+    )
     assert closed["status"] == "FILLED"
     assert client.futures_position_information(symbol="BTCUSDT")[0]["positionAmt"] == "0.000"
-    assert code_of(client.futures_create_order, symbol="BTCUSDT", side="SELL", type="MARKET", quantity="0.010", reduceOnly="true")[0] == -2022
+    assert (
+        code_of(
+            client.futures_create_order,
+            symbol="BTCUSDT",
+            side="SELL",
+            type="MARKET",
+            quantity="0.010",
+            reduceOnly="true",
+        )[0]
+        == -2022
+    )
 
 
 @pytest.mark.parametrize(
@@ -119,27 +150,99 @@ def test_order_rejections(client, params, code):
 def test_algo_orders(client):
     client.futures_create_order(symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.010")
     mark = float(client.futures_position_information(symbol="BTCUSDT")[0]["markPrice"])
-    stop = client.futures_create_order(symbol="BTCUSDT", side="SELL", type="STOP_MARKET", stopPrice=f"{mark - 500:.1f}", closePosition="true", clientAlgoId="sl-1")
-    assert stop["algoStatus"] == "NEW" and stop["clientAlgoId"] == "sl-1"
-    tp = client.futures_create_algo_order(symbol="BTCUSDT", side="SELL", type="TAKE_PROFIT_MARKET", triggerPrice=f"{mark + 500:.1f}", quantity="0.010", reduceOnly="true", clientAlgoId="tp-1")
+    stop = client.futures_create_order(
+        symbol="BTCUSDT",
+        side="SELL",
+        type="STOP_MARKET",
+        stopPrice=f"{mark - 500:.1f}",
+        closePosition="true",
+        clientAlgoId="sl-1",
+    )
+    assert stop["algoStatus"] == "NEW"
+    assert stop["clientAlgoId"] == "sl-1"
+    tp = client.futures_create_algo_order(
+        symbol="BTCUSDT",
+        side="SELL",
+        type="TAKE_PROFIT_MARKET",
+        triggerPrice=f"{mark + 500:.1f}",
+        quantity="0.010",
+        reduceOnly="true",
+        clientAlgoId="tp-1",
+    )
     assert tp["orderType"] == "TAKE_PROFIT_MARKET"
     assert client.futures_get_order(symbol="BTCUSDT", clientAlgoId="sl-1")["algoId"] == stop["algoId"]
-    assert {a["clientAlgoId"] for a in client.futures_get_open_algo_orders(symbol="BTCUSDT")} == {"sl-1", "tp-1"}
-    assert code_of(client.futures_create_order, symbol="BTCUSDT", side="SELL", type="STOP_MARKET", stopPrice=f"{mark + 100:.1f}", closePosition="true")[0] == -2021
-    assert code_of(client.futures_create_order, symbol="BTCUSDT", side="SELL", type="STOP_MARKET", stopPrice=f"{mark - 100:.1f}", closePosition="true", clientAlgoId="sl-1")[0] == -4116
+    assert {a["clientAlgoId"] for a in client.futures_get_open_algo_orders(symbol="BTCUSDT")} == {
+        "sl-1",
+        "tp-1",
+    }
+    assert (
+        code_of(
+            client.futures_create_order,
+            symbol="BTCUSDT",
+            side="SELL",
+            type="STOP_MARKET",
+            stopPrice=f"{mark + 100:.1f}",
+            closePosition="true",
+        )[0]
+        == -2021
+    )
+    assert (
+        code_of(
+            client.futures_create_order,
+            symbol="BTCUSDT",
+            side="SELL",
+            type="STOP_MARKET",
+            stopPrice=f"{mark - 100:.1f}",
+            closePosition="true",
+            clientAlgoId="sl-1",
+        )[0]
+        == -4116
+    )
     assert client.futures_cancel_algo_order(symbol="BTCUSDT", clientAlgoId="tp-1")["clientAlgoId"] == "tp-1"
     assert code_of(client.futures_cancel_algo_order, symbol="BTCUSDT", clientAlgoId="tp-1")[0] == -2011
     assert client.futures_get_algo_order(symbol="BTCUSDT", algoId=tp["algoId"])["algoStatus"] == "CANCELED"
     client.futures_cancel_all_algo_open_orders(symbol="BTCUSDT")
     assert client.futures_get_open_algo_orders(symbol="BTCUSDT") == []
-    client.futures_create_order(symbol="BTCUSDT", side="SELL", type="MARKET", quantity="0.010", reduceOnly="true")
+    client.futures_create_order(
+        symbol="BTCUSDT", side="SELL", type="MARKET", quantity="0.010", reduceOnly="true"
+    )
 
 
 def test_conditional_type_on_order_endpoint_is_minus_4120(client):
     call = client._request_futures_api
-    assert code_of(call, "post", "order", True, data={"symbol": "BTCUSDT", "side": "SELL", "type": "STOP_MARKET", "stopPrice": "90000", "quantity": "0.010"})[0] == -4120
+    assert (
+        code_of(
+            call,
+            "post",
+            "order",
+            True,  # noqa: FBT003 - python-binance's positional "signed"
+            data={
+                "symbol": "BTCUSDT",
+                "side": "SELL",
+                "type": "STOP_MARKET",
+                "stopPrice": "90000",
+                "quantity": "0.010",
+            },
+        )[0]
+        == -4120
+    )
     coin = client._request_futures_coin_api
-    assert code_of(coin, "post", "order", True, data={"symbol": "BTCUSD_PERP", "side": "SELL", "type": "TAKE_PROFIT_MARKET", "stopPrice": "90000", "quantity": "1"})[0] == -4120
+    assert (
+        code_of(
+            coin,
+            "post",
+            "order",
+            True,  # noqa: FBT003 - python-binance's positional "signed"
+            data={
+                "symbol": "BTCUSD_PERP",
+                "side": "SELL",
+                "type": "TAKE_PROFIT_MARKET",
+                "stopPrice": "90000",
+                "quantity": "1",
+            },
+        )[0]
+        == -4120
+    )
 
 
 def test_account_balance_and_listen_key(client):
@@ -164,17 +267,28 @@ def test_auth_errors(exchange, client):
     skewed.timestamp_offset = -120_000
     assert code_of(skewed.futures_account) == (-1021, 400)
     anonymous = requests.post(f"{exchange.fapi_url}/v1/listenKey", timeout=5)
-    assert anonymous.status_code == 401 and anonymous.json()["code"] == -2014
+    assert anonymous.status_code == 401
+    assert anonymous.json()["code"] == -2014
     missing = requests.get(f"{exchange.fapi_url}/v1/klines", params={"interval": "1m"}, timeout=5)
-    assert missing.status_code == 400 and missing.json()["code"] == -1102
+    assert missing.status_code == 400
+    assert missing.json()["code"] == -1102
     unknown = requests.get(f"{exchange.fapi_url}/v1/nothing", timeout=5)
-    assert unknown.status_code == 404 and unknown.json()["code"] == -5000
+    assert unknown.status_code == 404
+    assert unknown.json()["code"] == -5000
     assert code_of(client.futures_klines, symbol="BTCUSDT", interval="7m")[0] == -1120
 
 
 def test_weight_header_and_klines_weight(exchange):
-    first = requests.get(f"{exchange.fapi_url}/v1/klines", params={"symbol": "BTCUSDT", "interval": "1m", "limit": 1000}, timeout=5)
-    second = requests.get(f"{exchange.fapi_url}/v1/klines", params={"symbol": "BTCUSDT", "interval": "1m", "limit": 1000}, timeout=5)
+    first = requests.get(
+        f"{exchange.fapi_url}/v1/klines",
+        params={"symbol": "BTCUSDT", "interval": "1m", "limit": 1000},
+        timeout=5,
+    )
+    second = requests.get(
+        f"{exchange.fapi_url}/v1/klines",
+        params={"symbol": "BTCUSDT", "interval": "1m", "limit": 1000},
+        timeout=5,
+    )
     assert int(second.headers["X-MBX-USED-WEIGHT-1M"]) - int(first.headers["X-MBX-USED-WEIGHT-1M"]) == 5
 
 
@@ -185,7 +299,8 @@ def test_429_with_retry_after_past_the_weight_limit():
             client.futures_ping()
         with pytest.raises(BinanceAPIException) as info:
             client.futures_klines(symbol="BTCUSDT", interval="1m", limit=1000)
-        assert info.value.status_code == 429 and info.value.code == -1003
+        assert info.value.status_code == 429
+        assert info.value.code == -1003
         assert 1 <= int(info.value.response.headers["Retry-After"]) <= 61
         assert int(info.value.response.headers["X-MBX-USED-WEIGHT-1M"]) > 20
 
@@ -195,13 +310,24 @@ def test_coin_m_inverse_position(exchange, client):
         return float(next(b for b in client.futures_coin_account_balance() if b["asset"] == "BTC")["balance"])
 
     before = btc_wallet()
-    placed = client.futures_coin_create_order(symbol="BTCUSD_PERP", side="BUY", type="MARKET", quantity="2", newOrderRespType="RESULT")
-    assert placed["status"] == "FILLED" and "cumBase" in placed
+    placed = client.futures_coin_create_order(
+        symbol="BTCUSD_PERP", side="BUY", type="MARKET", quantity="2", newOrderRespType="RESULT"
+    )
+    assert placed["status"] == "FILLED"
+    assert "cumBase" in placed
     risk = client.futures_coin_position_information(symbol="BTCUSD_PERP")
-    assert risk[0]["positionAmt"] == "2" and risk[0]["marginAsset"] == "BTC"
+    assert risk[0]["positionAmt"] == "2"
+    assert risk[0]["marginAsset"] == "BTC"
     price = float(placed["avgPrice"])
     fee = 2 * 100 / price * 0.05 / 100
     assert btc_wallet() == pytest.approx(before - fee, rel=1e-9)
-    client.futures_coin_create_order(symbol="BTCUSD_PERP", side="SELL", type="MARKET", quantity="2", reduceOnly="true")
+    client.futures_coin_create_order(
+        symbol="BTCUSD_PERP", side="SELL", type="MARKET", quantity="2", reduceOnly="true"
+    )
     assert btc_wallet() == pytest.approx(before - 2 * fee, rel=1e-9)  # same price: no PnL, two fees
-    assert code_of(client.futures_coin_create_order, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="1")[0] == -1121
+    assert (
+        code_of(client.futures_coin_create_order, symbol="BTCUSDT", side="BUY", type="MARKET", quantity="1")[
+            0
+        ]
+        == -1121
+    )

@@ -20,19 +20,33 @@ from binance.ws.streams import BinanceSocketManager
 from actors.datafiles import load_klines
 from actors.fills import exit_on_candle, market_fill_price
 from actors.messages import Direction
-from tests.integration.test_sim_support import BTC, ETH, ROOT, START, async_client, release_sockets, running, socket_manager
+from tests.integration.test_sim_support import (
+    BTC,
+    ETH,
+    ROOT,
+    START,
+    async_client,
+    release_sockets,
+    running,
+    socket_manager,
+)
 
 KLINE_KEYS = {"t", "T", "s", "i", "f", "L", "o", "c", "h", "l", "v", "n", "x", "q", "V", "Q", "B"}
 
 
-async def _until(sock, predicate, timeout=5.0):
+async def _until(sock, predicate, limit_s=5.0):
     async def loop():
         while True:
             msg = await sock.recv()
             if predicate(msg):
                 return msg
 
-    return await asyncio.wait_for(loop(), timeout)
+    return await asyncio.wait_for(loop(), limit_s)
+
+
+async def _drain(ws) -> None:
+    while True:
+        await asyncio.wait_for(ws.recv(), 5)
 
 
 def _free_port() -> int:
@@ -45,7 +59,19 @@ def test_replaying_all_btc_at_max_delivers_every_closed_kline_once_in_order():
     """Through the CLI in a child process, so the client does not share the exchange's GIL."""
     series = load_klines(BTC)
     port = _free_port()
-    cmd = [sys.executable, "-m", "actors.sim", "--data", str(BTC), "--speed", "max", "--port", str(port), "--updates-per-candle", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "actors.sim",
+        "--data",
+        str(BTC),
+        "--speed",
+        "max",
+        "--port",
+        str(port),
+        "--updates-per-candle",
+        "0",
+    ]
     child = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
     try:
         for _ in range(100):
@@ -58,7 +84,9 @@ def test_replaying_all_btc_at_max_delivers_every_closed_kline_once_in_order():
 
         async def main():
             client = await type("C", (AsyncClient,), urls).create()
-            bsm = type("B", (BinanceSocketManager,), {"FSTREAM_URL": f"ws://127.0.0.1:{port}/"})(client, max_queue_size=1_000_000)
+            bsm = type("B", (BinanceSocketManager,), {"FSTREAM_URL": f"ws://127.0.0.1:{port}/"})(
+                client, max_queue_size=1_000_000
+            )
             closed = []
             async with bsm.futures_multiplex_socket(["btcusdt@kline_1m"]) as sock, asyncio.timeout(60):
                 while len(closed) < len(series.open_time):
@@ -66,20 +94,34 @@ def test_replaying_all_btc_at_max_delivers_every_closed_kline_once_in_order():
                     assert msg["stream"] == "btcusdt@kline_1m"
                     k = msg["data"]["k"]
                     if k["x"]:
-                        closed.append((k["t"], float(k["o"]), float(k["h"]), float(k["l"]), float(k["c"]), float(k["v"])))
-                await asyncio.to_thread(requests.post, f"http://127.0.0.1:{port}/sim/v1/faults/drop-connections", timeout=5)
+                        closed.append(
+                            (
+                                k["t"],
+                                float(k["o"]),
+                                float(k["h"]),
+                                float(k["l"]),
+                                float(k["c"]),
+                                float(k["v"]),
+                            )
+                        )
+                await asyncio.to_thread(
+                    requests.post, f"http://127.0.0.1:{port}/sim/v1/faults/drop-connections", timeout=5
+                )
             await client.close_connection()
             return closed
 
         closed = asyncio.run(main())
         status = requests.get(f"http://127.0.0.1:{port}/sim/v1/status", timeout=5).json()
-        assert status["done"] is True and status["remaining"] == 0
+        assert status["done"] is True
+        assert status["remaining"] == 0
     finally:
         child.terminate()
         child.wait(10)
     got = np.array(closed)
     assert np.array_equal(got[:, 0].astype(np.int64), series.open_time)
-    for col, values in enumerate((series.open, series.high, series.low, series.close, series.volume), start=1):
+    for col, values in enumerate(
+        (series.open, series.high, series.low, series.close, series.volume), start=1
+    ):
         assert np.array_equal(got[:, col], values)
 
 
@@ -89,7 +131,9 @@ def test_kline_events_unclosed_then_closed_in_binance_format_for_two_symbols_and
         async def main():
             client = await async_client(ex)
             bsm = socket_manager(client, ex)
-            async with bsm.futures_multiplex_socket(["btcusdt@kline_1m", "ethusdt@kline_1m", "btcusdt@kline_5m"]) as sock:
+            async with bsm.futures_multiplex_socket(
+                ["btcusdt@kline_1m", "ethusdt@kline_1m", "btcusdt@kline_5m"]
+            ) as sock:
                 await asyncio.sleep(0.1)
                 await asyncio.to_thread(ex.step, 5)
                 events = []
@@ -102,11 +146,15 @@ def test_kline_events_unclosed_then_closed_in_binance_format_for_two_symbols_and
         events = asyncio.run(main())
     btc = [e["data"] for e in events if e["stream"] == "btcusdt@kline_1m"]
     assert [e["k"]["x"] for e in btc[:4]] == [False, False, False, True]
-    assert set(btc[3]) == {"e", "E", "s", "k"} and set(btc[3]["k"]) == KLINE_KEYS
-    assert btc[3]["k"]["t"] == START and btc[3]["k"]["T"] == START + 59_999
+    assert set(btc[3]) == {"e", "E", "s", "k"}
+    assert set(btc[3]["k"]) == KLINE_KEYS
+    assert btc[3]["k"]["t"] == START
+    assert btc[3]["k"]["T"] == START + 59_999
     assert btc[0]["k"]["c"] == btc[0]["k"]["o"]
     five = [e["data"]["k"] for e in events if e["stream"] == "btcusdt@kline_5m" and e["data"]["k"]["x"]]
-    assert len(five) == 1 and five[0]["i"] == "5m" and (five[0]["T"] + 1) % 300_000 == 0
+    assert len(five) == 1
+    assert five[0]["i"] == "5m"
+    assert (five[0]["T"] + 1) % 300_000 == 0
     assert any(e["stream"] == "ethusdt@kline_1m" and e["data"]["k"]["x"] for e in events)
 
 
@@ -118,21 +166,27 @@ def test_subscribe_unsubscribe_list_and_limits():
                 await ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@kline_5m"], "id": 1}))
                 assert json.loads(await ws.recv()) == {"result": None, "id": 1}
                 await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 2}))
-                assert json.loads(await ws.recv()) == {"result": ["btcusdt@kline_1m", "btcusdt@kline_5m"], "id": 2}
+                assert json.loads(await ws.recv()) == {
+                    "result": ["btcusdt@kline_1m", "btcusdt@kline_5m"],
+                    "id": 2,
+                }
                 await ws.send(json.dumps({"method": "UNSUBSCRIBE", "params": ["btcusdt@kline_1m"], "id": 3}))
                 assert json.loads(await ws.recv()) == {"result": None, "id": 3}
                 await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 4}))
                 assert json.loads(await ws.recv())["result"] == ["btcusdt@kline_5m"]
-                await ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["a@kline_1m", "b@kline_1m", "c@kline_1m"], "id": 5}))
+                await ws.send(
+                    json.dumps(
+                        {"method": "SUBSCRIBE", "params": ["a@kline_1m", "b@kline_1m", "c@kline_1m"], "id": 5}
+                    )
+                )
                 with pytest.raises(websockets.ConnectionClosed) as closed:
                     await asyncio.wait_for(ws.recv(), 5)
                 assert closed.value.rcvd.code == 1008
             async with websockets.connect(f"{ex.ws_url}ws") as ws:
+                for i in range(30):
+                    await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": i}))
                 with pytest.raises(websockets.ConnectionClosed):
-                    for i in range(30):
-                        await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": i}))
-                    while True:
-                        await asyncio.wait_for(ws.recv(), 5)
+                    await _drain(ws)
 
         asyncio.run(main())
         assert ex.status()["clients"]["ws_kicked"] == 2
@@ -149,14 +203,32 @@ def test_user_stream_orders_algo_trigger_equals_backtester_exit():
             bsm = socket_manager(client, ex)
             async with bsm.futures_user_socket() as user:
                 await asyncio.sleep(0.1)
-                await client.futures_create_order(symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.010", newClientOrderId="e1")
-                fill = await _until(user, lambda m: m["e"] == "ORDER_TRADE_UPDATE" and m["o"]["X"] == "FILLED")
+                await client.futures_create_order(
+                    symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.010", newClientOrderId="e1"
+                )
+                fill = await _until(
+                    user, lambda m: m["e"] == "ORDER_TRADE_UPDATE" and m["o"]["X"] == "FILLED"
+                )
                 account = await _until(user, lambda m: m["e"] == "ACCOUNT_UPDATE")
                 entry = float(fill["o"]["ap"])
                 stop = round(entry * 0.997, 1)
-                await client.futures_create_order(symbol="BTCUSDT", side="SELL", type="STOP_MARKET", stopPrice=f"{stop:.1f}", closePosition="true", clientAlgoId="sl")
+                await client.futures_create_order(
+                    symbol="BTCUSDT",
+                    side="SELL",
+                    type="STOP_MARKET",
+                    stopPrice=f"{stop:.1f}",
+                    closePosition="true",
+                    clientAlgoId="sl",
+                )
                 take = round(entry * 1.003, 1)
-                await client.futures_create_order(symbol="BTCUSDT", side="SELL", type="TAKE_PROFIT_MARKET", stopPrice=f"{take:.1f}", closePosition="true", clientAlgoId="tp")
+                await client.futures_create_order(
+                    symbol="BTCUSDT",
+                    side="SELL",
+                    type="TAKE_PROFIT_MARKET",
+                    stopPrice=f"{take:.1f}",
+                    closePosition="true",
+                    clientAlgoId="tp",
+                )
                 new = await _until(user, lambda m: m["e"] == "ALGO_UPDATE" and m["o"]["caid"] == "tp")
                 assert new["o"]["X"] == "NEW"
                 steps = 0
@@ -164,26 +236,41 @@ def test_user_stream_orders_algo_trigger_equals_backtester_exit():
                     await asyncio.to_thread(ex.step, 1)
                     steps += 1
                     assert steps < 2000
-                exit_fill = await _until(user, lambda m: m["e"] == "ORDER_TRADE_UPDATE" and m["o"]["X"] == "FILLED")
+                exit_fill = await _until(
+                    user, lambda m: m["e"] == "ORDER_TRADE_UPDATE" and m["o"]["X"] == "FILLED"
+                )
                 finished = await _until(user, lambda m: m["e"] == "ALGO_UPDATE" and m["o"]["X"] == "FINISHED")
                 release_sockets(ex)
             await client.close_connection()
             return fill, account, stop, take, steps, exit_fill, finished
 
         fill, account, stop, take, steps, exit_fill, finished = asyncio.run(main())
-    assert float(fill["o"]["ap"]) == market_fill_price(entry_ref, buy=True, slippage_pct=0.01, tick=ex.engine.specs["BTCUSDT"].tick_size)
+    assert float(fill["o"]["ap"]) == market_fill_price(
+        entry_ref, buy=True, slippage_pct=0.01, tick=ex.engine.specs["BTCUSDT"].tick_size
+    )
     assert account["a"]["P"][0]["pa"] == "0.010"
     expected = None
     for i in range(i0, i0 + steps):
-        expected = exit_on_candle(direction=Direction.LONG, stop=stop, take_profit=take, open_=float(series.open[i]), high=float(series.high[i]), low=float(series.low[i]), close=float(series.close[i]))
+        expected = exit_on_candle(
+            direction=Direction.LONG,
+            stop=stop,
+            take_profit=take,
+            open_=float(series.open[i]),
+            high=float(series.high[i]),
+            low=float(series.low[i]),
+            close=float(series.close[i]),
+        )
         if expected:
             assert i == i0 + steps - 1
             break
     assert expected is not None
     reason, level = expected
     assert finished["o"]["caid"] == ("sl" if reason.value == "stop_loss" else "tp")
-    assert float(exit_fill["o"]["ap"]) == market_fill_price(level, buy=False, slippage_pct=0.01, tick=ex.engine.specs["BTCUSDT"].tick_size)
-    assert exit_fill["o"]["ot"] in {"STOP_MARKET", "TAKE_PROFIT_MARKET"} and float(exit_fill["o"]["rp"]) != 0
+    assert float(exit_fill["o"]["ap"]) == market_fill_price(
+        level, buy=False, slippage_pct=0.01, tick=ex.engine.specs["BTCUSDT"].tick_size
+    )
+    assert exit_fill["o"]["ot"] in {"STOP_MARKET", "TAKE_PROFIT_MARKET"}
+    assert float(exit_fill["o"]["rp"]) != 0
 
 
 def test_lock_step_pacer_over_http_holds_the_clock_until_acked():
@@ -204,7 +291,12 @@ def test_lock_step_pacer_over_http_holds_the_clock_until_acked():
                     assert (await client.futures_time())["serverTime"] == k["T"] + 1  # the clock waits for us
                     rows = await client.futures_klines(symbol="BTCUSDT", interval="1m", limit=1)
                     assert rows[-1][0] == k["t"]
-                    await asyncio.to_thread(requests.post, f"{ex.admin_url}/pacer/{pacer}/ack", params={"openTime": k["t"]}, timeout=5)
+                    await asyncio.to_thread(
+                        requests.post,
+                        f"{ex.admin_url}/pacer/{pacer}/ack",
+                        params={"openTime": k["t"]},
+                        timeout=5,
+                    )
                 release_sockets(ex)
             await client.close_connection()
             return seen
@@ -228,14 +320,18 @@ def test_coin_m_multiplex_and_user_stream():
         async def main():
             client = await async_client(ex)
             bsm = socket_manager(client, ex)
-            async with bsm.futures_multiplex_socket(["btcusd_perp@kline_1m"], futures_type=FuturesType.COIN_M) as sock:
+            async with bsm.futures_multiplex_socket(
+                ["btcusd_perp@kline_1m"], futures_type=FuturesType.COIN_M
+            ) as sock:
                 await asyncio.sleep(0.1)
                 await asyncio.to_thread(ex.step, 1)
                 kline = await _until(sock, lambda m: m["data"]["k"]["x"])
                 release_sockets(ex)
             async with bsm.coin_futures_user_socket() as user:
                 await asyncio.sleep(0.1)
-                await client.futures_coin_create_order(symbol="BTCUSD_PERP", side="SELL", type="MARKET", quantity="3")
+                await client.futures_coin_create_order(
+                    symbol="BTCUSD_PERP", side="SELL", type="MARKET", quantity="3"
+                )
                 update = await _until(user, lambda m: m["e"] == "ACCOUNT_UPDATE")
                 release_sockets(ex)
             await client.close_connection()
@@ -243,4 +339,5 @@ def test_coin_m_multiplex_and_user_stream():
 
         kline, update = asyncio.run(main())
     assert kline["data"]["s"] == "BTCUSD_PERP"
-    assert update["a"]["B"][0]["a"] == "BTC" and update["a"]["P"][0]["pa"] == "-3"
+    assert update["a"]["B"][0]["a"] == "BTC"
+    assert update["a"]["P"][0]["pa"] == "-3"

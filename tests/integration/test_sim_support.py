@@ -35,7 +35,11 @@ def client_class(exchange: LocalExchange, base: type = Client) -> type:
     return type(
         "LocalClient",
         (base,),
-        {"API_URL": exchange.api_url, "FUTURES_URL": exchange.fapi_url, "FUTURES_COIN_URL": exchange.dapi_url},
+        {
+            "API_URL": exchange.api_url,
+            "FUTURES_URL": exchange.fapi_url,
+            "FUTURES_COIN_URL": exchange.dapi_url,
+        },
     )
 
 
@@ -50,7 +54,9 @@ async def async_client(exchange: LocalExchange) -> AsyncClient:
 
 
 def socket_manager(client: AsyncClient, exchange: LocalExchange, **kwargs) -> BinanceSocketManager:
-    cls = type("LocalBSM", (BinanceSocketManager,), {"FSTREAM_URL": exchange.ws_url, "DSTREAM_URL": exchange.ws_url})
+    cls = type(
+        "LocalBSM", (BinanceSocketManager,), {"FSTREAM_URL": exchange.ws_url, "DSTREAM_URL": exchange.ws_url}
+    )
     return cls(client, **kwargs)
 
 
