@@ -38,7 +38,7 @@ async def consume(port: int, closed_target: int) -> tuple[int, int, float]:
     bsm = bsm_cls(client, max_queue_size=10_000_000)
     events = closed = 0
     started = 0.0
-    # One deadline for the whole run: wrapping every recv() in wait_for() costs python-binance ~3x.
+    # One deadline for the whole run rather than one per message.
     async with bsm.futures_multiplex_socket(["btcusdt@kline_1m"]) as sock, asyncio.timeout(300):
         while closed < closed_target:
             msg = await sock.recv()

@@ -26,18 +26,10 @@ from actors.messages import ContractType, Direction
 from actors.sim import wire
 from actors.sim.config import SimConfig
 from actors.sim.errors import SimError, known
-from actors.sim.orders import AlgoOrder, Order, Position, Side, UserEvent
+from actors.sim.orders import AlgoOrder, Order, Position, Side, UserEvent, direction_of
 
 _FIRST_ORDER_ID = 4_000_000_000
 _FIRST_ALGO_ID = 1_000_000
-
-
-def direction_of(amount: Decimal) -> Direction | None:
-    if amount > 0:
-        return Direction.LONG
-    if amount < 0:
-        return Direction.SHORT
-    return None
 
 
 class Book:
@@ -341,26 +333,7 @@ class Book:
         self._emit(spec, wire.order_update(spec, order, now=now, execution="NEW"))
         pos = self.position(order.symbol)
         qty = order.qty
-        closing = min(qty, abs(pos.amount)) if pos.amount * order.side.sign < 0 else Decimal(0)
-        opening = qty - closing
-        realized = 0.0
-        held = direction_of(pos.amount)
-        if closing and held is not None:
-            realized = pnl(spec, held, closing, pos.entry, price)
-            pos.margin -= pos.margin * float(closing / abs(pos.amount))
-            pos.amount -= closing * held.sign
-            if not pos.amount:
-                pos.entry, pos.margin = 0.0, 0.0
-        if opening:
-            held_qty = abs(pos.amount)
-            if not held_qty:
-                pos.entry = price
-            elif spec.contract_type is ContractType.COIN_M:
-                pos.entry = float(held_qty + opening) / (float(held_qty) / pos.entry + float(opening) / price)
-            else:
-                pos.entry = (float(held_qty) * pos.entry + float(opening) * price) / float(held_qty + opening)
-            pos.amount += opening * order.side.sign
-            pos.margin += initial_margin(spec, opening, price, pos.leverage)
+        realized = pos.apply_fill(spec, order.side.sign, qty, price)
         pos.update_time = now
         commission = fee(spec, qty, price, self.config.fee_pct)
         asset = spec.margin_asset

@@ -8,7 +8,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from actors.messages import ContractType
+from actors.fills import InstrumentSpec, initial_margin, pnl
+from actors.messages import ContractType, Direction
 
 
 class Side(StrEnum):
@@ -96,6 +97,43 @@ class Position:
     margin: float = 0.0
     """Initial margin locked by the position, in the margin asset."""
     update_time: int = 0
+
+    def apply_fill(self, spec: InstrumentSpec, sign: int, qty: Decimal, price: float) -> float:
+        """Book a fill of ``qty`` (``sign`` +1 buy, −1 sell) at ``price``; returns the realized PnL.
+
+        The closing part realizes PnL with the shared ``pnl`` rule and frees its share of the margin; the
+        opening part averages the entry (harmonically for inverse COIN-M contracts) and locks margin.
+        """
+        closing = min(qty, abs(self.amount)) if self.amount * sign < 0 else Decimal(0)
+        opening = qty - closing
+        realized = 0.0
+        held = direction_of(self.amount)
+        if closing and held is not None:
+            realized = pnl(spec, held, closing, self.entry, price)
+            self.margin -= self.margin * float(closing / abs(self.amount))
+            self.amount -= closing * held.sign
+            if not self.amount:
+                self.entry, self.margin = 0.0, 0.0
+        if opening:
+            held_qty = float(abs(self.amount))
+            if not held_qty:
+                self.entry = price
+            elif spec.contract_type is ContractType.COIN_M:
+                self.entry = (held_qty + float(opening)) / (held_qty / self.entry + float(opening) / price)
+            else:
+                self.entry = (held_qty * self.entry + float(opening) * price) / (held_qty + float(opening))
+            self.amount += opening * sign
+            self.margin += initial_margin(spec, opening, price, self.leverage)
+        return realized
+
+
+def direction_of(amount: Decimal) -> Direction | None:
+    """Direction of a signed position amount (None when flat)."""
+    if amount > 0:
+        return Direction.LONG
+    if amount < 0:
+        return Direction.SHORT
+    return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

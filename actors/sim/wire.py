@@ -137,6 +137,8 @@ def order_update(
             "ot": o.orig_type,
             "ps": "BOTH",
             "cp": o.close_position,
+            "AP": "0",
+            "cr": "0",
             "rp": money(realized),
             "pP": False,
             "si": 0,

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,6 +31,14 @@ from tests.integration.test_sim_support import (
     running,
     socket_manager,
 )
+
+
+def sample(name: str):
+    path = Path("/work/shared/data/binance_api_samples") / name
+    if not path.exists():
+        pytest.skip(f"sample {name} not available")
+    return json.loads(path.read_text())
+
 
 KLINE_KEYS = {"t", "T", "s", "i", "f", "L", "o", "c", "h", "l", "v", "n", "x", "q", "V", "Q", "B"}
 
@@ -90,7 +99,7 @@ def test_replaying_all_btc_at_max_delivers_every_closed_kline_once_in_order():
             closed = []
             async with bsm.futures_multiplex_socket(["btcusdt@kline_1m"]) as sock, asyncio.timeout(60):
                 while len(closed) < len(series.open_time):
-                    msg = await sock.recv()  # no wait_for per message: it slows python-binance down ~3x
+                    msg = await sock.recv()
                     assert msg["stream"] == "btcusdt@kline_1m"
                     k = msg["data"]["k"]
                     if k["x"]:
@@ -249,6 +258,9 @@ def test_user_stream_orders_algo_trigger_equals_backtester_exit():
         entry_ref, buy=True, slippage_pct=0.01, tick=ex.engine.specs["BTCUSDT"].tick_size
     )
     assert account["a"]["P"][0]["pa"] == "0.010"
+    assert set(sample("nautilus__order_update_trade.json")["o"]) <= set(fill["o"])
+    assert set(sample("nautilus__account_update.json")["a"]["P"][0]) <= set(account["a"]["P"][0])
+    assert set(sample("nautilus__account_update.json")["a"]["B"][0]) <= set(account["a"]["B"][0])
     expected = None
     for i in range(i0, i0 + steps):
         expected = exit_on_candle(
@@ -341,3 +353,20 @@ def test_coin_m_multiplex_and_user_stream():
     assert kline["data"]["s"] == "BTCUSD_PERP"
     assert update["a"]["B"][0]["a"] == "BTC"
     assert update["a"]["P"][0]["pa"] == "-3"
+
+
+def test_finite_speed_spreads_updates_over_the_candle():
+    with running(paused=False, speed=1200.0, hold_until_client=True) as ex:  # a 1m candle lasts 50 ms
+
+        async def main():
+            async with websockets.connect(f"{ex.ws_url}market/stream?streams=btcusdt@kline_1m") as ws:
+                stamps = []
+                for _ in range(12):
+                    msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                    stamps.append((time.perf_counter(), msg["data"]["k"]["x"]))
+            return stamps
+
+        stamps = asyncio.run(main())
+    assert [x for _, x in stamps] == [False, False, False, True] * 3
+    assert stamps[-1][0] - stamps[3][0] >= 0.09  # two more candles of 50 ms each
+    assert stamps[1][0] - stamps[0][0] >= 0.005  # updates are spread, not bunched
