@@ -20,6 +20,7 @@ from actors.base import Barrier
 from actors.config import Config, Mode, PairSettings
 from actors.datafiles import parse_data_arg
 from actors.exchange.gateway import BinanceGateway
+from actors.exchange.instruments import spec_to_entry
 from actors.exchange.parse import parse_user_event
 from actors.exchange.ratelimit import WeightBudget
 from actors.exchange.user_stream import UserStream
@@ -136,12 +137,25 @@ def _replay_exchange(config: Config) -> LocalExchange:
     return LocalExchange(data, sim).start()
 
 
+def _paper_broker(config: Config) -> LocalExchange:
+    """The simulated broker of paper trading: no data of its own, prices fed from the live stream."""
+    from actors.sim.config import SimConfig  # noqa: PLC0415 - paper mode only
+    from actors.sim.server import LocalExchange  # noqa: PLC0415
+
+    bt = config.backtesting
+    balances = {"USDT": Decimal(str(bt.initial_balance_usdt))}
+    balances.update({coin: Decimal(str(v)) for coin, v in bt.initial_balance_coin.items()})
+    sim = SimConfig(port=0, slippage_pct=bt.slippage_percent, fee_pct=bt.fee_percent, balances=balances)
+    return LocalExchange([], sim).start()
+
+
 class Parts:
     """Venue, gateways, boards and streams of one process (built once; reloads update terms only)."""
 
     def __init__(self, config: Config, *, pair_status: Callable[[PairStatus], None]) -> None:
         self.config = config
         self.exchange: LocalExchange | RemoteExchange | None = None
+        self.paper: LocalExchange | None = None
         key: str | None
         secret: str | None
         replay_speed = math.inf
@@ -156,17 +170,33 @@ class Parts:
                 self.exchange = local
             venue = Venue.local(self.exchange.rest_url, self.exchange.ws_url)
             key, secret = self.exchange.api_key, self.exchange.api_secret
+            market_venue = venue
+        elif config.api.mode is Mode.PAPER:
+            # Real market data (Binance, or a local exchange given by replay.exchange_url); orders go to
+            # an in-process simulated broker that follows those prices: nothing reaches a real account.
+            if config.replay.exchange_url is not None:
+                remote = RemoteExchange(config.replay.exchange_url)
+                self.exchange = remote
+                market_venue = Venue.local(remote.rest_url, remote.ws_url)
+            else:
+                market_venue = Venue.binance(testnet=False)
+            self.paper = _paper_broker(config)
+            venue = Venue.local(self.paper.rest_url, self.paper.ws_url)
+            key, secret = self.paper.api_key, self.paper.api_secret
         elif config.api.mode in {Mode.TESTNET, Mode.LIVE}:
             venue = Venue.binance(testnet=config.api.mode is Mode.TESTNET)
+            market_venue = venue
             key = config.api.binance_api_key.get_secret_value() if config.api.binance_api_key else None
             secret = (
                 config.api.binance_api_secret.get_secret_value() if config.api.binance_api_secret else None
             )
         else:
-            raise ValueError(f"api.mode {config.api.mode} is not supported by `run` yet")
+            raise ValueError(f"api.mode {config.api.mode} is not supported")
         self.venue = venue
+        self.market_venue = market_venue
         self.secrets = tuple(s for s in (key, secret) if s)
         self.budget = WeightBudget()
+        self.market_budget = self.budget if market_venue is venue else WeightBudget()
 
         def gateway() -> BinanceGateway:
             return BinanceGateway(
@@ -178,8 +208,20 @@ class Parts:
                 timeout_s=config.api.request_timeout_s,
             )
 
+        def market_gateway() -> BinanceGateway:
+            if market_venue is venue:
+                return gateway()
+            return BinanceGateway(
+                market_venue,
+                api_key=None,
+                api_secret=None,
+                budget=self.market_budget,
+                timeout_s=config.api.request_timeout_s,
+            )
+
+        self._market_gateway = market_gateway
         self._gateway = gateway
-        self.pair_gateway = gateway()
+        self.pair_gateway = market_gateway()
         self.router = Router()
         self.portfolio = PortfolioBoard()
         self.refs = Refs()
@@ -189,9 +231,13 @@ class Parts:
             ContractType.USDT_M
         ]
         self.specs: dict[str, InstrumentSpec] = {}
-        info_gateway = gateway()
+        info_gateway = market_gateway()
         for contract in self.contracts:
             self.specs.update(info_gateway.exchange_info(contract))
+        if self.paper is not None:
+            for contract in self.contracts:
+                listed = [spec_to_entry(x) for x in self.specs.values() if x.contract_type is contract]
+                self.paper.add_symbols(contract, listed)
         self.settings: dict[str, PairSettings] = dict(trading_pairs(config))
         missing = [s for s in self.settings if s not in self.specs]
         if missing:
@@ -200,7 +246,7 @@ class Parts:
         self.gate: UserStreamGate | None = None
         self.pacer: ReplayPacer | None = None
         self._pacer_id: str | None = None
-        if self.exchange is not None and math.isinf(replay_speed):
+        if config.api.mode is Mode.REPLAY and self.exchange is not None and math.isinf(replay_speed):
             self.gate = UserStreamGate([c.value for c in self.contracts])
             self.pacer = ReplayPacer(
                 ack=self._ack,
@@ -231,7 +277,7 @@ class Parts:
 
     def begin_replay(self) -> None:
         """Everything is warm: register as a lock-step pacer (at ``max``) and let the clock run."""
-        if self.exchange is None:
+        if self.exchange is None or self.config.api.mode is not Mode.REPLAY:
             return
         if self.pacer is not None:
             self._pacer_id = self.exchange.register_pacer("1m")
@@ -239,6 +285,8 @@ class Parts:
 
     def replay_finished(self, timeout_s: float) -> bool:
         """The data ran out and (in lock-step) the last step was acknowledged."""
+        if self.config.api.mode is not Mode.REPLAY:
+            return False
         return self.exchange is not None and self.exchange.wait_until_done(timeout_s)
 
     def _user_event(self, contract: ContractType) -> Callable[[UserEvent | SimStep], None]:
@@ -336,8 +384,9 @@ class Parts:
         return tuple(children)
 
     def _market_stream_start(self, contract: ContractType) -> Callable[[Monitor, int], pykka.ActorRef[Any]]:
-        gateway = self._gateway()
+        gateway = self._market_gateway()
         gate = self.gate
+        paper = self.paper
 
         def hold(kline: Any) -> None:
             if gate is not None and kline.timeframe == "1m":
@@ -348,11 +397,12 @@ class Parts:
                 contract=contract,
                 router=self.router,
                 gateway=gateway,
-                roots=self.venue,
+                roots=self.market_venue,
                 board=self.boards[contract],
                 monitor=monitor,
                 generation=generation,
                 gate=hold if gate is not None else None,
+                tap=paper.feed_kline if paper is not None else None,
             )
             self.refs.streams[contract] = ref
             by_symbol: dict[str, list[str]] = {}
@@ -392,7 +442,10 @@ class Parts:
                 logger.warning(f"{stream}: stop failed: {exc}")
 
     def close(self) -> None:
-        """Stop an in-process exchange; leave an external one running (only our pacer leaves it)."""
+        """Stop in-process exchanges; leave an external one running (only our pacer leaves it)."""
+        paper, self.paper = self.paper, None
+        if paper is not None:
+            paper.stop()
         exchange, self.exchange = self.exchange, None
         if exchange is None:
             return

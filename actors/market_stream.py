@@ -231,11 +231,13 @@ class MarketStream(Actor):
         monitor: Monitor | None = None,
         generation: int = 0,
         gate: Callable[[Kline], object] | None = None,
+        tap: Callable[[Kline], object] | None = None,
     ) -> None:
         super().__init__(
             name=name or f"market-stream-{contract.value}", monitor=monitor, generation=generation
         )
         self._gate = gate
+        self._tap = tap
         self.contract = contract
         self.board = board or MarketStreamBoard(contract)
         self._router = router
@@ -266,6 +268,8 @@ class MarketStream(Actor):
 
     def _from_ws(self, kline: Kline, received_ns: int) -> None:
         self._prices.update(kline.symbol, kline.close, received_ns)
+        if self._tap is not None:  # paper trading: the simulated broker follows the real market
+            self._tap(kline)
         if kline.closed:
             if self._gate is not None:  # replay lock-step only: wait until the step's fills are in
                 self._gate(kline)

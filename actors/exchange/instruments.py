@@ -109,3 +109,46 @@ def spec_for(symbol: str, contract_type: ContractType, sample_prices: Iterable[f
         if raw["symbol"] == symbol:
             return parse_symbol(raw, contract_type)
     return parse_symbol(synthetic_symbol(symbol, contract_type, sample_prices), contract_type)
+
+
+def spec_to_entry(spec: InstrumentSpec) -> dict[str, Any]:
+    """An exchangeInfo ``symbols[]`` entry carrying ``spec``'s filters (to list it on another venue)."""
+    coin = spec.contract_type is ContractType.COIN_M
+    filters: list[dict[str, Any]] = [
+        {
+            "filterType": "PRICE_FILTER",
+            "tickSize": str(spec.tick_size),
+            "minPrice": str(spec.tick_size),
+            "maxPrice": "10000000",
+        },
+        {
+            "filterType": "LOT_SIZE",
+            "stepSize": str(spec.step_size),
+            "minQty": str(spec.min_qty),
+            "maxQty": str(spec.market_max_qty),
+        },
+        {
+            "filterType": "MARKET_LOT_SIZE",
+            "stepSize": str(spec.market_step_size),
+            "minQty": str(spec.market_min_qty),
+            "maxQty": str(spec.market_max_qty),
+        },
+    ]
+    if not coin:
+        filters.append({"filterType": "MIN_NOTIONAL", "notional": str(spec.min_notional)})
+    entry: dict[str, Any] = {
+        "symbol": spec.symbol,
+        "pair": spec.symbol.removesuffix("_PERP"),
+        "contractType": "PERPETUAL",
+        "status": "TRADING",
+        "baseAsset": spec.base_asset,
+        "quoteAsset": spec.quote_asset,
+        "marginAsset": spec.margin_asset,
+        "pricePrecision": spec.price_precision,
+        "quantityPrecision": spec.quantity_precision,
+        "filters": filters,
+    }
+    if coin:
+        entry["contractSize"] = spec.contract_size
+        entry["contractStatus"] = "TRADING"
+    return entry

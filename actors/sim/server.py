@@ -20,6 +20,7 @@ from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
+from actors.messages import ContractType, Kline
 from actors.sim import admin
 from actors.sim.book import Book
 from actors.sim.clock import Pacers
@@ -68,6 +69,8 @@ class LocalExchange:
         self._error: BaseException | None = None
         self._venue: Venue | None = None
         self.port = self.config.port
+        self._extremes: dict[tuple[str, int], tuple[float, float]] = {}
+        self._pending_flush: asyncio.Future[None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -249,6 +252,42 @@ class LocalExchange:
 
     def resume(self) -> None:
         self._do(self.venue.replay.resume)
+
+    # --- paper trading: prices from an outside market-data stream ----------------------------------
+
+    def add_symbols(self, contract_type: ContractType, entries: list[dict[str, Any]]) -> None:
+        """List the real exchange's symbols (raw exchangeInfo entries) so orders on them are accepted."""
+        self._do(self.venue.add_symbols, contract_type, entries)
+
+    def feed_kline(self, kline: Kline) -> None:
+        """Move the price of ``kline.symbol`` as an outside stream saw it and fire the orders it reaches.
+
+        Each update is walked from the previous price through any new low/high of the candle to its
+        close (adverse first, as ``fills.candle_path`` does), so a stop touched between two updates fires.
+        Thread-safe: hops onto the exchange's loop and returns at once.
+        """
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(self._apply_kline, kline)
+
+    def _apply_kline(self, kline: Kline) -> None:
+        venue = self.venue
+        book = venue.book
+        if kline.symbol not in book.specs:
+            return
+        key = (kline.symbol, kline.open_time_ms)
+        last = book.marks.get(kline.symbol, kline.open)
+        seen_low, seen_high = self._extremes.pop(key, (kline.open, kline.open))
+        low = min(last, kline.close, kline.low if kline.low < seen_low else last)
+        high = max(last, kline.close, kline.high if kline.high > seen_high else last)
+        if not kline.closed:
+            self._extremes = {k: v for k, v in self._extremes.items() if k[0] != kline.symbol}
+            self._extremes[key] = (min(seen_low, kline.low), max(seen_high, kline.high))
+        venue.replay.now_ms = max(venue.replay.now_ms, kline.open_time_ms)
+        book.on_candle(kline.symbol, last, high, low, kline.close, now=venue.replay.now_ms)
+        if book.events:
+            self._pending_flush = asyncio.ensure_future(venue.replay.flush_user_events())
 
     def step(self, count: int = 1, timeout: float = 30.0) -> None:
         """Let the (paused) clock take ``count`` 1m steps and wait until they are done."""

@@ -42,6 +42,17 @@ class Venue:
     weights: WeightWindow
     info: dict[ContractType, dict[str, Any]] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
+    extra: dict[ContractType, list[dict[str, Any]]] = field(default_factory=dict)
+    """exchangeInfo entries added at run time (paper trading lists the real exchange's symbols)."""
+
+    def add_symbols(self, contract_type: ContractType, entries: list[dict[str, Any]]) -> None:
+        """List more symbols (raw exchangeInfo entries) on this market; known ones are kept."""
+        known = set(self.book.specs)
+        fresh = [e for e in entries if e["symbol"] not in known]
+        for entry in fresh:
+            self.book.specs[entry["symbol"]] = parse_symbol(entry, contract_type)
+        self.extra.setdefault(contract_type, []).extend(fresh)
+        self.info.pop(contract_type, None)
 
     @property
     def now_ms(self) -> int:
@@ -57,6 +68,7 @@ class Venue:
                 for f in self.feeds.values()
                 if f.contract_type is contract_type and f.symbol not in listed
             ]
+            doc["symbols"] += [e for e in self.extra.get(contract_type, []) if e["symbol"] not in listed]
             for limit in doc.get("rateLimits", []):
                 if limit.get("rateLimitType") == "REQUEST_WEIGHT":
                     limit["limit"] = self.config.weight_limit
