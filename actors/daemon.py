@@ -155,9 +155,13 @@ class Daemon:
     def wait(self) -> int:
         """Block until the tree stops (signal, escalation, or the end of a replay); returns the exit code."""
         if self.config.api.mode is Mode.REPLAY and self.config.replay.exit_at_end:
+            last_report = time.monotonic()
             while not self.parts.replay_finished(timeout_s=0.5):
                 if self.root.wait(0) != 0 or self.root.status().state.value == "stopped":
                     break
+                if time.monotonic() - last_report >= 10.0:
+                    last_report = time.monotonic()
+                    self.parts.log_replay_progress()
             logger.info("replay finished: stopping")
             return self.shutdown()
         return self.root.wait()

@@ -10,6 +10,7 @@ import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
@@ -129,12 +130,30 @@ def _replay_exchange(config: Config) -> LocalExchange:
         speed=math.inf if speed == "max" else float(speed),
         start_ms=config.replay.start_ms,
         paused=True,
+        # at max speed nobody watches the candle form: one unclosed update keeps the protocol honest
+        updates_per_candle=1 if speed == "max" else 3,
         slippage_pct=bt.slippage_percent,
         fee_pct=bt.fee_percent,
         balances=balances,
     )
     data = [parse_data_arg(str(p)) for p in config.replay_data_paths()]
     return LocalExchange(data, sim).start()
+
+
+def _archive_previous_ledger(config: Config) -> None:
+    """A replay against a fresh in-process exchange starts from a fresh ledger.
+
+    The previous run's ledger is kept as ``ledger.prev.sqlite3`` so ``report`` shows one run, not a mix.
+    """
+    state = config.state_path()
+    current = state / "ledger.sqlite3"
+    if not current.exists():
+        return
+    for suffix in ("", "-wal", "-shm"):
+        old = state / f"ledger.sqlite3{suffix}"
+        if old.exists():
+            old.replace(state / f"ledger.prev.sqlite3{suffix}")
+    logger.info(f"replay: previous ledger kept as {state / 'ledger.prev.sqlite3'}")
 
 
 def _paper_broker(config: Config) -> LocalExchange:
@@ -165,6 +184,7 @@ class Parts:
                 replay_speed = remote.speed
                 self.exchange = remote
             else:
+                _archive_previous_ledger(config)
                 local = _replay_exchange(config)
                 replay_speed = local.config.speed
                 self.exchange = local
@@ -288,6 +308,22 @@ class Parts:
         if self.config.api.mode is not Mode.REPLAY:
             return False
         return self.exchange is not None and self.exchange.wait_until_done(timeout_s)
+
+    def log_replay_progress(self) -> None:
+        """One line: replayed candles and the simulated clock (replay runs can take minutes)."""
+        if self.exchange is None:
+            return
+        try:
+            status = self.exchange.status()
+        except Exception as exc:
+            logger.debug(f"replay status unavailable: {exc}")
+            return
+        done, left = int(status.get("processed", 0)), int(status.get("remaining", 0))
+        clock = datetime.fromtimestamp(int(status.get("clockMs", 0)) / 1000, tz=UTC)
+        share = done / (done + left) * 100 if done + left else 100.0
+        logger.info(
+            f"replay {share:5.1f}%: {done:,} of {done + left:,} candle steps, clock {clock:%Y-%m-%d %H:%M}"
+        )
 
     def _user_event(self, contract: ContractType) -> Callable[[UserEvent | SimStep], None]:
         def deliver(event: UserEvent | SimStep) -> None:
