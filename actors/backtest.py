@@ -165,7 +165,7 @@ class _Account:
             SizingRequest(
                 spec=spec,
                 direction=decision.direction,
-                entry=price,
+                entry=decision.entry,  # sized on the price known when deciding, like the live executor
                 stop=decision.stop_loss,
                 balance=self.wallet[asset] - self.locked[asset],
                 leverage=run.leverage,

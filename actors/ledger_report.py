@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from actors.backtest import BacktestResult, Trade
-from actors.fills import ExitReason
+from actors.exchange.instruments import spec_for
+from actors.fills import ExitReason, fee
 from actors.ledger_store import LedgerStore
 
 if TYPE_CHECKING:
@@ -22,8 +23,9 @@ _EXIT = {
 def result_from_ledger(db: Path, config: Config) -> BacktestResult:
     """Decisions and closed trades from the ledger; balances from the configured starting balance.
 
-    The ledger records realized PnL as the exchange reports it (fees are not part of Binance's ``rp``), so
-    ``fees`` is 0 here unless a later ledger version records commissions.
+    The ledger records realized PnL as the exchange reports it; Binance's ``rp`` excludes commissions,
+    so fees are estimated from ``backtesting.fee_percent`` on the entry and exit notionals (exact for
+    replay and paper, whose simulated broker charges exactly that; an estimate for live).
     """
     store = LedgerStore.open_read_only(db)
     try:
@@ -32,6 +34,7 @@ def result_from_ledger(db: Path, config: Config) -> BacktestResult:
     finally:
         store.close()
     start = config.backtesting.initial_balance_usdt
+    fee_pct = config.backtesting.fee_percent
     result = BacktestResult(engine="ledger", klines=0)
     result.decisions = decisions
     balances: dict[str, float] = {}
@@ -43,9 +46,15 @@ def result_from_ledger(db: Path, config: Config) -> BacktestResult:
     for r in records:
         asset = r.margin_asset or "USDT"
         balances.setdefault(asset, start if asset == "USDT" else 1.0)
-        pnl = r.realized_pnl or 0.0
+        gross = r.realized_pnl or 0.0
+        spec = spec_for(r.symbol, r.contract_type, (r.entry_price,))
+        fees = fee(spec, r.qty, r.entry_price, fee_pct)
+        if r.exit_price:
+            fees += fee(spec, r.qty, r.exit_price, fee_pct)
+        pnl = gross - fees
         balances[asset] += pnl
-        usd = pnl if asset == "USDT" else pnl * (r.exit_price or 0.0)
+        rate = 1.0 if asset == "USDT" else (r.exit_price or 0.0)
+        usd = pnl * rate
         equity += usd
         result.trades.append(
             Trade(
@@ -61,11 +70,11 @@ def result_from_ledger(db: Path, config: Config) -> BacktestResult:
                 exit_price=r.exit_price or 0.0,
                 exit_reason=_EXIT.get(r.close_reason or "", ExitReason.MANUAL),
                 margin_asset=asset,
-                pnl=pnl,
-                fees=0.0,
+                pnl=gross,
+                fees=fees,
                 net_pnl=pnl,
                 net_pnl_usd=usd,
-                fees_usd=0.0,
+                fees_usd=fees * rate,
                 balance_after=balances[asset],
             )
         )
