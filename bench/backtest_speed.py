@@ -133,7 +133,8 @@ def main() -> None:
     print(f"CLI 1 file                          {t1:>12.3f} s")
     print(f"CLI 4 files                         {t4:>12.3f} s")
     rate = extra / (t4 - t1)
-    print(f"CLI end to end, marginal            {rate:>12,.0f} klines/s  ({extra:,} klines in {t4 - t1:.3f} s)")
+    spent = t4 - t1
+    print(f"CLI end to end, marginal            {rate:>12,.0f} klines/s  ({extra:,} klines in {spent:.3f} s)")
 
     probe = subprocess.run(
         [sys.executable, "-c", MEMORY_PROBE, str(BTC)], check=True, cwd=ROOT, capture_output=True, text=True

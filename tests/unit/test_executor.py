@@ -66,7 +66,14 @@ class FakeGateway:
         return {"USDT": Balance(asset="USDT", wallet=10_000.0, available=10_000.0)}
 
     def market_order(
-        self, symbol: str, contract: ContractType, side: Side, qty: Decimal, client_order_id: str, *, reduce_only: bool = False
+        self,
+        symbol: str,
+        contract: ContractType,
+        side: Side,
+        qty: Decimal,
+        client_order_id: str,
+        *,
+        reduce_only: bool = False,
     ) -> OrderResult:
         self.calls.append(("market", (client_order_id, side, qty, reduce_only)))
         if "market" not in self.execute_then_fail:
@@ -94,7 +101,7 @@ class FakeGateway:
         self.calls.append(("get_order", client_order_id))
         return self.orders.get(client_order_id)
 
-    def place_protective(
+    def place_protective(  # noqa: PLR0917 - the gateway's signature
         self,
         symbol: str,
         contract: ContractType,
@@ -126,7 +133,9 @@ class FakeGateway:
         self.algos[client_algo_id] = result
         return result
 
-    def get_algo_order(self, symbol: str, contract: ContractType, *, client_algo_id: str) -> AlgoOrderResult | None:
+    def get_algo_order(
+        self, symbol: str, contract: ContractType, *, client_algo_id: str
+    ) -> AlgoOrderResult | None:
         return self.algos.get(client_algo_id)
 
     def count(self, name: str) -> int:
@@ -152,7 +161,9 @@ class Inbox:
         return [m for m in self.items if isinstance(m, kind)]
 
 
-def decision(direction: Direction = Direction.LONG, signal: int = 1_700_000_000_000, symbol: str = "BTCUSDT") -> Decision:
+def decision(
+    direction: Direction = Direction.LONG, signal: int = 1_700_000_000_000, symbol: str = "BTCUSDT"
+) -> Decision:
     long = direction is Direction.LONG
     return Decision(
         symbol=symbol,
@@ -173,7 +184,9 @@ def _stop_actors() -> Iterator[None]:
     pykka.ActorRegistry.stop_all()
 
 
-def start(gw: FakeGateway, ledger: Inbox, notes: Inbox, view: PortfolioView | None = None, **kw: Any) -> pykka.ActorRef[Any]:
+def start(
+    gw: FakeGateway, ledger: Inbox, notes: Inbox, view: PortfolioView | None = None, **kw: Any
+) -> pykka.ActorRef[Any]:
     terms = {
         "BTCUSDT": SymbolTerms(
             spec=BTC,
@@ -209,7 +222,11 @@ def test_entry_then_stop_and_take_profit_with_deterministic_ids() -> None:
     assert (side, qty, reduce_only) == (Side.BUY, Decimal("0.005"), False)
     stop = next(args for name, args in gw.calls if name == "STOP_MARKET")
     take = next(args for name, args in gw.calls if name == "TAKE_PROFIT_MARKET")
-    assert stop == ("nm-BTCUSDT-1700000000000-S", Side.SELL, Decimal("99000.0"))  # rounded down: never tighter
+    assert stop == (
+        "nm-BTCUSDT-1700000000000-S",
+        Side.SELL,
+        Decimal("99000.0"),
+    )  # rounded down: never tighter
     assert take == ("nm-BTCUSDT-1700000000000-T", Side.SELL, Decimal("103000.0"))
     assert opened.stop_loss == 99_000.0
     statuses = [(m.leg.value, m.status) for m in ledger.items if isinstance(m, OrderStateChanged)]
@@ -258,7 +275,9 @@ def test_duplicate_submit_is_ignored() -> None:
 
 def test_stop_rejected_everywhere_flattens_and_alerts() -> None:
     gw, ledger, notes = FakeGateway(), Inbox(), Inbox()
-    gw.fail["STOP_MARKET"] = [Rejected("POST /fapi/v1/algoOrder", -2021, "Order would immediately trigger.")] * 4
+    gw.fail["STOP_MARKET"] = [
+        Rejected("POST /fapi/v1/algoOrder", -2021, "Order would immediately trigger.")
+    ] * 4
     ref = start(gw, ledger, notes, stop_retries=3)
     ref.tell(SubmitEntry(decision=decision()))
     [alert] = notes.wait_for(Alert)
