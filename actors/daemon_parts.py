@@ -29,7 +29,7 @@ from actors.exchange.venue import Venue
 from actors.executor import OrderExecutor, SymbolTerms
 from actors.ledger import LedgerSnapshots, PositionLedger
 from actors.market_stream import MarketStream, MarketStreamBoard, Subscribe, Unsubscribe
-from actors.messages import ContractType, PortfolioView, PositionClosed
+from actors.messages import Alert, ContractType, EntryRejected, PortfolioView, PositionClosed
 from actors.pacing import MINUTE_MS, ReplayPacer, UserStreamGate, chain_barriers
 from actors.routing import Router
 from actors.sim_client import RemoteExchange
@@ -361,6 +361,15 @@ class Parts:
         self.config = config
         self.settings = dict(trading_pairs(config))
 
+    def _executor_notice(self, event: object) -> None:
+        """Rejections go back to the pair that decided (``min_interval`` bookkeeping); alerts to the ledger."""
+        if isinstance(event, EntryRejected):
+            settings = self.settings.get(event.symbol)
+            if settings is not None:
+                self.router.tell(event.symbol, settings.signal_timeframe, event)
+        elif isinstance(event, Alert):
+            self.refs.tell_ledger(event)
+
     def _listeners(self, event: object) -> None:
         if isinstance(event, PositionClosed):
             self.refs.tell_executor(event)
@@ -394,7 +403,7 @@ class Parts:
                 terms=self.terms(self.config),
                 ledger=self.refs.ledger_teller(),
                 portfolio=self.portfolio.get,
-                notify=self.refs.tell_ledger,
+                notify=self._executor_notice,
                 stop_retries=config.execution.stop_placement_retries,
                 monitor=monitor,
                 generation=generation,

@@ -122,6 +122,7 @@ class OrderExecutor(Actor):
         retry_delay_s: float = 0.2,
         max_rate_limit_wait_s: float = 30.0,
         latency: Callable[[int], None] | None = None,
+        events: Callable[[object], None] | None = None,
         monitor: Monitor | None = None,
         generation: int = 0,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
@@ -138,6 +139,7 @@ class OrderExecutor(Actor):
         self._retry_delay = retry_delay_s
         self._max_wait = max_rate_limit_wait_s
         self._latency = latency
+        self._events = events
         self._clock_ms = clock_ms
         self._sleep = sleep
         self._accepting = True
@@ -482,6 +484,8 @@ class OrderExecutor(Actor):
         event = EntryRejected(symbol=d.symbol, signal_open_time_ms=d.signal_open_time_ms, reason=reason)
         self._ledger.tell(event)
         self._notify(event)
+        if self._events is not None:
+            self._events(event)
 
     def _record(
         self,
@@ -496,17 +500,18 @@ class OrderExecutor(Actor):
         exchange_id: int | None = None,
         detail: str = "",
     ) -> None:
-        self._ledger.tell(
-            OrderStateChanged(
-                symbol=symbol,
-                client_id=cid,
-                leg=leg,
-                status=status,
-                side=side,
-                quantity=quantity,
-                price=price,
-                exchange_id=exchange_id,
-                detail=detail,
-                at_ms=self._clock_ms(),
-            )
+        event = OrderStateChanged(
+            symbol=symbol,
+            client_id=cid,
+            leg=leg,
+            status=status,
+            side=side,
+            quantity=quantity,
+            price=price,
+            exchange_id=exchange_id,
+            detail=detail,
+            at_ms=self._clock_ms(),
         )
+        self._ledger.tell(event)
+        if self._events is not None:
+            self._events(event)

@@ -11,6 +11,7 @@ Only the signal timeframe trades; other timeframes keep the same bounded indicat
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -89,6 +90,7 @@ class PairTimeframe(Actor):
         generation: int = 0,
         on_processed: Callable[[str, str, int], None] | None = None,
         on_status: Callable[[PairStatus], None] | None = None,
+        observe: Callable[[Kline, float, Decision | None], None] | None = None,
         warmup_extra: int = 10,
     ) -> None:
         super().__init__(name=f"pair:{symbol}:{timeframe}", monitor=monitor, generation=generation)
@@ -103,6 +105,7 @@ class PairTimeframe(Actor):
         self._ledger = ledger
         self._on_processed = on_processed
         self._on_status = on_status
+        self._observe = observe
         self._warmup = params.warmup_candles() + warmup_extra
         self._tf_ms = TIMEFRAME_MS[timeframe]
         self.strategy = PairStrategy(symbol, timeframe, params)
@@ -161,9 +164,12 @@ class PairTimeframe(Actor):
     def _feed(self, klines: Sequence[Kline], *, live: bool, received_ns: int = 0) -> None:
         for kline in klines:
             view = self._portfolio()
+            started = time.perf_counter()
             decision = self.strategy.on_closed_kline(
                 kline, position_open=self.symbol in view.open_symbols, open_positions=view.open_positions
             )
+            if live and self._observe is not None:
+                self._observe(kline, time.perf_counter() - started, decision if self.trading else None)
             if decision is None or not live or not self.trading:
                 continue
             self._decisions += 1
