@@ -362,7 +362,7 @@ class Parts:
         self.settings = dict(trading_pairs(config))
 
     def _executor_notice(self, event: object) -> None:
-        """Rejections go back to the pair that decided (``min_interval`` bookkeeping); alerts to the ledger."""
+        """Rejections go back to the deciding pair (min_interval bookkeeping); alerts go to the ledger."""
         if isinstance(event, EntryRejected):
             settings = self.settings.get(event.symbol)
             if settings is not None:
