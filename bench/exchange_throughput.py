@@ -56,51 +56,49 @@ async def consume(port: int, closed_target: int) -> tuple[int, int, float]:
     return events, closed, elapsed
 
 
+def run_child(candles: int, updates: int) -> tuple[int, int, float]:
+    port = 18765
+    cmd = [
+        sys.executable, "-m", "actors.sim", "--data", str(BTC), "--speed", "max",
+        "--port", str(port), "--updates-per-candle", str(updates),
+    ]  # fmt: skip
+    child = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, env=os.environ | {"PYTHONPATH": str(ROOT)}
+    )
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/sim/v1/status", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        return asyncio.run(consume(port, candles))
+    finally:
+        child.terminate()
+        child.wait(10)
+
+
+def run_in_process(candles: int, updates: int) -> tuple[int, int, float]:
+    config = SimConfig(port=0, hold_until_client=True, updates_per_candle=updates)
+    with LocalExchange([BTC], config) as exchange:
+        return asyncio.run(consume(exchange.port, candles))
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candles", type=int, default=20_000)
     parser.add_argument("--updates", type=int, default=3, help="unclosed updates per candle")
-    parser.add_argument("--out-of-process", action="store_true")
     args = parser.parse_args()
-    if args.out_of_process:
-        port = 18765
-        cmd = [
-            sys.executable,
-            "-m",
-            "actors.sim",
-            "--data",
-            str(BTC),
-            "--speed",
-            "max",
-            "--port",
-            str(port),
-            "--updates-per-candle",
-            str(args.updates),
-        ]
-        child = subprocess.Popen(
-            cmd, cwd=ROOT, stdout=subprocess.DEVNULL, env=os.environ | {"PYTHONPATH": str(ROOT)}
+    rates = {}
+    for where, run in (("in-process", run_in_process), ("out-of-process", run_child)):
+        events, closed, elapsed = run(args.candles, args.updates)
+        rates[where] = events / elapsed
+        print(
+            f"{where:>14}, {args.updates} unclosed updates/candle: {events} kline events ({closed} closed) "
+            f"in {elapsed:.2f} s = {events / elapsed:,.0f} events/s, {closed / elapsed:,.0f} closed klines/s"
         )
-        try:
-            for _ in range(100):
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/sim/v1/status", timeout=1)
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            events, closed, elapsed = asyncio.run(consume(port, args.candles))
-        finally:
-            child.terminate()
-            child.wait(10)
-    else:
-        config = SimConfig(port=0, hold_until_client=True, updates_per_candle=args.updates)
-        with LocalExchange([BTC], config) as exchange:
-            events, closed, elapsed = asyncio.run(consume(exchange.port, args.candles))
-    where = "out-of-process" if args.out_of_process else "in-process"
-    print(
-        f"{where}, {args.updates} unclosed updates/candle: "
-        f"{events} kline events ({closed} closed) in {elapsed:.2f} s"
-    )
-    print(f"  {events / elapsed:,.0f} kline events/s, {closed / elapsed:,.0f} closed klines/s")
+    ratio = rates["out-of-process"] / rates["in-process"]
+    print(f"out-of-process / in-process (shared GIL baseline): {ratio:.2f}x")
     return 0
 
 
