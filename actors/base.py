@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -52,6 +53,37 @@ class Barrier:
 
 Monitor = Callable[[ChildExited], None]
 
+
+class ActorDirectory:
+    """Every live actor by name, for the shell and metrics: weak references, lock-free reads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._actors: dict[str, weakref.ref[Actor]] = {}
+
+    def add(self, actor: Actor) -> None:
+        with self._lock:
+            self._actors = {**self._actors, actor.name: weakref.ref(actor)}
+
+    def remove(self, actor: Actor) -> None:
+        with self._lock:
+            current = self._actors.get(actor.name)
+            if current is not None and current() is actor:
+                self._actors = {k: v for k, v in self._actors.items() if k != actor.name}
+
+    def stats(self) -> dict[str, ActorStats]:
+        """Counters of every registered actor that is still alive."""
+        out = {}
+        for name, ref in self._actors.items():
+            actor = ref()
+            if actor is not None:
+                out[name] = actor.stats()
+        return out
+
+
+DIRECTORY = ActorDirectory()
+"""The process-wide directory every ``Actor`` registers in when it starts."""
+
 _SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
 
 
@@ -70,6 +102,7 @@ class Actor(pykka.ThreadingActor):
         self._started = time.monotonic()
         self._reported = threading.Event()
         self.log = logger.bind(actor=name)
+        self.restarts = generation
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -100,6 +133,7 @@ class Actor(pykka.ThreadingActor):
 
     def on_start(self) -> None:
         """Runs ``start_actor``; a failure there is reported to the supervisor like any other."""
+        DIRECTORY.add(self)
         try:
             self.start_actor()
         except Exception as exc:
@@ -122,6 +156,7 @@ class Actor(pykka.ThreadingActor):
         self._report(failed=True, error=f"{getattr(exception_type, '__name__', '?')}: {exception_value}")
 
     def _report(self, *, failed: bool, error: str | None = None) -> None:
+        DIRECTORY.remove(self)
         if self._reported.is_set():
             return
         self._reported.set()

@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser(
+        "shell", help="attach to the running daemon (see `nancemakina shell --help`)", add_help=False
+    )
+    sub.add_parser(
         "exchange",
         help="run the local Binance-compatible exchange (see `nancemakina exchange --help`)",
         add_help=False,
@@ -46,6 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     env = dict(os.environ)
+    if args_list and args_list[0] == "shell":
+        from actors.shell import run_shell_cli  # noqa: PLC0415
+
+        return run_shell_cli(args_list[1:])
     if args_list and args_list[0] == "exchange":
         from actors.sim.cli import run_exchange_cli  # noqa: PLC0415
 

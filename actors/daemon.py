@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from actors.config import Config, Mode, PairSettings, load_config
+from actors.control import ControlServer, secret_redactor
+from actors.daemon_control import DaemonControl
 from actors.daemon_parts import Parts, build_parts, trading_pairs
 from actors.executor import UpdateTerms
 from actors.messages import Alert, StopAcceptingEntries
@@ -71,6 +73,10 @@ class Daemon:
         self.root.before_shutdown.append(self._stop_entries)
         self.root.before_shutdown.append(self.parts.stop_streams)
         self._watchdog: Watchdog | None = None
+        self.control = DaemonControl(self)
+        self.control_server = ControlServer(
+            config.control_socket_path(), self.control, redact=secret_redactor(self.parts.secrets)
+        )
         self._reload_lock = threading.Lock()
         self._stopping = threading.Event()
         self.started_at = time.time()
@@ -130,6 +136,7 @@ class Daemon:
 
     def start(self, *, ready_timeout_s: float = 120.0) -> None:
         """Start the tree, wait until every pair is warm, tell systemd READY=1, then let a replay run."""
+        self.control_server.start()  # first: a second daemon on the same state fails here, before trading
         self.parts.start_streams()
         self.root.start()
         expected = {
@@ -173,6 +180,7 @@ class Daemon:
         if self._watchdog is not None:
             self._watchdog.stop()
         self.parts.close()
+        self.control_server.stop()
         return code
 
     def _watch_config(self, interval_s: float = 2.0) -> None:

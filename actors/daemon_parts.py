@@ -285,6 +285,9 @@ class Parts:
             for c in self.contracts
         ]
         self._lock = threading.Lock()
+        # Observation hooks (benchmarks, metrics), read each time the executor (re)starts.
+        self.executor_latency: Callable[[int], None] | None = None
+        self.executor_events: Callable[[object], None] | None = None
 
     # ---- replay ----------------------------------------------------------------------------------
 
@@ -405,6 +408,8 @@ class Parts:
                 portfolio=self.portfolio.get,
                 notify=self._executor_notice,
                 stop_retries=config.execution.stop_placement_retries,
+                latency=self.executor_latency,
+                events=self.executor_events,
                 monitor=monitor,
                 generation=generation,
             )

@@ -1,0 +1,543 @@
+"""Live pipeline of the running bot against the local exchange: signal latency, pair restarts, memory.
+
+Prints, all measured in this one invocation:
+
+- baselines: one-way latency of a bare pykka ``tell`` from a plain thread (the WS thread's position) and
+  through a 3-hop actor chain (ws → market stream → pair → executor, with no work), and the cost of one
+  direct ``PairStrategy.on_closed_kline`` call plus the pair's per-candle status publication;
+- signal latency: closed-kline frame read → entry request about to be sent (the executor's ``latency``
+  hook), p50/p99/max over ``--signals`` entries with ``--pairs`` synthetic symbols × 5 timeframes streaming
+  at ``--speed`` × real time, split into frame → pair emit and emit → executor send, and by whether the
+  entry was the first of its candle close or queued behind others in the single executor;
+- pair restart: ``daemon.root.restart_pair`` → every timeframe of the pair running again and warm;
+- memory: RSS of this (the bot's) process after warm-up and at the end of ``--klines`` closed klines
+  delivered to the pair actors, replayed lock-step at ``max`` speed.
+
+The exchange runs in its own process (``python -m actors.sim``), as the real venue does: its CPU time and
+GIL are not the bot's. Its request-weight limit is raised, because the benchmark squeezes hours of signals
+into minutes and Binance's 2,400/min would otherwise stall the executor on 429s.
+
+Run: python bench/live_latency.py [--quick] [--pairs N] [--signals N] [--klines N] [--speed X]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pykka
+import requests
+from _synthetic import ROOT, SOURCES, symbol_name, write_symbols
+from loguru import logger
+
+from actors.config import Config, parse_config
+from actors.daemon import Daemon, PairBoard
+from actors.daemon_parts import Refs
+from actors.datafiles import load_klines
+from actors.messages import EntryRejected, Kline, Leg, OrderStateChanged, SubmitEntry
+from actors.pair import PairStatus
+from actors.sdnotify import SdNotifier
+from actors.strategy import PairStrategy, StrategyParams
+from actors.supervision import GroupState
+
+TIMEFRAMES = ("1m", "5m", "15m", "1h", "4h")
+CLOSES_PER_STEP = sum(1 / m for m in (1, 5, 15, 60, 240))
+"""Closed klines per symbol per replayed minute over the five timeframes."""
+HISTORY_ROWS = 7_800
+"""Candles before the replay start: 32 warm-up candles of 4h (SMA 20 + 1, +10 spare) need 7,680."""
+STRATEGY = {
+    "sma_short_period": 5,
+    "sma_long_period": 20,
+    "min_signal_interval_minutes": 0,
+    "pivot_lookback_candles": 5,
+    "tp_sl_ratio": 1.0,  # near stops and targets: positions close fast, so symbols are flat for new signals
+    "default_margin_usdt": 50.0,
+    "default_leverage": 10,
+    "indicator_timeframes": list(TIMEFRAMES),
+    "signal_timeframe": "1m",
+}
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def rss_mib() -> float:
+    with Path("/proc/self/statm").open(encoding="ascii") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def quantile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank quantile of an already sorted list."""
+    return sorted_values[min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))]
+
+
+def summary_ms(values_ns: list[int]) -> str:
+    if not values_ns:
+        return "no samples"
+    v = sorted(values_ns)
+    return (
+        f"p50 {quantile(v, 0.5) / 1e6:7.3f}  p99 {quantile(v, 0.99) / 1e6:7.3f}  "
+        f"max {v[-1] / 1e6:8.3f} ms  (n={len(v):,})"
+    )
+
+
+# ---- baselines ---------------------------------------------------------------------------------------
+
+
+class _Hop(pykka.ThreadingActor):
+    """Forwards each message to the next hop, or records its one-way latency at the end of the chain."""
+
+    def __init__(self, after: pykka.ActorRef[Any] | None, out: list[int], arrived: threading.Event) -> None:
+        super().__init__()
+        self.after, self.out, self.arrived = after, out, arrived
+
+    def on_receive(self, message: Any) -> None:
+        if self.after is not None:
+            self.after.tell(message)
+            return
+        self.out.append(time.perf_counter_ns() - message)
+        self.arrived.set()
+
+
+def tell_latency(hops: int, count: int) -> list[int]:
+    """One-way latency from a plain thread through ``hops`` bare pykka actors, one message at a time."""
+    out: list[int] = []
+    arrived = threading.Event()
+    refs: list[pykka.ActorRef[Any]] = []
+    after = None
+    for _ in range(hops):
+        after = _Hop.start(after, out, arrived)
+        refs.append(after)
+    head = refs[-1]
+    try:
+        for _ in range(count):
+            arrived.clear()
+            head.tell(time.perf_counter_ns())
+            arrived.wait(1.0)
+    finally:
+        for ref in refs:
+            ref.stop()
+    return out[count // 10 :]  # first tenth: thread start-up and cold caches
+
+
+def strategy_cost(count: int) -> tuple[list[int], list[int]]:
+    """Per-kline ns of a direct ``on_closed_kline``, and of the pair's status snapshot + board publish."""
+    series = load_klines(SOURCES[0])
+    strategy = PairStrategy("SYM00USDT", "1m", _params())
+    board = PairBoard()
+    for k in range(50):  # a realistic board: 50 pairs × 5 timeframes already published
+        for tf in TIMEFRAMES:
+            board.publish(_status(symbol_name(k), tf, strategy))
+    calls, publishes = [], []
+    for i in range(min(count, len(series))):
+        kline = series.kline(i)
+        started = time.perf_counter_ns()
+        strategy.on_closed_kline(kline, position_open=False, open_positions=0)
+        middle = time.perf_counter_ns()
+        board.publish(_status("SYM00USDT", "1m", strategy))
+        calls.append(middle - started)
+        publishes.append(time.perf_counter_ns() - middle)
+    return calls[count // 10 :], publishes[count // 10 :]
+
+
+def _params() -> StrategyParams:
+    return StrategyParams(short_period=5, long_period=20, min_interval_ms=0, pivot_lookback=5, tp_sl_ratio=1.0)
+
+
+def _status(symbol: str, timeframe: str, strategy: PairStrategy) -> PairStatus:
+    return PairStatus(
+        symbol=symbol,
+        timeframe=timeframe,
+        trading=timeframe == "1m",
+        warm=True,
+        unrepaired_gap=False,
+        strategy=strategy.snapshot(),
+        gaps_backfilled=0,
+        decisions=0,
+    )
+
+
+# ---- the exchange in its own process ---------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def exchange_process(paths: list[Path], *, speed: str, start_ms: int, updates: int) -> Iterator[str]:
+    """``python -m actors.sim`` on a free port, paused until the bot resumes it; yields its URL."""
+    port = _free_port()
+    argv = [sys.executable, "-m", "actors.sim", "--port", str(port), "--speed", speed, "--paused"]
+    argv += ["--start", str(start_ms), "--updates-per-candle", str(updates), "--weight-limit", "100000000"]
+    for p in paths:
+        argv += ["--data", str(p)]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"exchange exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{url}/sim/v1/status", timeout=1).ok:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("exchange did not come up in 60 s")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def bot_config(url: str, symbols: list[str], state_dir: Path) -> Config:
+    return parse_config(
+        {
+            "api": {"mode": "replay"},
+            "state_dir": str(state_dir),
+            "global_settings": {"v1_strategy": STRATEGY},
+            "pairs": {s: {} for s in symbols},
+            "logging": {"level": "WARNING"},
+            "monitoring": {"enabled": False},
+            "replay": {"exchange_url": url, "exit_at_end": False},
+            "supervisor": {"watch_config": False},
+        },
+        source="bench/live_latency.py",
+        base_dir=state_dir,
+        env={},
+    )
+
+
+# ---- instrumentation (bench side only: hooks the daemon exposes, nothing patched in a library) --------
+
+
+@dataclass(slots=True)
+class TimedRefs(Refs):
+    """``Refs`` that stamps when a pair emits each ``SubmitEntry`` (keyed by symbol and signal candle)."""
+
+    emitted: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
+
+    def tell_executor(self, message: object) -> None:
+        if isinstance(message, SubmitEntry):
+            d = message.decision
+            self.emitted[d.symbol, d.signal_open_time_ms] = (message.received_ns, time.perf_counter_ns())
+        Refs.tell_executor(self, message)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    key: tuple[str, int]
+    latency_ns: int
+    sent_ns: int
+
+
+@dataclass(slots=True)
+class Probe:
+    """Receives the executor's ``latency`` and ``events`` callbacks (both on the executor's thread)."""
+
+    samples: list[Sample] = field(default_factory=list)
+    rejected: dict[str, int] = field(default_factory=dict)
+    entry_started: dict[str, int] = field(default_factory=dict)
+    service_ns: list[int] = field(default_factory=list)
+    """Executor time per accepted entry: entry submitted → take-profit order acknowledged."""
+    _last_entry: tuple[str, int] | None = None
+
+    def latency(self, ns: int) -> None:
+        if self._last_entry is not None:
+            self.samples.append(Sample(self._last_entry, ns, time.perf_counter_ns()))
+
+    def event(self, event: object) -> None:
+        now = time.perf_counter_ns()
+        if isinstance(event, EntryRejected):
+            self.rejected[event.reason] = self.rejected.get(event.reason, 0) + 1
+        elif isinstance(event, OrderStateChanged):
+            if event.leg is Leg.ENTRY and event.status == "submitted":
+                _, symbol, signal, _ = event.client_id.split("-")
+                self._last_entry = (symbol, int(signal))
+                self.entry_started[event.symbol] = now
+            elif event.leg is Leg.TAKE_PROFIT and event.status != "submitted":
+                started = self.entry_started.pop(event.symbol, None)
+                if started is not None:
+                    self.service_ns.append(now - started)
+
+
+def instrument(daemon: Daemon, *, keep_all_latencies: bool) -> tuple[Probe, TimedRefs]:
+    """Attach the probes; must run after ``Daemon(...)`` and before ``daemon.start()``."""
+    probe = Probe()
+    parts = daemon.parts
+    parts.executor_latency = probe.latency
+    parts.executor_events = probe.event
+    old = parts.refs
+    refs = TimedRefs(ledger=old.ledger, executor=old.executor, streams=old.streams)
+    parts.refs = refs
+    if keep_all_latencies:  # the stream actor picks its board's deque up when it starts
+        for board in parts.boards.values():
+            board.latencies_ns = deque()
+    return probe, refs
+
+
+def delivered(daemon: Daemon) -> int:
+    return sum(b.snapshot().sequencer.delivered for b in daemon.parts.boards.values())
+
+
+def replay_steps(daemon: Daemon) -> int:
+    exchange = daemon.parts.exchange
+    return int(exchange.status().get("processed", 0)) if exchange is not None else 0
+
+
+# ---- phases ------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Options:
+    pairs: int
+    signals: int
+    klines: int
+    speed: float
+    restarts: int
+    signal_timeout_s: float
+    memory_timeout_s: float
+    start_ms: int = 0
+    paths: list[Path] = field(default_factory=list)
+
+
+def run_signals(opts: Options, state_dir: Path) -> None:
+    symbols = [symbol_name(k) for k in range(opts.pairs)]
+    speed = f"{opts.speed:g}"
+    with exchange_process(opts.paths, speed=speed, start_ms=opts.start_ms, updates=3) as url:
+        daemon = Daemon(bot_config(url, symbols, state_dir / "signals"), notifier=SdNotifier(None))
+        probe, refs = instrument(daemon, keep_all_latencies=True)
+        try:
+            started = time.perf_counter()
+            daemon.start(ready_timeout_s=120)
+            warm_s = time.perf_counter() - started
+            say(f"signals: {opts.pairs * len(TIMEFRAMES)} pair actors warm in {warm_s:.2f} s; streaming at {speed}×")
+            steps0, wall0 = replay_steps(daemon), time.perf_counter()
+            deadline = time.monotonic() + opts.signal_timeout_s
+            last = time.monotonic()
+            while len(probe.samples) < opts.signals and time.monotonic() < deadline:
+                time.sleep(0.2)
+                if time.monotonic() - last >= 10:
+                    last = time.monotonic()
+                    say(f"  {len(probe.samples):,} entries, {delivered(daemon):,} closed klines delivered")
+            wall = time.perf_counter() - wall0
+            steps = replay_steps(daemon) - steps0
+            samples = list(probe.samples)
+            board_ns = [x for b in daemon.parts.boards.values() for x in list(b.latencies_ns)]
+            emitted = dict(refs.emitted)
+            restarts = measure_restarts(daemon, symbols, opts.restarts)
+            stats = [b.snapshot() for b in daemon.parts.boards.values()]
+        finally:
+            code = daemon.shutdown()
+    print(f"\n== 1. Signal latency: closed-kline frame read → entry request sent ({opts.pairs} pairs × 5 tf)")
+    print(f"replay at {speed}× real time requested; achieved {steps * 60 / wall:,.0f}× ({steps:,} 1m steps in {wall:.1f} s)")
+    _print_signal_latency(samples, emitted, board_ns, probe, opts.signals)
+    seq = [s.sequencer for s in stats]
+    print(
+        f"stream: {sum(s.delivered for s in seq):,} closed klines delivered, "
+        f"{sum(s.gaps_detected for s in seq)} gaps, {sum(s.candles_backfilled for s in seq)} backfilled, "
+        f"{sum(s.reconnects for s in stats)} reconnects; rejections by reason {dict(sorted(probe.rejected.items()))}"
+    )
+    print(f"\n== 2. Pair restart → all 5 timeframes running and warm again ({len(restarts)} restarts)")
+    if restarts:
+        r = sorted(restarts)
+        print(f"p50 {quantile(r, 0.5) * 1e3:6.1f} ms  max {r[-1] * 1e3:6.1f} ms   goal < 200 ms: {'met' if r[-1] < 0.2 else 'NOT met'}")
+    print(f"(daemon shutdown exit code {code})")
+
+
+def _print_signal_latency(
+    samples: list[Sample], emitted: dict[tuple[str, int], tuple[int, int]], board_ns: list[int], probe: Probe, goal: int
+) -> None:
+    total = [s.latency_ns for s in samples]
+    print(f"frame → entry sent      {summary_ms(total)}")
+    to_pair, in_exec, first, queued = [], [], [], []
+    by_candle: dict[int, list[Sample]] = {}
+    for s in samples:
+        by_candle.setdefault(s.key[1], []).append(s)
+        stamp = emitted.get(s.key)
+        if stamp is not None:
+            received, at = stamp
+            to_pair.append(at - received)
+            in_exec.append(s.sent_ns - at)
+    for group in by_candle.values():
+        group.sort(key=lambda s: s.sent_ns)
+        first.append(group[0].latency_ns)
+        queued.extend(s.latency_ns for s in group[1:])
+    print(f"  frame → router.tell   {summary_ms(board_ns)}   (market stream board, every closed kline)")
+    print(f"  frame → pair emits    {summary_ms(to_pair)}   (stream hop + pair mailbox + strategy)")
+    print(f"  emit → entry sent     {summary_ms(in_exec)}   (executor mailbox, gate, sizing)")
+    print(f"  first entry of candle {summary_ms(first)}")
+    print(f"  later entries         {summary_ms(queued)}   (queued behind earlier entries' REST calls)")
+    sizes = [len(g) for g in by_candle.values()]
+    if sizes:
+        print(f"  entries per candle close: mean {statistics.mean(sizes):.1f}, max {max(sizes)}")
+    print(f"  executor time per accepted entry (entry, stop, take-profit REST): {summary_ms(probe.service_ns)}")
+    if total:
+        p99 = quantile(sorted(total), 0.99) / 1e6
+        met = "met" if p99 < 5 else "NOT met"
+        enough = "" if len(total) >= goal else f" (only {len(total):,} of the {goal:,} samples asked for)"
+        print(f"goal p99 < 5 ms: {met} (p99 {p99:.2f} ms){enough}")
+
+
+def measure_restarts(daemon: Daemon, symbols: list[str], count: int) -> list[float]:
+    """Seconds from ``restart_pair`` to every child of the pair alive in a new generation and warm."""
+    out = []
+    for i in range(count):
+        symbol = symbols[(i * 7) % len(symbols)]
+        keys = {(symbol, tf) for tf in TIMEFRAMES}
+        before = daemon.root.board.pairs.get(symbol)
+        old_generations = {c.child_id: c.generation for c in before.children} if before else {}
+        started = time.perf_counter()
+        if not daemon.root.restart_pair(symbol):
+            say(f"  restart_pair({symbol}) refused")
+            continue
+        deadline = started + 10
+        while time.perf_counter() < deadline:
+            group = daemon.root.board.pairs.get(symbol)
+            if (
+                group is not None
+                and group.state is GroupState.RUNNING
+                and group.children
+                and all(c.alive and c.generation > old_generations.get(c.child_id, 0) for c in group.children)
+                and daemon.pairs.warm(keys)
+            ):
+                out.append(time.perf_counter() - started)
+                break
+            time.sleep(0.0005)
+        else:
+            say(f"  {symbol}: not warm again within 10 s")
+        time.sleep(0.3)  # let the stream run between restarts
+    return out
+
+
+def run_memory(opts: Options, state_dir: Path) -> None:
+    symbols = [symbol_name(k) for k in range(opts.pairs)]
+    with exchange_process(opts.paths, speed="max", start_ms=opts.start_ms, updates=1) as url:
+        daemon = Daemon(bot_config(url, symbols, state_dir / "memory"), notifier=SdNotifier(None))
+        probe, _ = instrument(daemon, keep_all_latencies=False)
+        points: list[tuple[int, float, float]] = []
+        try:
+            rss_before = rss_mib()
+            daemon.start(ready_timeout_s=120)
+            say(f"memory: replaying {opts.klines:,} closed klines lock-step at max speed")
+            started = time.perf_counter()
+            warm_at = max(min(100_000, opts.klines // 10), 1)
+            marks = [warm_at, *(opts.klines * k // 10 for k in range(2, 11))]
+            deadline = time.monotonic() + opts.memory_timeout_s
+            exchange = daemon.parts.exchange
+            while marks and time.monotonic() < deadline:
+                time.sleep(0.25)
+                done = delivered(daemon)
+                while marks and done >= marks[0]:
+                    points.append((done, time.perf_counter() - started, rss_mib()))
+                    say(f"  {done:,} klines, {points[-1][1]:.0f} s, RSS {points[-1][2]:.1f} MiB")
+                    marks.pop(0)
+                if exchange is not None and exchange.status().get("done"):
+                    break
+            final = delivered(daemon)
+            if not points or points[-1][0] != final:
+                points.append((final, time.perf_counter() - started, rss_mib()))
+            actors_running = len(pykka.ActorRegistry.get_all())
+        finally:
+            code = daemon.shutdown()
+    left = len(pykka.ActorRegistry.get_all())
+    print(f"\n== 3. RSS over {points[-1][0]:,} closed klines delivered to {opts.pairs * 5} pair actors")
+    print(f"RSS before start {rss_before:.1f} MiB; {actors_running} actors while running; {len(probe.samples):,} entries")
+    for n, t, rss in points:
+        print(f"  {n:>10,} klines  {t:7.1f} s  {n / t if t else 0:9,.0f} klines/s  RSS {rss:7.1f} MiB")
+    if len(points) >= 2:
+        growth = (points[-1][2] - points[0][2]) / points[0][2] * 100
+        print(f"growth after warm-up ({points[0][0]:,} klines → {points[-1][0]:,}): {growth:+.2f} %   goal < 5 %: {'met' if growth < 5 else 'NOT met'}")
+    if points[-1][0] < opts.klines:
+        print(f"(stopped before {opts.klines:,} klines: timeout or end of data)")
+    print(f"(daemon shutdown exit code {code}; pykka actors left after shutdown: {left})")
+
+
+def run_baselines() -> None:
+    print("== 0. Baselines (same process, same machine)")
+    one = tell_latency(1, 5_000)
+    three = tell_latency(3, 5_000)
+    print(f"bare pykka tell, thread → actor            {summary_ms(one)}")
+    print(f"bare pykka chain, thread → 3 actors         {summary_ms(three)}   (the pipeline's hops, no work)")
+    calls, publishes = strategy_cost(20_000)
+    print(f"PairStrategy.on_closed_kline, direct call   {summary_ms(calls)}")
+    print(f"pair status snapshot + PairBoard.publish    {summary_ms(publishes)}   (250 keys on the board)")
+
+
+# ---- entry point -------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--quick", action="store_true", help="small sizes, finishes in under a minute")
+    p.add_argument("--pairs", type=int, help="synthetic symbols (5 timeframes each); default 50, quick 10")
+    p.add_argument("--signals", type=int, help="entry latency samples to collect; default 1000, quick 150")
+    p.add_argument("--klines", type=int, help="closed klines for the RSS phase; default 1,000,000, quick 30,000")
+    p.add_argument("--speed", type=float, help="replay speed (× real time) of the latency phase; default 600")
+    p.add_argument("--restarts", type=int, default=10, help="pair restarts to time (default 10)")
+    p.add_argument("--skip", choices=("signals", "memory"), action="append", default=[], help="skip a phase")
+    args = p.parse_args(argv)
+    quick = args.quick
+    opts = Options(
+        pairs=args.pairs or (10 if quick else 50),
+        signals=args.signals or (150 if quick else 1_000),
+        klines=args.klines or (30_000 if quick else 1_000_000),
+        speed=args.speed or 600.0,
+        restarts=args.restarts,
+        signal_timeout_s=20 if quick else 240,
+        memory_timeout_s=20 if quick else 420,
+    )
+    if opts.pairs > 100:
+        p.error("--pairs: at most 100 (the symbol names have two digits)")
+    logger.remove()
+    logger.add(sys.stderr, level=os.environ.get("BENCH_LOG", "ERROR"))
+    steps_signals = int(opts.signal_timeout_s * opts.speed / 60) + 60
+    steps_memory = int(opts.klines / (opts.pairs * CLOSES_PER_STEP) * 1.02) + 60
+    rows = HISTORY_ROWS + max(steps_signals, steps_memory)
+    first_open = int(load_klines(SOURCES[0]).open_time[0])
+    opts.start_ms = first_open + HISTORY_ROWS * 60_000
+    wall = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="nm-live-latency-") as tmp:
+        opts.paths = write_symbols(Path(tmp) / "data", opts.pairs, rows)
+        capped = min(rows, 43_200)
+        start = datetime.fromtimestamp(opts.start_ms / 1000, tz=UTC)
+        print(
+            f"setup: {opts.pairs} synthetic symbols × {capped:,} 1m candles (replay from {start:%Y-%m-%d %H:%M}, "
+            f"{HISTORY_ROWS:,} candles of history); timeframes {', '.join(TIMEFRAMES)}; "
+            f"SMA 5/20, min interval 0, margin 50 USDT × 10"
+        )
+        run_baselines()
+        if "signals" not in args.skip:
+            run_signals(opts, Path(tmp))
+        if "memory" not in args.skip:
+            run_memory(opts, Path(tmp))
+    print(f"\ntotal wall time {time.perf_counter() - wall:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,319 @@
+"""Shared helpers of the whole-system tests (``test_system_*.py``): data slices, configs, a test-held replay
+clock, ledger reads, bot subprocesses and the fixture that stops everything a test started.
+
+Every system test runs the real actor tree against the local exchange; nothing of ours is faked. Where a
+test needs to look at the system between two candles it registers its own lock-step pacer on the
+exchange (:class:`StepClock`): the replay then cannot move past a step the test has not acknowledged.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pykka
+import pytest
+import yaml
+
+from actors.backtest import BacktestResult, run_backtest
+from actors.backtest_cli import account_settings, build_runs
+from actors.config import Config, load_config
+from actors.daemon import Daemon
+from actors.datafiles import parse_data_arg
+from actors.ledger_store import LedgerStore
+from actors.sim.server import LocalExchange
+
+ROOT = Path(__file__).resolve().parents[2]
+BTC_CSV = ROOT / "data" / "BTCUSDT_PERP_1m_2025-05-25_2025-06-24.csv"
+ETH_CSV = ROOT / "data" / "ETHUSDT_PERP_1m_2025-05-25_2025-06-24.csv"
+MINUTE_MS = 60_000
+FIRST_OPEN = 1748169180000
+"""Open time of the first candle of both bundled files."""
+
+
+# ---- data -----------------------------------------------------------------------------------------------
+
+
+def write_slice(source: Path, target: Path, rows: int) -> Path:
+    """The header and the first ``rows`` candles of ``source``."""
+    lines = source.read_text(encoding="utf-8").splitlines()[: rows + 1]
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return target
+
+
+@dataclass(frozen=True, slots=True)
+class Slices:
+    """Slices of the bundled month: BTC, ETH, and ETH's candles replayed as a third symbol (SOLUSDT)."""
+
+    btc: Path
+    eth: Path
+    sol: Path
+    rows: int
+
+    @property
+    def last_open(self) -> int:
+        return FIRST_OPEN + (self.rows - 1) * MINUTE_MS
+
+
+class SliceMaker:
+    """Writes each slice length once per session."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._made: dict[int, Slices] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, rows: int) -> Slices:
+        with self._lock:
+            if rows not in self._made:
+                folder = self._root / f"rows{rows}"
+                folder.mkdir(parents=True, exist_ok=True)
+                self._made[rows] = Slices(
+                    btc=write_slice(BTC_CSV, folder / "BTCUSDT_PERP_1m_slice.csv", rows),
+                    eth=write_slice(ETH_CSV, folder / "ETHUSDT_PERP_1m_slice.csv", rows),
+                    sol=write_slice(ETH_CSV, folder / "SOLUSDT_PERP_1m_slice.csv", rows),
+                    rows=rows,
+                )
+            return self._made[rows]
+
+
+@pytest.fixture(scope="session")
+def slices(tmp_path_factory: pytest.TempPathFactory) -> SliceMaker:
+    return SliceMaker(tmp_path_factory.mktemp("slices"))
+
+
+# ---- configuration ----------------------------------------------------------------------------------------
+
+
+def bot_config(
+    tmp: Path,
+    data: Sequence[Path],
+    *,
+    pairs: Sequence[str] = ("BTC_USDT", "ETH_USDT"),
+    short: int = 5,
+    long: int = 20,
+    timeframes: Sequence[str] = ("1m",),
+    replay: dict[str, Any] | None = None,
+    supervisor: dict[str, Any] | None = None,
+    execution: dict[str, Any] | None = None,
+    pair_overrides: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A replay config as YAML data: short SMAs so a few thousand candles give dozens of trades."""
+    overrides = pair_overrides or {}
+    return {
+        "state_dir": str(tmp / "state"),
+        "replay": {"data": [str(p) for p in data], "speed": "max", "exit_at_end": True} | (replay or {}),
+        "global_settings": {
+            "v1_strategy": {
+                "sma_short_period": short,
+                "sma_long_period": long,
+                "min_signal_interval_minutes": 0,
+                "pivot_lookback_candles": 10,
+                "indicator_timeframes": list(timeframes),
+            }
+        },
+        "pairs": {key: dict(overrides.get(key, {})) for key in pairs},
+        "monitoring": {"enabled": False},
+        "supervisor": {"watch_config": False} | (supervisor or {}),
+        "execution": execution or {},
+    }
+
+
+def save_config(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def load(path: Path) -> Config:
+    return load_config(path, env={})
+
+
+def backtest(config: Config) -> BacktestResult:
+    """What ``nancemakina backtest`` computes on the config's replay data."""
+    data = [parse_data_arg(str(p)) for p in config.replay_data_paths()]
+    return run_backtest(build_runs(config, data), account_settings(config))
+
+
+# ---- waiting ----------------------------------------------------------------------------------------------
+
+
+def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str, poll_s: float = 0.01) -> Any:
+    """Poll observable state (a board, the ledger file, the exchange) until ``predicate()`` is truthy.
+
+    Used only where the system offers no event to wait on; the deadline turns a hang into a failure.
+    """
+    deadline = time.monotonic() + timeout_s
+    pause = threading.Event()
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
+        pause.wait(poll_s)
+
+
+class StepClock:
+    """A lock-step pacer held by the test: the replay cannot finish a step the test has not acked.
+
+    The exchange runs step T (fills, then closed klines) and then waits for every pacer's ack of T. The bot
+    acks T once its pairs, executor and ledger have fully reacted to it. :meth:`run_through` releases the
+    steps before T and returns when the bot has acked T: the exchange and the ledger then hold exactly the
+    state after candle T, and keep it until the next call.
+    """
+
+    def __init__(self, exchange: LocalExchange) -> None:
+        self.exchange = exchange
+        self.pacer = exchange.register_pacer("1m")
+
+    def bot_acked(self) -> int:
+        others = [ms for pid, ms in self.exchange.status()["pacers"].items() if pid != self.pacer]
+        return max(others, default=-1)
+
+    def run_through(self, open_ms: int, timeout_s: float = 30.0) -> None:
+        self.exchange.ack(self.pacer, open_ms - MINUTE_MS)
+        wait_until(lambda: self.bot_acked() >= open_ms, timeout_s, f"the bot to ack the step opened at {open_ms}")
+
+    def release(self) -> None:
+        """Stop holding the clock: the replay runs at the bot's pace again."""
+        self.exchange.unregister_pacer(self.pacer)
+
+
+# ---- ledger -------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def ledger(state_dir: Path) -> Iterator[LedgerStore]:
+    """A read-only view of the ledger file (WAL lets it run next to the writer)."""
+    store = LedgerStore.open_read_only(state_dir / "ledger.sqlite3")
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def ledger_exists(state_dir: Path) -> bool:
+    return (state_dir / "ledger.sqlite3").is_file()
+
+
+def event_kinds(state_dir: Path, limit: int = 1000) -> list[str]:
+    with ledger(state_dir) as store:
+        return [e.kind for e in reversed(store.events(limit))]
+
+
+# ---- processes and clean-up ------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class BotProcess:
+    """``python -m actors run --config X`` as a user (or systemd) starts it; output goes to ``log``."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def wait(self, timeout_s: float) -> int:
+        return self.process.wait(timeout_s)
+
+
+class NotifySocket:
+    """A datagram socket standing in for systemd's ``$NOTIFY_SOCKET``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(str(path))
+        self.messages: list[str] = []
+
+    def expect(self, line: str, timeout_s: float) -> list[str]:
+        """Receive datagrams until one holds ``line``; returns every message received so far."""
+        deadline = time.monotonic() + timeout_s
+        while not any(line in m.splitlines() for m in self.messages):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {line} from the bot within {timeout_s:g}s; got {self.messages}")
+            self._sock.settimeout(remaining)
+            try:
+                self.messages.append(self._sock.recv(4096).decode())
+            except TimeoutError:
+                continue
+        return self.messages
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+@dataclass(slots=True)
+class Cleanup:
+    """Everything a test started, stopped after it whatever happened."""
+
+    daemons: list[Daemon] = field(default_factory=list)
+    exchanges: list[LocalExchange] = field(default_factory=list)
+    bots: list[BotProcess] = field(default_factory=list)
+    sockets: list[NotifySocket] = field(default_factory=list)
+
+    def daemon(self, config: Config) -> Daemon:
+        daemon = Daemon(config)
+        self.daemons.append(daemon)
+        return daemon
+
+    def exchange(self, exchange: LocalExchange) -> LocalExchange:
+        self.exchanges.append(exchange.start())
+        return exchange
+
+    def bot(self, config_path: Path, log: Path, env: dict[str, str] | None = None) -> BotProcess:
+        full_env = {k: v for k, v in os.environ.items() if k not in {"NOTIFY_SOCKET", "NANCEMAKINA_CONFIG"}}
+        full_env.update(env or {})
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "actors", "run", "--config", str(config_path)],
+                cwd=ROOT,
+                env=full_env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        bot = BotProcess(process=process, log=log)
+        self.bots.append(bot)
+        return bot
+
+    def notify_socket(self, path: Path) -> NotifySocket:
+        sock = NotifySocket(path)
+        self.sockets.append(sock)
+        return sock
+
+    def close(self) -> None:
+        for bot in self.bots:
+            if bot.process.poll() is None:
+                bot.process.send_signal(signal.SIGKILL)
+                bot.process.wait(10)
+        for daemon in self.daemons:
+            daemon.shutdown()
+        for exchange in self.exchanges:
+            exchange.stop()
+        for sock in self.sockets:
+            sock.close()
+        pykka.ActorRegistry.stop_all()
+
+
+@pytest.fixture
+def cleanup() -> Iterator[Cleanup]:
+    done = Cleanup()
+    try:
+        yield done
+    finally:
+        done.close()
