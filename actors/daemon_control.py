@@ -94,9 +94,14 @@ class DaemonControl:
             for child in group.children:
                 actor = next((s for n, s in stats.items() if n.endswith(child.child_id)), None)
                 name = actor.name if actor else child.child_id
-                rows.append(self._row(actor, name, "Actor", group.name, now,
-                                      state="running" if child.alive else "dead", restarts=max(0, child.generation - 1),
-                                      symbol=None if group.name == "shared" else group.name))  # fmt: skip
+                rows.append(
+                    self._row(
+                        actor, name, "Actor", group.name, now,
+                        state="running" if child.alive else "dead",
+                        restarts=max(0, child.generation - 1),
+                        symbol=None if group.name == "shared" else group.name,
+                    )
+                )  # fmt: skip
         return rows
 
     def _row(
