@@ -223,14 +223,13 @@ class Daemon:
                 for line in refused:
                     logger.error(f"reload refused: {line}")
                 return refused
-            removed = set(trading_pairs(self.config)) - set(trading_pairs(new))
+            kept = trading_pairs(new)
+            removed = {s: old for s, old in trading_pairs(self.config).items() if s not in kept}
             self.parts.update_terms(new)
             self.config = new
             result = self.root.reload(self._system_spec(new))
-            for symbol in removed:
-                old = self.parts.settings.get(symbol)
-                if old is not None:
-                    self.parts.unsubscribe(old)
+            for symbol, old in removed.items():  # old settings: the new ones no longer list the pair
+                self.parts.unsubscribe(old)
                 self.pairs.drop(symbol)
             self.parts.refs.tell_executor(UpdateTerms(terms=self.parts.terms(new)))
             if self.parts.pacer is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from actors.exchange.parse import parse_user_event
 from actors.exchange.ratelimit import WeightBudget
 from actors.exchange.user_stream import UserStream
 from actors.exchange.venue import Venue
+from actors.exchange.ws import kline_stream
 from actors.executor import OrderExecutor, SymbolTerms
 from actors.ledger import LedgerSnapshots, PositionLedger
 from actors.market_stream import MarketStream, MarketStreamBoard, Subscribe, Unsubscribe
@@ -302,9 +304,26 @@ class Parts:
         """Everything is warm: register as a lock-step pacer (at ``max``) and let the clock run."""
         if self.exchange is None or self.config.api.mode is not Mode.REPLAY:
             return
+        self._await_subscriptions()
         if self.pacer is not None:
             self._pacer_id = self.exchange.register_pacer("1m")
         self.exchange.resume()
+
+    def _await_subscriptions(self, timeout_s: float = 10.0) -> None:
+        """Start the clock only once the exchange streams every routed kline to us.
+
+        Warm pairs do not mean live subscriptions: a candle sent before ours is live is lost, and in
+        lock-step the clock then waits a whole pacer timeout for an ack that cannot come.
+        """
+        if self.exchange is None:
+            return
+        wanted = {kline_stream(symbol, tf) for symbol, tf in sorted(self.router.keys())}
+        deadline = time.monotonic() + timeout_s
+        while not wanted <= set(self.exchange.status().get("clients", {}).get("streams", ())):
+            if time.monotonic() >= deadline:
+                logger.warning(f"replay starts before the exchange streams all of {sorted(wanted)}")
+                return
+            time.sleep(0.02)
 
     def replay_finished(self, timeout_s: float) -> bool:
         """The data ran out and (in lock-step) the last step was acknowledged."""
@@ -490,6 +509,8 @@ class Parts:
                 stream.stop()
             except Exception as exc:
                 logger.warning(f"{stream}: stop failed: {exc}")
+        if self.gate is not None:  # else a kline waiting for a marker holds the market stream's stop
+            self.gate.release()
 
     def close(self) -> None:
         """Stop in-process exchanges; leave an external one running (only our pacer leaves it)."""

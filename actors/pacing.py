@@ -35,6 +35,7 @@ class UserStreamGate:
         self._done: dict[str, int] = dict.fromkeys(self._streams, -1)
         self._cond = threading.Condition()
         self._timeout = timeout_s
+        self._released = False
         self.timeouts = 0
 
     def step_processed(self, stream: str, step_open_ms: int) -> None:
@@ -44,11 +45,19 @@ class UserStreamGate:
                 self._done[stream] = step_open_ms
                 self._cond.notify_all()
 
+    def release(self) -> None:
+        """Hold nothing from now on (shutdown: the user streams are closed, no marker will come)."""
+        with self._cond:
+            self._released = True
+            self._cond.notify_all()
+
     def wait_for_step(self, close_time_ms: int) -> bool:
         """Block until every stream has processed the 1m step ending at ``close_time_ms``."""
         step = close_time_ms - MINUTE_MS
         with self._cond:
-            ok = self._cond.wait_for(lambda: min(self._done.values(), default=step) >= step, self._timeout)
+            ok = self._cond.wait_for(
+                lambda: self._released or min(self._done.values(), default=step) >= step, self._timeout
+            )
         if not ok:
             self.timeouts += 1
             logger.warning(f"replay gate: user streams did not reach step {step} in {self._timeout}s")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from actors.base import Actor, Monitor
+from actors.exchange.errors import RateLimited
 from actors.market_stream import KlineGapUnrepaired
 from actors.messages import (
     TIMEFRAME_MS,
@@ -115,7 +116,11 @@ class PairTimeframe(Actor):
         self._decisions = 0
 
     def start_actor(self) -> None:
-        history = self._klines.recent_closed_klines(self.symbol, self.contract, self.timeframe, self._warmup)
+        history = self._rest(
+            lambda: self._klines.recent_closed_klines(
+                self.symbol, self.contract, self.timeframe, self._warmup
+            )
+        )
         self._feed(history, live=False)
         self._warm = True
         self.log.info(f"{self.name} warm with {len(history)} candles")
@@ -149,8 +154,10 @@ class PairTimeframe(Actor):
 
     def _backfill(self, start_ms: int, end_ms: int) -> None:
         missing = (end_ms - start_ms) // self._tf_ms + 1
-        fetched = self._klines.closed_klines_range(
-            self.symbol, self.contract, self.timeframe, start_ms, end_ms
+        fetched = self._rest(
+            lambda: self._klines.closed_klines_range(
+                self.symbol, self.contract, self.timeframe, start_ms, end_ms
+            )
         )
         self._gaps_backfilled += 1
         if len(fetched) < missing:
@@ -160,6 +167,18 @@ class PairTimeframe(Actor):
                 f"{start_ms}..{end_ms}; no new entries until this pair restarts"
             )
         self._feed(fetched, live=True)
+
+    def _rest(self, call: Callable[[], list[Kline]], attempts: int = 5) -> list[Kline]:
+        """A REST read that waits out a 429/418 instead of crashing (which would spend the restart budget).
+
+        The shared weight budget holds the next request until Retry-After has passed, so retrying is waiting.
+        """
+        for attempt in range(1, attempts):
+            try:
+                return call()
+            except RateLimited as exc:
+                self.log.warning(f"{self.name}: rate limited ({exc.retry_after_s:g}s), attempt {attempt}")
+        return call()
 
     def _feed(self, klines: Sequence[Kline], *, live: bool, received_ns: int = 0) -> None:
         for kline in klines:

@@ -87,8 +87,8 @@ class SliceMaker:
             return self._made[rows]
 
 
-@pytest.fixture(scope="session")
-def slices(tmp_path_factory: pytest.TempPathFactory) -> SliceMaker:
+@pytest.fixture(scope="session", name="slices")
+def slices_fixture(tmp_path_factory: pytest.TempPathFactory) -> SliceMaker:
     return SliceMaker(tmp_path_factory.mktemp("slices"))
 
 
@@ -138,6 +138,13 @@ def load(path: Path) -> Config:
     return load_config(path, env={})
 
 
+def local_exchange(daemon: Daemon) -> LocalExchange:
+    """The in-process exchange a replay daemon started (with its fault-injection methods)."""
+    exchange = daemon.parts.exchange
+    assert isinstance(exchange, LocalExchange)
+    return exchange
+
+
 def backtest(config: Config) -> BacktestResult:
     """What ``nancemakina backtest`` computes on the config's replay data."""
     data = [parse_data_arg(str(p)) for p in config.replay_data_paths()]
@@ -182,7 +189,9 @@ class StepClock:
 
     def run_through(self, open_ms: int, timeout_s: float = 30.0) -> None:
         self.exchange.ack(self.pacer, open_ms - MINUTE_MS)
-        wait_until(lambda: self.bot_acked() >= open_ms, timeout_s, f"the bot to ack the step opened at {open_ms}")
+        wait_until(
+            lambda: self.bot_acked() >= open_ms, timeout_s, f"the bot to ack the step opened at {open_ms}"
+        )
 
     def release(self) -> None:
         """Stop holding the clock: the replay runs at the bot's pace again."""
@@ -232,18 +241,24 @@ class BotProcess:
 
 
 class NotifySocket:
-    """A datagram socket standing in for systemd's ``$NOTIFY_SOCKET``."""
+    """A datagram socket standing in for systemd's ``$NOTIFY_SOCKET``; reads notifications in order."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.bind(str(path))
         self.messages: list[str] = []
+        self._next = 0
 
-    def expect(self, line: str, timeout_s: float) -> list[str]:
-        """Receive datagrams until one holds ``line``; returns every message received so far."""
+    def expect(self, line: str, timeout_s: float) -> str:
+        """The next notification (after the last one expected) holding ``line``; earlier ones are skipped."""
         deadline = time.monotonic() + timeout_s
-        while not any(line in m.splitlines() for m in self.messages):
+        while True:
+            for index in range(self._next, len(self.messages)):
+                if line in self.messages[index].splitlines():
+                    self._next = index + 1
+                    return self.messages[index]
+            self._next = len(self.messages)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise AssertionError(f"no {line} from the bot within {timeout_s:g}s; got {self.messages}")
@@ -252,7 +267,6 @@ class NotifySocket:
                 self.messages.append(self._sock.recv(4096).decode())
             except TimeoutError:
                 continue
-        return self.messages
 
     def close(self) -> None:
         self._sock.close()
@@ -310,8 +324,8 @@ class Cleanup:
         pykka.ActorRegistry.stop_all()
 
 
-@pytest.fixture
-def cleanup() -> Iterator[Cleanup]:
+@pytest.fixture(name="cleanup")
+def cleanup_fixture() -> Iterator[Cleanup]:
     done = Cleanup()
     try:
         yield done

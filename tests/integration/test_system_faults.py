@@ -6,11 +6,14 @@ its own pacer (:class:`StepClock`) and picks the moment from the backtester's tr
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from actors.backtest import Trade
-from actors.fills import ExitReason
-from actors.messages import ContractType, Direction, Leg, client_order_id
+from actors.ledger_store import LedgerStore
+from actors.messages import ContractType, Decision, Direction, Leg, client_order_id
+from actors.sim.server import LocalExchange
 from tests.integration.system_support import (  # noqa: F401 - fixtures
     MINUTE_MS,
     Cleanup,
@@ -18,25 +21,23 @@ from tests.integration.system_support import (  # noqa: F401 - fixtures
     StepClock,
     backtest,
     bot_config,
-    cleanup,
+    cleanup_fixture,
     event_kinds,
     ledger,
     load,
+    local_exchange,
     save_config,
-    slices,
+    slices_fixture,
     wait_until,
 )
 
 
-def first_trade(trades: list[Trade], *, after: int = 0, exit_reason: ExitReason | None = None) -> Trade:
-    return next(
-        t
-        for t in trades
-        if t.entry_time_ms > after and (exit_reason is None or t.exit_reason is exit_reason)
-    )
+def first_trade(trades: list[Trade]) -> Trade:
+    """The first trade of the data: its entry candle is where the fault is aimed."""
+    return trades[0]
 
 
-def decision_keys(decisions) -> list[tuple]:
+def decision_keys(decisions: Iterable[Decision]) -> list[tuple[object, ...]]:
     return sorted(
         (d.decided_open_time_ms, d.symbol, d.signal_open_time_ms, d.direction, d.outcome, d.reason, d.entry,
          d.stop_loss, d.take_profit)
@@ -51,7 +52,7 @@ def test_dropped_websockets_lose_no_candle_and_repeat_none(
     config = load(save_config(tmp_path / "config.yaml", bot_config(tmp_path, [data.btc, data.eth])))
     expected = backtest(config)
     daemon = cleanup.daemon(config)
-    exchange = daemon.parts.exchange
+    exchange = local_exchange(daemon)
     clock = StepClock(exchange)
     daemon.start()
 
@@ -78,8 +79,10 @@ def test_dropped_websockets_lose_no_candle_and_repeat_none(
     wait_until(lambda: clock.bot_acked() >= frozen + MINUTE_MS, 30.0, "the bot to backfill the missed candle")
     # Markers of steps the user-data stream missed never come: let it reconnect before the clock runs on.
     wait_until(
-        lambda: exchange.status()["clients"]["user_clients"] == 1
-        and event_kinds(config.state_path()).count("user_stream_up") > ups,
+        lambda: (
+            exchange.status()["clients"]["user_clients"] == 1
+            and event_kinds(config.state_path()).count("user_stream_up") > ups
+        ),
         30.0,
         "the user-data stream to reconnect",
     )
@@ -87,16 +90,22 @@ def test_dropped_websockets_lose_no_candle_and_repeat_none(
 
     assert daemon.parts.replay_finished(timeout_s=60.0)
     statuses = wait_until(
-        lambda: (s := daemon.pairs.statuses)
-        and all(s[(sym, "1m")].strategy.last_open_time_ms == data.last_open for sym in ("BTCUSDT", "ETHUSDT"))
-        and s,
+        lambda: (
+            (s := daemon.pairs.statuses)
+            and all(
+                s[(sym, "1m")].strategy.last_open_time_ms == data.last_open for sym in ("BTCUSDT", "ETHUSDT")
+            )
+            and s
+        ),
         30.0,
         "both pairs to process the last candle",
     )
     after = board.snapshot()
     for symbol in ("BTCUSDT", "ETHUSDT"):
-        assert statuses[(symbol, "1m")].strategy.candles == data.rows, f"{symbol}: every candle exactly once"
+        assert statuses[(symbol, "1m")].strategy.candles == data.rows, f"{symbol}: a candle never arrived"
+        assert statuses[(symbol, "1m")].gaps_backfilled == 0  # the stream repaired it before the pair saw
         assert not statuses[(symbol, "1m")].unrepaired_gap
+    assert after.sequencer.delivered == 2 * data.rows, "each closed kline routed exactly once"
     assert after.reconnects > before.reconnects
     assert after.sequencer.candles_backfilled > before.sequencer.candles_backfilled
     assert not after.unrepaired
@@ -105,7 +114,7 @@ def test_dropped_websockets_lose_no_candle_and_repeat_none(
     assert decision_keys(replayed) == decision_keys(expected.decisions)
 
 
-def exchange_orders(exchange, symbol: str) -> list[tuple[str, str, bool]]:
+def exchange_orders(exchange: LocalExchange, symbol: str) -> list[tuple[str, str, bool]]:
     """(client id, status, reduce-only) of every regular order the exchange holds for ``symbol``."""
 
     async def read() -> list[tuple[str, str, bool]]:
@@ -115,8 +124,13 @@ def exchange_orders(exchange, symbol: str) -> list[tuple[str, str, bool]]:
     return exchange.call(read())
 
 
-def protective(state: dict, symbol: str) -> set[tuple[str, float]]:
+def protective(state: dict[str, Any], symbol: str) -> set[tuple[str, float]]:
     return {(a["type"], float(a["triggerPrice"])) for a in state["openAlgoOrders"] if a["symbol"] == symbol}
+
+
+def status(store: LedgerStore, client_id: str) -> str | None:
+    order = store.order(client_id)
+    return None if order is None else order.status
 
 
 def signed_amount(t: Trade) -> str:
@@ -125,11 +139,13 @@ def signed_amount(t: Trade) -> str:
 
 def test_rate_limit_bursts_are_waited_out(tmp_path: Path, slices: SliceMaker, cleanup: Cleanup) -> None:
     data = slices(300)
-    config = load(save_config(tmp_path / "config.yaml", bot_config(tmp_path, [data.btc, data.eth])))
+    # A burst longer than a pair's restart budget: waiting it out must not spend that budget.
+    raw = bot_config(tmp_path, [data.btc, data.eth], supervisor={"pair_max_restarts": 1})
+    config = load(save_config(tmp_path / "config.yaml", raw))
     t = first_trade(backtest(config).trades)
     daemon = cleanup.daemon(config)
-    exchange = daemon.parts.exchange
-    exchange.fail_next("429", count=2, path="/fapi/v1/klines", retry_after_s=1)  # the warm-up's requests
+    exchange = local_exchange(daemon)
+    exchange.fail_next("429", count=3, path="/fapi/v1/klines", retry_after_s=1)  # the warm-up's requests
     clock = StepClock(exchange)
     daemon.start(ready_timeout_s=30.0)
     assert daemon.pairs.warm({("BTCUSDT", "1m"), ("ETHUSDT", "1m")})
@@ -139,18 +155,24 @@ def test_rate_limit_bursts_are_waited_out(tmp_path: Path, slices: SliceMaker, cl
     clock.run_through(t.entry_time_ms)
 
     budget = daemon.parts.budget
-    assert budget.responses_429 == 3
-    assert exchange.status()["stats"]["faults_fired"]["429"] == 3
+    assert budget.responses_429 == 4
+    assert exchange.status()["stats"]["faults_fired"]["429"] == 4
     state = exchange.state()
     assert state["positions"][t.symbol]["amount"] == signed_amount(t)  # entered once, after the wait
-    assert protective(state, t.symbol) == {("STOP_MARKET", t.stop_loss), ("TAKE_PROFIT_MARKET", t.take_profit)}
+    assert protective(state, t.symbol) == {
+        ("STOP_MARKET", t.stop_loss),
+        ("TAKE_PROFIT_MARKET", t.take_profit),
+    }
     with ledger(config.state_path()) as store:
         assert [p.signal_open_time_ms for p in store.open_positions() if p.symbol == t.symbol] == [
             t.signal_open_time_ms
         ]
     tree = daemon.root.status()
     assert tree.state.value == "running"
-    assert all(p.state.value == "running" for p in tree.pairs)
+    assert [(p.name, p.state.value, p.total_restarts) for p in tree.pairs] == [
+        ("BTCUSDT", "running", 0),
+        ("ETHUSDT", "running", 0),
+    ]
     assert daemon.root.healthy()
 
 
@@ -163,7 +185,7 @@ def test_rejected_stop_flattens_the_position_and_alerts(
     t = first_trade(backtest(config).trades)
     stop_id = client_order_id(t.symbol, t.signal_open_time_ms, Leg.STOP)
     daemon = cleanup.daemon(config)
-    exchange = daemon.parts.exchange
+    exchange = local_exchange(daemon)
     clock = StepClock(exchange)
     daemon.start()
 
@@ -190,8 +212,8 @@ def test_rejected_stop_flattens_the_position_and_alerts(
         ("C", "FILLED", True),
     ]
     with ledger(config.state_path()) as store:
-        assert store.order(stop_id).status == "rejected"
-        assert store.order(client_order_id(t.symbol, t.signal_open_time_ms, Leg.CLOSE)).status == "filled"
+        assert status(store, stop_id) == "rejected"
+        assert status(store, client_order_id(t.symbol, t.signal_open_time_ms, Leg.CLOSE)) == "filled"
         assert t.symbol not in {p.symbol for p in store.open_positions()}
         alerts = [(e.kind, e.symbol) for e in store.events(kind="alert:stop_failed")]
     assert alerts == [("alert:stop_failed", t.symbol)]
@@ -206,7 +228,7 @@ def test_entry_answered_503_unknown_opens_exactly_one_position(
     t = first_trade(backtest(config).trades)
     entry_id = client_order_id(t.symbol, t.signal_open_time_ms, Leg.ENTRY)
     daemon = cleanup.daemon(config)
-    exchange = daemon.parts.exchange
+    exchange = local_exchange(daemon)
     clock = StepClock(exchange)
     daemon.start()
 
@@ -219,13 +241,16 @@ def test_entry_answered_503_unknown_opens_exactly_one_position(
     state = exchange.state()
     assert state["positions"][t.symbol]["amount"] == signed_amount(t)
     assert exchange_orders(exchange, t.symbol) == [(entry_id, "FILLED", False)]
-    assert protective(state, t.symbol) == {("STOP_MARKET", t.stop_loss), ("TAKE_PROFIT_MARKET", t.take_profit)}
+    assert protective(state, t.symbol) == {
+        ("STOP_MARKET", t.stop_loss),
+        ("TAKE_PROFIT_MARKET", t.take_profit),
+    }
     with ledger(config.state_path()) as store:
         held = [p for p in store.open_positions() if p.symbol == t.symbol]
         assert [(p.signal_open_time_ms, p.qty, p.entry_price) for p in held] == [
             (t.signal_open_time_ms, t.quantity, t.entry_price)
         ]
-        assert store.order(entry_id).status == "filled"
+        assert status(store, entry_id) == "filled"
 
 
 def test_listen_key_expiry_recovers_and_later_fills_reach_the_ledger(
@@ -236,7 +261,7 @@ def test_listen_key_expiry_recovers_and_later_fills_reach_the_ledger(
     trades = backtest(config).trades
     t = next(x for x in trades if x.exit_time_ms - x.entry_time_ms >= 5 * MINUTE_MS)
     daemon = cleanup.daemon(config)
-    exchange = daemon.parts.exchange
+    exchange = local_exchange(daemon)
     clock = StepClock(exchange)
     daemon.start()
 
@@ -245,9 +270,11 @@ def test_listen_key_expiry_recovers_and_later_fills_reach_the_ledger(
     ups = event_kinds(state).count("user_stream_up")
     assert len(exchange.expire_listen_key()) == 1
     wait_until(
-        lambda: "listen_key_expired" in event_kinds(state)
-        and event_kinds(state).count("user_stream_up") > ups
-        and exchange.status()["clients"]["user_clients"] == 1,
+        lambda: (
+            "listen_key_expired" in event_kinds(state)
+            and event_kinds(state).count("user_stream_up") > ups
+            and exchange.status()["clients"]["user_clients"] == 1
+        ),
         30.0,
         "the user-data stream to come back on a new listenKey",
     )

@@ -9,6 +9,7 @@ the ledger's trades must be the backtester's.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from actors.backtest import Trade
 from actors.fills import ExitReason
@@ -20,11 +21,12 @@ from tests.integration.system_support import (  # noqa: F401 - fixtures
     StepClock,
     backtest,
     bot_config,
-    cleanup,
+    cleanup_fixture,
     ledger,
     load,
+    local_exchange,
     save_config,
-    slices,
+    slices_fixture,
 )
 
 KINDS = {ExitReason.STOP_LOSS: "STOP_MARKET", ExitReason.TAKE_PROFIT: "TAKE_PROFIT_MARKET"}
@@ -37,12 +39,16 @@ def pick_trades(trades: list[Trade], last_open: int) -> list[Trade]:
     picked: dict[tuple[Direction, ExitReason], Trade] = {}
     for t in trades:
         key = (t.direction, t.exit_reason)
-        if t.exit_reason in KINDS and t.exit_time_ms <= last_open and (t.symbol, t.exit_time_ms) not in entries:
+        if (
+            t.exit_reason in KINDS
+            and t.exit_time_ms <= last_open
+            and (t.symbol, t.exit_time_ms) not in entries
+        ):
             picked.setdefault(key, t)
     return list(picked.values())
 
 
-def exchange_side(state: dict, symbol: str) -> tuple[str | None, set[tuple[str, float, str]]]:
+def exchange_side(state: dict[str, Any], symbol: str) -> tuple[str | None, set[tuple[str, float, str]]]:
     position = state["positions"].get(symbol)
     algos = {
         (a["type"], float(a["triggerPrice"]), a["clientAlgoId"])
@@ -64,7 +70,7 @@ def test_entries_get_both_protective_orders_and_one_exit_cancels_the_other(
     }, "the slice must hold a LONG and a SHORT closed by each of stop and take-profit"
 
     daemon = cleanup.daemon(config)
-    exchange = daemon.parts.exchange
+    exchange = local_exchange(daemon)
     clock = StepClock(exchange)
     daemon.start()
 

@@ -14,15 +14,17 @@ from tests.integration.system_support import (  # noqa: F401 - fixtures
     Cleanup,
     SliceMaker,
     bot_config,
-    cleanup,
+    cleanup_fixture,
     ledger,
     load,
     save_config,
-    slices,
+    slices_fixture,
 )
 
 
-def test_report_decisions_equal_backtest_decisions(tmp_path: Path, slices: SliceMaker, cleanup: Cleanup) -> None:
+def test_report_decisions_equal_backtest_decisions(
+    tmp_path: Path, slices: SliceMaker, cleanup: Cleanup
+) -> None:
     data = slices(3000)
     path = save_config(
         tmp_path / "config.yaml", bot_config(tmp_path, [data.btc, data.eth], timeframes=("1m", "5m"))
