@@ -17,9 +17,17 @@ from loguru import logger
 from actors.config import Config, Mode, PairSettings, load_config
 from actors.control import ControlServer, secret_redactor
 from actors.daemon_control import DaemonControl
+from actors.daemon_metrics import DaemonMetrics
 from actors.daemon_parts import Parts, build_parts, trading_pairs
 from actors.executor import UpdateTerms
-from actors.messages import Alert, StopAcceptingEntries
+from actors.messages import (
+    Alert,
+    Decision,
+    EntryRejected,
+    Kline,
+    OrderStateChanged,
+    StopAcceptingEntries,
+)
 from actors.pair import PairStatus, PairTimeframe
 from actors.sdnotify import SdNotifier, Watchdog, watchdog_interval_s
 from actors.strategy import StrategyParams
@@ -73,6 +81,10 @@ class Daemon:
         self.root.before_shutdown.append(self._stop_entries)
         self.root.before_shutdown.append(self.parts.stop_streams)
         self._watchdog: Watchdog | None = None
+        self.telemetry = DaemonMetrics(self)
+        m = self.telemetry.metrics
+        self.parts.executor_events = self._order_event
+        self.parts.on_alert = lambda a: m.alert(a.kind, a.symbol)
         self.control = DaemonControl(self)
         self.control_server = ControlServer(
             config.control_socket_path(), self.control, redact=secret_redactor(self.parts.secrets)
@@ -119,6 +131,7 @@ class Daemon:
                 generation=generation,
                 on_processed=parts.pacer.processed if parts.pacer is not None and trading else None,
                 on_status=self.pairs.publish,
+                observe=self._observe,
             )
             parts.router.register(settings.symbol, timeframe, ref)
             parts.subscribe(settings.contract_type, settings.symbol, timeframe)
@@ -137,6 +150,7 @@ class Daemon:
     def start(self, *, ready_timeout_s: float = 120.0) -> None:
         """Start the tree, wait until every pair is warm, tell systemd READY=1, then let a replay run."""
         self.control_server.start()  # first: a second daemon on the same state fails here, before trading
+        self.telemetry.start()
         self.parts.start_streams()
         self.root.start()
         expected = {
@@ -180,6 +194,7 @@ class Daemon:
         if self._watchdog is not None:
             self._watchdog.stop()
         self.parts.close()
+        self.telemetry.stop()
         self.control_server.stop()
         return code
 
@@ -201,8 +216,19 @@ class Daemon:
     def _stop_entries(self) -> None:
         self.parts.refs.tell_executor(StopAcceptingEntries())
 
+    def _order_event(self, event: object) -> None:
+        if isinstance(event, (OrderStateChanged, EntryRejected)):
+            self.telemetry.metrics.order_event(event)
+
+    def _observe(self, kline: Kline, seconds: float, decision: Decision | None) -> None:
+        metrics = self.telemetry.metrics
+        metrics.kline_processed(kline.symbol, kline.timeframe, seconds)
+        if decision is not None:
+            metrics.decision(decision)
+
     def _on_alert(self, kind: str, symbol: str | None, detail: str) -> None:
         logger.warning(f"ALERT {kind} {symbol or ''}: {detail}")
+        self.telemetry.metrics.alert(kind, symbol)
         self.parts.refs.tell_ledger(Alert(kind=kind, symbol=symbol, detail=detail))
 
     # ---- reload ----------------------------------------------------------------------------------

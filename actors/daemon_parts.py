@@ -287,6 +287,8 @@ class Parts:
             for c in self.contracts
         ]
         self._lock = threading.Lock()
+        self.on_alert: Callable[[Alert], None] | None = None
+        """Metrics hook for every alert (ledger's, executor's)."""
         # Observation hooks (benchmarks, metrics), read each time the executor (re)starts.
         self.executor_latency: Callable[[int], None] | None = None
         self.executor_events: Callable[[object], None] | None = None
@@ -383,6 +385,11 @@ class Parts:
         self.config = config
         self.settings = dict(trading_pairs(config))
 
+    def _ledger_alert(self, alert: Alert) -> None:
+        logger.warning(f"ALERT {alert.kind} {alert.symbol or ''}: {alert.detail}")
+        if self.on_alert is not None:
+            self.on_alert(alert)
+
     def _executor_notice(self, event: object) -> None:
         """Rejections go back to the deciding pair (min_interval bookkeeping); alerts go to the ledger."""
         if isinstance(event, EntryRejected):
@@ -391,6 +398,8 @@ class Parts:
                 self.router.tell(event.symbol, settings.signal_timeframe, event)
         elif isinstance(event, Alert):
             self.refs.tell_ledger(event)
+            if self.on_alert is not None:
+                self.on_alert(event)
 
     def _listeners(self, event: object) -> None:
         if isinstance(event, PositionClosed):
@@ -406,7 +415,7 @@ class Parts:
                 gateways=gateways,
                 execution=config.execution,
                 publish_portfolio=self.portfolio.set,
-                alert=_log_alert,
+                alert=self._ledger_alert,
                 listeners=self._listeners,
                 contracts={s: x.contract_type for s, x in self.settings.items()},
                 margin_assets={s: spec.margin_asset for s, spec in self.specs.items()},
@@ -533,10 +542,6 @@ def _parse_with_marker(payload: Mapping[str, Any], contract: ContractType) -> Us
     if isinstance(data, Mapping) and data.get("e") == "SIM_STEP":
         return SimStep(step_open_ms=int(data["T"]))
     return parse_user_event(payload, contract)
-
-
-def _log_alert(alert: object) -> None:
-    logger.warning(f"ALERT {alert}")
 
 
 def build_parts(config: Config, *, pair_status: Callable[[PairStatus], None]) -> Parts:
