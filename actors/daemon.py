@@ -214,6 +214,7 @@ class Daemon:
                 self.notifier.ready()
 
     def _stop_entries(self) -> None:
+        self.parts.stopping.set()
         self.parts.refs.tell_executor(StopAcceptingEntries())
 
     def _order_event(self, event: object) -> None:
@@ -250,6 +251,7 @@ class Daemon:
                     logger.error(f"reload refused: {line}")
                 return refused
             kept = trading_pairs(new)
+            previous = trading_pairs(self.config)
             removed = {s: old for s, old in trading_pairs(self.config).items() if s not in kept}
             self.parts.update_terms(new)
             self.config = new
@@ -257,6 +259,14 @@ class Daemon:
             for symbol, old in removed.items():  # old settings: the new ones no longer list the pair
                 self.parts.unsubscribe(old)
                 self.pairs.drop(symbol)
+            for symbol, old in previous.items():
+                fewer = tuple(
+                    tf
+                    for tf in old.indicator_timeframes
+                    if symbol in kept and tf not in kept[symbol].indicator_timeframes
+                )
+                if fewer:  # a restarted pair that dropped timeframes: their routes and streams go too
+                    self.parts.unsubscribe(old, fewer)
             self.parts.refs.tell_executor(UpdateTerms(terms=self.parts.terms(new)))
             if self.parts.pacer is not None:
                 self.parts.pacer.set_expected(

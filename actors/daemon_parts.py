@@ -25,6 +25,7 @@ from actors.exchange.gateway import BinanceGateway
 from actors.exchange.instruments import spec_to_entry
 from actors.exchange.parse import parse_user_event
 from actors.exchange.ratelimit import WeightBudget
+from actors.exchange.types import UserStreamStatus
 from actors.exchange.user_stream import UserStream
 from actors.exchange.venue import Venue
 from actors.exchange.ws import kline_stream
@@ -287,6 +288,8 @@ class Parts:
             for c in self.contracts
         ]
         self._lock = threading.Lock()
+        self.stopping = threading.Event()
+        """Set at the start of shutdown, read directly by the executor (never queued behind its mailbox)."""
         self.on_alert: Callable[[Alert], None] | None = None
         """Metrics hook for every alert (ledger's, executor's)."""
         # Observation hooks (benchmarks, metrics), read each time the executor (re)starts.
@@ -351,6 +354,8 @@ class Parts:
 
     def _user_event(self, contract: ContractType) -> Callable[[UserEvent | SimStep], None]:
         def deliver(event: UserEvent | SimStep) -> None:
+            if isinstance(event, UserStreamStatus) and event.connected and self.gate is not None:
+                self.gate.reconnected(contract.value)
             if isinstance(event, SimStep):
                 gate = self.gate
                 if gate is not None:
@@ -438,6 +443,7 @@ class Parts:
                 stop_retries=config.execution.stop_placement_retries,
                 latency=self.executor_latency,
                 events=self.executor_events,
+                stopping=self.stopping,
                 monitor=monitor,
                 generation=generation,
             )
@@ -499,12 +505,14 @@ class Parts:
         if ref is not None:
             ref.tell(Subscribe(symbol=symbol, timeframes=(timeframe,)))
 
-    def unsubscribe(self, settings: PairSettings) -> None:
+    def unsubscribe(self, settings: PairSettings, timeframes: tuple[str, ...] | None = None) -> None:
+        """Stop routing and streaming ``timeframes`` of a pair (all of its timeframes by default)."""
+        dropped = settings.indicator_timeframes if timeframes is None else timeframes
         ref = self.refs.streams.get(settings.contract_type)
-        for tf in settings.indicator_timeframes:
+        for tf in dropped:
             self.router.unregister(settings.symbol, tf)
-        if ref is not None:
-            ref.tell(Unsubscribe(symbol=settings.symbol, timeframes=settings.indicator_timeframes))
+        if ref is not None and dropped:
+            ref.tell(Unsubscribe(symbol=settings.symbol, timeframes=dropped))
 
     # ---- lifecycle -------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ positions. A stop that cannot be placed after bounded retries → the position i
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -123,6 +124,8 @@ class OrderExecutor(Actor):
         max_rate_limit_wait_s: float = 30.0,
         latency: Callable[[int], None] | None = None,
         events: Callable[[object], None] | None = None,
+        stopping: threading.Event | None = None,
+        max_entry_delay_s: float = 5.0,
         monitor: Monitor | None = None,
         generation: int = 0,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
@@ -143,6 +146,10 @@ class OrderExecutor(Actor):
         self._clock_ms = clock_ms
         self._sleep = sleep
         self._accepting = True
+        self._stopping = stopping or threading.Event()
+        """Set by the daemon directly (not through the mailbox) when shutdown begins: queued entries are
+        refused at once and retry waits end early, so a backlog cannot hold the process up."""
+        self._max_delay_ns = int(max_entry_delay_s * 1e9)
         self._paused_all = False
         self._paused: set[str] = set()
         self._setup_done: set[str] = set()
@@ -231,7 +238,7 @@ class OrderExecutor(Actor):
         self._handled[key] = None
         while len(self._handled) > 10_000:
             self._handled.popitem(last=False)
-        reason = self._gate(d)
+        reason = self._gate(d, command.received_ns)
         if reason is not None:
             self._reject(d, reason)
             return
@@ -254,9 +261,11 @@ class OrderExecutor(Actor):
             return
         self._protect(d, terms, entry)
 
-    def _gate(self, d: Decision) -> str | None:
-        if not self._accepting:
+    def _gate(self, d: Decision, received_ns: int) -> str | None:
+        if not self._accepting or self._stopping.is_set():
             return "shutting_down"
+        if received_ns and time.perf_counter_ns() - received_ns > self._max_delay_ns:
+            return "stale"  # the market moved on: entering now would not be the trade the rules chose
         if self._paused_all or d.symbol in self._paused:
             return "paused"
         if d.symbol not in self._terms:
@@ -326,7 +335,7 @@ class OrderExecutor(Actor):
         self, lookup: Callable[[], OrderResult | None], result: OrderResult, *, what: str
     ) -> OrderResult:
         for _ in range(self._lookups):
-            self._sleep(self._retry_delay)
+            self._wait(self._retry_delay)
             found = self._call(lookup)
             if found is not None and found.status is OrderStatus.FILLED:
                 return found
@@ -406,7 +415,7 @@ class OrderExecutor(Actor):
                     d.symbol, cid, leg, "new", side.value, price=float(price), exchange_id=result.algo_id
                 )
                 return result
-            self._sleep(self._retry_delay * (2**attempt))
+            self._wait(self._retry_delay * (2**attempt))
         return None
 
     def _flatten(self, d: Decision, contract: ContractType, side: Side, qty: Decimal, why: str) -> None:
@@ -442,6 +451,12 @@ class OrderExecutor(Actor):
 
     # ---- retry discipline ------------------------------------------------------------------------
 
+    def _wait(self, seconds: float) -> None:
+        """Back off between retries; returns early once shutdown begins (protective retries still run)."""
+        if self._stopping.is_set():
+            return
+        self._sleep(seconds)
+
     def _call(self, fn: Callable[[], T]) -> T:
         """One call with rate-limit waits; transient errors propagate to the caller's policy."""
         waited = 0.0
@@ -453,7 +468,7 @@ class OrderExecutor(Actor):
                 if waited + wait > self._max_wait:
                     raise GiveUpError(f"rate limited for {waited + wait:.0f}s: {exc}") from exc
                 waited += wait
-                self._sleep(wait)
+                self._wait(wait)
 
     def _idempotent(self, place: Callable[[], T], lookup: Callable[[], T | None], *, what: str) -> T:
         """Place once; after an unknown outcome, look the order up by client id before any resend."""
@@ -469,7 +484,7 @@ class OrderExecutor(Actor):
                 return found
             except (UnknownStatus, TransientError) as exc:
                 self.log.warning(f"{what}: outcome unknown ({exc}); looking it up before any retry")
-                self._sleep(self._retry_delay * (attempt + 1))
+                self._wait(self._retry_delay * (attempt + 1))
                 try:
                     found = self._call(lookup)
                 except (UnknownStatus, TransientError) as lookup_exc:

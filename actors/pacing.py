@@ -36,6 +36,7 @@ class UserStreamGate:
         self._cond = threading.Condition()
         self._timeout = timeout_s
         self._released = False
+        self._waiting = -1
         self.timeouts = 0
 
     def step_processed(self, stream: str, step_open_ms: int) -> None:
@@ -44,6 +45,15 @@ class UserStreamGate:
             if step_open_ms > self._done.get(stream, -1):
                 self._done[stream] = step_open_ms
                 self._cond.notify_all()
+
+    def reconnected(self, stream: str) -> None:
+        """``stream`` reconnected: markers sent while it was down are lost, so stop waiting for them.
+
+        The fills of those steps reach the ledger through the reconciliation a reconnect triggers.
+        """
+        with self._cond:
+            self._done[stream] = max(self._done.get(stream, -1), self._waiting)
+            self._cond.notify_all()
 
     def release(self) -> None:
         """Hold nothing from now on (shutdown: the user streams are closed, no marker will come)."""
@@ -55,6 +65,7 @@ class UserStreamGate:
         """Block until every stream has processed the 1m step ending at ``close_time_ms``."""
         step = close_time_ms - MINUTE_MS
         with self._cond:
+            self._waiting = max(self._waiting, step)
             ok = self._cond.wait_for(
                 lambda: self._released or min(self._done.values(), default=step) >= step, self._timeout
             )

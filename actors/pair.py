@@ -123,6 +123,8 @@ class PairTimeframe(Actor):
         )
         self._feed(history, live=False)
         self._warm = True
+        if self._on_processed is not None and history:  # replay lock-step: warm-up covered these steps
+            self._on_processed(self.symbol, self.timeframe, history[-1].open_time_ms)
         self.log.info(f"{self.name} warm with {len(history)} candles")
         self._publish()
 

@@ -47,7 +47,9 @@ async def consume(port: int, closed_target: int) -> tuple[int, int, float]:
             events += 1
             closed += msg["data"]["k"]["x"]
         elapsed = time.perf_counter() - started
-        # python-binance's read loop notices the exit only on a message or its 10 s timeout: close here.
+        # python-binance's read loop notices the exit only on a message or its 10 s timeout: close here,
+        # with its reconnects off so a reconnect cannot race the exit.
+        sock.MAX_RECONNECTS = 0
         await asyncio.to_thread(
             urllib.request.urlopen,
             urllib.request.Request(base + "/sim/v1/faults/drop-connections", method="POST"),

@@ -322,6 +322,10 @@ def instrument(daemon: Daemon, *, keep_all_latencies: bool) -> tuple[Probe, Time
     return probe, refs
 
 
+def alive_actors() -> list[str]:
+    return sorted(r.actor_class.__name__ for r in pykka.ActorRegistry.get_all())
+
+
 def delivered(daemon: Daemon) -> int:
     return sum(b.snapshot().sequencer.delivered for b in daemon.parts.boards.values())
 
@@ -378,6 +382,7 @@ def run_signals(opts: Options, state_dir: Path) -> None:
             stats = [b.snapshot() for b in daemon.parts.boards.values()]
         finally:
             code = daemon.shutdown()
+    lingering = alive_actors()
     print(f"\n== 1. Signal latency: closed-kline frame read → entry request sent ({opts.pairs} pairs × 5 tf)")
     achieved = steps * 60 / wall
     print(f"replay at {speed}× requested; achieved {achieved:,.0f}× ({steps:,} 1m steps in {wall:.1f} s)")
@@ -394,7 +399,7 @@ def run_signals(opts: Options, state_dir: Path) -> None:
         r = sorted(restarts)
         verdict = "met" if r[-1] < 0.2 else "NOT met"
         print(f"p50 {quantile(r, 0.5) * 1e3:6.1f} ms  max {r[-1] * 1e3:6.1f} ms   goal < 200 ms: {verdict}")
-    print(f"(daemon shutdown exit code {code})")
+    print(f"(daemon shutdown exit code {code}; actors still alive after it: {lingering or 'none'})")
 
 
 def _print_signal_latency(
@@ -500,7 +505,7 @@ def run_memory(opts: Options, state_dir: Path) -> None:
             actors_running = len(pykka.ActorRegistry.get_all())
         finally:
             code = daemon.shutdown()
-    left = len(pykka.ActorRegistry.get_all())
+    left = alive_actors()
     print(f"\n== 3. RSS over {points[-1][0]:,} closed klines delivered to {opts.pairs * 5} pair actors")
     print(f"RSS before start {rss_before:.1f} MiB; {actors_running} actors while running")
     print(f"{len(probe.samples):,} entries opened; rejections {dict(sorted(probe.rejected.items()))}")
@@ -513,7 +518,7 @@ def run_memory(opts: Options, state_dir: Path) -> None:
         print(f"growth after warm-up ({span}): {growth:+.2f} %   goal < 5 %: {verdict}")
     if points[-1][0] < opts.klines:
         print(f"(stopped before {opts.klines:,} klines: timeout or end of data)")
-    print(f"(daemon shutdown exit code {code}; pykka actors left after shutdown: {left})")
+    print(f"(daemon shutdown exit code {code}; actors still alive after it: {left or 'none'})")
 
 
 def run_baselines() -> None:
@@ -593,7 +598,13 @@ def main(argv: list[str] | None = None) -> int:
             run_signals(opts, Path(tmp))
         if "memory" not in args.skip:
             run_memory(opts, Path(tmp))
-    print(f"\ntotal wall time {time.perf_counter() - wall:.0f} s")
+    print(f"\ntotal wall time {time.perf_counter() - wall:.0f} s", flush=True)
+    if alive_actors():
+        # An actor that outlived Daemon.shutdown (e.g. an executor busy with its backlog) is a
+        # non-daemon thread: the interpreter would wait for it. Reported above; do not hang on it.
+        pykka.ActorRegistry.stop_all(block=False)
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

@@ -113,6 +113,9 @@ def test_replaying_all_btc_at_max_delivers_every_closed_kline_once_in_order():
                                 float(k["v"]),
                             )
                         )
+                # Leaving the library's socket waits for a message; a drop ends it at once. No reconnect
+                # first: one racing the exit can leave python-binance's __aexit__ waiting forever.
+                sock.MAX_RECONNECTS = 0
                 await asyncio.to_thread(
                     requests.post, f"http://127.0.0.1:{port}/sim/v1/faults/drop-connections", timeout=5
                 )
