@@ -11,14 +11,11 @@ from binance.exceptions import BinanceAPIException
 
 from tests.integration.test_sim_support import BTC, ETH, START, running, sync_client
 
-SAMPLES = Path("/work/shared/data/binance_api_samples")
+SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "binance_api_samples"
 
 
 def sample(name: str):
-    path = SAMPLES / name
-    if not path.exists():
-        pytest.skip(f"sample {name} not available")
-    return json.loads(path.read_text())
+    return json.loads((SAMPLES / name).read_text())
 
 
 @pytest.fixture(scope="module")

@@ -34,9 +34,7 @@ from tests.integration.test_sim_support import (
 
 
 def sample(name: str):
-    path = Path("/work/shared/data/binance_api_samples") / name
-    if not path.exists():
-        pytest.skip(f"sample {name} not available")
+    path = Path(__file__).resolve().parents[1] / "resources" / "binance_api_samples" / name
     return json.loads(path.read_text())
 
 
