@@ -258,9 +258,10 @@ def _find_exit(series: KlineSeries, start: int, pos: _Open) -> int | None:
     return None
 
 
-def _settle(run: SymbolRun, pos: _Open, i: int) -> tuple[ExitReason, float]:
+def _exit_at(run: SymbolRun, pos: _Open, i: int) -> tuple[ExitReason, float] | None:
+    """Whether candle ``i`` of the run closes ``pos`` (the shared fill rule), and at which price."""
     s = run.series
-    hit = exit_on_candle(
+    return exit_on_candle(
         direction=pos.direction,
         stop=pos.stop,
         take_profit=pos.take_profit,
@@ -269,6 +270,10 @@ def _settle(run: SymbolRun, pos: _Open, i: int) -> tuple[ExitReason, float]:
         low=float(s.low[i]),
         close=float(s.close[i]),
     )
+
+
+def _settle(run: SymbolRun, pos: _Open, i: int) -> tuple[ExitReason, float]:
+    hit = _exit_at(run, pos, i)
     if hit is None:
         raise RuntimeError(f"{run.spec.symbol}: candle {i} reaches no level; _find_exit and fills disagree")
     return hit
@@ -345,16 +350,7 @@ def _run_incremental(runs: Sequence[SymbolRun], account: _Account, result: Backt
             run = runs[order]
             pos = account.positions.get(run.spec.symbol)
             if pos is not None and pos.entry_ms < t:
-                s = run.series
-                hit = exit_on_candle(
-                    direction=pos.direction,
-                    stop=pos.stop,
-                    take_profit=pos.take_profit,
-                    open_=float(s.open[i]),
-                    high=float(s.high[i]),
-                    low=float(s.low[i]),
-                    close=float(s.close[i]),
-                )
+                hit = _exit_at(run, pos, i)
                 if hit is not None:
                     account.close(run, t, hit[0], hit[1])
         for order, i in present:
