@@ -282,7 +282,33 @@ def _settle(run: SymbolRun, pos: _Open, i: int) -> tuple[ExitReason, float]:
 _EXIT, _DECIDE = 0, 1
 
 
-def _run_batch(runs: Sequence[SymbolRun], account: _Account, result: BacktestResult) -> None:
+Progress = Callable[[float], None]
+"""Called with the share of the run's time span done (0..1), at most about a hundred times per run."""
+
+
+class _Throttle:
+    def __init__(self, progress: Progress | None, start_ms: int, end_ms: int) -> None:
+        self._progress = progress
+        self._start = start_ms
+        self._span = max(1, end_ms - start_ms)
+        self._next = 0.0
+
+    def __call__(self, at_ms: int) -> None:
+        if self._progress is None:
+            return
+        share = (at_ms - self._start) / self._span
+        if share >= self._next:
+            self._next = share + 0.01
+            self._progress(min(1.0, share))
+
+
+def _span(runs: Sequence[SymbolRun]) -> tuple[int, int]:
+    starts = [int(r.series.open_time[0]) for r in runs if len(r.series)]
+    ends = [int(r.series.open_time[-1]) for r in runs if len(r.series)]
+    return (min(starts, default=0), max(ends, default=0))
+
+
+def _run_batch(runs: Sequence[SymbolRun], account: _Account, result: BacktestResult, tick: _Throttle) -> None:
     heap: list[tuple[int, int, int, int]] = []
     scanned = []
     for order, run in enumerate(runs):
@@ -295,6 +321,7 @@ def _run_batch(runs: Sequence[SymbolRun], account: _Account, result: BacktestRes
     exits: dict[int, tuple[int, ExitReason, float]] = {}
     while heap:
         at_ms, phase, order, k = heapq.heappop(heap)
+        tick(at_ms)
         run = runs[order]
         if phase == _EXIT:
             idx, reason, price = exits.pop(order)
@@ -335,11 +362,14 @@ def _run_batch(runs: Sequence[SymbolRun], account: _Account, result: BacktestRes
             heapq.heappush(heap, (int(run.series.open_time[hit_at]), _EXIT, order, 0))
 
 
-def _run_incremental(runs: Sequence[SymbolRun], account: _Account, result: BacktestResult) -> None:
+def _run_incremental(
+    runs: Sequence[SymbolRun], account: _Account, result: BacktestResult, tick: _Throttle
+) -> None:
     strategies = [PairStrategy(r.spec.symbol, r.series.timeframe, r.params) for r in runs]
     times = np.unique(np.concatenate([r.series.open_time for r in runs]))
     cursor = [0] * len(runs)
     for t in times.tolist():
+        tick(t)
         present = []
         for order, run in enumerate(runs):
             i = cursor[order]
@@ -377,17 +407,21 @@ def run_backtest(
     *,
     engine: str = "batch",
     clock: Callable[[], float] = time.perf_counter,
+    progress: Progress | None = None,
 ) -> BacktestResult:
     """Simulate the strategy over ``runs`` sharing one account; ``engine`` is ``batch`` or ``incremental``."""
     result = BacktestResult(engine=engine, klines=sum(len(r.series) for r in runs))
     started = clock()
     account = _Account(runs, settings, result)
+    tick = _Throttle(progress, *_span(runs))
     if engine == "batch":
-        _run_batch(runs, account, result)
+        _run_batch(runs, account, result, tick)
     elif engine == "incremental":
-        _run_incremental(runs, account, result)
+        _run_incremental(runs, account, result, tick)
     else:
         raise ValueError(f"unknown engine {engine!r}: expected 'batch' or 'incremental'")
+    if progress is not None:
+        progress(1.0)
     result.final_balances = dict(account.wallet)
     result.engine_seconds = clock() - started
     return result

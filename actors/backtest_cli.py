@@ -94,6 +94,27 @@ def account_settings(config: Config) -> AccountSettings:
     )
 
 
+class ProgressBar:
+    """A one-line bar redrawn in place on a terminal (``--progress always`` prints it anywhere)."""
+
+    WIDTH = 30
+
+    def __init__(self, out: TextIO, label: str) -> None:
+        self._out = out
+        self._label = label
+
+    def __call__(self, share: float) -> None:
+        filled = int(share * self.WIDTH)
+        self._out.write(
+            f"\rbacktest [{'#' * filled}{'.' * (self.WIDTH - filled)}] {share * 100:5.1f}% {self._label}"
+        )
+        self._out.flush()
+
+    def done(self) -> None:
+        self._out.write("\n")
+        self._out.flush()
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of the backtest sub-command."""
     parser.add_argument(
@@ -116,6 +137,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="batch (vectorised, default) or incremental (the live pair actor's code path, slow)",
     )
     parser.add_argument("--no-plot", action="store_true", help="skip equity.png")
+    parser.add_argument(
+        "--progress",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="progress bar on stderr; auto: on a terminal, for runs over 1M klines or the incremental engine",
+    )
 
 
 def run_backtest_cli(
@@ -152,7 +179,14 @@ def run_backtest_cli(
                 f"{gap.after_open_time_ms} (not filled)",
                 file=err,
             )
-    result = run_backtest(runs, account_settings(config), engine=args.engine)
+    total = sum(len(r.series) for r in runs)
+    show = args.progress == "always" or (
+        args.progress == "auto" and err.isatty() and (total > 1_000_000 or args.engine == "incremental")
+    )
+    bar = ProgressBar(err, f"{total:,} klines") if show else None
+    result = run_backtest(runs, account_settings(config), engine=args.engine, progress=bar)
+    if bar is not None:
+        bar.done()
     stamp = datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%SZ")
     out_dir = Path(args.out) if args.out else Path("backtest_results") / stamp
     extra = {

@@ -131,3 +131,21 @@ def test_missing_file(tmp_path: Path, flag: str) -> None:
     proc = nancemakina("backtest", *arg, cwd=tmp_path)
     assert proc.returncode == 2
     assert str(missing) in proc.stderr
+
+
+def test_progress_bar_when_asked(tmp_path: Path) -> None:
+    proc = nancemakina(
+        "backtest",
+        "--data",
+        str(BTC),
+        "--out",
+        str(tmp_path / "o"),
+        "--no-plot",
+        "--progress",
+        "always",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    frames = proc.stderr.split("\r")
+    assert any("100.0%" in f for f in frames)
+    assert len(frames) > 10  # redrawn as the run advances
