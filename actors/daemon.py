@@ -1,8 +1,9 @@
 """The running bot: builds the supervision tree from the config, keeps it up, applies reloads.
 
 Start order (stop is the reverse): local exchange (replay only) → venue gateways and exchange filters →
-user-data streams → ``RootSupervisor``: ledger (reconciles before anything trades) → executor → market
-streams → one ``PairSupervisor`` per enabled pair, each with one ``PairTimeframe`` per timeframe.
+user-data streams → ``RootSupervisor``: ledger (reconciles before anything trades) → market streams → one
+``PairSupervisor`` per enabled pair, each with the pair's ``OrderExecutor`` and one ``PairTimeframe`` per
+timeframe (so one symbol's slow entry never delays another's; ``EntrySlots`` keeps ``max_concurrent``).
 """
 
 from __future__ import annotations
@@ -101,7 +102,10 @@ class Daemon:
             symbol: PairSpec(
                 symbol=symbol,
                 fingerprint=settings,
-                children=tuple(self._pair_child(settings, tf) for tf in settings.indicator_timeframes),
+                children=(
+                    self.parts.executor_child(settings),
+                    *(self._pair_child(settings, tf) for tf in settings.indicator_timeframes),
+                ),
                 policy=pair_policy,
             )
             for symbol, settings in trading_pairs(config).items()
@@ -125,7 +129,7 @@ class Daemon:
                 trading=trading,
                 klines=parts.pair_gateway,
                 portfolio=parts.portfolio.get,
-                executor=parts.refs.executor_teller(),
+                executor=parts.refs.executor_teller(settings.symbol),
                 ledger=parts.refs.ledger_teller(),
                 monitor=monitor,
                 generation=generation,
@@ -215,7 +219,7 @@ class Daemon:
 
     def _stop_entries(self) -> None:
         self.parts.stopping.set()
-        self.parts.refs.tell_executor(StopAcceptingEntries())
+        self.parts.refs.tell_executors(StopAcceptingEntries())
 
     def _order_event(self, event: object) -> None:
         if isinstance(event, (OrderStateChanged, EntryRejected)):
@@ -259,6 +263,7 @@ class Daemon:
             for symbol, old in removed.items():  # old settings: the new ones no longer list the pair
                 self.parts.unsubscribe(old)
                 self.pairs.drop(symbol)
+                self.parts.refs.executors.pop(symbol, None)
             for symbol, old in previous.items():
                 fewer = tuple(
                     tf
@@ -267,7 +272,7 @@ class Daemon:
                 )
                 if fewer:  # a restarted pair that dropped timeframes: their routes and streams go too
                     self.parts.unsubscribe(old, fewer)
-            self.parts.refs.tell_executor(UpdateTerms(terms=self.parts.terms(new)))
+            self.parts.refs.tell_executors(UpdateTerms(terms=self.parts.terms(new)))
             if self.parts.pacer is not None:
                 self.parts.pacer.set_expected(
                     (s.symbol, s.signal_timeframe) for s in trading_pairs(new).values()

@@ -199,13 +199,13 @@ class DaemonControl:
     def pause_pair(self, symbol: str) -> dict[str, Any]:
         self._check(symbol)
         self.paused.add(symbol)
-        self.daemon.parts.refs.tell_executor(PauseEntries(symbol=symbol))
+        self.daemon.parts.refs.tell_executor(symbol, PauseEntries(symbol=symbol))
         return {"symbol": symbol, "paused": True}
 
     def resume_pair(self, symbol: str) -> dict[str, Any]:
         self._check(symbol)
         self.paused.discard(symbol)
-        self.daemon.parts.refs.tell_executor(ResumeEntries(symbol=symbol))
+        self.daemon.parts.refs.tell_executor(symbol, ResumeEntries(symbol=symbol))
         return {"symbol": symbol, "paused": False}
 
     def reload(self) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from actors.exchange.types import UserStreamStatus
 from actors.exchange.user_stream import UserStream
 from actors.exchange.venue import Venue
 from actors.exchange.ws import kline_stream
-from actors.executor import OrderExecutor, SymbolTerms
+from actors.executor import EntrySlots, OrderExecutor, SymbolTerms
 from actors.ledger import LedgerSnapshots, PositionLedger
 from actors.market_stream import MarketStream, MarketStreamBoard, Subscribe, Unsubscribe
 from actors.messages import Alert, ContractType, EntryRejected, PortfolioView, PositionClosed
@@ -74,10 +74,10 @@ class PortfolioBoard:
 
 @dataclass(slots=True)
 class Refs:
-    """Current actor refs of the shared children."""
+    """Current actor refs: the ledger, one executor per symbol, one market stream per market."""
 
     ledger: pykka.ActorRef[Any] | None = None
-    executor: pykka.ActorRef[Any] | None = None
+    executors: dict[str, pykka.ActorRef[Any]] = field(default_factory=dict)
     streams: dict[ContractType, pykka.ActorRef[Any]] = field(default_factory=dict)
 
     def _tell(self, ref: pykka.ActorRef[Any] | None, message: object) -> None:
@@ -92,14 +92,20 @@ class Refs:
     def tell_ledger(self, message: object) -> None:
         self._tell(self.ledger, message)
 
-    def tell_executor(self, message: object) -> None:
-        self._tell(self.executor, message)
+    def tell_executor(self, symbol: str, message: object) -> None:
+        """To the executor of ``symbol``."""
+        self._tell(self.executors.get(symbol), message)
+
+    def tell_executors(self, message: object) -> None:
+        """To every symbol's executor (shutdown, settings updates)."""
+        for ref in list(self.executors.values()):
+            self._tell(ref, message)
 
     def ledger_teller(self) -> _Forward:
         return _Forward(self.tell_ledger)
 
-    def executor_teller(self) -> _Forward:
-        return _Forward(self.tell_executor)
+    def executor_teller(self, symbol: str) -> _Forward:
+        return _Forward(lambda message: self.tell_executor(symbol, message))
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +294,7 @@ class Parts:
             for c in self.contracts
         ]
         self._lock = threading.Lock()
+        self.slots = EntrySlots()
         self.stopping = threading.Event()
         """Set at the start of shutdown, read directly by the executor (never queued behind its mailbox)."""
         self.on_alert: Callable[[Alert], None] | None = None
@@ -299,7 +306,8 @@ class Parts:
     # ---- replay ----------------------------------------------------------------------------------
 
     def _run_barriers(self, then: Callable[[], None]) -> None:
-        chain_barriers(*[r for r in (self.refs.executor, self.refs.ledger) if r is not None])(then)
+        refs = [*self.refs.executors.values(), self.refs.ledger]
+        chain_barriers(*[r for r in refs if r is not None and r.is_alive()])(then)
 
     def _ack(self, step_open_ms: int) -> None:
         if self.exchange is not None and self._pacer_id is not None:
@@ -408,7 +416,7 @@ class Parts:
 
     def _listeners(self, event: object) -> None:
         if isinstance(event, PositionClosed):
-            self.refs.tell_executor(event)
+            self.refs.tell_executor(event.symbol, event)
 
     def shared_children(self) -> tuple[ChildSpec, ...]:
         config = self.config
@@ -431,30 +439,8 @@ class Parts:
             self.refs.ledger = ref
             return ref
 
-        exec_gateways = {c: self._gateway() for c in self.contracts}
-
-        def start_executor(monitor: Monitor, generation: int) -> pykka.ActorRef[Any]:
-            ref = OrderExecutor.start(
-                gateways=exec_gateways,
-                terms=self.terms(self.config),
-                ledger=self.refs.ledger_teller(),
-                portfolio=self.portfolio.get,
-                notify=self._executor_notice,
-                stop_retries=config.execution.stop_placement_retries,
-                latency=self.executor_latency,
-                events=self.executor_events,
-                stopping=self.stopping,
-                monitor=monitor,
-                generation=generation,
-            )
-            self.refs.executor = ref
-            return ref
-
         children = [
             ChildSpec(id="ledger", start=start_ledger, restart=Restart.PERMANENT, shutdown_timeout_s=10.0),
-            ChildSpec(
-                id="executor", start=start_executor, restart=Restart.PERMANENT, shutdown_timeout_s=10.0
-            ),
         ]
         children.extend(
             ChildSpec(
@@ -466,6 +452,35 @@ class Parts:
             for contract in self.contracts
         )
         return tuple(children)
+
+    def executor_child(self, settings: PairSettings) -> ChildSpec:
+        """The executor of one symbol: the first child of its pair supervisor, so a slow entry on one
+        symbol never delays another and a reload adds or removes it with its pair."""
+        symbol = settings.symbol
+        gateways = {c: self._gateway() for c in self.contracts}
+
+        def start(monitor: Monitor, generation: int) -> pykka.ActorRef[Any]:
+            ref = OrderExecutor.start(
+                gateways=gateways,
+                terms={k: v for k, v in self.terms(self.config).items() if k == symbol},
+                ledger=self.refs.ledger_teller(),
+                portfolio=self.portfolio.get,
+                notify=self._executor_notice,
+                stop_retries=self.config.execution.stop_placement_retries,
+                latency=self.executor_latency,
+                events=self.executor_events,
+                stopping=self.stopping,
+                slots=self.slots,
+                name=f"pair:{symbol}:executor",
+                monitor=monitor,
+                generation=generation,
+            )
+            self.refs.executors[symbol] = ref
+            return ref
+
+        return ChildSpec(
+            id=f"{symbol}:executor", start=start, restart=Restart.PERMANENT, shutdown_timeout_s=10.0
+        )
 
     def _market_stream_start(self, contract: ContractType) -> Callable[[Monitor, int], pykka.ActorRef[Any]]:
         gateway = self._market_gateway()

@@ -103,6 +103,38 @@ class UpdateTerms:
     terms: Mapping[str, SymbolTerms]
 
 
+class EntrySlots:
+    """Symbols holding or opening a position, shared by every symbol's executor.
+
+    Each symbol has its own executor, so a slow entry on one symbol never delays another; this is the one
+    place where they meet: claiming a slot is atomic, so ``max_concurrent`` holds across all of them.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: set[str] = set()
+
+    def claim(self, symbol: str, limit: int | None, ledger_open: frozenset[str]) -> str | None:
+        """Take ``symbol``'s slot, or say why not (``position_open`` / ``max_concurrent``)."""
+        with self._lock:
+            busy = ledger_open | self._held
+            if symbol in busy:
+                return "position_open"
+            if limit is not None and len(busy) >= limit:
+                return "max_concurrent"
+            self._held.add(symbol)
+            return None
+
+    def release(self, symbol: str) -> None:
+        """The symbol is flat (or its entry failed): its slot is free again."""
+        with self._lock:
+            self._held.discard(symbol)
+
+    def held(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._held)
+
+
 class GiveUpError(Exception):
     """An order could not be placed or confirmed within the retry budget."""
 
@@ -125,13 +157,15 @@ class OrderExecutor(Actor):
         latency: Callable[[int], None] | None = None,
         events: Callable[[object], None] | None = None,
         stopping: threading.Event | None = None,
+        slots: EntrySlots | None = None,
+        name: str = "executor",
         max_entry_delay_s: float = 5.0,
         monitor: Monitor | None = None,
         generation: int = 0,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        super().__init__(name="executor", monitor=monitor, generation=generation)
+        super().__init__(name=name, monitor=monitor, generation=generation)
         self._gateways = gateways
         self._terms = dict(terms)
         self._ledger = ledger
@@ -153,7 +187,7 @@ class OrderExecutor(Actor):
         self._paused_all = False
         self._paused: set[str] = set()
         self._setup_done: set[str] = set()
-        self._opened: dict[str, int] = {}
+        self._slots = slots or EntrySlots()
         self._handled: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._balances: dict[ContractType, dict[str, Balance]] = {}
         self.counters: dict[str, int] = {"entries": 0, "rejected": 0, "stop_failed": 0, "flattened": 0}
@@ -210,7 +244,7 @@ class OrderExecutor(Actor):
 
     def on_position_closed(self, message: PositionClosed) -> None:
         """The ledger saw the position go flat: the symbol may trade again."""
-        self._opened.pop(message.symbol, None)
+        self._slots.release(message.symbol)
         terms = self._terms.get(message.symbol)
         if terms is not None:
             self._refresh_balances(terms.spec.contract_type)
@@ -218,6 +252,8 @@ class OrderExecutor(Actor):
     def on_update_terms(self, message: UpdateTerms) -> None:
         """New effective settings after a reload (leverage/margin re-applied before the next entry)."""
         for symbol, terms in message.terms.items():
+            if symbol not in self._terms:
+                continue  # another symbol's executor
             if self._terms.get(symbol) != terms:
                 self._setup_done.discard(symbol)
             self._terms[symbol] = terms
@@ -244,18 +280,22 @@ class OrderExecutor(Actor):
             return
         terms = self._terms[d.symbol]
         if not self._setup(d.symbol):
+            self._slots.release(d.symbol)
             self._reject(d, "setup_failed")
             return
         qty = self._size(d, terms)
         if isinstance(qty, SizingError):
+            self._slots.release(d.symbol)
             self._reject(d, qty.value)
             return
         try:
             entry = self._enter(d, terms, qty, command.received_ns)
         except Rejected as exc:
+            self._slots.release(d.symbol)
             self._reject(d, exc.reason)
             return
         except GiveUpError as exc:
+            # the entry may or may not exist: keep the slot; reconciliation tells the truth
             self._reject(d, "entry_unconfirmed")
             self._notify(Alert(kind="entry_unconfirmed", symbol=d.symbol, detail=str(exc)))
             return
@@ -270,16 +310,11 @@ class OrderExecutor(Actor):
             return "paused"
         if d.symbol not in self._terms:
             return "unknown_symbol"
-        view = self._portfolio()
-        open_symbols = view.open_symbols | frozenset(self._opened)
-        if d.symbol in open_symbols:
-            return "position_open"
-        limit = self._terms[d.symbol].max_concurrent
-        if limit is not None and len(open_symbols) >= limit:
-            return "max_concurrent"
         if d.entry is None or d.stop_loss is None or d.take_profit is None:
             return "invalid_decision"
-        return None
+        return self._slots.claim(
+            d.symbol, self._terms[d.symbol].max_concurrent, self._portfolio().open_symbols
+        )
 
     def _size(self, d: Decision, t: SymbolTerms) -> Decimal | SizingError:
         if d.entry is None or d.stop_loss is None:
@@ -364,7 +399,6 @@ class OrderExecutor(Actor):
                     kind="take_profit_failed", symbol=d.symbol, detail="position protected by its stop only"
                 )
             )
-        self._opened[d.symbol] = d.signal_open_time_ms
         self._ledger.tell(
             PositionOpened(
                 symbol=d.symbol,
@@ -435,9 +469,9 @@ class OrderExecutor(Actor):
             self._notify(
                 Alert(kind="naked_position", symbol=d.symbol, detail=f"{why}; flatten failed too: {exc}")
             )
-            self._opened[d.symbol] = d.signal_open_time_ms
-            return
+            return  # the slot stays claimed: a position may still be open
         self.counters["flattened"] += 1
+        self._slots.release(d.symbol)
         self._record(
             d.symbol,
             cid,

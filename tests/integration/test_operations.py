@@ -131,7 +131,15 @@ def test_every_read_command(daemon: Daemon) -> None:
     code, tree = shell(daemon, "ls")
     assert code == 0
     names = {row["name"] for row in tree}  # type: ignore[union-attr]
-    assert {"root", "shared", "ledger", "executor", "BTCUSDT", "pair:BTCUSDT:1m", "pair:ETHUSDT:1m"} <= names
+    assert {
+        "root",
+        "shared",
+        "ledger",
+        "pair:BTCUSDT:executor",
+        "BTCUSDT",
+        "pair:BTCUSDT:1m",
+        "pair:ETHUSDT:1m",
+    } <= names
     code, view = shell(daemon, "inspect BTC_USDT 1m")
     assert code == 0
     assert view["symbol"] == "BTCUSDT"  # type: ignore[index]

@@ -62,7 +62,7 @@ def last_open(daemon: Daemon, symbol: str) -> int:
 def generation(daemon: Daemon, symbol: str) -> tuple[int, bool]:
     group = daemon.root.status()
     pair = next(p for p in group.pairs if p.name == symbol)
-    child = pair.children[0]
+    child = next(c for c in pair.children if not c.child_id.endswith(":executor"))  # the timeframe actor
     return child.generation, child.alive
 
 
