@@ -8,7 +8,7 @@ Prints, all measured in this one invocation:
 - signal latency: closed-kline frame read → entry request about to be sent (the executor's ``latency``
   hook), p50/p99/max over ``--signals`` entries with ``--pairs`` synthetic symbols × 5 timeframes streaming
   at ``--speed`` × real time, split into frame → pair emit and emit → executor send, and by whether the
-  entry was the first of its candle close or queued behind others in the single executor;
+  entry was the first of its candle close or queued behind others in its symbol's executor;
 - pair restart: ``daemon.root.restart_pair`` → every timeframe of the pair running again and warm;
 - memory: RSS of this (the bot's) process after warm-up and at the end of ``--klines`` closed klines
   delivered to the pair actors, replayed lock-step at ``max`` speed.
@@ -245,11 +245,11 @@ class TimedRefs(Refs):
 
     emitted: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
 
-    def tell_executor(self, message: object) -> None:
+    def tell_executor(self, symbol: str, message: object) -> None:
         if isinstance(message, SubmitEntry):
             d = message.decision
             self.emitted[d.symbol, d.signal_open_time_ms] = (message.received_ns, time.perf_counter_ns())
-        Refs.tell_executor(self, message)
+        Refs.tell_executor(self, symbol, message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +296,7 @@ def instrument(daemon: Daemon, *, keep_all_latencies: bool) -> tuple[Probe, Time
     parts.executor_latency = probe.latency
     parts.executor_events = probe.event
     old = parts.refs
-    refs = TimedRefs(ledger=old.ledger, executor=old.executor, streams=old.streams)
+    refs = TimedRefs(ledger=old.ledger, executors=old.executors, streams=old.streams)
     parts.refs = refs
     if keep_all_latencies:  # the stream actor picks its board's deque up when it starts
         for board in parts.boards.values():
