@@ -121,6 +121,8 @@ class SimStep:
     """The local exchange's lock-step marker on a user-data stream (replay only)."""
 
     step_open_ms: int
+    symbols: tuple[str, ...] = ()
+    """Symbols with a candle in this step (the others owe the pacer nothing)."""
 
 
 def _replay_exchange(config: Config) -> LocalExchange:
@@ -365,6 +367,8 @@ class Parts:
             if isinstance(event, UserStreamStatus) and event.connected and self.gate is not None:
                 self.gate.reconnected(contract.value)
             if isinstance(event, SimStep):
+                if self.pacer is not None and contract is self.contracts[0]:
+                    self.pacer.step_symbols(event.step_open_ms, event.symbols)
                 gate = self.gate
                 if gate is not None:
                     step = event.step_open_ms
@@ -563,7 +567,7 @@ class Parts:
 def _parse_with_marker(payload: Mapping[str, Any], contract: ContractType) -> UserEvent | SimStep | None:
     data = payload.get("data", payload)
     if isinstance(data, Mapping) and data.get("e") == "SIM_STEP":
-        return SimStep(step_open_ms=int(data["T"]))
+        return SimStep(step_open_ms=int(data["T"]), symbols=tuple(str(x) for x in data.get("s", ())))
     return parse_user_event(payload, contract)
 
 

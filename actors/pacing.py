@@ -92,12 +92,28 @@ class ReplayPacer:
         self._lock = threading.Lock()
         self._expected: frozenset[tuple[str, str]] = frozenset(expected)
         self._pending: dict[int, set[tuple[str, str]]] = {}
+        self._present: dict[int, frozenset[str]] = {}
         self.acked = -1
 
     def set_expected(self, expected: Iterable[tuple[str, str]]) -> None:
         """The (symbol, signal timeframe) actors whose candles gate each step (changes on reload)."""
         with self._lock:
             self._expected = frozenset(expected)
+
+    def step_symbols(self, step_open_ms: int, symbols: Iterable[str]) -> None:
+        """The exchange's marker for a step: which symbols have a candle in it (others owe no ack).
+
+        A symbol whose data has a gap (or has ended) is then not waited for; a step in which no traded
+        symbol closes a candle is acknowledged at once.
+        """
+        close = step_open_ms + MINUTE_MS
+        with self._lock:
+            self._present[close] = frozenset(symbols)
+            for stale in [c for c in self._present if c < close - 10 * MINUTE_MS]:
+                del self._present[stale]
+            complete = self._complete(close)
+        if complete:
+            self._barriers(lambda: self._send(step_open_ms))
 
     def processed(self, symbol: str, timeframe: str, open_time_ms: int) -> None:
         """A pair actor finished the candle opened at ``open_time_ms`` (any thread)."""
@@ -106,15 +122,28 @@ class ReplayPacer:
         with self._lock:
             if key not in self._expected:
                 return
-            done = self._pending.setdefault(close, set())
-            done.add(key)
-            if not self._expected <= done:
-                return
-            del self._pending[close]
-            for stale in [c for c in self._pending if c < close]:
-                del self._pending[stale]
-        step_open = close - MINUTE_MS
-        self._barriers(lambda: self._send(step_open))
+            self._pending.setdefault(close, set()).add(key)
+            complete = self._complete(close)
+        if complete:
+            step_open = close - MINUTE_MS
+            self._barriers(lambda: self._send(step_open))
+
+    def _complete(self, close: int) -> bool:
+        """Under the lock: every actor that owes this close has reported; if so, forget the close."""
+        present = self._present.get(close)
+        required = {
+            (s, tf)
+            for s, tf in self._expected
+            if close % TIMEFRAME_MS[tf] == 0 and (present is None or s in present)
+        }
+        if present is None and not self._pending.get(close):
+            return False  # nothing known about this close yet
+        if not required <= self._pending.get(close, set()):
+            return False
+        self._pending.pop(close, None)
+        for stale in [c for c in self._pending if c < close]:
+            del self._pending[stale]
+        return True
 
     def _send(self, step_open: int) -> None:
         try:

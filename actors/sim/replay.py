@@ -129,7 +129,7 @@ class Replay:
         await self.flush_user_events()
         if len(self.pacers):
             # Lock-step marker: everything this step triggered precedes it on each user-data stream.
-            marker = {"e": "SIM_STEP", "E": self.now_ms, "T": open_ms}
+            marker = {"e": "SIM_STEP", "E": self.now_ms, "T": open_ms, "s": [f.symbol for f, _ in members]}
             await self.hub.publish_user([UserEvent(contract_type=c, payload=marker) for c in ContractType])
         self.now_ms = open_ms + MINUTE_MS
         for feed, i in members:
