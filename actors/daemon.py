@@ -92,6 +92,7 @@ class Daemon:
         )
         self._reload_lock = threading.Lock()
         self._stopping = threading.Event()
+        self.replay_completed = False
         self.started_at = time.time()
 
     # ---- tree specification ----------------------------------------------------------------------
@@ -187,7 +188,9 @@ class Daemon:
                 if time.monotonic() - last_report >= 10.0:
                     last_report = time.monotonic()
                     self.parts.log_replay_progress()
-            logger.info("replay finished: stopping")
+            else:
+                self.replay_completed = True
+                logger.info("replay finished: stopping")
             return self.shutdown()
         return self.root.wait()
 

@@ -74,7 +74,7 @@ def run_cli(args: argparse.Namespace, env: dict[str, str], err: TextIO = sys.std
         code = 1
     finally:
         relay.restore()
-    if code == 0 and config.api.mode.value == "replay":
+    if code == 0 and daemon.replay_completed:
         logger.info(
             "replay done: `nancemakina report` writes decisions.csv, trades.csv, summary.json, equity.png"
         )
