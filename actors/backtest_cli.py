@@ -33,6 +33,16 @@ def resolve_config_path(arg: str | None, env: dict[str, str]) -> Path | None:
     return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
 
 
+def load_or_report(path: Path | None, env: dict[str, str], err: TextIO) -> Config | None:
+    """The config at ``path``, or None after printing every error (the caller exits 2)."""
+    try:
+        return load_config(path, env=env)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(f"{path or '<defaults>'}: {line}", file=err)
+        return None
+
+
 def _slice(series: KlineSeries, start_ms: int | None, end_ms: int | None) -> KlineSeries:
     if start_ms is None and end_ms is None:
         return series
@@ -150,11 +160,8 @@ def run_backtest_cli(
 ) -> int:
     """Entry point; returns the process exit code (0 ok, 2 bad config or data)."""
     config_path = resolve_config_path(args.config, env)
-    try:
-        config = load_config(config_path, env=env)
-    except ConfigError as exc:
-        for line in exc.errors:
-            print(f"{config_path}: {line}", file=err)
+    config = load_or_report(config_path, env, err)
+    if config is None:
         return 2
     try:
         data = (

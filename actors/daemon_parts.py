@@ -125,16 +125,23 @@ class SimStep:
     """Symbols with a candle in this step (the others owe the pacer nothing)."""
 
 
-def _replay_exchange(config: Config) -> LocalExchange:
-    from actors.sim.config import SimConfig  # noqa: PLC0415 - replay mode only
-    from actors.sim.server import LocalExchange  # noqa: PLC0415
-
+def _sim_balances(config: Config) -> dict[str, Decimal]:
+    """Starting wallets of a simulated account: the backtest's, so replay, paper and backtest agree."""
     bt = config.backtesting
     balances = {"USDT": Decimal(str(bt.initial_balance_usdt))}
     balances.update({coin: Decimal(str(v)) for coin, v in bt.initial_balance_coin.items()})
     for s in trading_pairs(config).values():
         if s.contract_type is ContractType.COIN_M:
             balances.setdefault(s.symbol.removesuffix("_PERP").removesuffix("USD"), Decimal(1))
+    return balances
+
+
+def _replay_exchange(config: Config) -> LocalExchange:
+    from actors.sim.config import SimConfig  # noqa: PLC0415 - replay mode only
+    from actors.sim.server import LocalExchange  # noqa: PLC0415
+
+    bt = config.backtesting
+    balances = _sim_balances(config)
     speed = config.replay.speed
     sim = SimConfig(
         port=config.replay.port,
@@ -173,9 +180,9 @@ def _paper_broker(config: Config) -> LocalExchange:
     from actors.sim.server import LocalExchange  # noqa: PLC0415
 
     bt = config.backtesting
-    balances = {"USDT": Decimal(str(bt.initial_balance_usdt))}
-    balances.update({coin: Decimal(str(v)) for coin, v in bt.initial_balance_coin.items()})
-    sim = SimConfig(port=0, slippage_pct=bt.slippage_percent, fee_pct=bt.fee_percent, balances=balances)
+    sim = SimConfig(
+        port=0, slippage_pct=bt.slippage_percent, fee_pct=bt.fee_percent, balances=_sim_balances(config)
+    )
     return LocalExchange([], sim).start()
 
 

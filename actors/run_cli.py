@@ -10,7 +10,7 @@ from typing import TextIO
 
 from loguru import logger
 
-from actors.backtest_cli import resolve_config_path
+from actors.backtest_cli import load_or_report, resolve_config_path
 from actors.config import ConfigError, load_config
 from actors.logs import setup_logging
 
@@ -89,11 +89,8 @@ def report_cli(
     from actors.reports import render_summary, write_reports  # noqa: PLC0415
 
     path = resolve_config_path(args.config, env)
-    try:
-        config = load_config(path, env=env)
-    except ConfigError as exc:
-        for line in exc.errors:
-            print(f"{path or '<defaults>'}: {line}", file=err)
+    config = load_or_report(path, env, err)
+    if config is None:
         return 2
     db = config.state_path() / "ledger.sqlite3"
     if not db.is_file():

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from typing import Any, Protocol
 from binance.ws.reconnecting_websocket import ReconnectingWebsocket
 from loguru import logger
 
+from actors.exchange.loop_thread import LoopThread
 from actors.exchange.parse import parse_user_event
 from actors.exchange.types import ListenKeyExpired, UserEvent, UserStreamStatus
 from actors.exchange.ws import StreamRoots, backoff_delay, close_socket
@@ -74,7 +74,7 @@ class UserStreamState:
     last_error: str
 
 
-class UserStream:
+class UserStream(LoopThread):
     """See the module docstring."""
 
     def __init__(
@@ -88,18 +88,14 @@ class UserStream:
         config: UserStreamConfig | None = None,
         name: str | None = None,
     ) -> None:
+        super().__init__(name or f"user-stream-{contract.value}")
         self.contract = contract
         self.config = config or UserStreamConfig()
-        self.name = name or f"user-stream-{contract.value}"
         self._gateway = gateway
         self._roots = roots
         self._on_event = on_event
         self._parse = parse
         self._key: str | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._stopping: asyncio.Event | None = None
         self.connected = False
         self.reconnects = 0
         self.keys_created = 0
@@ -111,22 +107,6 @@ class UserStream:
         self.last_error = ""
 
     # --- any thread ----------------------------------------------------------------------------------
-
-    def start(self, timeout: float = 10.0) -> None:
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise RuntimeError(f"{self.name}: event loop did not start within {timeout} s")
-
-    def stop(self, timeout: float = 10.0) -> None:
-        loop, stopping = self._loop, self._stopping
-        if loop is not None and stopping is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(stopping.set)
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.error(f"{self.name}: thread did not stop within {timeout} s")
-            self._thread = None
 
     def state(self) -> UserStreamState:
         age = (time.perf_counter_ns() - self.last_event_ns) / 1e9 if self.last_event_ns else None
@@ -144,22 +124,10 @@ class UserStream:
 
     # --- the loop ------------------------------------------------------------------------------------
 
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._main())
-        except Exception:
-            log.exception(f"{self.name}: event loop failed")
-        finally:
-            self._ready.set()
-            loop.close()
-
     async def _main(self) -> None:
-        self._stopping = asyncio.Event()
+        self._stop_event = asyncio.Event()
         self._ready.set()
-        await self._supervise(self._stopping)
+        await self._supervise(self._stop_event)
         if self._key is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(

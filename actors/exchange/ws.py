@@ -41,6 +41,7 @@ from binance.ws.reconnecting_websocket import ReconnectingWebsocket
 from binance.ws.streams import BinanceSocketManager
 from loguru import logger
 
+from actors.exchange.loop_thread import LoopThread
 from actors.messages import TIMEFRAME_MS, ContractType, Kline
 
 log = logger.bind(component="ws")
@@ -410,7 +411,7 @@ class _Slot:
                 self.live.difference_update(params)
 
 
-class MarketConnections:
+class MarketConnections(LoopThread):
     """All market-data connections of one market, on one background thread and event loop."""
 
     def __init__(
@@ -423,9 +424,9 @@ class MarketConnections:
         config: WsConfig | None = None,
         name: str = "market-ws",
     ) -> None:
+        super().__init__(name)
         self.contract = contract
         self.config = config or WsConfig()
-        self.name = name
         self._roots = roots
         self._on_kline = on_kline
         self._on_status = on_status
@@ -434,10 +435,6 @@ class MarketConnections:
         self._slot_of: dict[str, _Slot] = {}
         self._retiring: set[asyncio.Task[None]] = set()
         self._next_id = 1
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._stop_event: asyncio.Event | None = None
         self._client: AsyncClient | None = None
         self.restarts: dict[str, int] = {}
         self.klines_closed = 0
@@ -447,23 +444,6 @@ class MarketConnections:
         self.malformed = 0
 
     # --- lifecycle (any thread) --------------------------------------------------------------------
-
-    def start(self, timeout: float = 10.0) -> None:
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise RuntimeError(f"{self.name}: event loop did not start within {timeout} s")
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Close every connection and join the thread (bounded by ``timeout``)."""
-        loop, event = self._loop, self._stop_event
-        if loop is not None and event is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(event.set)
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.error(f"{self.name}: thread did not stop within {timeout} s")
-            self._thread = None
 
     def subscribe(self, streams: Iterable[str]) -> None:
         self._call(self._add, tuple(streams))
@@ -488,18 +468,6 @@ class MarketConnections:
         if self._loop is None or self._loop.is_closed():
             raise RuntimeError(f"{self.name} is not running")
         self._loop.call_soon_threadsafe(fn, streams)
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._main())
-        except Exception:
-            log.exception(f"{self.name}: event loop failed")
-        finally:
-            self._ready.set()
-            loop.close()
 
     async def _main(self) -> None:
         self._stop_event = asyncio.Event()
