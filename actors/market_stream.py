@@ -4,16 +4,21 @@ It owns the WebSocket connections (``actors.exchange.ws.MarketConnections``: one
 event loop for all of them), a ``KlineSequencer`` and a REST gateway for backfill, and routes every closed
 candle exactly once, in order, to the pair actor registered for (symbol, timeframe):
 
-* normal path: ws thread parses the frame → ``KlineReceived`` → sequencer says DELIVER → ``router.tell``
-  (no REST, one small message per closed candle);
-* gap (a streamed candle is newer than last + timeframe): the missing closed candles are fetched over REST
-  and told in order (``backfilled=True``) BEFORE the newer one; what the exchange itself lacks is recorded
-  as an unrepaired gap (``KlineGapUnrepaired`` to the pair, and on the board) and never invented;
-* after any reconnect, stall, queue overflow or rotation failure of a connection: every key on it is
-  backfilled from its last closed open time to the server's now, in order, before later frames (they
-  queue in the mailbox meanwhile and the sequencer drops the overlap).
+* fast path, on the ws thread: the frame is parsed, the sequencer says DELIVER and the candle is told to
+  the pair actor at once (``router.tell``): one thread hop from the socket to the strategy;
+* gap (a streamed candle is newer than last + timeframe): the ws thread hands the key over to this actor
+  (``KlineReceived``), which fetches the missing closed candles over REST and tells them in order
+  (``backfilled=True``) BEFORE the newer one; what the exchange itself lacks is recorded as an unrepaired
+  gap (``KlineGapUnrepaired`` to the pair, and on the board) and never invented;
+* after any reconnect or stall of a connection: every key on it is handed over the same way and
+  backfilled from its last closed open time to the server's now, in order, before later frames.
 
-Unclosed kline updates never reach the actor and never drive decisions: the ws thread writes their price
+A key handed over stays *held*: its later candles queue behind the repair in this actor's mailbox, in
+order, until the actor has caught up; the other keys keep the fast path meanwhile. The sequencer and the
+hold counts change only under one lock, and every delivery happens under it, so the fast path and the
+repairs can never reorder a key's candles. The REST calls themselves run outside the lock.
+
+Unclosed kline updates never reach the actors and never drive decisions: the ws thread writes their price
 into the thread-safe ``PriceBoard`` (latest price per symbol and when it arrived), which is what unrealized
 PnL and price staleness checks read.
 
@@ -27,7 +32,7 @@ import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol, TypeVar
@@ -46,7 +51,7 @@ from actors.exchange.ws import (
 )
 from actors.messages import TIMEFRAME_MS, ContractType, Kline, KlineClosed
 from actors.routing import Router
-from actors.sequencer import Accepted, KlineSequencer, OpenRange, SequencerStats, Verdict
+from actors.sequencer import Accepted, Key, KlineSequencer, OpenRange, SequencerStats, Verdict
 
 T = TypeVar("T")
 
@@ -82,18 +87,24 @@ class Unsubscribe:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KlineReceived:
-    """Internal, from the ws thread: a closed kline as parsed from a frame."""
+    """Internal, from the ws thread: a closed kline of a held key (a gap to repair, or queued behind one)."""
 
     kline: Kline
     received_ns: int
     """``time.perf_counter_ns()`` when the frame was read."""
+    missing: OpenRange | None = None
+    """The gap the ws thread found before this kline (already counted by the sequencer)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectionStatusChanged:
-    """Internal, from the ws thread: a connection came up or went down."""
+    """Internal, from the ws thread: a connection came up or went down.
+
+    ``held``: the keys the ws thread handed over for a reconnect backfill (one hold each to release).
+    """
 
     event: ConnectionEvent
+    held: frozenset[Key] = frozenset()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -154,10 +165,12 @@ class MarketStreamStatus:
     restarts: Mapping[str, int]
     sequencer: SequencerStats
     backfill_failures: int
-    unrepaired: Mapping[tuple[str, str], tuple[OpenRange, ...]]
+    unrepaired: Mapping[Key, tuple[OpenRange, ...]]
     last_message_age_s: float | None
     tell_latency_us: tuple[float, float] | None
     """p50 and p99 of frame read → ``router.tell`` over the last closed klines (streamed ones only)."""
+    held_keys: int = 0
+    """(symbol, timeframe) keys whose candles wait behind a REST repair in the actor right now."""
 
 
 _EMPTY_WS = WsStatus(
@@ -175,9 +188,10 @@ class MarketStreamBoard:
         self.backfill_failures = 0
         self._ws: MarketConnections | None = None
         self._sequencer = KlineSequencer()
+        self._held: Mapping[Key, int] = {}
 
-    def attach(self, ws: MarketConnections, sequencer: KlineSequencer) -> None:
-        self._ws, self._sequencer = ws, sequencer
+    def attach(self, ws: MarketConnections, sequencer: KlineSequencer, held: Mapping[Key, int]) -> None:
+        self._ws, self._sequencer, self._held = ws, sequencer, held
 
     def has_unrepaired_gap(self, symbol: str, timeframe: str) -> bool:
         return bool(self._sequencer.unrepaired(symbol, timeframe))
@@ -208,6 +222,7 @@ class MarketStreamBoard:
             tell_latency_us=(lat[len(lat) // 2] / 1e3, lat[min(len(lat) - 1, len(lat) * 99 // 100)] / 1e3)
             if lat
             else None,
+            held_keys=len(self._held),
         )
 
 
@@ -244,8 +259,12 @@ class MarketStream(Actor):
         self._gateway = gateway
         self._rest_attempts = rest_attempts
         self._seq = KlineSequencer()
-        self._key_of: dict[str, tuple[str, str]] = {}
-        self._keys: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+        """Guards the sequencer, the keys and the holds; every delivery to a pair happens under it."""
+        self._held: dict[Key, int] = {}
+        """Keys whose candles go through this actor (repair pending or queued behind one), with counts."""
+        self._key_of: dict[str, Key] = {}
+        self._keys: set[Key] = set()
         self._prices = self.board.prices
         self._latencies = self.board.latencies_ns
         self._ws = MarketConnections(
@@ -256,7 +275,7 @@ class MarketStream(Actor):
             config=config,
             name=f"{self.name}-ws",
         )
-        self.board.attach(self._ws, self._seq)
+        self.board.attach(self._ws, self._seq, self._held)
 
     def start_actor(self) -> None:
         self._ws.start()
@@ -270,58 +289,96 @@ class MarketStream(Actor):
         self._prices.update(kline.symbol, kline.close, received_ns)
         if self._tap is not None:  # paper trading: the simulated broker follows the real market
             self._tap(kline)
-        if kline.closed:
-            if self._gate is not None:  # replay lock-step only: wait until the step's fills are in
-                self._gate(kline)
-            try:  # noqa: SIM105 - hot path: a bare try costs less than contextlib.suppress
-                self.actor_ref.tell(KlineReceived(kline=kline, received_ns=received_ns))
-            except pykka.ActorDeadError:
-                pass
+        if not kline.closed:
+            return
+        if self._gate is not None:  # replay lock-step only: wait until the step's fills are in
+            self._gate(kline)
+        key = (kline.symbol, kline.timeframe)
+        with self._lock:
+            if key not in self._keys:
+                return  # in flight when unsubscribed
+            missing = None
+            if key not in self._held:
+                accepted = self._seq.accept(kline)
+                if accepted.verdict is Verdict.DUPLICATE:
+                    return
+                if accepted.verdict is Verdict.DELIVER:
+                    self._router.tell(
+                        kline.symbol, kline.timeframe, KlineClosed(kline=kline, received_ns=received_ns)
+                    )
+                    self._latencies.append(time.perf_counter_ns() - received_ns)
+                    return
+                missing = accepted.missing
+            self._held[key] = self._held.get(key, 0) + 1  # a gap, or queued behind one: the actor's
+        try:  # noqa: SIM105 - hot path: a bare try costs less than contextlib.suppress
+            self.actor_ref.tell(KlineReceived(kline=kline, received_ns=received_ns, missing=missing))
+        except pykka.ActorDeadError:
+            pass
 
     def _status_from_ws(self, event: ConnectionEvent) -> None:
+        held: frozenset[Key] = frozenset()
+        if event.connected and event.resumed:  # frames may be lost: hold the keys until backfilled
+            with self._lock:
+                held = frozenset(self._key_of[s] for s in event.streams if s in self._key_of)
+                for key in held:
+                    self._held[key] = self._held.get(key, 0) + 1
         with contextlib.suppress(pykka.ActorDeadError):
-            self.actor_ref.tell(ConnectionStatusChanged(event=event))
+            self.actor_ref.tell(ConnectionStatusChanged(event=event, held=held))
 
     # --- handlers ----------------------------------------------------------------------------------------
 
     def on_subscribe(self, msg: Subscribe) -> None:
-        fresh = [(msg.symbol, tf) for tf in msg.timeframes if (msg.symbol, tf) not in self._keys]
+        with self._lock:
+            fresh = [(msg.symbol, tf) for tf in msg.timeframes if (msg.symbol, tf) not in self._keys]
         if not fresh:
             return
         now = self._rest("server time", lambda: self._gateway.server_time_ms(self.contract))
-        for symbol, tf in fresh:
-            if tf not in TIMEFRAME_MS:
-                self.log.error(f"{self.name}: unknown timeframe {tf!r} for {symbol}; not subscribed")
-                continue
-            if now is not None:  # the first streamed candle must then prove continuity from here
-                step = TIMEFRAME_MS[tf]
-                self._seq.track(symbol, tf, now // step * step - step)
-            self._keys.add((symbol, tf))
-            self._key_of[kline_stream(symbol, tf)] = (symbol, tf)
-        self._ws.subscribe(kline_stream(s, tf) for s, tf in fresh if tf in TIMEFRAME_MS)
+        streams = []
+        with self._lock:
+            for symbol, tf in fresh:
+                if tf not in TIMEFRAME_MS:
+                    self.log.error(f"{self.name}: unknown timeframe {tf!r} for {symbol}; not subscribed")
+                    continue
+                if now is not None:  # the first streamed candle must then prove continuity from here
+                    step = TIMEFRAME_MS[tf]
+                    self._seq.track(symbol, tf, now // step * step - step)
+                self._keys.add((symbol, tf))
+                self._key_of[kline_stream(symbol, tf)] = (symbol, tf)
+                streams.append(kline_stream(symbol, tf))
+        self._ws.subscribe(streams)
 
     def on_unsubscribe(self, msg: Unsubscribe) -> None:
-        gone = [(msg.symbol, tf) for tf in msg.timeframes if (msg.symbol, tf) in self._keys]
-        for symbol, tf in gone:
-            self._keys.discard((symbol, tf))
-            self._key_of.pop(kline_stream(symbol, tf), None)
-            self._seq.forget(symbol, tf)
+        with self._lock:
+            gone = [(msg.symbol, tf) for tf in msg.timeframes if (msg.symbol, tf) in self._keys]
+            for symbol, tf in gone:
+                self._keys.discard((symbol, tf))
+                self._key_of.pop(kline_stream(symbol, tf), None)
+                self._seq.forget(symbol, tf)
         if gone:
             self._ws.unsubscribe(kline_stream(s, tf) for s, tf in gone)
 
     def on_kline_received(self, msg: KlineReceived) -> None:
+        """A closed kline of a held key: repair the gap before it if there is one, then deliver it."""
         kline = msg.kline
-        if (kline.symbol, kline.timeframe) not in self._keys:
-            return  # in flight when unsubscribed
-        verdict = self._seq.accept(kline)
-        if verdict.verdict is Verdict.GAP:
-            self._repair(verdict)
-            verdict = self._seq.accept(kline)
-        if verdict.verdict is Verdict.DELIVER:
-            self._router.tell(
-                kline.symbol, kline.timeframe, KlineClosed(kline=kline, received_ns=msg.received_ns)
-            )
-            self._latencies.append(time.perf_counter_ns() - msg.received_ns)
+        key = (kline.symbol, kline.timeframe)
+        try:
+            with self._lock:
+                if key not in self._keys:
+                    return  # unsubscribed meanwhile
+                accepted = self._judge(msg)
+                if accepted.verdict is Verdict.GAP and accepted.missing is not None:
+                    missing = accepted.missing
+                else:
+                    self._deliver_streamed(accepted, msg)
+                    return
+            fetched = self._fetch(missing) or []  # REST, outside the lock: the fast path goes on
+            with self._lock:
+                for candle in fetched:
+                    self._deliver_backfilled(candle)
+                self._settle(missing)
+                self._deliver_streamed(self._seq.accept(kline), msg)
+        finally:
+            self._release((key,))
 
     def on_connection_status_changed(self, msg: ConnectionStatusChanged) -> None:
         event = msg.event
@@ -329,58 +386,81 @@ class MarketStream(Actor):
             f"{self.name}: connection #{event.conn_id} {'up' if event.connected else 'down'}"
             f"{' (resumed)' if event.resumed else ''} {event.reason}".rstrip()
         )
-        if not (event.connected and event.resumed):
-            return
-        keys = {self._key_of[s] for s in event.streams if s in self._key_of}
-        now = self._rest("server time", lambda: self._gateway.server_time_ms(self.contract))
-        if now is None:
-            return  # the next streamed candle of each key shows the gap and repairs it
-        for missing in self._seq.after_reconnect(now, keys):
-            for kline in self._fetch(missing) or ():
-                self._deliver_backfilled(kline)
+        try:
+            if not msg.held:
+                return
+            now = self._rest("server time", lambda: self._gateway.server_time_ms(self.contract))
+            if now is None:
+                return  # the next streamed candle of each key shows the gap and repairs it
+            with self._lock:
+                ranges = self._seq.after_reconnect(now, msg.held & self._keys)
+            for missing in ranges:
+                fetched = self._fetch(missing) or []
+                with self._lock:
+                    for candle in fetched:
+                        self._deliver_backfilled(candle)
+        finally:
+            self._release(msg.held)
 
-    # --- backfill ----------------------------------------------------------------------------------------
+    # --- delivery (under self._lock) ------------------------------------------------------------------
 
-    def _repair(self, gap: Accepted) -> None:
-        missing = gap.missing
-        if missing is None:
-            return
-        for kline in self._fetch(missing) or ():
-            self._deliver_backfilled(kline)
-        hole = self._seq.settle_gap(missing)
-        if hole is not None:
-            self.log.error(
-                f"{self.name}: {hole.symbol} {hole.timeframe}: {hole.count} candle(s) from {hole.start_ms} "
-                f"to {hole.end_ms} missing on the exchange; not invented, pair told"
-            )
+    def _judge(self, msg: KlineReceived) -> Accepted:
+        """The ws thread's GAP verdict if nothing moved the key since (it counted the gap), else a new one."""
+        gap = msg.missing
+        if gap is not None:
+            step = TIMEFRAME_MS[gap.timeframe]
+            if self._seq.last_open(gap.symbol, gap.timeframe) == gap.start_ms - step:
+                return Accepted(Verdict.GAP, gap)
+        return self._seq.accept(msg.kline)
+
+    def _release(self, keys: Iterable[Key]) -> None:
+        with self._lock:
+            for key in keys:
+                left = self._held.get(key, 0) - 1
+                if left > 0:
+                    self._held[key] = left
+                else:
+                    self._held.pop(key, None)
+
+    def _deliver_streamed(self, accepted: Accepted, msg: KlineReceived) -> None:
+        if accepted.verdict is Verdict.DELIVER:
+            kline = msg.kline
             self._router.tell(
-                hole.symbol,
-                hole.timeframe,
-                KlineGapUnrepaired(
-                    symbol=hole.symbol,
-                    timeframe=hole.timeframe,
-                    start_open_ms=hole.start_ms,
-                    end_open_ms=hole.end_ms,
-                ),
+                kline.symbol, kline.timeframe, KlineClosed(kline=kline, received_ns=msg.received_ns)
             )
+            self._latencies.append(time.perf_counter_ns() - msg.received_ns)
+
+    def _settle(self, missing: OpenRange) -> None:
+        hole = self._seq.settle_gap(missing)
+        if hole is None:
+            return
+        self.log.error(
+            f"{self.name}: {hole.symbol} {hole.timeframe}: {hole.count} candle(s) from {hole.start_ms} "
+            f"to {hole.end_ms} missing on the exchange; not invented, pair told"
+        )
+        self._tell_unrepaired(hole)
+
+    def _tell_unrepaired(self, hole: OpenRange) -> None:
+        self._router.tell(
+            hole.symbol,
+            hole.timeframe,
+            KlineGapUnrepaired(
+                symbol=hole.symbol,
+                timeframe=hole.timeframe,
+                start_open_ms=hole.start_ms,
+                end_open_ms=hole.end_ms,
+            ),
+        )
 
     def _deliver_backfilled(self, kline: Kline) -> None:
         before = self._seq.unrepaired_gaps
         if self._seq.accept(kline, backfilled=True).verdict is not Verdict.DELIVER:
             return
         if self._seq.unrepaired_gaps != before:
-            hole = self._seq.unrepaired(kline.symbol, kline.timeframe)[-1]
-            self._router.tell(
-                kline.symbol,
-                kline.timeframe,
-                KlineGapUnrepaired(
-                    symbol=hole.symbol,
-                    timeframe=hole.timeframe,
-                    start_open_ms=hole.start_ms,
-                    end_open_ms=hole.end_ms,
-                ),
-            )
+            self._tell_unrepaired(self._seq.unrepaired(kline.symbol, kline.timeframe)[-1])
         self._router.tell(kline.symbol, kline.timeframe, KlineClosed(kline=kline, backfilled=True))
+
+    # --- REST (never under the lock) --------------------------------------------------------------------
 
     def _fetch(self, missing: OpenRange) -> list[Kline] | None:
         return self._rest(

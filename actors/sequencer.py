@@ -14,9 +14,9 @@ a real gap on the exchange: it is recorded as unrepaired (the pair refuses trade
 at the *tail* of an ``after_reconnect`` range may just not be published yet, so it is left to the next
 streamed kline to prove.
 
-Thread-safety: mutate from one thread (the MarketStream actor). ``stats()``, ``last_open`` and
-``unrepaired`` may be read from any thread: counters are ints and the unrepaired map is an immutable
-mapping replaced on change.
+Thread-safety: mutate under one lock (MarketStream's: its ws thread and its actor both feed it).
+``stats()``, ``last_open`` and ``unrepaired`` may be read from any thread: counters are ints and the
+unrepaired map is an immutable mapping replaced on change.
 """
 
 from __future__ import annotations

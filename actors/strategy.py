@@ -35,8 +35,11 @@ from actors.messages import Decision, Direction, Kline, Outcome, SkipReason
 if TYPE_CHECKING:
     from actors.config import PairSettings
 
-_PURGE_BATCH = 512
-"""talipp keeps every value unless purged; purging in batches keeps the cost per candle negligible."""
+_PURGE_BATCH = 32
+"""talipp keeps every value unless purged. Purging copies the list, so it runs in batches; a small batch
+keeps every indicator within ``period + 1 + 32`` values from the first candles after warm-up on, so memory
+is flat rather than a sawtooth that 1h and 4h actors would take weeks to climb (at 512, 250 actors held
+~16 MB more at the top of the tooth than at warm-up). The copy costs well under 0.1 µs per candle."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,12 +3,14 @@
 ``MarketConnections`` runs ONE thread with ONE asyncio loop (per MarketStream) and shards the kline streams
 into connections of at most ``streams_per_connection`` (a "slot" per shard). Each slot:
 
-* opens ``BinanceSocketManager.futures_multiplex_socket`` (USDⓈ-M ``FSTREAM_URL/market/stream?streams=``,
-  COIN-M ``FuturesType.COIN_M`` → ``DSTREAM_URL/stream?streams=``) with the library's own reconnects
-  disabled (``MAX_RECONNECTS = 0``): the library gives up after 5 attempts and never tells us which frames
-  it lost, so every drop surfaces here, we reconnect with full-jitter backoff and the owner backfills;
-* restarts on any library error message (``BinanceWebsocketQueueOverflow``, ``ConnectionClosedError``, …),
-  on a closed read loop, or when no frame came for ``stall_timeout_s``;
+* opens a python-binance socket on the combined-stream URL ``futures_multiplex_socket`` uses (USDⓈ-M
+  ``FSTREAM_URL/market/stream?streams=``, COIN-M ``DSTREAM_URL/stream?streams=``): a ``KlineSocket``
+  (``actors.exchange.kline_socket``), the library's ``ReconnectingWebsocket`` with a lean read loop, and
+  with the library's own reconnects disabled: the library gives up after 5 attempts and never tells us
+  which frames it lost, so every drop surfaces here, we reconnect with full-jitter backoff and the owner
+  backfills;
+* restarts when the read loop ends (connection closed or failed) or when no frame came for
+  ``stall_timeout_s``;
 * rotates before Binance's 24 h cut: opens the replacement first, reads both for ``rotation_overlap_s``,
   then closes the old one (the sequencer drops the overlap's duplicates);
 * changes subscriptions on the live socket with one batched SUBSCRIBE/UNSUBSCRIBE frame, paced by a token
@@ -17,7 +19,7 @@ into connections of at most ``streams_per_connection`` (a "slot" per shard). Eac
   library's read loop.
 
 Frames are parsed into ``Kline`` here (the venue boundary) and handed to ``on_kline(kline, received_ns)``
-with ``received_ns = time.perf_counter_ns()`` taken as our reader got the frame.
+on this thread, with ``received_ns = time.perf_counter_ns()`` taken as the frame was read off the socket.
 """
 
 from __future__ import annotations
@@ -35,12 +37,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from binance import AsyncClient
-from binance.enums import FuturesType
 from binance.ws.reconnecting_websocket import ReconnectingWebsocket
-from binance.ws.streams import BinanceSocketManager
 from loguru import logger
 
+from actors.exchange.kline_socket import FrameSink, KlineSocket, market_socket_address
 from actors.exchange.loop_thread import LoopThread
 from actors.messages import TIMEFRAME_MS, ContractType, Kline
 
@@ -63,8 +63,6 @@ class WsConfig:
     streams_per_connection: int = 200
     max_frames_per_s: float = 5.0
     """Binance drops a connection above 10 incoming frames/s, pings and pongs included: keep headroom."""
-    max_queue_size: int = 1000
-    """python-binance's read queue; overflowing it ends the socket (we restart and backfill)."""
     stall_timeout_s: float = 30.0
     max_connection_age_s: float = 23 * 3600.0
     rotation_overlap_s: float = 2.0
@@ -280,7 +278,7 @@ class _Slot:
             self.state = ConnState.CONNECTING
             streams = sorted(self.desired)
             try:
-                sock = await self.owner.open_socket(streams)
+                sock = await self.owner.open_socket(streams, self.on_frame)
             except Exception as exc:
                 self.last_error = f"connect: {type(exc).__name__}: {exc}"
                 self.owner.restarts["connect_failed"] = self.owner.restarts.get("connect_failed", 0) + 1
@@ -318,76 +316,59 @@ class _Slot:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stopping.wait(), delay)
 
-    async def _serve(self, sock: ReconnectingWebsocket) -> str:
+    async def _serve(self, sock: KlineSocket) -> str:
         cfg = self.owner.config
         loop = asyncio.get_running_loop()
         self.last_frame_ns = time.perf_counter_ns()
-        reader = asyncio.create_task(self._read(sock))
         rotate_at = loop.time() + cfg.max_connection_age_s
         try:
             while True:
                 self.changed.clear()
                 if self.desired != self.live and not self.stopping.is_set():
                     await self._sync(sock)
-                waiter = asyncio.create_task(self.changed.wait())
+                waiter: asyncio.Future[Any] = asyncio.create_task(self.changed.wait())
+                ended: asyncio.Future[Any] = sock.ended
                 await asyncio.wait(
-                    {reader, waiter}, timeout=cfg.check_interval_s, return_when="FIRST_COMPLETED"
+                    {ended, waiter}, timeout=cfg.check_interval_s, return_when="FIRST_COMPLETED"
                 )
                 waiter.cancel()
                 if self.stopping.is_set():
                     return "closing"
-                if reader.done():
-                    return reader.result()
+                if sock.ended.done():
+                    self.last_error = sock.ended.result()
+                    return "error" if self.last_error.startswith("error") else "read_loop_closed"
                 if self.desired and time.perf_counter_ns() - self.last_frame_ns > cfg.stall_timeout_s * 1e9:
                     self.last_error = f"no frame for {cfg.stall_timeout_s:g} s"
                     return "stall"
                 if loop.time() >= rotate_at:
-                    rotated = await self._rotate(sock, reader)
+                    rotated = await self._rotate(sock)
                     if rotated is not None:
-                        sock, reader = rotated
+                        sock = rotated
                     rotate_at = loop.time() + (cfg.max_connection_age_s if rotated else cfg.backoff_cap_s)
         finally:
-            reader.cancel()
             await self.owner.close_socket(sock)
 
-    async def _rotate(
-        self, old: ReconnectingWebsocket, old_reader: asyncio.Task[str]
-    ) -> tuple[ReconnectingWebsocket, asyncio.Task[str]] | None:
+    async def _rotate(self, old: KlineSocket) -> KlineSocket | None:
         """Make before break: the new socket reads alongside the old for the overlap, then the old closes."""
         streams = sorted(self.desired)
         try:
-            new = await self.owner.open_socket(streams)
+            new = await self.owner.open_socket(streams, self.on_frame)
         except Exception as exc:
             self.last_error = f"rotation: {type(exc).__name__}: {exc}"
             return None
         self.live = set(streams)
-        reader = asyncio.create_task(self._read(new))
         await asyncio.sleep(self.owner.config.rotation_overlap_s)
-        old_reader.cancel()
         await self.owner.close_socket(old)
         self.rotations += 1
-        return new, reader
+        return new
 
-    async def _read(self, sock: ReconnectingWebsocket) -> str:
-        handle = self.owner.handle_frame
-        while True:
-            try:
-                msg = await sock.recv()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                return "read_loop_closed"
-            now = time.perf_counter_ns()
-            self.last_frame_ns = now
-            if type(msg) is dict and msg.get("e") == "error":
-                kind = str(msg.get("type"))
-                self.last_error = f"{kind}: {msg.get('m')}"
-                return "queue_overflow" if kind == "BinanceWebsocketQueueOverflow" else "error"
-            self.frames += 1
-            handle(msg, now)
+    def on_frame(self, msg: Any, received_ns: int) -> None:
+        """Every decoded frame of this slot's sockets, on the loop thread, in arrival order."""
+        self.last_frame_ns = received_ns
+        self.frames += 1
+        self.owner.handle_frame(msg, received_ns)
 
-    async def _sync(self, sock: ReconnectingWebsocket) -> None:
+    async def _sync(self, sock: KlineSocket) -> None:
         """Send the subscription difference as at most one UNSUBSCRIBE and one SUBSCRIBE frame, paced."""
         for method, streams in (
             ("UNSUBSCRIBE", self.live - self.desired),
@@ -435,7 +416,6 @@ class MarketConnections(LoopThread):
         self._slot_of: dict[str, _Slot] = {}
         self._retiring: set[asyncio.Task[None]] = set()
         self._next_id = 1
-        self._client: AsyncClient | None = None
         self.restarts: dict[str, int] = {}
         self.klines_closed = 0
         self.kline_updates = 0
@@ -471,7 +451,6 @@ class MarketConnections(LoopThread):
 
     async def _main(self) -> None:
         self._stop_event = asyncio.Event()
-        self._client = AsyncClient()  # market data needs no key and makes no REST call here
         self._ready.set()
         await self._stop_event.wait()
         with self._lock:
@@ -482,7 +461,6 @@ class MarketConnections(LoopThread):
         tasks = {s.task for s in slots if s.task is not None} | self._retiring
         if tasks:
             await asyncio.wait(tasks, timeout=self.config.close_timeout_s * 2)
-        await self._client.close_connection()
 
     # --- on the loop -------------------------------------------------------------------------------
 
@@ -522,19 +500,17 @@ class MarketConnections(LoopThread):
                 self._retiring.add(slot.task)
                 slot.task.add_done_callback(self._retiring.discard)
 
-    async def open_socket(self, streams: list[str]) -> ReconnectingWebsocket:
-        if self._client is None:
-            raise RuntimeError(f"{self.name} is not running")
-        bsm = BinanceSocketManager(self._client, max_queue_size=self.config.max_queue_size)
-        bsm.FSTREAM_URL = self._roots.fstream_url
-        bsm.DSTREAM_URL = self._roots.dstream_url
-        futures_type = FuturesType.USD_M if self.contract is ContractType.USDT_M else FuturesType.COIN_M
-        sock = bsm.futures_multiplex_socket(streams, futures_type=futures_type)
-        sock.MAX_RECONNECTS = 0  # we own reconnects (and the backfill they require)
+    async def open_socket(self, streams: list[str], on_frame: FrameSink) -> KlineSocket:
+        usd_m = self.contract is ContractType.USDT_M
+        root = self._roots.fstream_url if usd_m else self._roots.dstream_url
+        url, prefix = market_socket_address(root, usd_m=usd_m)
+        sock = KlineSocket(
+            url=url, prefix=prefix, streams=streams, on_frame=on_frame, on_malformed=self.malformed_frame
+        )
         await asyncio.wait_for(sock.__aenter__(), self.config.close_timeout_s * 3)
         return sock
 
-    async def close_socket(self, sock: ReconnectingWebsocket) -> None:
+    async def close_socket(self, sock: KlineSocket) -> None:
         await close_socket(sock, self.config.close_timeout_s, self.name)
 
     def notify(self, event: ConnectionEvent) -> None:
@@ -542,6 +518,10 @@ class MarketConnections(LoopThread):
             self._on_status(event)
         except Exception:
             log.exception(f"{self.name}: status callback failed")
+
+    def malformed_frame(self, what: str) -> None:
+        self.malformed += 1
+        log.warning(f"{self.name}: malformed frame skipped: {what}")
 
     def handle_frame(self, msg: Any, received_ns: int) -> None:
         try:
