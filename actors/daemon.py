@@ -8,6 +8,7 @@ timeframe (so one symbol's slow entry never delays another's; ``EntrySlots`` kee
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -154,6 +155,7 @@ class Daemon:
 
     def start(self, *, ready_timeout_s: float = 120.0) -> None:
         """Start the tree, wait until every pair is warm, tell systemd READY=1, then let a replay run."""
+        sys.setswitchinterval(self.config.supervisor.gil_switch_interval_ms / 1000)
         self.control_server.start()  # first: a second daemon on the same state fails here, before trading
         self.telemetry.start()
         self.parts.start_streams()

@@ -218,7 +218,12 @@ def exchange_process(paths: list[Path], *, speed: str, start_ms: int, updates: i
             proc.wait()
 
 
-def bot_config(url: str, symbols: list[str], state_dir: Path, strategy: dict[str, Any]) -> Config:
+def bot_config(
+    url: str, symbols: list[str], state_dir: Path, strategy: dict[str, Any], switch_ms: float | None = None
+) -> Config:
+    supervisor: dict[str, Any] = {"watch_config": False}
+    if switch_ms is not None:
+        supervisor["gil_switch_interval_ms"] = switch_ms
     return parse_config(
         {
             "api": {"mode": "replay"},
@@ -228,7 +233,7 @@ def bot_config(url: str, symbols: list[str], state_dir: Path, strategy: dict[str
             "logging": {"level": "WARNING"},
             "monitoring": {"enabled": False},
             "replay": {"exchange_url": url, "exit_at_end": False},
-            "supervisor": {"watch_config": False},
+            "supervisor": supervisor,
         },
         source="bench/live_latency.py",
         base_dir=state_dir,
@@ -347,6 +352,7 @@ class Options:
     restarts: int
     signal_timeout_s: float
     memory_timeout_s: float
+    switch_ms: float | None = None
     start_ms: int = 0
     paths: list[Path] = field(default_factory=list)
 
@@ -355,7 +361,8 @@ def run_signals(opts: Options, state_dir: Path) -> None:
     symbols = [symbol_name(k) for k in range(opts.pairs)]
     speed = f"{opts.speed:g}"
     with exchange_process(opts.paths, speed=speed, start_ms=opts.start_ms, updates=3) as url:
-        daemon = Daemon(bot_config(url, symbols, state_dir / "signals", STRATEGY), notifier=SdNotifier(None))
+        config = bot_config(url, symbols, state_dir / "signals", STRATEGY, opts.switch_ms)
+        daemon = Daemon(config, notifier=SdNotifier(None))
         probe, refs = instrument(daemon, keep_all_latencies=True)
         try:
             started = time.perf_counter()
@@ -476,9 +483,8 @@ def measure_restarts(daemon: Daemon, symbols: list[str], count: int) -> list[flo
 def run_memory(opts: Options, state_dir: Path) -> None:
     symbols = [symbol_name(k) for k in range(opts.pairs)]
     with exchange_process(opts.paths, speed="max", start_ms=opts.start_ms, updates=0) as url:
-        daemon = Daemon(
-            bot_config(url, symbols, state_dir / "memory", MEMORY_STRATEGY), notifier=SdNotifier(None)
-        )
+        config = bot_config(url, symbols, state_dir / "memory", MEMORY_STRATEGY, opts.switch_ms)
+        daemon = Daemon(config, notifier=SdNotifier(None))
         probe, _ = instrument(daemon, keep_all_latencies=False)
         points: list[tuple[int, float, float]] = []
         try:
@@ -546,9 +552,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--speed", type=float, help="replay speed (× real time) of the latency phase; default 600")
     p.add_argument("--restarts", type=int, default=10, help="pair restarts to time (default 10)")
     p.add_argument(
-        "--switch-interval",
+        "--switch-interval-ms",
         type=float,
-        help="sys.setswitchinterval for this process (s); default: Python's own (0.005)",
+        help="the bot's supervisor.gil_switch_interval_ms (sys.setswitchinterval); default: the config's",
     )
     p.add_argument(
         "--state-on-disk",
@@ -566,12 +572,11 @@ def main(argv: list[str] | None = None) -> int:
         restarts=args.restarts,
         signal_timeout_s=20 if quick else 240,
         memory_timeout_s=20 if quick else 540,
+        switch_ms=args.switch_interval_ms,
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: stop the daemon and the exchange
     if opts.pairs > 100:
         p.error("--pairs: at most 100 (the symbol names have two digits)")
-    if args.switch_interval:
-        sys.setswitchinterval(args.switch_interval)
     logger.remove()
     logger.add(sys.stderr, level=os.environ.get("BENCH_LOG", "ERROR"))
     steps_signals = int(opts.signal_timeout_s * opts.speed / 60) + 60

@@ -52,7 +52,9 @@ def test_frames_are_decoded_in_order_and_a_malformed_one_is_skipped_without_drop
     frames, malformed, reason, path = run([good, "{not json", second, None])
     assert [m["stream"] for m, _ in frames] == ["btcusdt@kline_1m", "ethusdt@kline_5m"]
     assert frames[0][1] <= frames[1][1]  # perf_counter_ns stamps, in arrival order
-    assert len(malformed) == 1 and "not JSON" in malformed[0] and "{not json" in malformed[0]
+    assert len(malformed) == 1
+    assert "not JSON" in malformed[0]
+    assert "{not json" in malformed[0]
     assert reason.startswith("error: ConnectionClosed")
     # the URL python-binance's futures_multiplex_socket would build for USDⓈ-M market streams
     assert path == "/market/stream?streams=btcusdt@kline_1m/ethusdt@kline_5m"

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import socket
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -107,6 +108,10 @@ def shell(daemon: Daemon, command: str, *, as_json: bool = True) -> tuple[int, o
         code = run_shell_cli(argv)
     text = out.getvalue()
     return code, json.loads(text) if as_json and code == 0 else text
+
+
+def test_the_configured_gil_switch_interval_is_applied(daemon: Daemon) -> None:
+    assert sys.getswitchinterval() == pytest.approx(daemon.config.supervisor.gil_switch_interval_ms / 1000)
 
 
 def test_metrics_endpoint_parses_and_has_every_family(daemon: Daemon) -> None:

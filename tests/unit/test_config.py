@@ -426,6 +426,13 @@ def test_all_errors_are_collected_at_once() -> None:
     assert len(errors) == 9
 
 
+def test_gil_switch_interval_is_bounded() -> None:
+    assert errors_of({"supervisor": {"gil_switch_interval_ms": 0}}) == (
+        "supervisor.gil_switch_interval_ms: must be between 0.05 and 100, got 0",
+    )
+    assert load_config(None, env={}).supervisor.gil_switch_interval_ms == 0.5
+
+
 def test_no_cross_field_error_is_derived_from_an_invalid_field() -> None:
     errors = errors_of(
         {"global_settings": {"v1_strategy": {"sma_short_period": 250, "sma_long_period": "x"}}}
