@@ -435,7 +435,7 @@ def _print_signal_latency(
     print(f"  frame → pair emits    {summary_ms(to_pair)}   (stream hop + pair mailbox + strategy)")
     print(f"  emit → entry sent     {summary_ms(in_exec)}   (executor mailbox, gate, sizing)")
     print(f"  first entry of candle {summary_ms(first)}")
-    print(f"  later entries         {summary_ms(queued)}   (queued behind earlier entries' REST calls)")
+    print(f"  later entries         {summary_ms(queued)}   (other symbols' entries of the same candle close)")
     sizes = [len(g) for g in by_candle.values()]
     if sizes:
         print(f"  entries per candle close: mean {statistics.mean(sizes):.1f}, max {max(sizes)}")

@@ -227,8 +227,8 @@ def test_memory_stays_bounded() -> None:
         strategy.on_closed_kline(candle(i, c, volume=1.0 + i % 5), position_open=False, open_positions=0)
     for indicator in (strategy._short, strategy._long, strategy._volume, strategy._bands):
         assert indicator is not None
-        assert len(indicator.input_values) <= params.long_period + 1 + 512
-        assert len(indicator.output_values) <= params.long_period + 1 + 512
+        assert len(indicator.input_values) <= params.long_period + 1 + 32
+        assert len(indicator.output_values) <= params.long_period + 1 + 32
 
 
 def test_snapshot_reports_state() -> None:
