@@ -225,9 +225,9 @@ class LocalExchange:
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = 30.0) -> T:
         """Run ``coro`` on the exchange's loop and return its result."""
-        if self._loop is None:
+        if self._loop is None or self._loop.is_closed():
             coro.close()
-            raise RuntimeError("the local exchange is not started")
+            raise RuntimeError("the local exchange is not running")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     def _do(self, fn: Any, *args: Any) -> Any:

@@ -50,6 +50,7 @@ def test_fresh_file_has_the_current_schema_in_wal_mode(store):
     assert store.schema_version() == SCHEMA_VERSION == len(MIGRATIONS)
     assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert store._db.execute("PRAGMA cache_size").fetchone()[0] == -512  # KiB: a bounded page cache
 
 
 def test_reopening_does_not_migrate_again(tmp_path):
