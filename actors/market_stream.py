@@ -307,10 +307,7 @@ class MarketStream(Actor):
                 if accepted.verdict is Verdict.GAP:
                     handoff = KlineReceived(kline=kline, received_ns=received_ns, missing=accepted.missing)
                 else:
-                    self._router.tell(
-                        kline.symbol, kline.timeframe, KlineClosed(kline=kline, received_ns=received_ns)
-                    )
-                    self._latencies.append(time.perf_counter_ns() - received_ns)
+                    self._tell_streamed(kline, received_ns)
             if handoff is not None:
                 self._held[key] = self._held.get(key, 0) + 1
         if handoff is None:
@@ -378,14 +375,16 @@ class MarketStream(Actor):
                 if accepted.verdict is Verdict.GAP and accepted.missing is not None:
                     missing = accepted.missing
                 else:
-                    self._deliver_streamed(accepted, msg)
+                    if accepted.verdict is Verdict.DELIVER:
+                        self._tell_streamed(kline, msg.received_ns)
                     return
             fetched = self._fetch(missing) or []  # REST, outside the lock: the fast path goes on
             with self._lock:
                 for candle in fetched:
                     self._deliver_backfilled(candle)
                 self._settle(missing)
-                self._deliver_streamed(self._seq.accept(kline), msg)
+                if self._seq.accept(kline).verdict is Verdict.DELIVER:
+                    self._tell_streamed(kline, msg.received_ns)
         finally:
             self._release((key,))
 
@@ -431,13 +430,9 @@ class MarketStream(Actor):
                 else:
                     self._held.pop(key, None)
 
-    def _deliver_streamed(self, accepted: Accepted, msg: KlineReceived) -> None:
-        if accepted.verdict is Verdict.DELIVER:
-            kline = msg.kline
-            self._router.tell(
-                kline.symbol, kline.timeframe, KlineClosed(kline=kline, received_ns=msg.received_ns)
-            )
-            self._latencies.append(time.perf_counter_ns() - msg.received_ns)
+    def _tell_streamed(self, kline: Kline, received_ns: int) -> None:
+        self._router.tell(kline.symbol, kline.timeframe, KlineClosed(kline=kline, received_ns=received_ns))
+        self._latencies.append(time.perf_counter_ns() - received_ns)
 
     def _settle(self, missing: OpenRange) -> None:
         hole = self._seq.settle_gap(missing)

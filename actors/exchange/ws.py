@@ -16,7 +16,7 @@ into connections of at most ``streams_per_connection`` (a "slot" per shard). Eac
 * changes subscriptions on the live socket with one batched SUBSCRIBE/UNSUBSCRIBE frame, paced by a token
   bucket. python-binance has no call for that on market sockets, so those frames go through the
   ``websockets`` connection the library exposes as ``socket.ws``; the replies come back through the
-  library's read loop.
+  socket's read loop.
 
 Frames are parsed into ``Kline`` here (the venue boundary) and handed to ``on_kline(kline, received_ns)``
 on this thread, with ``received_ns = time.perf_counter_ns()`` taken as the frame was read off the socket.
@@ -334,8 +334,8 @@ class _Slot:
                 waiter.cancel()
                 if self.stopping.is_set():
                     return "closing"
-                if sock.ended.done():
-                    self.last_error = sock.ended.result()
+                if ended.done():
+                    self.last_error = ended.result()
                     return "error" if self.last_error.startswith("error") else "read_loop_closed"
                 if self.desired and time.perf_counter_ns() - self.last_frame_ns > cfg.stall_timeout_s * 1e9:
                     self.last_error = f"no frame for {cfg.stall_timeout_s:g} s"

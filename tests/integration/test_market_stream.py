@@ -80,7 +80,7 @@ def expected_open_times(tf: str, steps: int) -> list[int]:
 
 @pytest.fixture
 def rig(request) -> Iterator[Rig]:
-    stall_s = getattr(request, "param", 30.0)
+    overrides = getattr(request, "param", {})
     exchange = LocalExchange(
         [BTC, ETH], SimConfig(port=0, paused=True, start_ms=START, updates_per_candle=3)
     ).start()
@@ -95,7 +95,13 @@ def rig(request) -> Iterator[Rig]:
                 router.register(symbol, tf, FakePair.start(records[(symbol, tf)], f"pair-{symbol}-{tf}"))
         board = MarketStreamBoard(ContractType.USDT_M)
         config = WsConfig(
-            stall_timeout_s=stall_s, backoff_base_s=0.05, backoff_cap_s=0.2, check_interval_s=0.05
+            **{
+                "stall_timeout_s": 30.0,
+                "backoff_base_s": 0.05,
+                "backoff_cap_s": 0.2,
+                "check_interval_s": 0.05,
+                **overrides,
+            }
         )
         stream = MarketStream.start(
             contract=ContractType.USDT_M,
@@ -172,7 +178,7 @@ def test_drop_all_connections_mid_run_loses_and_duplicates_nothing(rig):
     assert not snap.unrepaired
 
 
-@pytest.mark.parametrize("rig", [0.3], indirect=True)
+@pytest.mark.parametrize("rig", [{"stall_timeout_s": 0.3}], indirect=True)
 def test_stall_is_detected_and_the_silent_period_backfilled(rig):
     wait_subscribed(rig, 8)
     rig.exchange.step(10)
@@ -215,3 +221,17 @@ def test_a_gap_on_one_stream_is_repaired_in_order_while_the_other_keys_keep_the_
     assert snap.sequencer.duplicates == 0
     assert snap.held_keys == 0
     assert not any(r.gaps for r in rig.records.values())
+
+
+@pytest.mark.parametrize("rig", [{"max_connection_age_s": 0.6, "rotation_overlap_s": 0.2}], indirect=True)
+def test_rotation_opens_the_new_connection_first_and_loses_or_repeats_nothing(rig):
+    wait_subscribed(rig, 8)
+    for _ in range(8):  # candles before, during and after several make-before-break rotations
+        rig.exchange.step(5)
+        threading.Event().wait(0.15)
+    run_and_check(rig, 40)
+    snap = rig.board.snapshot()
+    assert snap.connections[0].rotations >= 1
+    assert snap.reconnects == 0
+    assert snap.sequencer.gaps_detected == 0
+    assert not any(m.backfilled for r in rig.records.values() for m in r.klines)
