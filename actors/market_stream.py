@@ -309,7 +309,7 @@ class MarketStream(Actor):
                 else:
                     self._tell_streamed(kline, received_ns)
             if handoff is not None:
-                self._held[key] = self._held.get(key, 0) + 1
+                self._hold((key,))
         if handoff is None:
             # Hand the GIL to the pair actor just woken, now: otherwise it waits behind the rest of the
             # burst this thread is reading (250 frames at a minute close with 50 pairs × 5 timeframes).
@@ -326,8 +326,7 @@ class MarketStream(Actor):
         if event.connected and event.resumed:  # frames may be lost: hold the keys until backfilled
             with self._lock:
                 held = frozenset(self._key_of[s] for s in event.streams if s in self._key_of)
-                for key in held:
-                    self._held[key] = self._held.get(key, 0) + 1
+                self._hold(held)
         with contextlib.suppress(pykka.ActorDeadError):
             self.actor_ref.tell(ConnectionStatusChanged(event=event, held=held))
 
@@ -420,6 +419,11 @@ class MarketStream(Actor):
             if self._seq.last_open(gap.symbol, gap.timeframe) == gap.start_ms - step:
                 return Accepted(Verdict.GAP, gap)
         return self._seq.accept(msg.kline)
+
+    def _hold(self, keys: Iterable[Key]) -> None:
+        """Under the lock: route these keys' candles through the actor until released (counted)."""
+        for key in keys:
+            self._held[key] = self._held.get(key, 0) + 1
 
     def _release(self, keys: Iterable[Key]) -> None:
         with self._lock:
