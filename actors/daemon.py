@@ -46,16 +46,21 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True)
 class PairBoard:
-    """Latest ``PairStatus`` per (symbol, timeframe), swapped atomically; read by the shell and metrics."""
+    """Latest ``PairStatus`` per (symbol, timeframe): written under a lock, read lock-free by the shell."""
 
     statuses: dict[tuple[str, str], PairStatus] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def publish(self, status: PairStatus) -> None:
+        """A known key's value is replaced in place (readers iterating see the old or the new status, and the
+        size does not change); a new key swaps in a copy, so no reader's iteration ever sees a resize."""
+        key = (status.symbol, status.timeframe)
         with self.lock:
-            copy = dict(self.statuses)
-            copy[(status.symbol, status.timeframe)] = status
-            self.statuses = copy
+            current = self.statuses
+            if key in current:
+                current[key] = status
+            else:
+                self.statuses = {**current, key: status}
 
     def drop(self, symbol: str) -> None:
         with self.lock:

@@ -106,6 +106,8 @@ _ORDER_TYPES = {
 }
 _UNSAFE = re.compile(r"[^\w.:,/@\[\]-]")
 _MAX_LABEL_LEN = 96
+_MAX_CACHED_CHILDREN = 50_000
+"""Labelled children remembered by raw values; past this, lookups go the uncached (same-result) way."""
 
 
 def clean_label(value: object) -> str:
@@ -131,6 +133,9 @@ class Metrics:
         self._max_series = max_series
         self._lock = threading.Lock()
         self._series: dict[str, set[LabelKey]] = {}
+        self._children: dict[tuple[str, tuple[object, ...]], MetricWrapperBase] = {}
+        """Labelled children by family and *raw* values: the hot path (every closed kline) is one dict
+        lookup, not sanitising, the series check and prometheus_client's locked ``labels`` each time."""
         self._providers: dict[str, Callable[[], Reading]] = {}
         r, p = self.registry, PREFIX
         self.info = Info(p, "Build and run mode of this process (value is always 1).", registry=r)
@@ -277,10 +282,19 @@ class Metrics:
         return key
 
     def _count(self, family: str, *values: object, n: float = 1) -> None:
-        self.counters[family].labels(*self.bounded(family, values)).inc(n)
+        self._labels(self.counters[family], family, *values).inc(n)
 
     def _labels(self, metric: _M, family: str, *values: object) -> _M:
-        return metric.labels(*self.bounded(family, values))
+        key = (family, values)
+        try:
+            child = self._children.get(key)
+        except TypeError:  # an unhashable label value: no caching, same result
+            return metric.labels(*self.bounded(family, values))
+        if child is None:
+            child = metric.labels(*self.bounded(family, values))
+            if len(self._children) < _MAX_CACHED_CHILDREN:
+                self._children[key] = child
+        return cast("_M", child)
 
 
 class _ScrapeCollector:

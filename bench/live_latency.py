@@ -186,10 +186,13 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def exchange_process(paths: list[Path], *, speed: str, start_ms: int, updates: int) -> Iterator[str]:
+def exchange_process(
+    paths: list[Path], *, speed: str, start_ms: int, updates: int, nice: int = 0
+) -> Iterator[str]:
     """``python -m actors.sim`` on a free port, paused until the bot resumes it; yields its URL."""
     port = _free_port()
-    argv = [sys.executable, "-m", "actors.sim", "--port", str(port), "--speed", speed, "--paused"]
+    argv = ["nice", "-n", str(nice)] if nice else []
+    argv += [sys.executable, "-m", "actors.sim", "--port", str(port), "--speed", speed, "--paused"]
     argv += ["--start", str(start_ms), "--updates-per-candle", str(updates), "--weight-limit", "100000000"]
     for p in paths:
         argv += ["--data", str(p)]
@@ -219,11 +222,11 @@ def exchange_process(paths: list[Path], *, speed: str, start_ms: int, updates: i
 
 
 def bot_config(
-    url: str, symbols: list[str], state_dir: Path, strategy: dict[str, Any], switch_ms: float | None = None
+    url: str, symbols: list[str], state_dir: Path, strategy: dict[str, Any], opts: Options
 ) -> Config:
     supervisor: dict[str, Any] = {"watch_config": False}
-    if switch_ms is not None:
-        supervisor["gil_switch_interval_ms"] = switch_ms
+    if opts.switch_ms is not None:
+        supervisor["gil_switch_interval_ms"] = opts.switch_ms
     return parse_config(
         {
             "api": {"mode": "replay"},
@@ -353,6 +356,7 @@ class Options:
     signal_timeout_s: float
     memory_timeout_s: float
     switch_ms: float | None = None
+    exchange_nice: int = 0
     start_ms: int = 0
     paths: list[Path] = field(default_factory=list)
 
@@ -360,8 +364,10 @@ class Options:
 def run_signals(opts: Options, state_dir: Path) -> None:
     symbols = [symbol_name(k) for k in range(opts.pairs)]
     speed = f"{opts.speed:g}"
-    with exchange_process(opts.paths, speed=speed, start_ms=opts.start_ms, updates=3) as url:
-        config = bot_config(url, symbols, state_dir / "signals", STRATEGY, opts.switch_ms)
+    with exchange_process(
+        opts.paths, speed=speed, start_ms=opts.start_ms, updates=3, nice=opts.exchange_nice
+    ) as url:
+        config = bot_config(url, symbols, state_dir / "signals", STRATEGY, opts)
         daemon = Daemon(config, notifier=SdNotifier(None))
         probe, refs = instrument(daemon, keep_all_latencies=True)
         try:
@@ -482,8 +488,10 @@ def measure_restarts(daemon: Daemon, symbols: list[str], count: int) -> list[flo
 
 def run_memory(opts: Options, state_dir: Path) -> None:
     symbols = [symbol_name(k) for k in range(opts.pairs)]
-    with exchange_process(opts.paths, speed="max", start_ms=opts.start_ms, updates=0) as url:
-        config = bot_config(url, symbols, state_dir / "memory", MEMORY_STRATEGY, opts.switch_ms)
+    with exchange_process(
+        opts.paths, speed="max", start_ms=opts.start_ms, updates=0, nice=opts.exchange_nice
+    ) as url:
+        config = bot_config(url, symbols, state_dir / "memory", MEMORY_STRATEGY, opts)
         daemon = Daemon(config, notifier=SdNotifier(None))
         probe, _ = instrument(daemon, keep_all_latencies=False)
         points: list[tuple[int, float, float]] = []
@@ -557,6 +565,13 @@ def main(argv: list[str] | None = None) -> int:
         help="the bot's supervisor.gil_switch_interval_ms (sys.setswitchinterval); default: the config's",
     )
     p.add_argument(
+        "--exchange-nice",
+        type=int,
+        default=0,
+        help="run the local exchange at this nice level (19: it gets only CPU the bot leaves, as a remote "
+        "venue would; default 0, an equal share of this machine's cores)",
+    )
+    p.add_argument(
         "--state-on-disk",
         action="store_true",
         help="keep state_dir (the SQLite ledger, fsync per event) on disk instead of /dev/shm",
@@ -573,6 +588,7 @@ def main(argv: list[str] | None = None) -> int:
         signal_timeout_s=20 if quick else 240,
         memory_timeout_s=20 if quick else 540,
         switch_ms=args.switch_interval_ms,
+        exchange_nice=args.exchange_nice,
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: stop the daemon and the exchange
     if opts.pairs > 100:

@@ -234,6 +234,30 @@ def test_label_values_are_sanitised_and_cardinality_is_capped():
     assert value(m, "nancemakina_orders_failed_total", symbol="SYM4", reason="binance_-2019") is None
 
 
+def test_repeated_series_keep_counting_through_the_cached_children():
+    m = Metrics(max_series=2)
+    for _ in range(3):
+        m.kline_processed("BTCUSDT", "1m", 0.001)
+        m.order_failed("SYM0", "binance_-2019")
+        m.order_failed("SYM1", "binance_-2019")
+        m.order_failed("SYM2", "binance_-2019")  # third series: over the cap, every time
+        m.order_failed("bad\nname", "x")  # over the cap too, whatever its cleaned form
+    assert value(m, "nancemakina_klines_processed_total", symbol="BTCUSDT", interval="1m") == 3
+    assert (
+        value(m, "nancemakina_indicator_update_duration_seconds_count", symbol="BTCUSDT", interval="1m") == 3
+    )
+    assert value(m, "nancemakina_orders_failed_total", symbol="SYM0", reason="binance_-2019") == 3
+    assert value(m, "nancemakina_orders_failed_total", symbol=OVERFLOW, reason=OVERFLOW) == 6
+    assert value(m, "nancemakina_orders_failed_total", symbol="SYM2", reason="binance_-2019") is None
+
+
+def test_an_unhashable_label_value_is_counted_without_the_cache():
+    m = Metrics()
+    m.alert(["not", "hashable"])  # type: ignore[arg-type] - a caller bug must not break counting
+    m.alert(["not", "hashable"])  # type: ignore[arg-type]
+    assert value(m, "nancemakina_alerts_total", kind=clean_label(["not", "hashable"])) == 2
+
+
 def test_two_instances_do_not_collide():
     a, b = Metrics(), Metrics()
     a.alert("pair_parked")
