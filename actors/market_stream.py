@@ -274,6 +274,8 @@ class MarketStream(Actor):
             on_status=self._status_from_ws,
             config=config,
             name=f"{self.name}-ws",
+            # paper trading follows every update of the market; otherwise an update is only a price
+            on_price=self._prices.update if tap is None else None,
         )
         self.board.attach(self._ws, self._seq, self._held)
 

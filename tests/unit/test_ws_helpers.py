@@ -11,11 +11,13 @@ import pytest
 from actors.exchange.ws import (
     FrameBucket,
     MalformedFrameError,
+    MarketConnections,
     assign_streams,
     backoff_delay,
     kline_stream,
     parse_kline_frame,
 )
+from actors.messages import ContractType, Kline
 
 
 def frame(**k_overrides: Any) -> dict[str, Any]:
@@ -94,6 +96,51 @@ def test_malformed_kline_frames_name_their_stream(bad):
 def test_non_object_frame_is_malformed():
     with pytest.raises(MalformedFrameError):
         parse_kline_frame(["x"])
+
+
+class _Roots:
+    fstream_url = "ws://127.0.0.1:1/"
+    dstream_url = "ws://127.0.0.1:1/"
+
+
+def connections(*, prices: bool) -> tuple[MarketConnections, list[Kline], list[tuple[str, float, int]]]:
+    """A ``MarketConnections`` that is never started: ``handle_frame`` is what its loop thread calls."""
+    klines: list[Kline] = []
+    ticks: list[tuple[str, float, int]] = []
+    conns = MarketConnections(
+        contract=ContractType.USDT_M,
+        roots=_Roots(),
+        on_kline=lambda k, _ns: klines.append(k),
+        on_status=lambda _e: None,
+        on_price=(lambda s, p, ns: ticks.append((s, p, ns))) if prices else None,
+    )
+    return conns, klines, ticks
+
+
+def test_unclosed_updates_are_only_prices_when_a_price_sink_is_given():
+    conns, klines, ticks = connections(prices=True)
+    conns.handle_frame(frame(x=False, c="107200.5"), 11)
+    continuous = frame(x=False, c="2.5")
+    del continuous["data"]["k"]["s"], continuous["data"]["s"]
+    continuous["data"] |= {"e": "continuous_kline", "ps": "ETHUSDT"}
+    conns.handle_frame(continuous, 12)
+    conns.handle_frame(frame(), 13)  # closed: the full Kline, always
+    assert ticks == [("BTCUSDT", 107200.5, 11), ("ETHUSDT", 2.5, 12)]
+    assert [(k.symbol, k.closed) for k in klines] == [("BTCUSDT", True)]
+    assert (conns.kline_updates, conns.klines_closed, conns.malformed) == (2, 1, 0)
+
+
+def test_an_unreadable_unclosed_update_still_counts_as_malformed():
+    conns, klines, ticks = connections(prices=True)
+    conns.handle_frame(frame(x=False, c="n/a"), 1)
+    conns.handle_frame(frame(x=False, c=None), 2)
+    assert (ticks, klines, conns.malformed, conns.kline_updates) == ([], [], 2, 0)
+
+
+def test_without_a_price_sink_unclosed_updates_arrive_as_klines():
+    conns, klines, _ = connections(prices=False)  # paper trading: its broker follows every update
+    conns.handle_frame(frame(x=False, c="107200.5"), 5)
+    assert [(k.close, k.closed) for k in klines] == [(107200.5, False)]
 
 
 def test_stream_name():
