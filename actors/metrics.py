@@ -133,8 +133,8 @@ class Metrics:
         self._max_series = max_series
         self._lock = threading.Lock()
         self._series: dict[str, set[LabelKey]] = {}
-        self._children: dict[tuple[str, tuple[object, ...]], MetricWrapperBase] = {}
-        """Labelled children by family and *raw* values: the hot path (every closed kline) is one dict
+        self._children: dict[tuple[MetricWrapperBase, tuple[object, ...]], MetricWrapperBase] = {}
+        """Labelled children by metric and *raw* values: the hot path (every closed kline) is one dict
         lookup, not sanitising, the series check and prometheus_client's locked ``labels`` each time."""
         self._providers: dict[str, Callable[[], Reading]] = {}
         r, p = self.registry, PREFIX
@@ -285,7 +285,7 @@ class Metrics:
         self._labels(self.counters[family], family, *values).inc(n)
 
     def _labels(self, metric: _M, family: str, *values: object) -> _M:
-        key = (family, values)
+        key = (metric, values)
         try:
             child = self._children.get(key)
         except TypeError:  # an unhashable label value: no caching, same result
