@@ -222,11 +222,11 @@ def exchange_process(
 
 
 def bot_config(
-    url: str, symbols: list[str], state_dir: Path, strategy: dict[str, Any], opts: Options
+    url: str, symbols: list[str], state_dir: Path, strategy: dict[str, Any], switch_ms: float | None = None
 ) -> Config:
     supervisor: dict[str, Any] = {"watch_config": False}
-    if opts.switch_ms is not None:
-        supervisor["gil_switch_interval_ms"] = opts.switch_ms
+    if switch_ms is not None:
+        supervisor["gil_switch_interval_ms"] = switch_ms
     return parse_config(
         {
             "api": {"mode": "replay"},
@@ -367,7 +367,7 @@ def run_signals(opts: Options, state_dir: Path) -> None:
     with exchange_process(
         opts.paths, speed=speed, start_ms=opts.start_ms, updates=3, nice=opts.exchange_nice
     ) as url:
-        config = bot_config(url, symbols, state_dir / "signals", STRATEGY, opts)
+        config = bot_config(url, symbols, state_dir / "signals", STRATEGY, opts.switch_ms)
         daemon = Daemon(config, notifier=SdNotifier(None))
         probe, refs = instrument(daemon, keep_all_latencies=True)
         try:
@@ -491,7 +491,7 @@ def run_memory(opts: Options, state_dir: Path) -> None:
     with exchange_process(
         opts.paths, speed="max", start_ms=opts.start_ms, updates=0, nice=opts.exchange_nice
     ) as url:
-        config = bot_config(url, symbols, state_dir / "memory", MEMORY_STRATEGY, opts)
+        config = bot_config(url, symbols, state_dir / "memory", MEMORY_STRATEGY, opts.switch_ms)
         daemon = Daemon(config, notifier=SdNotifier(None))
         probe, _ = instrument(daemon, keep_all_latencies=False)
         points: list[tuple[int, float, float]] = []
