@@ -301,6 +301,10 @@ class SupervisorSettings(_Section):
     """``sys.setswitchinterval`` for the process: how long a busy thread (the WebSocket reader in a burst
     of candle closes) may keep the GIL from a woken actor. Python's own 5 ms shows up whole in the signal
     latency tail; 0.5 ms cut p99 by a third in ``bench/live_latency.py``."""
+    entry_priority_hold_ms: float = Field(default=2.0, ge=0.0, le=100.0)
+    """While a pair's entry is on its way to its executor, the market-data reader pauses before each frame
+    so the order goes out first (``actors/priority.py``), for at most this long after the entry was told;
+    0 turns the pause off."""
 
 
 class ExecutionSettings(_Section):

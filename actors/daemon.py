@@ -143,6 +143,7 @@ class Daemon:
                 on_processed=parts.pacer.processed if parts.pacer is not None and trading else None,
                 on_status=self.pairs.publish,
                 observe=self._observe,
+                priority=parts.priority,
             )
             parts.router.register(settings.symbol, timeframe, ref)
             parts.subscribe(settings.contract_type, settings.symbol, timeframe)

@@ -34,6 +34,7 @@ from actors.ledger import LedgerSnapshots, PositionLedger
 from actors.market_stream import MarketStream, MarketStreamBoard, Subscribe, Unsubscribe
 from actors.messages import Alert, ContractType, EntryRejected, PortfolioView, PositionClosed
 from actors.pacing import MINUTE_MS, ReplayPacer, UserStreamGate, chain_barriers
+from actors.priority import OrderPriority
 from actors.routing import Router
 from actors.sim_client import RemoteExchange
 from actors.supervision import ChildSpec, Restart
@@ -304,6 +305,8 @@ class Parts:
         ]
         self._lock = threading.Lock()
         self.slots = EntrySlots()
+        self.priority = OrderPriority(config.supervisor.entry_priority_hold_ms)
+        """Shared by pairs, executors and market streams: entries go out before more frames are read."""
         self.stopping = threading.Event()
         """Set at the start of shutdown, read directly by the executor (never queued behind its mailbox)."""
         self.on_alert: Callable[[Alert], None] | None = None
@@ -381,6 +384,7 @@ class Parts:
                     step = event.step_open_ms
                     self.refs.tell_ledger(Barrier(done=lambda: gate.step_processed(contract.value, step)))
                 return
+            self.priority.step_aside()  # an entry on its way out goes first (at most hold_ms)
             self.refs.tell_ledger(event)
 
         return deliver
@@ -444,6 +448,7 @@ class Parts:
                 contracts={s: x.contract_type for s, x in self.settings.items()},
                 margin_assets={s: spec.margin_asset for s, spec in self.specs.items()},
                 snapshots=self.snapshots,
+                priority=self.priority,
                 monitor=monitor,
                 generation=generation,
             )
@@ -482,6 +487,7 @@ class Parts:
                 events=self.executor_events,
                 stopping=self.stopping,
                 slots=self.slots,
+                priority=self.priority,
                 name=f"pair:{symbol}:executor",
                 monitor=monitor,
                 generation=generation,
@@ -513,6 +519,7 @@ class Parts:
                 generation=generation,
                 gate=hold if gate is not None else None,
                 tap=paper.feed_kline if paper is not None else None,
+                priority=self.priority,
             )
             self.refs.streams[contract] = ref
             by_symbol: dict[str, list[str]] = {}

@@ -40,6 +40,7 @@ from actors.messages import (
     client_order_id,
 )
 from actors.pair import Teller
+from actors.priority import OrderPriority
 
 T = TypeVar("T")
 
@@ -164,6 +165,7 @@ class OrderExecutor(Actor):
         generation: int = 0,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         sleep: Callable[[float], None] = time.sleep,
+        priority: OrderPriority | None = None,
     ) -> None:
         super().__init__(name=name, monitor=monitor, generation=generation)
         self._gateways = gateways
@@ -179,6 +181,9 @@ class OrderExecutor(Actor):
         self._events = events
         self._clock_ms = clock_ms
         self._sleep = sleep
+        self._priority = priority or OrderPriority(0)
+        self._entry_pending: str | None = None
+        """A ``SubmitEntry`` whose pair called ``priority.begin()`` is in hand, its request not yet sent."""
         self._accepting = True
         self._stopping = stopping or threading.Event()
         """Set by the daemon directly (not through the mailbox) when shutdown begins: queued entries are
@@ -266,6 +271,19 @@ class OrderExecutor(Actor):
 
     def on_submit_entry(self, command: SubmitEntry) -> None:
         """Open the position a taken decision asks for, or emit EntryRejected with the reason."""
+        self._entry_pending = command.decision.symbol
+        try:
+            self._submit(command)
+        finally:
+            self._entry_out()
+
+    def _entry_out(self) -> None:
+        """The entry in hand is sent or refused: the market-data reader may go on (``OrderPriority``)."""
+        if self._entry_pending is not None:
+            self._priority.end(self._entry_pending)
+            self._entry_pending = None
+
+    def _submit(self, command: SubmitEntry) -> None:
         d = command.decision
         key = (d.symbol, d.signal_open_time_ms)
         if key in self._handled:
@@ -343,6 +361,7 @@ class OrderExecutor(Actor):
         self._record(d.symbol, cid, Leg.ENTRY, "submitted", side, quantity=str(qty))
         if self._latency is not None and received_ns:
             self._latency(time.perf_counter_ns() - received_ns)
+        self._entry_out()
 
         def place() -> OrderResult:
             return gw.market_order(d.symbol, contract, side, qty, cid)
@@ -435,6 +454,7 @@ class OrderExecutor(Actor):
             return gw.get_algo_order(d.symbol, contract, client_algo_id=cid)
 
         for attempt in range(self._stop_retries + 1):
+            self._priority.step_aside(own=d.symbol)  # another symbol's entry goes out first (≤ hold_ms)
             try:
                 result = self._idempotent(place, lookup, what=f"{d.symbol} {kind} {cid}")
             except Rejected as exc:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pykka
 
@@ -55,6 +55,7 @@ from actors.messages import (
     Reconcile,
     client_order_id,
 )
+from actors.priority import OrderPriority
 from actors.reconcile import (
     AdoptPosition,
     CancelAlgo,
@@ -198,8 +199,10 @@ class PositionLedger(Actor):
         monitor: Monitor | None = None,
         generation: int = 0,
         name: str = "ledger",
+        priority: OrderPriority | None = None,
     ) -> None:
         super().__init__(name=name, monitor=monitor, generation=generation)
+        self._priority = priority
         self.store = LedgerStore(store_path)
         self._gateways = gateways
         self._execution = execution
@@ -222,6 +225,13 @@ class PositionLedger(Actor):
         self._timer: threading.Thread | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        """Every message waits, at most ``hold_ms``, for an entry on its way out (``OrderPriority``): the
+        ledger's bookkeeping never delays an order (nothing on the entry path waits for the ledger)."""
+        if self._priority is not None:
+            self._priority.step_aside()
+        return super().on_receive(message)
 
     def start_actor(self) -> None:
         self._open = {p.symbol: p for p in self.store.open_positions()}

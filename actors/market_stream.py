@@ -50,6 +50,7 @@ from actors.exchange.ws import (
     kline_stream,
 )
 from actors.messages import TIMEFRAME_MS, ContractType, Kline, KlineClosed
+from actors.priority import OrderPriority
 from actors.routing import Router
 from actors.sequencer import Accepted, Key, KlineSequencer, OpenRange, SequencerStats, Verdict
 
@@ -247,6 +248,7 @@ class MarketStream(Actor):
         generation: int = 0,
         gate: Callable[[Kline], object] | None = None,
         tap: Callable[[Kline], object] | None = None,
+        priority: OrderPriority | None = None,
     ) -> None:
         super().__init__(
             name=name or f"market-stream-{contract.value}", monitor=monitor, generation=generation
@@ -276,6 +278,7 @@ class MarketStream(Actor):
             name=f"{self.name}-ws",
             # paper trading follows every update of the market; otherwise an update is only a price
             on_price=self._prices.update if tap is None else None,
+            before_frame=priority.step_aside if priority is not None and priority.enabled else None,
         )
         self.board.attach(self._ws, self._seq, self._held)
 

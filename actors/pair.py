@@ -31,6 +31,7 @@ from actors.messages import (
     SkipReason,
     SubmitEntry,
 )
+from actors.priority import OrderPriority
 from actors.strategy import PairStrategy, StrategyParams, StrategySnapshot
 
 
@@ -93,6 +94,7 @@ class PairTimeframe(Actor):
         on_status: Callable[[PairStatus], None] | None = None,
         observe: Callable[[Kline, float, Decision | None], None] | None = None,
         warmup_extra: int = 10,
+        priority: OrderPriority | None = None,
     ) -> None:
         super().__init__(name=f"pair:{symbol}:{timeframe}", monitor=monitor, generation=generation)
         self.symbol = symbol
@@ -107,6 +109,8 @@ class PairTimeframe(Actor):
         self._on_processed = on_processed
         self._on_status = on_status
         self._observe = observe
+        self._priority = priority
+        """Told before each entry, so the market-data reader steps aside until it is sent."""
         self._warmup = params.warmup_candles() + warmup_extra
         self._tf_ms = TIMEFRAME_MS[timeframe]
         self.strategy = PairStrategy(symbol, timeframe, params)
@@ -130,6 +134,8 @@ class PairTimeframe(Actor):
 
     def on_kline_closed(self, message: KlineClosed) -> None:
         """A closed candle from the stream (or its backfill); older or duplicate ones are ignored."""
+        if self._priority is not None:  # another symbol's entry, told just now, goes out first
+            self._priority.step_aside(own=self.symbol)
         kline = message.kline
         last = self.strategy.last_open_time_ms
         if last is not None and kline.open_time_ms > last + self._tf_ms:
@@ -202,6 +208,8 @@ class PairTimeframe(Actor):
 
     def _emit(self, decision: Decision, received_ns: int) -> None:
         if decision.taken and self._executor is not None:
+            if self._priority is not None:
+                self._priority.begin(self.symbol)
             self._executor.tell(SubmitEntry(decision=decision, received_ns=received_ns))
         if self._ledger is not None:
             self._ledger.tell(decision)

@@ -407,6 +407,7 @@ class MarketConnections(LoopThread):
         config: WsConfig | None = None,
         name: str = "market-ws",
         on_price: PriceSink | None = None,
+        before_frame: Callable[[], object] | None = None,
     ) -> None:
         super().__init__(name)
         self.contract = contract
@@ -417,6 +418,10 @@ class MarketConnections(LoopThread):
         """When set, unclosed updates skip ``Kline``: only their symbol and close price are read and handed
         here (most frames are unclosed updates; a full parse costs the loop thread ~4 µs more each)."""
         self._on_status = on_status
+        self._before_frame = before_frame
+        """Called on the loop thread before each frame is handled (``OrderPriority.step_aside``: a pending
+        entry goes out before this thread takes the GIL for more frames). The frame's time is already
+        stamped, so a wait here counts in its latency."""
         self._lock = threading.Lock()
         self._slots: dict[int, _Slot] = {}
         self._slot_of: dict[str, _Slot] = {}
@@ -530,6 +535,8 @@ class MarketConnections(LoopThread):
         log.warning(f"{self.name}: malformed frame skipped: {what}")
 
     def handle_frame(self, msg: Any, received_ns: int) -> None:
+        if self._before_frame is not None:
+            self._before_frame()
         on_price = self._on_price
         if on_price is not None and self._price_only(msg, received_ns, on_price):
             return

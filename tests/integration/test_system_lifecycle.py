@@ -124,3 +124,8 @@ def test_entries_get_both_protective_orders_and_one_exit_cancels_the_other(
         if t.exit_time_ms <= checkpoints[-1]
     ]  # fmt: skip
     assert sorted(replayed) == sorted(backtested)
+    # every entry the pairs announced to the market reader went out (none waited out its hold)
+    priority = daemon.parts.priority.stats()
+    assert priority.begun >= len(picked)
+    assert priority.pending == 0
+    assert priority.ended + priority.expired == priority.begun

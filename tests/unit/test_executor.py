@@ -36,6 +36,7 @@ from actors.messages import (
     StopAcceptingEntries,
     SubmitEntry,
 )
+from actors.priority import OrderPriority
 
 BTC = spec_for("BTCUSDT", ContractType.USDT_M)
 
@@ -334,3 +335,55 @@ def test_second_signal_on_open_symbol_is_rejected_before_the_ledger_catches_up()
     [rejected] = ledger.wait_for(EntryRejected)
     assert rejected.reason == "position_open"
     assert gw.count("market") == 1
+
+
+class PriorityWatchingGateway(FakeGateway):
+    """Records how many entries the shared ``OrderPriority`` holds pending at each order sent."""
+
+    def __init__(self, priority: OrderPriority) -> None:
+        super().__init__()
+        self.priority = priority
+        self.pending_at: list[tuple[str, int]] = []
+
+    def market_order(
+        self,
+        symbol: str,
+        contract: ContractType,
+        side: Side,
+        qty: Decimal,
+        client_order_id: str,
+        *,
+        reduce_only: bool = False,
+    ) -> OrderResult:
+        self.pending_at.append(("market", self.priority.stats().pending))
+        return super().market_order(symbol, contract, side, qty, client_order_id, reduce_only=reduce_only)
+
+
+def test_entry_releases_the_market_reader_before_its_request_goes_out() -> None:
+    priority = OrderPriority(hold_ms=100)
+    gw, ledger, notes = PriorityWatchingGateway(priority), Inbox(), Inbox()
+    ref = start(gw, ledger, notes, priority=priority)
+    priority.begin("BTCUSDT")  # as the pair does before telling the executor
+    ref.tell(SubmitEntry(decision=decision()))
+    ledger.wait_for(PositionOpened)
+    assert gw.pending_at == [("market", 0)]
+    stats = priority.stats()
+    assert (stats.begun, stats.ended, stats.pending, stats.expired) == (1, 1, 0, 0)
+
+
+@pytest.mark.parametrize("setup", ["paused", "duplicate"])
+def test_refused_entry_releases_the_market_reader(setup: str) -> None:
+    priority = OrderPriority(hold_ms=100)
+    gw, ledger, notes = FakeGateway(), Inbox(), Inbox()
+    ref = start(gw, ledger, notes, priority=priority)
+    if setup == "paused":
+        ref.tell(PauseEntries(symbol="BTCUSDT"))
+    else:
+        priority.begin("BTCUSDT")
+        ref.tell(SubmitEntry(decision=decision()))
+    priority.begin("BTCUSDT")
+    ref.tell(SubmitEntry(decision=decision()))
+    ref.ask(PauseEntries(symbol="OTHER"))  # mailbox drained up to here
+    stats = priority.stats()
+    assert (stats.pending, stats.expired) == (0, 0)
+    assert stats.ended == stats.begun

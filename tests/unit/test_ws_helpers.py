@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import operator
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ from actors.exchange.ws import (
     parse_kline_frame,
 )
 from actors.messages import ContractType, Kline
+from actors.priority import OrderPriority
 
 
 def frame(**k_overrides: Any) -> dict[str, Any]:
@@ -198,3 +201,27 @@ def test_backoff_full_jitter_grows_and_caps():
     assert backoff_delay(3, base_s=0.5, cap_s=30, rand=lambda: 1.0) == 4.0
     assert backoff_delay(50, base_s=0.5, cap_s=30, rand=lambda: 1.0) == 30.0
     assert backoff_delay(5, base_s=0.5, cap_s=30, rand=lambda: 0.0) == 0.0
+
+
+def test_every_frame_waits_for_a_pending_entry_before_it_is_handled():
+    priority = OrderPriority(hold_ms=100)
+    klines: list[Kline] = []
+    conns = MarketConnections(
+        contract=ContractType.USDT_M,
+        roots=_Roots(),
+        on_kline=lambda k, _ns: klines.append(k),
+        on_status=lambda _e: None,
+        on_price=lambda *_: None,
+        before_frame=priority.step_aside,
+    )
+    priority.begin("ETHUSDT")  # ETHUSDT's pair told its executor to enter
+    sent = threading.Timer(0.03, priority.end, args=("ETHUSDT",))
+    sent.start()
+    started = time.perf_counter()
+    conns.handle_frame(frame(), 1)
+    waited = time.perf_counter() - started
+    sent.join()
+    assert 0.025 <= waited < 0.09  # held until the entry went out, then handled
+    assert [k.symbol for k in klines] == ["BTCUSDT"]
+    conns.handle_frame(frame(x=False), 2)  # nothing pending: no wait
+    assert priority.stats().waits == 1

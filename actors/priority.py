@@ -1,0 +1,122 @@
+"""``OrderPriority``: entries on their way to the exchange go first; the market-data reader steps aside.
+
+CPython runs one thread at a time (the GIL) and has no thread priorities. At a candle close the
+WebSocket thread reads a burst of frames (50–250 closed klines and their pairs' work with 50 pairs × 5
+timeframes) while the executor told to open a position waits its turn for the GIL behind that burst.
+Measured in ``bench/live_latency.py``, those waits are most of the signal → order tail.
+
+So a pair calls ``begin(symbol)`` just before it tells its executor to enter, the executor calls
+``end(symbol)`` once the entry request is about to go out (or the entry is refused), and the reader calls
+``step_aside()`` before each frame: while an entry is pending it blocks (releasing the GIL) until the entry
+is sent, for at most ``hold_ms`` after the latest ``begin()``. An executor about to place protective
+orders for an earlier entry steps aside for the other symbols' entries (never for its own symbol's, which
+wait in its own mailbox). Nothing waits on a lock it holds: ``step_aside`` only ever waits on this object.
+
+A pending entry that never ends (an executor that died with the message in its mailbox) cannot stall
+anything for longer than ``hold_ms``: past that the count is forgotten and counted as ``expired``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PriorityStats:
+    """Counters for the shell and metrics (a copy)."""
+
+    pending: int
+    begun: int
+    ended: int
+    waits: int
+    """``step_aside`` calls that blocked for a pending entry."""
+    waited_s: float
+    """Total time the callers of ``step_aside`` spent blocked."""
+    expired: int
+    """Pending entries forgotten after ``hold_ms`` without an ``end()``."""
+
+
+class OrderPriority:
+    """Pending-entry gate shared by the pairs, the executors and the market-data readers (module doc)."""
+
+    def __init__(self, hold_ms: float = 2.0) -> None:
+        if not 0 <= hold_ms <= 100:
+            raise ValueError(f"OrderPriority: hold_ms must be within 0..100, got {hold_ms}")
+        self.hold_ns = int(hold_ms * 1e6)
+        self._cond = threading.Condition(threading.Lock())
+        self._pending: dict[str, int] = {}
+        self._total = 0
+        self._until_ns = 0
+        self._begun = 0
+        self._ended = 0
+        self._waits = 0
+        self._waited_ns = 0
+        self._expired = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.hold_ns > 0
+
+    def begin(self, symbol: str) -> None:
+        """An entry on ``symbol`` is about to be told to its executor (the pair's thread)."""
+        if not self.hold_ns:
+            return
+        with self._cond:
+            self._pending[symbol] = self._pending.get(symbol, 0) + 1
+            self._total += 1
+            self._begun += 1
+            self._until_ns = time.perf_counter_ns() + self.hold_ns
+
+    def end(self, symbol: str) -> None:
+        """The entry request on ``symbol`` is about to be sent, or the entry was refused (its executor)."""
+        if not self.hold_ns:
+            return
+        with self._cond:
+            count = self._pending.get(symbol, 0)
+            if count:
+                if count == 1:
+                    del self._pending[symbol]
+                else:
+                    self._pending[symbol] = count - 1
+                self._total -= 1
+                self._ended += 1
+                self._cond.notify_all()
+
+    def step_aside(self, own: str | None = None) -> None:
+        """Block while an entry is pending, for at most ``hold_ms`` after the latest ``begin()``.
+
+        ``own``: the caller's symbol, whose pending entries are queued behind the caller itself (an executor
+        must not wait for its own mailbox).
+        """
+        if not self._total:  # the common case, read without the lock: a stale read costs one frame
+            return
+        with self._cond:
+            started = now = time.perf_counter_ns()
+            while self._blocking(own):
+                remaining = self._until_ns - now
+                if remaining <= 0:
+                    self._expired += self._total
+                    self._pending.clear()
+                    self._total = 0
+                    break
+                self._cond.wait(remaining / 1e9)
+                now = time.perf_counter_ns()
+            if now > started:
+                self._waits += 1
+                self._waited_ns += now - started
+
+    def _blocking(self, own: str | None) -> int:
+        return self._total - (self._pending.get(own, 0) if own is not None else 0)
+
+    def stats(self) -> PriorityStats:
+        with self._cond:
+            return PriorityStats(
+                pending=self._total,
+                begun=self._begun,
+                ended=self._ended,
+                waits=self._waits,
+                waited_s=self._waited_ns / 1e9,
+                expired=self._expired,
+            )
