@@ -222,11 +222,19 @@ def exchange_process(
 
 
 def bot_config(
-    url: str, symbols: list[str], state_dir: Path, strategy: dict[str, Any], switch_ms: float | None = None
+    url: str,
+    symbols: list[str],
+    state_dir: Path,
+    strategy: dict[str, Any],
+    *,
+    switch_ms: float | None = None,
+    hold_ms: float | None = None,
 ) -> Config:
     supervisor: dict[str, Any] = {"watch_config": False}
     if switch_ms is not None:
         supervisor["gil_switch_interval_ms"] = switch_ms
+    if hold_ms is not None:
+        supervisor["entry_priority_hold_ms"] = hold_ms
     return parse_config(
         {
             "api": {"mode": "replay"},
@@ -356,6 +364,7 @@ class Options:
     signal_timeout_s: float
     memory_timeout_s: float
     switch_ms: float | None = None
+    hold_ms: float | None = None
     exchange_nice: int = 0
     start_ms: int = 0
     paths: list[Path] = field(default_factory=list)
@@ -367,7 +376,9 @@ def run_signals(opts: Options, state_dir: Path) -> None:
     with exchange_process(
         opts.paths, speed=speed, start_ms=opts.start_ms, updates=3, nice=opts.exchange_nice
     ) as url:
-        config = bot_config(url, symbols, state_dir / "signals", STRATEGY, opts.switch_ms)
+        config = bot_config(
+            url, symbols, state_dir / "signals", STRATEGY, switch_ms=opts.switch_ms, hold_ms=opts.hold_ms
+        )
         daemon = Daemon(config, notifier=SdNotifier(None))
         probe, refs = instrument(daemon, keep_all_latencies=True)
         try:
@@ -391,6 +402,7 @@ def run_signals(opts: Options, state_dir: Path) -> None:
             emitted = dict(refs.emitted)
             handled = len(probe.samples) + sum(probe.rejected.values())
             backlog = f"{len(emitted):,} SubmitEntry told to the executor, {handled:,} handled so far"
+            priority = daemon.parts.priority.stats()
             restarts = measure_restarts(daemon, symbols, opts.restarts)
             stats = [b.snapshot() for b in daemon.parts.boards.values()]
         finally:
@@ -407,6 +419,12 @@ def run_signals(opts: Options, state_dir: Path) -> None:
         f"{sum(s.reconnects for s in stats)} reconnects"
     )
     print(f"executor: {backlog}; rejections by reason {dict(sorted(probe.rejected.items()))}")
+    hold = config.supervisor.entry_priority_hold_ms
+    print(
+        f"entry priority (hold {hold:g} ms): {priority.begun:,} entries announced, {priority.ended:,} sent "
+        f"or refused within the hold, {priority.expired:,} outlasted it; {priority.waits:,} waits "
+        f"by the reader, ledger and other pairs, {priority.waited_s * 1e3:,.0f} ms in all"
+    )
     print(f"\n== 2. Pair restart → all 5 timeframes running and warm again ({len(restarts)} restarts)")
     if restarts:
         r = sorted(restarts)
@@ -491,7 +509,14 @@ def run_memory(opts: Options, state_dir: Path) -> None:
     with exchange_process(
         opts.paths, speed="max", start_ms=opts.start_ms, updates=0, nice=opts.exchange_nice
     ) as url:
-        config = bot_config(url, symbols, state_dir / "memory", MEMORY_STRATEGY, opts.switch_ms)
+        config = bot_config(
+            url,
+            symbols,
+            state_dir / "memory",
+            MEMORY_STRATEGY,
+            switch_ms=opts.switch_ms,
+            hold_ms=opts.hold_ms,
+        )
         daemon = Daemon(config, notifier=SdNotifier(None))
         probe, _ = instrument(daemon, keep_all_latencies=False)
         points: list[tuple[int, float, float]] = []
@@ -565,6 +590,11 @@ def main(argv: list[str] | None = None) -> int:
         help="the bot's supervisor.gil_switch_interval_ms (sys.setswitchinterval); default: the config's",
     )
     p.add_argument(
+        "--entry-priority-hold-ms",
+        type=float,
+        help="the bot's supervisor.entry_priority_hold_ms (0: no pause for entries); default: the config's",
+    )
+    p.add_argument(
         "--exchange-nice",
         type=int,
         default=0,
@@ -588,6 +618,7 @@ def main(argv: list[str] | None = None) -> int:
         signal_timeout_s=20 if quick else 240,
         memory_timeout_s=20 if quick else 540,
         switch_ms=args.switch_interval_ms,
+        hold_ms=args.entry_priority_hold_ms,
         exchange_nice=args.exchange_nice,
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: stop the daemon and the exchange
