@@ -166,6 +166,10 @@ class DaemonMetrics:
         for kind, n in parts.snapshots.discrepancies().items():
             if d := self._delta(("discrepancy", kind), n):
                 c["reconciliation_discrepancies"].labels(kind=kind).inc(d)
+        priority = parts.priority.stats()
+        for outcome, total in (("sent", priority.ended), ("expired", priority.expired)):
+            if d := self._delta(("priority", outcome), total):
+                m.entry_priority(outcome, int(d))
         status = self.daemon.root.status()
         for group in ([status.shared] if status.shared else []) + list(status.pairs):
             for child in group.children:

@@ -95,6 +95,10 @@ COUNTERS: dict[str, tuple[str, LabelKey]] = {
     "alerts": ("Operator alerts raised, by kind.", ("kind",)),
     "rate_limit_responses": ("HTTP 429 (back off) and 418 (IP banned) answers from Binance.", ("code",)),
     "reconciliation_discrepancies": ("Ledger vs exchange differences found by reconciliation.", ("kind",)),
+    "entry_priority_entries": (
+        "Entries the market reader paused for: `sent` within the hold, or `expired` (outlasted it).",
+        ("outcome",),
+    ),
 }
 """Counter families by name without prefix or ``_total`` (the client appends it): (help, label names)."""
 
@@ -267,6 +271,10 @@ class Metrics:
 
     def reconciliation_discrepancy(self, kind: str, count: int = 1) -> None:
         self._count("reconciliation_discrepancies", kind, n=count)
+
+    def entry_priority(self, outcome: str, count: int = 1) -> None:
+        """Entries the market reader paused for: ``sent`` within the hold, or ``expired``."""
+        self._count("entry_priority_entries", outcome, n=count)
 
     # -- internals -------------------------------------------------------------------------------------------
     def bounded(self, family: str, values: tuple[object, ...]) -> LabelKey:

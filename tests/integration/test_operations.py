@@ -49,6 +49,7 @@ FAMILIES = {
     "nancemakina_request_weight_used",
     "nancemakina_rate_limit_responses",
     "nancemakina_reconciliation_discrepancies",
+    "nancemakina_entry_priority_entries",
     "nancemakina_decisions",
 }
 

@@ -50,6 +50,7 @@ EXPECTED_FAMILIES = {
     "nancemakina_request_weight_used",
     "nancemakina_rate_limit_responses",
     "nancemakina_reconciliation_discrepancies",
+    "nancemakina_entry_priority_entries",
     "nancemakina_replay_progress_ratio",
 }
 
@@ -95,6 +96,7 @@ def exercise(m: Metrics) -> None:
     m.alert("naked_position", "BTCUSDT")
     m.rate_limit_response(429)
     m.reconciliation_discrepancy("unknown_position")
+    m.entry_priority("sent", 3)
     m.provide("active_positions", lambda: {"USDT_M": 1, "COIN_M": 0})
     m.provide("unrealized_pnl", lambda: {"BTCUSDT": -1.5})
     m.provide("actor_mailbox_depth", lambda: {"OrderExecutor": 2})
