@@ -219,7 +219,9 @@ class OrderExecutor(Actor):
         self._setup_done.add(symbol)
         return True
 
-    def _refresh_balances(self, contract: ContractType) -> None:
+    def _refresh_balances(self, contract: ContractType, *, own: str | None = None) -> None:
+        if own is not None:  # after an entry or a close: other symbols' entries go out first
+            self._priority.step_aside(own=own)
         try:
             self._balances[contract] = self._gateways[contract].balances(contract)
         except (TransientError, RateLimited, IpBanned, UnknownStatus, Rejected) as exc:
@@ -252,7 +254,7 @@ class OrderExecutor(Actor):
         self._slots.release(message.symbol)
         terms = self._terms.get(message.symbol)
         if terms is not None:
-            self._refresh_balances(terms.spec.contract_type)
+            self._refresh_balances(terms.spec.contract_type, own=message.symbol)
 
     def on_update_terms(self, message: UpdateTerms) -> None:
         """New effective settings after a reload (leverage/margin re-applied before the next entry)."""
@@ -431,7 +433,7 @@ class OrderExecutor(Actor):
                 contract_type=contract,
             )
         )
-        self._refresh_balances(contract)
+        self._refresh_balances(contract, own=d.symbol)
 
     def _place_protective(
         self,
