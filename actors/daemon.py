@@ -21,7 +21,7 @@ from actors.control import ControlServer, secret_redactor
 from actors.daemon_control import DaemonControl
 from actors.daemon_metrics import DaemonMetrics
 from actors.daemon_parts import Parts, build_parts, trading_pairs
-from actors.executor import UpdateTerms
+from actors.entry_terms import UpdateTerms
 from actors.messages import (
     Alert,
     Decision,

@@ -21,6 +21,7 @@ from loguru import logger
 from actors.base import Barrier
 from actors.config import Config, Mode, PairSettings
 from actors.datafiles import parse_data_arg
+from actors.entry_terms import EntrySlots, SymbolTerms
 from actors.exchange.gateway import BinanceGateway
 from actors.exchange.instruments import spec_to_entry
 from actors.exchange.parse import parse_user_event
@@ -29,7 +30,7 @@ from actors.exchange.types import UserStreamStatus
 from actors.exchange.user_stream import UserStream
 from actors.exchange.venue import Venue
 from actors.exchange.ws import kline_stream
-from actors.executor import EntrySlots, OrderExecutor, SymbolTerms
+from actors.executor import OrderExecutor
 from actors.ledger import LedgerSnapshots, PositionLedger
 from actors.market_stream import MarketStream, MarketStreamBoard, Subscribe, Unsubscribe
 from actors.messages import Alert, ContractType, EntryRejected, PortfolioView, PositionClosed

@@ -10,6 +10,7 @@ from typing import Any
 import pykka
 import pytest
 
+from actors.entry_terms import SymbolTerms
 from actors.exchange.errors import Rejected, UnknownStatus
 from actors.exchange.instruments import spec_for
 from actors.exchange.types import (
@@ -21,7 +22,7 @@ from actors.exchange.types import (
     ProtectiveKind,
     Side,
 )
-from actors.executor import OrderExecutor, SymbolTerms
+from actors.executor import OrderExecutor
 from actors.messages import (
     Alert,
     ContractType,
