@@ -155,6 +155,7 @@ class Daemon:
             restart=Restart.PERMANENT,
             shutdown_timeout_s=5.0,
             start_timeout_s=60.0,
+            await_start=False,  # a pair's timeframes warm up side by side (after its executor)
         )
 
     # ---- lifecycle -------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from actors.ledger import LedgerSnapshots, PositionLedger
 from actors.market_stream import MarketStream, MarketStreamBoard, Subscribe, Unsubscribe
 from actors.messages import Alert, ContractType, EntryRejected, PortfolioView, PositionClosed
 from actors.pacing import MINUTE_MS, ReplayPacer, UserStreamGate, chain_barriers
+from actors.pair import KlinePool
 from actors.priority import OrderPriority
 from actors.routing import Router
 from actors.sim_client import RemoteExchange
@@ -59,6 +60,11 @@ def trading_pairs(config: Config) -> dict[str, PairSettings]:
         return pairs
     symbols = [parse_data_arg(str(p))[0] for p in config.replay_data_paths()]
     return {s: config.settings_for(s) for s in symbols}
+
+
+PAIR_GATEWAYS = 4
+"""REST gateways the pair actors share for warm-up and gap reads (one lock each): a pair restart warms its
+timeframes side by side, and the shared weight budget still paces them all."""
 
 
 class PortfolioBoard:
@@ -261,7 +267,7 @@ class Parts:
 
         self._market_gateway = market_gateway
         self._gateway = gateway
-        self.pair_gateway = market_gateway()
+        self.pair_gateway = KlinePool([market_gateway() for _ in range(PAIR_GATEWAYS)])
         self.router = Router()
         self.portfolio = PortfolioBoard()
         self.refs = Refs()

@@ -11,6 +11,8 @@ Only the signal timeframe trades; other timeframes keep the same bounded indicat
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -49,6 +51,32 @@ class KlineSource(Protocol):
     ) -> list[Kline]:
         """Closed candles with open time in [start, end], oldest first."""
         ...
+
+
+class KlinePool:
+    """Several ``KlineSource``s taken in turn, so pair actors warming up side by side (a pair restart
+    starts its timeframes together) do not queue behind one gateway's lock for their REST reads."""
+
+    def __init__(self, sources: Sequence[KlineSource]) -> None:
+        if not sources:
+            raise ValueError("KlinePool needs at least one source")
+        self._sources = tuple(sources)
+        self._next = itertools.cycle(range(len(self._sources)))
+        self._lock = threading.Lock()
+
+    def _pick(self) -> KlineSource:
+        with self._lock:
+            return self._sources[next(self._next)]
+
+    def recent_closed_klines(
+        self, symbol: str, contract: ContractType, interval: str, count: int
+    ) -> list[Kline]:
+        return self._pick().recent_closed_klines(symbol, contract, interval, count)
+
+    def closed_klines_range(
+        self, symbol: str, contract: ContractType, interval: str, start_open_ms: int, end_open_ms: int
+    ) -> list[Kline]:
+        return self._pick().closed_klines_range(symbol, contract, interval, start_open_ms, end_open_ms)
 
 
 class Teller(Protocol):

@@ -55,6 +55,10 @@ class ChildSpec:
     """How long an orderly stop may take before the supervisor logs it and moves on."""
     start_timeout_s: float = 30.0
     """How long the supervisor waits for ``on_start`` before starting the next child anyway."""
+    await_start: bool = True
+    """False: the next child starts without waiting for this one's ``on_start`` (siblings that do not
+    depend on each other warm up side by side). The supervisor still waits for it before starting a later
+    child whose ``await_start`` is True, and before its own start (or a group restart) is complete."""
 
 
 class Cancellable(Protocol):
@@ -404,8 +408,20 @@ class Supervisor(Actor):
 
     def _start_all(self) -> None:
         self._state = GroupState.RUNNING
+        pending: list[tuple[pykka.ActorRef[Any], _Slot]] = []
+
+        def settle() -> None:
+            for ref, slot in pending:
+                await_started(ref, slot.spec.start_timeout_s, f"{self.name}/{slot.spec.id}#{slot.generation}")
+            pending.clear()
+
         for slot in self._slots.values():
-            self._start(slot)
+            if slot.spec.await_start:
+                settle()  # a child that waits for its start also waits for the siblings started before it
+                self._start(slot)
+            elif (ref := self._start(slot, wait=False)) is not None:
+                pending.append((ref, slot))
+        settle()
         self._publish()
 
     def _stop_all(self, state: GroupState) -> None:
@@ -419,7 +435,9 @@ class Supervisor(Actor):
                 stop_ref(ref, slot.spec.shutdown_timeout_s, f"{self.name}/{slot.spec.id}")
         self._publish()
 
-    def _start(self, slot: _Slot) -> None:
+    def _start(self, slot: _Slot, *, wait: bool = True) -> pykka.ActorRef[Any] | None:
+        """Start ``slot``'s next generation; with ``wait``, block until its ``on_start`` ran. Returns the ref
+        when it still has to be awaited (``wait=False``)."""
         slot.generation += 1
         child_id, generation = slot.spec.id, slot.generation
 
@@ -434,8 +452,11 @@ class Supervisor(Actor):
             self.log.exception(f"{self.name}/{child_id}#{generation}: start raised")
             error = f"{type(exc).__name__}: {exc}"
             monitor(ChildExited(child_id=child_id, generation=generation, failed=True, error=error))
-            return
+            return None
+        if not wait:
+            return slot.ref
         await_started(slot.ref, slot.spec.start_timeout_s, f"{self.name}/{child_id}#{generation}")
+        return None
 
     def _publish(self) -> None:
         self._board.publish(self.status())

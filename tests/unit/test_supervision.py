@@ -23,6 +23,7 @@ from actors.supervision import (
     GroupStatus,
     Restart,
     RestartBudget,
+    RestartPair,
     RestartPolicy,
     StatusBoard,
     Supervisor,
@@ -267,6 +268,49 @@ def test_children_start_in_order_and_stop_in_reverse() -> None:
     ref.stop()
     assert journal.stops() == ["stop:c#1", "stop:b#1", "stop:a#1"]
     assert board.pairs["G"].state is GroupState.STOPPED
+
+
+class Rendezvous(FakeChild):
+    """A child whose ``on_start`` returns only once every sibling in its party has started."""
+
+    party: threading.Barrier
+
+    def start_actor(self) -> None:
+        self.journal.add(f"start:{self.name}#{self._generation}")
+        self.party.wait(WAIT_S)  # raises BrokenBarrierError (a failed start) if started one at a time
+
+
+def side_by_side(journal: Journal, child_id: str, party: threading.Barrier) -> ChildSpec:
+    def start(monitor: Any, generation: int) -> pykka.ActorRef[Any]:
+        cls = type("Rendezvous_" + child_id, (Rendezvous,), {"party": party})
+        return cls.start(
+            name=child_id, monitor=monitor, generation=generation, journal=journal, script=Script()
+        )
+
+    return ChildSpec(id=child_id, start=start, await_start=False, start_timeout_s=WAIT_S)
+
+
+def test_children_that_do_not_await_their_start_warm_up_side_by_side() -> None:
+    journal = Journal()
+    party = threading.Barrier(3)
+    specs = (
+        child(journal, "executor"),
+        *(side_by_side(journal, tf, party) for tf in ("1m", "5m", "15m")),
+        child(journal, "last"),
+    )
+    ref, board, alerts = supervise(journal, *specs)
+    status = board.wait_for("G", lambda s: s.state is GroupState.RUNNING)
+    assert journal.events[0] == "start:executor#1"  # awaited before the side-by-side group starts
+    assert sorted(journal.events[1:4]) == ["start:15m#1", "start:1m#1", "start:5m#1"]
+    assert journal.events[4] == "start:last#1"  # waits for every sibling started before it
+    assert all(c.alive and c.generation == 1 for c in status.children)
+    assert not alerts
+    party.reset()
+    ref.tell(RestartPair(symbol="G"))  # the group restart starts them side by side again
+    journal.wait_for(lambda events: events.count("start:last#1") == 1 and "start:last#2" in events)
+    assert sorted(journal.events[-4:-1]) == ["start:15m#2", "start:1m#2", "start:5m#2"]
+    party.abort()  # a stray restart during teardown must not wait at the barrier
+    ref.stop()
 
 
 @pytest.mark.parametrize(
