@@ -31,7 +31,8 @@ from actors.exchange.user_stream import UserStream
 from actors.exchange.venue import Venue
 from actors.exchange.ws import kline_stream
 from actors.executor import OrderExecutor
-from actors.ledger import LedgerSnapshots, PositionLedger
+from actors.ledger import PositionLedger
+from actors.ledger_views import LedgerSnapshots
 from actors.market_stream import MarketStream, MarketStreamBoard, Subscribe, Unsubscribe
 from actors.messages import Alert, ContractType, EntryRejected, PortfolioView, PositionClosed
 from actors.pacing import MINUTE_MS, ReplayPacer, UserStreamGate, chain_barriers

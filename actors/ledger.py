@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pykka
 
@@ -29,19 +27,16 @@ from actors.config import ExecutionSettings
 from actors.exchange.errors import ExchangeError, Rejected, UnknownStatus
 from actors.exchange.types import (
     AccountUpdate,
-    AlgoOrderResult,
     AlgoStatus,
     AlgoUpdate,
     ListenKeyExpired,
-    OrderResult,
     OrderStatus,
     OrderUpdate,
-    PositionInfo,
     ProtectiveKind,
-    Side,
     UserStreamStatus,
 )
 from actors.ledger_store import TERMINAL, EventRecord, LedgerStore, OrderRecord, PositionRecord
+from actors.ledger_views import LedgerGateway, LedgerSnapshots, OpenPositionView
 from actors.messages import (
     Alert,
     ContractType,
@@ -83,95 +78,6 @@ _ENTRY_GRACE_S = 120.0
 
 def _rank(status: str) -> int:
     return 4 if status in TERMINAL else _RANK.get(status, 1)
-
-
-class LedgerGateway(Protocol):
-    """The part of ``BinanceGateway`` the ledger uses."""
-
-    def positions(self, contract: ContractType) -> list[PositionInfo]: ...
-    def open_algo_orders(
-        self, contract: ContractType, symbol: str | None = None
-    ) -> list[AlgoOrderResult]: ...
-    def open_orders(self, contract: ContractType, symbol: str | None = None) -> list[OrderResult]: ...
-    def place_protective(  # noqa: PLR0917 - mirrors BinanceGateway
-        self,
-        symbol: str,
-        contract: ContractType,
-        kind: ProtectiveKind,
-        side: Side,
-        trigger_price: Decimal,
-        client_algo_id: str,
-        *,
-        close_position: bool = True,
-        quantity: Decimal | None = None,
-    ) -> AlgoOrderResult: ...
-    def cancel_algo_order(self, symbol: str, contract: ContractType, *, client_algo_id: str) -> bool: ...
-    def market_order(
-        self,
-        symbol: str,
-        contract: ContractType,
-        side: Side,
-        qty: Decimal,
-        client_order_id: str,
-        *,
-        reduce_only: bool = False,
-    ) -> OrderResult: ...
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OpenPositionView:
-    """One open position as the shell and metrics see it."""
-
-    symbol: str
-    direction: str
-    qty: Decimal
-    entry_price: float
-    stop_loss: float | None
-    take_profit: float | None
-    opened_at_ms: int
-    contract_type: ContractType
-
-
-class LedgerSnapshots:
-    """Thread-safe reads of the ledger's state for the shell and metrics, without asking the actor."""
-
-    COUNTERS = ("reconciles", "reconcile_errors", "naked_alerts", "repairs", "flattens", "adopted", "closed")
-
-    def __init__(self) -> None:
-        self._lock = threading.Condition()
-        self._positions: tuple[OpenPositionView, ...] = ()
-        self._counters: Counter[str] = Counter()
-        self._discrepancies: Counter[str] = Counter()
-        self.reconciled = threading.Event()
-        """Set once a reconciliation covered every contract type: the bot may start trading."""
-
-    def positions(self) -> tuple[OpenPositionView, ...]:
-        return self._positions
-
-    def counters(self) -> dict[str, int]:
-        """``reconciles``, ``naked_alerts``, ``repairs``, ``flattens``, ... (see ``COUNTERS``)."""
-        with self._lock:
-            return {name: self._counters[name] for name in self.COUNTERS}
-
-    def discrepancies(self) -> dict[str, int]:
-        """Discrepancies found so far, by kind."""
-        with self._lock:
-            return dict(self._discrepancies)
-
-    def wait_for(self, counter: str, at_least: int, timeout: float) -> bool:
-        """Block until ``counter`` reaches ``at_least`` (tests, and the runner at start-up)."""
-        with self._lock:
-            return self._lock.wait_for(lambda: self._counters[counter] >= at_least, timeout)
-
-    def set_positions(self, positions: tuple[OpenPositionView, ...]) -> None:
-        self._positions = positions
-
-    def bump(self, counter: str, n: int = 1, *, discrepancy: str | None = None) -> None:
-        with self._lock:
-            self._counters[counter] += n
-            if discrepancy is not None:
-                self._discrepancies[discrepancy] += n
-            self._lock.notify_all()
 
 
 def _guess_contract(symbol: str) -> ContractType:

@@ -9,7 +9,8 @@ import pytest
 
 from actors.config import ExecutionSettings
 from actors.exchange.types import ProtectiveKind, Side
-from actors.ledger import LedgerSnapshots, PositionLedger
+from actors.ledger import PositionLedger
+from actors.ledger_views import LedgerSnapshots
 from actors.messages import Alert, ContractType, Direction, Leg, PositionOpened, Reconcile, client_order_id
 from tests.integration.test_gateway_fixtures import NOW_MS, make_gateway, start_exchange
 

@@ -25,8 +25,9 @@ from actors.exchange.types import (
     ProtectiveKind,
     Side,
 )
-from actors.ledger import LedgerSnapshots, PositionLedger
+from actors.ledger import PositionLedger
 from actors.ledger_store import LedgerStore
+from actors.ledger_views import LedgerSnapshots
 from actors.messages import (
     ContractType,
     Direction,
