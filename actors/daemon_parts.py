@@ -314,7 +314,7 @@ class Parts:
         self._lock = threading.Lock()
         self.slots = EntrySlots()
         self.priority = OrderPriority(config.supervisor.entry_priority_hold_ms)
-        """Shared by pairs, executors and market streams: entries go out before more frames are read."""
+        """Shared by pairs, executors, market streams, the ledger and user events: entries go out first."""
         self.stopping = threading.Event()
         """Set at the start of shutdown, read directly by the executor (never queued behind its mailbox)."""
         self.on_alert: Callable[[Alert], None] | None = None

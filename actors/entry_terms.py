@@ -9,10 +9,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Protocol
 
-from actors.exchange.types import AlgoOrderResult, Balance, OrderResult, ProtectiveKind, Side
+from actors.exchange.types import AlgoOrderResult, Balance, OrderPlacement, OrderResult
 from actors.fills import InstrumentSpec
 from actors.messages import ContractType
 
@@ -20,37 +19,15 @@ DUPLICATE_ID_CODES = frozenset({-4116, -4015})
 """Binance: client order id already used — the earlier attempt landed; find it instead of failing."""
 
 
-class OrderGateway(Protocol):
-    """The REST calls the executor makes (satisfied by ``BinanceGateway``)."""
+class OrderGateway(OrderPlacement, Protocol):
+    """The REST calls the executor makes, with ``OrderPlacement``'s two (satisfied by ``BinanceGateway``)."""
 
     def set_leverage(self, symbol: str, contract: ContractType, leverage: int) -> None: ...
     def set_margin_type(self, symbol: str, contract: ContractType, margin_type: str) -> None: ...
     def balances(self, contract: ContractType) -> dict[str, Balance]: ...
-    def market_order(
-        self,
-        symbol: str,
-        contract: ContractType,
-        side: Side,
-        qty: Decimal,
-        client_order_id: str,
-        *,
-        reduce_only: bool = False,
-    ) -> OrderResult: ...
     def get_order(
         self, symbol: str, contract: ContractType, *, client_order_id: str
     ) -> OrderResult | None: ...
-    def place_protective(  # noqa: PLR0917 - mirrors BinanceGateway.place_protective
-        self,
-        symbol: str,
-        contract: ContractType,
-        kind: ProtectiveKind,
-        side: Side,
-        trigger_price: Decimal,
-        client_algo_id: str,
-        *,
-        close_position: bool = True,
-        quantity: Decimal | None = None,
-    ) -> AlgoOrderResult: ...
     def get_algo_order(
         self, symbol: str, contract: ContractType, *, client_algo_id: str
     ) -> AlgoOrderResult | None: ...

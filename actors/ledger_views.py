@@ -10,41 +10,24 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-from actors.exchange.types import AlgoOrderResult, OrderResult, PositionInfo, ProtectiveKind, Side
+from actors.exchange.types import (
+    AlgoOrderResult,
+    OrderPlacement,
+    OrderResult,
+    PositionInfo,
+)
 from actors.messages import ContractType
 
 
-class LedgerGateway(Protocol):
-    """The part of ``BinanceGateway`` the ledger uses."""
+class LedgerGateway(OrderPlacement, Protocol):
+    """The part of ``BinanceGateway`` the ledger uses, with ``OrderPlacement``'s two order calls."""
 
     def positions(self, contract: ContractType) -> list[PositionInfo]: ...
     def open_algo_orders(
         self, contract: ContractType, symbol: str | None = None
     ) -> list[AlgoOrderResult]: ...
     def open_orders(self, contract: ContractType, symbol: str | None = None) -> list[OrderResult]: ...
-    def place_protective(  # noqa: PLR0917 - mirrors BinanceGateway
-        self,
-        symbol: str,
-        contract: ContractType,
-        kind: ProtectiveKind,
-        side: Side,
-        trigger_price: Decimal,
-        client_algo_id: str,
-        *,
-        close_position: bool = True,
-        quantity: Decimal | None = None,
-    ) -> AlgoOrderResult: ...
     def cancel_algo_order(self, symbol: str, contract: ContractType, *, client_algo_id: str) -> bool: ...
-    def market_order(
-        self,
-        symbol: str,
-        contract: ContractType,
-        side: Side,
-        qty: Decimal,
-        client_order_id: str,
-        *,
-        reduce_only: bool = False,
-    ) -> OrderResult: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

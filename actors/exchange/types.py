@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from typing import Protocol
 
 from actors.messages import ContractType
 
@@ -181,3 +182,30 @@ class UserStreamStatus:
 
 
 UserEvent = OrderUpdate | AlgoUpdate | AccountUpdate | ListenKeyExpired | UserStreamStatus
+
+
+class OrderPlacement(Protocol):
+    """The two order-placing calls of ``BinanceGateway`` that both the executor and the ledger make."""
+
+    def market_order(
+        self,
+        symbol: str,
+        contract: ContractType,
+        side: Side,
+        qty: Decimal,
+        client_order_id: str,
+        *,
+        reduce_only: bool = False,
+    ) -> OrderResult: ...
+    def place_protective(  # noqa: PLR0917 - mirrors BinanceGateway.place_protective
+        self,
+        symbol: str,
+        contract: ContractType,
+        kind: ProtectiveKind,
+        side: Side,
+        trigger_price: Decimal,
+        client_algo_id: str,
+        *,
+        close_position: bool = True,
+        quantity: Decimal | None = None,
+    ) -> AlgoOrderResult: ...

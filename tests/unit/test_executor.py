@@ -346,18 +346,9 @@ class PriorityWatchingGateway(FakeGateway):
         self.priority = priority
         self.pending_at: list[tuple[str, int]] = []
 
-    def market_order(
-        self,
-        symbol: str,
-        contract: ContractType,
-        side: Side,
-        qty: Decimal,
-        client_order_id: str,
-        *,
-        reduce_only: bool = False,
-    ) -> OrderResult:
+    def market_order(self, *args: Any, **kwargs: Any) -> OrderResult:
         self.pending_at.append(("market", self.priority.stats().pending))
-        return super().market_order(symbol, contract, side, qty, client_order_id, reduce_only=reduce_only)
+        return super().market_order(*args, **kwargs)
 
 
 def test_entry_releases_the_market_reader_before_its_request_goes_out() -> None:
