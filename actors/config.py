@@ -305,6 +305,10 @@ class SupervisorSettings(_Section):
     """While a pair's entry is on its way to its executor, the market-data reader pauses before each frame
     so the order goes out first (``actors/priority.py``), for at most this long after the entry was told;
     0 turns the pause off."""
+    candle_handoff_ms: float = Field(default=1.0, ge=0.0, le=100.0)
+    """After telling a pair a streamed closed candle, the market-data reader waits for that pair to finish
+    it, for at most this long, so candles are decided in arrival order instead of in whatever order 250
+    woken threads win the GIL (``CandleTurn`` in ``actors/priority.py``); 0 turns the wait off."""
 
 
 class ExecutionSettings(_Section):

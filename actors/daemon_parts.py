@@ -528,6 +528,7 @@ class Parts:
                 gate=hold if gate is not None else None,
                 tap=paper.feed_kline if paper is not None else None,
                 priority=self.priority,
+                handoff_ms=self.config.supervisor.candle_handoff_ms,
             )
             self.refs.streams[contract] = ref
             by_symbol: dict[str, list[str]] = {}

@@ -50,7 +50,7 @@ from actors.exchange.ws import (
     kline_stream,
 )
 from actors.messages import TIMEFRAME_MS, ContractType, Kline, KlineClosed
-from actors.priority import OrderPriority
+from actors.priority import CandleTurn, OrderPriority
 from actors.routing import Router
 from actors.sequencer import Accepted, Key, KlineSequencer, OpenRange, SequencerStats, Verdict
 
@@ -172,6 +172,10 @@ class MarketStreamStatus:
     """p50 and p99 of frame read → ``router.tell`` over the last closed klines (streamed ones only)."""
     held_keys: int = 0
     """(symbol, timeframe) keys whose candles wait behind a REST repair in the actor right now."""
+    handoffs: int = 0
+    """Streamed closed candles the reader waited on until their pair had finished them."""
+    handoff_timeouts: int = 0
+    """Of those, the ones it stopped waiting for after ``supervisor.candle_handoff_ms``."""
 
 
 _EMPTY_WS = WsStatus(
@@ -187,6 +191,10 @@ class MarketStreamBoard:
         self.prices = prices or PriceBoard()
         self.latencies_ns: deque[int] = deque(maxlen=4096)
         self.backfill_failures = 0
+        self.handoffs = 0
+        """Streamed closed candles the reader waited on until their pair had finished them (or gave up)."""
+        self.handoff_timeouts = 0
+        """Of those, the ones whose pair had not finished within ``handoff_ms`` (slow, restarting, dead)."""
         self._ws: MarketConnections | None = None
         self._sequencer = KlineSequencer()
         self._held: Mapping[Key, int] = {}
@@ -224,6 +232,8 @@ class MarketStreamBoard:
             if lat
             else None,
             held_keys=len(self._held),
+            handoffs=self.handoffs,
+            handoff_timeouts=self.handoff_timeouts,
         )
 
 
@@ -249,10 +259,13 @@ class MarketStream(Actor):
         gate: Callable[[Kline], object] | None = None,
         tap: Callable[[Kline], object] | None = None,
         priority: OrderPriority | None = None,
+        handoff_ms: float = 0.0,
     ) -> None:
         super().__init__(
             name=name or f"market-stream-{contract.value}", monitor=monitor, generation=generation
         )
+        self._handoff_s = handoff_ms / 1e3
+        """> 0: after each streamed closed candle, wait up to this long for its pair to finish it."""
         self._gate = gate
         self._tap = tap
         self.contract = contract
@@ -300,6 +313,8 @@ class MarketStream(Actor):
             self._gate(kline)
         key = (kline.symbol, kline.timeframe)
         handoff: KlineReceived | None = None
+        turn = CandleTurn() if self._handoff_s else None
+        told = False
         with self._lock:
             if key not in self._keys:
                 return  # in flight when unsubscribed
@@ -312,14 +327,21 @@ class MarketStream(Actor):
                 if accepted.verdict is Verdict.GAP:
                     handoff = KlineReceived(kline=kline, received_ns=received_ns, missing=accepted.missing)
                 else:
-                    self._tell_streamed(kline, received_ns)
+                    told = self._tell_streamed(kline, received_ns, turn)
             if handoff is not None:
                 self._hold((key,))
         if handoff is None:
             # Hand the GIL to the pair actor just woken, now: otherwise it waits behind the rest of the
             # burst this thread is reading (250 frames at a minute close with 50 pairs × 5 timeframes).
-            # Measured in bench/live_latency.py: signal → order p50 2.4 → 0.6 ms, p99 13 → 6 ms.
-            time.sleep(0)
+            # With a turn, wait (bounded) until that pair has decided, so candles are decided in arrival
+            # order; without, sleep(0) lets it run now unless another woken thread wins the GIL first.
+            # Measured in bench/live_latency.py: see the README's live-pipeline table.
+            if turn is not None and told:
+                if not turn.wait(self._handoff_s):
+                    self.board.handoff_timeouts += 1
+                self.board.handoffs += 1
+            else:
+                time.sleep(0)
             return
         try:  # noqa: SIM105 - hot path: a bare try costs less than contextlib.suppress
             self.actor_ref.tell(handoff)
@@ -439,9 +461,12 @@ class MarketStream(Actor):
                 else:
                     self._held.pop(key, None)
 
-    def _tell_streamed(self, kline: Kline, received_ns: int) -> None:
-        self._router.tell(kline.symbol, kline.timeframe, KlineClosed(kline=kline, received_ns=received_ns))
+    def _tell_streamed(self, kline: Kline, received_ns: int, turn: CandleTurn | None = None) -> bool:
+        told = self._router.tell(
+            kline.symbol, kline.timeframe, KlineClosed(kline=kline, received_ns=received_ns, turn=turn)
+        )
         self._latencies.append(time.perf_counter_ns() - received_ns)
+        return told
 
     def _settle(self, missing: OpenRange) -> None:
         hole = self._seq.settle_gap(missing)

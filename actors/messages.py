@@ -1,14 +1,19 @@
 """Immutable domain types and the messages actors exchange.
 
 Every type here is frozen, slotted and keyword-only; fields hold scalars, enums, Decimals or tuples,
-never dicts or lists, so a message can be shared between actor threads without copying.
+never dicts or lists, so a message can be shared between actor threads without copying. The one reference
+to something mutable is ``KlineClosed.turn``, a one-shot hand-off token (like a reply-to).
 Commands are imperative (``SubmitEntry``); events are past tense (``KlineClosed``, ``EntryRejected``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from actors.priority import CandleTurn
 
 TIMEFRAME_MS: dict[str, int] = {
     "1m": 60_000,
@@ -123,6 +128,8 @@ class KlineClosed:
     """``time.perf_counter_ns()`` when the frame was read; 0 when not measured."""
     backfilled: bool = False
     """True when fetched over REST to repair a gap rather than pushed by the stream."""
+    turn: CandleTurn | None = field(default=None, compare=False, repr=False)
+    """Streamed candles: the reader waits for ``turn.done()`` before reading on (``actors/priority.py``)."""
 
 
 class Leg(StrEnum):

@@ -161,14 +161,22 @@ class PairTimeframe(Actor):
         self._publish()
 
     def on_kline_closed(self, message: KlineClosed) -> None:
-        """A closed candle from the stream (or its backfill); older or duplicate ones are ignored."""
-        if self._priority is not None:  # another symbol's entry, told just now, goes out first
-            self._priority.step_aside(own=self.symbol)
+        """A closed candle from the stream (or its backfill); older or duplicate ones are ignored.
+
+        The reader waits for ``message.turn`` (when set) before reading on: it is done once the candle is
+        decided and any entry told, and in every case, so a failing candle never holds the reader longer.
+        """
         kline = message.kline
-        last = self.strategy.last_open_time_ms
-        if last is not None and kline.open_time_ms > last + self._tf_ms:
-            self._backfill(last + self._tf_ms, kline.open_time_ms - self._tf_ms)
-        self._feed((kline,), live=True, received_ns=message.received_ns)
+        try:
+            if self._priority is not None:  # another symbol's entry, told just now, goes out first
+                self._priority.step_aside(own=self.symbol)
+            last = self.strategy.last_open_time_ms
+            if last is not None and kline.open_time_ms > last + self._tf_ms:
+                self._backfill(last + self._tf_ms, kline.open_time_ms - self._tf_ms)
+            self._feed((kline,), live=True, received_ns=message.received_ns)
+        finally:
+            if message.turn is not None:
+                message.turn.done()
         if self._on_processed is not None:
             self._on_processed(self.symbol, self.timeframe, kline.open_time_ms)
 

@@ -120,3 +120,36 @@ class OrderPriority:
                 waited_s=self._waited_ns / 1e9,
                 expired=self._expired,
             )
+
+
+class CandleTurn:
+    """One closed candle's hand-off from the market-data reader to its pair actor.
+
+    At a candle close the reader tells up to 250 pair actors in a burst; each wakes and waits for the GIL,
+    and CPython hands it to whichever waiting thread the OS picks, so a candle read early can be processed
+    after candles read after it (a lottery measured in ``bench/live_latency.py``). With a turn, the reader
+    tells one pair and waits (releasing the GIL) until that pair has finished the candle — decided, and
+    told its executor if it entered — before reading the next frame: candles are decided in the order they
+    arrived, with one pair thread runnable at a time. The wait is bounded (``wait(timeout_s)``), so a pair
+    that is slow, restarting or dead holds the reader back by at most that long.
+
+    Like a reply-to in a message, a turn is a one-shot token: the receiver calls ``done()`` once (a second
+    call, or one after the reader gave up, is harmless); only the reader waits on it.
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def done(self) -> None:
+        """The candle is handled (the pair's thread; always, even when handling it failed)."""
+        try:  # noqa: SIM105 - hot path: a bare try costs less than contextlib.suppress
+            self._lock.release()
+        except RuntimeError:  # already done
+            pass
+
+    def wait(self, timeout_s: float) -> bool:
+        """Block until ``done()`` (True) or for ``timeout_s`` (False); the reader's thread."""
+        return self._lock.acquire(timeout=timeout_s)

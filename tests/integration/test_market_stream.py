@@ -48,16 +48,48 @@ class Record:
             return [m.kline.open_time_ms for m in self.klines]
 
 
+@dataclass
+class Overlap:
+    """How many fake pairs were inside ``on_kline_closed`` at once, at most, and in which order they ran."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    inside: int = 0
+    most: int = 0
+    order: list[tuple[str, str, int]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PairBehaviour:
+    """How the fake pairs handle a candle: ``busy_s`` of work, and whether they finish its turn."""
+
+    busy_s: float = 0.0
+    finish_turn: bool = True
+
+
 class FakePair(Actor):
-    def __init__(self, record: Record, name: str) -> None:
+    def __init__(
+        self, record: Record, name: str, overlap: Overlap | None = None, how: PairBehaviour | None = None
+    ) -> None:
         super().__init__(name=name)
         self.record = record
+        self.overlap = overlap or Overlap()
+        self.how = how or PairBehaviour()
 
     def on_kline_closed(self, msg: KlineClosed) -> None:
+        with self.overlap.lock:
+            self.overlap.inside += 1
+            self.overlap.most = max(self.overlap.most, self.overlap.inside)
+            self.overlap.order.append((msg.kline.symbol, msg.kline.timeframe, msg.kline.open_time_ms))
+        if self.how.busy_s:
+            threading.Event().wait(self.how.busy_s)  # a pair deciding (releases the GIL, as waiting does)
+        with self.overlap.lock:
+            self.overlap.inside -= 1
         with self.record.lock:
             self.record.klines.append(msg)
             if self.record.want and len(self.record.klines) >= self.record.want:
                 self.record.reached.set()
+        if self.how.finish_turn and msg.turn is not None:
+            msg.turn.done()
 
     def on_kline_gap_unrepaired(self, msg: KlineGapUnrepaired) -> None:
         self.record.gaps.append(msg)
@@ -69,6 +101,7 @@ class Rig:
     stream: pykka.ActorRef[MarketStream]
     board: MarketStreamBoard
     records: dict[tuple[str, str], Record]
+    overlap: Overlap
 
 
 def expected_open_times(tf: str, steps: int) -> list[int]:
@@ -80,7 +113,10 @@ def expected_open_times(tf: str, steps: int) -> list[int]:
 
 @pytest.fixture
 def rig(request) -> Iterator[Rig]:
-    overrides = getattr(request, "param", {})
+    overrides = dict(getattr(request, "param", {}))
+    handoff_ms = overrides.pop("handoff_ms", 0.0)
+    how = PairBehaviour(**overrides.pop("pairs", {}))
+    overlap = Overlap()
     exchange = LocalExchange(
         [BTC, ETH], SimConfig(port=0, paused=True, start_ms=START, updates_per_candle=3)
     ).start()
@@ -92,7 +128,8 @@ def rig(request) -> Iterator[Rig]:
         for symbol in SYMBOLS:
             for tf in TIMEFRAMES:
                 records[(symbol, tf)] = Record()
-                router.register(symbol, tf, FakePair.start(records[(symbol, tf)], f"pair-{symbol}-{tf}"))
+                pair = FakePair.start(records[(symbol, tf)], f"pair-{symbol}-{tf}", overlap, how)
+                router.register(symbol, tf, pair)
         board = MarketStreamBoard(ContractType.USDT_M)
         config = WsConfig(
             **{
@@ -110,10 +147,11 @@ def rig(request) -> Iterator[Rig]:
             roots=venue,
             board=board,
             config=config,
+            handoff_ms=handoff_ms,
         )
         for symbol in SYMBOLS:
             stream.tell(Subscribe(symbol=symbol, timeframes=TIMEFRAMES))
-        yield Rig(exchange, stream, board, records)
+        yield Rig(exchange, stream, board, records, overlap)
     finally:
         pykka.ActorRegistry.stop_all(timeout=10)
         exchange.stop()
@@ -235,3 +273,50 @@ def test_rotation_opens_the_new_connection_first_and_loses_or_repeats_nothing(ri
     assert snap.reconnects == 0
     assert snap.sequencer.gaps_detected == 0
     assert not any(m.backfilled for r in rig.records.values() for m in r.klines)
+
+
+BUSY = {"busy_s": 0.002}
+
+
+@pytest.mark.parametrize("rig", [{"handoff_ms": 0.0, "pairs": BUSY}], indirect=True)
+def test_without_a_handoff_the_pairs_of_a_close_run_at_the_same_time(rig):
+    """The baseline the hand-off changes: woken pair actors overlap (and finish in any order)."""
+    wait_subscribed(rig, 8)
+    rig.exchange.step(15)
+    run_and_check(rig, 15)
+    assert rig.overlap.most > 1
+    assert rig.board.snapshot().handoffs == 0
+
+
+@pytest.mark.parametrize("rig", [{"handoff_ms": 500.0, "pairs": BUSY}], indirect=True)
+def test_with_a_handoff_each_candle_is_decided_before_the_reader_reads_the_next(rig):
+    """One pair at a time, in the order the frames arrived: a later candle of the same close never jumps
+    ahead of an earlier one still being decided."""
+    wait_subscribed(rig, 8)
+    rig.exchange.step(15)
+    run_and_check(rig, 15)
+    assert rig.overlap.most == 1
+    delivered = sum(len(r.klines) for r in rig.records.values())
+    snap = rig.board.snapshot()
+    assert snap.handoffs == delivered
+    assert snap.handoff_timeouts == 0
+    # Candles of a later close never run before every candle of an earlier close has run.
+    close_ms = [t + TIMEFRAME_MS[tf] for _, tf, t in rig.overlap.order]
+    assert close_ms == sorted(close_ms)
+
+
+@pytest.mark.parametrize(
+    "rig", [{"handoff_ms": 20.0, "pairs": {"busy_s": 0.0, "finish_turn": False}}], indirect=True
+)
+def test_a_pair_that_never_finishes_its_turn_holds_the_reader_only_for_the_limit(rig):
+    wait_subscribed(rig, 8)
+    rig.exchange.step(5)
+    run_and_check(rig, 5)
+    delivered = sum(len(r.klines) for r in rig.records.values())
+    for _ in range(100):  # the last wait ends up to 20 ms after the last pair got its candle
+        if rig.board.snapshot().handoff_timeouts == delivered:
+            break
+        threading.Event().wait(0.01)
+    snap = rig.board.snapshot()
+    assert snap.handoffs == snap.handoff_timeouts == delivered
+    assert snap.sequencer.duplicates == 0

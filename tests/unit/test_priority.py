@@ -1,13 +1,19 @@
-"""OrderPriority: the reader blocks while an entry is pending, never longer than the hold, never on leaks."""
+"""OrderPriority: the reader blocks while an entry is pending, never longer than the hold, never on leaks.
+
+CandleTurn: the reader waits for the pair it told, never longer than the limit, even if the pair fails."""
 
 from __future__ import annotations
 
 import threading
 import time
 
+import pykka
 import pytest
 
-from actors.priority import OrderPriority
+from actors.messages import ContractType, Kline, KlineClosed, PortfolioView
+from actors.pair import PairTimeframe
+from actors.priority import CandleTurn, OrderPriority
+from actors.strategy import StrategyParams
 
 
 def _timed(fn: object) -> float:
@@ -97,3 +103,64 @@ def test_an_executor_never_waits_for_its_own_symbols_entries() -> None:
     assert 0.015 <= waited < 0.05
     assert p.stats().pending == 1
     assert p.stats().expired == 0
+
+
+# --- CandleTurn: the reader's hand-off to the pair it just told ------------------------------------------
+
+
+def test_turn_wait_returns_when_the_pair_is_done() -> None:
+    turn = CandleTurn()
+    threading.Timer(0.02, turn.done).start()
+    started = time.perf_counter()
+    assert turn.wait(1.0)
+    assert 0.01 < time.perf_counter() - started < 0.5
+
+
+def test_turn_done_before_the_wait_does_not_block_and_twice_is_harmless() -> None:
+    turn = CandleTurn()
+    turn.done()
+    turn.done()
+    assert _timed(lambda: turn.wait(1.0)) < 0.05
+
+
+def test_turn_never_done_blocks_only_for_the_limit() -> None:
+    turn = CandleTurn()
+    elapsed = _timed(lambda: turn.wait(0.03))
+    assert 0.025 < elapsed < 0.5
+    assert not turn.wait(0.0)
+
+
+class _Klines:
+    def recent_closed_klines(self, symbol, contract, interval, count):  # type: ignore[no-untyped-def]
+        return []
+
+    def closed_klines_range(self, symbol, contract, interval, start, end):  # type: ignore[no-untyped-def]
+        return []
+
+
+def _broken_portfolio() -> PortfolioView:
+    raise RuntimeError("portfolio snapshot failed")
+
+
+def test_a_pair_finishes_its_turn_even_when_the_candle_fails() -> None:
+    """A pair crashing on a candle must not hold the reader for the whole hand-off limit."""
+    pair = PairTimeframe.start(
+        symbol="BTCUSDT",
+        timeframe="1m",
+        contract=ContractType.USDT_M,
+        params=StrategyParams(),
+        trading=True,
+        klines=_Klines(),
+        portfolio=_broken_portfolio,
+        executor=None,
+        ledger=None,
+    )
+    try:
+        turn = CandleTurn()
+        kline = Kline(
+            symbol="BTCUSDT", timeframe="1m", open_time_ms=0, open=1, high=1, low=1, close=1, volume=1
+        )
+        pair.tell(KlineClosed(kline=kline, received_ns=1, turn=turn))
+        assert turn.wait(5.0)
+    finally:
+        pykka.ActorRegistry.stop_all(timeout=5)
