@@ -188,11 +188,21 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def exchange_process(
-    paths: list[Path], *, speed: str, start_ms: int, updates: int, nice: int = 0
+    paths: list[Path],
+    *,
+    speed: str,
+    start_ms: int,
+    updates: int,
+    nice: int = 0,
+    cpus: frozenset[int] = frozenset(),
 ) -> Iterator[str]:
-    """``python -m actors.sim`` on a free port, paused until the bot resumes it; yields its URL."""
+    """``python -m actors.sim`` on a free port, paused until the bot resumes it; yields its URL.
+
+    ``cpus``: run it only on these CPUs (``taskset``), as a venue on another machine would.
+    """
     port = _free_port()
-    argv = ["nice", "-n", str(nice)] if nice else []
+    argv = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
+    argv += ["nice", "-n", str(nice)] if nice else []
     argv += [sys.executable, "-m", "actors.sim", "--port", str(port), "--speed", speed, "--paused"]
     argv += ["--start", str(start_ms), "--updates-per-candle", str(updates), "--weight-limit", "100000000"]
     for p in paths:
@@ -222,6 +232,16 @@ def exchange_process(
             proc.wait()
 
 
+def _split_cores() -> frozenset[int]:
+    """Pin this process (and the threads it starts from now on) off the last CPU; return that CPU."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit("--split-cores needs at least 2 CPUs")
+    os.sched_setaffinity(0, cpus[:-1])
+    say(f"bot on CPU {','.join(map(str, cpus[:-1]))}; local exchange on CPU {cpus[-1]}")
+    return frozenset(cpus[-1:])
+
+
 def bot_config(
     url: str,
     symbols: list[str],
@@ -230,12 +250,15 @@ def bot_config(
     *,
     switch_ms: float | None = None,
     hold_ms: float | None = None,
+    handoff_ms: float | None = None,
 ) -> Config:
     supervisor: dict[str, Any] = {"watch_config": False}
     if switch_ms is not None:
         supervisor["gil_switch_interval_ms"] = switch_ms
     if hold_ms is not None:
         supervisor["entry_priority_hold_ms"] = hold_ms
+    if handoff_ms is not None:
+        supervisor["candle_handoff_ms"] = handoff_ms
     return parse_config(
         {
             "api": {"mode": "replay"},
@@ -393,7 +416,9 @@ class Options:
     memory_timeout_s: float
     switch_ms: float | None = None
     hold_ms: float | None = None
+    handoff_ms: float | None = None
     exchange_nice: int = 0
+    exchange_cpus: frozenset[int] = frozenset()
     start_ms: int = 0
     paths: list[Path] = field(default_factory=list)
 
@@ -402,10 +427,21 @@ def run_signals(opts: Options, state_dir: Path) -> None:
     symbols = [symbol_name(k) for k in range(opts.pairs)]
     speed = f"{opts.speed:g}"
     with exchange_process(
-        opts.paths, speed=speed, start_ms=opts.start_ms, updates=3, nice=opts.exchange_nice
+        opts.paths,
+        speed=speed,
+        start_ms=opts.start_ms,
+        updates=3,
+        nice=opts.exchange_nice,
+        cpus=opts.exchange_cpus,
     ) as url:
         config = bot_config(
-            url, symbols, state_dir / "signals", STRATEGY, switch_ms=opts.switch_ms, hold_ms=opts.hold_ms
+            url,
+            symbols,
+            state_dir / "signals",
+            STRATEGY,
+            switch_ms=opts.switch_ms,
+            hold_ms=opts.hold_ms,
+            handoff_ms=opts.handoff_ms,
         )
         daemon = Daemon(config, notifier=SdNotifier(None))
         probe, refs = instrument(daemon, keep_all_latencies=True)
@@ -452,6 +488,12 @@ def run_signals(opts: Options, state_dir: Path) -> None:
         f"entry priority (hold {hold:g} ms): {priority.begun:,} entries announced, {priority.ended:,} sent "
         f"or refused within the hold, {priority.expired:,} outlasted it; {priority.waits:,} waits "
         f"by the reader, ledger and other pairs, {priority.waited_s * 1e3:,.0f} ms in all"
+    )
+    handoffs = sum(s.handoffs for s in stats)
+    timeouts = sum(s.handoff_timeouts for s in stats)
+    print(
+        f"candle hand-off ({config.supervisor.candle_handoff_ms:g} ms): the reader waited for the pair on "
+        f"{handoffs:,} closed klines, {timeouts:,} of them past the limit"
     )
     print(f"\n== 2. Pair restart → all 5 timeframes running and warm again ({len(restarts)} restarts)")
     if restarts:
@@ -548,7 +590,12 @@ def measure_restarts(daemon: Daemon, symbols: list[str], count: int) -> list[flo
 def run_memory(opts: Options, state_dir: Path) -> None:
     symbols = [symbol_name(k) for k in range(opts.pairs)]
     with exchange_process(
-        opts.paths, speed="max", start_ms=opts.start_ms, updates=0, nice=opts.exchange_nice
+        opts.paths,
+        speed="max",
+        start_ms=opts.start_ms,
+        updates=0,
+        nice=opts.exchange_nice,
+        cpus=opts.exchange_cpus,
     ) as url:
         config = bot_config(
             url,
@@ -557,6 +604,7 @@ def run_memory(opts: Options, state_dir: Path) -> None:
             MEMORY_STRATEGY,
             switch_ms=opts.switch_ms,
             hold_ms=opts.hold_ms,
+            handoff_ms=opts.handoff_ms,
         )
         daemon = Daemon(config, notifier=SdNotifier(None))
         probe, _ = instrument(daemon, keep_all_latencies=False)
@@ -636,11 +684,23 @@ def main(argv: list[str] | None = None) -> int:
         help="the bot's supervisor.entry_priority_hold_ms (0: no pause for entries); default: the config's",
     )
     p.add_argument(
+        "--candle-handoff-ms",
+        type=float,
+        help="the bot's supervisor.candle_handoff_ms (0: the reader does not wait for the pair it told); "
+        "default: the config's",
+    )
+    p.add_argument(
         "--exchange-nice",
         type=int,
         default=0,
         help="run the local exchange at this nice level (19: it gets only CPU the bot leaves, as a remote "
         "venue would; default 0, an equal share of this machine's cores)",
+    )
+    p.add_argument(
+        "--split-cores",
+        action="store_true",
+        help="run the local exchange on the last CPU and the bot on the others (a venue on another "
+        "machine does not take the bot's CPU); default: both share every CPU",
     )
     p.add_argument(
         "--state-on-disk",
@@ -660,7 +720,9 @@ def main(argv: list[str] | None = None) -> int:
         memory_timeout_s=20 if quick else 540,
         switch_ms=args.switch_interval_ms,
         hold_ms=args.entry_priority_hold_ms,
+        handoff_ms=args.candle_handoff_ms,
         exchange_nice=args.exchange_nice,
+        exchange_cpus=_split_cores() if args.split_cores else frozenset(),
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: stop the daemon and the exchange
     if opts.pairs > 100:
