@@ -159,6 +159,10 @@ class DaemonMetrics:
                 c["candle_gaps_detected"].labels(symbol=ALL, interval=ALL).inc(d)
             if d := self._delta(("backfilled", market), snap.sequencer.candles_backfilled):
                 c["candles_backfilled"].labels(symbol=ALL, interval=ALL).inc(d)
+            handed = (("finished", snap.handoffs - snap.handoff_timeouts), ("timeout", snap.handoff_timeouts))
+            for outcome, total in handed:
+                if d := self._delta(("handoff", market, outcome), total):
+                    m.candle_handoff(market, outcome, int(d))
         budget = parts.budget
         for code, total in (("429", budget.responses_429), ("418", budget.responses_418)):
             if d := self._delta(("rate", code), total):

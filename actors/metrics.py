@@ -99,6 +99,10 @@ COUNTERS: dict[str, tuple[str, LabelKey]] = {
         "Entries the market reader paused for: `sent` within the hold, or `expired` (outlasted it).",
         ("outcome",),
     ),
+    "candle_handoffs": (
+        "Closed klines the reader waited on until their pair `finished`, or gave up on (`timeout`).",
+        ("market", "outcome"),
+    ),
 }
 """Counter families by name without prefix or ``_total`` (the client appends it): (help, label names)."""
 
@@ -275,6 +279,10 @@ class Metrics:
     def entry_priority(self, outcome: str, count: int = 1) -> None:
         """Entries the market reader paused for: ``sent`` within the hold, or ``expired``."""
         self._count("entry_priority_entries", outcome, n=count)
+
+    def candle_handoff(self, market: str, outcome: str, count: int = 1) -> None:
+        """Closed klines handed to their pair with the reader waiting: ``finished`` or ``timeout``."""
+        self._count("candle_handoffs", market, outcome, n=count)
 
     # -- internals -------------------------------------------------------------------------------------------
     def bounded(self, family: str, values: tuple[object, ...]) -> LabelKey:

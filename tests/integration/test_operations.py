@@ -50,6 +50,7 @@ FAMILIES = {
     "nancemakina_rate_limit_responses",
     "nancemakina_reconciliation_discrepancies",
     "nancemakina_entry_priority_entries",
+    "nancemakina_candle_handoffs",
     "nancemakina_decisions",
 }
 
@@ -126,6 +127,21 @@ def test_metrics_endpoint_parses_and_has_every_family(daemon: Daemon) -> None:
     assert not missing, f"missing families: {sorted(missing)}"
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
         assert response.status == 200
+
+
+def test_candle_handoffs_are_counted_per_market(daemon: Daemon) -> None:
+    server = daemon.telemetry.server
+    assert server is not None
+
+    def finished() -> float:
+        for family in text_string_to_metric_families(_scrape(server.bound_port)):
+            if family.name == "nancemakina_candle_handoffs":
+                return sum(s.value for s in family.samples if s.labels.get("outcome") == "finished")
+        return 0.0
+
+    wait_until(lambda: finished() > 0, timeout=60)
+    handed = sum(board.snapshot().handoffs for board in daemon.parts.boards.values())
+    assert handed >= finished() > 0
 
 
 def _scrape(port: int | None) -> str:

@@ -51,6 +51,7 @@ EXPECTED_FAMILIES = {
     "nancemakina_rate_limit_responses",
     "nancemakina_reconciliation_discrepancies",
     "nancemakina_entry_priority_entries",
+    "nancemakina_candle_handoffs",
     "nancemakina_replay_progress_ratio",
 }
 
@@ -97,6 +98,7 @@ def exercise(m: Metrics) -> None:
     m.rate_limit_response(429)
     m.reconciliation_discrepancy("unknown_position")
     m.entry_priority("sent", 3)
+    m.candle_handoff("USDT_M", "finished", 250)
     m.provide("active_positions", lambda: {"USDT_M": 1, "COIN_M": 0})
     m.provide("unrealized_pnl", lambda: {"BTCUSDT": -1.5})
     m.provide("actor_mailbox_depth", lambda: {"OrderExecutor": 2})
@@ -134,6 +136,7 @@ def test_helper_values_land_under_prometheus_names():
         value(m, "nancemakina_websocket_messages_received_total", market="USDT_M", type="kline_closed") == 3
     )
     assert value(m, "nancemakina_decisions_total", symbol="BTCUSDT", reason="taken") == 1
+    assert value(m, "nancemakina_candle_handoffs_total", market="USDT_M", outcome="finished") == 250
     assert value(m, "nancemakina_decisions_total", symbol="BTCUSDT", reason="volume_filter") == 1
     assert value(m, "nancemakina_signals_total", symbol="BTCUSDT", strategy="v1", direction="LONG") == 2
     assert value(m, "nancemakina_candles_backfilled_total", symbol="BTCUSDT", interval="1m") == 4
