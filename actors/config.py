@@ -141,6 +141,18 @@ Percent = Annotated[float, Field(gt=0, le=100)]
 BbPeriod = Annotated[int, Field(ge=2)]
 Port = Annotated[int, Field(ge=0, le=65535)]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+def _cpu_set(value: tuple[int, ...]) -> tuple[int, ...]:
+    if not value:
+        raise ValueError("list at least one CPU, or leave it unset (null) to use every CPU")
+    if len(set(value)) != len(value):
+        raise ValueError("a CPU is listed twice")
+    return tuple(sorted(value))
+
+
+CpuSet = Annotated[tuple[Annotated[int, Field(ge=0, le=4095)], ...], AfterValidator(_cpu_set)]
+
 MarginMode = Annotated[Literal["ISOLATED", "CROSSED"], BeforeValidator(_margin_mode)]
 Timeframe = Annotated[str, AfterValidator(_timeframe)]
 Timeframes = Annotated[tuple[Timeframe, ...], AfterValidator(_no_duplicates)]
@@ -309,6 +321,10 @@ class SupervisorSettings(_Section):
     """After telling a pair a streamed closed candle, the market-data reader waits for that pair to finish
     it, for at most this long, so candles are decided in arrival order instead of in whatever order 250
     woken threads win the GIL (``CandleTurn`` in ``actors/priority.py``); 0 turns the wait off."""
+    cpu_affinity: CpuSet | None = None
+    """CPUs every thread of the process runs on (``actors/affinity.py``); None leaves them wherever systemd
+    or the shell started the process. One CPU halved the signal → order p99 in ``bench/live_latency.py``:
+    the GIL hands over between threads sharing one run queue instead of waking them on a busy core."""
 
 
 class ExecutionSettings(_Section):
@@ -443,6 +459,11 @@ class Config(BaseModel):
                 )
                 if value is None
             )
+        from actors.affinity import CpuPinning  # noqa: PLC0415 - a machine check, not a schema rule
+
+        cpus = CpuPinning().check(self.supervisor.cpu_affinity)
+        if cpus is not None:
+            errors.append(cpus)
         return tuple(errors)
 
     def ensure_startable(self) -> None:

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from actors.config import Config, Mode, PairSettings, load_config
+from actors.affinity import CpuPinning
+from actors.config import Config, Mode, PairSettings, SupervisorSettings, load_config
 from actors.control import ControlServer, secret_redactor
 from actors.daemon_control import DaemonControl
 from actors.daemon_metrics import DaemonMetrics
@@ -77,6 +78,8 @@ class Daemon:
     def __init__(self, config: Config, *, notifier: SdNotifier | None = None) -> None:
         self.config = config
         self.notifier = notifier or SdNotifier.from_env()
+        self.cpu = CpuPinning()
+        """``supervisor.cpu_affinity`` for every thread; the CPUs allowed are the ones at construction."""
         self.pairs = PairBoard()
         self.parts: Parts = build_parts(config, pair_status=self.pairs.publish)
         self.root = RootSupervisor(
@@ -163,6 +166,7 @@ class Daemon:
     def start(self, *, ready_timeout_s: float = 120.0) -> None:
         """Start the tree, wait until every pair is warm, tell systemd READY=1, then let a replay run."""
         sys.setswitchinterval(self.config.supervisor.gil_switch_interval_ms / 1000)
+        self.cpu.apply(self.config.supervisor.cpu_affinity)  # threads started from here on inherit it
         self.control_server.start()  # first: a second daemon on the same state fails here, before trading
         self.telemetry.start()
         self.parts.start_streams()
@@ -262,6 +266,9 @@ class Daemon:
                     logger.error(f"reload refused, keeping the running config: {line}")
                 return list(exc.errors)
             refused = _unreloadable(self.config, new)
+            cpus = self.cpu.check(new.supervisor.cpu_affinity)
+            if cpus is not None:
+                refused.append(cpus)
             if refused:
                 for line in refused:
                     logger.error(f"reload refused: {line}")
@@ -269,6 +276,7 @@ class Daemon:
             kept = trading_pairs(new)
             previous = trading_pairs(self.config)
             removed = {s: old for s, old in trading_pairs(self.config).items() if s not in kept}
+            self._apply_process_settings(self.config.supervisor, new.supervisor)
             self.parts.update_terms(new)
             self.config = new
             result = self.root.reload(self._system_spec(new))
@@ -294,6 +302,21 @@ class Daemon:
                 f"restarted {result.restarted}, unchanged {len(result.unchanged)}"
             )
             return result
+
+    def _apply_process_settings(self, old: SupervisorSettings, new: SupervisorSettings) -> None:
+        """The process-wide settings a reload applies in place (no pair restarts for these)."""
+        if new.gil_switch_interval_ms != old.gil_switch_interval_ms:
+            sys.setswitchinterval(new.gil_switch_interval_ms / 1000)
+        if new.cpu_affinity != old.cpu_affinity:
+            self.cpu.apply(new.cpu_affinity)
+        if new.entry_priority_hold_ms != old.entry_priority_hold_ms:
+            self.parts.priority.set_hold(new.entry_priority_hold_ms)
+        if new.candle_handoff_ms != old.candle_handoff_ms:
+            self.parts.set_candle_handoff(new.candle_handoff_ms)
+        names = ("gil_switch_interval_ms", "cpu_affinity", "entry_priority_hold_ms", "candle_handoff_ms")
+        changed = [name for name in names if getattr(new, name) != getattr(old, name)]
+        if changed:
+            logger.info(f"reload: applied {', '.join(f'supervisor.{n}' for n in changed)} in place")
 
 
 def _read(path: Path) -> bytes | None:

@@ -6,6 +6,7 @@ streams), never through a ref captured at start, because a supervisor restart cr
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -33,7 +34,7 @@ from actors.exchange.ws import kline_stream
 from actors.executor import OrderExecutor
 from actors.ledger import PositionLedger
 from actors.ledger_views import LedgerSnapshots
-from actors.market_stream import MarketStream, MarketStreamBoard, Subscribe, Unsubscribe
+from actors.market_stream import MarketStream, MarketStreamBoard, SetCandleHandoff, Subscribe, Unsubscribe
 from actors.messages import Alert, ContractType, EntryRejected, PortfolioView, PositionClosed
 from actors.pacing import MINUTE_MS, ReplayPacer, UserStreamGate, chain_barriers
 from actors.pair import KlinePool
@@ -416,6 +417,13 @@ class Parts:
                 max_concurrent=s.max_concurrent_trades,
             )
         return out
+
+    def set_candle_handoff(self, ms: float) -> None:
+        """A reloaded ``supervisor.candle_handoff_ms`` for every running market stream (restarts read
+        ``self.config``, which the reload replaces)."""
+        for ref in list(self.refs.streams.values()):
+            with contextlib.suppress(pykka.ActorDeadError):
+                ref.tell(SetCandleHandoff(ms=ms))
 
     def update_terms(self, config: Config) -> None:
         self.config = config

@@ -79,6 +79,13 @@ class Subscribe:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SetCandleHandoff:
+    """Command: a reloaded ``supervisor.candle_handoff_ms`` (0 turns the reader's wait off)."""
+
+    ms: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Unsubscribe:
     """Command: stop streaming these timeframes of ``symbol``."""
 
@@ -313,7 +320,8 @@ class MarketStream(Actor):
             self._gate(kline)
         key = (kline.symbol, kline.timeframe)
         handoff: KlineReceived | None = None
-        turn = CandleTurn() if self._handoff_s else None
+        handoff_s = self._handoff_s  # read once: a reload may change it meanwhile
+        turn = CandleTurn() if handoff_s else None
         told = False
         with self._lock:
             if key not in self._keys:
@@ -337,7 +345,7 @@ class MarketStream(Actor):
             # order; without, sleep(0) lets it run now unless another woken thread wins the GIL first.
             # Measured in bench/live_latency.py: see the README's live-pipeline table.
             if turn is not None and told:
-                if not turn.wait(self._handoff_s):
+                if not turn.wait(handoff_s):
                     self.board.handoff_timeouts += 1
                 self.board.handoffs += 1
             else:
@@ -358,6 +366,9 @@ class MarketStream(Actor):
             self.actor_ref.tell(ConnectionStatusChanged(event=event, held=held))
 
     # --- handlers ----------------------------------------------------------------------------------------
+
+    def on_set_candle_handoff(self, msg: SetCandleHandoff) -> None:
+        self._handoff_s = max(0.0, msg.ms) / 1e3  # one float, read by the reader before each candle
 
     def on_subscribe(self, msg: Subscribe) -> None:
         with self._lock:

@@ -59,6 +59,19 @@ class OrderPriority:
     def enabled(self) -> bool:
         return self.hold_ns > 0
 
+    def set_hold(self, hold_ms: float) -> None:
+        """A reloaded ``entry_priority_hold_ms``; 0 turns the gate off and lets every waiter go at once
+        (entries still pending then are counted as expired, so ``begun == ended + expired`` holds)."""
+        if not 0 <= hold_ms <= 100:
+            raise ValueError(f"OrderPriority: hold_ms must be within 0..100, got {hold_ms}")
+        with self._cond:
+            self.hold_ns = int(hold_ms * 1e6)
+            if not self.hold_ns and self._total:
+                self._expired += self._total
+                self._pending.clear()
+                self._total = 0
+            self._cond.notify_all()
+
     def begin(self, symbol: str) -> None:
         """An entry on ``symbol`` is about to be told to its executor (the pair's thread)."""
         if not self.hold_ns:

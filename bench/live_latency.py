@@ -45,6 +45,7 @@ from typing import Any
 import pykka
 import requests
 from _synthetic import ROOT, SOURCES, symbol_name, write_symbols
+from _threads import ThreadClock
 from loguru import logger
 
 from actors.config import Config, parse_config
@@ -242,6 +243,12 @@ def _split_cores() -> frozenset[int]:
     return frozenset(cpus[-1:])
 
 
+def _cpu_list(spec: str | None) -> tuple[int, ...] | None:
+    if spec is None or spec.lower() == "none":
+        return None
+    return tuple(int(c) for c in spec.split(","))
+
+
 def bot_config(
     url: str,
     symbols: list[str],
@@ -251,6 +258,7 @@ def bot_config(
     switch_ms: float | None = None,
     hold_ms: float | None = None,
     handoff_ms: float | None = None,
+    cpus: tuple[int, ...] | None = None,
 ) -> Config:
     supervisor: dict[str, Any] = {"watch_config": False}
     if switch_ms is not None:
@@ -259,6 +267,8 @@ def bot_config(
         supervisor["entry_priority_hold_ms"] = hold_ms
     if handoff_ms is not None:
         supervisor["candle_handoff_ms"] = handoff_ms
+    if cpus is not None:
+        supervisor["cpu_affinity"] = list(cpus)
     return parse_config(
         {
             "api": {"mode": "replay"},
@@ -417,6 +427,7 @@ class Options:
     switch_ms: float | None = None
     hold_ms: float | None = None
     handoff_ms: float | None = None
+    cpus: tuple[int, ...] | None = None
     exchange_nice: int = 0
     exchange_cpus: frozenset[int] = frozenset()
     start_ms: int = 0
@@ -426,6 +437,7 @@ class Options:
 def run_signals(opts: Options, state_dir: Path) -> None:
     symbols = [symbol_name(k) for k in range(opts.pairs)]
     speed = f"{opts.speed:g}"
+    exchange_on = opts.exchange_cpus or frozenset(os.sched_getaffinity(0))
     with exchange_process(
         opts.paths,
         speed=speed,
@@ -442,6 +454,7 @@ def run_signals(opts: Options, state_dir: Path) -> None:
             switch_ms=opts.switch_ms,
             hold_ms=opts.hold_ms,
             handoff_ms=opts.handoff_ms,
+            cpus=opts.cpus,
         )
         daemon = Daemon(config, notifier=SdNotifier(None))
         probe, refs = instrument(daemon, keep_all_latencies=True)
@@ -452,6 +465,8 @@ def run_signals(opts: Options, state_dir: Path) -> None:
             actors = opts.pairs * len(TIMEFRAMES)
             say(f"signals: {actors} pair actors warm in {warm_s:.2f} s; streaming at {speed}×")
             steps0, wall0 = replay_steps(daemon), time.perf_counter()
+            clock = ThreadClock()
+            clock.start()
             deadline = time.monotonic() + opts.signal_timeout_s
             last = time.monotonic()
             while len(probe.samples) < opts.signals and time.monotonic() < deadline:
@@ -459,6 +474,7 @@ def run_signals(opts: Options, state_dir: Path) -> None:
                 if time.monotonic() - last >= 10:
                     last = time.monotonic()
                     say(f"  {len(probe.samples):,} entries, {delivered(daemon):,} closed klines delivered")
+            clock.stop()
             wall = time.perf_counter() - wall0
             steps = replay_steps(daemon) - steps0
             samples = list(probe.samples)
@@ -475,6 +491,9 @@ def run_signals(opts: Options, state_dir: Path) -> None:
     print(f"\n== 1. Signal latency: closed-kline frame read → entry request sent ({opts.pairs} pairs × 5 tf)")
     achieved = steps * 60 / wall
     print(f"replay at {speed}× requested; achieved {achieved:,.0f}× ({steps:,} 1m steps in {wall:.1f} s)")
+    cpus = config.supervisor.cpu_affinity
+    where = f"CPU {','.join(map(str, cpus))}" if cpus else "every CPU (cpu_affinity unset)"
+    print(f"bot threads on {where}; local exchange on CPU {','.join(map(str, sorted(exchange_on)))}")
     _print_signal_latency(samples, emitted, board_ns, probe, opts.signals, router=refs.router)
     seq = [s.sequencer for s in stats]
     print(
@@ -495,6 +514,8 @@ def run_signals(opts: Options, state_dir: Path) -> None:
         f"candle hand-off ({config.supervisor.candle_handoff_ms:g} ms): the reader waited for the pair on "
         f"{handoffs:,} closed klines, {timeouts:,} of them past the limit"
     )
+    print("threads over the streaming window (CPU, and time runnable but waiting for a core):")
+    print("\n".join(clock.lines(wall)))
     print(f"\n== 2. Pair restart → all 5 timeframes running and warm again ({len(restarts)} restarts)")
     if restarts:
         r = sorted(restarts)
@@ -605,6 +626,7 @@ def run_memory(opts: Options, state_dir: Path) -> None:
             switch_ms=opts.switch_ms,
             hold_ms=opts.hold_ms,
             handoff_ms=opts.handoff_ms,
+            cpus=opts.cpus,
         )
         daemon = Daemon(config, notifier=SdNotifier(None))
         probe, _ = instrument(daemon, keep_all_latencies=False)
@@ -703,6 +725,11 @@ def main(argv: list[str] | None = None) -> int:
         "machine does not take the bot's CPU); default: both share every CPU",
     )
     p.add_argument(
+        "--cpu-affinity",
+        help="the bot's supervisor.cpu_affinity, e.g. 0 (comma-separated CPUs; 'none': unset); "
+        "the exchange, started first, keeps every CPU; default: the config's",
+    )
+    p.add_argument(
         "--state-on-disk",
         action="store_true",
         help="keep state_dir (the SQLite ledger, fsync per event) on disk instead of /dev/shm",
@@ -723,6 +750,7 @@ def main(argv: list[str] | None = None) -> int:
         handoff_ms=args.candle_handoff_ms,
         exchange_nice=args.exchange_nice,
         exchange_cpus=_split_cores() if args.split_cores else frozenset(),
+        cpus=_cpu_list(args.cpu_affinity),
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: stop the daemon and the exchange
     if opts.pairs > 100:

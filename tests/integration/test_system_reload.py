@@ -6,8 +6,13 @@ still works as a whole: the next candles are processed by exactly the pairs the 
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from actors.daemon import Daemon
 from supervisor import ReloadResult
@@ -127,3 +132,62 @@ def test_reload_restarts_only_what_changed_and_refuses_invalid_configs(
     at += 5 * MINUTE_MS
     clock.run_through(at)
     assert (last_open(daemon, "BTCUSDT"), last_open(daemon, "SOLUSDT")) == (at, at)
+
+
+def _affinities() -> set[frozenset[int]]:
+    """The CPU set of every thread of this process."""
+    return {
+        frozenset(os.sched_getaffinity(int(task.name))) for task in Path("/proc/self/task").iterdir()
+    }
+
+
+def test_reload_applies_process_wide_settings_in_place_and_refuses_cpus_the_machine_lacks(
+    tmp_path: Path, slices: SliceMaker, cleanup: Cleanup
+) -> None:
+    allowed = frozenset(os.sched_getaffinity(0))
+    if len(allowed) < 2:
+        pytest.skip("needs 2 CPUs to tell a pinned process from an unpinned one")
+    one = min(allowed)
+    data = slices(300)
+    path = tmp_path / "config.yaml"
+
+    def write(**supervisor: Any) -> None:
+        save_config(path, bot_config(tmp_path, [data.btc, data.eth], supervisor=supervisor))
+
+    write(cpu_affinity=[one])
+    daemon = cleanup.daemon(load(path))
+    exchange = local_exchange(daemon)
+    clock = StepClock(exchange)
+    daemon.start()
+    try:
+        at = FIRST_OPEN + 30 * MINUTE_MS
+        clock.run_through(at)
+        assert _affinities() == {frozenset({one})}  # every thread, the ones started after too
+        before, actors = tree(daemon), refs(daemon)
+
+        write(gil_switch_interval_ms=2.0, entry_priority_hold_ms=0.0, candle_handoff_ms=0.0)
+        result = daemon.reload()
+        assert result == ReloadResult(unchanged=("BTCUSDT", "ETHUSDT"))
+        assert tree(daemon) == before
+        assert all(refs(daemon)[s] is actors[s] for s in actors)
+        assert sys.getswitchinterval() == pytest.approx(0.002)
+        assert not daemon.parts.priority.enabled
+        assert _affinities() == {allowed}  # unset again: every CPU the process started with
+        handed = sum(b.snapshot().handoffs for b in daemon.parts.boards.values())
+        at += 5 * MINUTE_MS
+        clock.run_through(at)
+        assert (last_open(daemon, "BTCUSDT"), last_open(daemon, "ETHUSDT")) == (at, at)
+        assert sum(b.snapshot().handoffs for b in daemon.parts.boards.values()) == handed  # wait is off
+
+        running = daemon.config
+        write(cpu_affinity=[4095])
+        refused = daemon.reload()
+        assert isinstance(refused, list)
+        assert any("cpu_affinity" in e and "4095" in e for e in refused)
+        assert daemon.config is running
+        assert _affinities() == {allowed}
+    finally:
+        sys.setswitchinterval(0.005)
+        for task in Path("/proc/self/task").iterdir():  # a failed assertion must not leave pytest pinned
+            with contextlib.suppress(ProcessLookupError):
+                os.sched_setaffinity(int(task.name), allowed)

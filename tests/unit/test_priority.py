@@ -164,3 +164,23 @@ def test_a_pair_finishes_its_turn_even_when_the_candle_fails() -> None:
         assert turn.wait(5.0)
     finally:
         pykka.ActorRegistry.stop_all(timeout=5)
+
+
+def test_a_reload_turning_the_hold_off_releases_a_waiting_reader_at_once() -> None:
+    p = OrderPriority(hold_ms=100)
+    p.begin("BTCUSDT")  # its executor never ends it
+    timer = threading.Timer(0.02, p.set_hold, args=(0.0,))
+    timer.start()
+    waited = _timed(p.step_aside)
+    timer.join()
+    assert waited < 0.08  # not the whole 100 ms hold
+    stats = p.stats()
+    assert (stats.pending, stats.begun, stats.ended, stats.expired) == (0, 1, 0, 1)
+    assert not p.enabled
+    p.begin("ETHUSDT")  # off: nothing is counted or waited for
+    assert _timed(p.step_aside) < 0.005
+    p.set_hold(5.0)
+    assert p.enabled
+    assert p.hold_ns == 5_000_000
+    with pytest.raises(ValueError, match=r"0\.\.100"):
+        p.set_hold(101.0)
