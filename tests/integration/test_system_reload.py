@@ -136,9 +136,7 @@ def test_reload_restarts_only_what_changed_and_refuses_invalid_configs(
 
 def _affinities() -> set[frozenset[int]]:
     """The CPU set of every thread of this process."""
-    return {
-        frozenset(os.sched_getaffinity(int(task.name))) for task in Path("/proc/self/task").iterdir()
-    }
+    return {frozenset(os.sched_getaffinity(int(task.name))) for task in Path("/proc/self/task").iterdir()}
 
 
 def test_reload_applies_process_wide_settings_in_place_and_refuses_cpus_the_machine_lacks(
