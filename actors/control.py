@@ -90,6 +90,11 @@ class ControlTarget(Protocol):
         """``{"status": "ok" | "degraded" | "failing", "checks": {...}}``."""
         ...
 
+    def threads(self) -> dict[str, Any]:
+        """Where the process's CPU time went, per kind of thread: ``{"cpu_affinity", "gil_switch_interval_ms",
+        "kinds": [{"kind", "threads", "cpu_s", "wait_s", "wakeups", "wait_per_wakeup_us", "cpus"}]}``."""
+        ...
+
 
 class ControlError(Exception):
     """A request refused for a reason the operator can fix (unknown pair, bad argument); sent as its text."""
@@ -158,6 +163,7 @@ COMMANDS: tuple[CommandInfo, ...] = (
     CommandInfo("resume", "resume PAIR", "undo pause", (1, 1)),
     CommandInfo("reload", "reload", "re-read the config file and apply what changed"),
     CommandInfo("health", "health", "overall status and each check"),
+    CommandInfo("threads", "threads", "CPU and time waiting for a CPU per kind of thread, and their CPUs"),
     CommandInfo("help", "help", "this list"),
 )
 SHELL_ONLY = frozenset({"top"})
@@ -214,6 +220,8 @@ def dispatch(target: ControlTarget, cmd: str, args: list[str]) -> Any:
             return target.reload()
         case "health":
             return target.health()
+        case "threads":
+            return target.threads()
         case _:  # help: answered here so it always matches the table above
             return [{"command": c.name, "usage": c.usage, "summary": c.summary} for c in COMMANDS]
 

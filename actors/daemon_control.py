@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import asdict
@@ -12,6 +13,7 @@ from actors.control import ControlError
 from actors.ledger_store import LedgerStore
 from actors.messages import PauseEntries, ResumeEntries
 from actors.supervision import GroupState
+from actors.threads import thread_kinds
 
 if TYPE_CHECKING:
     from actors.daemon import Daemon
@@ -239,3 +241,11 @@ class DaemonControl:
         else:
             verdict = "ok"
         return {"status": verdict, "checks": checks}
+
+    def threads(self) -> dict[str, Any]:
+        sup = self.daemon.config.supervisor
+        return {
+            "cpu_affinity": list(sup.cpu_affinity) if sup.cpu_affinity is not None else None,
+            "gil_switch_interval_ms": sys.getswitchinterval() * 1e3,
+            "kinds": thread_kinds(),
+        }

@@ -34,7 +34,16 @@ _ACTOR_COLUMNS = ("kind", "state", "mailbox", "msgs_per_s", "messages", "restart
 _TOP_COLUMNS = ("name", *_ACTOR_COLUMNS, "last_message_age_s")
 _UNDER = {"": "", "├─ ": "│  ", "└─ ": "   "}
 """Indent below a tree row, by the branch glyph that row was drawn with."""
-_LS_HEADERS = {"msgs_per_s": "MSG/S", "uptime_s": "UPTIME", "last_message_age_s": "IDLE"}
+_LS_HEADERS = {
+    "msgs_per_s": "MSG/S",
+    "uptime_s": "UPTIME",
+    "last_message_age_s": "IDLE",
+    "cpu_s": "CPU S",
+    "wait_s": "WAIT S",
+    "wait_per_wakeup_us": "µS WAIT/WAKE",
+}
+_SECONDS_PLAIN = frozenset({"cpu_s", "wait_s", "wait_per_wakeup_us"})
+"""``threads`` columns shown as plain numbers (sub-second CPU totals), not as ``1m02s`` durations."""
 
 
 class ShellConnectionError(Exception):
@@ -410,6 +419,15 @@ def render(cmd: str, result: Any) -> str:
         return f"status: {result.get('status')}\n" + "".join(
             f"  {k}: {_cell(v)}\n" for k, v in checks.items()
         )
+    if cmd == "threads":
+        cpus = result.get("cpu_affinity")
+        head = (
+            f"cpu_affinity: {', '.join(map(str, cpus)) if cpus else 'unset (every CPU)'}   "
+            f"GIL switch interval: {_cell(result.get('gil_switch_interval_ms'))} ms\n"
+            "totals since each thread started; WAIT = runnable but waiting for a CPU\n"
+        )
+        columns = ("kind", "threads", "cpu_s", "wait_s", "wakeups", "wait_per_wakeup_us", "cpus")
+        return head + render_table(result.get("kinds") or [], columns, only=True)
     if isinstance(result, dict):
         return "".join(f"{k}: {_cell(v)}\n" for k, v in result.items())
     return f"{_cell(result)}\n"
@@ -486,6 +504,8 @@ def _cell(value: Any, key: str = "") -> str:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if key in _SECONDS_PLAIN and isinstance(value, int | float):
+        return f"{value:.3f}" if key != "wait_per_wakeup_us" else f"{value:.1f}"
     if key.endswith("_s") and isinstance(value, int | float) and key != "msgs_per_s":
         return _duration(float(value))
     if isinstance(value, float):

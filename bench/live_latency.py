@@ -45,7 +45,6 @@ from typing import Any
 import pykka
 import requests
 from _synthetic import ROOT, SOURCES, symbol_name, write_symbols
-from _threads import ThreadClock
 from loguru import logger
 
 from actors.config import Config, parse_config
@@ -58,6 +57,7 @@ from actors.routing import Router
 from actors.sdnotify import SdNotifier
 from actors.strategy import PairStrategy, StrategyParams
 from actors.supervision import GroupState
+from actors.threads import ThreadClock
 
 TIMEFRAMES = ("1m", "5m", "15m", "1h", "4h")
 CLOSES_PER_STEP = sum(1 / m for m in (1, 5, 15, 60, 240))

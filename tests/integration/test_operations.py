@@ -172,6 +172,13 @@ def test_every_read_command(daemon: Daemon) -> None:
         assert code == 0, command
     code, health = shell(daemon, "health")
     assert health["status"] in {"ok", "degraded"}  # type: ignore[index]
+    code, threads = shell(daemon, "threads")
+    assert code == 0
+    kinds = {row["kind"]: row for row in threads["kinds"]}  # type: ignore[index]
+    assert {"PairTimeframe", "OrderExecutor", "PositionLedger", "MainThread"} <= set(kinds)
+    assert kinds["PairTimeframe"]["threads"] == len(daemon.parts.router.keys())
+    assert kinds["PairTimeframe"]["cpu_s"] > 0
+    assert threads["cpu_affinity"] is None  # type: ignore[index]
     code, text = shell(daemon, "top --once", as_json=False)
     assert code == 0
     assert "pair:BTCUSDT:1m" in str(text)

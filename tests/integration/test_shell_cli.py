@@ -81,6 +81,27 @@ def test_positions_orders_decisions_render_as_tables(server, capsys) -> None:
         assert header in out.splitlines()[0]
 
 
+def test_threads_renders_the_affinity_and_a_table_of_kinds(server, capsys) -> None:
+    code, out, _ = shell(server, capsys, "-c", "threads")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("cpu_affinity: 0")
+    assert "0.5 ms" in lines[0]
+    assert lines[2].split() == [
+        "KIND",
+        "THREADS",
+        "CPU",
+        "S",
+        "WAIT",
+        "S",
+        "WAKEUPS",
+        "µS",
+        "WAIT/WAKE",
+        "CPUS",
+    ]
+    assert lines[3].split() == ["PairTimeframe", "250", "12.500", "3.250", "90000", "36.1", "0"]
+
+
 def test_top_once_sorts_by_mailbox_then_rate(server, capsys) -> None:
     code, out, _ = shell(server, capsys, "-c", "top --once")
     assert code == 0

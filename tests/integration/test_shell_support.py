@@ -140,6 +140,14 @@ class FakeTarget:
             self.release.wait(WAIT_S)
         return {"status": "ok", "checks": {"tree": "running", "naked_positions": 0}}
 
+    def threads(self) -> dict[str, Any]:
+        self._record("threads")
+        kinds = [
+            {"kind": "PairTimeframe", "threads": 250, "cpu_s": 12.5, "wait_s": 3.25, "wakeups": 90_000,
+             "wait_per_wakeup_us": 36.1, "cpus": "0"},
+        ]  # fmt: skip
+        return {"cpu_affinity": [0], "gil_switch_interval_ms": 0.5, "kinds": kinds}
+
 
 def _actor(
     name: str, kind: str, parent: str | None, *, mailbox: int, rate: float, messages: int, symbol: str = ""

@@ -74,6 +74,7 @@ def test_socket_is_0600_in_a_0700_directory_and_greets(server: ControlServer, cl
         ("resume", ["btcusdt"], ("resume_pair", "BTCUSDT")),
         ("reload", [], ("reload",)),
         ("health", [], ("health",)),
+        ("threads", [], ("threads",)),
     ],
 )
 def test_each_command_round_trips(client: RawClient, target: FakeTarget, cmd, args, call) -> None:

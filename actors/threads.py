@@ -1,4 +1,7 @@
-"""Where a process's time went, per kind of thread: CPU, and time runnable but waiting for a CPU.
+"""Where the process's time went, per kind of thread: CPU, and time runnable but waiting for a CPU.
+
+Used by the shell's ``threads`` command (totals since each thread started) and by
+``bench/live_latency.py`` (``ThreadClock``: the difference between two moments).
 
 Linux keeps, per thread, ``/proc/self/task/TID/schedstat``: nanoseconds on a CPU, nanoseconds runnable
 on a run queue (waiting for a core, not for the GIL: a thread waiting for the GIL sleeps on a condition
@@ -10,9 +13,10 @@ cores were over the same window, the local exchange included.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _SUFFIX = re.compile(r"[-_ ]?\d+$")
@@ -45,6 +49,58 @@ def _machine() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
+def _affinity(tid: int) -> frozenset[int] | None:
+    try:
+        return frozenset(os.sched_getaffinity(tid))
+    except OSError:
+        return None
+
+
+def _names() -> dict[int, str]:
+    return {t.native_id: _kind(t.name) for t in threading.enumerate() if t.native_id is not None}
+
+
+@dataclass(slots=True)
+class _Kind:
+    threads: int = 0
+    cpu_ns: int = 0
+    wait_ns: int = 0
+    wakeups: int = 0
+    cpus: set[str] = field(default_factory=set)
+
+
+def thread_kinds() -> list[dict[str, object]]:
+    """Per kind of thread, busiest first: threads, CPU seconds, run-queue wait, wake-ups and the CPUs its
+    threads may run on, totalled since each live thread started (threads that ended are not counted)."""
+    names = _names()
+    kinds: dict[str, _Kind] = {}
+    for task in Path("/proc/self/task").iterdir():
+        tid = int(task.name)
+        times = _schedstat(tid)
+        if times is None:
+            continue
+        k = kinds.setdefault(names.get(tid, "native"), _Kind())
+        k.threads += 1
+        k.cpu_ns += times.cpu_ns
+        k.wait_ns += times.wait_ns
+        k.wakeups += times.slices
+        cpus = _affinity(tid)
+        if cpus is not None:
+            k.cpus.add(",".join(map(str, sorted(cpus))))
+    return [
+        {
+            "kind": name,
+            "threads": k.threads,
+            "cpu_s": k.cpu_ns / 1e9,
+            "wait_s": k.wait_ns / 1e9,
+            "wakeups": k.wakeups,
+            "wait_per_wakeup_us": k.wait_ns / k.wakeups / 1e3 if k.wakeups else 0.0,
+            "cpus": " | ".join(sorted(k.cpus)),
+        }
+        for name, k in sorted(kinds.items(), key=lambda kv: kv[1].cpu_ns, reverse=True)
+    ]
+
+
 class ThreadClock:
     """Per-thread-kind CPU and run-queue wait between ``start()`` and ``stop()`` (module doc)."""
 
@@ -56,9 +112,7 @@ class ThreadClock:
         self.machine_busy = 0.0
 
     def _sample(self) -> dict[int, Times]:
-        for t in threading.enumerate():
-            if t.native_id is not None:
-                self._names[t.native_id] = _kind(t.name)
+        self._names.update(_names())
         out = {}
         for entry in Path("/proc/self/task").iterdir():
             times = _schedstat(int(entry.name))
