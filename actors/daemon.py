@@ -21,8 +21,9 @@ from actors.config import Config, Mode, PairSettings, SupervisorSettings, load_c
 from actors.control import ControlServer, secret_redactor
 from actors.daemon_control import DaemonControl
 from actors.daemon_metrics import DaemonMetrics
-from actors.daemon_parts import Parts, build_parts, trading_pairs
+from actors.daemon_parts import Parts, build_parts
 from actors.entry_terms import UpdateTerms
+from actors.local_venue import trading_pairs
 from actors.messages import (
     Alert,
     Decision,

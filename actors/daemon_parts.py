@@ -10,10 +10,8 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
 import pykka
@@ -21,11 +19,9 @@ from loguru import logger
 
 from actors.base import Barrier
 from actors.config import Config, Mode, PairSettings
-from actors.datafiles import parse_data_arg
 from actors.entry_terms import EntrySlots, SymbolTerms
 from actors.exchange.gateway import BinanceGateway
 from actors.exchange.instruments import spec_to_entry
-from actors.exchange.parse import parse_user_event
 from actors.exchange.ratelimit import WeightBudget
 from actors.exchange.types import UserStreamStatus
 from actors.exchange.user_stream import UserStream
@@ -34,11 +30,20 @@ from actors.exchange.ws import kline_stream
 from actors.executor import OrderExecutor
 from actors.ledger import PositionLedger
 from actors.ledger_views import LedgerSnapshots
+from actors.local_venue import (
+    SimStep,
+    archive_previous_ledger,
+    paper_broker,
+    parse_with_marker,
+    replay_exchange,
+    trading_pairs,
+)
 from actors.market_stream import MarketStream, MarketStreamBoard, SetCandleHandoff, Subscribe, Unsubscribe
-from actors.messages import Alert, ContractType, EntryRejected, PortfolioView, PositionClosed
+from actors.messages import Alert, ContractType, EntryRejected, PositionClosed
 from actors.pacing import MINUTE_MS, ReplayPacer, UserStreamGate, chain_barriers
 from actors.pair import KlinePool
 from actors.priority import OrderPriority
+from actors.refs import PortfolioBoard, Refs
 from actors.routing import Router
 from actors.sim_client import RemoteExchange
 from actors.supervision import ChildSpec, Restart
@@ -52,148 +57,9 @@ if TYPE_CHECKING:
     from actors.sim.server import LocalExchange
 
 
-def trading_pairs(config: Config) -> dict[str, PairSettings]:
-    """The enabled pairs; in replay with no pair configured, every replayed symbol on the global settings.
-
-    So the bare ``nancemakina run`` (no config file) trades the bundled data, as the README promises.
-    """
-    pairs = config.enabled_pairs()
-    if pairs or config.api.mode is not Mode.REPLAY or config.replay.exchange_url is not None:
-        return pairs
-    symbols = [parse_data_arg(str(p))[0] for p in config.replay_data_paths()]
-    return {s: config.settings_for(s) for s in symbols}
-
-
 PAIR_GATEWAYS = 4
 """REST gateways the pair actors share for warm-up and gap reads (one lock each): a pair restart warms its
 timeframes side by side, and the shared weight budget still paces them all."""
-
-
-class PortfolioBoard:
-    """The ledger's latest ``PortfolioView``; pair actors and the executor read it lock-free."""
-
-    def __init__(self) -> None:
-        self._view = PortfolioView()
-
-    def get(self) -> PortfolioView:
-        return self._view
-
-    def set(self, view: PortfolioView) -> None:
-        self._view = view
-
-
-@dataclass(slots=True)
-class Refs:
-    """Current actor refs: the ledger, one executor per symbol, one market stream per market."""
-
-    ledger: pykka.ActorRef[Any] | None = None
-    executors: dict[str, pykka.ActorRef[Any]] = field(default_factory=dict)
-    streams: dict[ContractType, pykka.ActorRef[Any]] = field(default_factory=dict)
-
-    def _tell(self, ref: pykka.ActorRef[Any] | None, message: object) -> None:
-        if ref is None:
-            logger.warning(f"{type(message).__name__} dropped: its actor is not running")
-            return
-        try:
-            ref.tell(message)
-        except pykka.ActorDeadError:
-            logger.warning(f"{type(message).__name__} dropped: its actor is restarting")
-
-    def tell_ledger(self, message: object) -> None:
-        self._tell(self.ledger, message)
-
-    def tell_executor(self, symbol: str, message: object) -> None:
-        """To the executor of ``symbol``."""
-        self._tell(self.executors.get(symbol), message)
-
-    def tell_executors(self, message: object) -> None:
-        """To every symbol's executor (shutdown, settings updates)."""
-        for ref in list(self.executors.values()):
-            self._tell(ref, message)
-
-    def ledger_teller(self) -> _Forward:
-        return _Forward(self.tell_ledger)
-
-    def executor_teller(self, symbol: str) -> _Forward:
-        return _Forward(lambda message: self.tell_executor(symbol, message))
-
-
-@dataclass(frozen=True, slots=True)
-class _Forward:
-    send: Callable[[object], None]
-
-    def tell(self, message: Any) -> None:
-        self.send(message)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SimStep:
-    """The local exchange's lock-step marker on a user-data stream (replay only)."""
-
-    step_open_ms: int
-    symbols: tuple[str, ...] = ()
-    """Symbols with a candle in this step (the others owe the pacer nothing)."""
-
-
-def _sim_balances(config: Config) -> dict[str, Decimal]:
-    """Starting wallets of a simulated account: the backtest's, so replay, paper and backtest agree."""
-    bt = config.backtesting
-    balances = {"USDT": Decimal(str(bt.initial_balance_usdt))}
-    balances.update({coin: Decimal(str(v)) for coin, v in bt.initial_balance_coin.items()})
-    for s in trading_pairs(config).values():
-        if s.contract_type is ContractType.COIN_M:
-            balances.setdefault(s.symbol.removesuffix("_PERP").removesuffix("USD"), Decimal(1))
-    return balances
-
-
-def _replay_exchange(config: Config) -> LocalExchange:
-    from actors.sim.config import SimConfig  # noqa: PLC0415 - replay mode only
-    from actors.sim.server import LocalExchange  # noqa: PLC0415
-
-    bt = config.backtesting
-    balances = _sim_balances(config)
-    speed = config.replay.speed
-    sim = SimConfig(
-        port=config.replay.port,
-        speed=math.inf if speed == "max" else float(speed),
-        start_ms=config.replay.start_ms,
-        paused=True,
-        # at max speed nobody watches the candle form: one unclosed update keeps the protocol honest
-        updates_per_candle=1 if speed == "max" else 3,
-        slippage_pct=bt.slippage_percent,
-        fee_pct=bt.fee_percent,
-        balances=balances,
-    )
-    data = [parse_data_arg(str(p)) for p in config.replay_data_paths()]
-    return LocalExchange(data, sim).start()
-
-
-def _archive_previous_ledger(config: Config) -> None:
-    """A replay against a fresh in-process exchange starts from a fresh ledger.
-
-    The previous run's ledger is kept as ``ledger.prev.sqlite3`` so ``report`` shows one run, not a mix.
-    """
-    state = config.state_path()
-    current = state / "ledger.sqlite3"
-    if not current.exists():
-        return
-    for suffix in ("", "-wal", "-shm"):
-        old = state / f"ledger.sqlite3{suffix}"
-        if old.exists():
-            old.replace(state / f"ledger.prev.sqlite3{suffix}")
-    logger.info(f"replay: previous ledger kept as {state / 'ledger.prev.sqlite3'}")
-
-
-def _paper_broker(config: Config) -> LocalExchange:
-    """The simulated broker of paper trading: no data of its own, prices fed from the live stream."""
-    from actors.sim.config import SimConfig  # noqa: PLC0415 - paper mode only
-    from actors.sim.server import LocalExchange  # noqa: PLC0415
-
-    bt = config.backtesting
-    sim = SimConfig(
-        port=0, slippage_pct=bt.slippage_percent, fee_pct=bt.fee_percent, balances=_sim_balances(config)
-    )
-    return LocalExchange([], sim).start()
 
 
 class Parts:
@@ -212,8 +78,8 @@ class Parts:
                 replay_speed = remote.speed
                 self.exchange = remote
             else:
-                _archive_previous_ledger(config)
-                local = _replay_exchange(config)
+                archive_previous_ledger(config)
+                local = replay_exchange(config)
                 replay_speed = local.config.speed
                 self.exchange = local
             venue = Venue.local(self.exchange.rest_url, self.exchange.ws_url)
@@ -228,7 +94,7 @@ class Parts:
                 market_venue = Venue.local(remote.rest_url, remote.ws_url)
             else:
                 market_venue = Venue.binance(testnet=False)
-            self.paper = _paper_broker(config)
+            self.paper = paper_broker(config)
             venue = Venue.local(self.paper.rest_url, self.paper.ws_url)
             key, secret = self.paper.api_key, self.paper.api_secret
         elif config.api.mode in {Mode.TESTNET, Mode.LIVE}:
@@ -307,7 +173,7 @@ class Parts:
                 gateway=gateway(),
                 roots=venue,
                 on_event=self._user_event(c),
-                parse=cast("UserEventParser", _parse_with_marker),  # SimStep rides along in replay
+                parse=cast("UserEventParser", parse_with_marker),  # SimStep rides along in replay
                 name=f"user-stream-{c.value}",
             )
             for c in self.contracts
@@ -593,13 +459,6 @@ class Parts:
             except Exception as exc:
                 logger.warning(f"pacer unregister failed: {exc}")
         exchange.stop()
-
-
-def _parse_with_marker(payload: Mapping[str, Any], contract: ContractType) -> UserEvent | SimStep | None:
-    data = payload.get("data", payload)
-    if isinstance(data, Mapping) and data.get("e") == "SIM_STEP":
-        return SimStep(step_open_ms=int(data["T"]), symbols=tuple(str(x) for x in data.get("s", ())))
-    return parse_user_event(payload, contract)
 
 
 def build_parts(config: Config, *, pair_status: Callable[[PairStatus], None]) -> Parts:

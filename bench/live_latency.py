@@ -49,10 +49,10 @@ from loguru import logger
 
 from actors.config import Config, parse_config
 from actors.daemon import Daemon, PairBoard
-from actors.daemon_parts import Refs
 from actors.datafiles import load_klines
 from actors.messages import TIMEFRAME_MS, EntryRejected, KlineClosed, Leg, OrderStateChanged, SubmitEntry
 from actors.pair import PairStatus
+from actors.refs import Refs
 from actors.routing import Router
 from actors.sdnotify import SdNotifier
 from actors.strategy import PairStrategy, StrategyParams
