@@ -5,7 +5,7 @@ hand-off from one thread to another (the reader → a pair → its executor, at 
 thread that the kernel may place on another core, busy with something else, where it waits for that
 core before it can even ask for the GIL. Kept on one core, the thread giving the GIL up and the one taking it
 share a run queue. Measured in ``bench/live_latency.py`` (50 pairs × 5 timeframes, 2 cores, the local
-exchange on both): closed-kline frame → entry sent p99 2.5 ms on one core against 4.3–5.2 ms on both.
+exchange on both): closed-kline frame → entry sent p99 2.3–2.9 ms on one core against 4.3–5.2 ms on both.
 
 Linux sets affinity per thread (``sched_setaffinity`` on a thread id), and a new thread inherits its
 creator's, so ``apply`` sets it on every thread alive now (``/proc/self/task``) and the threads started

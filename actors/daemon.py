@@ -306,18 +306,19 @@ class Daemon:
 
     def _apply_process_settings(self, old: SupervisorSettings, new: SupervisorSettings) -> None:
         """The process-wide settings a reload applies in place (no pair restarts for these)."""
-        if new.gil_switch_interval_ms != old.gil_switch_interval_ms:
-            sys.setswitchinterval(new.gil_switch_interval_ms / 1000)
-        if new.cpu_affinity != old.cpu_affinity:
-            self.cpu.apply(new.cpu_affinity)
-        if new.entry_priority_hold_ms != old.entry_priority_hold_ms:
-            self.parts.priority.set_hold(new.entry_priority_hold_ms)
-        if new.candle_handoff_ms != old.candle_handoff_ms:
-            self.parts.set_candle_handoff(new.candle_handoff_ms)
         names = ("gil_switch_interval_ms", "cpu_affinity", "entry_priority_hold_ms", "candle_handoff_ms")
         changed = [name for name in names if getattr(new, name) != getattr(old, name)]
-        if changed:
-            logger.info(f"reload: applied {', '.join(f'supervisor.{n}' for n in changed)} in place")
+        if not changed:
+            return
+        if "gil_switch_interval_ms" in changed:
+            sys.setswitchinterval(new.gil_switch_interval_ms / 1000)
+        if "cpu_affinity" in changed:
+            self.cpu.apply(new.cpu_affinity)
+        if "entry_priority_hold_ms" in changed:
+            self.parts.priority.set_hold(new.entry_priority_hold_ms)
+        if "candle_handoff_ms" in changed:
+            self.parts.set_candle_handoff(new.candle_handoff_ms)
+        logger.info(f"reload: applied {', '.join(f'supervisor.{n}' for n in changed)} in place")
 
 
 def _read(path: Path) -> bytes | None:
