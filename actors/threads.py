@@ -56,6 +56,16 @@ def _affinity(tid: int) -> frozenset[int] | None:
         return None
 
 
+def _every_thread() -> dict[int, Times]:
+    """Scheduler totals of every thread of this process alive now, by thread id."""
+    out = {}
+    for task in Path("/proc/self/task").iterdir():
+        times = _schedstat(int(task.name))
+        if times is not None:
+            out[int(task.name)] = times
+    return out
+
+
 def _names() -> dict[int, str]:
     return {t.native_id: _kind(t.name) for t in threading.enumerate() if t.native_id is not None}
 
@@ -74,11 +84,7 @@ def thread_kinds() -> list[dict[str, object]]:
     threads may run on, totalled since each live thread started (threads that ended are not counted)."""
     names = _names()
     kinds: dict[str, _Kind] = {}
-    for task in Path("/proc/self/task").iterdir():
-        tid = int(task.name)
-        times = _schedstat(tid)
-        if times is None:
-            continue
+    for tid, times in _every_thread().items():
         k = kinds.setdefault(names.get(tid, "native"), _Kind())
         k.threads += 1
         k.cpu_ns += times.cpu_ns
@@ -113,12 +119,7 @@ class ThreadClock:
 
     def _sample(self) -> dict[int, Times]:
         self._names.update(_names())
-        out = {}
-        for entry in Path("/proc/self/task").iterdir():
-            times = _schedstat(int(entry.name))
-            if times is not None:
-                out[int(entry.name)] = times
-        return out
+        return _every_thread()
 
     def start(self) -> None:
         self._before = self._sample()
