@@ -6,7 +6,6 @@ streams), never through a ref captured at start, because a supervisor restart cr
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 import time
@@ -287,9 +286,7 @@ class Parts:
     def set_candle_handoff(self, ms: float) -> None:
         """A reloaded ``supervisor.candle_handoff_ms`` for every running market stream (restarts read
         ``self.config``, which the reload replaces)."""
-        for ref in list(self.refs.streams.values()):
-            with contextlib.suppress(pykka.ActorDeadError):
-                ref.tell(SetCandleHandoff(ms=ms))
+        self.refs.tell_streams(SetCandleHandoff(ms=ms))
 
     def update_terms(self, config: Config) -> None:
         self.config = config

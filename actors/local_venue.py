@@ -45,7 +45,7 @@ class SimStep:
     """Symbols with a candle in this step (the others owe the pacer nothing)."""
 
 
-def sim_balances(config: Config) -> dict[str, Decimal]:
+def _sim_balances(config: Config) -> dict[str, Decimal]:
     """Starting wallets of a simulated account: the backtest's, so replay, paper and backtest agree."""
     bt = config.backtesting
     balances = {"USDT": Decimal(str(bt.initial_balance_usdt))}
@@ -61,7 +61,7 @@ def replay_exchange(config: Config) -> LocalExchange:
     from actors.sim.server import LocalExchange  # noqa: PLC0415
 
     bt = config.backtesting
-    balances = sim_balances(config)
+    balances = _sim_balances(config)
     speed = config.replay.speed
     sim = SimConfig(
         port=config.replay.port,
@@ -101,7 +101,7 @@ def paper_broker(config: Config) -> LocalExchange:
 
     bt = config.backtesting
     sim = SimConfig(
-        port=0, slippage_pct=bt.slippage_percent, fee_pct=bt.fee_percent, balances=sim_balances(config)
+        port=0, slippage_pct=bt.slippage_percent, fee_pct=bt.fee_percent, balances=_sim_balances(config)
     )
     return LocalExchange([], sim).start()
 

@@ -59,6 +59,11 @@ class Refs:
         for ref in list(self.executors.values()):
             self._tell(ref, message)
 
+    def tell_streams(self, message: object) -> None:
+        """To every market's stream (settings updates)."""
+        for ref in list(self.streams.values()):
+            self._tell(ref, message)
+
     def ledger_teller(self) -> _Forward:
         return _Forward(self.tell_ledger)
 
