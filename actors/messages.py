@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from actors.priority import CandleTurn
+    from .runtime.scheduling import CandleTurn
 
 TIMEFRAME_MS: dict[str, int] = {
     "1m": 60_000,

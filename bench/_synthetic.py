@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from actors.datafiles import load_klines
+from nancemakina.actors.backtest.kline_files import load_klines
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = (

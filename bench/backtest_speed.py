@@ -26,9 +26,9 @@ ETH = ROOT / "data" / "ETHUSDT_PERP_1m_2025-05-25_2025-06-24.csv"
 
 MEMORY_PROBE = """
 import resource, sys
-from actors.datafiles import load_klines
-from actors.messages import Kline
-from actors.strategy import PairStrategy, StrategyParams
+from nancemakina.actors.backtest.kline_files import load_klines
+from nancemakina.actors.messages import Kline
+from nancemakina.actors.domain.strategy import PairStrategy, StrategyParams
 s = load_klines(sys.argv[1])
 o, h, l, c, v = (a.tolist() for a in (s.open, s.high, s.low, s.close, s.volume))
 n = len(c)
@@ -72,7 +72,7 @@ def cli_seconds(data_args: list[str], repeat: int) -> float:
     times = []
     for _ in range(repeat):
         with tempfile.TemporaryDirectory() as out:
-            cmd = [sys.executable, "-m", "actors", "backtest", "--out", out, *data_args]
+            cmd = [str(Path(sys.executable).with_name("nancemakina")), "backtest", "--out", out, *data_args]
             start = time.perf_counter()
             subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True)
             times.append(time.perf_counter() - start)
@@ -84,11 +84,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from actors.backtest import AccountSettings, SymbolRun, run_backtest
-    from actors.datafiles import load_klines
-    from actors.exchange.instruments import spec_for
-    from actors.messages import ContractType
-    from actors.strategy import StrategyParams
+    from nancemakina.actors.backtest.engine import AccountSettings, SymbolRun, run_backtest
+    from nancemakina.actors.backtest.kline_files import load_klines
+    from nancemakina.actors.domain.strategy import StrategyParams
+    from nancemakina.actors.exchange.instruments import spec_for
+    from nancemakina.actors.messages import ContractType
 
     series = load_klines(BTC)
     n = len(series)

@@ -4,7 +4,7 @@
 
 Replays the bundled BTC data at ``max`` speed to one ``BinanceSocketManager`` multiplex socket and prints
 events/s (all kline events) and closed klines/s as the client sees them. ``--out-of-process`` runs the
-exchange in a child process (``python -m actors.sim``), so client and server do not share one GIL.
+exchange in a child process (``nancemakina exchange``), so client and server do not share one GIL.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from binance.ws.streams import BinanceSocketManager
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from actors.sim import LocalExchange, SimConfig  # noqa: E402
+from nancemakina.actors.sim import LocalExchange, SimConfig  # noqa: E402
 
 BTC = ROOT / "data" / "BTCUSDT_PERP_1m_2025-05-25_2025-06-24.csv"
 FIRST_OPEN = 1748169180000
@@ -61,7 +61,7 @@ async def consume(port: int, closed_target: int) -> tuple[int, int, float]:
 def run_child(candles: int, updates: int) -> tuple[int, int, float]:
     port = 18765
     cmd = [
-        sys.executable, "-m", "actors.sim", "--data", str(BTC), "--speed", "max",
+        str(Path(sys.executable).with_name("nancemakina")), "exchange", "--data", str(BTC), "--speed", "max",
         "--port", str(port), "--updates-per-candle", str(updates),
     ]  # fmt: skip
     child = subprocess.Popen(

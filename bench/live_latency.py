@@ -13,7 +13,7 @@ Prints, all measured in this one invocation:
 - memory: RSS of this (the bot's) process after warm-up and at the end of ``--klines`` closed klines
   delivered to the pair actors, replayed lock-step at ``max`` speed.
 
-The exchange runs in its own process (``python -m actors.sim``), as the real venue does: its CPU time and
+The exchange runs in its own process (``nancemakina exchange``), as the real venue does: its CPU time and
 GIL are not the bot's. Its request-weight limit is raised, because the benchmark squeezes hours of signals
 into minutes and Binance's 2,400/min would otherwise stall the executor on 429s.
 
@@ -47,17 +47,24 @@ import requests
 from _synthetic import ROOT, SOURCES, symbol_name, write_symbols
 from loguru import logger
 
-from actors.config import Config, parse_config
-from actors.daemon import Daemon, PairBoard
-from actors.datafiles import load_klines
-from actors.messages import TIMEFRAME_MS, EntryRejected, KlineClosed, Leg, OrderStateChanged, SubmitEntry
-from actors.pair import PairStatus
-from actors.refs import Refs
-from actors.routing import Router
-from actors.sdnotify import SdNotifier
-from actors.strategy import PairStrategy, StrategyParams
-from actors.supervision import GroupState
-from actors.threads import ThreadClock
+from nancemakina.actors.backtest.kline_files import load_klines
+from nancemakina.actors.config import Config, parse_config
+from nancemakina.actors.domain.strategy import PairStrategy, StrategyParams
+from nancemakina.actors.messages import (
+    TIMEFRAME_MS,
+    EntryRejected,
+    KlineClosed,
+    Leg,
+    OrderStateChanged,
+    SubmitEntry,
+)
+from nancemakina.actors.ops.systemd import SdNotifier
+from nancemakina.actors.ops.thread_times import ThreadClock
+from nancemakina.actors.runtime.routing import Router
+from nancemakina.actors.runtime.supervision import GroupState
+from nancemakina.actors.tree.actor_refs import Refs
+from nancemakina.actors.tree.pair_timeframe import PairStatus
+from nancemakina.supervisor import Daemon, PairBoard
 
 TIMEFRAMES = ("1m", "5m", "15m", "1h", "4h")
 CLOSES_PER_STEP = sum(1 / m for m in (1, 5, 15, 60, 240))
@@ -197,14 +204,22 @@ def exchange_process(
     nice: int = 0,
     cpus: frozenset[int] = frozenset(),
 ) -> Iterator[str]:
-    """``python -m actors.sim`` on a free port, paused until the bot resumes it; yields its URL.
+    """``nancemakina exchange`` on a free port, paused until the bot resumes it; yields its URL.
 
     ``cpus``: run it only on these CPUs (``taskset``), as a venue on another machine would.
     """
     port = _free_port()
     argv = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
     argv += ["nice", "-n", str(nice)] if nice else []
-    argv += [sys.executable, "-m", "actors.sim", "--port", str(port), "--speed", speed, "--paused"]
+    argv += [
+        str(Path(sys.executable).with_name("nancemakina")),
+        "exchange",
+        "--port",
+        str(port),
+        "--speed",
+        speed,
+        "--paused",
+    ]
     argv += ["--start", str(start_ms), "--updates-per-candle", str(updates), "--weight-limit", "100000000"]
     for p in paths:
         argv += ["--data", str(p)]

@@ -32,7 +32,7 @@ from binance.ws.reconnecting_websocket import ReconnectingWebsocket  # noqa: E40
 from websockets.asyncio.client import connect  # noqa: E402
 from websockets.asyncio.server import ServerConnection, serve  # noqa: E402
 
-from actors.exchange.kline_socket import KlineSocket  # noqa: E402
+from nancemakina.actors.exchange.kline_socket import KlineSocket  # noqa: E402
 
 SAMPLE = ROOT / "tests" / "resources" / "binance_api_samples" / "nautilus__kline_stream_closed.json"
 

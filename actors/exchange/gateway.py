@@ -12,16 +12,19 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from actors.exchange.errors import (
+from ..domain.fills import InstrumentSpec
+from ..messages import ContractType, Kline
+from .endpoints import Venue
+from .errors import (
     NO_NEED_MARGIN_TYPE,
     NO_NEED_POSITION_SIDE,
     NO_SUCH_ORDER,
     UNKNOWN_ORDER,
     Rejected,
 )
-from actors.exchange.instruments import ExchangeInfoError, parse_symbol
-from actors.exchange.kline_pages import KlineReader, klines_weight
-from actors.exchange.parse import (
+from .instruments import ExchangeInfoError, parse_symbol
+from .kline_pages import KlineReader, klines_weight
+from .parse import (
     MalformedPayload,
     is_protective_type,
     parse_algo_order,
@@ -30,12 +33,9 @@ from actors.exchange.parse import (
     parse_position,
     request_weight_limit,
 )
-from actors.exchange.ratelimit import WeightBudget
-from actors.exchange.transport import GatewayCounters, Transport, endpoint, server_time_of
-from actors.exchange.types import AlgoOrderResult, Balance, OrderResult, PositionInfo, ProtectiveKind, Side
-from actors.exchange.venue import Venue
-from actors.fills import InstrumentSpec
-from actors.messages import ContractType, Kline
+from .ratelimit import WeightBudget
+from .transport import GatewayCounters, Transport, endpoint, server_time_of
+from .types import AlgoOrderResult, Balance, OrderResult, PositionInfo, ProtectiveKind, Side
 
 _GONE = frozenset({NO_SUCH_ORDER, UNKNOWN_ORDER})
 _MARGIN_TYPES = frozenset({"ISOLATED", "CROSSED"})

@@ -9,8 +9,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from actors.fills import InstrumentSpec
-from actors.messages import ContractType
+from ..domain.fills import InstrumentSpec
+from ..messages import ContractType
 
 _BUNDLED = {
     ContractType.USDT_M: "exchange_info_usdm.json",
@@ -64,7 +64,7 @@ def parse_exchange_info(payload: Mapping[str, Any], contract_type: ContractType)
 @cache
 def bundled_exchange_info(contract_type: ContractType) -> Mapping[str, Any]:
     """The exchangeInfo document shipped with the package (real Binance shapes and filters)."""
-    text = resources.files("actors.exchange").joinpath(_BUNDLED[contract_type]).read_text(encoding="utf-8")
+    text = resources.files(__package__ or "").joinpath(_BUNDLED[contract_type]).read_text(encoding="utf-8")
     data: Mapping[str, Any] = json.loads(text)
     return data
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from actors.exchange.parse import MalformedPayload, parse_kline_row
-from actors.messages import TIMEFRAME_MS, ContractType, Kline
+from ..messages import TIMEFRAME_MS, ContractType, Kline
+from .parse import MalformedPayload, parse_kline_row
 
 MAX_LIMIT = 1500
 """Binance's largest klines ``limit``."""

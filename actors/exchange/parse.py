@@ -11,7 +11,8 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from actors.exchange.types import (
+from ..messages import TIMEFRAME_MS, ContractType, Kline
+from .types import (
     AccountUpdate,
     AlgoOrderResult,
     AlgoStatus,
@@ -26,7 +27,6 @@ from actors.exchange.types import (
     Side,
     UserEvent,
 )
-from actors.messages import TIMEFRAME_MS, ContractType, Kline
 
 _STATUS_ALIASES = {"EXPIRED_IN_MATCH": "EXPIRED"}
 _MISSING = object()

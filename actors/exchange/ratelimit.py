@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from actors.exchange.errors import RateLimited
+from .errors import RateLimited
 
 DEFAULT_WEIGHT_LIMIT = 2400
 """USDⓈ-M REQUEST_WEIGHT per minute; exchangeInfo's ``rateLimits`` overrides it."""

@@ -22,11 +22,11 @@ import requests
 from binance import Client
 from binance.exceptions import BinanceAPIException, BinanceRequestException
 
-from actors.exchange.errors import ClockSkew, ExchangeError, IpBanned, RateLimited, Rejected, translate
-from actors.exchange.parse import MalformedPayload
-from actors.exchange.ratelimit import WeightBudget
-from actors.exchange.venue import TimeSource, Venue, make_client
-from actors.messages import ContractType
+from ..messages import ContractType
+from .endpoints import TimeSource, Venue, make_client
+from .errors import ClockSkew, ExchangeError, IpBanned, RateLimited, Rejected, translate
+from .parse import MalformedPayload
+from .ratelimit import WeightBudget
 
 _LIBRARY_ERRORS = (BinanceAPIException, BinanceRequestException, requests.RequestException)
 DEFAULT_RESYNC_INTERVAL_S = 1800.0

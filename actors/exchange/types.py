@@ -11,7 +11,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
-from actors.messages import ContractType
+from ..messages import ContractType
 
 
 class Side(StrEnum):

@@ -29,11 +29,11 @@ from typing import Any, Protocol
 from binance.ws.reconnecting_websocket import ReconnectingWebsocket
 from loguru import logger
 
-from actors.exchange.loop_thread import LoopThread
-from actors.exchange.parse import parse_user_event
-from actors.exchange.types import ListenKeyExpired, UserEvent, UserStreamStatus
-from actors.exchange.ws import StreamRoots, backoff_delay, close_socket
-from actors.messages import ContractType
+from ..messages import ContractType
+from .loop_thread import LoopThread
+from .parse import parse_user_event
+from .types import ListenKeyExpired, UserEvent, UserStreamStatus
+from .ws import StreamRoots, backoff_delay, close_socket
 
 log = logger.bind(component="user-stream")
 

@@ -40,9 +40,9 @@ from typing import Any, Protocol
 from binance.ws.reconnecting_websocket import ReconnectingWebsocket
 from loguru import logger
 
-from actors.exchange.kline_socket import FrameSink, KlineSocket, market_socket_address
-from actors.exchange.loop_thread import LoopThread
-from actors.messages import TIMEFRAME_MS, ContractType, Kline
+from ..messages import TIMEFRAME_MS, ContractType, Kline
+from .kline_socket import FrameSink, KlineSocket, market_socket_address
+from .loop_thread import LoopThread
 
 log = logger.bind(component="ws")
 

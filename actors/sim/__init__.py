@@ -1,11 +1,10 @@
 """Local Binance Futures–compatible exchange: replays klines, matches orders, injects faults.
 
-``LocalExchange`` runs it in-process (tests, replay mode); ``run_exchange_cli`` is ``nancemakina exchange``.
+``LocalExchange`` runs it in-process (tests, replay mode); ``nancemakina exchange`` runs it in the foreground.
 Defaults: 127.0.0.1:8765, key ``nancemakina-local-key``, secret ``nancemakina-local-secret``.
 """
 
-from actors.sim.cli import run_exchange_cli
-from actors.sim.config import (
+from .config import (
     DEFAULT_API_KEY,
     DEFAULT_API_SECRET,
     DEFAULT_HOST,
@@ -13,7 +12,7 @@ from actors.sim.config import (
     MAX_SPEED,
     SimConfig,
 )
-from actors.sim.server import LocalExchange
+from .server import LocalExchange
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -23,5 +22,4 @@ __all__ = [
     "MAX_SPEED",
     "LocalExchange",
     "SimConfig",
-    "run_exchange_cli",
 ]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.fills import notional_in_margin_asset
-from actors.messages import ContractType
-from actors.sim.book import Book
-from actors.sim.wire import money, px, qty
+from ..domain.fills import notional_in_margin_asset
+from ..messages import ContractType
+from .book import Book
+from .wire import money, px, qty
 
 
 def _assets(book: Book, contract_type: ContractType) -> list[str]:

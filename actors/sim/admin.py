@@ -28,9 +28,9 @@ from typing import Any
 
 from aiohttp import web
 
-from actors.sim.errors import KNOWN_MESSAGES
-from actors.sim.faults import HttpFault
-from actors.sim.venue import Venue
+from .errors import KNOWN_MESSAGES
+from .exchange import Venue
+from .faults import HttpFault
 
 AdminHandler = Callable[[Venue, dict[str, Any], web.Request], Awaitable[Any]]
 

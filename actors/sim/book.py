@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 
-from actors.fills import (
+from ..domain.fills import (
     InstrumentSpec,
     candle_path,
     fee,
@@ -22,11 +22,11 @@ from actors.fills import (
     notional_in_margin_asset,
     pnl,
 )
-from actors.messages import ContractType, Direction
-from actors.sim import wire
-from actors.sim.config import SimConfig
-from actors.sim.errors import SimError, known
-from actors.sim.orders import AlgoOrder, Order, Position, Side, UserEvent, direction_of
+from ..messages import ContractType, Direction
+from . import wire
+from .config import SimConfig
+from .errors import SimError, known
+from .orders import AlgoOrder, Order, Position, Side, UserEvent, direction_of
 
 _FIRST_ORDER_ID = 4_000_000_000
 _FIRST_ALGO_ID = 1_000_000

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from actors.messages import TIMEFRAME_MS
+from ..messages import TIMEFRAME_MS
 
 MINUTE_MS = 60_000
 

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
-from actors.sim.config import SimConfig
-from actors.sim.errors import SimError, known, mandatory
+from .config import SimConfig
+from .errors import SimError, known, mandatory
 
 NONE, KEY, SIGNED = "NONE", "USER_STREAM", "SIGNED"
 

@@ -13,9 +13,9 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from actors.exchange.instruments import bundled_exchange_info, parse_symbol, synthetic_symbol
-from actors.fills import InstrumentSpec
-from actors.messages import TIMEFRAME_MS, ContractType
+from ..domain.fills import InstrumentSpec
+from ..exchange.instruments import bundled_exchange_info, parse_symbol, synthetic_symbol
+from ..messages import TIMEFRAME_MS, ContractType
 
 MINUTE_MS = 60_000
 MAX_KLINES_LIMIT = 1500

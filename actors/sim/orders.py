@@ -8,8 +8,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from actors.fills import InstrumentSpec, initial_margin, pnl
-from actors.messages import ContractType, Direction
+from ..domain.fills import InstrumentSpec, initial_margin, pnl
+from ..messages import ContractType, Direction
 
 
 class Side(StrEnum):

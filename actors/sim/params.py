@@ -6,8 +6,8 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 
-from actors.fills import InstrumentSpec
-from actors.sim.errors import SimError, illegal, mandatory
+from ..domain.fills import InstrumentSpec
+from .errors import SimError, illegal, mandatory
 
 _NUMBER = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 _CLIENT_ID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")

@@ -16,13 +16,13 @@ from typing import Protocol
 
 import numpy as np
 
-from actors.fills import candle_path
-from actors.messages import ContractType
-from actors.sim.book import Book
-from actors.sim.clock import MINUTE_MS, Pacers
-from actors.sim.config import SimConfig
-from actors.sim.market import Feed
-from actors.sim.orders import UserEvent
+from ..domain.fills import candle_path
+from ..messages import ContractType
+from .book import Book
+from .clock import MINUTE_MS, Pacers
+from .config import SimConfig
+from .market import Feed
+from .orders import UserEvent
 
 
 class Publisher(Protocol):

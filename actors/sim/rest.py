@@ -17,12 +17,12 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from actors.messages import TIMEFRAME_MS, ContractType
-from actors.sim import guard, params, trading
-from actors.sim.errors import UNKNOWN_MSG, SimError, known
-from actors.sim.guard import NONE
-from actors.sim.market import MAX_KLINES_LIMIT
-from actors.sim.venue import Request, Venue
+from ..messages import TIMEFRAME_MS, ContractType
+from . import guard, params, trading
+from .errors import UNKNOWN_MSG, SimError, known
+from .exchange import Request, Venue
+from .guard import NONE
+from .market import MAX_KLINES_LIMIT
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Venue, Request], Awaitable[Any]]

@@ -20,18 +20,18 @@ from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
-from actors.messages import ContractType, Kline
-from actors.sim import admin
-from actors.sim.book import Book
-from actors.sim.clock import Pacers
-from actors.sim.config import SimConfig
-from actors.sim.faults import Faults, HttpFault
-from actors.sim.guard import WeightWindow
-from actors.sim.market import Feed, KlineArrays
-from actors.sim.replay import Replay
-from actors.sim.rest import RestApi, binance_errors
-from actors.sim.streams import Hub
-from actors.sim.venue import Venue, all_specs
+from ..messages import ContractType, Kline
+from . import admin
+from .book import Book
+from .clock import Pacers
+from .config import SimConfig
+from .exchange import Venue, all_specs
+from .faults import Faults, HttpFault
+from .guard import WeightWindow
+from .market import Feed, KlineArrays
+from .replay import Replay
+from .rest import RestApi, binance_errors
+from .streams import Hub
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -40,7 +40,7 @@ DataSource = str | Path | tuple[str, str | Path] | KlineArrays
 
 def load_feeds(data: Iterable[DataSource]) -> list[Feed]:
     """Feeds from ``"FILE"``, ``"SYM=FILE"``, ``(symbol, path)`` or already loaded series."""
-    from actors import datafiles  # noqa: PLC0415 - the loader is only needed for file sources
+    from ..backtest import kline_files as datafiles  # noqa: PLC0415 - the loader is only needed for file sources
 
     feeds = []
     for source in data:
@@ -339,7 +339,7 @@ class LocalExchange:
         self._do(self.venue.faults.add_http, fault)
 
     def reject_next_order(self, code: int, msg: str | None = None) -> None:
-        from actors.sim.errors import KNOWN_MESSAGES  # noqa: PLC0415
+        from .errors import KNOWN_MESSAGES  # noqa: PLC0415
 
         text = msg or KNOWN_MESSAGES.get(code, "NEW_ORDER_REJECTED")
         self._do(self.venue.faults.reject_codes.append, (code, text))

@@ -27,11 +27,11 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from actors.messages import TIMEFRAME_MS, ContractType
-from actors.sim.config import SimConfig
-from actors.sim.errors import SimError
-from actors.sim.faults import Faults
-from actors.sim.orders import UserEvent
+from ..messages import TIMEFRAME_MS, ContractType
+from .config import SimConfig
+from .errors import SimError
+from .faults import Faults
+from .orders import UserEvent
 
 log = logging.getLogger(__name__)
 _KLINE = re.compile(r"^([a-z0-9_]+)@kline_(\w+)$")

@@ -6,11 +6,11 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from actors.sim import accounts, params, wire
-from actors.sim.errors import SimError, known
-from actors.sim.guard import KEY, SIGNED
-from actors.sim.orders import ALGO_TYPES, CONDITIONAL_TYPES, AlgoOrder, Order, Side
-from actors.sim.venue import Request, Venue
+from . import accounts, params, wire
+from .errors import SimError, known
+from .exchange import Request, Venue
+from .guard import KEY, SIGNED
+from .orders import ALGO_TYPES, CONDITIONAL_TYPES, AlgoOrder, Order, Side
 
 _DONE = {"code": 200, "msg": "The operation of cancel all open order is done."}
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from actors.fills import InstrumentSpec
-from actors.messages import ContractType
-from actors.sim.orders import AlgoOrder, Order, Position
+from ..domain.fills import InstrumentSpec
+from ..messages import ContractType
+from .orders import AlgoOrder, Order, Position
 
 
 def px(spec: InstrumentSpec, value: float) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +16,7 @@ ETH = ROOT / "data" / "ETHUSDT_PERP_1m_2025-05-25_2025-06-24.csv"
 
 
 def nancemakina(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("nancemakina") or sys.executable
-    cmd = [exe, *args] if exe != sys.executable else [exe, "-m", "actors", *args]
+    cmd = [str(Path(sys.executable).with_name("nancemakina")), *args]
     env = {"PATH": str(Path(sys.executable).parent), "HOME": str(cwd)}
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120, env=env, check=False)
 

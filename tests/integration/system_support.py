@@ -25,13 +25,13 @@ import pykka
 import pytest
 import yaml
 
-from actors.backtest import BacktestResult, run_backtest
-from actors.backtest_cli import account_settings, build_runs
-from actors.config import Config, load_config
-from actors.daemon import Daemon
-from actors.datafiles import parse_data_arg
-from actors.ledger_store import LedgerStore
-from actors.sim.server import LocalExchange
+from nancemakina.actors.backtest.engine import BacktestResult, run_backtest
+from nancemakina.actors.backtest.kline_files import parse_data_arg
+from nancemakina.actors.cli.backtest import account_settings, build_runs
+from nancemakina.actors.config import Config, load_config
+from nancemakina.actors.sim.server import LocalExchange
+from nancemakina.actors.tree.ledger_store import LedgerStore
+from nancemakina.supervisor import Daemon
 
 ROOT = Path(__file__).resolve().parents[2]
 BTC_CSV = ROOT / "data" / "BTCUSDT_PERP_1m_2025-05-25_2025-06-24.csv"
@@ -295,7 +295,7 @@ class Cleanup:
         full_env.update(env or {})
         with log.open("ab") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "actors", "run", "--config", str(config_path)],
+                [str(Path(sys.executable).with_name("nancemakina")), "run", "--config", str(config_path)],
                 cwd=ROOT,
                 env=full_env,
                 stdout=out,

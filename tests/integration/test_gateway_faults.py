@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from actors.exchange.errors import (
+from nancemakina.actors.exchange.errors import (
     AuthError,
     IpBanned,
     RateLimited,
@@ -17,9 +17,9 @@ from actors.exchange.errors import (
     TransientError,
     UnknownStatus,
 )
-from actors.exchange.ratelimit import WeightBudget
-from actors.exchange.types import OrderStatus, ProtectiveKind, Side
-from actors.messages import ContractType
+from nancemakina.actors.exchange.ratelimit import WeightBudget
+from nancemakina.actors.exchange.types import OrderStatus, ProtectiveKind, Side
+from nancemakina.actors.messages import ContractType
 from tests.integration.test_gateway_fixtures import (  # noqa: F401 - fixtures
     exchange,
     gateway,

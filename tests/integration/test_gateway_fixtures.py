@@ -13,11 +13,11 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from actors.exchange.gateway import BinanceGateway
-from actors.exchange.ratelimit import WeightBudget
-from actors.exchange.venue import Venue
-from actors.sim.config import SimConfig
-from actors.sim.server import LocalExchange
+from nancemakina.actors.exchange.endpoints import Venue
+from nancemakina.actors.exchange.gateway import BinanceGateway
+from nancemakina.actors.exchange.ratelimit import WeightBudget
+from nancemakina.actors.sim.config import SimConfig
+from nancemakina.actors.sim.server import LocalExchange
 
 M = 60_000
 T0 = 1_748_131_200_000

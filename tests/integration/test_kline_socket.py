@@ -8,7 +8,7 @@ from typing import Any
 
 from websockets.asyncio.server import ServerConnection, serve
 
-from actors.exchange.kline_socket import KlineSocket, market_socket_address
+from nancemakina.actors.exchange.kline_socket import KlineSocket, market_socket_address
 
 FRAME = {"stream": "btcusdt@kline_1m", "data": {"e": "kline", "k": {"t": 1, "x": True}}}
 

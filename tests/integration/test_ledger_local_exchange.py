@@ -7,11 +7,19 @@ from decimal import Decimal
 import pykka
 import pytest
 
-from actors.config import ExecutionSettings
-from actors.exchange.types import ProtectiveKind, Side
-from actors.ledger import PositionLedger
-from actors.ledger_views import LedgerSnapshots
-from actors.messages import Alert, ContractType, Direction, Leg, PositionOpened, Reconcile, client_order_id
+from nancemakina.actors.config import ExecutionSettings
+from nancemakina.actors.exchange.types import ProtectiveKind, Side
+from nancemakina.actors.messages import (
+    Alert,
+    ContractType,
+    Direction,
+    Leg,
+    PositionOpened,
+    Reconcile,
+    client_order_id,
+)
+from nancemakina.actors.tree.ledger_snapshots import LedgerSnapshots
+from nancemakina.actors.tree.position_ledger import PositionLedger
 from tests.integration.test_gateway_fixtures import NOW_MS, make_gateway, start_exchange
 
 USDT = ContractType.USDT_M

@@ -9,15 +9,20 @@ from dataclasses import dataclass, field
 import pykka
 import pytest
 
-from actors.base import Actor
-from actors.exchange.gateway import BinanceGateway
-from actors.exchange.ratelimit import WeightBudget
-from actors.exchange.venue import Venue
-from actors.exchange.ws import WsConfig
-from actors.market_stream import KlineGapUnrepaired, MarketStream, MarketStreamBoard, Subscribe
-from actors.messages import TIMEFRAME_MS, ContractType, KlineClosed
-from actors.routing import Router
-from actors.sim import LocalExchange, SimConfig
+from nancemakina.actors.exchange.endpoints import Venue
+from nancemakina.actors.exchange.gateway import BinanceGateway
+from nancemakina.actors.exchange.ratelimit import WeightBudget
+from nancemakina.actors.exchange.ws import WsConfig
+from nancemakina.actors.messages import TIMEFRAME_MS, ContractType, KlineClosed
+from nancemakina.actors.runtime.actor import Actor
+from nancemakina.actors.runtime.routing import Router
+from nancemakina.actors.sim import LocalExchange, SimConfig
+from nancemakina.actors.tree.market_stream import (
+    KlineGapUnrepaired,
+    MarketStream,
+    MarketStreamBoard,
+    Subscribe,
+)
 from tests.integration.test_sim_support import BTC, ETH, START
 
 M = 60_000

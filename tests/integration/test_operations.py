@@ -17,9 +17,9 @@ import pykka
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from actors.config import parse_config
-from actors.daemon import Daemon
-from actors.shell import run_shell_cli
+from nancemakina.actors.cli.shell import run_shell_cli
+from nancemakina.actors.config import parse_config
+from nancemakina.supervisor import Daemon
 
 ROOT = Path(__file__).resolve().parents[2]
 BTC = ROOT / "data" / "BTCUSDT_PERP_1m_2025-05-25_2025-06-24.csv"

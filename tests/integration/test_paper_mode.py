@@ -13,11 +13,11 @@ from pathlib import Path
 import pykka
 import pytest
 
-from actors.config import parse_config
-from actors.daemon import Daemon
-from actors.ledger_store import LedgerStore
-from actors.sim.config import SimConfig
-from actors.sim.server import LocalExchange
+from nancemakina.actors.config import parse_config
+from nancemakina.actors.sim.config import SimConfig
+from nancemakina.actors.sim.server import LocalExchange
+from nancemakina.actors.tree.ledger_store import LedgerStore
+from nancemakina.supervisor import Daemon
 
 ROOT = Path(__file__).resolve().parents[2]
 BTC = ROOT / "data" / "BTCUSDT_PERP_1m_2025-05-25_2025-06-24.csv"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.shell import render_actor_tree, run_shell_cli, top_rows
+from nancemakina.actors.cli.shell import render_actor_tree, run_shell_cli, top_rows
 from tests.integration.test_shell_support import FakeTarget, other_uid, serving, socket_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -214,7 +214,7 @@ class Pty:
 
 
 def test_interactive_session_through_a_pty(server, target, tmp_path: Path) -> None:
-    code = "import sys; from actors.shell import run_shell_cli; sys.exit(run_shell_cli(sys.argv[1:]))"
+    code = "import sys; from nancemakina.actors.cli.shell import run_shell_cli; sys.exit(run_shell_cli(sys.argv[1:]))"
     env = {**os.environ, "HOME": str(tmp_path), "TERM": "xterm", "INPUTRC": "/dev/null"}
     session = Pty([sys.executable, "-c", code, "--socket", str(server.path)], env)
     try:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from actors.control import ControlError, ControlServer, secret_redactor
+from nancemakina.actors.ops.control_server import ControlError, ControlServer, secret_redactor
 
 SECRET = "sk-LIVE-7f3a9c0de1b2"  # what a careless target might leak; never may reach a client
 WAIT_S = 5.0

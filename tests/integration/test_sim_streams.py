@@ -18,9 +18,9 @@ from binance import AsyncClient
 from binance.enums import FuturesType
 from binance.ws.streams import BinanceSocketManager
 
-from actors.datafiles import load_klines
-from actors.fills import exit_on_candle, market_fill_price
-from actors.messages import Direction
+from nancemakina.actors.backtest.kline_files import load_klines
+from nancemakina.actors.domain.fills import exit_on_candle, market_fill_price
+from nancemakina.actors.messages import Direction
 from tests.integration.test_sim_support import (
     BTC,
     ETH,
@@ -67,9 +67,8 @@ def test_replaying_all_btc_at_max_delivers_every_closed_kline_once_in_order():
     series = load_klines(BTC)
     port = _free_port()
     cmd = [
-        sys.executable,
-        "-m",
-        "actors.sim",
+        str(Path(sys.executable).with_name("nancemakina")),
+        "exchange",
         "--data",
         str(BTC),
         "--speed",

@@ -11,7 +11,7 @@ from pathlib import Path
 from binance import AsyncClient, Client
 from binance.ws.streams import BinanceSocketManager
 
-from actors.sim import LocalExchange, SimConfig
+from nancemakina.actors.sim import LocalExchange, SimConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 BTC = ROOT / "data" / "BTCUSDT_PERP_1m_2025-05-25_2025-06-24.csv"

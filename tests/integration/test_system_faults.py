@@ -10,10 +10,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from actors.backtest import Trade
-from actors.ledger_store import LedgerStore
-from actors.messages import ContractType, Decision, Direction, Leg, client_order_id
-from actors.sim.server import LocalExchange
+from nancemakina.actors.backtest.engine import Trade
+from nancemakina.actors.messages import ContractType, Decision, Direction, Leg, client_order_id
+from nancemakina.actors.sim.server import LocalExchange
+from nancemakina.actors.tree.ledger_store import LedgerStore
 from tests.integration.system_support import (  # noqa: F401 - fixtures
     MINUTE_MS,
     Cleanup,

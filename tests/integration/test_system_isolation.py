@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from actors.daemon import Daemon
-from actors.messages import KlineClosed
+from nancemakina.actors.messages import KlineClosed
+from nancemakina.supervisor import Daemon
 from tests.integration.system_support import (  # noqa: F401 - fixtures
     FIRST_OPEN,
     MINUTE_MS,

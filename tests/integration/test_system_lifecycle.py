@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from actors.backtest import Trade
-from actors.fills import ExitReason
-from actors.ledger_store import TERMINAL
-from actors.messages import Direction, Leg, client_order_id
+from nancemakina.actors.backtest.engine import Trade
+from nancemakina.actors.domain.fills import ExitReason
+from nancemakina.actors.messages import Direction, Leg, client_order_id
+from nancemakina.actors.tree.ledger_store import TERMINAL
 from tests.integration.system_support import (  # noqa: F401 - fixtures
     Cleanup,
     SliceMaker,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from actors.cli import main
+from nancemakina.actors.cli.main import main
 from tests.integration.system_support import (  # noqa: F401 - fixtures
     Cleanup,
     SliceMaker,

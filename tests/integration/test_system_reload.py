@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from actors.daemon import Daemon
-from supervisor import ReloadResult
+from nancemakina.actors.runtime.tree import ReloadResult
+from nancemakina.supervisor import Daemon
 from tests.integration.system_support import (  # noqa: F401 - fixtures
     FIRST_OPEN,
     MINUTE_MS,

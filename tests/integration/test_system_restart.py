@@ -10,9 +10,9 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from actors.messages import Direction, Leg, client_order_id
-from actors.sim.config import SimConfig
-from actors.sim.server import LocalExchange
+from nancemakina.actors.messages import Direction, Leg, client_order_id
+from nancemakina.actors.sim.config import SimConfig
+from nancemakina.actors.sim.server import LocalExchange
 from tests.integration.system_support import (  # noqa: F401 - fixtures
     MINUTE_MS,
     Cleanup,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from actors.affinity import CpuPinning
-from actors.config import ConfigError, parse_config
+from nancemakina.actors.config import ConfigError, parse_config
+from nancemakina.actors.ops.cpu_affinity import CpuPinning
 
 ALLOWED = frozenset(os.sched_getaffinity(0))
 

@@ -8,18 +8,19 @@ from typing import Any
 
 import pytest
 
-from actors.config import (
+from nancemakina.actors.config import (
     Config,
     ConfigError,
     Mode,
     PairSettings,
     api_symbol_for_key,
     contract_type_for_symbol,
+    describe_pair,
     load_config,
     parse_config,
     run_check_config,
 )
-from actors.messages import ContractType
+from nancemakina.actors.messages import ContractType
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config" / "config.yaml.example"
@@ -191,7 +192,7 @@ def test_pair_settings_are_hashable_and_comparable_for_reload_diffs() -> None:
     assert len({first["BTCUSDT"], second["BTCUSDT"]}) == 2
     assert first == parse_config({"pairs": {"BTC_USDT": {"leverage": 5}}}, env={}).pair_settings()
     assert isinstance(first["BTCUSDT"], PairSettings)
-    labels = dict(first["BTCUSDT"].describe())
+    labels = dict(describe_pair(first["BTCUSDT"]))
     assert labels["leverage"] == "5"
     assert labels["symbol"] == "BTCUSDT"
 

@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from actors.control import ControlError, ControlServer, ControlSocketInUseError, normalize_pair
+from nancemakina.actors.ops.control_server import (
+    ControlError,
+    ControlServer,
+    ControlSocketInUseError,
+    normalize_pair,
+)
 from tests.integration.test_shell_support import (
     SECRET,
     WAIT_S,

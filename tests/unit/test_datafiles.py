@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from actors.datafiles import (
+from nancemakina.actors.backtest.kline_files import (
     DataFileError,
     Gap,
     load_klines,

@@ -10,10 +10,9 @@ from typing import Any
 import pykka
 import pytest
 
-from actors.entry_terms import SymbolTerms
-from actors.exchange.errors import Rejected, UnknownStatus
-from actors.exchange.instruments import spec_for
-from actors.exchange.types import (
+from nancemakina.actors.exchange.errors import Rejected, UnknownStatus
+from nancemakina.actors.exchange.instruments import spec_for
+from nancemakina.actors.exchange.types import (
     AlgoOrderResult,
     AlgoStatus,
     Balance,
@@ -22,8 +21,7 @@ from actors.exchange.types import (
     ProtectiveKind,
     Side,
 )
-from actors.executor import OrderExecutor
-from actors.messages import (
+from nancemakina.actors.messages import (
     Alert,
     ContractType,
     Decision,
@@ -37,7 +35,9 @@ from actors.messages import (
     StopAcceptingEntries,
     SubmitEntry,
 )
-from actors.priority import OrderPriority
+from nancemakina.actors.runtime.scheduling import OrderPriority
+from nancemakina.actors.tree.order_executor import OrderExecutor
+from nancemakina.actors.tree.order_terms import SymbolTerms
 
 BTC = spec_for("BTCUSDT", ContractType.USDT_M)
 

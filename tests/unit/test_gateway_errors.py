@@ -9,7 +9,7 @@ import requests
 from binance.exceptions import BinanceAPIException, BinanceRequestException
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
-from actors.exchange.errors import (
+from nancemakina.actors.exchange.errors import (
     AuthError,
     ClockSkew,
     IpBanned,

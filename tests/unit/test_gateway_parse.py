@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from actors.exchange.parse import (
+from nancemakina.actors.exchange.parse import (
     MalformedPayload,
     is_protective_type,
     parse_algo_order,
@@ -20,7 +20,7 @@ from actors.exchange.parse import (
     parse_position,
     parse_user_event,
 )
-from actors.exchange.types import (
+from nancemakina.actors.exchange.types import (
     AccountUpdate,
     AlgoStatus,
     AlgoUpdate,
@@ -30,7 +30,7 @@ from actors.exchange.types import (
     ProtectiveKind,
     Side,
 )
-from actors.messages import ContractType
+from nancemakina.actors.messages import ContractType
 
 RES = Path(__file__).parent / "resources"
 USD = ContractType.USDT_M

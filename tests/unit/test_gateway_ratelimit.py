@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from actors.exchange.errors import RateLimited
-from actors.exchange.ratelimit import WeightBudget
+from nancemakina.actors.exchange.errors import RateLimited
+from nancemakina.actors.exchange.ratelimit import WeightBudget
 
 
 class FakeClock:

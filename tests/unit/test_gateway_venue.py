@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from actors.exchange.venue import TimeSource, Venue, VenueViolation, client_urls, make_client
+from nancemakina.actors.exchange.endpoints import TimeSource, Venue, VenueViolation, client_urls, make_client
 
 REST = "http://127.0.0.1:59999"
 WS = "ws://127.0.0.1:59999/"

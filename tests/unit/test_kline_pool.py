@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from actors.messages import ContractType, Kline
-from actors.pair import KlinePool
+from nancemakina.actors.messages import ContractType, Kline
+from nancemakina.actors.tree.pair_timeframe import KlinePool
 
 
 class Source:

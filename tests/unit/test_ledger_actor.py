@@ -8,16 +8,15 @@ from decimal import Decimal
 import pykka
 import pytest
 
-from actors.exchange.errors import Rejected
-from actors.exchange.types import (
+from nancemakina.actors.exchange.errors import Rejected
+from nancemakina.actors.exchange.types import (
     AlgoStatus,
     ListenKeyExpired,
     ProtectiveKind,
     Side,
     UserStreamStatus,
 )
-from actors.ledger_store import LedgerStore, LedgerStoreError
-from actors.messages import (
+from nancemakina.actors.messages import (
     Alert,
     Decision,
     Direction,
@@ -28,6 +27,7 @@ from actors.messages import (
     PositionOpened,
     Reconcile,
 )
+from nancemakina.actors.tree.ledger_store import LedgerStore, LedgerStoreError
 from tests.unit.test_ledger_support import (
     SIGNAL,
     USDT,

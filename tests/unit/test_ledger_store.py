@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from actors.ledger_store import (
+from nancemakina.actors.messages import ContractType, Decision, Direction, Outcome, SkipReason
+from nancemakina.actors.tree.ledger_store import (
     MIGRATIONS,
     SCHEMA_VERSION,
     EventRecord,
@@ -20,7 +21,6 @@ from actors.ledger_store import (
     OrderRecord,
     PositionRecord,
 )
-from actors.messages import ContractType, Decision, Direction, Outcome, SkipReason
 
 
 def position(symbol: str = "BTCUSDT", **changes: Any) -> PositionRecord:

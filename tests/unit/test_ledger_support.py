@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 
 import pykka
 
-from actors.config import ExecutionSettings
-from actors.exchange.errors import Rejected, TransientError
-from actors.exchange.types import (
+from nancemakina.actors.config import ExecutionSettings
+from nancemakina.actors.exchange.errors import Rejected, TransientError
+from nancemakina.actors.exchange.types import (
     AccountUpdate,
     AlgoOrderResult,
     AlgoStatus,
@@ -25,10 +25,7 @@ from actors.exchange.types import (
     ProtectiveKind,
     Side,
 )
-from actors.ledger import PositionLedger
-from actors.ledger_store import LedgerStore
-from actors.ledger_views import LedgerSnapshots
-from actors.messages import (
+from nancemakina.actors.messages import (
     ContractType,
     Direction,
     Leg,
@@ -37,6 +34,9 @@ from actors.messages import (
     Reconcile,
     client_order_id,
 )
+from nancemakina.actors.tree.ledger_snapshots import LedgerSnapshots
+from nancemakina.actors.tree.ledger_store import LedgerStore
+from nancemakina.actors.tree.position_ledger import PositionLedger
 
 T = TypeVar("T")
 USDT = ContractType.USDT_M

@@ -9,7 +9,7 @@ import threading
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from actors.messages import (
+from nancemakina.actors.messages import (
     Decision,
     Direction,
     EntryRejected,
@@ -18,7 +18,7 @@ from actors.messages import (
     Outcome,
     SkipReason,
 )
-from actors.metrics import COUNTERS, OVERFLOW, SNAPSHOTS, Metrics, MetricsServer, clean_label
+from nancemakina.actors.ops.metrics import COUNTERS, OVERFLOW, SNAPSHOTS, Metrics, MetricsServer, clean_label
 
 EXPECTED_FAMILIES = {
     "nancemakina_info",
@@ -351,7 +351,7 @@ def test_stop_releases_the_port_and_is_idempotent():
 
 
 def test_from_settings_respects_enabled():
-    from actors.config import MonitoringSettings
+    from nancemakina.actors.config import MonitoringSettings
 
     m = Metrics()
     assert MetricsServer.from_settings(MonitoringSettings(enabled=False), m) is None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from actors.daemon import PairBoard
-from actors.pair import PairStatus
-from actors.strategy import PairStrategy, StrategyParams
+from nancemakina.actors.domain.strategy import PairStrategy, StrategyParams
+from nancemakina.actors.tree.pair_timeframe import PairStatus
+from nancemakina.supervisor import PairBoard
 
 SNAPSHOT = PairStrategy("BTCUSDT", "1m", StrategyParams(short_period=5, long_period=20)).snapshot()
 

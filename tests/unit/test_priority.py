@@ -10,10 +10,10 @@ import time
 import pykka
 import pytest
 
-from actors.messages import ContractType, Kline, KlineClosed, PortfolioView
-from actors.pair import PairTimeframe
-from actors.priority import CandleTurn, OrderPriority
-from actors.strategy import StrategyParams
+from nancemakina.actors.domain.strategy import StrategyParams
+from nancemakina.actors.messages import ContractType, Kline, KlineClosed, PortfolioView
+from nancemakina.actors.runtime.scheduling import CandleTurn, OrderPriority
+from nancemakina.actors.tree.pair_timeframe import PairTimeframe
 
 
 def _timed(fn: object) -> float:

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from actors.exchange.types import AlgoOrderResult, AlgoStatus, PositionInfo, ProtectiveKind, Side
-from actors.ledger_store import PositionRecord
-from actors.messages import ContractType, Direction, Leg
-from actors.reconcile import (
+from nancemakina.actors.exchange.types import AlgoOrderResult, AlgoStatus, PositionInfo, ProtectiveKind, Side
+from nancemakina.actors.messages import ContractType, Direction, Leg
+from nancemakina.actors.tree.ledger_store import PositionRecord
+from nancemakina.actors.tree.reconciliation import (
     AdoptPosition,
     CancelAlgo,
     CloseInLedger,

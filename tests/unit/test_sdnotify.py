@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.sdnotify import SdNotifier, SignalRelay, Watchdog, watchdog_interval_s
+from nancemakina.actors.ops.systemd import SdNotifier, SignalRelay, Watchdog, watchdog_interval_s
 
 WAIT_S = 5.0
 

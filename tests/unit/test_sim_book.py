@@ -6,13 +6,13 @@ from decimal import Decimal
 
 import pytest
 
-from actors.exchange.instruments import spec_for
-from actors.fills import exit_on_candle, fee, market_fill_price, pnl
-from actors.messages import ContractType, Direction
-from actors.sim.book import Book
-from actors.sim.config import SimConfig
-from actors.sim.errors import SimError
-from actors.sim.orders import Side
+from nancemakina.actors.domain.fills import exit_on_candle, fee, market_fill_price, pnl
+from nancemakina.actors.exchange.instruments import spec_for
+from nancemakina.actors.messages import ContractType, Direction
+from nancemakina.actors.sim.book import Book
+from nancemakina.actors.sim.config import SimConfig
+from nancemakina.actors.sim.errors import SimError
+from nancemakina.actors.sim.orders import Side
 
 BTC = spec_for("BTCUSDT", ContractType.USDT_M)
 COIN = spec_for("BTCUSD_PERP", ContractType.COIN_M)

@@ -10,12 +10,12 @@ import time
 import numpy as np
 import pytest
 
-from actors.messages import ContractType
-from actors.sim.clock import Pacers
-from actors.sim.config import SimConfig
-from actors.sim.errors import SimError
-from actors.sim.guard import SIGNED, WeightWindow, check, klines_weight
-from actors.sim.market import Feed, contract_type_of
+from nancemakina.actors.messages import ContractType
+from nancemakina.actors.sim.clock import Pacers
+from nancemakina.actors.sim.config import SimConfig
+from nancemakina.actors.sim.errors import SimError
+from nancemakina.actors.sim.guard import SIGNED, WeightWindow, check, klines_weight
+from nancemakina.actors.sim.market import Feed, contract_type_of
 
 
 class Series:

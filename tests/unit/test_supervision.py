@@ -14,9 +14,9 @@ from typing import Any
 import pykka
 import pytest
 
-from actors.base import Actor, ChildExited
-from actors.sdnotify import SdNotifier
-from actors.supervision import (
+from nancemakina.actors.ops.systemd import SdNotifier
+from nancemakina.actors.runtime.actor import Actor, ChildExited
+from nancemakina.actors.runtime.supervision import (
     SHARED,
     ChildSpec,
     GroupState,
@@ -29,8 +29,8 @@ from actors.supervision import (
     Supervisor,
     timer_scheduler,
 )
-from actors.supervision import Ping as SupervisorPing
-from supervisor import (
+from nancemakina.actors.runtime.supervision import Ping as SupervisorPing
+from nancemakina.actors.runtime.tree import (
     EX_SOFTWARE,
     PairSpec,
     PairSupervisor,
@@ -249,7 +249,7 @@ def test_backoff_doubles_up_to_the_cap_with_bounded_jitter() -> None:
 
 
 def test_policies_come_from_the_supervisor_config() -> None:
-    from actors.config import SupervisorSettings
+    from nancemakina.actors.config import SupervisorSettings
 
     settings = SupervisorSettings(pair_max_restarts=4, shared_max_restarts=2, backoff_max_s=3.0)
     pairs, shared = RestartPolicy.for_pairs(settings), RestartPolicy.for_shared(settings)

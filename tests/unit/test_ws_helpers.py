@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from actors.exchange.ws import (
+from nancemakina.actors.exchange.ws import (
     FrameBucket,
     MalformedFrameError,
     MarketConnections,
@@ -19,8 +19,8 @@ from actors.exchange.ws import (
     kline_stream,
     parse_kline_frame,
 )
-from actors.messages import ContractType, Kline
-from actors.priority import OrderPriority
+from nancemakina.actors.messages import ContractType, Kline
+from nancemakina.actors.runtime.scheduling import OrderPriority
 
 
 def frame(**k_overrides: Any) -> dict[str, Any]:

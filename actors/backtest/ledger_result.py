@@ -1,0 +1,84 @@
+"""The ledger as a ``BacktestResult``, so ``nancemakina report`` writes the backtester's files."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..domain.fills import ExitReason, fee
+from ..exchange.instruments import spec_for
+from ..tree.ledger_store import LedgerStore
+from .engine import BacktestResult, Trade
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..config import Config
+
+_EXIT = {
+    "stop_loss": ExitReason.STOP_LOSS,
+    "take_profit": ExitReason.TAKE_PROFIT,
+}
+
+
+def result_from_ledger(db: Path, config: Config) -> BacktestResult:
+    """Decisions and closed trades from the ledger; balances from the configured starting balance.
+
+    The ledger records realized PnL as the exchange reports it; Binance's ``rp`` excludes commissions,
+    so fees are estimated from ``backtesting.fee_percent`` on the entry and exit notionals (exact for
+    replay and paper, whose simulated broker charges exactly that; an estimate for live).
+    """
+    store = LedgerStore.open_read_only(db)
+    try:
+        decisions = [r.decision for r in store.decisions()]
+        records = store.trades()
+    finally:
+        store.close()
+    start = config.backtesting.initial_balance_usdt
+    fee_pct = config.backtesting.fee_percent
+    result = BacktestResult(engine="ledger", klines=0)
+    result.decisions = decisions
+    balances: dict[str, float] = {}
+    first = min(
+        (r.opened_at_ms for r in records), default=decisions[0].decided_open_time_ms if decisions else 0
+    )
+    result.equity.append((first, start))
+    equity = start
+    for r in records:
+        asset = r.margin_asset or "USDT"
+        balances.setdefault(asset, start if asset == "USDT" else 1.0)
+        gross = r.realized_pnl or 0.0
+        spec = spec_for(r.symbol, r.contract_type, (r.entry_price,))
+        fees = fee(spec, r.qty, r.entry_price, fee_pct)
+        if r.exit_price:
+            fees += fee(spec, r.qty, r.exit_price, fee_pct)
+        pnl = gross - fees
+        balances[asset] += pnl
+        rate = 1.0 if asset == "USDT" else (r.exit_price or 0.0)
+        usd = pnl * rate
+        equity += usd
+        result.trades.append(
+            Trade(
+                symbol=r.symbol,
+                direction=r.direction,
+                signal_open_time_ms=r.signal_open_time_ms or 0,
+                entry_time_ms=r.opened_at_ms,
+                entry_price=r.entry_price,
+                quantity=r.qty,
+                stop_loss=r.stop_loss or 0.0,
+                take_profit=r.take_profit or 0.0,
+                exit_time_ms=r.closed_at_ms or r.opened_at_ms,
+                exit_price=r.exit_price or 0.0,
+                exit_reason=_EXIT.get(r.close_reason or "", ExitReason.MANUAL),
+                margin_asset=asset,
+                pnl=gross,
+                fees=fees,
+                net_pnl=pnl,
+                net_pnl_usd=usd,
+                fees_usd=fees * rate,
+                balance_after=balances[asset],
+            )
+        )
+        result.equity.append((r.closed_at_ms or r.opened_at_ms, equity))
+    result.initial_balances = {a: (start if a == "USDT" else 1.0) for a in balances} or {"USDT": start}
+    result.final_balances = dict(balances) or {"USDT": start}
+    return result

@@ -1,0 +1,113 @@
+"""``nancemakina exchange``: run the local exchange in the foreground until interrupted.
+
+    nancemakina exchange --data data/BTCUSDT_PERP_1m_2025-05-25_2025-06-24.csv --speed max
+
+Defaults: port 8765 on 127.0.0.1, API key ``nancemakina-local-key``, secret ``nancemakina-local-secret``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import signal
+import threading
+from collections.abc import Sequence
+
+from ..sim.config import DEFAULT_API_KEY, DEFAULT_API_SECRET, DEFAULT_PORT, MAX_SPEED, SimConfig
+from ..sim.server import LocalExchange
+
+
+def _speed(text: str) -> float:
+    if text.lower() == "max":
+        return MAX_SPEED
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("speed must be positive or 'max'")
+    return value
+
+
+def _start(text: str) -> int:
+    if text.isdigit():
+        return int(text)
+    moment = dt.datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="nancemakina exchange", description="Local Binance Futures exchange replaying klines."
+    )
+    p.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        metavar="[SYMBOL=]FILE",
+        help="kline CSV to replay (repeatable)",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"TCP port on 127.0.0.1 (default {DEFAULT_PORT}; 0 = any)",
+    )
+    p.add_argument(
+        "--speed", type=_speed, default=1.0, help="replay speed: multiple of real time, or 'max' (default 1)"
+    )
+    p.add_argument(
+        "--start",
+        type=_start,
+        default=None,
+        help="first replayed candle: Unix ms or ISO time (default: first)",
+    )
+    p.add_argument("--api-key", default=DEFAULT_API_KEY, help=f"accepted API key (default {DEFAULT_API_KEY})")
+    p.add_argument(
+        "--api-secret", default=DEFAULT_API_SECRET, help=f"HMAC secret (default {DEFAULT_API_SECRET})"
+    )
+    p.add_argument(
+        "--updates-per-candle", type=int, default=3, help="unclosed kline updates per candle (0-3)"
+    )
+    p.add_argument("--slippage-pct", type=float, default=0.0)
+    p.add_argument("--fee-pct", type=float, default=0.05)
+    p.add_argument(
+        "--pacer-timeout", type=float, default=30.0, help="seconds a lock-step candle waits for acks"
+    )
+    p.add_argument("--weight-limit", type=int, default=2400)
+    p.add_argument("--paused", action="store_true", help="start with the clock paused (POST /sim/v1/resume)")
+    return p
+
+
+def run_exchange_cli(argv: Sequence[str] | None = None) -> int:
+    """Entry point wired to ``nancemakina exchange``; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    config = SimConfig(
+        port=args.port,
+        api_key=args.api_key,
+        api_secret=args.api_secret,
+        speed=args.speed,
+        start_ms=args.start,
+        paused=args.paused,
+        hold_until_client=args.speed == MAX_SPEED,
+        updates_per_candle=args.updates_per_candle,
+        slippage_pct=args.slippage_pct,
+        fee_pct=args.fee_pct,
+        pacer_timeout_s=args.pacer_timeout,
+        weight_limit=args.weight_limit,
+    )
+    try:
+        exchange = LocalExchange(args.data, config).start()
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"nancemakina exchange: {exc}")
+        return 2
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    urls = f"fapi {exchange.fapi_url}, dapi {exchange.dapi_url}, ws {exchange.ws_url}"
+    print(f"local exchange on {exchange.rest_url} ({urls})")
+    print(f"api key {config.api_key!r}, secret {config.api_secret!r}; admin {exchange.admin_url}/status")
+    try:
+        stop.wait()
+    finally:
+        exchange.stop()
+    return 0

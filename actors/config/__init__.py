@@ -1,0 +1,52 @@
+"""Configuration: a typed tree (``schema``) read from YAML (``loader``), explained (``errors``, ``check``).
+
+Only ``loader`` sees raw YAML; everything else receives typed settings, each actor only its own slice.
+"""
+
+from .check import describe_pair, run_check_config
+from .loader import load_config, parse_config
+from .schema import (
+    ENV_API_KEY,
+    ENV_API_SECRET,
+    ApiSettings,
+    BacktestingSettings,
+    Config,
+    ConfigError,
+    ControlSettings,
+    ExecutionSettings,
+    LoggingSettings,
+    Mode,
+    MonitoringSettings,
+    PairSettings,
+    ReplaySettings,
+    SupervisorSettings,
+    api_symbol_for_key,
+    base_coin,
+    contract_type_for_symbol,
+    iso_to_ms,
+)
+
+__all__ = [
+    "ENV_API_KEY",
+    "ENV_API_SECRET",
+    "ApiSettings",
+    "BacktestingSettings",
+    "Config",
+    "ConfigError",
+    "ControlSettings",
+    "ExecutionSettings",
+    "LoggingSettings",
+    "Mode",
+    "MonitoringSettings",
+    "PairSettings",
+    "ReplaySettings",
+    "SupervisorSettings",
+    "api_symbol_for_key",
+    "base_coin",
+    "contract_type_for_symbol",
+    "describe_pair",
+    "iso_to_ms",
+    "load_config",
+    "parse_config",
+    "run_check_config",
+]

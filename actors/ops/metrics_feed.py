@@ -1,0 +1,181 @@
+"""Feeds ``Metrics`` from the daemon: scrape-time providers over snapshots, and a pump for cumulative counts.
+
+Snapshot values (positions, mailboxes, weight, parked pairs, unrepaired gaps, replay progress) are read
+when Prometheus scrapes. Counts the parts keep cumulatively (WebSocket frames and reconnects, sequencer
+gaps and backfills, 429/418 answers, reconciliation discrepancies, supervisor restarts) are turned into
+counter increments by a pump thread once a second, so the counters stay monotonic across actor restarts.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from loguru import logger
+
+from ..messages import Direction
+from ..runtime.actor import DIRECTORY
+from ..runtime.supervision import GroupState
+from .metrics import Metrics, MetricsServer, WsState
+
+if TYPE_CHECKING:
+    from ...supervisor import Daemon
+
+ALL = "all"
+"""Label value for counts the parts only keep per market, not per symbol."""
+
+
+class DaemonMetrics:
+    """Owns the registry, the HTTP endpoint and the pump of one daemon."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        config = daemon.config
+        self.daemon = daemon
+        self.metrics = Metrics(mode=config.api.mode.value)
+        self.server = MetricsServer.from_settings(config.monitoring, self.metrics, health=self._healthy)
+        self._last: dict[tuple[str, ...], float] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        m = self.metrics
+        m.provide("active_positions", self._positions)
+        m.provide("unrealized_pnl", self._unrealized)
+        m.provide("actor_mailbox_depth", lambda: {n: s.mailbox for n, s in DIRECTORY.stats().items()})
+        m.provide("actor_last_message_age_seconds", self._ages)
+        m.provide("request_weight_used", self._weight)
+        m.provide("pair_parked", self._parked)
+        m.provide("candle_gaps_unrepaired", self._unrepaired)
+        m.provide("replay_progress_ratio", self._progress)
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> int | None:
+        port = self.server.start() if self.server is not None else None
+        self._thread = threading.Thread(target=self._pump_loop, name="metrics-pump", daemon=True)
+        self._thread.start()
+        return port
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+        if self.server is not None:
+            self.server.stop()
+
+    def _healthy(self) -> bool:
+        status = self.daemon.root.status()
+        return status.state.value == "running" and (
+            status.shared is not None and all(c.alive for c in status.shared.children)
+        )
+
+    # ---- providers (scrape thread; snapshot reads only) ------------------------------------------
+
+    def _positions(self) -> Mapping[str, float]:
+        counts = {c.value: 0.0 for c in self.daemon.parts.contracts}
+        for p in self.daemon.parts.snapshots.positions():
+            counts[p.contract_type.value] = counts.get(p.contract_type.value, 0.0) + 1
+        return counts
+
+    def _unrealized(self) -> Mapping[str, float]:
+        out = {}
+        parts = self.daemon.parts
+        for p in parts.snapshots.positions():
+            tick = (
+                parts.boards[p.contract_type].prices.get(p.symbol)
+                if p.contract_type in parts.boards
+                else None
+            )
+            spec = parts.specs.get(p.symbol)
+            if tick is None or spec is None:
+                continue
+            from ..domain.fills import pnl  # noqa: PLC0415 - keeps this module's import graph small
+
+            out[p.symbol] = pnl(spec, Direction(p.direction), Decimal(str(p.qty)), p.entry_price, tick.price)
+        return out
+
+    def _weight(self) -> Mapping[str, float]:
+        parts = self.daemon.parts
+        return {c.value: float(parts.budget.used_weight) for c in parts.contracts}
+
+    def _ages(self) -> Mapping[str, float]:
+        now = time.monotonic()
+        return {
+            n: now - s.last_message_monotonic
+            for n, s in DIRECTORY.stats().items()
+            if s.last_message_monotonic is not None
+        }
+
+    def _parked(self) -> Mapping[str, float]:
+        return {g.name: 1.0 if g.state is GroupState.PARKED else 0.0 for g in self.daemon.root.status().pairs}
+
+    def _unrepaired(self) -> Mapping[tuple[str, str], float]:
+        return {k: 1.0 if st.unrepaired_gap else 0.0 for k, st in self.daemon.pairs.statuses.items()}
+
+    def _progress(self) -> float:
+        exchange = self.daemon.parts.exchange
+        if exchange is None:
+            return 0.0
+        status = exchange.status()
+        done, left = int(status.get("processed", 0)), int(status.get("remaining", 0))
+        return done / (done + left) if done + left else 1.0
+
+    # ---- pump (cumulative counts → counter increments) -------------------------------------------
+
+    def _delta(self, key: tuple[str, ...], total: float) -> float:
+        before = self._last.get(key, 0.0)
+        self._last[key] = total
+        return total - before if total >= before else total
+
+    def _pump_loop(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                self.pump()
+            except Exception as exc:
+                self.metrics.error("metrics", type(exc).__name__)
+                logger.debug(f"metrics pump: {exc!r}")
+
+    def pump(self) -> None:
+        """One pass: convert every cumulative count into counter increments (also called by tests)."""
+        m, parts = self.metrics, self.daemon.parts
+        c = m.counters
+        for contract, board in parts.boards.items():
+            market = contract.value
+            snap = board.snapshot()
+            states = {conn.state.value for conn in snap.connections}
+            if "up" in states or "connected" in states:
+                m.websocket_state(market, WsState.CONNECTED)
+            elif states:
+                m.websocket_state(market, WsState.CONNECTING)
+            else:
+                m.websocket_state(market, WsState.DISCONNECTED)
+            for kind, n in snap.messages.items():
+                if d := self._delta(("ws", market, kind), n):
+                    c["websocket_messages_received"].labels(market=market, type=kind).inc(d)
+            if d := self._delta(("reconnects", market), snap.reconnects):
+                c["websocket_reconnects"].labels(market=market).inc(d)
+            if d := self._delta(("gaps", market), snap.sequencer.gaps_detected):
+                c["candle_gaps_detected"].labels(symbol=ALL, interval=ALL).inc(d)
+            if d := self._delta(("backfilled", market), snap.sequencer.candles_backfilled):
+                c["candles_backfilled"].labels(symbol=ALL, interval=ALL).inc(d)
+            handed = (("finished", snap.handoffs - snap.handoff_timeouts), ("timeout", snap.handoff_timeouts))
+            for outcome, total in handed:
+                if d := self._delta(("handoff", market, outcome), total):
+                    m.candle_handoff(market, outcome, int(d))
+        budget = parts.budget
+        for code, total in (("429", budget.responses_429), ("418", budget.responses_418)):
+            if d := self._delta(("rate", code), total):
+                c["rate_limit_responses"].labels(code=code).inc(d)
+        for kind, n in parts.snapshots.discrepancies().items():
+            if d := self._delta(("discrepancy", kind), n):
+                c["reconciliation_discrepancies"].labels(kind=kind).inc(d)
+        priority = parts.priority.stats()
+        for outcome, total in (("sent", priority.ended), ("expired", priority.expired)):
+            if d := self._delta(("priority", outcome), total):
+                m.entry_priority(outcome, int(d))
+        status = self.daemon.root.status()
+        for group in ([status.shared] if status.shared else []) + list(status.pairs):
+            for child in group.children:
+                if d := self._delta(("restarts", child.child_id), max(0, child.generation - 1)):
+                    c["actor_restarts"].labels(actor=child.child_id).inc(d)

@@ -1,0 +1,462 @@
+"""OTP-style supervision for pykka: child specs, restart budgets with backoff, one_for_one supervisors.
+
+pykka actors cannot be restarted, so restarting a child means starting a new incarnation from its
+:class:`ChildSpec` with the next generation number. Children report their end through the ``monitor``
+callback of :mod:`actors.base`; the :class:`Supervisor` receives that as a ``ChildExited`` message and ignores
+exits of generations it already replaced. Backoff delays are timers that ``tell`` the supervisor a
+:class:`RestartChild`: a supervisor never sleeps. Each supervisor publishes an immutable
+:class:`GroupStatus` to a :class:`StatusBoard` on every change, so the shell never queues behind a mailbox.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any, Protocol
+
+import pykka
+from loguru import logger
+from pykka.messages import ProxyGetAttr
+
+from ..config import SupervisorSettings
+from .actor import Actor, ActorStats, ChildExited, Monitor
+
+SHARED = "shared"
+"""Name of the supervisor of the shared children (ledger, executor, market streams)."""
+
+
+class Restart(StrEnum):
+    """When a child that ended is started again (OTP semantics)."""
+
+    PERMANENT = "permanent"
+    """Always, whether it failed or stopped normally."""
+    TRANSIENT = "transient"
+    """Only after a failure."""
+    TEMPORARY = "temporary"
+    """Never."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildSpec:
+    """How to start one child: data, like OTP's ``{id, start, restart, shutdown}``."""
+
+    id: str
+    start: Callable[[Monitor, int], pykka.ActorRef[Any]]
+    """Called with the monitor callback and the generation; returns the started actor's ref."""
+    restart: Restart = Restart.PERMANENT
+    shutdown_timeout_s: float = 5.0
+    """How long an orderly stop may take before the supervisor logs it and moves on."""
+    start_timeout_s: float = 30.0
+    """How long the supervisor waits for ``on_start`` before starting the next child anyway."""
+    await_start: bool = True
+    """False: the next child starts without waiting for this one's ``on_start`` (siblings that do not
+    depend on each other warm up side by side). The supervisor still waits for it before starting a later
+    child whose ``await_start`` is True, and before its own start (or a group restart) is complete."""
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+Scheduler = Callable[[float, Callable[[], None]], Cancellable]
+"""Runs a callback after a delay (seconds) on another thread; the result cancels it."""
+
+
+def timer_scheduler(delay_s: float, callback: Callable[[], None]) -> Cancellable:
+    """Default :data:`Scheduler`: a daemon ``threading.Timer``."""
+    timer = threading.Timer(delay_s, callback)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestartPolicy:
+    """More than ``intensity`` restarts within ``period_s`` exhausts the budget; backoff between restarts."""
+
+    intensity: int
+    period_s: float
+    backoff_initial_s: float = 0.1
+    backoff_max_s: float = 10.0
+    jitter: float = 0.5
+    """Each delay is multiplied by uniform(1 − jitter, 1 + jitter)."""
+    clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    @classmethod
+    def for_pairs(cls, settings: SupervisorSettings) -> RestartPolicy:
+        return cls(
+            intensity=settings.pair_max_restarts,
+            period_s=settings.pair_restart_period_s,
+            backoff_initial_s=settings.backoff_initial_s,
+            backoff_max_s=settings.backoff_max_s,
+        )
+
+    @classmethod
+    def for_shared(cls, settings: SupervisorSettings) -> RestartPolicy:
+        return cls(
+            intensity=settings.shared_max_restarts,
+            period_s=settings.shared_restart_period_s,
+            backoff_initial_s=settings.backoff_initial_s,
+            backoff_max_s=settings.backoff_max_s,
+        )
+
+    def delay_s(self, attempt: int) -> float:
+        """Backoff before restart number ``attempt`` (1-based) of the current window."""
+        base = min(self.backoff_max_s, self.backoff_initial_s * 2.0 ** max(0, attempt - 1))
+        return base * self.rng.uniform(1.0 - self.jitter, 1.0 + self.jitter)
+
+
+class RestartBudget:
+    """Sliding-window restart counter of one supervisor (not thread-safe: owned by one actor)."""
+
+    def __init__(self, policy: RestartPolicy) -> None:
+        self.policy = policy
+        self._times: deque[float] = deque()
+        self.total = 0
+
+    def record(self) -> bool:
+        """Count one restart now; False when that exceeds the intensity (the budget is exhausted)."""
+        self.total += 1
+        self._times.append(self.policy.clock())
+        return self.in_window() <= self.policy.intensity
+
+    def in_window(self) -> int:
+        horizon = self.policy.clock() - self.policy.period_s
+        while self._times and self._times[0] <= horizon:
+            self._times.popleft()
+        return len(self._times)
+
+    def reset(self) -> None:
+        self._times.clear()
+
+
+class GroupState(StrEnum):
+    RUNNING = "running"
+    RESTARTING = "restarting"
+    """At least one child waits for its backoff timer."""
+    PARKED = "parked"
+    """Gave up (budget exhausted, crashed, parked by an operator): nothing restarts until ``RestartPair``."""
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildStatus:
+    child_id: str
+    alive: bool
+    generation: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupStatus:
+    """Immutable snapshot of one supervisor; ``name`` is the symbol for a pair, ``"shared"`` otherwise."""
+
+    name: str
+    state: GroupState
+    restarts_in_window: int = 0
+    total_restarts: int = 0
+    children: tuple[ChildStatus, ...] = ()
+    last_error: str | None = None
+    incarnation: int = 0
+    """The supervisor's own generation: a replaced supervisor's late snapshot never overwrites the new one."""
+
+    @property
+    def symbol(self) -> str:
+        return self.name
+
+
+PairStatus = GroupStatus
+
+
+class StatusBoard:
+    """Latest snapshots for the shell and metrics. Writers swap immutable mappings; readers never lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pairs: Mapping[str, GroupStatus] = MappingProxyType({})
+        self._stats: Mapping[str, Callable[[], ActorStats]] = MappingProxyType({})
+        self._floor: dict[str, int] = {}
+        self.shared: GroupStatus | None = None
+
+    @property
+    def pairs(self) -> Mapping[str, GroupStatus]:
+        return self._pairs
+
+    def publish(self, status: GroupStatus) -> None:
+        if status.name == SHARED:
+            self.shared = status
+            return
+        with self._lock:
+            if status.incarnation < self._floor.get(status.name, 0):
+                return
+            self._floor[status.name] = status.incarnation
+            self._pairs = MappingProxyType({**self._pairs, status.name: status})
+
+    def remove_pair(self, symbol: str) -> None:
+        with self._lock:
+            self._floor[symbol] = self._floor.get(symbol, 0) + 1
+            self._pairs = MappingProxyType({k: v for k, v in self._pairs.items() if k != symbol})
+
+    def register_stats(self, name: str, provider: Callable[[], ActorStats]) -> None:
+        """Add a thread-safe stats reader (e.g. a bound ``Actor.stats``) under ``name``."""
+        with self._lock:
+            self._stats = MappingProxyType({**self._stats, name: provider})
+
+    def unregister_stats(self, name: str) -> None:
+        with self._lock:
+            self._stats = MappingProxyType({k: v for k, v in self._stats.items() if k != name})
+
+    def stats(self) -> dict[str, ActorStats]:
+        return {name: provider() for name, provider in self._stats.items()}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestartChild:
+    """Timer → supervisor: the backoff before restarting ``child_id`` after ``generation`` elapsed."""
+
+    child_id: str
+    generation: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestartPair:
+    """Command (shell → root → pair supervisor): reset the budget and start every child fresh."""
+
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParkPair:
+    """Command (shell → root → pair supervisor): stop the pair's children and restart nothing."""
+
+    symbol: str
+    reason: str = "parked by operator"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ping:
+    """Liveness probe: a supervisor answers whether all its children are alive."""
+
+
+def tell_quietly(ref: pykka.ActorRef[Any], message: object) -> None:
+    """``tell`` tolerating a dead receiver: late exits and timers may outlive their supervisor."""
+    try:
+        ref.tell(message)
+    except pykka.ActorDeadError:
+        logger.debug(f"dropped {type(message).__name__} for stopped {ref}")
+
+
+def stop_ref(ref: pykka.ActorRef[Any], timeout_s: float, what: str) -> bool:
+    """Ask ``ref`` to stop and wait at most ``timeout_s``; log and give up if it does not."""
+    try:
+        ref.stop(block=False).get(timeout=max(0.0, timeout_s))
+    except pykka.Timeout:
+        logger.warning(f"{what} did not stop within {timeout_s:.3g}s; moving on")
+        return False
+    return True
+
+
+def await_started(ref: pykka.ActorRef[Any], timeout_s: float, what: str) -> bool:
+    """Wait until ``ref`` ran ``on_start`` (messages are handled only after it); False if it died."""
+    try:
+        ref.ask(ProxyGetAttr(attr_path=("actor_urn",)), timeout=timeout_s)
+    except pykka.ActorDeadError:
+        return False
+    except pykka.Timeout:
+        logger.warning(f"{what} still starting after {timeout_s:.3g}s; carrying on")
+    return True
+
+
+@dataclass(slots=True)
+class _Slot:
+    spec: ChildSpec
+    generation: int = 0
+    running: bool = False
+    """From start until this generation's exit is handled or the supervisor stops it."""
+    ref: pykka.ActorRef[Any] | None = None
+    timer: Cancellable | None = None
+
+
+class Supervisor(Actor):
+    """one_for_one over ordered children with one restart budget (OTP intensity/period).
+
+    Children start in order (each awaited) in ``on_start`` and stop in reverse in ``on_stop``. When the budget
+    is exhausted, ``on_exhausted(name, reason)`` is called; with ``park_on_exhaustion`` the supervisor first
+    stops its children and parks. If the supervisor itself crashes, it stops its children and does the same.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        children: tuple[ChildSpec, ...],
+        policy: RestartPolicy,
+        board: StatusBoard,
+        on_exhausted: Callable[[str, str], None],
+        park_on_exhaustion: bool = True,
+        scheduler: Scheduler = timer_scheduler,
+        monitor: Monitor | None = None,
+        generation: int = 0,
+    ) -> None:
+        super().__init__(name=name, monitor=monitor, generation=generation)
+        ids = [c.id for c in children]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"{name}: duplicate child ids in {ids}")
+        self._slots = {c.id: _Slot(c) for c in children}
+        self._budget = RestartBudget(policy)
+        self._board = board
+        self._on_exhausted = on_exhausted
+        self._park_on_exhaustion = park_on_exhaustion
+        self._scheduler = scheduler
+        self._state = GroupState.STOPPED
+        self._last_error: str | None = None
+        self._tell = functools.partial(tell_quietly, self.actor_ref)
+
+    def start_actor(self) -> None:
+        self._start_all()
+
+    def stop_actor(self) -> None:
+        self._stop_all(GroupState.STOPPED)
+
+    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        try:
+            kind = getattr(exception_type, "__name__", "?")
+            self._last_error = f"supervisor crashed: {kind}: {exception_value}"
+            self._give_up(self._last_error, stop_children=True)
+        finally:
+            super().on_failure(exception_type, exception_value, traceback)
+
+    def on_child_exited(self, message: ChildExited) -> None:
+        slot = self._slots.get(message.child_id)
+        if slot is None or not slot.running or message.generation != slot.generation:
+            return
+        slot.ref, slot.running = None, False
+        if message.failed:
+            self._last_error = f"{message.child_id}: {message.error}"
+            self.log.warning(f"{self.name}/{message.child_id}#{message.generation} failed: {message.error}")
+        restart = slot.spec.restart
+        ended = restart is Restart.TEMPORARY or (restart is Restart.TRANSIENT and not message.failed)
+        if ended or self._state is GroupState.PARKED:
+            self._publish()
+        elif not self._budget.record():
+            policy = self._budget.policy
+            reason = f"over {policy.intensity} restarts in {policy.period_s:g}s; last: {self._last_error}"
+            self._give_up(reason, stop_children=self._park_on_exhaustion)
+        else:
+            delay = self._budget.policy.delay_s(self._budget.in_window())
+            retry = RestartChild(child_id=message.child_id, generation=slot.generation)
+            slot.timer = self._scheduler(delay, functools.partial(self._tell, retry))
+            self._state = GroupState.RESTARTING
+            self._publish()
+
+    def on_restart_child(self, message: RestartChild) -> None:
+        slot = self._slots.get(message.child_id)
+        if slot is None or slot.running or slot.generation != message.generation:
+            return
+        if self._state in {GroupState.PARKED, GroupState.STOPPED}:
+            return
+        slot.timer = None
+        self._start(slot)
+        if all(s.timer is None for s in self._slots.values()):
+            self._state = GroupState.RUNNING
+        self._publish()
+
+    def on_restart_pair(self, _message: RestartPair) -> None:
+        self.log.info(f"{self.name}: restarting every child with a fresh budget")
+        self._stop_all(GroupState.STOPPED)
+        self._budget.reset()
+        self._start_all()
+
+    def on_park_pair(self, message: ParkPair) -> None:
+        self._give_up(message.reason, stop_children=True)
+
+    def on_ping(self, _message: Ping) -> bool:
+        return all(s.running and s.ref is not None and s.ref.is_alive() for s in self._slots.values())
+
+    def status(self) -> GroupStatus:
+        return GroupStatus(
+            name=self.name,
+            state=self._state,
+            restarts_in_window=self._budget.in_window(),
+            total_restarts=self._budget.total,
+            children=tuple(
+                ChildStatus(child_id=i, alive=s.ref is not None and s.running, generation=s.generation)
+                for i, s in self._slots.items()
+            ),
+            last_error=self._last_error,
+            incarnation=self._generation,
+        )
+
+    def _give_up(self, reason: str, *, stop_children: bool) -> None:
+        self.log.error(f"{self.name}: giving up: {reason}")
+        if stop_children:
+            self._stop_all(GroupState.PARKED)
+        else:
+            self._state = GroupState.PARKED
+            self._publish()
+        try:
+            self._on_exhausted(self.name, reason)
+        except Exception:
+            self.log.exception(f"{self.name}: on_exhausted callback raised")
+
+    def _start_all(self) -> None:
+        self._state = GroupState.RUNNING
+        pending: list[tuple[pykka.ActorRef[Any], _Slot]] = []
+
+        def settle() -> None:
+            for ref, slot in pending:
+                await_started(ref, slot.spec.start_timeout_s, f"{self.name}/{slot.spec.id}#{slot.generation}")
+            pending.clear()
+
+        for slot in self._slots.values():
+            if slot.spec.await_start:
+                settle()  # a child that waits for its start also waits for the siblings started before it
+                self._start(slot)
+            elif (ref := self._start(slot, wait=False)) is not None:
+                pending.append((ref, slot))
+        settle()
+        self._publish()
+
+    def _stop_all(self, state: GroupState) -> None:
+        self._state = state
+        for slot in reversed(self._slots.values()):
+            if slot.timer is not None:
+                slot.timer.cancel()
+                slot.timer = None
+            ref, slot.ref, slot.running = slot.ref, None, False
+            if ref is not None:
+                stop_ref(ref, slot.spec.shutdown_timeout_s, f"{self.name}/{slot.spec.id}")
+        self._publish()
+
+    def _start(self, slot: _Slot, *, wait: bool = True) -> pykka.ActorRef[Any] | None:
+        """Start ``slot``'s next generation; with ``wait``, block until its ``on_start`` ran. Returns the ref
+        when it still has to be awaited (``wait=False``)."""
+        slot.generation += 1
+        child_id, generation = slot.spec.id, slot.generation
+
+        def monitor(exited: ChildExited) -> None:
+            # Trust our own bookkeeping, not whatever name/generation the child was built with.
+            self._tell(replace(exited, child_id=child_id, generation=generation))
+
+        slot.running = True
+        try:
+            slot.ref = slot.spec.start(monitor, generation)
+        except Exception as exc:
+            self.log.exception(f"{self.name}/{child_id}#{generation}: start raised")
+            error = f"{type(exc).__name__}: {exc}"
+            monitor(ChildExited(child_id=child_id, generation=generation, failed=True, error=error))
+            return None
+        if not wait:
+            return slot.ref
+        await_started(slot.ref, slot.spec.start_timeout_s, f"{self.name}/{child_id}#{generation}")
+        return None
+
+    def _publish(self) -> None:
+        self._board.publish(self.status())

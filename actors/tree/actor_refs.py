@@ -1,0 +1,79 @@
+"""The current refs of the shared actors, and the ledger's portfolio view, for everything that tells them.
+
+A supervisor restart creates a new actor, so nothing may keep a ref captured at start: senders go through
+``Refs``, which the start functions update. A message for an actor that is not running or is restarting is
+dropped with a warning, never raised into the sender.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+from loguru import logger
+
+from ..messages import ContractType, PortfolioView
+
+
+class PortfolioBoard:
+    """The ledger's latest ``PortfolioView``; pair actors and the executor read it lock-free."""
+
+    def __init__(self) -> None:
+        self._view = PortfolioView()
+
+    def get(self) -> PortfolioView:
+        return self._view
+
+    def set(self, view: PortfolioView) -> None:
+        self._view = view
+
+
+@dataclass(slots=True)
+class Refs:
+    """Current actor refs: the ledger, one executor per symbol, one market stream per market."""
+
+    ledger: pykka.ActorRef[Any] | None = None
+    executors: dict[str, pykka.ActorRef[Any]] = field(default_factory=dict)
+    streams: dict[ContractType, pykka.ActorRef[Any]] = field(default_factory=dict)
+
+    def _tell(self, ref: pykka.ActorRef[Any] | None, message: object) -> None:
+        if ref is None:
+            logger.warning(f"{type(message).__name__} dropped: its actor is not running")
+            return
+        try:
+            ref.tell(message)
+        except pykka.ActorDeadError:
+            logger.warning(f"{type(message).__name__} dropped: its actor is restarting")
+
+    def tell_ledger(self, message: object) -> None:
+        self._tell(self.ledger, message)
+
+    def tell_executor(self, symbol: str, message: object) -> None:
+        """To the executor of ``symbol``."""
+        self._tell(self.executors.get(symbol), message)
+
+    def tell_executors(self, message: object) -> None:
+        """To every symbol's executor (shutdown, settings updates)."""
+        for ref in list(self.executors.values()):
+            self._tell(ref, message)
+
+    def tell_streams(self, message: object) -> None:
+        """To every market's stream (settings updates)."""
+        for ref in list(self.streams.values()):
+            self._tell(ref, message)
+
+    def ledger_teller(self) -> _Forward:
+        return _Forward(self.tell_ledger)
+
+    def executor_teller(self, symbol: str) -> _Forward:
+        return _Forward(lambda message: self.tell_executor(symbol, message))
+
+
+@dataclass(frozen=True, slots=True)
+class _Forward:
+    send: Callable[[object], None]
+
+    def tell(self, message: Any) -> None:
+        self.send(message)

@@ -1,0 +1,537 @@
+"""``MarketStream``: the shared market-data actor of one market (USDⓈ-M or COIN-M).
+
+It owns the WebSocket connections (``actors.exchange.ws.MarketConnections``: one background thread and
+event loop for all of them), a ``KlineSequencer`` and a REST gateway for backfill, and routes every closed
+candle exactly once, in order, to the pair actor registered for (symbol, timeframe):
+
+* fast path, on the ws thread: the frame is parsed, the sequencer says DELIVER and the candle is told to
+  the pair actor at once (``router.tell``): one thread hop from the socket to the strategy;
+* gap (a streamed candle is newer than last + timeframe): the ws thread hands the key over to this actor
+  (``KlineReceived``), which fetches the missing closed candles over REST and tells them in order
+  (``backfilled=True``) BEFORE the newer one; what the exchange itself lacks is recorded as an unrepaired
+  gap (``KlineGapUnrepaired`` to the pair, and on the board) and never invented;
+* after any reconnect or stall of a connection: every key on it is handed over the same way and
+  backfilled from its last closed open time to the server's now, in order, before later frames.
+
+A key handed over stays *held*: its later candles queue behind the repair in this actor's mailbox, in
+order, until the actor has caught up; the other keys keep the fast path meanwhile. The sequencer and the
+hold counts change only under one lock, and every delivery happens under it, so the fast path and the
+repairs can never reorder a key's candles. The REST calls themselves run outside the lock.
+
+Unclosed kline updates never reach the actors and never drive decisions: the ws thread writes their price
+into the thread-safe ``PriceBoard`` (latest price per symbol and when it arrived), which is what unrealized
+PnL and price staleness checks read.
+
+Status for metrics and the shell is read from ``MarketStreamBoard.snapshot()`` from any thread, without
+asking the actor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Protocol, TypeVar
+
+import pykka
+
+from ..exchange.ws import (
+    ConnectionEvent,
+    ConnectionStatus,
+    MarketConnections,
+    StreamRoots,
+    WsConfig,
+    WsStatus,
+    kline_stream,
+)
+from ..messages import TIMEFRAME_MS, ContractType, Kline, KlineClosed
+from ..runtime.actor import Actor, Monitor
+from ..runtime.routing import Router
+from ..runtime.scheduling import CandleTurn, OrderPriority
+from .kline_sequencer import Accepted, Key, KlineSequencer, OpenRange, SequencerStats, Verdict
+
+T = TypeVar("T")
+
+
+class KlineGateway(Protocol):
+    """What the stream needs of ``actors.exchange.gateway.BinanceGateway``."""
+
+    def closed_klines_range(
+        self, symbol: str, contract: ContractType, interval: str, start_open_ms: int, end_open_ms: int
+    ) -> list[Kline]: ...
+
+    def server_time_ms(self, contract: ContractType) -> int: ...
+
+
+# --- messages --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Subscribe:
+    """Command: stream closed candles of ``symbol`` for these timeframes (idempotent)."""
+
+    symbol: str
+    timeframes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetCandleHandoff:
+    """Command: a reloaded ``supervisor.candle_handoff_ms`` (0 turns the reader's wait off)."""
+
+    ms: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unsubscribe:
+    """Command: stop streaming these timeframes of ``symbol``."""
+
+    symbol: str
+    timeframes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KlineReceived:
+    """Internal, from the ws thread: a closed kline of a held key (a gap to repair, or queued behind one)."""
+
+    kline: Kline
+    received_ns: int
+    """``time.perf_counter_ns()`` when the frame was read."""
+    missing: OpenRange | None = None
+    """The gap the ws thread found before this kline (already counted by the sequencer)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionStatusChanged:
+    """Internal, from the ws thread: a connection came up or went down.
+
+    ``held``: the keys the ws thread handed over for a reconnect backfill (one hold each to release).
+    """
+
+    event: ConnectionEvent
+    held: frozenset[Key] = frozenset()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KlineGapUnrepaired:
+    """Event to the pair: the exchange has no candles in [start, end]; do not open trades on this gap."""
+
+    symbol: str
+    timeframe: str
+    start_open_ms: int
+    end_open_ms: int
+
+
+# --- thread-safe read side ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTick:
+    price: float
+    received_ns: int
+    """``time.perf_counter_ns()`` at arrival: ``(perf_counter_ns() - received_ns) / 1e9`` is its age."""
+
+
+class PriceBoard:
+    """Latest streamed price per symbol (from unclosed and closed kline updates), for PnL and staleness."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ticks: dict[str, PriceTick] = {}
+
+    def update(self, symbol: str, price: float, received_ns: int) -> None:
+        tick = PriceTick(price, received_ns)
+        with self._lock:
+            self._ticks[symbol] = tick
+
+    def get(self, symbol: str) -> PriceTick | None:
+        with self._lock:
+            return self._ticks.get(symbol)
+
+    def age_s(self, symbol: str) -> float | None:
+        tick = self.get(symbol)
+        return None if tick is None else (time.perf_counter_ns() - tick.received_ns) / 1e9
+
+    def snapshot(self) -> Mapping[str, PriceTick]:
+        with self._lock:
+            return MappingProxyType(dict(self._ticks))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarketStreamStatus:
+    """Snapshot for metrics and the shell."""
+
+    contract: ContractType
+    connections: tuple[ConnectionStatus, ...]
+    streams: int
+    messages: Mapping[str, int]
+    """Frames by type: ``kline_closed``, ``kline_update``, ``reply``, ``other``, ``malformed``."""
+    reconnects: int
+    restarts: Mapping[str, int]
+    sequencer: SequencerStats
+    backfill_failures: int
+    unrepaired: Mapping[Key, tuple[OpenRange, ...]]
+    last_message_age_s: float | None
+    tell_latency_us: tuple[float, float] | None
+    """p50 and p99 of frame read → ``router.tell`` over the last closed klines (streamed ones only)."""
+    held_keys: int = 0
+    """(symbol, timeframe) keys whose candles wait behind a REST repair in the actor right now."""
+    handoffs: int = 0
+    """Streamed closed candles the reader waited on until their pair had finished them."""
+    handoff_timeouts: int = 0
+    """Of those, the ones it stopped waiting for after ``supervisor.candle_handoff_ms``."""
+
+
+_EMPTY_WS = WsStatus(
+    connections=(), klines_closed=0, kline_updates=0, replies=0, other=0, malformed=0, restarts={}
+)
+
+
+class MarketStreamBoard:
+    """Read side of one ``MarketStream``, safe from any thread; create it and pass it to the actor."""
+
+    def __init__(self, contract: ContractType, prices: PriceBoard | None = None) -> None:
+        self.contract = contract
+        self.prices = prices or PriceBoard()
+        self.latencies_ns: deque[int] = deque(maxlen=4096)
+        self.backfill_failures = 0
+        self.handoffs = 0
+        """Streamed closed candles the reader waited on until their pair had finished them (or gave up)."""
+        self.handoff_timeouts = 0
+        """Of those, the ones whose pair had not finished within ``handoff_ms`` (slow, restarting, dead)."""
+        self._ws: MarketConnections | None = None
+        self._sequencer = KlineSequencer()
+        self._held: Mapping[Key, int] = {}
+
+    def attach(self, ws: MarketConnections, sequencer: KlineSequencer, held: Mapping[Key, int]) -> None:
+        self._ws, self._sequencer, self._held = ws, sequencer, held
+
+    def has_unrepaired_gap(self, symbol: str, timeframe: str) -> bool:
+        return bool(self._sequencer.unrepaired(symbol, timeframe))
+
+    def snapshot(self) -> MarketStreamStatus:
+        ws = self._ws.status() if self._ws is not None else _EMPTY_WS
+        ages = [c.last_frame_age_s for c in ws.connections if c.last_frame_age_s is not None]
+        lat = sorted(self.latencies_ns)
+        return MarketStreamStatus(
+            contract=self.contract,
+            connections=ws.connections,
+            streams=sum(c.streams for c in ws.connections),
+            messages=MappingProxyType(
+                {
+                    "kline_closed": ws.klines_closed,
+                    "kline_update": ws.kline_updates,
+                    "reply": ws.replies,
+                    "other": ws.other,
+                    "malformed": ws.malformed,
+                }
+            ),
+            reconnects=sum(c.reconnects for c in ws.connections),
+            restarts=MappingProxyType(dict(ws.restarts)),
+            sequencer=self._sequencer.stats(),
+            backfill_failures=self.backfill_failures,
+            unrepaired=self._sequencer.all_unrepaired(),
+            last_message_age_s=min(ages) if ages else None,
+            tell_latency_us=(lat[len(lat) // 2] / 1e3, lat[min(len(lat) - 1, len(lat) * 99 // 100)] / 1e3)
+            if lat
+            else None,
+            held_keys=len(self._held),
+            handoffs=self.handoffs,
+            handoff_timeouts=self.handoff_timeouts,
+        )
+
+
+# --- the actor -----------------------------------------------------------------------------------------
+
+
+class MarketStream(Actor):
+    """One per market; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        contract: ContractType,
+        router: Router,
+        gateway: KlineGateway,
+        roots: StreamRoots,
+        board: MarketStreamBoard | None = None,
+        config: WsConfig | None = None,
+        rest_attempts: int = 3,
+        name: str | None = None,
+        monitor: Monitor | None = None,
+        generation: int = 0,
+        gate: Callable[[Kline], object] | None = None,
+        tap: Callable[[Kline], object] | None = None,
+        priority: OrderPriority | None = None,
+        handoff_ms: float = 0.0,
+    ) -> None:
+        super().__init__(
+            name=name or f"market-stream-{contract.value}", monitor=monitor, generation=generation
+        )
+        self._handoff_s = handoff_ms / 1e3
+        """> 0: after each streamed closed candle, wait up to this long for its pair to finish it."""
+        self._gate = gate
+        self._tap = tap
+        self.contract = contract
+        self.board = board or MarketStreamBoard(contract)
+        self._router = router
+        self._gateway = gateway
+        self._rest_attempts = rest_attempts
+        self._seq = KlineSequencer()
+        self._lock = threading.Lock()
+        """Guards the sequencer, the keys and the holds; every delivery to a pair happens under it."""
+        self._held: dict[Key, int] = {}
+        """Keys whose candles go through this actor (repair pending or queued behind one), with counts."""
+        self._key_of: dict[str, Key] = {}
+        self._keys: set[Key] = set()
+        self._prices = self.board.prices
+        self._latencies = self.board.latencies_ns
+        self._ws = MarketConnections(
+            contract=contract,
+            roots=roots,
+            on_kline=self._from_ws,
+            on_status=self._status_from_ws,
+            config=config,
+            name=f"{self.name}-ws",
+            # paper trading follows every update of the market; otherwise an update is only a price
+            on_price=self._prices.update if tap is None else None,
+            before_frame=priority.step_aside if priority is not None and priority.enabled else None,
+        )
+        self.board.attach(self._ws, self._seq, self._held)
+
+    def start_actor(self) -> None:
+        self._ws.start()
+
+    def stop_actor(self) -> None:
+        self._ws.stop()
+
+    # --- called on the ws thread (must only tell / touch thread-safe state) ---------------------------
+
+    def _from_ws(self, kline: Kline, received_ns: int) -> None:
+        self._prices.update(kline.symbol, kline.close, received_ns)
+        if self._tap is not None:  # paper trading: the simulated broker follows the real market
+            self._tap(kline)
+        if not kline.closed:
+            return
+        if self._gate is not None:  # replay lock-step only: wait until the step's fills are in
+            self._gate(kline)
+        key = (kline.symbol, kline.timeframe)
+        handoff: KlineReceived | None = None
+        handoff_s = self._handoff_s  # read once: a reload may change it meanwhile
+        turn = CandleTurn() if handoff_s else None
+        told = False
+        with self._lock:
+            if key not in self._keys:
+                return  # in flight when unsubscribed
+            if key in self._held:  # queued behind a repair: the actor delivers it, in order
+                handoff = KlineReceived(kline=kline, received_ns=received_ns)
+            else:
+                accepted = self._seq.accept(kline)
+                if accepted.verdict is Verdict.DUPLICATE:
+                    return
+                if accepted.verdict is Verdict.GAP:
+                    handoff = KlineReceived(kline=kline, received_ns=received_ns, missing=accepted.missing)
+                else:
+                    told = self._tell_streamed(kline, received_ns, turn)
+            if handoff is not None:
+                self._hold((key,))
+        if handoff is None:
+            # Hand the GIL to the pair actor just woken, now: otherwise it waits behind the rest of the
+            # burst this thread is reading (250 frames at a minute close with 50 pairs × 5 timeframes).
+            # With a turn, wait (bounded) until that pair has decided, so candles are decided in arrival
+            # order; without, sleep(0) lets it run now unless another woken thread wins the GIL first.
+            # Measured in bench/live_latency.py: see the README's live-pipeline table.
+            if turn is not None and told:
+                if not turn.wait(handoff_s):
+                    self.board.handoff_timeouts += 1
+                self.board.handoffs += 1
+            else:
+                time.sleep(0)
+            return
+        try:  # noqa: SIM105 - hot path: a bare try costs less than contextlib.suppress
+            self.actor_ref.tell(handoff)
+        except pykka.ActorDeadError:
+            pass
+
+    def _status_from_ws(self, event: ConnectionEvent) -> None:
+        held: frozenset[Key] = frozenset()
+        if event.connected and event.resumed:  # frames may be lost: hold the keys until backfilled
+            with self._lock:
+                held = frozenset(self._key_of[s] for s in event.streams if s in self._key_of)
+                self._hold(held)
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(ConnectionStatusChanged(event=event, held=held))
+
+    # --- handlers ----------------------------------------------------------------------------------------
+
+    def on_set_candle_handoff(self, msg: SetCandleHandoff) -> None:
+        self._handoff_s = max(0.0, msg.ms) / 1e3  # one float, read by the reader before each candle
+
+    def on_subscribe(self, msg: Subscribe) -> None:
+        with self._lock:
+            fresh = [(msg.symbol, tf) for tf in msg.timeframes if (msg.symbol, tf) not in self._keys]
+        if not fresh:
+            return
+        now = self._rest("server time", lambda: self._gateway.server_time_ms(self.contract))
+        streams = []
+        with self._lock:
+            for symbol, tf in fresh:
+                if tf not in TIMEFRAME_MS:
+                    self.log.error(f"{self.name}: unknown timeframe {tf!r} for {symbol}; not subscribed")
+                    continue
+                if now is not None:  # the first streamed candle must then prove continuity from here
+                    step = TIMEFRAME_MS[tf]
+                    self._seq.track(symbol, tf, now // step * step - step)
+                self._keys.add((symbol, tf))
+                self._key_of[kline_stream(symbol, tf)] = (symbol, tf)
+                streams.append(kline_stream(symbol, tf))
+        self._ws.subscribe(streams)
+
+    def on_unsubscribe(self, msg: Unsubscribe) -> None:
+        with self._lock:
+            gone = [(msg.symbol, tf) for tf in msg.timeframes if (msg.symbol, tf) in self._keys]
+            for symbol, tf in gone:
+                self._keys.discard((symbol, tf))
+                self._key_of.pop(kline_stream(symbol, tf), None)
+                self._seq.forget(symbol, tf)
+        if gone:
+            self._ws.unsubscribe(kline_stream(s, tf) for s, tf in gone)
+
+    def on_kline_received(self, msg: KlineReceived) -> None:
+        """A closed kline of a held key: repair the gap before it if there is one, then deliver it."""
+        kline = msg.kline
+        key = (kline.symbol, kline.timeframe)
+        try:
+            with self._lock:
+                if key not in self._keys:
+                    return  # unsubscribed meanwhile
+                accepted = self._judge(msg)
+                if accepted.verdict is Verdict.GAP and accepted.missing is not None:
+                    missing = accepted.missing
+                else:
+                    if accepted.verdict is Verdict.DELIVER:
+                        self._tell_streamed(kline, msg.received_ns)
+                    return
+            fetched = self._fetch(missing) or []  # REST, outside the lock: the fast path goes on
+            with self._lock:
+                for candle in fetched:
+                    self._deliver_backfilled(candle)
+                self._settle(missing)
+                if self._seq.accept(kline).verdict is Verdict.DELIVER:
+                    self._tell_streamed(kline, msg.received_ns)
+        finally:
+            self._release((key,))
+
+    def on_connection_status_changed(self, msg: ConnectionStatusChanged) -> None:
+        event = msg.event
+        self.log.info(
+            f"{self.name}: connection #{event.conn_id} {'up' if event.connected else 'down'}"
+            f"{' (resumed)' if event.resumed else ''} {event.reason}".rstrip()
+        )
+        try:
+            if not msg.held:
+                return
+            now = self._rest("server time", lambda: self._gateway.server_time_ms(self.contract))
+            if now is None:
+                return  # the next streamed candle of each key shows the gap and repairs it
+            with self._lock:
+                ranges = self._seq.after_reconnect(now, msg.held & self._keys)
+            for missing in ranges:
+                fetched = self._fetch(missing) or []
+                with self._lock:
+                    for candle in fetched:
+                        self._deliver_backfilled(candle)
+        finally:
+            self._release(msg.held)
+
+    # --- delivery (under self._lock) ------------------------------------------------------------------
+
+    def _judge(self, msg: KlineReceived) -> Accepted:
+        """The ws thread's GAP verdict if nothing moved the key since (it counted the gap), else a new one."""
+        gap = msg.missing
+        if gap is not None:
+            step = TIMEFRAME_MS[gap.timeframe]
+            if self._seq.last_open(gap.symbol, gap.timeframe) == gap.start_ms - step:
+                return Accepted(Verdict.GAP, gap)
+        return self._seq.accept(msg.kline)
+
+    def _hold(self, keys: Iterable[Key]) -> None:
+        """Under the lock: route these keys' candles through the actor until released (counted)."""
+        for key in keys:
+            self._held[key] = self._held.get(key, 0) + 1
+
+    def _release(self, keys: Iterable[Key]) -> None:
+        with self._lock:
+            for key in keys:
+                left = self._held.get(key, 0) - 1
+                if left > 0:
+                    self._held[key] = left
+                else:
+                    self._held.pop(key, None)
+
+    def _tell_streamed(self, kline: Kline, received_ns: int, turn: CandleTurn | None = None) -> bool:
+        told = self._router.tell(
+            kline.symbol, kline.timeframe, KlineClosed(kline=kline, received_ns=received_ns, turn=turn)
+        )
+        self._latencies.append(time.perf_counter_ns() - received_ns)
+        return told
+
+    def _settle(self, missing: OpenRange) -> None:
+        hole = self._seq.settle_gap(missing)
+        if hole is None:
+            return
+        self.log.error(
+            f"{self.name}: {hole.symbol} {hole.timeframe}: {hole.count} candle(s) from {hole.start_ms} "
+            f"to {hole.end_ms} missing on the exchange; not invented, pair told"
+        )
+        self._tell_unrepaired(hole)
+
+    def _tell_unrepaired(self, hole: OpenRange) -> None:
+        self._router.tell(
+            hole.symbol,
+            hole.timeframe,
+            KlineGapUnrepaired(
+                symbol=hole.symbol,
+                timeframe=hole.timeframe,
+                start_open_ms=hole.start_ms,
+                end_open_ms=hole.end_ms,
+            ),
+        )
+
+    def _deliver_backfilled(self, kline: Kline) -> None:
+        before = self._seq.unrepaired_gaps
+        if self._seq.accept(kline, backfilled=True).verdict is not Verdict.DELIVER:
+            return
+        if self._seq.unrepaired_gaps != before:
+            self._tell_unrepaired(self._seq.unrepaired(kline.symbol, kline.timeframe)[-1])
+        self._router.tell(kline.symbol, kline.timeframe, KlineClosed(kline=kline, backfilled=True))
+
+    # --- REST (never under the lock) --------------------------------------------------------------------
+
+    def _fetch(self, missing: OpenRange) -> list[Kline] | None:
+        return self._rest(
+            f"backfill {missing.symbol} {missing.timeframe} [{missing.start_ms}, {missing.end_ms}]",
+            lambda: self._gateway.closed_klines_range(
+                missing.symbol, self.contract, missing.timeframe, missing.start_ms, missing.end_ms
+            ),
+        )
+
+    def _rest(self, what: str, call: Callable[[], T]) -> T | None:
+        """A REST call with a few quick retries; None (logged, counted) when it keeps failing.
+
+        Bounded on purpose: this blocks the actor, so other pairs' candles wait behind it.
+        """
+        for attempt in range(self._rest_attempts):
+            try:
+                return call()
+            except Exception as exc:
+                self.log.warning(
+                    f"{self.name}: {what} failed (attempt {attempt + 1}): {type(exc).__name__}: {exc}"
+                )
+                if attempt + 1 < self._rest_attempts:
+                    time.sleep(0.1 * 3**attempt)
+        self.board.backfill_failures += 1
+        return None

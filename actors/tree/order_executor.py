@@ -1,0 +1,500 @@
+"""OrderExecutor actor: turns a taken decision into a protected position, exactly once.
+
+Per entry: gate (accepting entries, not paused, symbol flat, ``max_concurrent``), size with the backtester's
+rules on the exchange's filters, MARKET entry, then STOP_MARKET and TAKE_PROFIT_MARKET through the algo-order
+API. Every order's client id derives from (symbol, signal candle, leg), and after a timeout or a 503
+"unknown" the order is looked up by that id before anything is resent, so one signal can never open two
+positions. A stop that cannot be placed after bounded retries → the position is closed at market
+(reduce-only) and a ``stop_failed`` alert is raised: the bot never holds a naked position it knows of.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import TypeVar
+
+from ..domain.fills import SizingError, SizingRequest, protective_price, size_position
+from ..exchange.errors import IpBanned, RateLimited, Rejected, TransientError, UnknownStatus
+from ..exchange.types import AlgoOrderResult, Balance, OrderResult, OrderStatus, ProtectiveKind, Side
+from ..messages import (
+    Alert,
+    ContractType,
+    Decision,
+    Direction,
+    EntryRejected,
+    Leg,
+    OrderStateChanged,
+    PauseEntries,
+    PortfolioView,
+    PositionClosed,
+    PositionOpened,
+    ResumeEntries,
+    StopAcceptingEntries,
+    SubmitEntry,
+    client_order_id,
+)
+from ..runtime.actor import Actor, Monitor
+from ..runtime.scheduling import OrderPriority
+from .order_terms import (
+    DUPLICATE_ID_CODES,
+    EntrySlots,
+    GiveUpError,
+    OrderGateway,
+    SymbolTerms,
+    UpdateTerms,
+)
+from .pair_timeframe import Teller
+
+T = TypeVar("T")
+
+
+class OrderExecutor(Actor):
+    """The only actor that opens positions."""
+
+    def __init__(
+        self,
+        *,
+        gateways: Mapping[ContractType, OrderGateway],
+        terms: Mapping[str, SymbolTerms],
+        ledger: Teller,
+        portfolio: Callable[[], PortfolioView],
+        notify: Callable[[object], None],
+        stop_retries: int = 3,
+        lookup_attempts: int = 5,
+        retry_delay_s: float = 0.2,
+        max_rate_limit_wait_s: float = 30.0,
+        latency: Callable[[int], None] | None = None,
+        events: Callable[[object], None] | None = None,
+        stopping: threading.Event | None = None,
+        slots: EntrySlots | None = None,
+        name: str = "executor",
+        max_entry_delay_s: float = 5.0,
+        monitor: Monitor | None = None,
+        generation: int = 0,
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        sleep: Callable[[float], None] = time.sleep,
+        priority: OrderPriority | None = None,
+    ) -> None:
+        super().__init__(name=name, monitor=monitor, generation=generation)
+        self._gateways = gateways
+        self._terms = dict(terms)
+        self._ledger = ledger
+        self._portfolio = portfolio
+        self._notify = notify
+        self._stop_retries = stop_retries
+        self._lookups = lookup_attempts
+        self._retry_delay = retry_delay_s
+        self._max_wait = max_rate_limit_wait_s
+        self._latency = latency
+        self._events = events
+        self._clock_ms = clock_ms
+        self._sleep = sleep
+        self._priority = priority or OrderPriority(0)
+        self._entry_pending: str | None = None
+        """A ``SubmitEntry`` whose pair called ``priority.begin()`` is in hand, its request not yet sent."""
+        self._accepting = True
+        self._stopping = stopping or threading.Event()
+        """Set by the daemon directly (not through the mailbox) when shutdown begins: queued entries are
+        refused at once and retry waits end early, so a backlog cannot hold the process up."""
+        self._max_delay_ns = int(max_entry_delay_s * 1e9)
+        self._paused_all = False
+        self._paused: set[str] = set()
+        self._setup_done: set[str] = set()
+        self._slots = slots or EntrySlots()
+        self._handled: OrderedDict[tuple[str, int], None] = OrderedDict()
+        self._balances: dict[ContractType, dict[str, Balance]] = {}
+        self.counters: dict[str, int] = {"entries": 0, "rejected": 0, "stop_failed": 0, "flattened": 0}
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+
+    def start_actor(self) -> None:
+        for symbol in self._terms:
+            self._setup(symbol)
+        for contract in {t.spec.contract_type for t in self._terms.values()}:
+            self._refresh_balances(contract)
+
+    def _setup(self, symbol: str) -> bool:
+        if symbol in self._setup_done:
+            return True
+        t = self._terms[symbol]
+        gw = self._gateways[t.spec.contract_type]
+        try:
+            gw.set_margin_type(symbol, t.spec.contract_type, t.margin_mode)
+            gw.set_leverage(symbol, t.spec.contract_type, t.leverage)
+        except (TransientError, RateLimited, IpBanned, UnknownStatus, Rejected) as exc:
+            self.log.warning(f"{symbol}: margin/leverage setup failed ({exc}); retried before the next entry")
+            return False
+        self._setup_done.add(symbol)
+        return True
+
+    def _refresh_balances(self, contract: ContractType, *, own: str | None = None) -> None:
+        if own is not None:  # after an entry or a close: other symbols' entries go out first
+            self._priority.step_aside(own=own)
+        try:
+            self._balances[contract] = self._gateways[contract].balances(contract)
+        except (TransientError, RateLimited, IpBanned, UnknownStatus, Rejected) as exc:
+            self.log.warning(f"balance refresh failed for {contract}: {exc}")
+
+    # ---- commands --------------------------------------------------------------------------------
+
+    def on_pause_entries(self, message: PauseEntries) -> None:
+        """Stop new entries for one symbol or all; open positions keep their orders."""
+        if message.symbol is None:
+            self._paused_all = True
+        else:
+            self._paused.add(message.symbol)
+
+    def on_resume_entries(self, message: ResumeEntries) -> None:
+        """Allow entries again."""
+        if message.symbol is None:
+            self._paused_all = False
+            self._paused.clear()
+        else:
+            self._paused.discard(message.symbol)
+
+    def on_stop_accepting_entries(self, message: StopAcceptingEntries) -> None:
+        """Shutdown has begun: refuse every entry from now on."""
+        self._accepting = False
+        self.log.info(f"executor: no new entries ({message.reason})")
+
+    def on_position_closed(self, message: PositionClosed) -> None:
+        """The ledger saw the position go flat: the symbol may trade again."""
+        self._slots.release(message.symbol)
+        terms = self._terms.get(message.symbol)
+        if terms is not None:
+            self._refresh_balances(terms.spec.contract_type, own=message.symbol)
+
+    def on_update_terms(self, message: UpdateTerms) -> None:
+        """New effective settings after a reload (leverage/margin re-applied before the next entry)."""
+        for symbol, terms in message.terms.items():
+            if symbol not in self._terms:
+                continue  # another symbol's executor
+            if self._terms.get(symbol) != terms:
+                self._setup_done.discard(symbol)
+            self._terms[symbol] = terms
+
+    def paused(self) -> frozenset[str]:
+        """Paused symbols (``*`` when everything is paused); read by the shell."""
+        return frozenset({"*"} if self._paused_all else set()) | frozenset(self._paused)
+
+    # ---- entry -----------------------------------------------------------------------------------
+
+    def on_submit_entry(self, command: SubmitEntry) -> None:
+        """Open the position a taken decision asks for, or emit EntryRejected with the reason."""
+        self._entry_pending = command.decision.symbol
+        try:
+            self._submit(command)
+        finally:
+            self._entry_out()
+
+    def _entry_out(self) -> None:
+        """The entry in hand is sent or refused: the market-data reader may go on (``OrderPriority``)."""
+        if self._entry_pending is not None:
+            self._priority.end(self._entry_pending)
+            self._entry_pending = None
+
+    def _submit(self, command: SubmitEntry) -> None:
+        d = command.decision
+        key = (d.symbol, d.signal_open_time_ms)
+        if key in self._handled:
+            self.log.warning(f"{d.symbol}: signal {d.signal_open_time_ms} already handled; duplicate ignored")
+            return
+        self._handled[key] = None
+        while len(self._handled) > 10_000:
+            self._handled.popitem(last=False)
+        reason = self._gate(d, command.received_ns)
+        if reason is not None:
+            self._reject(d, reason)
+            return
+        terms = self._terms[d.symbol]
+        if not self._setup(d.symbol):
+            self._slots.release(d.symbol)
+            self._reject(d, "setup_failed")
+            return
+        qty = self._size(d, terms)
+        if isinstance(qty, SizingError):
+            self._slots.release(d.symbol)
+            self._reject(d, qty.value)
+            return
+        try:
+            entry = self._enter(d, terms, qty, command.received_ns)
+        except Rejected as exc:
+            self._slots.release(d.symbol)
+            self._reject(d, exc.reason)
+            return
+        except GiveUpError as exc:
+            # the entry may or may not exist: keep the slot; reconciliation tells the truth
+            self._reject(d, "entry_unconfirmed")
+            self._notify(Alert(kind="entry_unconfirmed", symbol=d.symbol, detail=str(exc)))
+            return
+        self._protect(d, terms, entry)
+
+    def _gate(self, d: Decision, received_ns: int) -> str | None:
+        if not self._accepting or self._stopping.is_set():
+            return "shutting_down"
+        if received_ns and time.perf_counter_ns() - received_ns > self._max_delay_ns:
+            return "stale"  # the market moved on: entering now would not be the trade the rules chose
+        if self._paused_all or d.symbol in self._paused:
+            return "paused"
+        if d.symbol not in self._terms:
+            return "unknown_symbol"
+        if d.entry is None or d.stop_loss is None or d.take_profit is None:
+            return "invalid_decision"
+        return self._slots.claim(
+            d.symbol, self._terms[d.symbol].max_concurrent, self._portfolio().open_symbols
+        )
+
+    def _size(self, d: Decision, t: SymbolTerms) -> Decimal | SizingError:
+        if d.entry is None or d.stop_loss is None:
+            return SizingError.INVALID_RISK
+        balances = self._balances.get(t.spec.contract_type, {})
+        bal = balances.get(t.spec.margin_asset)
+        return size_position(
+            SizingRequest(
+                spec=t.spec,
+                direction=d.direction,
+                entry=d.entry,
+                stop=d.stop_loss,
+                balance=bal.available if bal is not None else 0.0,
+                leverage=t.leverage,
+                fixed_margin=t.fixed_margin,
+                dynamic=t.dynamic_sizing,
+                risk_percent=t.risk_percent,
+            )
+        )
+
+    def _enter(self, d: Decision, t: SymbolTerms, qty: Decimal, received_ns: int) -> OrderResult:
+        contract = t.spec.contract_type
+        gw = self._gateways[contract]
+        side = Side.BUY if d.direction is Direction.LONG else Side.SELL
+        cid = client_order_id(d.symbol, d.signal_open_time_ms, Leg.ENTRY)
+        self._record(d.symbol, cid, Leg.ENTRY, "submitted", side, quantity=str(qty))
+        if self._latency is not None and received_ns:
+            self._latency(time.perf_counter_ns() - received_ns)
+        self._entry_out()
+
+        def place() -> OrderResult:
+            return gw.market_order(d.symbol, contract, side, qty, cid)
+
+        def lookup() -> OrderResult | None:
+            return gw.get_order(d.symbol, contract, client_order_id=cid)
+
+        result = self._idempotent(place, lookup, what=f"{d.symbol} entry {cid}")
+        if result.status is not OrderStatus.FILLED or result.executed_qty <= 0:
+            result = self._await_fill(lookup, result, what=f"{d.symbol} entry {cid}")
+        self._record(
+            d.symbol,
+            cid,
+            Leg.ENTRY,
+            "filled",
+            side,
+            quantity=str(result.executed_qty),
+            price=result.avg_price,
+            exchange_id=result.order_id,
+        )
+        self.counters["entries"] += 1
+        return result
+
+    def _await_fill(
+        self, lookup: Callable[[], OrderResult | None], result: OrderResult, *, what: str
+    ) -> OrderResult:
+        for _ in range(self._lookups):
+            self._wait(self._retry_delay)
+            found = self._call(lookup)
+            if found is not None and found.status is OrderStatus.FILLED:
+                return found
+        raise GiveUpError(f"{what}: not filled after {self._lookups} checks (last status {result.status})")
+
+    def _protect(self, d: Decision, t: SymbolTerms, entry: OrderResult) -> None:
+        if d.stop_loss is None or d.take_profit is None:
+            raise ValueError(f"taken decision without levels: {d}")
+        contract = t.spec.contract_type
+        exit_side = Side.SELL if d.direction is Direction.LONG else Side.BUY
+        stop = protective_price(d.stop_loss, t.spec.tick_size, d.direction)
+        take = protective_price(d.take_profit, t.spec.tick_size, d.direction)
+        placed = self._place_protective(
+            d, contract, ProtectiveKind.STOP_MARKET, exit_side, price=stop, leg=Leg.STOP
+        )
+        if placed is None:
+            self.counters["stop_failed"] += 1
+            self._flatten(d, contract, exit_side, entry.executed_qty, "stop placement failed")
+            return
+        tp = self._place_protective(
+            d, contract, ProtectiveKind.TAKE_PROFIT_MARKET, exit_side, price=take, leg=Leg.TAKE_PROFIT
+        )
+        if tp is None:
+            self._notify(
+                Alert(
+                    kind="take_profit_failed", symbol=d.symbol, detail="position protected by its stop only"
+                )
+            )
+        self._ledger.tell(
+            PositionOpened(
+                symbol=d.symbol,
+                direction=d.direction,
+                quantity=str(entry.executed_qty),
+                entry_price=entry.avg_price,
+                stop_loss=float(stop),
+                take_profit=float(take),
+                signal_open_time_ms=d.signal_open_time_ms,
+                opened_at_ms=entry.update_time_ms or self._clock_ms(),
+                contract_type=contract,
+            )
+        )
+        self._refresh_balances(contract, own=d.symbol)
+
+    def _place_protective(
+        self,
+        d: Decision,
+        contract: ContractType,
+        kind: ProtectiveKind,
+        side: Side,
+        *,
+        price: Decimal,
+        leg: Leg,
+    ) -> AlgoOrderResult | None:
+        gw = self._gateways[contract]
+        cid = client_order_id(d.symbol, d.signal_open_time_ms, leg)
+        self._record(d.symbol, cid, leg, "submitted", side.value, price=float(price))
+
+        def place() -> AlgoOrderResult:
+            return gw.place_protective(d.symbol, contract, kind, side, price, cid, close_position=True)
+
+        def lookup() -> AlgoOrderResult | None:
+            return gw.get_algo_order(d.symbol, contract, client_algo_id=cid)
+
+        for attempt in range(self._stop_retries + 1):
+            self._priority.step_aside(own=d.symbol)  # another symbol's entry goes out first (≤ hold_ms)
+            try:
+                result = self._idempotent(place, lookup, what=f"{d.symbol} {kind} {cid}")
+            except Rejected as exc:
+                self.log.warning(f"{d.symbol}: {kind} rejected ({exc.code} {exc.msg}), attempt {attempt + 1}")
+                self._record(
+                    d.symbol, cid, leg, "rejected", side.value, price=float(price), detail=str(exc.code)
+                )
+            except GiveUpError as exc:
+                self.log.warning(f"{d.symbol}: {exc}")
+            else:
+                self._record(
+                    d.symbol, cid, leg, "new", side.value, price=float(price), exchange_id=result.algo_id
+                )
+                return result
+            self._wait(self._retry_delay * (2**attempt))
+        return None
+
+    def _flatten(self, d: Decision, contract: ContractType, side: Side, qty: Decimal, why: str) -> None:
+        gw = self._gateways[contract]
+        cid = client_order_id(d.symbol, d.signal_open_time_ms, Leg.CLOSE)
+        self._record(d.symbol, cid, Leg.CLOSE, "submitted", side.value, quantity=str(qty))
+
+        def place() -> OrderResult:
+            return gw.market_order(d.symbol, contract, side, qty, cid, reduce_only=True)
+
+        def lookup() -> OrderResult | None:
+            return gw.get_order(d.symbol, contract, client_order_id=cid)
+
+        try:
+            result = self._idempotent(place, lookup, what=f"{d.symbol} flatten {cid}")
+        except (Rejected, GiveUpError) as exc:
+            self._notify(
+                Alert(kind="naked_position", symbol=d.symbol, detail=f"{why}; flatten failed too: {exc}")
+            )
+            return  # the slot stays claimed: a position may still be open
+        self.counters["flattened"] += 1
+        self._slots.release(d.symbol)
+        self._record(
+            d.symbol,
+            cid,
+            Leg.CLOSE,
+            "filled",
+            side.value,
+            quantity=str(result.executed_qty),
+            price=result.avg_price,
+        )
+        self._notify(Alert(kind="stop_failed", symbol=d.symbol, detail=f"{why}; position closed at market"))
+
+    # ---- retry discipline ------------------------------------------------------------------------
+
+    def _wait(self, seconds: float) -> None:
+        """Back off between retries; returns early once shutdown begins (protective retries still run)."""
+        if self._stopping.is_set():
+            return
+        self._sleep(seconds)
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        """One call with rate-limit waits; transient errors propagate to the caller's policy."""
+        waited = 0.0
+        while True:
+            try:
+                return fn()
+            except (RateLimited, IpBanned) as exc:
+                wait = max(exc.retry_after_s, self._retry_delay)
+                if waited + wait > self._max_wait:
+                    raise GiveUpError(f"rate limited for {waited + wait:.0f}s: {exc}") from exc
+                waited += wait
+                self._wait(wait)
+
+    def _idempotent(self, place: Callable[[], T], lookup: Callable[[], T | None], *, what: str) -> T:
+        """Place once; after an unknown outcome, look the order up by client id before any resend."""
+        for attempt in range(self._lookups):
+            try:
+                return self._call(place)
+            except Rejected as exc:
+                if exc.code not in DUPLICATE_ID_CODES:
+                    raise
+                found = self._call(lookup)
+                if found is None:
+                    raise
+                return found
+            except (UnknownStatus, TransientError) as exc:
+                self.log.warning(f"{what}: outcome unknown ({exc}); looking it up before any retry")
+                self._wait(self._retry_delay * (attempt + 1))
+                try:
+                    found = self._call(lookup)
+                except (UnknownStatus, TransientError) as lookup_exc:
+                    self.log.warning(f"{what}: lookup failed too ({lookup_exc})")
+                    continue
+                if found is not None:
+                    return found
+        raise GiveUpError(f"{what}: no confirmed outcome after {self._lookups} attempts")
+
+    def _reject(self, d: Decision, reason: str) -> None:
+        self.counters["rejected"] += 1
+        event = EntryRejected(symbol=d.symbol, signal_open_time_ms=d.signal_open_time_ms, reason=reason)
+        self._ledger.tell(event)
+        self._notify(event)
+        if self._events is not None:
+            self._events(event)
+
+    def _record(
+        self,
+        symbol: str,
+        cid: str,
+        leg: Leg,
+        status: str,
+        side: str,
+        *,
+        quantity: str | None = None,
+        price: float | None = None,
+        exchange_id: int | None = None,
+        detail: str = "",
+    ) -> None:
+        event = OrderStateChanged(
+            symbol=symbol,
+            client_id=cid,
+            leg=leg,
+            status=status,
+            side=side,
+            quantity=quantity,
+            price=price,
+            exchange_id=exchange_id,
+            detail=detail,
+            at_ms=self._clock_ms(),
+        )
+        self._ledger.tell(event)
+        if self._events is not None:
+            self._events(event)

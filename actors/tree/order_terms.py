@@ -1,0 +1,89 @@
+"""What the executors share and are given: the gateway they call, per-symbol terms, the entry slots.
+
+``EntrySlots`` is the one place where the per-symbol executors meet: claiming a slot is atomic, so
+``max_concurrent`` holds across all of them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..domain.fills import InstrumentSpec
+from ..exchange.types import AlgoOrderResult, Balance, OrderPlacement, OrderResult
+from ..messages import ContractType
+
+DUPLICATE_ID_CODES = frozenset({-4116, -4015})
+"""Binance: client order id already used — the earlier attempt landed; find it instead of failing."""
+
+
+class OrderGateway(OrderPlacement, Protocol):
+    """The REST calls the executor makes, with ``OrderPlacement``'s two (satisfied by ``BinanceGateway``)."""
+
+    def set_leverage(self, symbol: str, contract: ContractType, leverage: int) -> None: ...
+    def set_margin_type(self, symbol: str, contract: ContractType, margin_type: str) -> None: ...
+    def balances(self, contract: ContractType) -> dict[str, Balance]: ...
+    def get_order(
+        self, symbol: str, contract: ContractType, *, client_order_id: str
+    ) -> OrderResult | None: ...
+    def get_algo_order(
+        self, symbol: str, contract: ContractType, *, client_algo_id: str
+    ) -> AlgoOrderResult | None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SymbolTerms:
+    """What the executor needs to size and route one symbol."""
+
+    spec: InstrumentSpec
+    leverage: int
+    margin_mode: str
+    fixed_margin: float
+    dynamic_sizing: bool
+    risk_percent: float
+    max_concurrent: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateTerms:
+    """Command to the executor after a reload: new per-symbol terms."""
+
+    terms: Mapping[str, SymbolTerms]
+
+
+class EntrySlots:
+    """Symbols holding or opening a position, shared by every symbol's executor.
+
+    Each symbol has its own executor, so a slow entry on one symbol never delays another; this is the one
+    place where they meet: claiming a slot is atomic, so ``max_concurrent`` holds across all of them.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: set[str] = set()
+
+    def claim(self, symbol: str, limit: int | None, ledger_open: frozenset[str]) -> str | None:
+        """Take ``symbol``'s slot, or say why not (``position_open`` / ``max_concurrent``)."""
+        with self._lock:
+            busy = ledger_open | self._held
+            if symbol in busy:
+                return "position_open"
+            if limit is not None and len(busy) >= limit:
+                return "max_concurrent"
+            self._held.add(symbol)
+            return None
+
+    def release(self, symbol: str) -> None:
+        """The symbol is flat (or its entry failed): its slot is free again."""
+        with self._lock:
+            self._held.discard(symbol)
+
+    def held(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._held)
+
+
+class GiveUpError(Exception):
+    """An order could not be placed or confirmed within the retry budget."""
