@@ -17,15 +17,9 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from .actors.config import Config, Mode, PairSettings, SupervisorSettings, load_config
+from .actors.domain.model import Decision, Kline
 from .actors.domain.strategy import StrategyParams
-from .actors.messages import (
-    Alert,
-    Decision,
-    EntryRejected,
-    Kline,
-    OrderStateChanged,
-    StopAcceptingEntries,
-)
+from .actors.messages import Alert, EntryRejected, OrderStateChanged, StopAcceptingEntries, UpdateTerms
 from .actors.ops.control_server import ControlServer, secret_redactor
 from .actors.ops.cpu_affinity import CpuPinning
 from .actors.ops.inspection import DaemonControl
@@ -34,7 +28,6 @@ from .actors.ops.systemd import SdNotifier, Watchdog, watchdog_interval_s
 from .actors.runtime.supervision import ChildSpec, Restart, RestartPolicy
 from .actors.runtime.tree import PairSpec, ReloadResult, RootSupervisor, SystemSpec
 from .actors.sim.launch import trading_pairs
-from .actors.tree.order_terms import UpdateTerms
 from .actors.tree.pair_timeframe import PairStatus, PairTimeframe
 from .actors.tree.wiring import Parts, build_parts
 

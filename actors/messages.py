@@ -1,122 +1,25 @@
-"""Immutable domain types and the messages actors exchange.
+"""Every message actors exchange, and which actor accepts which.
 
-Every type here is frozen, slotted and keyword-only; fields hold scalars, enums, Decimals or tuples,
-never dicts or lists, so a message can be shared between actor threads without copying. The one reference
-to something mutable is ``KlineClosed.turn``, a one-shot hand-off token (like a reply-to).
-Commands are imperative (``SubmitEntry``); events are past tense (``KlineClosed``, ``EntryRejected``).
+Frozen, slotted and keyword-only; fields hold scalars, enums, Decimals, tuples or frozen mappings, never
+lists or dicts, so a message is shared between actor threads without copying. The one reference to
+something mutable is ``KlineClosed.turn``, a one-shot hand-off token (like a reply-to). Commands are
+imperative (``SubmitEntry``), events past tense (``KlineClosed``, ``EntryRejected``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from .domain.model import ContractType, Decision, Direction, Kline, Leg
+
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from .exchange.ws import ConnectionEvent
     from .runtime.scheduling import CandleTurn
-
-TIMEFRAME_MS: dict[str, int] = {
-    "1m": 60_000,
-    "3m": 180_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "30m": 1_800_000,
-    "1h": 3_600_000,
-    "2h": 7_200_000,
-    "4h": 14_400_000,
-    "6h": 21_600_000,
-    "8h": 28_800_000,
-    "12h": 43_200_000,
-    "1d": 86_400_000,
-}
-"""Binance kline intervals the bot understands, with their length in milliseconds."""
-
-
-class Direction(StrEnum):
-    """Side of a position."""
-
-    LONG = "LONG"
-    SHORT = "SHORT"
-
-    @property
-    def sign(self) -> int:
-        """+1 for LONG, -1 for SHORT: multiply a price move by it to get the position's gain."""
-        return 1 if self is Direction.LONG else -1
-
-
-class ContractType(StrEnum):
-    """Binance futures market a symbol trades on."""
-
-    USDT_M = "USDT_M"
-    COIN_M = "COIN_M"
-
-
-class Outcome(StrEnum):
-    """What the strategy did with a crossover."""
-
-    TAKEN = "taken"
-    SKIPPED = "skipped"
-
-
-class SkipReason(StrEnum):
-    """Why a crossover did not become a trade (first failing rule, in evaluation order)."""
-
-    NOT_CONFIRMED = "not_confirmed"
-    POSITION_OPEN = "position_open"
-    MIN_INTERVAL = "min_interval"
-    INVALID_STOP = "invalid_stop"
-    VOLUME_FILTER = "volume_filter"
-    VOLATILITY_FILTER = "volatility_filter"
-    MAX_CONCURRENT = "max_concurrent"
-    GAP_UNREPAIRED = "gap_unrepaired"
-    PAUSED = "paused"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Kline:
-    """One candle of one symbol and timeframe."""
-
-    symbol: str
-    """API symbol, e.g. ``BTCUSDT`` or ``BTCUSD_PERP``."""
-    timeframe: str
-    """Binance interval, e.g. ``1m``."""
-    open_time_ms: int
-    """Candle open time, Unix milliseconds UTC: the candle's identity."""
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-    """Volume in base asset (USDⓈ-M) or contracts (COIN-M), as Binance reports it."""
-    closed: bool = True
-    """False for the in-progress updates a live stream sends before the candle closes."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Decision:
-    """The strategy's verdict on one crossover. Every crossover produces exactly one."""
-
-    symbol: str
-    timeframe: str
-    signal_open_time_ms: int
-    """Open time of the signal candle: the closed candle on which short−long changed sign."""
-    decided_open_time_ms: int
-    """Open time of the candle whose close settled the decision (signal + ``buffer_time_candles``)."""
-    direction: Direction
-    outcome: Outcome
-    reason: SkipReason | None = None
-    """Set when ``outcome`` is skipped."""
-    entry: float | None = None
-    """Reference entry: close of the deciding candle (fills add slippage)."""
-    stop_loss: float | None = None
-    """Pivot low (LONG) / high (SHORT) of the lookback candles before the signal candle."""
-    take_profit: float | None = None
-    """entry ± risk × tp_sl_ratio."""
-
-    @property
-    def taken(self) -> bool:
-        """True when the strategy wants this trade on."""
-        return self.outcome is Outcome.TAKEN
+    from .tree.kline_sequencer import Key, OpenRange
+    from .tree.order_terms import SymbolTerms
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,23 +33,6 @@ class KlineClosed:
     """True when fetched over REST to repair a gap rather than pushed by the stream."""
     turn: CandleTurn | None = field(default=None, compare=False, repr=False)
     """Streamed candles: the reader waits for ``turn.done()`` before reading on (``actors/priority.py``)."""
-
-
-class Leg(StrEnum):
-    """Which order of a trade a client order id belongs to."""
-
-    ENTRY = "E"
-    STOP = "S"
-    TAKE_PROFIT = "T"
-    CLOSE = "C"
-
-
-def client_order_id(symbol: str, signal_open_time_ms: int, leg: Leg) -> str:
-    """Deterministic id of one leg of one signal: a retry can only ever find, never duplicate, the order.
-
-    Binance allows ``^[.A-Z:/a-z0-9_-]{1,36}$``; ``nm-BTCUSDT-1748184420000-E`` fits for every symbol ≤ 16.
-    """
-    return f"nm-{symbol}-{signal_open_time_ms}-{leg.value}"[:36]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -206,18 +92,6 @@ class Alert:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PortfolioView:
-    """Immutable snapshot of open positions that pair actors read without asking the ledger."""
-
-    open_symbols: frozenset[str] = frozenset()
-
-    @property
-    def open_positions(self) -> int:
-        """How many symbols hold a position."""
-        return len(self.open_symbols)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderStateChanged:
     """Event from the executor to the ledger: one of our orders was sent, acknowledged, filled or failed.
 
@@ -265,3 +139,71 @@ class StopAcceptingEntries:
     """Command to the executor at shutdown: refuse every new entry from now on; positions stay protected."""
 
     reason: str = "shutdown"
+
+
+# --- to a market stream ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Subscribe:
+    """Command: stream closed candles of ``symbol`` for these timeframes (idempotent)."""
+
+    symbol: str
+    timeframes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetCandleHandoff:
+    """Command: a reloaded ``supervisor.candle_handoff_ms`` (0 turns the reader's wait off)."""
+
+    ms: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unsubscribe:
+    """Command: stop streaming these timeframes of ``symbol``."""
+
+    symbol: str
+    timeframes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KlineReceived:
+    """Internal, from the ws thread: a closed kline of a held key (a gap to repair, or queued behind one)."""
+
+    kline: Kline
+    received_ns: int
+    """``time.perf_counter_ns()`` when the frame was read."""
+    missing: OpenRange | None = None
+    """The gap the ws thread found before this kline (already counted by the sequencer)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionStatusChanged:
+    """Internal, from the ws thread: a connection came up or went down.
+
+    ``held``: the keys the ws thread handed over for a reconnect backfill (one hold each to release).
+    """
+
+    event: ConnectionEvent
+    held: frozenset[Key] = frozenset()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KlineGapUnrepaired:
+    """Event to the pair: the exchange has no candles in [start, end]; do not open trades on this gap."""
+
+    symbol: str
+    timeframe: str
+    start_open_ms: int
+    end_open_ms: int
+
+
+# --- to an order executor ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateTerms:
+    """Command to the executor after a reload: new per-symbol terms."""
+
+    terms: Mapping[str, SymbolTerms]

@@ -27,7 +27,7 @@ ETH = ROOT / "data" / "ETHUSDT_PERP_1m_2025-05-25_2025-06-24.csv"
 MEMORY_PROBE = """
 import resource, sys
 from nancemakina.actors.backtest.kline_files import load_klines
-from nancemakina.actors.messages import Kline
+from nancemakina.actors.domain.model import Kline
 from nancemakina.actors.domain.strategy import PairStrategy, StrategyParams
 s = load_klines(sys.argv[1])
 o, h, l, c, v = (a.tolist() for a in (s.open, s.high, s.low, s.close, s.volume))
@@ -86,9 +86,9 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from nancemakina.actors.backtest.engine import AccountSettings, SymbolRun, run_backtest
     from nancemakina.actors.backtest.kline_files import load_klines
+    from nancemakina.actors.domain.model import ContractType
     from nancemakina.actors.domain.strategy import StrategyParams
     from nancemakina.actors.exchange.instruments import spec_for
-    from nancemakina.actors.messages import ContractType
 
     series = load_klines(BTC)
     n = len(series)

@@ -49,15 +49,9 @@ from loguru import logger
 
 from nancemakina.actors.backtest.kline_files import load_klines
 from nancemakina.actors.config import Config, parse_config
+from nancemakina.actors.domain.model import TIMEFRAME_MS, Leg
 from nancemakina.actors.domain.strategy import PairStrategy, StrategyParams
-from nancemakina.actors.messages import (
-    TIMEFRAME_MS,
-    EntryRejected,
-    KlineClosed,
-    Leg,
-    OrderStateChanged,
-    SubmitEntry,
-)
+from nancemakina.actors.messages import EntryRejected, KlineClosed, OrderStateChanged, SubmitEntry
 from nancemakina.actors.ops.systemd import SdNotifier
 from nancemakina.actors.ops.thread_times import ThreadClock
 from nancemakina.actors.runtime.routing import Router

@@ -35,8 +35,8 @@ from ..domain.fills import (
     protective_price,
     size_position,
 )
+from ..domain.model import ContractType, Decision, Direction
 from ..domain.strategy import PairStrategy, StrategyParams, judge
-from ..messages import ContractType, Decision, Direction
 from .kline_files import KlineSeries
 
 

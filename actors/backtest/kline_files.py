@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
-from ..messages import TIMEFRAME_MS, Kline
+from ..domain.model import TIMEFRAME_MS, Kline
 
 if TYPE_CHECKING:
     import numpy.typing as npt

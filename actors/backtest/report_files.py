@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ..messages import Decision
+    from ..domain.model import Decision
     from .engine import BacktestResult, Trade
 
 DECISION_COLUMNS = (

@@ -14,9 +14,9 @@ from ..backtest.engine import AccountSettings, SymbolRun, run_backtest
 from ..backtest.kline_files import DataFileError, KlineSeries, load_klines, parse_data_arg
 from ..backtest.report_files import render_summary, write_reports
 from ..config import Config, ConfigError, load_config
+from ..domain.model import ContractType
 from ..domain.strategy import StrategyParams
 from ..exchange.instruments import spec_for
-from ..messages import ContractType
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

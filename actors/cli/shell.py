@@ -20,7 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..messages import TIMEFRAME_MS
+from ..domain.model import TIMEFRAME_MS
 from ..ops.control_server import COMMANDS, MAX_LINE_BYTES
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from ..messages import ContractType
+from ..domain.model import ContractType
 from .errors import join_path, render_value, suggest_key, translate_errors
 from .schema import (
     _MAX_PRUNE_ROUNDS,

@@ -16,7 +16,7 @@ from typing import Annotated, Literal, TypeVar, get_args
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 
 from ..bundled import bundled_path
-from ..messages import TIMEFRAME_MS, ContractType
+from ..domain.model import TIMEFRAME_MS, ContractType
 
 _T = TypeVar("_T")
 _MAX_PRUNE_ROUNDS = 5

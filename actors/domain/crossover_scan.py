@@ -15,7 +15,7 @@ from math import sqrt
 import numpy as np
 import numpy.typing as npt
 
-from ..messages import Direction
+from .model import Direction
 from .strategy import Candidate, StrategyParams
 
 FloatArray = npt.NDArray[np.float64]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
 
-from ..messages import ContractType, Direction
+from .model import ContractType, Direction
 
 
 class ExitReason(StrEnum):

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from talipp.indicators import BB, SMA
 
-from ..messages import Decision, Direction, Kline, Outcome, SkipReason
+from .model import Decision, Direction, Kline, Outcome, SkipReason
 
 if TYPE_CHECKING:
     from ..config import PairSettings

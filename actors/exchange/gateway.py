@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..domain.fills import InstrumentSpec
-from ..messages import ContractType, Kline
+from ..domain.model import ContractType, Kline
 from .endpoints import Venue
 from .errors import (
     NO_NEED_MARGIN_TYPE,

@@ -10,7 +10,7 @@ from importlib import resources
 from typing import Any
 
 from ..domain.fills import InstrumentSpec
-from ..messages import ContractType
+from ..domain.model import ContractType
 
 _BUNDLED = {
     ContractType.USDT_M: "exchange_info_usdm.json",

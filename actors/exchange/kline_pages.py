@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from ..messages import TIMEFRAME_MS, ContractType, Kline
+from ..domain.model import TIMEFRAME_MS, ContractType, Kline
 from .parse import MalformedPayload, parse_kline_row
 
 MAX_LIMIT = 1500

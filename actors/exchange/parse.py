@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from ..messages import TIMEFRAME_MS, ContractType, Kline
+from ..domain.model import TIMEFRAME_MS, ContractType, Kline
 from .types import (
     AccountUpdate,
     AlgoOrderResult,

@@ -22,7 +22,7 @@ import requests
 from binance import Client
 from binance.exceptions import BinanceAPIException, BinanceRequestException
 
-from ..messages import ContractType
+from ..domain.model import ContractType
 from .endpoints import TimeSource, Venue, make_client
 from .errors import ClockSkew, ExchangeError, IpBanned, RateLimited, Rejected, translate
 from .parse import MalformedPayload

@@ -11,7 +11,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
-from ..messages import ContractType
+from ..domain.model import ContractType
 
 
 class Side(StrEnum):

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from binance.ws.reconnecting_websocket import ReconnectingWebsocket
 from loguru import logger
 
-from ..messages import ContractType
+from ..domain.model import ContractType
 from .loop_thread import LoopThread
 from .parse import parse_user_event
 from .types import ListenKeyExpired, UserEvent, UserStreamStatus

@@ -40,7 +40,7 @@ from typing import Any, Protocol
 from binance.ws.reconnecting_websocket import ReconnectingWebsocket
 from loguru import logger
 
-from ..messages import TIMEFRAME_MS, ContractType, Kline
+from ..domain.model import TIMEFRAME_MS, ContractType, Kline
 from .kline_socket import FrameSink, KlineSocket, market_socket_address
 from .loop_thread import LoopThread
 

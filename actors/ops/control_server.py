@@ -39,7 +39,7 @@ from typing import Any, NamedTuple, Protocol, Self
 from loguru import logger
 
 from ..config import api_symbol_for_key
-from ..messages import TIMEFRAME_MS
+from ..domain.model import TIMEFRAME_MS
 
 PROTOCOL_VERSION = 1
 MAX_LINE_BYTES = 64 * 1024

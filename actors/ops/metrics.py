@@ -36,11 +36,12 @@ from prometheus_client.exposition import choose_encoder, generate_latest, gzip_a
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from ..messages import EntryRejected, Leg, OrderStateChanged
+from ..domain.model import Leg
+from ..messages import EntryRejected, OrderStateChanged
 
 if TYPE_CHECKING:
     from ..config import MonitoringSettings
-    from ..messages import Decision
+    from ..domain.model import Decision
 
 PREFIX = "nancemakina"
 INDICATOR_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from ..messages import Direction
+from ..domain.model import Direction
 from ..runtime.actor import DIRECTORY
 from ..runtime.supervision import GroupState
 from .metrics import Metrics, MetricsServer, WsState

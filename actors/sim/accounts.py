@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..domain.fills import notional_in_margin_asset
-from ..messages import ContractType
+from ..domain.model import ContractType
 from .book import Book
 from .wire import money, px, qty
 

@@ -22,7 +22,7 @@ from ..domain.fills import (
     notional_in_margin_asset,
     pnl,
 )
-from ..messages import ContractType, Direction
+from ..domain.model import ContractType, Direction
 from . import wire
 from .config import SimConfig
 from .errors import SimError, known

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from ..messages import TIMEFRAME_MS
+from ..domain.model import TIMEFRAME_MS
 
 MINUTE_MS = 60_000
 

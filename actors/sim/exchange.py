@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..domain.fills import InstrumentSpec
+from ..domain.model import ContractType
 from ..exchange.instruments import bundled_exchange_info, parse_symbol
-from ..messages import ContractType
 from .book import Book
 from .clock import Pacers
 from .config import SimConfig

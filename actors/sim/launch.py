@@ -16,8 +16,8 @@ from loguru import logger
 
 from ..backtest.kline_files import parse_data_arg
 from ..config import Config, Mode, PairSettings
+from ..domain.model import ContractType
 from ..exchange.parse import parse_user_event
-from ..messages import ContractType
 
 if TYPE_CHECKING:
     from ..exchange.types import UserEvent

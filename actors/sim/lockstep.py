@@ -22,7 +22,7 @@ from typing import Any
 import pykka
 from loguru import logger
 
-from ..messages import TIMEFRAME_MS
+from ..domain.model import TIMEFRAME_MS
 from ..runtime.actor import Barrier
 
 MINUTE_MS = 60_000

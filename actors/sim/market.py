@@ -14,8 +14,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..domain.fills import InstrumentSpec
+from ..domain.model import TIMEFRAME_MS, ContractType
 from ..exchange.instruments import bundled_exchange_info, parse_symbol, synthetic_symbol
-from ..messages import TIMEFRAME_MS, ContractType
 
 MINUTE_MS = 60_000
 MAX_KLINES_LIMIT = 1500

@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from ..domain.fills import InstrumentSpec, initial_margin, pnl
-from ..messages import ContractType, Direction
+from ..domain.model import ContractType, Direction
 
 
 class Side(StrEnum):

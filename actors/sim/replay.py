@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from ..domain.fills import candle_path
-from ..messages import ContractType
+from ..domain.model import ContractType
 from .book import Book
 from .clock import MINUTE_MS, Pacers
 from .config import SimConfig

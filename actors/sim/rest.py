@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from ..messages import TIMEFRAME_MS, ContractType
+from ..domain.model import TIMEFRAME_MS, ContractType
 from . import guard, params, trading
 from .errors import UNKNOWN_MSG, SimError, known
 from .exchange import Request, Venue

@@ -20,7 +20,7 @@ from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
-from ..messages import ContractType, Kline
+from ..domain.model import ContractType, Kline
 from . import admin
 from .book import Book
 from .clock import Pacers

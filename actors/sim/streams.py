@@ -27,7 +27,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..messages import TIMEFRAME_MS, ContractType
+from ..domain.model import TIMEFRAME_MS, ContractType
 from .config import SimConfig
 from .errors import SimError
 from .faults import Faults

@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..domain.fills import InstrumentSpec
-from ..messages import ContractType
+from ..domain.model import ContractType
 from .orders import AlgoOrder, Order, Position
 
 

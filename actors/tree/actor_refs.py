@@ -14,7 +14,7 @@ from typing import Any
 import pykka
 from loguru import logger
 
-from ..messages import ContractType, PortfolioView
+from ..domain.model import ContractType, PortfolioView
 
 
 class PortfolioBoard:

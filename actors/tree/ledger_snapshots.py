@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
+from ..domain.model import ContractType
 from ..exchange.types import (
     AlgoOrderResult,
     OrderPlacement,
     OrderResult,
     PositionInfo,
 )
-from ..messages import ContractType
 
 
 class LedgerGateway(OrderPlacement, Protocol):

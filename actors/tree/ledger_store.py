@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from ..messages import ContractType, Decision, Direction, Outcome, SkipReason
+from ..domain.model import ContractType, Decision, Direction, Outcome, SkipReason
 
 FILENAME = "ledger.sqlite3"
 

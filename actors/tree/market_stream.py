@@ -39,6 +39,7 @@ from typing import Protocol, TypeVar
 
 import pykka
 
+from ..domain.model import TIMEFRAME_MS, ContractType, Kline
 from ..exchange.ws import (
     ConnectionEvent,
     ConnectionStatus,
@@ -48,7 +49,15 @@ from ..exchange.ws import (
     WsStatus,
     kline_stream,
 )
-from ..messages import TIMEFRAME_MS, ContractType, Kline, KlineClosed
+from ..messages import (
+    ConnectionStatusChanged,
+    KlineClosed,
+    KlineGapUnrepaired,
+    KlineReceived,
+    SetCandleHandoff,
+    Subscribe,
+    Unsubscribe,
+)
 from ..runtime.actor import Actor, Monitor
 from ..runtime.routing import Router
 from ..runtime.scheduling import CandleTurn, OrderPriority
@@ -65,64 +74,6 @@ class KlineGateway(Protocol):
     ) -> list[Kline]: ...
 
     def server_time_ms(self, contract: ContractType) -> int: ...
-
-
-# --- messages --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Subscribe:
-    """Command: stream closed candles of ``symbol`` for these timeframes (idempotent)."""
-
-    symbol: str
-    timeframes: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SetCandleHandoff:
-    """Command: a reloaded ``supervisor.candle_handoff_ms`` (0 turns the reader's wait off)."""
-
-    ms: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Unsubscribe:
-    """Command: stop streaming these timeframes of ``symbol``."""
-
-    symbol: str
-    timeframes: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class KlineReceived:
-    """Internal, from the ws thread: a closed kline of a held key (a gap to repair, or queued behind one)."""
-
-    kline: Kline
-    received_ns: int
-    """``time.perf_counter_ns()`` when the frame was read."""
-    missing: OpenRange | None = None
-    """The gap the ws thread found before this kline (already counted by the sequencer)."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ConnectionStatusChanged:
-    """Internal, from the ws thread: a connection came up or went down.
-
-    ``held``: the keys the ws thread handed over for a reconnect backfill (one hold each to release).
-    """
-
-    event: ConnectionEvent
-    held: frozenset[Key] = frozenset()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class KlineGapUnrepaired:
-    """Event to the pair: the exchange has no candles in [start, end]; do not open trades on this gap."""
-
-    symbol: str
-    timeframe: str
-    start_open_ms: int
-    end_open_ms: int
 
 
 # --- thread-safe read side ---------------------------------------------------------------------------

@@ -18,24 +18,20 @@ from decimal import Decimal
 from typing import TypeVar
 
 from ..domain.fills import SizingError, SizingRequest, protective_price, size_position
+from ..domain.model import ContractType, Decision, Direction, Leg, PortfolioView, client_order_id
 from ..exchange.errors import IpBanned, RateLimited, Rejected, TransientError, UnknownStatus
 from ..exchange.types import AlgoOrderResult, Balance, OrderResult, OrderStatus, ProtectiveKind, Side
 from ..messages import (
     Alert,
-    ContractType,
-    Decision,
-    Direction,
     EntryRejected,
-    Leg,
     OrderStateChanged,
     PauseEntries,
-    PortfolioView,
     PositionClosed,
     PositionOpened,
     ResumeEntries,
     StopAcceptingEntries,
     SubmitEntry,
-    client_order_id,
+    UpdateTerms,
 )
 from ..runtime.actor import Actor, Monitor
 from ..runtime.scheduling import OrderPriority
@@ -45,7 +41,6 @@ from .order_terms import (
     GiveUpError,
     OrderGateway,
     SymbolTerms,
-    UpdateTerms,
 )
 from .pair_timeframe import Teller
 

@@ -7,13 +7,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from ..domain.fills import InstrumentSpec
+from ..domain.model import ContractType
 from ..exchange.types import AlgoOrderResult, Balance, OrderPlacement, OrderResult
-from ..messages import ContractType
 
 DUPLICATE_ID_CODES = frozenset({-4116, -4015})
 """Binance: client order id already used — the earlier attempt landed; find it instead of failing."""
@@ -44,13 +43,6 @@ class SymbolTerms:
     dynamic_sizing: bool
     risk_percent: float
     max_concurrent: int | None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UpdateTerms:
-    """Command to the executor after a reload: new per-symbol terms."""
-
-    terms: Mapping[str, SymbolTerms]
 
 
 class EntrySlots:

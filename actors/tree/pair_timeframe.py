@@ -18,23 +18,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from ..domain.model import TIMEFRAME_MS, ContractType, Decision, Kline, Outcome, PortfolioView, SkipReason
 from ..domain.strategy import PairStrategy, StrategyParams, StrategySnapshot
 from ..exchange.errors import RateLimited
-from ..messages import (
-    TIMEFRAME_MS,
-    ContractType,
-    Decision,
-    EntryRejected,
-    Kline,
-    KlineClosed,
-    Outcome,
-    PortfolioView,
-    SkipReason,
-    SubmitEntry,
-)
+from ..messages import EntryRejected, KlineClosed, KlineGapUnrepaired, SubmitEntry
 from ..runtime.actor import Actor, Monitor
 from ..runtime.scheduling import OrderPriority
-from .market_stream import KlineGapUnrepaired
 
 
 class KlineSource(Protocol):

@@ -23,6 +23,7 @@ from typing import Any
 import pykka
 
 from ..config import ExecutionSettings
+from ..domain.model import ContractType, Decision, Leg, PortfolioView, client_order_id
 from ..exchange.errors import ExchangeError, Rejected, UnknownStatus
 from ..exchange.types import (
     AccountUpdate,
@@ -34,19 +35,7 @@ from ..exchange.types import (
     ProtectiveKind,
     UserStreamStatus,
 )
-from ..messages import (
-    Alert,
-    ContractType,
-    Decision,
-    EntryRejected,
-    Leg,
-    OrderStateChanged,
-    PortfolioView,
-    PositionClosed,
-    PositionOpened,
-    Reconcile,
-    client_order_id,
-)
+from ..messages import Alert, EntryRejected, OrderStateChanged, PositionClosed, PositionOpened, Reconcile
 from ..runtime.actor import Actor, Monitor
 from ..runtime.scheduling import OrderPriority
 from .ledger_snapshots import LedgerGateway, LedgerSnapshots, OpenPositionView

@@ -17,6 +17,7 @@ import pykka
 from loguru import logger
 
 from ..config import Config, Mode, PairSettings
+from ..domain.model import ContractType
 from ..exchange.endpoints import Venue
 from ..exchange.gateway import BinanceGateway
 from ..exchange.instruments import spec_to_entry
@@ -24,7 +25,7 @@ from ..exchange.ratelimit import WeightBudget
 from ..exchange.types import UserStreamStatus
 from ..exchange.user_stream import UserStream
 from ..exchange.ws import kline_stream
-from ..messages import Alert, ContractType, EntryRejected, PositionClosed
+from ..messages import Alert, EntryRejected, PositionClosed, SetCandleHandoff, Subscribe, Unsubscribe
 from ..runtime.actor import Barrier
 from ..runtime.routing import Router
 from ..runtime.scheduling import OrderPriority
@@ -41,7 +42,7 @@ from ..sim.lockstep import MINUTE_MS, ReplayPacer, UserStreamGate, chain_barrier
 from ..sim.remote import RemoteExchange
 from .actor_refs import PortfolioBoard, Refs
 from .ledger_snapshots import LedgerSnapshots
-from .market_stream import MarketStream, MarketStreamBoard, SetCandleHandoff, Subscribe, Unsubscribe
+from .market_stream import MarketStream, MarketStreamBoard
 from .order_executor import OrderExecutor
 from .order_terms import EntrySlots, SymbolTerms
 from .pair_timeframe import KlinePool

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from nancemakina.actors.domain.model import ContractType
 from nancemakina.actors.exchange.errors import (
     AuthError,
     IpBanned,
@@ -19,7 +20,6 @@ from nancemakina.actors.exchange.errors import (
 )
 from nancemakina.actors.exchange.ratelimit import WeightBudget
 from nancemakina.actors.exchange.types import OrderStatus, ProtectiveKind, Side
-from nancemakina.actors.messages import ContractType
 from tests.integration.test_gateway_fixtures import (  # noqa: F401 - fixtures
     exchange,
     gateway,

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from nancemakina.actors.domain.model import ContractType
 from nancemakina.actors.exchange.ratelimit import WeightBudget
-from nancemakina.actors.messages import ContractType
 from tests.integration.test_gateway_fixtures import (  # noqa: F401 - fixtures
     HISTORY,
     NOW_MS,

@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import pytest
 
+from nancemakina.actors.domain.model import ContractType
 from nancemakina.actors.exchange.errors import Rejected
 from nancemakina.actors.exchange.types import AlgoStatus, OrderStatus, ProtectiveKind, Side
-from nancemakina.actors.messages import ContractType
 from tests.integration.test_gateway_fixtures import HISTORY, PRICE0, exchange, gateway  # noqa: F401
 
 USD, COIN = ContractType.USDT_M, ContractType.COIN_M

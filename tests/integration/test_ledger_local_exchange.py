@@ -8,16 +8,9 @@ import pykka
 import pytest
 
 from nancemakina.actors.config import ExecutionSettings
+from nancemakina.actors.domain.model import ContractType, Direction, Leg, client_order_id
 from nancemakina.actors.exchange.types import ProtectiveKind, Side
-from nancemakina.actors.messages import (
-    Alert,
-    ContractType,
-    Direction,
-    Leg,
-    PositionOpened,
-    Reconcile,
-    client_order_id,
-)
+from nancemakina.actors.messages import Alert, PositionOpened, Reconcile
 from nancemakina.actors.tree.ledger_snapshots import LedgerSnapshots
 from nancemakina.actors.tree.position_ledger import PositionLedger
 from tests.integration.test_gateway_fixtures import NOW_MS, make_gateway, start_exchange

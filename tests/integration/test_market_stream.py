@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 import pykka
 import pytest
 
+from nancemakina.actors.domain.model import TIMEFRAME_MS, ContractType
 from nancemakina.actors.exchange.endpoints import Venue
 from nancemakina.actors.exchange.gateway import BinanceGateway
 from nancemakina.actors.exchange.ratelimit import WeightBudget
 from nancemakina.actors.exchange.ws import WsConfig
-from nancemakina.actors.messages import TIMEFRAME_MS, ContractType, KlineClosed
+from nancemakina.actors.messages import KlineClosed
 from nancemakina.actors.runtime.actor import Actor
 from nancemakina.actors.runtime.routing import Router
 from nancemakina.actors.sim import LocalExchange, SimConfig

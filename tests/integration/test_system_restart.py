@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from nancemakina.actors.messages import Direction, Leg, client_order_id
+from nancemakina.actors.domain.model import Direction, Leg, client_order_id
 from nancemakina.actors.sim.config import SimConfig
 from nancemakina.actors.sim.server import LocalExchange
 from tests.integration.system_support import (  # noqa: F401 - fixtures

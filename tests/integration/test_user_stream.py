@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from nancemakina.actors.domain.model import ContractType
 from nancemakina.actors.exchange.endpoints import Venue
 from nancemakina.actors.exchange.gateway import BinanceGateway
 from nancemakina.actors.exchange.ratelimit import WeightBudget
 from nancemakina.actors.exchange.types import ListenKeyExpired, OrderUpdate, UserEvent, UserStreamStatus
 from nancemakina.actors.exchange.user_stream import UserStream, UserStreamConfig
-from nancemakina.actors.messages import ContractType
 from tests.integration.test_sim_support import running, sync_client
 
 

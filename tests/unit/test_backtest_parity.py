@@ -13,9 +13,9 @@ import pytest
 from nancemakina.actors.backtest.engine import AccountSettings, SymbolRun, run_backtest
 from nancemakina.actors.backtest.kline_files import KlineSeries, load_klines
 from nancemakina.actors.backtest.report_files import decision_row, trade_row
+from nancemakina.actors.domain.model import ContractType, Direction
 from nancemakina.actors.domain.strategy import StrategyParams
 from nancemakina.actors.exchange.instruments import spec_for
-from nancemakina.actors.messages import ContractType, Direction
 
 ROOT = Path(__file__).resolve().parents[2]
 BTC = ROOT / "data" / "BTCUSDT_PERP_1m_2025-05-25_2025-06-24.csv"

@@ -20,7 +20,7 @@ from nancemakina.actors.config import (
     parse_config,
     run_check_config,
 )
-from nancemakina.actors.messages import ContractType
+from nancemakina.actors.domain.model import ContractType
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config" / "config.yaml.example"

@@ -10,6 +10,7 @@ from typing import Any
 import pykka
 import pytest
 
+from nancemakina.actors.domain.model import ContractType, Decision, Direction, Outcome, PortfolioView
 from nancemakina.actors.exchange.errors import Rejected, UnknownStatus
 from nancemakina.actors.exchange.instruments import spec_for
 from nancemakina.actors.exchange.types import (
@@ -23,14 +24,9 @@ from nancemakina.actors.exchange.types import (
 )
 from nancemakina.actors.messages import (
     Alert,
-    ContractType,
-    Decision,
-    Direction,
     EntryRejected,
     OrderStateChanged,
-    Outcome,
     PauseEntries,
-    PortfolioView,
     PositionOpened,
     StopAcceptingEntries,
     SubmitEntry,

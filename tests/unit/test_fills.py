@@ -20,8 +20,8 @@ from nancemakina.actors.domain.fills import (
     round_to_step,
     size_position,
 )
+from nancemakina.actors.domain.model import ContractType, Direction
 from nancemakina.actors.exchange.instruments import spec_for
-from nancemakina.actors.messages import ContractType, Direction
 
 BTC = spec_for("BTCUSDT", ContractType.USDT_M)  # tick 0.1, step 0.001, min notional 10
 BTC_COIN = spec_for("BTCUSD_PERP", ContractType.COIN_M)  # tick 0.1, 1 contract = 100 USD

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from nancemakina.actors.domain.model import ContractType
 from nancemakina.actors.exchange.kline_pages import MAX_LIMIT, KlineReader, klines_weight
-from nancemakina.actors.messages import ContractType
 
 USD = ContractType.USDT_M
 M = 60_000

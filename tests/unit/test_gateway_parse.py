@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from nancemakina.actors.domain.model import ContractType
 from nancemakina.actors.exchange.parse import (
     MalformedPayload,
     is_protective_type,
@@ -30,7 +31,6 @@ from nancemakina.actors.exchange.types import (
     ProtectiveKind,
     Side,
 )
-from nancemakina.actors.messages import ContractType
 
 RES = Path(__file__).parent / "resources"
 USD = ContractType.USDT_M

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nancemakina.actors.messages import ContractType, Kline
+from nancemakina.actors.domain.model import ContractType, Kline
 from nancemakina.actors.tree.pair_timeframe import KlinePool
 
 

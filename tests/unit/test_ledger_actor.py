@@ -8,6 +8,7 @@ from decimal import Decimal
 import pykka
 import pytest
 
+from nancemakina.actors.domain.model import Decision, Direction, Leg, Outcome
 from nancemakina.actors.exchange.errors import Rejected
 from nancemakina.actors.exchange.types import (
     AlgoStatus,
@@ -16,17 +17,7 @@ from nancemakina.actors.exchange.types import (
     Side,
     UserStreamStatus,
 )
-from nancemakina.actors.messages import (
-    Alert,
-    Decision,
-    Direction,
-    Leg,
-    OrderStateChanged,
-    Outcome,
-    PositionClosed,
-    PositionOpened,
-    Reconcile,
-)
+from nancemakina.actors.messages import Alert, OrderStateChanged, PositionClosed, PositionOpened, Reconcile
 from nancemakina.actors.tree.ledger_store import LedgerStore, LedgerStoreError
 from tests.unit.test_ledger_support import (
     SIGNAL,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from nancemakina.actors.messages import ContractType, Decision, Direction, Outcome, SkipReason
+from nancemakina.actors.domain.model import ContractType, Decision, Direction, Outcome, SkipReason
 from nancemakina.actors.tree.ledger_store import (
     MIGRATIONS,
     SCHEMA_VERSION,

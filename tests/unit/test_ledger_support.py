@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import pykka
 
 from nancemakina.actors.config import ExecutionSettings
+from nancemakina.actors.domain.model import ContractType, Direction, Leg, PortfolioView, client_order_id
 from nancemakina.actors.exchange.errors import Rejected, TransientError
 from nancemakina.actors.exchange.types import (
     AccountUpdate,
@@ -25,15 +26,7 @@ from nancemakina.actors.exchange.types import (
     ProtectiveKind,
     Side,
 )
-from nancemakina.actors.messages import (
-    ContractType,
-    Direction,
-    Leg,
-    PortfolioView,
-    PositionOpened,
-    Reconcile,
-    client_order_id,
-)
+from nancemakina.actors.messages import PositionOpened, Reconcile
 from nancemakina.actors.tree.ledger_snapshots import LedgerSnapshots
 from nancemakina.actors.tree.ledger_store import LedgerStore
 from nancemakina.actors.tree.position_ledger import PositionLedger

@@ -9,15 +9,8 @@ import threading
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from nancemakina.actors.messages import (
-    Decision,
-    Direction,
-    EntryRejected,
-    Leg,
-    OrderStateChanged,
-    Outcome,
-    SkipReason,
-)
+from nancemakina.actors.domain.model import Decision, Direction, Leg, Outcome, SkipReason
+from nancemakina.actors.messages import EntryRejected, OrderStateChanged
 from nancemakina.actors.ops.metrics import COUNTERS, OVERFLOW, SNAPSHOTS, Metrics, MetricsServer, clean_label
 
 EXPECTED_FAMILIES = {

@@ -10,8 +10,9 @@ import time
 import pykka
 import pytest
 
+from nancemakina.actors.domain.model import ContractType, Kline, PortfolioView
 from nancemakina.actors.domain.strategy import StrategyParams
-from nancemakina.actors.messages import ContractType, Kline, KlineClosed, PortfolioView
+from nancemakina.actors.messages import KlineClosed
 from nancemakina.actors.runtime.scheduling import CandleTurn, OrderPriority
 from nancemakina.actors.tree.pair_timeframe import PairTimeframe
 

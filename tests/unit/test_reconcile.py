@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+from nancemakina.actors.domain.model import ContractType, Direction, Leg
 from nancemakina.actors.exchange.types import AlgoOrderResult, AlgoStatus, PositionInfo, ProtectiveKind, Side
-from nancemakina.actors.messages import ContractType, Direction, Leg
 from nancemakina.actors.tree.ledger_store import PositionRecord
 from nancemakina.actors.tree.reconciliation import (
     AdoptPosition,

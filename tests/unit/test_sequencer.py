@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nancemakina.actors.messages import Kline
+from nancemakina.actors.domain.model import Kline
 from nancemakina.actors.tree.kline_sequencer import KlineSequencer, OpenRange, Verdict
 
 M = 60_000

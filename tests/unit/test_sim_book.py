@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 
 from nancemakina.actors.domain.fills import exit_on_candle, fee, market_fill_price, pnl
+from nancemakina.actors.domain.model import ContractType, Direction
 from nancemakina.actors.exchange.instruments import spec_for
-from nancemakina.actors.messages import ContractType, Direction
 from nancemakina.actors.sim.book import Book
 from nancemakina.actors.sim.config import SimConfig
 from nancemakina.actors.sim.errors import SimError

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from nancemakina.actors.messages import ContractType
+from nancemakina.actors.domain.model import ContractType
 from nancemakina.actors.sim.clock import Pacers
 from nancemakina.actors.sim.config import SimConfig
 from nancemakina.actors.sim.errors import SimError

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from nancemakina.actors.domain.model import Decision, Direction, Kline, Outcome, SkipReason
 from nancemakina.actors.domain.strategy import PairStrategy, StrategyParams
-from nancemakina.actors.messages import Decision, Direction, Kline, Outcome, SkipReason
 
 T0 = 1_700_000_040_000 - (1_700_000_040_000 % 60_000)
 

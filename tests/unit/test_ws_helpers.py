@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from nancemakina.actors.domain.model import ContractType, Kline
 from nancemakina.actors.exchange.ws import (
     FrameBucket,
     MalformedFrameError,
@@ -19,7 +20,6 @@ from nancemakina.actors.exchange.ws import (
     kline_stream,
     parse_kline_frame,
 )
-from nancemakina.actors.messages import ContractType, Kline
 from nancemakina.actors.runtime.scheduling import OrderPriority
 
 
