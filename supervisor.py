@@ -1,9 +1,21 @@
-"""The running bot: builds the supervision tree from the config, keeps it up, applies reloads.
+"""The root of nancemakina's actor tree, and how the tree is built from the config.
 
-Start order (stop is the reverse): local exchange (replay only) → venue gateways and exchange filters →
-user-data streams → ``RootSupervisor``: ledger (reconciles before anything trades) → market streams → one
-``PairSupervisor`` per enabled pair, each with the pair's ``OrderExecutor`` and one ``PairTimeframe`` per
-timeframe (so one symbol's slow entry never delays another's; ``EntrySlots`` keeps ``max_concurrent``).
+::
+
+    RootSupervisor                      this module; its root actor is actors/runtime/tree.py
+    ├── shared                          one_for_one, supervisor.shared_*; over budget: exit 70
+    │   ├── PositionLedger              actors/tree/position_ledger.py   first up, last down
+    │   ├── MarketStream[USDT_M]        actors/tree/market_stream.py
+    │   └── MarketStream[COIN_M]
+    └── PairSupervisor[BTCUSDT]         one per pair, one_for_one, supervisor.pair_*; over budget: parks
+        ├── OrderExecutor[BTCUSDT]      actors/tree/order_executor.py    first child
+        ├── PairTimeframe[BTCUSDT,1m]   actors/tree/pair_timeframe.py    the signal timeframe decides
+        └── PairTimeframe[BTCUSDT,5m]   ...
+
+Start order (stop is the reverse): connections (the local exchange, in replay) → user-data streams →
+ledger (reconciles before anything trades) → market streams → pairs, each executor first → READY=1 →
+the replay clock. Actors find each other through ``Refs`` and the ``Router``, never through a ref captured
+at start, because a restart creates a new actor; the ``relays`` carry events between them.
 """
 
 from __future__ import annotations
@@ -11,118 +23,237 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from loguru import logger
 
-from .actors.config import Config, Mode, PairSettings, SupervisorSettings, load_config
-from .actors.domain.model import Decision, Kline
+from .actors.config import Config, Mode, PairSettings, load_config
+from .actors.config.pairs import trading_pairs
+from .actors.connections import Connections
 from .actors.domain.strategy import StrategyParams
-from .actors.messages import Alert, EntryRejected, OrderStateChanged, StopAcceptingEntries, UpdateTerms
+from .actors.messages import PairTimeframeInbox, StopAcceptingEntries, Subscribe, Unsubscribe
 from .actors.ops.control_server import ControlServer, secret_redactor
 from .actors.ops.cpu_affinity import CpuPinning
-from .actors.ops.inspection import DaemonControl
-from .actors.ops.metrics_feed import DaemonMetrics
-from .actors.ops.systemd import SdNotifier, Watchdog, watchdog_interval_s
-from .actors.runtime.supervision import ChildSpec, Restart, RestartPolicy
-from .actors.runtime.tree import PairSpec, ReloadResult, RootSupervisor, SystemSpec
-from .actors.sim.launch import trading_pairs
-from .actors.tree.pair_timeframe import PairStatus, PairTimeframe
-from .actors.tree.wiring import Parts, build_parts
+from .actors.ops.inspection import Inspection
+from .actors.ops.metrics_feed import MetricsFeed
+from .actors.ops.reload import ProcessSettings, unreloadable
+from .actors.ops.systemd import SdNotifier, Watchdog, service_signals, watchdog_interval_s
+from .actors.ops.thread_watch import DeadThread, ThreadWatch
+from .actors.runtime.child_spec import ChildSpec, Restart, RestartPolicy
+from .actors.runtime.routing import Router
+from .actors.runtime.scheduling import OrderPriority
+from .actors.runtime.tree import GroupSpec, ReloadResult, SupervisionTree, TreeSpec, TreeStatus
+from .actors.sim.lockstep import ReplayDriver, chain_barriers, parse_with_marker
+from .actors.tree.actor_refs import PortfolioBoard, Refs
+from .actors.tree.ledger_files import archive_previous_ledger, ledger_path
+from .actors.tree.ledger_snapshots import LedgerSnapshots
+from .actors.tree.market_stream import MarketStream, MarketStreamBoard
+from .actors.tree.order_executor import OrderExecutor
+from .actors.tree.order_terms import EntrySlots, symbol_terms
+from .actors.tree.pair_timeframe import PairBoard, PairTimeframe
+from .actors.tree.position_ledger import PositionLedger
+from .actors.tree.relays import Relays
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     import pykka
 
+    from .actors.domain.model import ContractType
+    from .actors.exchange.user_stream import UserEventParser
     from .actors.runtime.actor import Monitor
 
 
-@dataclass(slots=True)
-class PairBoard:
-    """Latest ``PairStatus`` per (symbol, timeframe): written under a lock, read lock-free by the shell."""
+class RootSupervisor:
+    """One bot process: the tree, the connections below it, and the operator's ways in (see module doc)."""
 
-    statuses: dict[tuple[str, str], PairStatus] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def publish(self, status: PairStatus) -> None:
-        """A known key's value is replaced in place (readers iterating see the old or the new status, and the
-        size does not change); a new key swaps in a copy, so no reader's iteration ever sees a resize."""
-        key = (status.symbol, status.timeframe)
-        with self.lock:
-            current = self.statuses
-            if key in current:
-                current[key] = status
-            else:
-                self.statuses = {**current, key: status}
-
-    def drop(self, symbol: str) -> None:
-        with self.lock:
-            self.statuses = {k: v for k, v in self.statuses.items() if k[0] != symbol}
-
-    def warm(self, keys: set[tuple[str, str]]) -> bool:
-        current = self.statuses
-        return all(k in current and current[k].warm for k in keys)
-
-
-class Daemon:
-    """Owns every long-lived part of one bot process."""
-
-    def __init__(self, config: Config, *, notifier: SdNotifier | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        notifier: SdNotifier | None = None,
+        refs: Refs | None = None,
+        router: Router[PairTimeframeInbox] | None = None,
+    ) -> None:
+        """``refs`` and ``router`` may come instrumented (the latency benchmark stamps what they carry)."""
         self.config = config
         self.notifier = notifier or SdNotifier.from_env()
+        self.started_at = time.time()
         self.cpu = CpuPinning()
         """``supervisor.cpu_affinity`` for every thread; the CPUs allowed are the ones at construction."""
-        self.pairs = PairBoard()
-        self.parts: Parts = build_parts(config, pair_status=self.pairs.publish)
-        self.root = RootSupervisor(
-            self._system_spec(config),
-            on_alert=self._on_alert,
+        self.threads = ThreadWatch(on_death=self._thread_died)
+        self.settings: dict[str, PairSettings] = dict(trading_pairs(config))
+        if config.api.mode is Mode.REPLAY and config.replay.exchange_url is None:
+            archive_previous_ledger(config.state_path())
+        self.connections = Connections(config, self.settings)
+        self.pair_board = PairBoard()
+        self.router: Router[PairTimeframeInbox] = router or Router()
+        self.refs = refs or Refs()
+        self.portfolio = PortfolioBoard()
+        self.snapshots = LedgerSnapshots()
+        self.boards = {c: MarketStreamBoard(c) for c in self.connections.contracts}
+        self.slots = EntrySlots()
+        self.priority = OrderPriority(config.supervisor.entry_priority_hold_ms)
+        """Shared by pairs, executors, market streams, the ledger and user events: entries go out first."""
+        self.stopping = threading.Event()
+        """Set at the start of shutdown, read directly by the executors (never queued behind a mailbox)."""
+        self.kline_pool = self.connections.kline_pool()
+        self.replay: ReplayDriver | None = None
+        exchange = self.connections.exchange
+        if config.api.mode is Mode.REPLAY and exchange is not None:
+            self.replay = ReplayDriver(
+                exchange,
+                speed=self.connections.replay_speed,
+                contracts=self.connections.contracts,
+                expected=[(s.symbol, s.signal_timeframe) for s in self.settings.values()],
+                barriers=self._drain_executors_then_ledger,
+                tell_ledger=self.refs.tell_ledger,
+                streamed=self.router.keys,
+            )
+        self.relays = Relays(
+            refs=self.refs, router=self.router, settings=self.settings, priority=self.priority
+        )
+        parse = cast("UserEventParser", parse_with_marker)  # the replay's SIM_STEP rides along
+        self.user_streams = [
+            self.connections.user_stream(c, self.relays.user_event(c, self.replay), parse)
+            for c in self.connections.contracts
+        ]
+        self.tree = SupervisionTree(
+            self._tree_spec(config),
+            on_parked=lambda symbol, reason: self.relays.alert("pair_parked", symbol, reason),
+            on_escalated=lambda reason: self.relays.alert("shared_exhausted", None, reason),
+            on_stopping=self.notifier.stopping,
             shutdown_timeout_s=config.supervisor.shutdown_timeout_s,
-            notifier=self.notifier,
         )
-        self.root.before_shutdown.append(self._stop_entries)
-        self.root.before_shutdown.append(self.parts.stop_streams)
-        self._watchdog: Watchdog | None = None
-        self.telemetry = DaemonMetrics(self)
-        m = self.telemetry.metrics
-        self.parts.executor_events = self._order_event
-        self.parts.on_alert = lambda a: m.alert(a.kind, a.symbol)
-        self.control = DaemonControl(self)
+        self.tree.before_shutdown += [self._stop_entries, self._stop_user_streams]
+        self.telemetry = MetricsFeed(self)
+        self.relays.metrics = self.telemetry.metrics
+        self.inspection = Inspection(self)
         self.control_server = ControlServer(
-            config.control_socket_path(), self.control, redact=secret_redactor(self.parts.secrets)
+            config.control_socket_path(), self.inspection, redact=secret_redactor(self.connections.secrets)
         )
+        self.process_settings = ProcessSettings(cpu=self.cpu, priority=self.priority, refs=self.refs)
+        self._watchdog: Watchdog | None = None
         self._reload_lock = threading.Lock()
-        self._stopping = threading.Event()
         self.replay_completed = False
-        self.started_at = time.time()
 
-    # ---- tree specification ----------------------------------------------------------------------
+    # ---- the tree, from the config ---------------------------------------------------------------
 
-    def _system_spec(self, config: Config) -> SystemSpec:
-        pair_policy = RestartPolicy.for_pairs(config.supervisor)
+    def _tree_spec(self, config: Config) -> TreeSpec:
+        sup = config.supervisor
+        pair_policy = RestartPolicy(
+            intensity=sup.pair_max_restarts,
+            period_s=sup.pair_restart_period_s,
+            backoff_initial_s=sup.backoff_initial_s,
+            backoff_max_s=sup.backoff_max_s,
+        )
         pairs = {
-            symbol: PairSpec(
-                symbol=symbol,
+            symbol: GroupSpec(
+                name=symbol,
                 fingerprint=settings,
                 children=(
-                    self.parts.executor_child(settings),
-                    *(self._pair_child(settings, tf) for tf in settings.indicator_timeframes),
+                    self._executor_child(settings),
+                    *(self._timeframe_child(settings, tf) for tf in settings.indicator_timeframes),
                 ),
                 policy=pair_policy,
             )
             for symbol, settings in trading_pairs(config).items()
         }
-        return SystemSpec(
-            shared=self.parts.shared_children(),
-            shared_policy=RestartPolicy.for_shared(config.supervisor),
-            pairs=pairs,
+        shared = (
+            ChildSpec(id="ledger", start=self._start_ledger, shutdown_timeout_s=10.0),
+            *(
+                ChildSpec(
+                    id=f"market-stream-{c.value}", start=self._stream_starter(c), shutdown_timeout_s=5.0
+                )
+                for c in self.connections.contracts
+            ),
         )
+        shared_policy = RestartPolicy(
+            intensity=sup.shared_max_restarts,
+            period_s=sup.shared_restart_period_s,
+            backoff_initial_s=sup.backoff_initial_s,
+            backoff_max_s=sup.backoff_max_s,
+        )
+        return TreeSpec(shared=shared, shared_policy=shared_policy, groups=pairs)
 
-    def _pair_child(self, settings: PairSettings, timeframe: str) -> ChildSpec:
-        parts = self.parts
+    def _start_ledger(self, monitor: Monitor, generation: int) -> pykka.ActorRef[Any]:
+        specs = self.connections.specs
+        ref = PositionLedger.start(
+            store_path=ledger_path(self.config.state_path()),
+            gateways={c: self.connections.gateway() for c in self.connections.contracts},
+            execution=self.config.execution,
+            publish_portfolio=self.portfolio.set,
+            alert=self.relays.ledger_alert,
+            listeners=self.relays.ledger_event,
+            contracts={s: x.contract_type for s, x in self.settings.items()},
+            margin_assets={s: spec.margin_asset for s, spec in specs.items()},
+            snapshots=self.snapshots,
+            priority=self.priority,
+            threads=self.threads,
+            monitor=monitor,
+            generation=generation,
+        )
+        self.refs.ledger = ref
+        return ref
+
+    def _stream_starter(self, contract: ContractType) -> Any:
+        gateway = self.connections.market_gateway()
+
+        def start(monitor: Monitor, generation: int) -> pykka.ActorRef[Any]:
+            paper = self.connections.paper
+            ref = MarketStream.start(
+                contract=contract,
+                router=self.router,
+                gateway=gateway,
+                roots=self.connections.market_endpoints,
+                board=self.boards[contract],
+                monitor=monitor,
+                generation=generation,
+                gate=self.replay.hold if self.replay is not None and self.replay.gate is not None else None,
+                tap=paper.feed_kline if paper is not None else None,
+                priority=self.priority,
+                handoff_ms=self.config.supervisor.candle_handoff_ms,
+            )
+            self.refs.streams[contract] = ref
+            by_symbol: dict[str, list[str]] = {}
+            for symbol, tf in sorted(self.router.keys()):
+                settings = self.settings.get(symbol)
+                if settings is not None and settings.contract_type is contract:
+                    by_symbol.setdefault(symbol, []).append(tf)
+            for symbol, tfs in by_symbol.items():
+                ref.tell(Subscribe(symbol=symbol, timeframes=tuple(tfs)))
+            return ref
+
+        return start
+
+    def _executor_child(self, settings: PairSettings) -> ChildSpec:
+        """The first child of its pair: one symbol's slow entry never delays another's, and a reload adds
+        or removes the executor with its pair."""
+        symbol = settings.symbol
+
+        def start(monitor: Monitor, generation: int) -> pykka.ActorRef[Any]:
+            ref = OrderExecutor.start(
+                gateways={c: self.connections.gateway() for c in self.connections.contracts},
+                terms={symbol: symbol_terms(self.settings[symbol], self.connections.specs[symbol])},
+                ledger=self.refs.ledger_address(),
+                portfolio=self.portfolio.get,
+                notify=self.relays.executor_notice,
+                stop_retries=self.config.execution.stop_placement_retries,
+                latency=self.relays.executor_latency,
+                events=self.relays.order_event,
+                stopping=self.stopping,
+                slots=self.slots,
+                priority=self.priority,
+                name=f"pair:{symbol}:executor",
+                monitor=monitor,
+                generation=generation,
+            )
+            self.refs.executors[symbol] = ref
+            return ref
+
+        return ChildSpec(id=f"{symbol}:executor", start=start, shutdown_timeout_s=10.0)
+
+    def _timeframe_child(self, settings: PairSettings, timeframe: str) -> ChildSpec:
         trading = timeframe == settings.signal_timeframe
+        pacer = self.replay.pacer if self.replay is not None else None
 
         def start(monitor: Monitor, generation: int) -> pykka.ActorRef[Any]:
             ref = PairTimeframe.start(
@@ -131,19 +262,21 @@ class Daemon:
                 contract=settings.contract_type,
                 params=StrategyParams.from_settings(settings),
                 trading=trading,
-                klines=parts.pair_gateway,
-                portfolio=parts.portfolio.get,
-                executor=parts.refs.executor_teller(settings.symbol),
-                ledger=parts.refs.ledger_teller(),
+                klines=self.kline_pool,
+                portfolio=self.portfolio.get,
+                executor=self.refs.executor_address(settings.symbol),
+                ledger=self.refs.ledger_address(),
                 monitor=monitor,
                 generation=generation,
-                on_processed=parts.pacer.processed if parts.pacer is not None and trading else None,
-                on_status=self.pairs.publish,
-                observe=self._observe,
-                priority=parts.priority,
+                on_processed=pacer.processed if pacer is not None and trading else None,
+                on_status=self.pair_board.publish,
+                observe=self.relays.observe,
+                priority=self.priority,
             )
-            parts.router.register(settings.symbol, timeframe, ref)
-            parts.subscribe(settings.contract_type, settings.symbol, timeframe)
+            self.router.register(settings.symbol, timeframe, ref)
+            stream = self.refs.streams.get(settings.contract_type)
+            if stream is not None:
+                stream.tell(Subscribe(symbol=settings.symbol, timeframes=(timeframe,)))
             return ref
 
         return ChildSpec(
@@ -155,6 +288,10 @@ class Daemon:
             await_start=False,  # a pair's timeframes warm up side by side (after its executor)
         )
 
+    def _drain_executors_then_ledger(self, then: Any) -> None:
+        refs = [*self.refs.executors.values(), self.refs.ledger]
+        chain_barriers(*[r for r in refs if r is not None and r.is_alive()])(then)
+
     # ---- lifecycle -------------------------------------------------------------------------------
 
     def start(self, *, ready_timeout_s: float = 120.0) -> None:
@@ -162,55 +299,92 @@ class Daemon:
         sys.setswitchinterval(self.config.supervisor.gil_switch_interval_ms / 1000)
         self.cpu.apply(self.config.supervisor.cpu_affinity)  # threads started from here on inherit it
         self.control_server.start()  # first: a second daemon on the same state fails here, before trading
+        self.threads.watch_named("control-accept", role="the control socket (shell)", essential=False)
         self.telemetry.start()
-        self.parts.start_streams()
-        self.root.start()
-        expected = {
-            (s.symbol, tf) for s in trading_pairs(self.config).values() for tf in s.indicator_timeframes
-        }
+        self.threads.watch_named("metrics-http", role="the metrics endpoint", essential=False)
+        self.threads.watch_named("metrics-pump", role="metrics counters", essential=False)
+        for stream in self.user_streams:
+            stream.start()
+            self.threads.watch_named(stream.name, role=f"{stream.name}: fills and account", essential=True)
+        self.tree.start()
+        expected = {(s.symbol, tf) for s in self.settings.values() for tf in s.indicator_timeframes}
         deadline = time.monotonic() + ready_timeout_s
-        while not self.pairs.warm(expected) and time.monotonic() < deadline:
+        while not self.pair_board.warm(expected) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if not self.pairs.warm(expected):
+        if not self.pair_board.warm(expected):
             logger.warning("not every pair warmed up in time; the slow ones keep trying under supervision")
-        self.notifier.ready(f"trading {len(trading_pairs(self.config))} pairs ({self.config.api.mode})")
+        self.notifier.ready(f"trading {len(self.settings)} pairs ({self.config.api.mode})")
         interval = watchdog_interval_s()
         if interval is not None:
-            self._watchdog = Watchdog(self.notifier, self.root.healthy, interval)
+            self._watchdog = Watchdog(self.notifier, self.alive, interval)
             self._watchdog.start()
-        self.parts.begin_replay()
+        if self.replay is not None:
+            self.replay.begin()
         if self.config.supervisor.watch_config and self.config.config_path is not None:
-            threading.Thread(target=self._watch_config, name="config-watch", daemon=True).start()
-        logger.info(
-            f"nancemakina running: mode {self.config.api.mode}, pairs {sorted(trading_pairs(self.config))}"
-        )
+            self.threads.spawn(
+                self._watch_config, name="config-watch", role="reload on config file change", essential=False
+            )
+        logger.info(f"nancemakina running: mode {self.config.api.mode}, pairs {sorted(self.settings)}")
+
+    def alive(self) -> bool:
+        """systemd watchdog liveness: the root answers, every shared actor lives, no essential thread died."""
+        return self.tree.healthy() and self.threads.essential_alive()
 
     def wait(self) -> int:
         """Block until the tree stops (signal, escalation, or the end of a replay); returns the exit code."""
-        if self.config.api.mode is Mode.REPLAY and self.config.replay.exit_at_end:
-            last_report = time.monotonic()
-            while not self.parts.replay_finished(timeout_s=0.5):
-                if self.root.wait(0) != 0 or self.root.status().state.value == "stopped":
-                    break
-                if time.monotonic() - last_report >= 10.0:
-                    last_report = time.monotonic()
-                    self.parts.log_replay_progress()
-            else:
+        replay = self.replay if self.config.replay.exit_at_end else None
+        last_report = time.monotonic()
+        while (
+            self.tree.wait(0.5 if replay is not None else 1.0) == 0
+            and self.tree.status().state.value != "stopped"
+        ):
+            self.threads.check()
+            if replay is None:
+                continue
+            if replay.finished(timeout_s=0):
                 self.replay_completed = True
                 logger.info("replay finished: stopping")
-            return self.shutdown()
-        return self.root.wait()
+                return self.shutdown()
+            if time.monotonic() - last_report >= 10.0:
+                last_report = time.monotonic()
+                replay.log_progress()
+        return self.shutdown()
 
     def shutdown(self) -> int:
         """Orderly stop (idempotent); returns the exit code."""
-        self._stopping.set()
-        code = self.root.shutdown()
+        self.threads.close()
+        code = self.tree.shutdown()
         if self._watchdog is not None:
             self._watchdog.stop()
-        self.parts.close()
+        if self.replay is not None:
+            self.replay.leave()
+        self.connections.close()
         self.telemetry.stop()
         self.control_server.stop()
         return code
+
+    def status(self) -> TreeStatus:
+        return self.tree.status()
+
+    def restart_pair(self, symbol: str) -> bool:
+        return self.tree.restart_group(symbol)
+
+    def _stop_entries(self) -> None:
+        self.stopping.set()
+        self.refs.tell_executors(StopAcceptingEntries())
+
+    def _stop_user_streams(self) -> None:
+        for stream in self.user_streams:
+            self.threads.forget(stream.name)
+            try:
+                stream.stop()
+            except Exception as exc:
+                logger.warning(f"{stream}: stop failed: {exc}")
+        if self.replay is not None:  # else a kline waiting for a marker holds the market stream's stop
+            self.replay.release()
+
+    def _thread_died(self, death: DeadThread) -> None:
+        self.relays.alert("thread_died", None, f"{death.name}: {death.role} stopped")
 
     def _watch_config(self, interval_s: float = 2.0) -> None:
         """Reload when the config file content changes (editors replace files: compare bytes, not inodes)."""
@@ -218,7 +392,7 @@ class Daemon:
         if path is None:
             return
         seen = _read(path)
-        while not self._stopping.wait(interval_s):
+        while not self.stopping.wait(interval_s):
             current = _read(path)
             if current is not None and current != seen:
                 seen = current
@@ -227,39 +401,19 @@ class Daemon:
                 self.reload()
                 self.notifier.ready()
 
-    def _stop_entries(self) -> None:
-        self.parts.stopping.set()
-        self.parts.refs.tell_executors(StopAcceptingEntries())
-
-    def _order_event(self, event: object) -> None:
-        if isinstance(event, (OrderStateChanged, EntryRejected)):
-            self.telemetry.metrics.order_event(event)
-
-    def _observe(self, kline: Kline, seconds: float, decision: Decision | None) -> None:
-        metrics = self.telemetry.metrics
-        metrics.kline_processed(kline.symbol, kline.timeframe, seconds)
-        if decision is not None:
-            metrics.decision(decision)
-
-    def _on_alert(self, kind: str, symbol: str | None, detail: str) -> None:
-        logger.warning(f"ALERT {kind} {symbol or ''}: {detail}")
-        self.telemetry.metrics.alert(kind, symbol)
-        self.parts.refs.tell_ledger(Alert(kind=kind, symbol=symbol, detail=detail))
-
     # ---- reload ----------------------------------------------------------------------------------
 
     def reload(self) -> ReloadResult | list[str]:
         """Re-read the config file; apply it if valid (only changed pairs restart), else keep the old one."""
-        from .actors.config import ConfigError  # noqa: PLC0415 - only reloads need it
-
         with self._reload_lock:
             try:
                 new = load_config(self.config.config_path) if self.config.config_path else self.config
-            except ConfigError as exc:
-                for line in exc.errors:
+            except Exception as exc:  # ConfigError lists every problem; anything else is one line
+                errors = list(getattr(exc, "errors", [str(exc)]))
+                for line in errors:
                     logger.error(f"reload refused, keeping the running config: {line}")
-                return list(exc.errors)
-            refused = _unreloadable(self.config, new)
+                return errors
+            refused = unreloadable(self.config, new, trading_pairs(self.config), trading_pairs(new))
             cpus = self.cpu.check(new.supervisor.cpu_affinity)
             if cpus is not None:
                 refused.append(cpus)
@@ -267,76 +421,77 @@ class Daemon:
                 for line in refused:
                     logger.error(f"reload refused: {line}")
                 return refused
-            kept = trading_pairs(new)
-            previous = trading_pairs(self.config)
-            removed = {s: old for s, old in trading_pairs(self.config).items() if s not in kept}
-            self._apply_process_settings(self.config.supervisor, new.supervisor)
-            self.parts.update_terms(new)
+            previous, kept = trading_pairs(self.config), trading_pairs(new)
+            self.process_settings.apply(self.config.supervisor, new.supervisor)
             self.config = new
-            result = self.root.reload(self._system_spec(new))
-            for symbol, old in removed.items():  # old settings: the new ones no longer list the pair
-                self.parts.unsubscribe(old)
-                self.pairs.drop(symbol)
-                self.parts.refs.executors.pop(symbol, None)
+            self.settings.clear()
+            self.settings.update(kept)
+            result = self.tree.reload(self._tree_spec(new))
             for symbol, old in previous.items():
-                fewer = tuple(
-                    tf
-                    for tf in old.indicator_timeframes
-                    if symbol in kept and tf not in kept[symbol].indicator_timeframes
+                gone = (
+                    old.indicator_timeframes
+                    if symbol not in kept
+                    else tuple(
+                        tf for tf in old.indicator_timeframes if tf not in kept[symbol].indicator_timeframes
+                    )
                 )
-                if fewer:  # a restarted pair that dropped timeframes: their routes and streams go too
-                    self.parts.unsubscribe(old, fewer)
-            self.parts.refs.tell_executors(UpdateTerms(terms=self.parts.terms(new)))
-            if self.parts.pacer is not None:
-                self.parts.pacer.set_expected(
-                    (s.symbol, s.signal_timeframe) for s in trading_pairs(new).values()
-                )
+                if gone:  # a removed pair, or a restarted one that dropped timeframes: routes and streams go
+                    self._unsubscribe(old, gone)
+                if symbol not in kept:
+                    self.pair_board.drop(symbol)
+                    self.refs.executors.pop(symbol, None)
+            if self.replay is not None and self.replay.pacer is not None:
+                self.replay.pacer.set_expected((s.symbol, s.signal_timeframe) for s in kept.values())
             logger.info(
                 f"reload applied: added {result.added}, removed {result.removed}, "
                 f"restarted {result.restarted}, unchanged {len(result.unchanged)}"
             )
             return result
 
-    def _apply_process_settings(self, old: SupervisorSettings, new: SupervisorSettings) -> None:
-        """The process-wide settings a reload applies in place (no pair restarts for these)."""
-        names = ("gil_switch_interval_ms", "cpu_affinity", "entry_priority_hold_ms", "candle_handoff_ms")
-        changed = [name for name in names if getattr(new, name) != getattr(old, name)]
-        if not changed:
-            return
-        if "gil_switch_interval_ms" in changed:
-            sys.setswitchinterval(new.gil_switch_interval_ms / 1000)
-        if "cpu_affinity" in changed:
-            self.cpu.apply(new.cpu_affinity)
-        if "entry_priority_hold_ms" in changed:
-            self.parts.priority.set_hold(new.entry_priority_hold_ms)
-        if "candle_handoff_ms" in changed:
-            self.parts.set_candle_handoff(new.candle_handoff_ms)
-        logger.info(f"reload: applied {', '.join(f'supervisor.{n}' for n in changed)} in place")
+    def _unsubscribe(self, settings: PairSettings, timeframes: tuple[str, ...]) -> None:
+        for tf in timeframes:
+            self.router.unregister(settings.symbol, tf)
+        stream = self.refs.streams.get(settings.contract_type)
+        if stream is not None:
+            stream.tell(Unsubscribe(symbol=settings.symbol, timeframes=timeframes))
 
 
-def _read(path: Path) -> bytes | None:
+def _read(path: Any) -> bytes | None:
     try:
-        return path.read_bytes()
+        return bytes(path.read_bytes())
     except OSError:
         return None
 
 
-def _unreloadable(old: Config, new: Config) -> list[str]:
-    """Changes a reload cannot apply safely (they need a process restart)."""
-    problems = []
-    if old.api.mode is not new.api.mode:
-        problems.append(f"api.mode changed {old.api.mode} → {new.api.mode}: restart the service")
-    if old.state_path() != new.state_path():
-        problems.append("state_dir changed: restart the service")
-    contracts_old = {s.contract_type for s in trading_pairs(old).values()}
-    contracts_new = {s.contract_type for s in trading_pairs(new).values()}
-    if not contracts_new <= contracts_old:
-        problems.append("a new market type (USDT_M/COIN_M) needs its streams started: restart the service")
-    return problems
+def run(config: Config) -> int:
+    """``nancemakina run``: the bot until a signal, an escalation or (replay) the end of the data."""
+    try:
+        bot = RootSupervisor(config)
+    except Exception as exc:
+        logger.error(f"cannot start: {exc}")
+        return 1
+    relay = service_signals(bot.tree.shutdown, bot.reload, bot.notifier)
+    bot.threads.watch(relay.thread, role="signal handling (SIGTERM, SIGHUP)", essential=True)
+    try:
+        bot.start()
+        code = bot.wait()
+    except KeyboardInterrupt:
+        code = bot.shutdown()
+    except Exception:
+        logger.exception("fatal error; shutting down")
+        bot.shutdown()
+        code = 1
+    finally:
+        relay.restore()
+    if code == 0 and bot.replay_completed:
+        logger.info(
+            "replay done: `nancemakina report` writes decisions.csv, trades.csv, summary.json, equity.png"
+        )
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The ``nancemakina`` console script."""
-    from .actors.cli.main import main as cli_main  # noqa: PLC0415
+    """The ``nancemakina`` console script: the CLI, with ``run`` starting this tree."""
+    from .actors.cli.main import main as cli_main  # noqa: PLC0415 - `backtest` and `shell` never need the tree
 
-    return cli_main(argv)
+    return cli_main(argv, run_bot=run)

@@ -12,14 +12,24 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .domain.model import ContractType, Decision, Direction, Kline, Leg
+from .exchange.types import UserEvent
+from .runtime.actor import Barrier, ChildExited
+from .runtime.protocol import (
+    ParkGroup,
+    Ping,
+    ReloadTree,
+    RestartChild,
+    RestartGroup,
+    StartTree,
+    StopTree,
+    SupervisorInbox,
+    TreeRootInbox,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from .exchange.ws import ConnectionEvent
     from .runtime.scheduling import CandleTurn
     from .tree.kline_sequencer import Key, OpenRange
-    from .tree.order_terms import SymbolTerms
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -199,11 +209,56 @@ class KlineGapUnrepaired:
     end_open_ms: int
 
 
-# --- to an order executor ---------------------------------------------------------------------------
+# --- who accepts what (checked when each actor class is defined; senders are typed with these) -------------
 
+PairTimeframeInbox = KlineClosed | EntryRejected | KlineGapUnrepaired
+"""``tree/pair_timeframe.py``: candles from the market stream, its rejected entries, unrepairable gaps."""
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UpdateTerms:
-    """Command to the executor after a reload: new per-symbol terms."""
+OrderExecutorInbox = SubmitEntry | PauseEntries | ResumeEntries | StopAcceptingEntries | PositionClosed
+"""``tree/order_executor.py``: entries from its pair, operator pauses, shutdown, the ledger's closes."""
 
-    terms: Mapping[str, SymbolTerms]
+PositionLedgerInbox = (
+    Decision | OrderStateChanged | EntryRejected | Alert | PositionOpened | Reconcile | UserEvent
+)
+"""``tree/position_ledger.py``: decisions, the executors' order events, alerts, and the exchange's user-data
+events (``exchange/types.py``: ``OrderUpdate``, ``AlgoUpdate``, ``AccountUpdate``, ``ListenKeyExpired``,
+``UserStreamStatus``), parsed at the venue boundary."""
+
+MarketStreamInbox = Subscribe | Unsubscribe | SetCandleHandoff | KlineReceived | ConnectionStatusChanged
+"""``tree/market_stream.py``: subscriptions from the root, and its own WebSocket thread's hand-offs."""
+
+__all__ = [
+    "Alert",
+    "Barrier",
+    "ChildExited",
+    "ConnectionStatusChanged",
+    "EntryRejected",
+    "KlineClosed",
+    "KlineGapUnrepaired",
+    "KlineReceived",
+    "MarketStreamInbox",
+    "OrderExecutorInbox",
+    "OrderStateChanged",
+    "PairTimeframeInbox",
+    "ParkGroup",
+    "PauseEntries",
+    "Ping",
+    "PositionClosed",
+    "PositionLedgerInbox",
+    "PositionOpened",
+    "Reconcile",
+    "ReloadTree",
+    "RestartChild",
+    "RestartGroup",
+    "ResumeEntries",
+    "SetCandleHandoff",
+    "StartTree",
+    "StopAcceptingEntries",
+    "StopTree",
+    "SubmitEntry",
+    "Subscribe",
+    "SupervisorInbox",
+    "TreeRootInbox",
+    "Unsubscribe",
+    "UserEvent",
+]

@@ -9,7 +9,7 @@ Prints, all measured in this one invocation:
   hook), p50/p99/max over ``--signals`` entries with ``--pairs`` synthetic symbols × 5 timeframes streaming
   at ``--speed`` × real time, split into frame → pair emit and emit → executor send, and by whether the
   entry was the first of its candle close or queued behind others in its symbol's executor;
-- pair restart: ``daemon.root.restart_pair`` → every timeframe of the pair running again and warm;
+- pair restart: ``daemon.tree.restart_pair`` → every timeframe of the pair running again and warm;
 - memory: RSS of this (the bot's) process after warm-up and at the end of ``--klines`` closed klines
   delivered to the pair actors, replayed lock-step at ``max`` speed.
 
@@ -55,10 +55,10 @@ from nancemakina.actors.messages import EntryRejected, KlineClosed, OrderStateCh
 from nancemakina.actors.ops.systemd import SdNotifier
 from nancemakina.actors.ops.thread_times import ThreadClock
 from nancemakina.actors.runtime.routing import Router
-from nancemakina.actors.runtime.supervision import GroupState
+from nancemakina.actors.runtime.status import GroupState
 from nancemakina.actors.tree.actor_refs import Refs
-from nancemakina.actors.tree.pair_timeframe import PairStatus
-from nancemakina.supervisor import Daemon, PairBoard
+from nancemakina.actors.tree.pair_timeframe import PairBoard, PairStatus
+from nancemakina.supervisor import RootSupervisor
 
 TIMEFRAMES = ("1m", "5m", "15m", "1h", "4h")
 CLOSES_PER_STEP = sum(1 / m for m in (1, 5, 15, 60, 240))
@@ -373,51 +373,36 @@ class Probe:
                     self.service_ns.append(now - started)
 
 
-def instrument(daemon: Daemon, *, keep_all_latencies: bool) -> tuple[Probe, TimedRefs]:
-    """Attach the probes; must run after ``Daemon(...)`` and before ``daemon.start()``."""
+def instrumented(config: Config, *, keep_all_latencies: bool) -> tuple[RootSupervisor, Probe, TimedRefs]:
+    """A ``RootSupervisor`` with the probes attached (before ``start``)."""
     probe = Probe()
-    parts = daemon.parts
-    parts.executor_latency = probe.latency
-    parts.executor_events = probe.event
-    old = parts.refs
-    refs = TimedRefs(ledger=old.ledger, executors=old.executors, streams=old.streams)
-    parts.refs = refs
-    if keep_all_latencies:  # not in the RSS phase: its per-frame records would be part of what it measures
-        refs.router = parts.router = TimedRouter()  # read by the streams and pairs when they start
+    refs = TimedRefs()
+    # not in the RSS phase: its per-frame records would be part of what it measures
+    router = TimedRouter() if keep_all_latencies else None
+    refs.router = router
+    daemon = RootSupervisor(config, notifier=SdNotifier(None), refs=refs, router=router)
+    daemon.relays.executor_latency = probe.latency
+    daemon.relays.order_probe = probe.event
     if keep_all_latencies:  # the stream actor picks its board's deque up when it starts
-        for board in parts.boards.values():
+        for board in daemon.boards.values():
             board.latencies_ns = deque()
-    begin = parts.begin_replay
-
-    def begin_when_subscribed() -> None:
-        # Daemon.start resumes the clock once the pairs are warm, but their SUBSCRIBE frames may still be
-        # in flight (paced at 5 frames/s): the first candles of late streams would be missed, and at
-        # ``max`` the lock-step pacer would then wait out its 30 s timeout. Wait for the exchange's view.
-        exchange = parts.exchange
-        wanted = {f"{s.lower()}@kline_{tf}" for s in parts.settings for tf in TIMEFRAMES}
-        deadline = time.monotonic() + 30
-        while exchange is not None and time.monotonic() < deadline:
-            if wanted <= set(exchange.status()["clients"]["streams"]):
-                break
-            time.sleep(0.05)
-        else:
-            say("  not every stream subscribed after 30 s; resuming anyway")
-        begin()
-
-    parts.begin_replay = begin_when_subscribed  # type: ignore[method-assign]
-    return probe, refs
+    if daemon.replay is not None:
+        # pairs are warm before their SUBSCRIBE frames (paced at 5 frames/s) are all through: at ``max`` a
+        # missed first candle would make the lock-step pacer wait out its 30 s timeout
+        daemon.replay.subscriptions_timeout_s = 30.0
+    return daemon, probe, refs
 
 
 def alive_actors() -> list[str]:
     return sorted(r.actor_class.__name__ for r in pykka.ActorRegistry.get_all())
 
 
-def delivered(daemon: Daemon) -> int:
-    return sum(b.snapshot().sequencer.delivered for b in daemon.parts.boards.values())
+def delivered(daemon: RootSupervisor) -> int:
+    return sum(b.snapshot().sequencer.delivered for b in daemon.boards.values())
 
 
-def replay_steps(daemon: Daemon) -> int:
-    exchange = daemon.parts.exchange
+def replay_steps(daemon: RootSupervisor) -> int:
+    exchange = daemon.connections.exchange
     return int(exchange.status().get("processed", 0)) if exchange is not None else 0
 
 
@@ -465,8 +450,7 @@ def run_signals(opts: Options, state_dir: Path) -> None:
             handoff_ms=opts.handoff_ms,
             cpus=opts.cpus,
         )
-        daemon = Daemon(config, notifier=SdNotifier(None))
-        probe, refs = instrument(daemon, keep_all_latencies=True)
+        daemon, probe, refs = instrumented(config, keep_all_latencies=True)
         try:
             started = time.perf_counter()
             daemon.start(ready_timeout_s=120)
@@ -487,13 +471,13 @@ def run_signals(opts: Options, state_dir: Path) -> None:
             wall = time.perf_counter() - wall0
             steps = replay_steps(daemon) - steps0
             samples = list(probe.samples)
-            board_ns = [x for b in daemon.parts.boards.values() for x in list(b.latencies_ns)]
+            board_ns = [x for b in daemon.boards.values() for x in list(b.latencies_ns)]
             emitted = dict(refs.emitted)
             handled = len(probe.samples) + sum(probe.rejected.values())
             backlog = f"{len(emitted):,} SubmitEntry told to the executor, {handled:,} handled so far"
-            priority = daemon.parts.priority.stats()
+            priority = daemon.priority.stats()
             restarts = measure_restarts(daemon, symbols, opts.restarts)
-            stats = [b.snapshot() for b in daemon.parts.boards.values()]
+            stats = [b.snapshot() for b in daemon.boards.values()]
         finally:
             code = daemon.shutdown()
     lingering = alive_actors()
@@ -586,27 +570,27 @@ def _print_signal_latency(
         print(f"goal p99 < 5 ms: {met} (p99 {p99:.2f} ms){enough}")
 
 
-def measure_restarts(daemon: Daemon, symbols: list[str], count: int) -> list[float]:
+def measure_restarts(daemon: RootSupervisor, symbols: list[str], count: int) -> list[float]:
     """Seconds from ``restart_pair`` to every child of the pair alive in a new generation and warm."""
     out = []
     for i in range(count):
         symbol = symbols[(i * 7) % len(symbols)]
         keys = {(symbol, tf) for tf in TIMEFRAMES}
-        before = daemon.root.board.pairs.get(symbol)
+        before = daemon.tree.board.groups.get(symbol)
         old_generations = {c.child_id: c.generation for c in before.children} if before else {}
         started = time.perf_counter()
-        if not daemon.root.restart_pair(symbol):
+        if not daemon.restart_pair(symbol):
             say(f"  restart_pair({symbol}) refused")
             continue
         deadline = started + 10
         while time.perf_counter() < deadline:
-            group = daemon.root.board.pairs.get(symbol)
+            group = daemon.tree.board.groups.get(symbol)
             if (
                 group is not None
                 and group.state is GroupState.RUNNING
                 and group.children
                 and all(c.alive and c.generation > old_generations.get(c.child_id, 0) for c in group.children)
-                and daemon.pairs.warm(keys)
+                and daemon.pair_board.warm(keys)
             ):
                 out.append(time.perf_counter() - started)
                 break
@@ -637,8 +621,7 @@ def run_memory(opts: Options, state_dir: Path) -> None:
             handoff_ms=opts.handoff_ms,
             cpus=opts.cpus,
         )
-        daemon = Daemon(config, notifier=SdNotifier(None))
-        probe, _ = instrument(daemon, keep_all_latencies=False)
+        daemon, probe, _ = instrumented(config, keep_all_latencies=False)
         points: list[tuple[int, float, float]] = []
         try:
             rss_before = rss_mib()
@@ -648,7 +631,7 @@ def run_memory(opts: Options, state_dir: Path) -> None:
             warm_at = max(min(100_000, opts.klines // 10), 1)
             marks = [warm_at, *(opts.klines * k // 10 for k in range(2, 11))]
             deadline = time.monotonic() + opts.memory_timeout_s
-            exchange = daemon.parts.exchange
+            exchange = daemon.connections.exchange
             while marks and time.monotonic() < deadline:
                 time.sleep(0.25)
                 done = delivered(daemon)
@@ -792,7 +775,7 @@ def main(argv: list[str] | None = None) -> int:
             run_memory(opts, Path(tmp))
     print(f"\ntotal wall time {time.perf_counter() - wall:.0f} s", flush=True)
     if alive_actors():
-        # An actor that outlived Daemon.shutdown (e.g. an executor busy with its backlog) is a
+        # An actor that outlived RootSupervisor.shutdown (e.g. an executor busy with its backlog) is a
         # non-daemon thread: the interpreter would wait for it. Reported above; do not hang on it.
         pykka.ActorRegistry.stop_all(block=False)
         sys.stderr.flush()

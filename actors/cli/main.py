@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from .run import RunBot
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -45,8 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Console-script entry point."""
+def main(argv: Sequence[str] | None = None, *, run_bot: RunBot) -> int:
+    """The ``nancemakina`` command; ``run_bot`` is the composition root's ``run`` (``supervisor.py``)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     env = dict(os.environ)
     if args_list and args_list[0] == "shell":
@@ -66,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         from .run import run_cli  # noqa: PLC0415
 
-        return run_cli(args, env)
+        return run_cli(args, env, run_bot)
     if args.command == "report":
         from .run import report_cli  # noqa: PLC0415
 

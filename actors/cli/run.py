@@ -1,18 +1,20 @@
-"""``nancemakina run`` and ``nancemakina report``."""
+"""``nancemakina run`` (the bot itself is ``supervisor.run``, handed in) and ``nancemakina report``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from loguru import logger
-
-from ..config import ConfigError, load_config
+from ..config import Config, ConfigError, load_config
 from ..ops.logs import setup_logging
 from .backtest import load_or_report, resolve_config_path
+
+RunBot = Callable[[Config], int]
+"""Runs the bot on a checked config until it stops; returns the exit code (``supervisor.run``)."""
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,11 +28,8 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", help="report directory (default: reports/<timestamp>)")
 
 
-def run_cli(args: argparse.Namespace, env: dict[str, str], err: TextIO = sys.stderr) -> int:
-    """Run the bot until a signal, an escalation or (replay with exit_at_end) the end of the data."""
-    from ...supervisor import Daemon  # noqa: PLC0415 - heavy imports only for `run`
-    from ..runtime.tree import install_signal_handlers  # noqa: PLC0415
-
+def run_cli(args: argparse.Namespace, env: dict[str, str], run_bot: RunBot, err: TextIO = sys.stderr) -> int:
+    """Load and check the config, set up logging, then ``run_bot(config)`` until it stops."""
     path = resolve_config_path(args.config, env)
     try:
         config = load_config(path, env=env)
@@ -53,32 +52,7 @@ def run_cli(args: argparse.Namespace, env: dict[str, str], err: TextIO = sys.std
         json=lg.json_format,
         secrets=secrets,
     )
-    try:
-        daemon = Daemon(config)
-    except Exception as exc:
-        logger.error(f"cannot start: {exc}")
-        return 1
-
-    def reload() -> None:
-        daemon.reload()
-
-    relay = install_signal_handlers(daemon.root, reload, notifier=daemon.notifier)
-    try:
-        daemon.start()
-        code = daemon.wait()
-    except KeyboardInterrupt:
-        code = daemon.shutdown()
-    except Exception:
-        logger.exception("fatal error; shutting down")
-        daemon.shutdown()
-        code = 1
-    finally:
-        relay.restore()
-    if code == 0 and daemon.replay_completed:
-        logger.info(
-            "replay done: `nancemakina report` writes decisions.csv, trades.csv, summary.json, equity.png"
-        )
-    return code
+    return run_bot(config)
 
 
 def report_cli(

@@ -1,4 +1,4 @@
-"""Where a mode's requests go: ``Venue`` (base URLs) and ``make_client`` (python-binance pinned to it).
+"""Where a mode's requests go: ``Endpoints`` (base URLs) and ``make_client`` (python-binance pinned to it).
 
 python-binance 1.0.37 builds every REST URL from instance attributes: ``API_URL`` (+ ``_TESTNET_``/
 ``_DEMO_`` variants) for ``/api/v3/ping|time``, ``FUTURES_URL`` for ``/fapi/v{1,2,3}/...`` (algo orders
@@ -33,12 +33,12 @@ class TimeSource(StrEnum):
     """``/api/v3/time``: the local exchange's wall clock (its ``/fapi/v1/time`` is the replay clock)."""
 
 
-class VenueViolation(requests.exceptions.InvalidURL):
+class EndpointViolation(requests.exceptions.InvalidURL):
     """A request was aimed outside the venue's roots: a programming error, never sent."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Venue:
+class Endpoints:
     """Base URLs of one venue. REST roots end without a slash; WS roots end with one (``wss://host/``)."""
 
     name: str
@@ -58,7 +58,7 @@ class Venue:
     is_local: bool = False
 
     @classmethod
-    def binance(cls, *, testnet: bool) -> Venue:
+    def binance(cls, *, testnet: bool) -> Endpoints:
         """Binance's production or futures-testnet URLs (python-binance 1.0.37's constants)."""
         if testnet:
             return cls(
@@ -83,7 +83,7 @@ class Venue:
         )
 
     @classmethod
-    def local(cls, rest_root: str, ws_root: str) -> Venue:
+    def local(cls, rest_root: str, ws_root: str) -> Endpoints:
         """The local exchange: ``rest_root`` ``http://127.0.0.1:PORT``, ``ws_root`` ``ws://127.0.0.1:PORT/``.
 
         Raises ValueError unless both are plain http/ws URLs on a loopback host.
@@ -124,13 +124,13 @@ def _require_loopback(url: str, schemes: set[str]) -> None:
         loopback = False
     if parts.scheme not in schemes or not loopback or parts.query or parts.fragment or parts.username:
         raise ValueError(
-            f"Venue.local: {url!r} must be a {'/'.join(sorted(schemes))}:// URL on a loopback host "
+            f"Endpoints.local: {url!r} must be a {'/'.join(sorted(schemes))}:// URL on a loopback host "
             "(127.0.0.1, ::1 or localhost); the local exchange binds to loopback only"
         )
 
 
 class _PinnedAdapter(HTTPAdapter):
-    """Sends only to URLs under the allowed roots; anything else raises ``VenueViolation`` unsent."""
+    """Sends only to URLs under the allowed roots; anything else raises ``EndpointViolation`` unsent."""
 
     def __init__(self, roots: tuple[str, ...]) -> None:
         super().__init__(max_retries=0)
@@ -139,7 +139,7 @@ class _PinnedAdapter(HTTPAdapter):
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         url = request.url or ""
         if not url.startswith(self._roots):
-            raise VenueViolation(f"refused a request outside the venue's roots: {urlsplit(url).netloc}")
+            raise EndpointViolation(f"refused a request outside the venue's roots: {urlsplit(url).netloc}")
         return super().send(request, *args, **kwargs)
 
 
@@ -162,31 +162,31 @@ _DEAD_END_ATTRS = ("MARGIN_API_URL", "WEBSITE_URL", "OPTIONS_URL", "OPTIONS_TEST
 
 
 def make_client(
-    venue: Venue,
+    endpoints: Endpoints,
     api_key: str | None,
     api_secret: str | None,
     timeout_s: float,
     *,
     recv_window_ms: int = 5000,
 ) -> Client:
-    """A python-binance ``Client`` whose every REST URL is under ``venue``'s roots; no request is made here.
+    """A python-binance ``Client`` whose every REST URL is under the ``endpoints``' roots; no request is made.
 
     The constructor's ping is skipped (``ping=False``); proxies from the environment are ignored for a
     local venue; ``REQUEST_TIMEOUT`` and ``REQUEST_RECVWINDOW`` are set on the instance.
     """
     client = Client(api_key, api_secret, ping=False)
     for attr, field in _URL_ATTRS.items():
-        setattr(client, attr, getattr(venue, field))
+        setattr(client, attr, getattr(endpoints, field))
     for attr in _DEAD_END_ATTRS:
-        setattr(client, attr, venue.unsupported_url)
+        setattr(client, attr, endpoints.unsupported_url)
     # The WebSocket API clients are created in the constructor with Binance's URLs; they only connect
     # when a ws_* method is called (we never do), but a local venue must not even hold a remote URL.
-    if venue.is_local:
+    if endpoints.is_local:
         for ws_client, prefix, path in (
             (client.ws_api, "WS_API", "ws-api/v3"),
             (client.ws_future, "WS_FUTURES", "ws-fapi/v1"),
         ):
-            url = venue.fstream_url + path
+            url = endpoints.fstream_url + path
             for suffix in ("_URL", "_TESTNET_URL", "_DEMO_URL"):
                 setattr(client, prefix + suffix, url)
             ws_client._url = url  # noqa: SLF001 - only way to re-point the library's WS API client
@@ -196,9 +196,9 @@ def make_client(
     client.REQUEST_RECVWINDOW = recv_window_ms
     session = client.session
     session.max_redirects = 0
-    if venue.is_local:
+    if endpoints.is_local:
         session.trust_env = False
-    adapter = _PinnedAdapter((*venue.rest_roots, venue.unsupported_url))
+    adapter = _PinnedAdapter((*endpoints.rest_roots, endpoints.unsupported_url))
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return client

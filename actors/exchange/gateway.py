@@ -14,7 +14,7 @@ from typing import Any
 
 from ..domain.fills import InstrumentSpec
 from ..domain.model import ContractType, Kline
-from .endpoints import Venue
+from .endpoints import Endpoints
 from .errors import (
     NO_NEED_MARGIN_TYPE,
     NO_NEED_POSITION_SIDE,
@@ -72,7 +72,7 @@ class BinanceGateway:
 
     def __init__(
         self,
-        venue: Venue,
+        endpoints: Endpoints,
         *,
         api_key: str | None,
         api_secret: str | None,
@@ -81,10 +81,10 @@ class BinanceGateway:
         timeout_s: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.venue = venue
+        self.endpoints = endpoints
         self.budget = budget
         self._t = Transport(
-            venue,
+            endpoints,
             api_key=api_key,
             api_secret=api_secret,
             budget=budget,

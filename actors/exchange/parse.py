@@ -34,7 +34,7 @@ _E = TypeVar("_E", bound=StrEnum)
 
 
 class MalformedPayload(ValueError):  # noqa: N818 - the name other modules import
-    """Venue JSON lacks a field or holds a value of the wrong shape; the message names both."""
+    """Endpoints JSON lacks a field or holds a value of the wrong shape; the message names both."""
 
 
 class _Fields:

@@ -23,7 +23,7 @@ from binance import Client
 from binance.exceptions import BinanceAPIException, BinanceRequestException
 
 from ..domain.model import ContractType
-from .endpoints import TimeSource, Venue, make_client
+from .endpoints import Endpoints, TimeSource, make_client
 from .errors import ClockSkew, ExchangeError, IpBanned, RateLimited, Rejected, translate
 from .parse import MalformedPayload
 from .ratelimit import WeightBudget
@@ -56,7 +56,7 @@ class Transport:
 
     def __init__(
         self,
-        venue: Venue,
+        endpoints: Endpoints,
         *,
         api_key: str | None,
         api_secret: str | None,
@@ -65,10 +65,10 @@ class Transport:
         timeout_s: float,
         clock: Callable[[], float],
     ) -> None:
-        self.venue = venue
+        self.endpoints = endpoints
         self.budget = budget
         self.client: Client = make_client(
-            venue, api_key, api_secret, timeout_s, recv_window_ms=recv_window_ms
+            endpoints, api_key, api_secret, timeout_s, recv_window_ms=recv_window_ms
         )
         self.resync_interval_s = DEFAULT_RESYNC_INTERVAL_S
         self._clock = clock
@@ -168,7 +168,7 @@ class Transport:
             return self._sync_locked()
 
     def _sync_locked(self) -> int:
-        if self.venue.time_source is TimeSource.API:
+        if self.endpoints.time_source is TimeSource.API:
             name, fn = "GET /api/v3/time", self.client.get_server_time
         else:
             name, fn = "GET /fapi/v1/time", self.client.futures_time

@@ -1,4 +1,4 @@
-"""The daemon seen from the inspection shell: every answer is built from snapshots, never a mailbox."""
+"""The running bot as the inspection shell sees it: every answer is built from snapshots, never a mailbox."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..messages import PauseEntries, ResumeEntries
 from ..runtime.actor import DIRECTORY, ActorStats
-from ..runtime.supervision import GroupState
+from ..runtime.status import GroupState
 from ..tree.ledger_store import LedgerStore
 from .control_server import ControlError
 from .thread_times import thread_kinds
 
 if TYPE_CHECKING:
-    from ...supervisor import Daemon
     from ..tree.pair_timeframe import PairStatus
+    from .bot_view import RunningBot
 
 
 def _kline(k: Any) -> dict[str, Any]:
@@ -48,11 +48,11 @@ def _decision(d: Any) -> dict[str, Any] | None:
     }
 
 
-class DaemonControl:
-    """Implements ``actors.control.ControlTarget`` for a running ``Daemon``."""
+class Inspection:
+    """Implements the control socket's ``ControlTarget`` for a running bot."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(self, bot: RunningBot) -> None:
+        self.bot = bot
         self.paused: set[str] = set()
         self._lock = threading.Lock()
         self._last_counts: dict[str, tuple[int, float]] = {}
@@ -60,10 +60,10 @@ class DaemonControl:
     # ---- helpers ---------------------------------------------------------------------------------
 
     def _symbols(self) -> list[str]:
-        return sorted(self.daemon.parts.settings)
+        return sorted(self.bot.settings)
 
     def _check(self, symbol: str) -> None:
-        if symbol not in self.daemon.parts.settings:
+        if symbol not in self.bot.settings:
             raise ControlError(f"unknown pair {symbol} (pairs: {', '.join(self._symbols()) or 'none'})")
 
     def _rate(self, name: str, messages: int, now: float) -> float:
@@ -75,20 +75,20 @@ class DaemonControl:
         return (messages - before[0]) / (now - before[1])
 
     def _store(self) -> LedgerStore:
-        return LedgerStore.open_read_only(self.daemon.config.state_path() / "ledger.sqlite3")
+        return LedgerStore.open_read_only(self.bot.config.state_path() / "ledger.sqlite3")
 
     # ---- ControlTarget ---------------------------------------------------------------------------
 
     def actor_tree(self) -> list[dict[str, Any]]:
         now = time.monotonic()
-        status = self.daemon.root.status()
+        status = self.bot.status()
         stats = DIRECTORY.stats()
         rows: list[dict[str, Any]] = [
             {"name": "root", "kind": "RootSupervisor", "parent": None, "state": status.state.value,
              "mailbox": 0, "msgs_per_s": 0.0, "messages": 0, "restarts": 0,
-             "uptime_s": time.time() - self.daemon.started_at, "last_message_age_s": None},
+             "uptime_s": time.time() - self.bot.started_at, "last_message_age_s": None},
         ]  # fmt: skip
-        groups = ([status.shared] if status.shared is not None else []) + list(status.pairs)
+        groups = ([status.shared] if status.shared is not None else []) + list(status.groups)
         for group in groups:
             rows.append(self._row(stats.get(group.name), group.name, "Supervisor", "root", now,
                                   state=group.state.value, restarts=group.total_restarts,
@@ -126,12 +126,12 @@ class DaemonControl:
 
     def inspect(self, symbol: str, timeframe: str | None) -> dict[str, Any]:
         self._check(symbol)
-        settings = self.daemon.parts.settings[symbol]
+        settings = self.bot.settings[symbol]
         if timeframe is not None and timeframe not in settings.indicator_timeframes:
             raise ControlError(
                 f"{symbol} has no {timeframe} (timeframes: {', '.join(settings.indicator_timeframes)})"
             )
-        statuses: dict[tuple[str, str], PairStatus] = self.daemon.pairs.statuses
+        statuses: dict[tuple[str, str], PairStatus] = self.bot.pair_board.statuses
         frames = []
         for tf in settings.indicator_timeframes:
             if timeframe is not None and tf != timeframe:
@@ -158,18 +158,16 @@ class DaemonControl:
                     "unrepaired_gap": st.unrepaired_gap,
                 }
             )
-        group = self.daemon.root.status()
-        parked = any(g.name == symbol and g.state is GroupState.PARKED for g in group.pairs)
-        position = next(
-            (asdict(p) for p in self.daemon.parts.snapshots.positions() if p.symbol == symbol), None
-        )
+        group = self.bot.status()
+        parked = any(g.name == symbol and g.state is GroupState.PARKED for g in group.groups)
+        position = next((asdict(p) for p in self.bot.snapshots.positions() if p.symbol == symbol), None)
         return {"symbol": symbol, "timeframes": frames, "paused": symbol in self.paused, "parked": parked,
                 "position": position}  # fmt: skip
 
     def positions(self) -> list[dict[str, Any]]:
-        prices = {c: b.prices for c, b in self.daemon.parts.boards.items()}
+        prices = {c: b.prices for c, b in self.bot.boards.items()}
         rows = []
-        for p in self.daemon.parts.snapshots.positions():
+        for p in self.bot.snapshots.positions():
             row = asdict(p)
             tick = prices.get(p.contract_type)
             last = tick.get(p.symbol) if tick is not None else None
@@ -196,33 +194,34 @@ class DaemonControl:
 
     def restart_pair(self, symbol: str) -> dict[str, Any]:
         self._check(symbol)
-        return {"symbol": symbol, "restarted": self.daemon.root.restart_pair(symbol)}
+        return {"symbol": symbol, "restarted": self.bot.restart_pair(symbol)}
 
     def pause_pair(self, symbol: str) -> dict[str, Any]:
         self._check(symbol)
         self.paused.add(symbol)
-        self.daemon.parts.refs.tell_executor(symbol, PauseEntries(symbol=symbol))
+        self.bot.refs.tell_executor(symbol, PauseEntries(symbol=symbol))
         return {"symbol": symbol, "paused": True}
 
     def resume_pair(self, symbol: str) -> dict[str, Any]:
         self._check(symbol)
         self.paused.discard(symbol)
-        self.daemon.parts.refs.tell_executor(symbol, ResumeEntries(symbol=symbol))
+        self.bot.refs.tell_executor(symbol, ResumeEntries(symbol=symbol))
         return {"symbol": symbol, "paused": False}
 
     def reload(self) -> dict[str, Any]:
-        result = self.daemon.reload()
+        result = self.bot.reload()
         if isinstance(result, list):
             raise ControlError("reload refused, running config kept:\n" + "\n".join(result))
         return asdict(result)
 
     def health(self) -> dict[str, Any]:
-        status = self.daemon.root.status()
+        status = self.bot.status()
         shared_ok = status.shared is not None and all(c.alive for c in status.shared.children)
-        parked = [g.name for g in status.pairs if g.state is GroupState.PARKED]
-        gaps = sorted({s for (s, _), st in self.daemon.pairs.statuses.items() if st.unrepaired_gap})
-        counters = self.daemon.parts.snapshots.counters()
-        ws = {c.value: b.snapshot().connections for c, b in self.daemon.parts.boards.items()}
+        parked = [g.name for g in status.groups if g.state is GroupState.PARKED]
+        gaps = sorted({s for (s, _), st in self.bot.pair_board.statuses.items() if st.unrepaired_gap})
+        counters = self.bot.snapshots.counters()
+        ws = {c.value: b.snapshot().connections for c, b in self.bot.boards.items()}
+        dead = self.bot.threads.check()
         checks = {
             "tree": status.state.value,
             "shared_actors_alive": shared_ok,
@@ -232,18 +231,19 @@ class DaemonControl:
             "naked_position_alerts": counters.get("naked_alerts", 0),
             "reconciliations": counters.get("reconciles", 0),
             "websocket_connections": {k: len(v) for k, v in ws.items()},
-            "request_weight_used": self.daemon.parts.budget.used_weight,
+            "request_weight_used": self.bot.connections.budget.used_weight,
+            "dead_threads": [f"{d.name} ({d.role})" for d in dead],
         }
-        if status.state.value != "running" or not shared_ok:
+        if status.state.value != "running" or not shared_ok or any(d.essential for d in dead):
             verdict = "failing"
-        elif parked or gaps:
+        elif parked or gaps or dead:
             verdict = "degraded"
         else:
             verdict = "ok"
         return {"status": verdict, "checks": checks}
 
     def threads(self) -> dict[str, Any]:
-        sup = self.daemon.config.supervisor
+        sup = self.bot.config.supervisor
         return {
             "cpu_affinity": list(sup.cpu_affinity) if sup.cpu_affinity is not None else None,
             "gil_switch_interval_ms": sys.getswitchinterval() * 1e3,

@@ -1,9 +1,10 @@
-"""Feeds ``Metrics`` from the daemon: scrape-time providers over snapshots, and a pump for cumulative counts.
+"""Feeds ``Metrics`` from the running bot: scrape-time providers over snapshots, a pump for cumulative counts.
 
 Snapshot values (positions, mailboxes, weight, parked pairs, unrepaired gaps, replay progress) are read
-when Prometheus scrapes. Counts the parts keep cumulatively (WebSocket frames and reconnects, sequencer
-gaps and backfills, 429/418 answers, reconciliation discrepancies, supervisor restarts) are turned into
-counter increments by a pump thread once a second, so the counters stay monotonic across actor restarts.
+when Prometheus scrapes. Counts the actors and boards keep cumulatively (WebSocket frames and
+reconnects, sequencer gaps and backfills, 429/418 answers, reconciliation discrepancies, supervisor
+restarts) become counter increments in a pump thread once a second, so counters stay monotonic across
+actor restarts.
 """
 
 from __future__ import annotations
@@ -18,22 +19,22 @@ from loguru import logger
 
 from ..domain.model import Direction
 from ..runtime.actor import DIRECTORY
-from ..runtime.supervision import GroupState
+from ..runtime.status import GroupState
 from .metrics import Metrics, MetricsServer, WsState
 
 if TYPE_CHECKING:
-    from ...supervisor import Daemon
+    from .bot_view import RunningBot
 
 ALL = "all"
-"""Label value for counts the parts only keep per market, not per symbol."""
+"""Label value for counts kept only per market, not per symbol."""
 
 
-class DaemonMetrics:
-    """Owns the registry, the HTTP endpoint and the pump of one daemon."""
+class MetricsFeed:
+    """Owns the registry, the HTTP endpoint and the pump of one bot process."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        config = daemon.config
-        self.daemon = daemon
+    def __init__(self, bot: RunningBot) -> None:
+        config = bot.config
+        self.bot = bot
         self.metrics = Metrics(mode=config.api.mode.value)
         self.server = MetricsServer.from_settings(config.monitoring, self.metrics, health=self._healthy)
         self._last: dict[tuple[str, ...], float] = {}
@@ -65,29 +66,25 @@ class DaemonMetrics:
             self.server.stop()
 
     def _healthy(self) -> bool:
-        status = self.daemon.root.status()
-        return status.state.value == "running" and (
-            status.shared is not None and all(c.alive for c in status.shared.children)
-        )
+        """``/healthz``: the tree runs, every shared actor lives, and no essential thread died."""
+        status = self.bot.status()
+        shared_ok = status.shared is not None and all(c.alive for c in status.shared.children)
+        return status.state.value == "running" and shared_ok and self.bot.threads.essential_alive()
 
     # ---- providers (scrape thread; snapshot reads only) ------------------------------------------
 
     def _positions(self) -> Mapping[str, float]:
-        counts = {c.value: 0.0 for c in self.daemon.parts.contracts}
-        for p in self.daemon.parts.snapshots.positions():
+        counts = {c.value: 0.0 for c in self.bot.connections.contracts}
+        for p in self.bot.snapshots.positions():
             counts[p.contract_type.value] = counts.get(p.contract_type.value, 0.0) + 1
         return counts
 
     def _unrealized(self) -> Mapping[str, float]:
         out = {}
-        parts = self.daemon.parts
-        for p in parts.snapshots.positions():
-            tick = (
-                parts.boards[p.contract_type].prices.get(p.symbol)
-                if p.contract_type in parts.boards
-                else None
-            )
-            spec = parts.specs.get(p.symbol)
+        bot = self.bot
+        for p in bot.snapshots.positions():
+            tick = bot.boards[p.contract_type].prices.get(p.symbol) if p.contract_type in bot.boards else None
+            spec = bot.connections.specs.get(p.symbol)
             if tick is None or spec is None:
                 continue
             from ..domain.fills import pnl  # noqa: PLC0415 - keeps this module's import graph small
@@ -96,8 +93,8 @@ class DaemonMetrics:
         return out
 
     def _weight(self) -> Mapping[str, float]:
-        parts = self.daemon.parts
-        return {c.value: float(parts.budget.used_weight) for c in parts.contracts}
+        bot = self.bot
+        return {c.value: float(bot.connections.budget.used_weight) for c in bot.connections.contracts}
 
     def _ages(self) -> Mapping[str, float]:
         now = time.monotonic()
@@ -108,13 +105,13 @@ class DaemonMetrics:
         }
 
     def _parked(self) -> Mapping[str, float]:
-        return {g.name: 1.0 if g.state is GroupState.PARKED else 0.0 for g in self.daemon.root.status().pairs}
+        return {g.name: 1.0 if g.state is GroupState.PARKED else 0.0 for g in self.bot.status().groups}
 
     def _unrepaired(self) -> Mapping[tuple[str, str], float]:
-        return {k: 1.0 if st.unrepaired_gap else 0.0 for k, st in self.daemon.pairs.statuses.items()}
+        return {k: 1.0 if st.unrepaired_gap else 0.0 for k, st in self.bot.pair_board.statuses.items()}
 
     def _progress(self) -> float:
-        exchange = self.daemon.parts.exchange
+        exchange = self.bot.connections.exchange
         if exchange is None:
             return 0.0
         status = exchange.status()
@@ -131,6 +128,7 @@ class DaemonMetrics:
     def _pump_loop(self) -> None:
         while not self._stop.wait(1.0):
             try:
+                self.bot.threads.check()
                 self.pump()
             except Exception as exc:
                 self.metrics.error("metrics", type(exc).__name__)
@@ -138,9 +136,9 @@ class DaemonMetrics:
 
     def pump(self) -> None:
         """One pass: convert every cumulative count into counter increments (also called by tests)."""
-        m, parts = self.metrics, self.daemon.parts
+        m, bot = self.metrics, self.bot
         c = m.counters
-        for contract, board in parts.boards.items():
+        for contract, board in bot.boards.items():
             market = contract.value
             snap = board.snapshot()
             states = {conn.state.value for conn in snap.connections}
@@ -163,19 +161,19 @@ class DaemonMetrics:
             for outcome, total in handed:
                 if d := self._delta(("handoff", market, outcome), total):
                     m.candle_handoff(market, outcome, int(d))
-        budget = parts.budget
+        budget = bot.connections.budget
         for code, total in (("429", budget.responses_429), ("418", budget.responses_418)):
             if d := self._delta(("rate", code), total):
                 c["rate_limit_responses"].labels(code=code).inc(d)
-        for kind, n in parts.snapshots.discrepancies().items():
+        for kind, n in bot.snapshots.discrepancies().items():
             if d := self._delta(("discrepancy", kind), n):
                 c["reconciliation_discrepancies"].labels(kind=kind).inc(d)
-        priority = parts.priority.stats()
+        priority = bot.priority.stats()
         for outcome, total in (("sent", priority.ended), ("expired", priority.expired)):
             if d := self._delta(("priority", outcome), total):
                 m.entry_priority(outcome, int(d))
-        status = self.daemon.root.status()
-        for group in ([status.shared] if status.shared else []) + list(status.pairs):
+        status = self.bot.status()
+        for group in ([status.shared] if status.shared else []) + list(status.groups):
             for child in group.children:
                 if d := self._delta(("restarts", child.child_id), max(0, child.generation - 1)):
                     c["actor_restarts"].labels(actor=child.child_id).inc(d)

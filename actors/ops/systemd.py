@@ -131,6 +131,11 @@ class SignalRelay:
         self._previous: dict[int, Any] = {}
         self._thread = threading.Thread(target=self._run, name="signal-relay", daemon=True)
 
+    @property
+    def thread(self) -> threading.Thread:
+        """The worker that runs the actions (watched: without it, SIGTERM would do nothing)."""
+        return self._thread
+
     def install(self) -> None:
         """Install the handlers (main thread only, as Python requires) and start the worker."""
         self._thread.start()
@@ -159,7 +164,7 @@ class SignalRelay:
 
 
 def service_signals(
-    on_stop: Callable[[], object], on_reload: Callable[[], None], notifier: SdNotifier | None = None
+    on_stop: Callable[[], object], on_reload: Callable[[], object], notifier: SdNotifier | None = None
 ) -> SignalRelay:
     """Install SIGTERM/SIGINT → ``on_stop``, SIGHUP → ``on_reload`` framed by RELOADING=1 … READY=1."""
 

@@ -1,4 +1,10 @@
-"""Base class for every actor: typed dispatch to ``on_<message>`` handlers, stats, and exit reporting.
+"""Base class for every actor: a declared inbox, dispatch to ``on_<message>`` handlers, stats, exit reports.
+
+An actor names the messages it accepts as the type argument of its base, ``class Ledger(Actor[Inbox])``
+with ``Inbox = Decision | Alert | ...``; a subclass widens its base's with ``class C(Base, Actor[More])``.
+Defining the class fails (``TypeError``) when a type in the inbox has no ``on_<snake_case>`` handler, or a
+handler answers no type of the inbox; at run time a message outside the inbox is logged and dropped.
+Senders hold an ``Address[Inbox]``, so mypy refuses a message the receiver does not accept.
 
 pykka actors cannot be restarted and report failures only to their own ``on_failure``; supervision is
 ours. Each actor is started with a ``monitor`` callback and calls it exactly once when it ends — normally,
@@ -14,7 +20,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, get_args, get_origin
 
 import pykka
 from loguru import logger
@@ -53,19 +59,28 @@ class Barrier:
 
 Monitor = Callable[[ChildExited], None]
 
+M = TypeVar("M")
+M_contra = TypeVar("M_contra", contravariant=True)
+
+
+class Address(Protocol[M_contra]):
+    """Where a sender tells messages of type ``M`` (an actor ref, a router entry, a forwarding teller)."""
+
+    def tell(self, message: M_contra) -> None: ...
+
 
 class ActorDirectory:
     """Every live actor by name, for the shell and metrics: weak references, lock-free reads."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._actors: dict[str, weakref.ref[Actor]] = {}
+        self._actors: dict[str, weakref.ref[Actor[Any]]] = {}
 
-    def add(self, actor: Actor) -> None:
+    def add(self, actor: Actor[Any]) -> None:
         with self._lock:
             self._actors = {**self._actors, actor.name: weakref.ref(actor)}
 
-    def remove(self, actor: Actor) -> None:
+    def remove(self, actor: Actor[Any]) -> None:
         with self._lock:
             current = self._actors.get(actor.name)
             if current is not None and current() is actor:
@@ -81,16 +96,35 @@ class ActorDirectory:
         return out
 
 
+_LIFECYCLE = frozenset({"on_start", "on_stop", "on_failure", "on_receive"})
+"""pykka's own hooks: ``on_`` names that are not message handlers."""
+
 DIRECTORY = ActorDirectory()
 """The process-wide directory every ``Actor`` registers in when it starts."""
 
 _SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
 
 
-class Actor(pykka.ThreadingActor):
-    """Dispatches ``tell``/``ask`` messages by type: ``KlineClosed`` → ``on_kline_closed(msg)``."""
+def handler_name(message_type: type) -> str:
+    """``on_`` + snake_case of the message class name: ``KlineClosed`` → ``on_kline_closed``."""
+    return "on_" + _SNAKE.sub("_", message_type.__name__).lower()
 
-    _handlers: ClassVar[dict[type, str]]
+
+def _inbox_of(cls: type) -> tuple[type, ...] | None:
+    """The message types named by ``Actor[...]`` among ``cls``'s own bases, or None if it names none."""
+    for base in getattr(cls, "__orig_bases__", ()):
+        if get_origin(base) is Actor:
+            (inbox,) = get_args(base)
+            return tuple(get_args(inbox)) or (inbox,)
+    return None
+
+
+class Actor(pykka.ThreadingActor, Generic[M]):
+    """Dispatches ``tell``/``ask`` messages by type to ``on_<message>`` handlers; see the module docstring."""
+
+    accepts: ClassVar[tuple[type, ...]] = (Barrier,)
+    """Every message type this actor handles (its inbox and :class:`Barrier`), checked at class creation."""
+    _handlers: ClassVar[dict[type, str]] = {}
 
     def __init__(self, *, name: str, monitor: Monitor | None = None, generation: int = 0) -> None:
         super().__init__()
@@ -106,25 +140,26 @@ class Actor(pykka.ThreadingActor):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._handlers = {}
-
-    @classmethod
-    def handler_name(cls, message_type: type) -> str:
-        """``on_`` + snake_case of the message class name."""
-        return "on_" + _SNAKE.sub("_", message_type.__name__).lower()
+        inbox = _inbox_of(cls)
+        if inbox is not None:  # a subclass may widen its base's inbox: ``class C(Supervisor, Actor[Extra])``
+            cls.accepts = tuple(dict.fromkeys((*cls.accepts, *inbox)))
+        missing = [t.__name__ for t in cls.accepts if not callable(getattr(cls, handler_name(t), None))]
+        if missing:
+            raise TypeError(f"{cls.__name__} accepts {', '.join(missing)} but has no handler for it")
+        handled = {handler_name(t) for t in cls.accepts}
+        stray = [n for n in dir(cls) if n.startswith("on_") and n not in _LIFECYCLE and n not in handled]
+        if stray:
+            raise TypeError(f"{cls.__name__}: {', '.join(stray)} handle no message of its inbox")
+        cls._handlers = {t: handler_name(t) for t in cls.accepts}
 
     def on_receive(self, message: Any) -> Any:
-        """Route to the handler for the message's type; an unknown message is a programming error."""
+        """Route to the handler for the message's type; a message outside the inbox is a programming error."""
         self._messages += 1
         self._last_message = time.monotonic()
-        kind = type(message)
-        name = self._handlers.get(kind)
+        name = self._handlers.get(type(message))
         if name is None:
-            name = self.handler_name(kind)
-            if not hasattr(self, name):
-                self.log.error(f"{self.name}: no handler {name} for {kind.__name__}; message dropped")
-                return None
-            self._handlers[kind] = name
+            self.log.error(f"{self.name}: {type(message).__name__} is not in its inbox; message dropped")
+            return None
         return getattr(self, name)(message)
 
     def on_barrier(self, message: Barrier) -> None:

@@ -1,23 +1,24 @@
-"""Where closed klines go: (symbol, timeframe) → the current pair actor, swapped atomically on restarts.
+"""``Router``: a key → the current incarnation of one actor, swapped atomically when it restarts.
 
-The supervisor registers each new incarnation of a pair actor before that actor warms up, so klines that
-close during warm-up queue in its mailbox instead of being lost; the strategy ignores the ones warm-up
-already covered. Readers never lock: they read an immutable mapping that writers replace.
+Supervisors register each new incarnation before it warms up, so messages sent meanwhile queue in its
+mailbox instead of being lost (nancemakina routes closed klines by (symbol, timeframe) to pair actors).
+Readers never lock: they read an immutable mapping that writers replace. ``Router[M]`` only tells ``M``.
 """
 
 from __future__ import annotations
 
 import threading
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import pykka
 
 Key = tuple[str, str]
+M = TypeVar("M")
 
 
-class Router:
-    """Thread-safe registry of pair actor refs by (symbol, timeframe)."""
+class Router(Generic[M]):
+    """Thread-safe registry of actor refs by (symbol, timeframe), for messages of type ``M``."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -48,7 +49,7 @@ class Router:
         """Every routed (symbol, timeframe)."""
         return frozenset(self._routes)
 
-    def tell(self, symbol: str, timeframe: str, message: object) -> bool:
+    def tell(self, symbol: str, timeframe: str, message: M) -> bool:
         """Deliver ``message`` to the current actor; False when nobody is registered or it is dead."""
         ref = self._routes.get((symbol, timeframe))
         if ref is None:

@@ -29,13 +29,13 @@ from typing import Any
 from aiohttp import web
 
 from .errors import KNOWN_MESSAGES
-from .exchange import Venue
+from .exchange import SimExchange
 from .faults import HttpFault
 
-AdminHandler = Callable[[Venue, dict[str, Any], web.Request], Awaitable[Any]]
+AdminHandler = Callable[[SimExchange, dict[str, Any], web.Request], Awaitable[Any]]
 
 
-def status(v: Venue) -> dict[str, Any]:
+def status(v: SimExchange) -> dict[str, Any]:
     r = v.replay
     return {
         "clockMs": r.now_ms,
@@ -57,7 +57,7 @@ def status(v: Venue) -> dict[str, Any]:
     }
 
 
-def state(v: Venue) -> dict[str, Any]:
+def state(v: SimExchange) -> dict[str, Any]:
     b = v.book
     return {
         "balances": dict(b.wallet),
@@ -80,66 +80,66 @@ def state(v: Venue) -> dict[str, Any]:
     }
 
 
-async def _status(v: Venue, _p: dict[str, Any], _r: web.Request) -> Any:
+async def _status(v: SimExchange, _p: dict[str, Any], _r: web.Request) -> Any:
     return status(v)
 
 
-async def _state(v: Venue, _p: dict[str, Any], _r: web.Request) -> Any:
+async def _state(v: SimExchange, _p: dict[str, Any], _r: web.Request) -> Any:
     return state(v)
 
 
-async def _pause(v: Venue, _p: dict[str, Any], _r: web.Request) -> Any:
+async def _pause(v: SimExchange, _p: dict[str, Any], _r: web.Request) -> Any:
     v.replay.pause()
     return status(v)
 
 
-async def _resume(v: Venue, _p: dict[str, Any], _r: web.Request) -> Any:
+async def _resume(v: SimExchange, _p: dict[str, Any], _r: web.Request) -> Any:
     v.replay.resume()
     return status(v)
 
 
-async def step(v: Venue, count: int) -> None:
+async def step(v: SimExchange, count: int) -> None:
     target = v.replay.add_steps(count)
     while v.replay.processed < target:
         v.replay.progress.clear()
         await v.replay.progress.wait()
 
 
-async def _step(v: Venue, p: dict[str, Any], _r: web.Request) -> Any:
+async def _step(v: SimExchange, p: dict[str, Any], _r: web.Request) -> Any:
     await step(v, int(p.get("count", 1)))
     return status(v)
 
 
-async def _pacer(v: Venue, p: dict[str, Any], _r: web.Request) -> Any:
+async def _pacer(v: SimExchange, p: dict[str, Any], _r: web.Request) -> Any:
     pacer_id = v.pacers.register(str(p.get("interval", "1m")))
     v.replay.client_arrived.set()
     return {"pacerId": pacer_id}
 
 
-async def _ack(v: Venue, p: dict[str, Any], r: web.Request) -> Any:
+async def _ack(v: SimExchange, p: dict[str, Any], r: web.Request) -> Any:
     v.pacers.ack(r.match_info["pacer"], int(p["openTime"]))
     return {}
 
 
-async def _unpace(v: Venue, _p: dict[str, Any], r: web.Request) -> Any:
+async def _unpace(v: SimExchange, _p: dict[str, Any], r: web.Request) -> Any:
     v.pacers.unregister(r.match_info["pacer"])
     return {}
 
 
-async def _drop(v: Venue, _p: dict[str, Any], _r: web.Request) -> Any:
+async def _drop(v: SimExchange, _p: dict[str, Any], _r: web.Request) -> Any:
     return {"dropped": await v.hub.drop_all()}
 
 
-async def _stall(v: Venue, p: dict[str, Any], _r: web.Request) -> Any:
+async def _stall(v: SimExchange, p: dict[str, Any], _r: web.Request) -> Any:
     stall(v, float(p["seconds"]), str(p.get("stream", "")))
     return {}
 
 
-def stall(v: Venue, seconds: float, stream: str = "") -> None:
+def stall(v: SimExchange, seconds: float, stream: str = "") -> None:
     v.faults.stalls[stream] = asyncio.get_running_loop().time() + seconds
 
 
-async def _http(v: Venue, p: dict[str, Any], _r: web.Request) -> Any:
+async def _http(v: SimExchange, p: dict[str, Any], _r: web.Request) -> Any:
     fault = HttpFault(
         kind=str(p["kind"]),
         count=int(p.get("count", 1)),
@@ -151,19 +151,19 @@ async def _http(v: Venue, p: dict[str, Any], _r: web.Request) -> Any:
     return {}
 
 
-async def _reject(v: Venue, p: dict[str, Any], _r: web.Request) -> Any:
+async def _reject(v: SimExchange, p: dict[str, Any], _r: web.Request) -> Any:
     code = int(p["code"])
     v.faults.reject_codes.append((code, str(p.get("msg") or KNOWN_MESSAGES.get(code, "NEW_ORDER_REJECTED"))))
     return {}
 
 
-async def _latency(v: Venue, p: dict[str, Any], _r: web.Request) -> Any:
+async def _latency(v: SimExchange, p: dict[str, Any], _r: web.Request) -> Any:
     v.faults.latency_s = float(p["seconds"])
     v.faults.latency_path = str(p.get("path", ""))
     return {}
 
 
-async def _expire(v: Venue, p: dict[str, Any], _r: web.Request) -> Any:
+async def _expire(v: SimExchange, p: dict[str, Any], _r: web.Request) -> Any:
     keys = [p["listenKey"]] if p.get("listenKey") else list(v.hub.keys)
     expired = [k for key in keys for k in await v.hub.expire_keys(key)]
     return {"expired": expired}
@@ -187,12 +187,12 @@ ADMIN: list[tuple[str, str, AdminHandler]] = [
 ]
 
 
-def install(app: web.Application, venue: Venue) -> None:
+def install(app: web.Application, exchange: SimExchange) -> None:
     for method, path, handler in ADMIN:
-        app.router.add_route(method, "/sim/v1" + path, _bind(venue, handler))
+        app.router.add_route(method, "/sim/v1" + path, _bind(exchange, handler))
 
 
-def _bind(venue: Venue, handler: AdminHandler) -> Callable[[web.Request], Awaitable[web.Response]]:
+def _bind(exchange: SimExchange, handler: AdminHandler) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         p: dict[str, Any] = dict(request.query)
         if request.can_read_body:
@@ -203,7 +203,7 @@ def _bind(venue: Venue, handler: AdminHandler) -> Callable[[web.Request], Awaita
             if isinstance(body, dict):
                 p.update(body)
         try:
-            result = await handler(venue, p, request)
+            result = await handler(exchange, p, request)
         except (KeyError, ValueError, TypeError) as exc:
             return web.json_response({"code": -1102, "msg": f"bad admin request: {exc!r}"}, status=400)
         return web.json_response(result)

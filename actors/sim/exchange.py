@@ -31,7 +31,7 @@ class Request:
 
 
 @dataclass(eq=False, slots=True, kw_only=True)
-class Venue:
+class SimExchange:
     config: SimConfig
     feeds: dict[str, Feed]
     book: Book

@@ -10,20 +10,34 @@ ack. Two gates make the bot see a step exactly as the backtester does:
    through the executor and then the ledger (so entries decided at T are filled, protected and recorded),
    and only then is T acknowledged to the exchange.
 
+``ReplayDriver`` runs a replay from the bot's side: it waits for the live subscriptions, registers as a
+pacer at ``max`` speed, resumes the clock, routes each ``SIM_STEP`` marker, and reports progress and the end.
 Only replay mode uses this module; live trading never waits for anything.
 """
 
 from __future__ import annotations
 
+import math
 import threading
-from collections.abc import Callable, Iterable
-from typing import Any
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import pykka
 from loguru import logger
 
-from ..domain.model import TIMEFRAME_MS
+from ..domain.model import TIMEFRAME_MS, ContractType, Kline
+from ..exchange.parse import parse_user_event
+from ..exchange.types import UserStreamStatus
+from ..exchange.ws import kline_stream
 from ..runtime.actor import Barrier
+
+if TYPE_CHECKING:
+    from ..exchange.types import UserEvent
+    from .remote import RemoteExchange
+    from .server import LocalExchange
 
 MINUTE_MS = 60_000
 
@@ -170,3 +184,128 @@ def chain_barriers(*refs: Any) -> Callable[[Callable[[], None]], None]:
         step(0)
 
     return run
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimStep:
+    """The local exchange's lock-step marker on a user-data stream (replay only)."""
+
+    step_open_ms: int
+    symbols: tuple[str, ...] = ()
+    """Symbols with a candle in this step (the others owe the pacer nothing)."""
+
+
+def parse_with_marker(payload: Mapping[str, Any], contract: ContractType) -> UserEvent | SimStep | None:
+    """``parse_user_event``, plus the local exchange's ``SIM_STEP`` marker."""
+    data = payload.get("data", payload)
+    if isinstance(data, Mapping) and data.get("e") == "SIM_STEP":
+        return SimStep(step_open_ms=int(data["T"]), symbols=tuple(str(x) for x in data.get("s", ())))
+    return parse_user_event(payload, contract)
+
+
+class ReplayDriver:
+    """The bot's side of a replay against the local exchange (lock-step when the replay runs at ``max``).
+
+    ``barriers(then)`` runs ``then`` once the executors and the ledger drained; ``tell_ledger`` delivers a
+    ``Barrier`` to the ledger; ``streamed`` lists the (symbol, timeframe) keys the market streams route.
+    """
+
+    def __init__(
+        self,
+        exchange: LocalExchange | RemoteExchange,
+        *,
+        speed: float,
+        contracts: Iterable[ContractType],
+        expected: Iterable[tuple[str, str]],
+        barriers: Callable[[Callable[[], None]], None],
+        tell_ledger: Callable[[Barrier], None],
+        streamed: Callable[[], Iterable[tuple[str, str]]],
+    ) -> None:
+        self.exchange = exchange
+        self._contracts = tuple(contracts)
+        self._tell_ledger = tell_ledger
+        self._streamed = streamed
+        self._pacer_id: str | None = None
+        self.subscriptions_timeout_s = 10.0
+        """How long :meth:`begin` waits for the exchange to stream every routed kline to us."""
+        self.gate: UserStreamGate | None = None
+        self.pacer: ReplayPacer | None = None
+        if math.isinf(speed):
+            self.gate = UserStreamGate([c.value for c in self._contracts])
+            self.pacer = ReplayPacer(ack=self._ack, expected=expected, barriers=barriers)
+
+    def hold(self, kline: Kline) -> None:
+        """For the market streams: in lock-step, hold a 1m candle until its step's fills are in the ledger."""
+        if self.gate is not None and kline.timeframe == "1m":
+            self.gate.wait_for_step(kline.open_time_ms + MINUTE_MS)
+
+    def on_user_event(self, contract: ContractType, event: UserEvent | SimStep) -> None:
+        """The replay's part of a user-data event: a reconnect resets the gate; a marker paces its step."""
+        if isinstance(event, UserStreamStatus) and event.connected and self.gate is not None:
+            self.gate.reconnected(contract.value)
+        if not isinstance(event, SimStep):
+            return
+        if self.pacer is not None and contract is self._contracts[0]:
+            self.pacer.step_symbols(event.step_open_ms, event.symbols)
+        gate = self.gate
+        if gate is not None:
+            step = event.step_open_ms
+            self._tell_ledger(Barrier(done=lambda: gate.step_processed(contract.value, step)))
+
+    def begin(self) -> None:
+        """Everything is warm: wait for the live subscriptions, register as a pacer, let the clock run."""
+        self._await_subscriptions(self.subscriptions_timeout_s)
+        if self.pacer is not None:
+            self._pacer_id = self.exchange.register_pacer("1m")
+        self.exchange.resume()
+
+    def _await_subscriptions(self, timeout_s: float) -> None:
+        """Start the clock only once the exchange streams every routed kline to us.
+
+        Warm pairs do not mean live subscriptions: a candle sent before ours is live is lost, and in
+        lock-step the clock then waits a whole pacer timeout for an ack that cannot come.
+        """
+        wanted = {kline_stream(symbol, tf) for symbol, tf in sorted(self._streamed())}
+        deadline = time.monotonic() + timeout_s
+        while not wanted <= set(self.exchange.status().get("clients", {}).get("streams", ())):
+            if time.monotonic() >= deadline:
+                logger.warning(f"replay starts before the exchange streams all of {sorted(wanted)}")
+                return
+            time.sleep(0.02)
+
+    def finished(self, timeout_s: float) -> bool:
+        """The data ran out and (in lock-step) the last step was acknowledged."""
+        return self.exchange.wait_until_done(timeout_s)
+
+    def log_progress(self) -> None:
+        """One line: replayed candles and the simulated clock (replay runs can take minutes)."""
+        try:
+            status = self.exchange.status()
+        except Exception as exc:
+            logger.debug(f"replay status unavailable: {exc}")
+            return
+        done, left = int(status.get("processed", 0)), int(status.get("remaining", 0))
+        clock = datetime.fromtimestamp(int(status.get("clockMs", 0)) / 1000, tz=UTC)
+        share = done / (done + left) * 100 if done + left else 100.0
+        logger.info(
+            f"replay {share:5.1f}%: {done:,} of {done + left:,} candle steps, clock {clock:%Y-%m-%d %H:%M}"
+        )
+
+    def release(self) -> None:
+        """Shutdown: hold no candle any more (the user streams are closing; no marker will come)."""
+        if self.gate is not None:
+            self.gate.release()
+
+    def leave(self) -> None:
+        """Unregister our pacer, so an external exchange runs on without us."""
+        pacer_id, self._pacer_id = self._pacer_id, None
+        if pacer_id is None:
+            return
+        try:
+            self.exchange.unregister_pacer(pacer_id)
+        except Exception as exc:
+            logger.warning(f"pacer unregister failed: {exc}")
+
+    def _ack(self, step_open_ms: int) -> None:
+        if self._pacer_id is not None:
+            self.exchange.ack(self._pacer_id, step_open_ms)

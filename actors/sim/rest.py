@@ -20,12 +20,12 @@ from aiohttp import web
 from ..domain.model import TIMEFRAME_MS, ContractType
 from . import guard, params, trading
 from .errors import UNKNOWN_MSG, SimError, known
-from .exchange import Request, Venue
+from .exchange import Request, SimExchange
 from .guard import NONE
 from .market import MAX_KLINES_LIMIT
 
 log = logging.getLogger(__name__)
-Handler = Callable[[Venue, Request], Awaitable[Any]]
+Handler = Callable[[SimExchange, Request], Awaitable[Any]]
 Weight = Callable[[dict[str, str]], int]
 
 _FAULT_BODIES: dict[str, tuple[int, int, str]] = {
@@ -64,23 +64,23 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     )
 
 
-async def _ping(_v: Venue, _r: Request) -> Any:
+async def _ping(_v: SimExchange, _r: Request) -> Any:
     return {}
 
 
-async def _time(v: Venue, _r: Request) -> Any:
+async def _time(v: SimExchange, _r: Request) -> Any:
     return {"serverTime": v.now_ms}
 
 
-async def _wall_time(_v: Venue, _r: Request) -> Any:
+async def _wall_time(_v: SimExchange, _r: Request) -> Any:
     return {"serverTime": int(time.time() * 1000)}
 
 
-async def _exchange_info(v: Venue, r: Request) -> Any:
+async def _exchange_info(v: SimExchange, r: Request) -> Any:
     return v.exchange_info(r.contract_type)
 
 
-async def _klines(v: Venue, r: Request) -> Any:
+async def _klines(v: SimExchange, r: Request) -> Any:
     symbol = params.required(r.params, "symbol").upper()
     interval = params.required(r.params, "interval")
     v.symbol(symbol, r.contract_type)
@@ -125,10 +125,10 @@ def routes() -> list[tuple[ContractType | None, Route]]:
 
 
 class RestApi:
-    """Binds the route table to a venue and renders every outcome in Binance's shape."""
+    """Binds the route table to an exchange and renders every outcome in Binance's shape."""
 
-    def __init__(self, venue: Venue) -> None:
-        self.venue = venue
+    def __init__(self, exchange: SimExchange) -> None:
+        self.exchange = exchange
 
     def install(self, app: web.Application) -> None:
         for ctype, route in routes():
@@ -141,7 +141,7 @@ class RestApi:
         return handle
 
     async def serve(self, request: web.Request, route: Route, ctype: ContractType) -> web.Response:
-        v = self.venue
+        v = self.exchange
         v.stats["rest_requests"] = v.stats.get("rest_requests", 0) + 1
         try:
             delay = v.faults.latency_for(request.path)
@@ -189,7 +189,7 @@ class RestApi:
             return _json({"code": -1000, "msg": UNKNOWN_MSG}, 500)
 
     def _headers(self, route: Route) -> dict[str, str]:
-        w = self.venue.weights
+        w = self.exchange.weights
         headers = {"X-MBX-USED-WEIGHT-1M": str(w.used), "X-MBX-USED-WEIGHT": str(w.used)}
         if route.order:
             headers["X-MBX-ORDER-COUNT-1M"] = str(w.orders)

@@ -25,7 +25,7 @@ from . import admin
 from .book import Book
 from .clock import Pacers
 from .config import SimConfig
-from .exchange import Venue, all_specs
+from .exchange import SimExchange, all_specs
 from .faults import Faults, HttpFault
 from .guard import WeightWindow
 from .market import Feed, KlineArrays
@@ -67,7 +67,7 @@ class LocalExchange:
         self._ready = threading.Event()
         self._stopped: asyncio.Event | None = None
         self._error: BaseException | None = None
-        self._venue: Venue | None = None
+        self._exchange: SimExchange | None = None
         self.port = self.config.port
         self._extremes: dict[tuple[str, int], tuple[float, float]] = {}
         self._pending_flush: asyncio.Future[None] | None = None
@@ -112,11 +112,11 @@ class LocalExchange:
 
     async def _main(self) -> None:
         self._stopped = asyncio.Event()
-        venue = self._build()
+        exchange = self._build()
         app = web.Application(middlewares=[binance_errors])
-        RestApi(venue).install(app)
-        admin.install(app, venue)
-        app.router.add_routes(venue.hub.routes())
+        RestApi(exchange).install(app)
+        admin.install(app, exchange)
+        app.router.add_routes(exchange.hub.routes())
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, self.config.host, self.config.port)
@@ -128,8 +128,8 @@ class LocalExchange:
         server = site._server  # noqa: SLF001 - aiohttp exposes the bound port only here
         sockets = getattr(server, "sockets", None) or []
         self.port = int(sockets[0].getsockname()[1]) if sockets else self.config.port
-        replay = asyncio.create_task(venue.replay.run(), name="replay")
-        janitor = asyncio.create_task(self._expire_keys(venue), name="listen-keys")
+        replay = asyncio.create_task(exchange.replay.run(), name="replay")
+        janitor = asyncio.create_task(self._expire_keys(exchange), name="listen-keys")
         self._ready.set()
         try:
             await self._stopped.wait()
@@ -137,11 +137,11 @@ class LocalExchange:
             for task in (replay, janitor):
                 task.cancel()
             await asyncio.gather(replay, janitor, return_exceptions=True)
-            for conn in list(venue.hub.conns):
+            for conn in list(exchange.hub.conns):
                 await conn.ws.close()
             await runner.cleanup()
 
-    def _build(self) -> Venue:
+    def _build(self) -> SimExchange:
         feeds = {f.symbol: f for f in self._feeds}
         faults = Faults()
         pacers = Pacers()
@@ -151,7 +151,7 @@ class LocalExchange:
         replay = Replay(list(feeds.values()), book, hub, pacers, self.config)
         holder.append(replay)
         hub.on_client = replay.client_arrived.set
-        self._venue = Venue(
+        self._exchange = SimExchange(
             config=self.config,
             feeds=feeds,
             book=book,
@@ -161,13 +161,13 @@ class LocalExchange:
             pacers=pacers,
             weights=WeightWindow(self.config.weight_limit),
         )
-        return self._venue
+        return self._exchange
 
     @staticmethod
-    async def _expire_keys(venue: Venue) -> None:
+    async def _expire_keys(exchange: SimExchange) -> None:
         while True:
             await asyncio.sleep(1.0)
-            await venue.hub.expire_keys()
+            await exchange.hub.expire_keys()
 
     # --- addresses -------------------------------------------------------------------------------
 
@@ -213,15 +213,15 @@ class LocalExchange:
     # --- control (thread-safe) -------------------------------------------------------------------
 
     @property
-    def venue(self) -> Venue:
+    def sim(self) -> SimExchange:
         """The exchange's parts; touch them only while paused, or through ``call``."""
-        if self._venue is None:
+        if self._exchange is None:
             raise RuntimeError("the local exchange is not started")
-        return self._venue
+        return self._exchange
 
     @property
     def engine(self) -> Book:
-        return self.venue.book
+        return self.sim.book
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = 30.0) -> T:
         """Run ``coro`` on the exchange's loop and return its result."""
@@ -239,25 +239,25 @@ class LocalExchange:
 
     @property
     def clock_ms(self) -> int:
-        return self.venue.replay.now_ms
+        return self.sim.replay.now_ms
 
     def status(self) -> dict[str, Any]:
-        return dict(self._do(admin.status, self.venue))
+        return dict(self._do(admin.status, self.sim))
 
     def state(self) -> dict[str, Any]:
-        return dict(self._do(admin.state, self.venue))
+        return dict(self._do(admin.state, self.sim))
 
     def pause(self) -> None:
-        self._do(self.venue.replay.pause)
+        self._do(self.sim.replay.pause)
 
     def resume(self) -> None:
-        self._do(self.venue.replay.resume)
+        self._do(self.sim.replay.resume)
 
     # --- paper trading: prices from an outside market-data stream ----------------------------------
 
     def add_symbols(self, contract_type: ContractType, entries: list[dict[str, Any]]) -> None:
         """List the real exchange's symbols (raw exchangeInfo entries) so orders on them are accepted."""
-        self._do(self.venue.add_symbols, contract_type, entries)
+        self._do(self.sim.add_symbols, contract_type, entries)
 
     def feed_kline(self, kline: Kline) -> None:
         """Move the price of ``kline.symbol`` as an outside stream saw it and fire the orders it reaches.
@@ -272,8 +272,8 @@ class LocalExchange:
         loop.call_soon_threadsafe(self._apply_kline, kline)
 
     def _apply_kline(self, kline: Kline) -> None:
-        venue = self.venue
-        book = venue.book
+        exchange = self.sim
+        book = exchange.book
         if kline.symbol not in book.specs:
             return
         key = (kline.symbol, kline.open_time_ms)
@@ -284,20 +284,20 @@ class LocalExchange:
         if not kline.closed:
             self._extremes = {k: v for k, v in self._extremes.items() if k[0] != kline.symbol}
             self._extremes[key] = (min(seen_low, kline.low), max(seen_high, kline.high))
-        venue.replay.now_ms = max(venue.replay.now_ms, kline.open_time_ms)
-        book.on_candle(kline.symbol, last, high, low, kline.close, now=venue.replay.now_ms)
+        exchange.replay.now_ms = max(exchange.replay.now_ms, kline.open_time_ms)
+        book.on_candle(kline.symbol, last, high, low, kline.close, now=exchange.replay.now_ms)
         if book.events:
-            self._pending_flush = asyncio.ensure_future(venue.replay.flush_user_events())
+            self._pending_flush = asyncio.ensure_future(exchange.replay.flush_user_events())
 
     def step(self, count: int = 1, timeout: float = 30.0) -> None:
         """Let the (paused) clock take ``count`` 1m steps and wait until they are done."""
-        self.call(admin.step(self.venue, count), timeout)
+        self.call(admin.step(self.sim, count), timeout)
 
     def wait_until_done(self, timeout: float | None = None) -> bool:
         """Block until the replay has reached the end of the data; False on timeout."""
 
         async def wait() -> None:
-            await self.venue.replay.done.wait()
+            await self.sim.replay.done.wait()
 
         try:
             self.call(wait(), timeout)
@@ -306,28 +306,28 @@ class LocalExchange:
         return True
 
     def register_pacer(self, interval: str = "1m") -> str:
-        venue = self.venue
+        exchange = self.sim
 
         def register() -> str:
-            pacer_id = venue.pacers.register(interval)
-            venue.replay.client_arrived.set()
+            pacer_id = exchange.pacers.register(interval)
+            exchange.replay.client_arrived.set()
             return pacer_id
 
         return str(self._do(register))
 
     def ack(self, pacer_id: str, open_time: int) -> None:
-        self._do(self.venue.pacers.ack, pacer_id, open_time)
+        self._do(self.sim.pacers.ack, pacer_id, open_time)
 
     def unregister_pacer(self, pacer_id: str) -> None:
-        self._do(self.venue.pacers.unregister, pacer_id)
+        self._do(self.sim.pacers.unregister, pacer_id)
 
     # --- faults (thread-safe) --------------------------------------------------------------------
 
     def drop_connections(self) -> int:
-        return int(self._do(self.venue.hub.drop_all))
+        return int(self._do(self.sim.hub.drop_all))
 
     def stall_stream(self, seconds: float, stream: str = "") -> None:
-        self._do(admin.stall, self.venue, seconds, stream)
+        self._do(admin.stall, self.sim, seconds, stream)
 
     def fail_next(
         self, kind: str, count: int = 1, *, path: str = "", method: str = "", retry_after_s: int = 1
@@ -336,24 +336,24 @@ class LocalExchange:
         fault = HttpFault(
             kind=str(kind), count=count, path=path, method=method.upper(), retry_after_s=retry_after_s
         )
-        self._do(self.venue.faults.add_http, fault)
+        self._do(self.sim.faults.add_http, fault)
 
     def reject_next_order(self, code: int, msg: str | None = None) -> None:
         from .errors import KNOWN_MESSAGES  # noqa: PLC0415
 
         text = msg or KNOWN_MESSAGES.get(code, "NEW_ORDER_REJECTED")
-        self._do(self.venue.faults.reject_codes.append, (code, text))
+        self._do(self.sim.faults.reject_codes.append, (code, text))
 
     def set_latency(self, seconds: float, path: str = "") -> None:
         def apply() -> None:
-            self.venue.faults.latency_s = seconds
-            self.venue.faults.latency_path = path
+            self.sim.faults.latency_s = seconds
+            self.sim.faults.latency_path = path
 
         self._do(apply)
 
     def expire_listen_key(self, key: str | None = None) -> list[str]:
         async def expire() -> list[str]:
-            keys = [key] if key else list(self.venue.hub.keys)
-            return [k for one in keys for k in await self.venue.hub.expire_keys(one)]
+            keys = [key] if key else list(self.sim.hub.keys)
+            return [k for one in keys for k in await self.sim.hub.expire_keys(one)]
 
         return list(self.call(expire()))

@@ -8,7 +8,7 @@ from typing import Any
 
 from . import accounts, params, wire
 from .errors import SimError, known
-from .exchange import Request, Venue
+from .exchange import Request, SimExchange
 from .guard import KEY, SIGNED
 from .orders import ALGO_TYPES, CONDITIONAL_TYPES, AlgoOrder, Order, Side
 
@@ -27,13 +27,13 @@ def _position_side(p: dict[str, str]) -> None:
         raise SimError(-4061, "Order's position side does not match user's setting.")
 
 
-def _rejection(v: Venue) -> None:
+def _rejection(v: SimExchange) -> None:
     forced = v.faults.take_reject()
     if forced is not None:
         raise SimError(forced[0], forced[1])
 
 
-async def new_order(v: Venue, r: Request) -> Any:
+async def new_order(v: SimExchange, r: Request) -> Any:
     p = r.params
     symbol = params.required(p, "symbol").upper()
     side = _side(p)
@@ -55,7 +55,7 @@ async def new_order(v: Venue, r: Request) -> Any:
     return wire.order_json(spec, shown)
 
 
-def _order(v: Venue, r: Request) -> tuple[Order | None, str]:
+def _order(v: SimExchange, r: Request) -> tuple[Order | None, str]:
     symbol = params.required(r.params, "symbol").upper()
     v.symbol(symbol, r.contract_type)
     order_id = params.optional_int(r.params, "orderId")
@@ -67,32 +67,32 @@ def _order(v: Venue, r: Request) -> tuple[Order | None, str]:
     return v.book.find_order(symbol, order_id, client), symbol
 
 
-async def get_order(v: Venue, r: Request) -> Any:
+async def get_order(v: SimExchange, r: Request) -> Any:
     order, symbol = _order(v, r)
     if order is None:
         raise known(-2013)
     return wire.order_json(v.book.specs[symbol], order)
 
 
-async def cancel_order(v: Venue, r: Request) -> Any:
+async def cancel_order(v: SimExchange, r: Request) -> Any:
     _order(v, r)
     # Market orders are filled on arrival, so there is never an open one to cancel.
     raise known(-2011)
 
 
-async def open_orders(v: Venue, r: Request) -> Any:
+async def open_orders(v: SimExchange, r: Request) -> Any:
     if "symbol" in r.params:
         v.symbol(r.params["symbol"].upper(), r.contract_type)
     return []
 
 
-async def cancel_all(v: Venue, r: Request) -> Any:
+async def cancel_all(v: SimExchange, r: Request) -> Any:
     symbol = params.required(r.params, "symbol").upper()
     v.symbol(symbol, r.contract_type)
     return _DONE
 
 
-async def new_algo(v: Venue, r: Request) -> Any:
+async def new_algo(v: SimExchange, r: Request) -> Any:
     p = r.params
     if params.required(p, "algoType").upper() != "CONDITIONAL":
         raise SimError(-1116, "Invalid algoType.")
@@ -134,7 +134,7 @@ async def new_algo(v: Venue, r: Request) -> Any:
     return wire.algo_json(spec, algo)
 
 
-def _algo(v: Venue, r: Request) -> AlgoOrder | None:
+def _algo(v: SimExchange, r: Request) -> AlgoOrder | None:
     algo_id = params.optional_int(r.params, "algoId")
     client = r.params.get("clientAlgoId") or None
     if algo_id is None and client is None:
@@ -143,14 +143,14 @@ def _algo(v: Venue, r: Request) -> AlgoOrder | None:
     return algo if algo is not None and algo.contract_type is r.contract_type else None
 
 
-async def get_algo(v: Venue, r: Request) -> Any:
+async def get_algo(v: SimExchange, r: Request) -> Any:
     algo = _algo(v, r)
     if algo is None:
         raise known(-2013)
     return wire.algo_json(v.book.specs[algo.symbol], algo)
 
 
-async def cancel_algo(v: Venue, r: Request) -> Any:
+async def cancel_algo(v: SimExchange, r: Request) -> Any:
     algo = _algo(v, r)
     if algo is None:
         raise known(-2011)
@@ -158,7 +158,7 @@ async def cancel_algo(v: Venue, r: Request) -> Any:
     return {"algoId": algo.algo_id, "clientAlgoId": algo.client_algo_id, "code": "200", "msg": "success"}
 
 
-async def open_algos(v: Venue, r: Request) -> Any:
+async def open_algos(v: SimExchange, r: Request) -> Any:
     symbol = r.params.get("symbol", "").upper() or None
     if symbol is not None:
         v.symbol(symbol, r.contract_type)
@@ -169,7 +169,7 @@ async def open_algos(v: Venue, r: Request) -> Any:
     ]
 
 
-async def cancel_all_algos(v: Venue, r: Request) -> Any:
+async def cancel_all_algos(v: SimExchange, r: Request) -> Any:
     symbol = params.required(r.params, "symbol").upper()
     v.symbol(symbol, r.contract_type)
     for algo in v.book.open_algos(symbol):
@@ -177,7 +177,7 @@ async def cancel_all_algos(v: Venue, r: Request) -> Any:
     return _DONE
 
 
-async def leverage(v: Venue, r: Request) -> Any:
+async def leverage(v: SimExchange, r: Request) -> Any:
     symbol = params.required(r.params, "symbol").upper()
     v.symbol(symbol, r.contract_type)
     value = params.optional_int(r.params, "leverage")
@@ -188,7 +188,7 @@ async def leverage(v: Venue, r: Request) -> Any:
     return {"leverage": value, **cap, "symbol": symbol}
 
 
-async def margin_type(v: Venue, r: Request) -> Any:
+async def margin_type(v: SimExchange, r: Request) -> Any:
     symbol = params.required(r.params, "symbol").upper()
     v.symbol(symbol, r.contract_type)
     kind = params.required(r.params, "marginType").upper()
@@ -200,11 +200,11 @@ async def margin_type(v: Venue, r: Request) -> Any:
     return {"code": 200, "msg": "success"}
 
 
-async def get_dual(_v: Venue, _r: Request) -> Any:
+async def get_dual(_v: SimExchange, _r: Request) -> Any:
     return {"dualSidePosition": False}
 
 
-async def set_dual(_v: Venue, r: Request) -> Any:
+async def set_dual(_v: SimExchange, r: Request) -> Any:
     if params.boolean(r.params, "dualSidePosition"):
         raise SimError(
             -4068, "Hedge mode is not supported by the local exchange; it trades one-way positions only."
@@ -212,35 +212,35 @@ async def set_dual(_v: Venue, r: Request) -> Any:
     raise SimError(-4059, "No need to change position side.")
 
 
-async def position_risk(v: Venue, r: Request) -> Any:
+async def position_risk(v: SimExchange, r: Request) -> Any:
     symbol = r.params.get("symbol", "").upper() or None
     if symbol is not None:
         v.symbol(symbol, r.contract_type)
     return accounts.position_risk(v.book, r.contract_type, symbol)
 
 
-async def account(v: Venue, r: Request) -> Any:
+async def account(v: SimExchange, r: Request) -> Any:
     return accounts.account(v.book, r.contract_type, v.now_ms)
 
 
-async def balance(v: Venue, r: Request) -> Any:
+async def balance(v: SimExchange, r: Request) -> Any:
     return accounts.balances(v.book, r.contract_type, v.now_ms)
 
 
-async def new_listen_key(v: Venue, r: Request) -> Any:
+async def new_listen_key(v: SimExchange, r: Request) -> Any:
     return {"listenKey": v.hub.create_key(r.contract_type)}
 
 
-async def keepalive_listen_key(v: Venue, r: Request) -> Any:
+async def keepalive_listen_key(v: SimExchange, r: Request) -> Any:
     return {"listenKey": v.hub.keepalive(r.params.get("listenKey") or None, r.contract_type)}
 
 
-async def close_listen_key(v: Venue, r: Request) -> Any:
+async def close_listen_key(v: SimExchange, r: Request) -> Any:
     v.hub.delete_key(r.params.get("listenKey") or None, r.contract_type)
     return {}
 
 
-Endpoint = tuple[str, str, Callable[[Venue, Request], Awaitable[Any]], str, Any, bool]
+Endpoint = tuple[str, str, Callable[[SimExchange, Request], Awaitable[Any]], str, Any, bool]
 
 
 def _open_weight(p: dict[str, str]) -> int:

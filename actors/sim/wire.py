@@ -1,4 +1,4 @@
-"""Binance JSON of orders, algo orders, positions and user-data events (the venue boundary of the sim)."""
+"""Binance JSON of orders, algo orders, positions and user-data events (the exchange boundary of the sim)."""
 
 from __future__ import annotations
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import pykka
 from loguru import logger
 
 from ..domain.model import ContractType, PortfolioView
+from ..messages import Barrier, MarketStreamInbox, OrderExecutorInbox, PositionLedgerInbox
+
+M = TypeVar("M")
 
 
 class PortfolioBoard:
@@ -47,33 +50,35 @@ class Refs:
         except pykka.ActorDeadError:
             logger.warning(f"{type(message).__name__} dropped: its actor is restarting")
 
-    def tell_ledger(self, message: object) -> None:
+    def tell_ledger(self, message: PositionLedgerInbox | Barrier) -> None:
         self._tell(self.ledger, message)
 
-    def tell_executor(self, symbol: str, message: object) -> None:
+    def tell_executor(self, symbol: str, message: OrderExecutorInbox) -> None:
         """To the executor of ``symbol``."""
         self._tell(self.executors.get(symbol), message)
 
-    def tell_executors(self, message: object) -> None:
+    def tell_executors(self, message: OrderExecutorInbox) -> None:
         """To every symbol's executor (shutdown, settings updates)."""
         for ref in list(self.executors.values()):
             self._tell(ref, message)
 
-    def tell_streams(self, message: object) -> None:
+    def tell_streams(self, message: MarketStreamInbox) -> None:
         """To every market's stream (settings updates)."""
         for ref in list(self.streams.values()):
             self._tell(ref, message)
 
-    def ledger_teller(self) -> _Forward:
+    def ledger_address(self) -> _Forward[PositionLedgerInbox]:
+        """Where to tell the ledger, whichever incarnation runs when the message is sent."""
         return _Forward(self.tell_ledger)
 
-    def executor_teller(self, symbol: str) -> _Forward:
+    def executor_address(self, symbol: str) -> _Forward[OrderExecutorInbox]:
+        """Where to tell ``symbol``'s executor, whichever incarnation runs when the message is sent."""
         return _Forward(lambda message: self.tell_executor(symbol, message))
 
 
 @dataclass(frozen=True, slots=True)
-class _Forward:
-    send: Callable[[object], None]
+class _Forward(Generic[M]):
+    send: Callable[[M], None]
 
-    def tell(self, message: Any) -> None:
+    def tell(self, message: M) -> None:
         self.send(message)

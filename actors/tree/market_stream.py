@@ -54,6 +54,8 @@ from ..messages import (
     KlineClosed,
     KlineGapUnrepaired,
     KlineReceived,
+    MarketStreamInbox,
+    PairTimeframeInbox,
     SetCandleHandoff,
     Subscribe,
     Unsubscribe,
@@ -198,14 +200,14 @@ class MarketStreamBoard:
 # --- the actor -----------------------------------------------------------------------------------------
 
 
-class MarketStream(Actor):
+class MarketStream(Actor[MarketStreamInbox]):
     """One per market; see the module docstring."""
 
     def __init__(
         self,
         *,
         contract: ContractType,
-        router: Router,
+        router: Router[PairTimeframeInbox],
         gateway: KlineGateway,
         roots: StreamRoots,
         board: MarketStreamBoard | None = None,

@@ -24,16 +24,17 @@ from ..exchange.types import AlgoOrderResult, Balance, OrderResult, OrderStatus,
 from ..messages import (
     Alert,
     EntryRejected,
+    OrderExecutorInbox,
     OrderStateChanged,
     PauseEntries,
     PositionClosed,
+    PositionLedgerInbox,
     PositionOpened,
     ResumeEntries,
     StopAcceptingEntries,
     SubmitEntry,
-    UpdateTerms,
 )
-from ..runtime.actor import Actor, Monitor
+from ..runtime.actor import Actor, Address, Monitor
 from ..runtime.scheduling import OrderPriority
 from .order_terms import (
     DUPLICATE_ID_CODES,
@@ -42,12 +43,11 @@ from .order_terms import (
     OrderGateway,
     SymbolTerms,
 )
-from .pair_timeframe import Teller
 
 T = TypeVar("T")
 
 
-class OrderExecutor(Actor):
+class OrderExecutor(Actor[OrderExecutorInbox]):
     """The only actor that opens positions."""
 
     def __init__(
@@ -55,7 +55,7 @@ class OrderExecutor(Actor):
         *,
         gateways: Mapping[ContractType, OrderGateway],
         terms: Mapping[str, SymbolTerms],
-        ledger: Teller,
+        ledger: Address[PositionLedgerInbox],
         portfolio: Callable[[], PortfolioView],
         notify: Callable[[object], None],
         stop_retries: int = 3,
@@ -162,15 +162,6 @@ class OrderExecutor(Actor):
         terms = self._terms.get(message.symbol)
         if terms is not None:
             self._refresh_balances(terms.spec.contract_type, own=message.symbol)
-
-    def on_update_terms(self, message: UpdateTerms) -> None:
-        """New effective settings after a reload (leverage/margin re-applied before the next entry)."""
-        for symbol, terms in message.terms.items():
-            if symbol not in self._terms:
-                continue  # another symbol's executor
-            if self._terms.get(symbol) != terms:
-                self._setup_done.discard(symbol)
-            self._terms[symbol] = terms
 
     def paused(self) -> frozenset[str]:
         """Paused symbols (``*`` when everything is paused); read by the shell."""

@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..config import PairSettings
 from ..domain.fills import InstrumentSpec
 from ..domain.model import ContractType
 from ..exchange.types import AlgoOrderResult, Balance, OrderPlacement, OrderResult
@@ -43,6 +44,20 @@ class SymbolTerms:
     dynamic_sizing: bool
     risk_percent: float
     max_concurrent: int | None
+
+
+def symbol_terms(settings: PairSettings, spec: InstrumentSpec) -> SymbolTerms:
+    """One pair's effective settings on its exchange filters, as its executor trades them."""
+    coin = settings.contract_type is ContractType.COIN_M
+    return SymbolTerms(
+        spec=spec,
+        leverage=settings.leverage,
+        margin_mode=settings.margin_mode,
+        fixed_margin=(settings.margin_coin or 0.0) if coin else settings.margin_usdt,
+        dynamic_sizing=settings.dynamic_sizing_enabled,
+        risk_percent=settings.risk_percent,
+        max_concurrent=settings.max_concurrent_trades,
+    )
 
 
 class EntrySlots:

@@ -15,14 +15,22 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from ..domain.model import TIMEFRAME_MS, ContractType, Decision, Kline, Outcome, PortfolioView, SkipReason
 from ..domain.strategy import PairStrategy, StrategyParams, StrategySnapshot
 from ..exchange.errors import RateLimited
-from ..messages import EntryRejected, KlineClosed, KlineGapUnrepaired, SubmitEntry
-from ..runtime.actor import Actor, Monitor
+from ..messages import (
+    EntryRejected,
+    KlineClosed,
+    KlineGapUnrepaired,
+    OrderExecutorInbox,
+    PairTimeframeInbox,
+    PositionLedgerInbox,
+    SubmitEntry,
+)
+from ..runtime.actor import Actor, Address, Monitor
 from ..runtime.scheduling import OrderPriority
 
 
@@ -68,14 +76,6 @@ class KlinePool:
         return self._pick().closed_klines_range(symbol, contract, interval, start_open_ms, end_open_ms)
 
 
-class Teller(Protocol):
-    """Anything with ``tell`` (an ``ActorRef``)."""
-
-    def tell(self, message: Any) -> None:
-        """Send without waiting."""
-        ...
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PairStatus:
     """What the shell's ``inspect`` shows for one pair actor."""
@@ -90,7 +90,34 @@ class PairStatus:
     decisions: int
 
 
-class PairTimeframe(Actor):
+@dataclass(slots=True)
+class PairBoard:
+    """Latest ``PairStatus`` per (symbol, timeframe): written under a lock, read lock-free by the shell."""
+
+    statuses: dict[tuple[str, str], PairStatus] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def publish(self, status: PairStatus) -> None:
+        """A known key's value is replaced in place (readers iterating see the old or the new status, and the
+        size does not change); a new key swaps in a copy, so no reader's iteration ever sees a resize."""
+        key = (status.symbol, status.timeframe)
+        with self.lock:
+            current = self.statuses
+            if key in current:
+                current[key] = status
+            else:
+                self.statuses = {**current, key: status}
+
+    def drop(self, symbol: str) -> None:
+        with self.lock:
+            self.statuses = {k: v for k, v in self.statuses.items() if k[0] != symbol}
+
+    def warm(self, keys: set[tuple[str, str]]) -> bool:
+        current = self.statuses
+        return all(k in current and current[k].warm for k in keys)
+
+
+class PairTimeframe(Actor[PairTimeframeInbox]):
     """Runs ``PairStrategy`` on one (symbol, timeframe)."""
 
     def __init__(
@@ -103,8 +130,8 @@ class PairTimeframe(Actor):
         trading: bool,
         klines: KlineSource,
         portfolio: Callable[[], PortfolioView],
-        executor: Teller | None,
-        ledger: Teller | None,
+        executor: Address[OrderExecutorInbox] | None,
+        ledger: Address[PositionLedgerInbox] | None,
         monitor: Monitor | None = None,
         generation: int = 0,
         on_processed: Callable[[str, str, int], None] | None = None,

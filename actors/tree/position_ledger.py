@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
@@ -35,7 +35,15 @@ from ..exchange.types import (
     ProtectiveKind,
     UserStreamStatus,
 )
-from ..messages import Alert, EntryRejected, OrderStateChanged, PositionClosed, PositionOpened, Reconcile
+from ..messages import (
+    Alert,
+    EntryRejected,
+    OrderStateChanged,
+    PositionClosed,
+    PositionLedgerInbox,
+    PositionOpened,
+    Reconcile,
+)
 from ..runtime.actor import Actor, Monitor
 from ..runtime.scheduling import OrderPriority
 from .ledger_snapshots import LedgerGateway, LedgerSnapshots, OpenPositionView
@@ -56,6 +64,9 @@ from .reconciliation import (
     plan_reconciliation,
 )
 
+if TYPE_CHECKING:
+    from ..ops.thread_watch import ThreadWatch
+
 _RANK = {"submitted": 0, "unknown": 0, "new": 1, "partially_filled": 2, "triggering": 2, "triggered": 3}
 _EXIT_REASON = {Leg.STOP: "stop_loss", Leg.TAKE_PROFIT: "take_profit", Leg.CLOSE: "flattened"}
 _LATE_FILL_MS = 60_000
@@ -74,7 +85,7 @@ def _guess_contract(symbol: str) -> ContractType:
     return ContractType.COIN_M if symbol.split("_", maxsplit=1)[0].endswith("USD") else ContractType.USDT_M
 
 
-class PositionLedger(Actor):
+class PositionLedger(Actor[PositionLedgerInbox]):
     """The shared position ledger (see the module docstring). Opening the store happens in the
     constructor, so a corrupt or unreadable ledger fails ``PositionLedger.start(...)`` in the caller."""
 
@@ -95,9 +106,12 @@ class PositionLedger(Actor):
         generation: int = 0,
         name: str = "ledger",
         priority: OrderPriority | None = None,
+        threads: ThreadWatch | None = None,
     ) -> None:
         super().__init__(name=name, monitor=monitor, generation=generation)
         self._priority = priority
+        self._threads = threads
+        """Watches the reconcile timer: if it dies, the naked-position check stops and the process says so."""
         self.store = LedgerStore(store_path)
         self._gateways = gateways
         self._execution = execution
@@ -133,6 +147,8 @@ class PositionLedger(Actor):
         self._published()
         self._reconcile("startup")
         self._timer = threading.Thread(target=self._tick, name=f"{self.name}-reconcile", daemon=True)
+        if self._threads is not None:
+            self._threads.watch(self._timer, role="periodic reconciliation (naked positions)", essential=True)
         self._timer.start()
 
     def stop_actor(self) -> None:
@@ -147,7 +163,9 @@ class PositionLedger(Actor):
             try:
                 self.actor_ref.tell(Reconcile(reason="periodic"))
             except pykka.ActorDeadError:
-                return
+                break
+        if self._threads is not None:  # ended on purpose (this incarnation stopped): not a death
+            self._threads.forget(threading.current_thread().name)
 
     # ---- executor and strategy events --------------------------------------------------------------
 

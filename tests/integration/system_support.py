@@ -31,7 +31,7 @@ from nancemakina.actors.cli.backtest import account_settings, build_runs
 from nancemakina.actors.config import Config, load_config
 from nancemakina.actors.sim.server import LocalExchange
 from nancemakina.actors.tree.ledger_store import LedgerStore
-from nancemakina.supervisor import Daemon
+from nancemakina.supervisor import RootSupervisor
 
 ROOT = Path(__file__).resolve().parents[2]
 BTC_CSV = ROOT / "data" / "BTCUSDT_PERP_1m_2025-05-25_2025-06-24.csv"
@@ -138,9 +138,9 @@ def load(path: Path) -> Config:
     return load_config(path, env={})
 
 
-def local_exchange(daemon: Daemon) -> LocalExchange:
+def local_exchange(daemon: RootSupervisor) -> LocalExchange:
     """The in-process exchange a replay daemon started (with its fault-injection methods)."""
-    exchange = daemon.parts.exchange
+    exchange = daemon.connections.exchange
     assert isinstance(exchange, LocalExchange)
     return exchange
 
@@ -276,13 +276,13 @@ class NotifySocket:
 class Cleanup:
     """Everything a test started, stopped after it whatever happened."""
 
-    daemons: list[Daemon] = field(default_factory=list)
+    daemons: list[RootSupervisor] = field(default_factory=list)
     exchanges: list[LocalExchange] = field(default_factory=list)
     bots: list[BotProcess] = field(default_factory=list)
     sockets: list[NotifySocket] = field(default_factory=list)
 
-    def daemon(self, config: Config) -> Daemon:
-        daemon = Daemon(config)
+    def daemon(self, config: Config) -> RootSupervisor:
+        daemon = RootSupervisor(config)
         self.daemons.append(daemon)
         return daemon
 

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from nancemakina.actors.exchange.endpoints import Venue
+from nancemakina.actors.exchange.endpoints import Endpoints
 from nancemakina.actors.exchange.gateway import BinanceGateway
 from nancemakina.actors.exchange.ratelimit import WeightBudget
 from nancemakina.actors.sim.config import SimConfig
@@ -53,7 +53,7 @@ def start_exchange(**config: object) -> LocalExchange:
 
 def make_gateway(ex: LocalExchange, *, budget: WeightBudget | None = None, **kw: object) -> BinanceGateway:
     return BinanceGateway(
-        Venue.local(ex.rest_url, ex.ws_url),
+        Endpoints.local(ex.rest_url, ex.ws_url),
         api_key=kw.pop("api_key", ex.api_key),  # type: ignore[arg-type]
         api_secret=kw.pop("api_secret", ex.api_secret),  # type: ignore[arg-type]
         budget=budget or WeightBudget(),

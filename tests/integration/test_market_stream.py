@@ -10,16 +10,15 @@ import pykka
 import pytest
 
 from nancemakina.actors.domain.model import TIMEFRAME_MS, ContractType
-from nancemakina.actors.exchange.endpoints import Venue
+from nancemakina.actors.exchange.endpoints import Endpoints
 from nancemakina.actors.exchange.gateway import BinanceGateway
 from nancemakina.actors.exchange.ratelimit import WeightBudget
 from nancemakina.actors.exchange.ws import WsConfig
-from nancemakina.actors.messages import KlineClosed
+from nancemakina.actors.messages import KlineClosed, KlineGapUnrepaired
 from nancemakina.actors.runtime.actor import Actor
 from nancemakina.actors.runtime.routing import Router
 from nancemakina.actors.sim import LocalExchange, SimConfig
 from nancemakina.actors.tree.market_stream import (
-    KlineGapUnrepaired,
     MarketStream,
     MarketStreamBoard,
     Subscribe,
@@ -72,7 +71,9 @@ class PairBehaviour:
     finish_turn: bool = True
 
 
-class FakePair(Actor):
+class FakePair(Actor[KlineClosed | KlineGapUnrepaired]):
+    """Stands in for ``PairTimeframe``: takes what a market stream sends a pair."""
+
     def __init__(
         self, record: Record, name: str, overlap: Overlap | None = None, how: PairBehaviour | None = None
     ) -> None:
@@ -127,7 +128,7 @@ def rig(request) -> Iterator[Rig]:
         [BTC, ETH], SimConfig(port=0, paused=True, start_ms=START, updates_per_candle=3)
     ).start()
     try:
-        venue = Venue.local(exchange.rest_url, exchange.ws_url)
+        venue = Endpoints.local(exchange.rest_url, exchange.ws_url)
         gateway = BinanceGateway(venue, api_key=None, api_secret=None, budget=WeightBudget())
         router = Router()
         records = {}

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from nancemakina.actors.cli.shell import run_shell_cli
 from nancemakina.actors.config import parse_config
-from nancemakina.supervisor import Daemon
+from nancemakina.supervisor import RootSupervisor
 
 ROOT = Path(__file__).resolve().parents[2]
 BTC = ROOT / "data" / "BTCUSDT_PERP_1m_2025-05-25_2025-06-24.csv"
@@ -65,7 +65,7 @@ def wait_until(predicate: object, timeout: float = 30.0) -> None:
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RootSupervisor]:
     tmp = tmp_path_factory.mktemp("ops")
     files = []
     for src in (BTC, ETH):
@@ -91,17 +91,17 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         },
         base_dir=tmp,
     )
-    d = Daemon(config)
+    d = RootSupervisor(config)
     d.start()
     try:
-        wait_until(lambda: d.parts.pacer is not None and d.parts.pacer.acked > 0)
+        wait_until(lambda: d.replay.pacer is not None and d.replay.pacer.acked > 0)
         yield d
     finally:
         d.shutdown()
         pykka.ActorRegistry.stop_all()
 
 
-def shell(daemon: Daemon, command: str, *, as_json: bool = True) -> tuple[int, object]:
+def shell(daemon: RootSupervisor, command: str, *, as_json: bool = True) -> tuple[int, object]:
     out = io.StringIO()
     argv = ["--socket", str(daemon.config.control_socket_path()), "-c", command]
     if as_json:
@@ -112,11 +112,11 @@ def shell(daemon: Daemon, command: str, *, as_json: bool = True) -> tuple[int, o
     return code, json.loads(text) if as_json and code == 0 else text
 
 
-def test_the_configured_gil_switch_interval_is_applied(daemon: Daemon) -> None:
+def test_the_configured_gil_switch_interval_is_applied(daemon: RootSupervisor) -> None:
     assert sys.getswitchinterval() == pytest.approx(daemon.config.supervisor.gil_switch_interval_ms / 1000)
 
 
-def test_metrics_endpoint_parses_and_has_every_family(daemon: Daemon) -> None:
+def test_metrics_endpoint_parses_and_has_every_family(daemon: RootSupervisor) -> None:
     server = daemon.telemetry.server
     assert server is not None
     port = server.bound_port
@@ -129,7 +129,7 @@ def test_metrics_endpoint_parses_and_has_every_family(daemon: Daemon) -> None:
         assert response.status == 200
 
 
-def test_candle_handoffs_are_counted_per_market(daemon: Daemon) -> None:
+def test_candle_handoffs_are_counted_per_market(daemon: RootSupervisor) -> None:
     server = daemon.telemetry.server
     assert server is not None
 
@@ -140,7 +140,7 @@ def test_candle_handoffs_are_counted_per_market(daemon: Daemon) -> None:
         return 0.0
 
     wait_until(lambda: finished() > 0, timeout=60)
-    handed = sum(board.snapshot().handoffs for board in daemon.parts.boards.values())
+    handed = sum(board.snapshot().handoffs for board in daemon.boards.values())
     assert handed >= finished() > 0
 
 
@@ -149,7 +149,7 @@ def _scrape(port: int | None) -> str:
         return response.read().decode()
 
 
-def test_every_read_command(daemon: Daemon) -> None:
+def test_every_read_command(daemon: RootSupervisor) -> None:
     code, tree = shell(daemon, "ls")
     assert code == 0
     names = {row["name"] for row in tree}  # type: ignore[union-attr]
@@ -176,7 +176,7 @@ def test_every_read_command(daemon: Daemon) -> None:
     assert code == 0
     kinds = {row["kind"]: row for row in threads["kinds"]}  # type: ignore[index]
     assert {"PairTimeframe", "OrderExecutor", "PositionLedger", "MainThread"} <= set(kinds)
-    assert kinds["PairTimeframe"]["threads"] == len(daemon.parts.router.keys())
+    assert kinds["PairTimeframe"]["threads"] == len(daemon.router.keys())
     assert kinds["PairTimeframe"]["cpu_s"] > 0
     assert threads["cpu_affinity"] is None  # type: ignore[index]
     code, text = shell(daemon, "top --once", as_json=False)
@@ -186,7 +186,7 @@ def test_every_read_command(daemon: Daemon) -> None:
     assert code == 1
 
 
-def test_pause_and_resume_take_effect(daemon: Daemon) -> None:
+def test_pause_and_resume_take_effect(daemon: RootSupervisor) -> None:
     code, result = shell(daemon, "pause ETHUSDT")
     assert code == 0
     assert result == {"symbol": "ETHUSDT", "paused": True}
@@ -198,8 +198,8 @@ def test_pause_and_resume_take_effect(daemon: Daemon) -> None:
     assert result == {"symbol": "ETHUSDT", "paused": False}
 
 
-def test_restart_takes_effect_and_other_pairs_keep_running(daemon: Daemon) -> None:
-    before = {g.name: g for g in daemon.root.status().pairs}
+def test_restart_takes_effect_and_other_pairs_keep_running(daemon: RootSupervisor) -> None:
+    before = {g.name: g for g in daemon.status().groups}
     eth_child = before["ETHUSDT"].children[0]
     code, result = shell(daemon, "restart BTCUSDT")
     assert code == 0
@@ -207,24 +207,24 @@ def test_restart_takes_effect_and_other_pairs_keep_running(daemon: Daemon) -> No
     old = before["BTCUSDT"].children[0].generation
 
     def restarted() -> bool:
-        group = {g.name: g for g in daemon.root.status().pairs}["BTCUSDT"]
+        group = {g.name: g for g in daemon.status().groups}["BTCUSDT"]
         return all(c.alive and c.generation > old for c in group.children)
 
     wait_until(restarted)
-    wait_until(lambda: all(st.warm for (s, _), st in daemon.pairs.statuses.items() if s == "BTCUSDT"))
-    after = {g.name: g for g in daemon.root.status().pairs}
+    wait_until(lambda: all(st.warm for (s, _), st in daemon.pair_board.statuses.items() if s == "BTCUSDT"))
+    after = {g.name: g for g in daemon.status().groups}
     assert after["ETHUSDT"].children[0].generation == eth_child.generation  # the other pair is untouched
     assert after["ETHUSDT"].children[0].alive
 
 
-def test_reload_command_reports_the_diff(daemon: Daemon) -> None:
+def test_reload_command_reports_the_diff(daemon: RootSupervisor) -> None:
     code, result = shell(daemon, "reload")
     assert code == 0
     assert set(result) == {"added", "removed", "restarted", "unchanged"}  # type: ignore[arg-type]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to connect as another uid")
-def test_connection_from_another_uid_is_refused(daemon: Daemon) -> None:
+def test_connection_from_another_uid_is_refused(daemon: RootSupervisor) -> None:
     real = daemon.config.control_socket_path()
     # A second name for the socket where uid 65534 can reach it, and the inode opened up: the 0600 mode
     # is the first wall; this proves the second one (SO_PEERCRED) holds on its own.

@@ -17,7 +17,7 @@ from nancemakina.actors.config import parse_config
 from nancemakina.actors.sim.config import SimConfig
 from nancemakina.actors.sim.server import LocalExchange
 from nancemakina.actors.tree.ledger_store import LedgerStore
-from nancemakina.supervisor import Daemon
+from nancemakina.supervisor import RootSupervisor
 
 ROOT = Path(__file__).resolve().parents[2]
 BTC = ROOT / "data" / "BTCUSDT_PERP_1m_2025-05-25_2025-06-24.csv"
@@ -53,7 +53,7 @@ def test_paper_trades_on_its_own_broker_with_real_prices(tmp_path: Path, market:
         },
         base_dir=tmp_path,
     )
-    daemon = Daemon(config)
+    daemon = RootSupervisor(config)
     try:
         daemon.start()
         market.resume()
@@ -72,7 +72,7 @@ def test_paper_trades_on_its_own_broker_with_real_prices(tmp_path: Path, market:
                 break
             threading.Event().wait(0.1)
         assert done.is_set(), "no paper trade within the time bound"
-        paper = daemon.parts.paper
+        paper = daemon.connections.paper
         assert paper is not None
         state = market.state()
         assert state["positions"] == {}  # the data venue never saw an order

@@ -56,7 +56,7 @@ def test_dropped_websockets_lose_no_candle_and_repeat_none(
     clock = StepClock(exchange)
     daemon.start()
 
-    board = daemon.parts.boards[ContractType.USDT_M]
+    board = daemon.boards[ContractType.USDT_M]
     frozen = data.last_open - 700 * MINUTE_MS
     clock.run_through(frozen)
     before = board.snapshot()
@@ -64,10 +64,10 @@ def test_dropped_websockets_lose_no_candle_and_repeat_none(
 
     async def release_while_down() -> bool:
         # Atomic on the exchange's loop: the next candle closes while no market client is connected.
-        venue = exchange.venue
-        if venue.hub.status()["market_clients"]:
+        sim = exchange.sim
+        if sim.hub.status()["market_clients"]:
             return False
-        venue.pacers.ack(clock.pacer, frozen)
+        sim.pacers.ack(clock.pacer, frozen)
         return True
 
     for _ in range(20):  # the bot's reconnect backoff is jittered from zero: it may win a round
@@ -88,10 +88,10 @@ def test_dropped_websockets_lose_no_candle_and_repeat_none(
     )
     clock.release()
 
-    assert daemon.parts.replay_finished(timeout_s=60.0)
+    assert daemon.replay.finished(timeout_s=60.0)
     statuses = wait_until(
         lambda: (
-            (s := daemon.pairs.statuses)
+            (s := daemon.pair_board.statuses)
             and all(
                 s[(sym, "1m")].strategy.last_open_time_ms == data.last_open for sym in ("BTCUSDT", "ETHUSDT")
             )
@@ -118,7 +118,7 @@ def exchange_orders(exchange: LocalExchange, symbol: str) -> list[tuple[str, str
     """(client id, status, reduce-only) of every regular order the exchange holds for ``symbol``."""
 
     async def read() -> list[tuple[str, str, bool]]:
-        book = exchange.venue.book
+        book = exchange.sim.book
         return [(o.client_id, o.status, o.reduce_only) for o in book.orders.values() if o.symbol == symbol]
 
     return exchange.call(read())
@@ -148,13 +148,13 @@ def test_rate_limit_bursts_are_waited_out(tmp_path: Path, slices: SliceMaker, cl
     exchange.fail_next("429", count=3, path="/fapi/v1/klines", retry_after_s=1)  # the warm-up's requests
     clock = StepClock(exchange)
     daemon.start(ready_timeout_s=30.0)
-    assert daemon.pairs.warm({("BTCUSDT", "1m"), ("ETHUSDT", "1m")})
+    assert daemon.pair_board.warm({("BTCUSDT", "1m"), ("ETHUSDT", "1m")})
 
     clock.run_through(t.entry_time_ms - MINUTE_MS)
     exchange.fail_next("429", count=1, path="/fapi/v1/order", method="POST", retry_after_s=1)
     clock.run_through(t.entry_time_ms)
 
-    budget = daemon.parts.budget
+    budget = daemon.connections.budget
     assert budget.responses_429 == 4
     assert exchange.status()["stats"]["faults_fired"]["429"] == 4
     state = exchange.state()
@@ -167,13 +167,13 @@ def test_rate_limit_bursts_are_waited_out(tmp_path: Path, slices: SliceMaker, cl
         assert [p.signal_open_time_ms for p in store.open_positions() if p.symbol == t.symbol] == [
             t.signal_open_time_ms
         ]
-    tree = daemon.root.status()
+    tree = daemon.status()
     assert tree.state.value == "running"
-    assert [(p.name, p.state.value, p.total_restarts) for p in tree.pairs] == [
+    assert [(p.name, p.state.value, p.total_restarts) for p in tree.groups] == [
         ("BTCUSDT", "running", 0),
         ("ETHUSDT", "running", 0),
     ]
-    assert daemon.root.healthy()
+    assert daemon.tree.healthy()
 
 
 def test_rejected_stop_flattens_the_position_and_alerts(

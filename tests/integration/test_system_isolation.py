@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from nancemakina.actors.messages import KlineClosed
-from nancemakina.supervisor import Daemon
+from nancemakina.supervisor import RootSupervisor
 from tests.integration.system_support import (  # noqa: F401 - fixtures
     FIRST_OPEN,
     MINUTE_MS,
@@ -33,7 +33,9 @@ HISTORY = 300
 """Candles before the replay starts: REST history for every warm-up, including a restarted pair's."""
 
 
-def start_streaming(tmp_path: Path, slices: SliceMaker, cleanup: Cleanup, **supervisor: Any) -> Daemon:
+def start_streaming(
+    tmp_path: Path, slices: SliceMaker, cleanup: Cleanup, **supervisor: Any
+) -> RootSupervisor:
     data = slices(1500)
     raw = bot_config(
         tmp_path,
@@ -51,37 +53,37 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat()
 
 
-def crash(daemon: Daemon, symbol: str) -> None:
-    assert daemon.parts.router.tell(symbol, "1m", KlineClosed(kline=cast("Any", "not a kline")))
+def crash(daemon: RootSupervisor, symbol: str) -> None:
+    assert daemon.router.tell(symbol, "1m", KlineClosed(kline=cast("Any", "not a kline")))
 
 
-def last_open(daemon: Daemon, symbol: str) -> int:
-    return daemon.pairs.statuses[(symbol, "1m")].strategy.last_open_time_ms or 0
+def last_open(daemon: RootSupervisor, symbol: str) -> int:
+    return daemon.pair_board.statuses[(symbol, "1m")].strategy.last_open_time_ms or 0
 
 
-def generation(daemon: Daemon, symbol: str) -> tuple[int, bool]:
-    group = daemon.root.status()
-    pair = next(p for p in group.pairs if p.name == symbol)
+def generation(daemon: RootSupervisor, symbol: str) -> tuple[int, bool]:
+    group = daemon.status()
+    pair = next(p for p in group.groups if p.name == symbol)
     child = next(c for c in pair.children if not c.child_id.endswith(":executor"))  # the timeframe actor
     return child.generation, child.alive
 
 
-def await_generation(daemon: Daemon, symbol: str, expected: int) -> None:
+def await_generation(daemon: RootSupervisor, symbol: str, expected: int) -> None:
     """Until the pair's actor of generation ``expected`` has warmed up (its supervisor then marks it alive)."""
     wait_until(
         lambda: generation(daemon, symbol) == (expected, True), 30.0, f"{symbol} generation {expected}"
     )
 
 
-def progress(daemon: Daemon, symbol: str) -> tuple[int, int]:
+def progress(daemon: RootSupervisor, symbol: str) -> tuple[int, int]:
     """(candles fed to the strategy, open time of the last one)."""
-    strategy = daemon.pairs.statuses[(symbol, "1m")].strategy
+    strategy = daemon.pair_board.statuses[(symbol, "1m")].strategy
     return strategy.candles, strategy.last_open_time_ms or 0
 
 
-def assert_contiguous(daemon: Daemon, symbol: str, since: tuple[int, int]) -> None:
+def assert_contiguous(daemon: RootSupervisor, symbol: str, since: tuple[int, int]) -> None:
     """Since ``since``, one more candle per minute of candle time: none skipped, none twice, none repaired."""
-    status = daemon.pairs.statuses[(symbol, "1m")]
+    status = daemon.pair_board.statuses[(symbol, "1m")]
     candles, last = progress(daemon, symbol)
     assert last > since[1]
     assert candles - since[0] == (last - since[1]) // MINUTE_MS, f"{symbol} skipped or repeated a candle"
@@ -94,13 +96,13 @@ def test_a_crashed_pair_restarts_alone_while_the_others_keep_streaming(
 ) -> None:
     daemon = start_streaming(tmp_path, slices, cleanup)
     exchange = local_exchange(daemon)
-    router = daemon.parts.router
+    router = daemon.router
     others = ("ETHUSDT", "SOLUSDT")
     wait_until(
         lambda: last_open(daemon, "ETHUSDT") > FIRST_OPEN + (HISTORY + 20) * MINUTE_MS, 30.0, "candles"
     )
     refs = {s: router.get(s, "1m") for s in others}
-    incarnations = {p.name: p.incarnation for p in daemon.root.status().pairs}
+    incarnations = {p.name: p.incarnation for p in daemon.status().groups}
     assert generation(daemon, "BTCUSDT") == (1, True)
 
     exchange.set_latency(0.5, path="/fapi/v1/klines")  # the restarted pair's REST warm-up takes a while
@@ -125,14 +127,14 @@ def test_a_crashed_pair_restarts_alone_while_the_others_keep_streaming(
     for symbol in others:
         assert_contiguous(daemon, symbol, baseline[symbol])
         assert router.get(symbol, "1m") is refs[symbol]  # the very same actors
-    btc = daemon.pairs.statuses[("BTCUSDT", "1m")]
+    btc = daemon.pair_board.statuses[("BTCUSDT", "1m")]
     assert btc.warm
     assert not btc.unrepaired_gap
     assert router.get("BTCUSDT", "1m") is not None
-    tree = daemon.root.status()
-    assert {p.name: p.incarnation for p in tree.pairs} == incarnations  # no pair supervisor was replaced
-    assert {p.name: p.total_restarts for p in tree.pairs} == {"BTCUSDT": 1, "ETHUSDT": 0, "SOLUSDT": 0}
-    assert {p.name: p.state.value for p in tree.pairs} == dict.fromkeys(incarnations, "running")
+    tree = daemon.status()
+    assert {p.name: p.incarnation for p in tree.groups} == incarnations  # no pair supervisor was replaced
+    assert {p.name: p.total_restarts for p in tree.groups} == {"BTCUSDT": 1, "ETHUSDT": 0, "SOLUSDT": 0}
+    assert {p.name: p.state.value for p in tree.groups} == dict.fromkeys(incarnations, "running")
     assert tree.shared is not None
     assert all(c.generation == 1 and c.alive for c in tree.shared.children)
 
@@ -149,7 +151,7 @@ def test_a_restart_storm_parks_the_pair_and_alerts_while_the_rest_runs_on(
     crash(daemon, "BTCUSDT")  # the third restart within the period is over the budget
 
     def parked() -> bool:
-        pair = next(p for p in daemon.root.status().pairs if p.name == "BTCUSDT")
+        pair = next(p for p in daemon.status().groups if p.name == "BTCUSDT")
         return pair.state.value == "parked"
 
     wait_until(parked, 30.0, "BTCUSDT to be parked")
@@ -163,13 +165,13 @@ def test_a_restart_storm_parks_the_pair_and_alerts_while_the_rest_runs_on(
         30.0,
         "the other pairs to keep processing after the park",
     )
-    tree = daemon.root.status()
+    tree = daemon.status()
     assert tree.state.value == "running"
-    assert {p.name: p.state.value for p in tree.pairs} == {
+    assert {p.name: p.state.value for p in tree.groups} == {
         "BTCUSDT": "parked",
         "ETHUSDT": "running",
         "SOLUSDT": "running",
     }
-    assert daemon.root.healthy()
+    assert daemon.tree.healthy()
     for symbol in streamed:
         assert_contiguous(daemon, symbol, baseline[symbol])

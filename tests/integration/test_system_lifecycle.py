@@ -125,7 +125,7 @@ def test_entries_get_both_protective_orders_and_one_exit_cancels_the_other(
     ]  # fmt: skip
     assert sorted(replayed) == sorted(backtested)
     # every entry the pairs announced to the market reader went out (none waited out its hold)
-    priority = daemon.parts.priority.stats()
+    priority = daemon.priority.stats()
     assert priority.begun >= len(picked)
     assert priority.pending == 0
     assert priority.ended + priority.expired == priority.begun

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from nancemakina.actors.cli.main import main
+from nancemakina.supervisor import main
 from tests.integration.system_support import (  # noqa: F401 - fixtures
     Cleanup,
     SliceMaker,
@@ -33,7 +33,7 @@ def test_report_decisions_equal_backtest_decisions(
     daemon = cleanup.daemon(config)
     daemon.start()
     assert daemon.wait() == 0
-    status = daemon.pairs.statuses
+    status = daemon.pair_board.statuses
     for symbol in ("BTCUSDT", "ETHUSDT"):
         assert status[(symbol, "1m")].strategy.candles == data.rows  # every candle, once
         assert status[(symbol, "1m")].strategy.last_open_time_ms == data.last_open

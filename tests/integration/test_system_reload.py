@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from nancemakina.actors.runtime.tree import ReloadResult
-from nancemakina.supervisor import Daemon
+from nancemakina.supervisor import RootSupervisor
 from tests.integration.system_support import (  # noqa: F401 - fixtures
     FIRST_OPEN,
     MINUTE_MS,
@@ -32,21 +32,19 @@ from tests.integration.system_support import (  # noqa: F401 - fixtures
 )
 
 
-def tree(daemon: Daemon) -> dict[str, tuple[int, tuple[int, ...]]]:
+def tree(daemon: RootSupervisor) -> dict[str, tuple[int, tuple[int, ...]]]:
     """Per pair: its supervisor's incarnation and its children's generations."""
-    return {
-        p.name: (p.incarnation, tuple(c.generation for c in p.children)) for p in daemon.root.status().pairs
-    }
+    return {p.name: (p.incarnation, tuple(c.generation for c in p.children)) for p in daemon.status().groups}
 
 
-def refs(daemon: Daemon) -> dict[str, Any]:
+def refs(daemon: RootSupervisor) -> dict[str, Any]:
     """The routed 1m actor of every pair (the only timeframe these configs use)."""
-    router = daemon.parts.router
+    router = daemon.router
     return {symbol: router.get(symbol, tf) for symbol, tf in sorted(router.keys())}
 
 
-def last_open(daemon: Daemon, symbol: str) -> int | None:
-    status = daemon.pairs.statuses.get((symbol, "1m"))
+def last_open(daemon: RootSupervisor, symbol: str) -> int | None:
+    status = daemon.pair_board.statuses.get((symbol, "1m"))
     return None if status is None else status.strategy.last_open_time_ms
 
 
@@ -169,13 +167,13 @@ def test_reload_applies_process_wide_settings_in_place_and_refuses_cpus_the_mach
         assert tree(daemon) == before
         assert all(refs(daemon)[s] is actors[s] for s in actors)
         assert sys.getswitchinterval() == pytest.approx(0.002)
-        assert not daemon.parts.priority.enabled
+        assert not daemon.priority.enabled
         assert _affinities() == {allowed}  # unset again: every CPU the process started with
-        handed = sum(b.snapshot().handoffs for b in daemon.parts.boards.values())
+        handed = sum(b.snapshot().handoffs for b in daemon.boards.values())
         at += 5 * MINUTE_MS
         clock.run_through(at)
         assert (last_open(daemon, "BTCUSDT"), last_open(daemon, "ETHUSDT")) == (at, at)
-        assert sum(b.snapshot().handoffs for b in daemon.parts.boards.values()) == handed  # wait is off
+        assert sum(b.snapshot().handoffs for b in daemon.boards.values()) == handed  # wait is off
 
         running = daemon.config
         write(cpu_affinity=[4095])

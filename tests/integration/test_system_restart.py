@@ -95,7 +95,7 @@ def test_kill_9_with_an_open_position_then_restart_reconciles_and_carries_on(
     ]
 
     async def entries() -> list[str]:
-        return [o.client_id for o in exchange.venue.book.orders.values() if o.symbol == t.symbol]
+        return [o.client_id for o in exchange.sim.book.orders.values() if o.symbol == t.symbol]
 
     assert exchange.call(entries()) == [client_order_id(t.symbol, t.signal_open_time_ms, Leg.ENTRY)]
     with ledger(state) as store:

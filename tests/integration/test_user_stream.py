@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from nancemakina.actors.domain.model import ContractType
-from nancemakina.actors.exchange.endpoints import Venue
+from nancemakina.actors.exchange.endpoints import Endpoints
 from nancemakina.actors.exchange.gateway import BinanceGateway
 from nancemakina.actors.exchange.ratelimit import WeightBudget
 from nancemakina.actors.exchange.types import ListenKeyExpired, OrderUpdate, UserEvent, UserStreamStatus
@@ -43,7 +43,7 @@ class Inbox:
 @pytest.fixture
 def rig() -> Iterator[tuple[object, UserStream, Inbox]]:
     with running(paused=True) as exchange:
-        venue = Venue.local(exchange.rest_url, exchange.ws_url)
+        venue = Endpoints.local(exchange.rest_url, exchange.ws_url)
         gateway = BinanceGateway(
             venue, api_key=exchange.api_key, api_secret=exchange.api_secret, budget=WeightBudget()
         )

@@ -5,8 +5,7 @@ from __future__ import annotations
 import threading
 
 from nancemakina.actors.domain.strategy import PairStrategy, StrategyParams
-from nancemakina.actors.tree.pair_timeframe import PairStatus
-from nancemakina.supervisor import PairBoard
+from nancemakina.actors.tree.pair_timeframe import PairBoard, PairStatus
 
 SNAPSHOT = PairStrategy("BTCUSDT", "1m", StrategyParams(short_period=5, long_period=20)).snapshot()
 

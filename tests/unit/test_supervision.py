@@ -14,31 +14,27 @@ from typing import Any
 import pykka
 import pytest
 
-from nancemakina.actors.ops.systemd import SdNotifier
+from nancemakina.actors.ops.systemd import SdNotifier, service_signals
 from nancemakina.actors.runtime.actor import Actor, ChildExited
-from nancemakina.actors.runtime.supervision import (
-    SHARED,
+from nancemakina.actors.runtime.child_spec import (
     ChildSpec,
-    GroupState,
-    GroupStatus,
     Restart,
     RestartBudget,
-    RestartPair,
     RestartPolicy,
-    StatusBoard,
-    Supervisor,
     timer_scheduler,
 )
-from nancemakina.actors.runtime.supervision import Ping as SupervisorPing
+from nancemakina.actors.runtime.protocol import Ping as SupervisorPing
+from nancemakina.actors.runtime.protocol import RestartGroup
+from nancemakina.actors.runtime.status import SHARED, GroupState, GroupStatus, StatusBoard
+from nancemakina.actors.runtime.supervisor import Supervisor
 from nancemakina.actors.runtime.tree import (
     EX_SOFTWARE,
-    PairSpec,
-    PairSupervisor,
+    GroupSpec,
+    GroupSupervisor,
     RootState,
-    RootSupervisor,
+    SupervisionTree,
     SupervisorStartError,
-    SystemSpec,
-    install_signal_handlers,
+    TreeSpec,
 )
 
 WAIT_S = 5.0
@@ -100,7 +96,9 @@ class Script:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class FakeChild(Actor):
+class FakeChild(Actor[Die | StopNormally | Ping]):
+    """A scripted child, as OTP's own supervisor tests use: it dies, stops or answers on command."""
+
     def __init__(self, *, name: str, monitor: Any, generation: int, journal: Journal, script: Script) -> None:
         super().__init__(name=name, monitor=monitor, generation=generation)
         self.journal = journal
@@ -186,7 +184,7 @@ class WatchedBoard(StatusBoard):
 
     def wait_for(self, name: str, predicate: Any, timeout: float = WAIT_S) -> GroupStatus:
         def current() -> GroupStatus | None:
-            return self.shared if name == SHARED else self.pairs.get(name)
+            return self.shared if name == SHARED else self.groups.get(name)
 
         with self._cond:
             ok = self._cond.wait_for(lambda: (s := current()) is not None and predicate(s), timeout)
@@ -248,15 +246,6 @@ def test_backoff_doubles_up_to_the_cap_with_bounded_jitter() -> None:
     assert all(0.5 <= jittered.delay_s(1) <= 1.5 for _ in range(200))
 
 
-def test_policies_come_from_the_supervisor_config() -> None:
-    from nancemakina.actors.config import SupervisorSettings
-
-    settings = SupervisorSettings(pair_max_restarts=4, shared_max_restarts=2, backoff_max_s=3.0)
-    pairs, shared = RestartPolicy.for_pairs(settings), RestartPolicy.for_shared(settings)
-    assert (pairs.intensity, pairs.period_s, pairs.backoff_max_s) == (4, 60.0, 3.0)
-    assert (shared.intensity, shared.backoff_initial_s) == (2, 0.1)
-
-
 # ---------------------------------------------------------------- one supervisor
 
 
@@ -267,7 +256,7 @@ def test_children_start_in_order_and_stop_in_reverse() -> None:
     assert journal.events == ["start:a#1", "start:b#1", "start:c#1"]
     ref.stop()
     assert journal.stops() == ["stop:c#1", "stop:b#1", "stop:a#1"]
-    assert board.pairs["G"].state is GroupState.STOPPED
+    assert board.groups["G"].state is GroupState.STOPPED
 
 
 class Rendezvous(FakeChild):
@@ -306,7 +295,7 @@ def test_children_that_do_not_await_their_start_warm_up_side_by_side() -> None:
     assert all(c.alive and c.generation == 1 for c in status.children)
     assert not alerts
     party.reset()
-    ref.tell(RestartPair(symbol="G"))  # the group restart starts them side by side again
+    ref.tell(RestartGroup(name="G"))  # the group restart starts them side by side again
     journal.wait_for(lambda events: events.count("start:last#1") == 1 and "start:last#2" in events)
     assert sorted(journal.events[-4:-1]) == ["start:15m#2", "start:1m#2", "start:5m#2"]
     party.abort()  # a stray restart during teardown must not wait at the barrier
@@ -376,7 +365,7 @@ def test_exits_of_stale_generations_are_ignored() -> None:
     ref.tell(ChildExited(child_id="nobody", generation=1, failed=True, error="unknown"))
     assert ref.ask(SupervisorPing(), timeout=WAIT_S) is True  # processed after the stale exits
     assert journal.starts("a") == ["start:a#1"]
-    assert board.pairs["G"].total_restarts == 0
+    assert board.groups["G"].total_restarts == 0
 
 
 def test_a_failing_on_start_counts_as_a_failure() -> None:
@@ -418,7 +407,7 @@ def test_exhausting_the_budget_parks_the_group() -> None:
     assert "stop:b#1" in journal.events
 
 
-class Crashable(Supervisor):
+class Crashable(Supervisor, Actor[Die]):
     def on_die(self, _message: Die) -> None:
         raise RuntimeError("supervisor bug")
 
@@ -457,22 +446,12 @@ def test_status_board_ignores_snapshots_of_replaced_supervisors() -> None:
 
     board.publish(snapshot(2, GroupState.RUNNING))
     board.publish(snapshot(1, GroupState.STOPPED))
-    assert board.pairs["BTC"].state is GroupState.RUNNING
-    board.remove_pair("BTC")
+    assert board.groups["BTC"].state is GroupState.RUNNING
+    board.remove_group("BTC")
     board.publish(snapshot(2, GroupState.STOPPED))
-    assert "BTC" not in board.pairs
+    assert "BTC" not in board.groups
     board.publish(snapshot(3, GroupState.RUNNING))
-    assert board.pairs["BTC"].symbol == "BTC"
-
-
-def test_status_board_serves_registered_actor_stats() -> None:
-    journal = Journal()
-    actor = FakeChild(name="x", monitor=None, generation=1, journal=journal, script=Script())
-    board = StatusBoard()
-    board.register_stats("x", actor.stats)
-    assert board.stats()["x"].name == "x"
-    board.unregister_stats("x")
-    assert board.stats() == {}
+    assert board.groups["BTC"].name == "BTC"
 
 
 # ---------------------------------------------------------------- the root
@@ -503,26 +482,27 @@ class Tree:
             child(self.journal, name, **shared_script.get(name, {}))
             for name in ("ledger", "executor", "stream")
         )
-        self.spec = SystemSpec(
+        self.spec = TreeSpec(
             shared=shared,
             shared_policy=shared_policy or policy(),
-            pairs={s: self.pair(s) for s in pairs},
+            groups={s: self.pair(s) for s in pairs},
         )
-        self.root = RootSupervisor(
+        self.root = SupervisionTree(
             self.spec,
-            on_alert=self.alert,
+            on_parked=lambda name, reason: self.alert("pair_parked", name, reason),
+            on_escalated=lambda reason: self.alert("shared_exhausted", None, reason),
+            on_stopping=notifier.stopping if notifier is not None else None,
             board=self.board,
             scheduler=scheduler or Immediate(),
             shutdown_timeout_s=3.0,
-            notifier=notifier,
         )
 
-    def pair(self, symbol: str, fingerprint: object = 1) -> PairSpec:
+    def pair(self, symbol: str, fingerprint: object = 1) -> GroupSpec:
         slow: dict[str, Any] = {}
         if self.hang is not None:
             slow = {"stop_gate": self.hang[0], "shutdown_timeout_s": self.hang[1]}
         children = (child(self.journal, f"{symbol}/1m"), child(self.journal, f"{symbol}/5m", **slow))
-        return PairSpec(symbol=symbol, fingerprint=fingerprint, children=children, policy=self.pair_policy)
+        return GroupSpec(name=symbol, fingerprint=fingerprint, children=children, policy=self.pair_policy)
 
     def alert(self, kind: str, symbol: str | None, detail: str) -> None:
         self.alerts.append((kind, symbol, detail))
@@ -541,7 +521,7 @@ def test_start_brings_up_shared_children_in_order_then_the_pairs() -> None:
     )
     status = tree.root.status()
     assert status.state is RootState.RUNNING
-    assert [p.symbol for p in status.pairs] == ["BTC", "ETH"]
+    assert [p.name for p in status.groups] == ["BTC", "ETH"]
     assert status.shared is not None
     assert all(c.alive for c in status.shared.children)
     assert tree.root.healthy()
@@ -583,13 +563,13 @@ def test_a_pair_over_budget_is_parked_and_the_others_are_untouched() -> None:
     assert tree.root.healthy()
     assert tree.root.exit_code == 0
 
-    assert tree.root.restart_pair("BTC")
+    assert tree.root.restart_group("BTC")
     status = tree.board.wait_for(
         "BTC", lambda s: s.state is GroupState.RUNNING and all(c.alive for c in s.children)
     )
     assert status.restarts_in_window == 0
     assert tree.ref("BTC/1m").ask(Ping(), timeout=WAIT_S) == ("BTC/1m", 3)
-    assert not tree.root.restart_pair("XRP")
+    assert not tree.root.restart_group("XRP")
 
 
 def test_a_pair_whose_supervisor_died_is_started_afresh_by_restart_pair() -> None:
@@ -597,12 +577,12 @@ def test_a_pair_whose_supervisor_died_is_started_afresh_by_restart_pair() -> Non
     tree.root.start(timeout_s=WAIT_S)
     (btc,) = [
         r
-        for r in pykka.ActorRegistry.get_by_class(PairSupervisor)
+        for r in pykka.ActorRegistry.get_by_class(GroupSupervisor)
         if r.actor_urn and r.proxy().name.get() == "BTC"
     ]
     btc.stop()
     tree.board.wait_for("BTC", lambda s: s.state is GroupState.STOPPED)
-    assert tree.root.restart_pair("BTC")
+    assert tree.root.restart_group("BTC")
     tree.board.wait_for("BTC", lambda s: s.state is GroupState.RUNNING and s.incarnation > 2)
     assert tree.ref("BTC/1m").ask(Ping(), timeout=WAIT_S) == ("BTC/1m", 1)
     assert len(tree.journal.refs["BTC/1m"]) == 2
@@ -611,11 +591,11 @@ def test_a_pair_whose_supervisor_died_is_started_afresh_by_restart_pair() -> Non
 def test_park_pair_stops_its_children_until_restarted() -> None:
     tree = Tree()
     tree.root.start(timeout_s=WAIT_S)
-    assert tree.root.park_pair("ETH")
+    assert tree.root.park_group("ETH")
     status = tree.board.wait_for("ETH", lambda s: s.state is GroupState.PARKED)
     assert not any(c.alive for c in status.children)
     assert tree.alerts == [("pair_parked", "ETH", "parked by operator")]
-    assert tree.board.pairs["BTC"].state is GroupState.RUNNING
+    assert tree.board.groups["BTC"].state is GroupState.RUNNING
 
 
 def test_a_shared_child_over_budget_stops_the_tree_with_a_failure_exit_code() -> None:
@@ -653,11 +633,11 @@ def test_reload_touches_only_added_removed_and_changed_pairs() -> None:
     tree = Tree(pairs=("AAA", "BBB", "CCC"))
     tree.root.start(timeout_s=WAIT_S)
     kept = tree.ref("AAA/1m")
-    new_spec = SystemSpec(
+    new_spec = TreeSpec(
         shared=tree.spec.shared,
         shared_policy=tree.spec.shared_policy,
-        pairs={
-            "AAA": tree.spec.pairs["AAA"],
+        groups={
+            "AAA": tree.spec.groups["AAA"],
             "BBB": tree.pair("BBB", fingerprint=2),
             "DDD": tree.pair("DDD"),
         },
@@ -672,7 +652,7 @@ def test_reload_touches_only_added_removed_and_changed_pairs() -> None:
     assert not tree.journal.refs["BBB/1m"][0].is_alive()
     assert not tree.journal.refs["CCC/1m"][0].is_alive()
     assert tree.ref("DDD/5m").ask(Ping(), timeout=WAIT_S) == ("DDD/5m", 1)
-    assert sorted(tree.board.pairs) == ["AAA", "BBB", "DDD"]
+    assert sorted(tree.board.groups) == ["AAA", "BBB", "DDD"]
     assert tree.journal.starts("ledger") == ["start:ledger#1"], "shared children are not restarted"
 
 
@@ -710,7 +690,7 @@ def test_sighup_reloads_and_sigterm_shuts_down(tmp_path) -> None:
     tree.root.start(timeout_s=WAIT_S)
     reloaded = threading.Event()
     previous = signal.getsignal(signal.SIGTERM)
-    relay = install_signal_handlers(tree.root, reloaded.set, notifier=notifier, shutdown_timeout_s=2.0)
+    relay = service_signals(lambda: tree.root.shutdown(2.0), reloaded.set, notifier)
     try:
         os.kill(os.getpid(), signal.SIGHUP)
         assert reloaded.wait(WAIT_S)

@@ -1,248 +1,36 @@
-"""OTP-style supervision for pykka: child specs, restart budgets with backoff, one_for_one supervisors.
+"""``Supervisor``: one_for_one over ordered children with one restart budget (OTP intensity/period).
 
 pykka actors cannot be restarted, so restarting a child means starting a new incarnation from its
-:class:`ChildSpec` with the next generation number. Children report their end through the ``monitor``
-callback of :mod:`actors.base`; the :class:`Supervisor` receives that as a ``ChildExited`` message and ignores
+:class:`~.child_spec.ChildSpec` with the next generation number. Children report their end through the
+``monitor`` callback of :mod:`.actor`; the supervisor receives that as a ``ChildExited`` message and ignores
 exits of generations it already replaced. Backoff delays are timers that ``tell`` the supervisor a
-:class:`RestartChild`: a supervisor never sleeps. Each supervisor publishes an immutable
-:class:`GroupStatus` to a :class:`StatusBoard` on every change, so the shell never queues behind a mailbox.
+``RestartChild``: a supervisor never sleeps. Each supervisor publishes an immutable ``GroupStatus`` to a
+``StatusBoard`` on every change, so the shell never queues behind a mailbox.
 """
 
 from __future__ import annotations
 
 import functools
-import random
-import threading
-import time
-from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
-from types import MappingProxyType
-from typing import Any, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 import pykka
 from loguru import logger
 from pykka.messages import ProxyGetAttr
 
-from ..config import SupervisorSettings
-from .actor import Actor, ActorStats, ChildExited, Monitor
-
-SHARED = "shared"
-"""Name of the supervisor of the shared children (ledger, executor, market streams)."""
-
-
-class Restart(StrEnum):
-    """When a child that ended is started again (OTP semantics)."""
-
-    PERMANENT = "permanent"
-    """Always, whether it failed or stopped normally."""
-    TRANSIENT = "transient"
-    """Only after a failure."""
-    TEMPORARY = "temporary"
-    """Never."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ChildSpec:
-    """How to start one child: data, like OTP's ``{id, start, restart, shutdown}``."""
-
-    id: str
-    start: Callable[[Monitor, int], pykka.ActorRef[Any]]
-    """Called with the monitor callback and the generation; returns the started actor's ref."""
-    restart: Restart = Restart.PERMANENT
-    shutdown_timeout_s: float = 5.0
-    """How long an orderly stop may take before the supervisor logs it and moves on."""
-    start_timeout_s: float = 30.0
-    """How long the supervisor waits for ``on_start`` before starting the next child anyway."""
-    await_start: bool = True
-    """False: the next child starts without waiting for this one's ``on_start`` (siblings that do not
-    depend on each other warm up side by side). The supervisor still waits for it before starting a later
-    child whose ``await_start`` is True, and before its own start (or a group restart) is complete."""
-
-
-class Cancellable(Protocol):
-    def cancel(self) -> None: ...
-
-
-Scheduler = Callable[[float, Callable[[], None]], Cancellable]
-"""Runs a callback after a delay (seconds) on another thread; the result cancels it."""
-
-
-def timer_scheduler(delay_s: float, callback: Callable[[], None]) -> Cancellable:
-    """Default :data:`Scheduler`: a daemon ``threading.Timer``."""
-    timer = threading.Timer(delay_s, callback)
-    timer.daemon = True
-    timer.start()
-    return timer
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RestartPolicy:
-    """More than ``intensity`` restarts within ``period_s`` exhausts the budget; backoff between restarts."""
-
-    intensity: int
-    period_s: float
-    backoff_initial_s: float = 0.1
-    backoff_max_s: float = 10.0
-    jitter: float = 0.5
-    """Each delay is multiplied by uniform(1 − jitter, 1 + jitter)."""
-    clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
-    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
-
-    @classmethod
-    def for_pairs(cls, settings: SupervisorSettings) -> RestartPolicy:
-        return cls(
-            intensity=settings.pair_max_restarts,
-            period_s=settings.pair_restart_period_s,
-            backoff_initial_s=settings.backoff_initial_s,
-            backoff_max_s=settings.backoff_max_s,
-        )
-
-    @classmethod
-    def for_shared(cls, settings: SupervisorSettings) -> RestartPolicy:
-        return cls(
-            intensity=settings.shared_max_restarts,
-            period_s=settings.shared_restart_period_s,
-            backoff_initial_s=settings.backoff_initial_s,
-            backoff_max_s=settings.backoff_max_s,
-        )
-
-    def delay_s(self, attempt: int) -> float:
-        """Backoff before restart number ``attempt`` (1-based) of the current window."""
-        base = min(self.backoff_max_s, self.backoff_initial_s * 2.0 ** max(0, attempt - 1))
-        return base * self.rng.uniform(1.0 - self.jitter, 1.0 + self.jitter)
-
-
-class RestartBudget:
-    """Sliding-window restart counter of one supervisor (not thread-safe: owned by one actor)."""
-
-    def __init__(self, policy: RestartPolicy) -> None:
-        self.policy = policy
-        self._times: deque[float] = deque()
-        self.total = 0
-
-    def record(self) -> bool:
-        """Count one restart now; False when that exceeds the intensity (the budget is exhausted)."""
-        self.total += 1
-        self._times.append(self.policy.clock())
-        return self.in_window() <= self.policy.intensity
-
-    def in_window(self) -> int:
-        horizon = self.policy.clock() - self.policy.period_s
-        while self._times and self._times[0] <= horizon:
-            self._times.popleft()
-        return len(self._times)
-
-    def reset(self) -> None:
-        self._times.clear()
-
-
-class GroupState(StrEnum):
-    RUNNING = "running"
-    RESTARTING = "restarting"
-    """At least one child waits for its backoff timer."""
-    PARKED = "parked"
-    """Gave up (budget exhausted, crashed, parked by an operator): nothing restarts until ``RestartPair``."""
-    STOPPED = "stopped"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ChildStatus:
-    child_id: str
-    alive: bool
-    generation: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GroupStatus:
-    """Immutable snapshot of one supervisor; ``name`` is the symbol for a pair, ``"shared"`` otherwise."""
-
-    name: str
-    state: GroupState
-    restarts_in_window: int = 0
-    total_restarts: int = 0
-    children: tuple[ChildStatus, ...] = ()
-    last_error: str | None = None
-    incarnation: int = 0
-    """The supervisor's own generation: a replaced supervisor's late snapshot never overwrites the new one."""
-
-    @property
-    def symbol(self) -> str:
-        return self.name
-
-
-PairStatus = GroupStatus
-
-
-class StatusBoard:
-    """Latest snapshots for the shell and metrics. Writers swap immutable mappings; readers never lock."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pairs: Mapping[str, GroupStatus] = MappingProxyType({})
-        self._stats: Mapping[str, Callable[[], ActorStats]] = MappingProxyType({})
-        self._floor: dict[str, int] = {}
-        self.shared: GroupStatus | None = None
-
-    @property
-    def pairs(self) -> Mapping[str, GroupStatus]:
-        return self._pairs
-
-    def publish(self, status: GroupStatus) -> None:
-        if status.name == SHARED:
-            self.shared = status
-            return
-        with self._lock:
-            if status.incarnation < self._floor.get(status.name, 0):
-                return
-            self._floor[status.name] = status.incarnation
-            self._pairs = MappingProxyType({**self._pairs, status.name: status})
-
-    def remove_pair(self, symbol: str) -> None:
-        with self._lock:
-            self._floor[symbol] = self._floor.get(symbol, 0) + 1
-            self._pairs = MappingProxyType({k: v for k, v in self._pairs.items() if k != symbol})
-
-    def register_stats(self, name: str, provider: Callable[[], ActorStats]) -> None:
-        """Add a thread-safe stats reader (e.g. a bound ``Actor.stats``) under ``name``."""
-        with self._lock:
-            self._stats = MappingProxyType({**self._stats, name: provider})
-
-    def unregister_stats(self, name: str) -> None:
-        with self._lock:
-            self._stats = MappingProxyType({k: v for k, v in self._stats.items() if k != name})
-
-    def stats(self) -> dict[str, ActorStats]:
-        return {name: provider() for name, provider in self._stats.items()}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RestartChild:
-    """Timer → supervisor: the backoff before restarting ``child_id`` after ``generation`` elapsed."""
-
-    child_id: str
-    generation: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RestartPair:
-    """Command (shell → root → pair supervisor): reset the budget and start every child fresh."""
-
-    symbol: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ParkPair:
-    """Command (shell → root → pair supervisor): stop the pair's children and restart nothing."""
-
-    symbol: str
-    reason: str = "parked by operator"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Ping:
-    """Liveness probe: a supervisor answers whether all its children are alive."""
+from .actor import Actor, ChildExited, Monitor
+from .child_spec import (
+    Cancellable,
+    ChildSpec,
+    Restart,
+    RestartBudget,
+    RestartPolicy,
+    Scheduler,
+    timer_scheduler,
+)
+from .protocol import ParkGroup, Ping, RestartChild, RestartGroup, SupervisorInbox
+from .status import ChildStatus, GroupState, GroupStatus, StatusBoard
 
 
 def tell_quietly(ref: pykka.ActorRef[Any], message: object) -> None:
@@ -284,7 +72,7 @@ class _Slot:
     timer: Cancellable | None = None
 
 
-class Supervisor(Actor):
+class Supervisor(Actor[SupervisorInbox]):
     """one_for_one over ordered children with one restart budget (OTP intensity/period).
 
     Children start in order (each awaited) in ``on_start`` and stop in reverse in ``on_stop``. When the budget
@@ -368,13 +156,13 @@ class Supervisor(Actor):
             self._state = GroupState.RUNNING
         self._publish()
 
-    def on_restart_pair(self, _message: RestartPair) -> None:
+    def on_restart_group(self, _message: RestartGroup) -> None:
         self.log.info(f"{self.name}: restarting every child with a fresh budget")
         self._stop_all(GroupState.STOPPED)
         self._budget.reset()
         self._start_all()
 
-    def on_park_pair(self, message: ParkPair) -> None:
+    def on_park_group(self, message: ParkGroup) -> None:
         self._give_up(message.reason, stop_children=True)
 
     def on_ping(self, _message: Ping) -> bool:

@@ -1,0 +1,162 @@
+"""Where this process's orders and market data go, and the clients that talk there.
+
+One per process, built before the actor tree from ``api.mode``:
+
+==============  ===========================================  ================================================
+mode            orders, account, user-data stream            market data
+==============  ===========================================  ================================================
+``replay``      the local exchange (started here, or the     the same local exchange
+                running one at ``replay.exchange_url``)
+``paper``       an in-process simulated broker               Binance (or ``replay.exchange_url``)
+``testnet``     Binance Futures testnet                      testnet
+``live``        Binance                                      Binance
+==============  ===========================================  ================================================
+
+Gateways are made on demand (one python-binance client and lock each); every gateway on one set of
+endpoints shares one ``WeightBudget``, as Binance counts weight per IP. The exchange filters of every
+traded symbol are read here once, so the tree starts only if the exchange lists every configured pair.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from .config import Config, Mode, PairSettings
+from .domain.model import ContractType
+from .exchange.endpoints import Endpoints
+from .exchange.gateway import BinanceGateway
+from .exchange.instruments import spec_to_entry
+from .exchange.ratelimit import WeightBudget
+from .exchange.user_stream import UserStream
+from .sim.launch import paper_broker, replay_exchange
+from .sim.remote import RemoteExchange
+from .tree.pair_timeframe import KlinePool
+
+if TYPE_CHECKING:
+    from .domain.fills import InstrumentSpec
+    from .exchange.user_stream import UserEventParser, UserEventSink
+    from .sim.server import LocalExchange
+
+KLINE_GATEWAYS = 4
+"""REST gateways the pair actors share for warm-up and gap reads (one lock each): a pair restart warms its
+timeframes side by side, and the shared weight budget still paces them all."""
+
+
+class Connections:
+    """The endpoints, credentials, weight budgets and exchange filters of one process (see module doc)."""
+
+    def __init__(self, config: Config, pairs: Mapping[str, PairSettings]) -> None:
+        self.config = config
+        self.exchange: LocalExchange | RemoteExchange | None = None
+        """The local exchange a replay runs against (in-process or remote); None in other modes."""
+        self.paper: LocalExchange | None = None
+        """The simulated broker of paper trading; None in other modes."""
+        self.replay_speed = math.inf
+        key: str | None
+        secret: str | None
+        mode = config.api.mode
+        if mode is Mode.REPLAY:
+            if config.replay.exchange_url is not None:
+                remote = RemoteExchange(config.replay.exchange_url)
+                self.replay_speed = remote.speed
+                self.exchange = remote
+            else:
+                local = replay_exchange(config, pairs)
+                self.replay_speed = local.config.speed
+                self.exchange = local
+            endpoints = Endpoints.local(self.exchange.rest_url, self.exchange.ws_url)
+            key, secret = self.exchange.api_key, self.exchange.api_secret
+            market = endpoints
+        elif mode is Mode.PAPER:
+            # Real market data (Binance, or a local exchange given by replay.exchange_url); orders go to
+            # an in-process simulated broker that follows those prices: nothing reaches a real account.
+            if config.replay.exchange_url is not None:
+                self.exchange = RemoteExchange(config.replay.exchange_url)
+                market = Endpoints.local(self.exchange.rest_url, self.exchange.ws_url)
+            else:
+                market = Endpoints.binance(testnet=False)
+            self.paper = paper_broker(config, pairs)
+            endpoints = Endpoints.local(self.paper.rest_url, self.paper.ws_url)
+            key, secret = self.paper.api_key, self.paper.api_secret
+        elif mode in {Mode.TESTNET, Mode.LIVE}:
+            endpoints = Endpoints.binance(testnet=mode is Mode.TESTNET)
+            market = endpoints
+            key = config.api.binance_api_key.get_secret_value() if config.api.binance_api_key else None
+            secret = (
+                config.api.binance_api_secret.get_secret_value() if config.api.binance_api_secret else None
+            )
+        else:
+            raise ValueError(f"api.mode {mode} is not supported")
+        self.endpoints = endpoints
+        """Orders, account reads and the user-data stream."""
+        self.market_endpoints = market
+        """Klines and the market WebSocket streams."""
+        self._key, self._secret = key, secret
+        self.secrets = tuple(s for s in (key, secret) if s)
+        """For redaction: every log line, metric and shell answer is scrubbed of these."""
+        self.budget = WeightBudget()
+        self.market_budget = self.budget if market is endpoints else WeightBudget()
+        self.contracts = sorted({s.contract_type for s in pairs.values()}) or [ContractType.USDT_M]
+        self.specs: dict[str, InstrumentSpec] = {}
+        info = self.market_gateway()
+        for contract in self.contracts:
+            self.specs.update(info.exchange_info(contract))
+        if self.paper is not None:
+            for contract in self.contracts:
+                listed = [spec_to_entry(x) for x in self.specs.values() if x.contract_type is contract]
+                self.paper.add_symbols(contract, listed)
+        missing = [s for s in pairs if s not in self.specs]
+        if missing:
+            self.close()
+            raise ValueError(f"symbols not listed by the exchange: {', '.join(missing)}")
+
+    def gateway(self) -> BinanceGateway:
+        """A REST gateway for orders and account reads (signed)."""
+        return BinanceGateway(
+            self.endpoints,
+            api_key=self._key,
+            api_secret=self._secret,
+            budget=self.budget,
+            recv_window_ms=self.config.api.recv_window_ms,
+            timeout_s=self.config.api.request_timeout_s,
+        )
+
+    def market_gateway(self) -> BinanceGateway:
+        """A REST gateway for market data (klines, exchange info, server time)."""
+        if self.market_endpoints is self.endpoints:
+            return self.gateway()
+        return BinanceGateway(
+            self.market_endpoints,
+            api_key=None,
+            api_secret=None,
+            budget=self.market_budget,
+            timeout_s=self.config.api.request_timeout_s,
+        )
+
+    def kline_pool(self) -> KlinePool:
+        """The market gateways pair actors share for their REST reads."""
+        return KlinePool([self.market_gateway() for _ in range(KLINE_GATEWAYS)])
+
+    def user_stream(
+        self, contract: ContractType, on_event: UserEventSink, parse: UserEventParser
+    ) -> UserStream:
+        """The user-data stream of one market (not started)."""
+        return UserStream(
+            contract=contract,
+            gateway=self.gateway(),
+            roots=self.endpoints,
+            on_event=on_event,
+            parse=parse,
+            name=f"user-stream-{contract.value}",
+        )
+
+    def close(self) -> None:
+        """Stop in-process exchanges; leave an external one running."""
+        paper, self.paper = self.paper, None
+        if paper is not None:
+            paper.stop()
+        exchange, self.exchange = self.exchange, None
+        if exchange is not None:
+            exchange.stop()

@@ -1,0 +1,109 @@
+"""Where events go between actors that do not know each other, and from the exchange into the tree.
+
+The tree's structure says who supervises whom; these relays say who hears what: a rejected entry goes
+back to the pair that decided it, an executor's alert to the ledger and the operator, a close the ledger
+saw to that symbol's executor, a user-data event (after the replay took its markers) to the ledger, and
+every order event, decision and alert to the metrics. Each relay only tells: it runs in the sender's
+thread and must never block it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from loguru import logger
+
+from ..domain.model import ContractType, Decision, Kline
+from ..messages import Alert, EntryRejected, OrderStateChanged, PairTimeframeInbox, PositionClosed
+from ..sim.lockstep import SimStep
+
+if TYPE_CHECKING:
+    from ..config import PairSettings
+    from ..exchange.types import UserEvent
+    from ..ops.metrics import Metrics
+    from ..runtime.routing import Router
+    from ..runtime.scheduling import OrderPriority
+    from ..sim.lockstep import ReplayDriver
+    from .actor_refs import Refs
+
+
+class Relays:
+    """The routes of one process's events; ``metrics`` and the probes are attached once they exist."""
+
+    def __init__(
+        self,
+        *,
+        refs: Refs,
+        router: Router[PairTimeframeInbox],
+        settings: Mapping[str, PairSettings],
+        priority: OrderPriority,
+    ) -> None:
+        self._refs = refs
+        self._router = router
+        self._settings = settings
+        self._priority = priority
+        self.metrics: Metrics | None = None
+        self.executor_latency: Callable[[int], None] | None = None
+        """Benchmark probe: nanoseconds from a pair's emit to the entry request, read at executor start."""
+        self.order_probe: Callable[[object], None] | None = None
+        """Benchmark probe: every executor event, after the metrics saw it."""
+
+    def alert(self, kind: str, symbol: str | None, detail: str) -> None:
+        """An operator alert raised outside the actors (a parked pair, a dead thread, an escalation)."""
+        logger.warning(f"ALERT {kind} {symbol or ''}: {detail}")
+        if self.metrics is not None:
+            self.metrics.alert(kind, symbol)
+        self._refs.tell_ledger(Alert(kind=kind, symbol=symbol, detail=detail))
+
+    def ledger_alert(self, alert: Alert) -> None:
+        """An alert the ledger raised (and already recorded)."""
+        logger.warning(f"ALERT {alert.kind} {alert.symbol or ''}: {alert.detail}")
+        if self.metrics is not None:
+            self.metrics.alert(alert.kind, alert.symbol)
+
+    def ledger_event(self, event: object) -> None:
+        """What the ledger learnt that an executor must know: its symbol is flat again."""
+        if isinstance(event, PositionClosed):
+            self._refs.tell_executor(event.symbol, event)
+
+    def executor_notice(self, event: object) -> None:
+        """Rejections go back to the deciding pair (min_interval bookkeeping); alerts go to the ledger."""
+        if isinstance(event, EntryRejected):
+            settings = self._settings.get(event.symbol)
+            if settings is not None:
+                self._router.tell(event.symbol, settings.signal_timeframe, event)
+        elif isinstance(event, Alert):
+            self._refs.tell_ledger(event)
+            if self.metrics is not None:
+                self.metrics.alert(event.kind, event.symbol)
+
+    def order_event(self, event: object) -> None:
+        if self.metrics is not None and isinstance(event, (OrderStateChanged, EntryRejected)):
+            self.metrics.order_event(event)
+        if self.order_probe is not None:
+            self.order_probe(event)
+
+    def observe(self, kline: Kline, seconds: float, decision: Decision | None) -> None:
+        """A pair actor processed a closed candle (and maybe decided)."""
+        if self.metrics is None:
+            return
+        self.metrics.kline_processed(kline.symbol, kline.timeframe, seconds)
+        if decision is not None:
+            self.metrics.decision(decision)
+
+    def user_event(
+        self, contract: ContractType, replay: ReplayDriver | None
+    ) -> Callable[[UserEvent | SimStep], None]:
+        """The sink of one market's user-data stream: the replay's markers to the replay, the rest to the
+        ledger, after any entry on its way out (``OrderPriority``)."""
+
+        def deliver(event: UserEvent | SimStep) -> None:
+            if replay is not None:
+                replay.on_user_event(contract, event)
+            if isinstance(event, SimStep):
+                return
+            self._priority.step_aside()
+            self._refs.tell_ledger(event)
+
+        return deliver
