@@ -16,7 +16,7 @@ from .domain.model import ContractType, Decision, Direction, Kline, Leg
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from .exchange.ws import ConnectionEvent
+    from .exchange.shard_connection import ConnectionEvent
     from .runtime.scheduling import CandleTurn
     from .tree.kline_sequencer import Key, OpenRange
     from .tree.order_terms import SymbolTerms

@@ -21,10 +21,10 @@ from ..domain.model import ContractType
 from ..exchange.endpoints import Venue
 from ..exchange.gateway import BinanceGateway
 from ..exchange.instruments import spec_to_entry
+from ..exchange.kline_frames import kline_stream
 from ..exchange.ratelimit import WeightBudget
 from ..exchange.types import UserStreamStatus
 from ..exchange.user_stream import UserStream
-from ..exchange.ws import kline_stream
 from ..messages import Alert, EntryRejected, PositionClosed, SetCandleHandoff, Subscribe, Unsubscribe
 from ..runtime.actor import Barrier
 from ..runtime.routing import Router
