@@ -20,7 +20,8 @@ from .actors.config import Config, Mode, PairSettings, SupervisorSettings, load_
 from .actors.domain.model import Decision, Kline
 from .actors.domain.strategy import StrategyParams
 from .actors.messages import Alert, EntryRejected, OrderStateChanged, StopAcceptingEntries, UpdateTerms
-from .actors.ops.control_server import ControlServer, secret_redactor
+from .actors.ops.control_protocol import secret_redactor
+from .actors.ops.control_server import ControlServer
 from .actors.ops.cpu_affinity import CpuPinning
 from .actors.ops.inspection import DaemonControl
 from .actors.ops.metrics_feed import DaemonMetrics

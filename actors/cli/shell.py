@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..domain.model import TIMEFRAME_MS
-from ..ops.control_server import COMMANDS, MAX_LINE_BYTES
+from ..ops.control_commands import COMMANDS
+from ..ops.control_protocol import MAX_LINE_BYTES
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
