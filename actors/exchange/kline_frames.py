@@ -13,7 +13,7 @@ from typing import Any
 
 from ..domain.model import TIMEFRAME_MS, Kline
 
-KLINE_EVENTS = frozenset({"kline", "continuous_kline"})
+_KLINE_EVENTS = frozenset({"kline", "continuous_kline"})
 """The ``data.e`` values of kline frames (a contract's klines, and continuous-contract klines)."""
 
 
@@ -43,7 +43,7 @@ def parse_kline_frame(frame: Any) -> Kline | None:
     stream = str(frame.get("stream", "?"))
     if not isinstance(data, dict):
         raise MalformedFrameError(stream, "'data' is not an object")
-    if data.get("e") not in KLINE_EVENTS:
+    if data.get("e") not in _KLINE_EVENTS:
         return None
     try:
         k = data["k"]
@@ -77,7 +77,7 @@ def unclosed_update_price(frame: Any) -> tuple[str, float] | None:
     if type(frame) is not dict:
         return None
     data = frame.get("data")
-    if type(data) is not dict or data.get("e") not in KLINE_EVENTS:
+    if type(data) is not dict or data.get("e") not in _KLINE_EVENTS:
         return None
     k = data.get("k")
     if type(k) is not dict or k.get("x") is not False:
