@@ -32,7 +32,8 @@ from .actors.config.pairs import trading_pairs
 from .actors.connections import Connections
 from .actors.domain.strategy import StrategyParams
 from .actors.messages import PairTimeframeInbox, StopAcceptingEntries, Subscribe, Unsubscribe
-from .actors.ops.control_server import ControlServer, secret_redactor
+from .actors.ops.control_protocol import secret_redactor
+from .actors.ops.control_server import ControlServer
 from .actors.ops.cpu_affinity import CpuPinning
 from .actors.ops.inspection import Inspection
 from .actors.ops.metrics_feed import MetricsFeed

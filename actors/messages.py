@@ -27,7 +27,7 @@ from .runtime.protocol import (
 )
 
 if TYPE_CHECKING:
-    from .exchange.ws import ConnectionEvent
+    from .exchange.shard_connection import ConnectionEvent
     from .runtime.scheduling import CandleTurn
     from .tree.kline_sequencer import Key, OpenRange
 

@@ -1,10 +1,13 @@
-"""Configuration: a typed tree (``schema``) read from YAML (``loader``), explained (``errors``, ``check``).
+"""Configuration: a typed tree (``schema``, ``pair_settings``, ``field_types``) read from YAML (``loader``),
+explained (``errors``, ``check``).
 
 Only ``loader`` sees raw YAML; everything else receives typed settings, each actor only its own slice.
 """
 
 from .check import describe_pair, run_check_config
+from .field_types import iso_to_ms
 from .loader import load_config, parse_config
+from .pair_settings import PairSettings, api_symbol_for_key, base_coin, contract_type_for_symbol
 from .schema import (
     ENV_API_KEY,
     ENV_API_SECRET,
@@ -17,13 +20,8 @@ from .schema import (
     LoggingSettings,
     Mode,
     MonitoringSettings,
-    PairSettings,
     ReplaySettings,
     SupervisorSettings,
-    api_symbol_for_key,
-    base_coin,
-    contract_type_for_symbol,
-    iso_to_ms,
 )
 
 __all__ = [

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 from .errors import render_number
 from .loader import load_config
-from .schema import Config, ConfigError, PairSettings
+from .pair_settings import PairSettings
+from .schema import Config, ConfigError
 
 if TYPE_CHECKING:
     from typing import TextIO

@@ -18,6 +18,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from ..domain.model import ContractType
 from .errors import join_path, render_value, suggest_key, translate_errors
+from .pair_settings import GlobalSettings, PairOverrides, api_symbol_for_key, resolve_pair
 from .schema import (
     _MAX_PRUNE_ROUNDS,
     _SECTIONS,
@@ -27,12 +28,8 @@ from .schema import (
     BacktestingSettings,
     Config,
     ConfigError,
-    GlobalSettings,
     Mode,
-    PairOverrides,
     SupervisorSettings,
-    api_symbol_for_key,
-    resolve_pair,
 )
 
 if TYPE_CHECKING:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ..backtest.kline_files import parse_data_arg
-from .schema import Config, Mode, PairSettings
+from .pair_settings import PairSettings
+from .schema import Config, Mode
 
 
 def trading_pairs(config: Config) -> dict[str, PairSettings]:

@@ -32,8 +32,8 @@ from loguru import logger
 from ..domain.model import ContractType
 from .loop_thread import LoopThread
 from .parse import parse_user_event
+from .stream_sockets import StreamRoots, backoff_delay, close_socket
 from .types import ListenKeyExpired, UserEvent, UserStreamStatus
-from .ws import StreamRoots, backoff_delay, close_socket
 
 log = logger.bind(component="user-stream")
 

@@ -12,7 +12,7 @@ from ..messages import PauseEntries, ResumeEntries
 from ..runtime.actor import DIRECTORY, ActorStats
 from ..runtime.status import GroupState
 from ..tree.ledger_store import LedgerStore
-from .control_server import ControlError
+from .control_commands import ControlError
 from .thread_times import thread_kinds
 
 if TYPE_CHECKING:

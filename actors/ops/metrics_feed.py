@@ -20,7 +20,9 @@ from loguru import logger
 from ..domain.model import Direction
 from ..runtime.actor import DIRECTORY
 from ..runtime.status import GroupState
-from .metrics import Metrics, MetricsServer, WsState
+from .metric_families import WsState
+from .metrics import Metrics
+from .metrics_server import MetricsServer
 
 if TYPE_CHECKING:
     from .bot_view import RunningBot

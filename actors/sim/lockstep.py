@@ -29,9 +29,9 @@ import pykka
 from loguru import logger
 
 from ..domain.model import TIMEFRAME_MS, ContractType, Kline
+from ..exchange.kline_frames import kline_stream
 from ..exchange.parse import parse_user_event
 from ..exchange.types import UserStreamStatus
-from ..exchange.ws import kline_stream
 from ..runtime.actor import Barrier
 
 if TYPE_CHECKING:

@@ -40,15 +40,10 @@ from typing import Protocol, TypeVar
 import pykka
 
 from ..domain.model import TIMEFRAME_MS, ContractType, Kline
-from ..exchange.ws import (
-    ConnectionEvent,
-    ConnectionStatus,
-    MarketConnections,
-    StreamRoots,
-    WsConfig,
-    WsStatus,
-    kline_stream,
-)
+from ..exchange.kline_frames import kline_stream
+from ..exchange.shard_connection import ConnectionEvent, ConnectionStatus, WsConfig
+from ..exchange.stream_sockets import StreamRoots
+from ..exchange.ws import MarketConnections, WsStatus
 from ..messages import (
     ConnectionStatusChanged,
     KlineClosed,

@@ -13,7 +13,7 @@ from nancemakina.actors.domain.model import TIMEFRAME_MS, ContractType
 from nancemakina.actors.exchange.endpoints import Endpoints
 from nancemakina.actors.exchange.gateway import BinanceGateway
 from nancemakina.actors.exchange.ratelimit import WeightBudget
-from nancemakina.actors.exchange.ws import WsConfig
+from nancemakina.actors.exchange.shard_connection import WsConfig
 from nancemakina.actors.messages import KlineClosed, KlineGapUnrepaired
 from nancemakina.actors.runtime.actor import Actor
 from nancemakina.actors.runtime.routing import Router

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from nancemakina.actors.cli.shell import render_actor_tree, run_shell_cli, top_rows
+from nancemakina.actors.cli.shell import run_shell_cli
+from nancemakina.actors.cli.shell_render import render_actor_tree
+from nancemakina.actors.cli.shell_top import top_rows
 from tests.integration.test_shell_support import FakeTarget, other_uid, serving, socket_dir
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,7 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from nancemakina.actors.ops.control_server import ControlError, ControlServer, secret_redactor
+from nancemakina.actors.ops.control_commands import ControlError
+from nancemakina.actors.ops.control_protocol import secret_redactor
+from nancemakina.actors.ops.control_server import ControlServer
 
 SECRET = "sk-LIVE-7f3a9c0de1b2"  # what a careless target might leak; never may reach a client
 WAIT_S = 5.0

@@ -11,12 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from nancemakina.actors.ops.control_server import (
-    ControlError,
-    ControlServer,
-    ControlSocketInUseError,
-    normalize_pair,
-)
+from nancemakina.actors.ops.control_commands import ControlError, normalize_pair
+from nancemakina.actors.ops.control_server import ControlServer, ControlSocketInUseError
 from tests.integration.test_shell_support import (
     SECRET,
     WAIT_S,

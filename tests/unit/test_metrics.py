@@ -11,7 +11,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from nancemakina.actors.domain.model import Decision, Direction, Leg, Outcome, SkipReason
 from nancemakina.actors.messages import EntryRejected, OrderStateChanged
-from nancemakina.actors.ops.metrics import COUNTERS, OVERFLOW, SNAPSHOTS, Metrics, MetricsServer, clean_label
+from nancemakina.actors.ops.metric_families import COUNTERS, OVERFLOW, SNAPSHOTS, clean_label
+from nancemakina.actors.ops.metrics import Metrics
+from nancemakina.actors.ops.metrics_server import MetricsServer
 
 EXPECTED_FAMILIES = {
     "nancemakina_info",

@@ -11,15 +11,10 @@ from typing import Any
 import pytest
 
 from nancemakina.actors.domain.model import ContractType, Kline
-from nancemakina.actors.exchange.ws import (
-    FrameBucket,
-    MalformedFrameError,
-    MarketConnections,
-    assign_streams,
-    backoff_delay,
-    kline_stream,
-    parse_kline_frame,
-)
+from nancemakina.actors.exchange.kline_frames import MalformedFrameError, kline_stream, parse_kline_frame
+from nancemakina.actors.exchange.shard_connection import FrameBucket
+from nancemakina.actors.exchange.stream_sockets import backoff_delay
+from nancemakina.actors.exchange.ws import MarketConnections, assign_streams
 from nancemakina.actors.runtime.scheduling import OrderPriority
 
 

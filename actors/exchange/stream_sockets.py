@@ -1,0 +1,44 @@
+"""What both WebSocket streams (market data and user data) share about their python-binance sockets.
+
+Where they connect (``StreamRoots``), how long to wait before reconnecting after a drop (``backoff_delay``)
+and how to close a socket promptly (``close_socket``). Each stream reconnects itself, with the library's own
+reconnects off, so that every drop reaches the stream's owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from typing import Protocol
+
+from binance.ws.reconnecting_websocket import ReconnectingWebsocket
+from loguru import logger
+
+log = logger.bind(component="ws")
+
+
+class StreamRoots(Protocol):
+    """The venue's WebSocket roots (``BinanceSocketManager.FSTREAM_URL`` / ``DSTREAM_URL`` values)."""
+
+    @property
+    def fstream_url(self) -> str: ...
+    @property
+    def dstream_url(self) -> str: ...
+
+
+def backoff_delay(
+    attempt: int, *, base_s: float, cap_s: float, rand: Callable[[], float] = random.random
+) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base × 2^attempt)]."""
+    return rand() * min(cap_s, base_s * 2.0 ** min(attempt, 30))
+
+
+async def close_socket(sock: ReconnectingWebsocket, timeout_s: float, name: str) -> None:
+    """Close the wire first: the library's read loop then wakes now, not after its 10 s recv timeout."""
+    try:
+        if sock.ws is not None:
+            await asyncio.wait_for(sock.ws.close(), timeout_s)
+        await asyncio.wait_for(sock.__aexit__(None, None, None), timeout_s)
+    except Exception as exc:
+        log.warning(f"{name}: closing a socket: {type(exc).__name__}: {exc}")
