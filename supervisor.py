@@ -28,22 +28,21 @@ from typing import TYPE_CHECKING, Any, cast
 from loguru import logger
 
 from .actors.config import Config, Mode, PairSettings, load_config
-from .actors.config.pairs import trading_pairs
 from .actors.connections import Connections
-from .actors.domain.strategy import StrategyParams
 from .actors.messages import PairTimeframeInbox, StopAcceptingEntries, Subscribe, Unsubscribe
 from .actors.ops.control_protocol import secret_redactor
 from .actors.ops.control_server import ControlServer
-from .actors.ops.cpu_affinity import CpuPinning
 from .actors.ops.inspection import Inspection
 from .actors.ops.metrics_feed import MetricsFeed
 from .actors.ops.reload import ProcessSettings, unreloadable
 from .actors.ops.systemd import SdNotifier, Watchdog, service_signals, watchdog_interval_s
-from .actors.ops.thread_watch import DeadThread, ThreadWatch
 from .actors.runtime.child_spec import ChildSpec, Restart, RestartPolicy
+from .actors.runtime.cpu_affinity import CpuPinning
 from .actors.runtime.routing import Router
 from .actors.runtime.scheduling import OrderPriority
+from .actors.runtime.thread_watch import DeadThread, ThreadWatch
 from .actors.runtime.tree import GroupSpec, ReloadResult, SupervisionTree, TreeSpec, TreeStatus
+from .actors.sim.launch import trading_pairs
 from .actors.sim.lockstep import ReplayDriver, chain_barriers, parse_with_marker
 from .actors.tree.actor_refs import PortfolioBoard, Refs
 from .actors.tree.ledger_files import archive_previous_ledger, ledger_path
@@ -261,7 +260,7 @@ class RootSupervisor:
                 symbol=settings.symbol,
                 timeframe=timeframe,
                 contract=settings.contract_type,
-                params=StrategyParams.from_settings(settings),
+                params=settings.strategy_params(),
                 trading=trading,
                 klines=self.kline_pool,
                 portfolio=self.portfolio.get,

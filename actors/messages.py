@@ -14,22 +14,13 @@ from typing import TYPE_CHECKING
 from .domain.model import ContractType, Decision, Direction, Kline, Leg
 from .exchange.types import UserEvent
 from .runtime.actor import Barrier, ChildExited
-from .runtime.protocol import (
-    ParkGroup,
-    Ping,
-    ReloadTree,
-    RestartChild,
-    RestartGroup,
-    StartTree,
-    StopTree,
-    SupervisorInbox,
-    TreeRootInbox,
-)
+from .runtime.protocol import ParkGroup, Ping, RestartChild, RestartGroup, SupervisorInbox
+from .runtime.tree import ReloadTree, StartTree, StopTree, TreeRootInbox
 
 if TYPE_CHECKING:
+    from .domain.kline_sequencer import Key, OpenRange
     from .exchange.shard_connection import ConnectionEvent
     from .runtime.scheduling import CandleTurn
-    from .tree.kline_sequencer import Key, OpenRange
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,7 +15,6 @@ from ..backtest.kline_files import DataFileError, KlineSeries, load_klines, pars
 from ..backtest.report_files import render_summary, write_reports
 from ..config import Config, ConfigError, load_config
 from ..domain.model import ContractType
-from ..domain.strategy import StrategyParams
 from ..exchange.instruments import spec_for
 
 if TYPE_CHECKING:
@@ -83,7 +82,7 @@ def build_runs(config: Config, data: Sequence[tuple[str, Path]]) -> list[SymbolR
             SymbolRun(
                 series=series,
                 spec=spec,
-                params=StrategyParams.from_settings(settings),
+                params=settings.strategy_params(),
                 leverage=settings.leverage,
                 fixed_margin=(settings.margin_coin or 0.0) if coin else settings.margin_usdt,
                 dynamic_sizing=settings.dynamic_sizing_enabled,

@@ -15,6 +15,7 @@ from typing import Annotated, TypeVar
 from pydantic import Field
 
 from ..domain.model import ContractType
+from ..domain.strategy import StrategyParams
 from .field_types import (
     BbPeriod,
     Leverage,
@@ -151,6 +152,25 @@ class PairSettings:
     bb_period: int
     bb_std_dev: float
     bb_min_width_percentage: float
+
+    def strategy_params(self) -> StrategyParams:
+        """The strategy's parameters for this pair (the domain never reads the config itself)."""
+        return StrategyParams(
+            short_period=self.sma_short_period,
+            long_period=self.sma_long_period,
+            buffer_candles=self.buffer_time_candles,
+            min_interval_ms=self.min_signal_interval_minutes * 60_000,
+            pivot_lookback=self.pivot_lookback_candles,
+            tp_sl_ratio=self.tp_sl_ratio,
+            volume_filter=self.volume_filter_enabled,
+            volume_period=self.volume_avg_period,
+            volume_ratio=self.volume_threshold_ratio,
+            volatility_filter=self.volatility_filter_enabled,
+            bb_period=self.bb_period,
+            bb_std=self.bb_std_dev,
+            bb_min_width_pct=self.bb_min_width_percentage,
+            max_concurrent=self.max_concurrent_trades,
+        )
 
 
 def _key_contract_type(key: str) -> ContractType:

@@ -253,7 +253,7 @@ class Config(BaseModel):
                 )
                 if value is None
             )
-        from ..ops.cpu_affinity import CpuPinning  # noqa: PLC0415 - a machine check, not a schema rule
+        from ..runtime.cpu_affinity import CpuPinning  # noqa: PLC0415 - a machine check, not a schema rule
 
         cpus = CpuPinning().check(self.supervisor.cpu_affinity)
         if cpus is not None:

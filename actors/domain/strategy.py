@@ -26,14 +26,10 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from talipp.indicators import BB, SMA
 
 from .model import Decision, Direction, Kline, Outcome, SkipReason
-
-if TYPE_CHECKING:
-    from ..config import PairSettings
 
 _PURGE_BATCH = 32
 """talipp keeps every value unless purged. Purging copies the list, so it runs in batches; a small batch
@@ -60,26 +56,6 @@ class StrategyParams:
     bb_std: float = 2.0
     bb_min_width_pct: float = 0.5
     max_concurrent: int | None = None
-
-    @classmethod
-    def from_settings(cls, settings: PairSettings) -> StrategyParams:
-        """Params from a pair's effective configuration."""
-        return cls(
-            short_period=settings.sma_short_period,
-            long_period=settings.sma_long_period,
-            buffer_candles=settings.buffer_time_candles,
-            min_interval_ms=settings.min_signal_interval_minutes * 60_000,
-            pivot_lookback=settings.pivot_lookback_candles,
-            tp_sl_ratio=settings.tp_sl_ratio,
-            volume_filter=settings.volume_filter_enabled,
-            volume_period=settings.volume_avg_period,
-            volume_ratio=settings.volume_threshold_ratio,
-            volatility_filter=settings.volatility_filter_enabled,
-            bb_period=settings.bb_period,
-            bb_std=settings.bb_std_dev,
-            bb_min_width_pct=settings.bb_min_width_percentage,
-            max_concurrent=settings.max_concurrent_trades,
-        )
 
     def warmup_candles(self) -> int:
         """Closed candles needed before the first crossover can be judged with every rule in force."""

@@ -13,12 +13,12 @@ if TYPE_CHECKING:
     from ..connections import Connections
     from ..domain.model import ContractType
     from ..runtime.scheduling import OrderPriority
+    from ..runtime.thread_watch import ThreadWatch
     from ..runtime.tree import ReloadResult, TreeStatus
     from ..tree.actor_refs import Refs
     from ..tree.ledger_snapshots import LedgerSnapshots
     from ..tree.market_stream import MarketStreamBoard
     from ..tree.pair_timeframe import PairBoard
-    from .thread_watch import ThreadWatch
 
 
 class RunningBot(Protocol):

@@ -17,9 +17,9 @@ from ..messages import SetCandleHandoff
 
 if TYPE_CHECKING:
     from ..config import Config, PairSettings, SupervisorSettings
+    from ..runtime.cpu_affinity import CpuPinning
     from ..runtime.scheduling import OrderPriority
     from ..tree.actor_refs import Refs
-    from .cpu_affinity import CpuPinning
 
 IN_PLACE = ("gil_switch_interval_ms", "cpu_affinity", "entry_priority_hold_ms", "candle_handoff_ms")
 """``supervisor.*`` settings a reload applies to the running process, no pair restarted."""

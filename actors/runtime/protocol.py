@@ -7,12 +7,8 @@ callback (both in :mod:`.actor`). ``actors/messages.py`` lists these beside the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from .actor import ChildExited
-
-if TYPE_CHECKING:
-    from .tree import TreeSpec
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,28 +39,5 @@ class Ping:
     """Liveness probe: a supervisor answers whether all its children are alive."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StartTree:
-    """Root-internal: start the shared supervisor, then the groups; answers False if a shared child died."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReloadTree:
-    """Root-internal: diff the groups against ``spec`` and apply; answers a :class:`ReloadResult`."""
-
-    spec: TreeSpec
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StopTree:
-    """Root-internal: stop the groups in parallel, then the shared children in reverse."""
-
-    deadline: float
-    """``time.monotonic()`` by which the root stops waiting for anything."""
-
-
 SupervisorInbox = ChildExited | RestartChild | RestartGroup | ParkGroup | Ping
 """What every supervisor (shared, group) accepts."""
-
-TreeRootInbox = StartTree | ReloadTree | StopTree | RestartGroup | ParkGroup | Ping
-"""What the tree's root accepts (only ``SupervisionTree`` tells it)."""

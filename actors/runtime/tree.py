@@ -30,7 +30,7 @@ from loguru import logger
 
 from .actor import Actor
 from .child_spec import ChildSpec, RestartPolicy, Scheduler, timer_scheduler
-from .protocol import ParkGroup, Ping, ReloadTree, RestartGroup, StartTree, StopTree, TreeRootInbox
+from .protocol import ParkGroup, Ping, RestartGroup
 from .status import SHARED, GroupState, GroupStatus, StatusBoard
 from .supervisor import Supervisor, await_started, stop_ref, tell_quietly
 
@@ -105,6 +105,30 @@ class TreeStatus:
 
 class SupervisorStartError(RuntimeError):
     """A shared child was dead right after start; the tree was stopped again."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartTree:
+    """Root-internal: start the shared supervisor, then the groups; answers False if a shared child died."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReloadTree:
+    """Root-internal: diff the groups against ``spec`` and apply; answers a :class:`ReloadResult`."""
+
+    spec: TreeSpec
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StopTree:
+    """Root-internal: stop the groups in parallel, then the shared children in reverse."""
+
+    deadline: float
+    """``time.monotonic()`` by which the root stops waiting for anything."""
+
+
+TreeRootInbox = StartTree | ReloadTree | StopTree | RestartGroup | ParkGroup | Ping
+"""What the tree's root accepts (only :class:`SupervisionTree` tells it)."""
 
 
 def _stop_budget_s(children: tuple[ChildSpec, ...]) -> float:

@@ -1,7 +1,8 @@
 """Starting the in-process local exchange for the bot: a replay of ``replay.data``, or paper trading's broker.
 
-Both start from the backtest's wallets (``backtesting.initial_balance_*``) and fill with its slippage and
-fees, so replay, paper and backtest agree.
+A replay with no pair configured trades every replayed symbol (``trading_pairs``). Both exchanges start
+from the backtest's wallets (``backtesting.initial_balance_*``) and fill with its slippage and fees, so
+replay, paper and backtest agree.
 """
 
 from __future__ import annotations
@@ -11,10 +12,22 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from ..backtest.kline_files import parse_data_arg
-from ..config import Config, PairSettings
+from ..config import Config, Mode, PairSettings
 from ..domain.model import ContractType
 from .config import SimConfig
 from .server import LocalExchange
+
+
+def trading_pairs(config: Config) -> dict[str, PairSettings]:
+    """The enabled pairs; in replay with no pair configured, every replayed symbol on the global settings.
+
+    So the bare ``nancemakina run`` (no config file) trades the bundled data, as the README promises.
+    """
+    pairs = config.enabled_pairs()
+    if pairs or config.api.mode is not Mode.REPLAY or config.replay.exchange_url is not None:
+        return pairs
+    symbols = [parse_data_arg(str(p))[0] for p in config.replay_data_paths()]
+    return {s: config.settings_for(s) for s in symbols}
 
 
 def _sim_balances(config: Config, pairs: Mapping[str, PairSettings]) -> dict[str, Decimal]:

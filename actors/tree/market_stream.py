@@ -39,6 +39,7 @@ from typing import Protocol, TypeVar
 
 import pykka
 
+from ..domain.kline_sequencer import Accepted, Key, KlineSequencer, OpenRange, SequencerStats, Verdict
 from ..domain.model import TIMEFRAME_MS, ContractType, Kline
 from ..exchange.kline_frames import kline_stream
 from ..exchange.shard_connection import ConnectionEvent, ConnectionStatus, WsConfig
@@ -58,7 +59,6 @@ from ..messages import (
 from ..runtime.actor import Actor, Monitor
 from ..runtime.routing import Router
 from ..runtime.scheduling import CandleTurn, OrderPriority
-from .kline_sequencer import Accepted, Key, KlineSequencer, OpenRange, SequencerStats, Verdict
 
 T = TypeVar("T")
 

@@ -65,7 +65,7 @@ from .reconciliation import (
 )
 
 if TYPE_CHECKING:
-    from ..ops.thread_watch import ThreadWatch
+    from ..runtime.thread_watch import ThreadWatch
 
 _RANK = {"submitted": 0, "unknown": 0, "new": 1, "partially_filled": 2, "triggering": 2, "triggered": 3}
 _EXIT_REASON = {Leg.STOP: "stop_loss", Leg.TAKE_PROFIT: "take_profit", Leg.CLOSE: "flattened"}

@@ -10,7 +10,7 @@ thread and must never block it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from loguru import logger
 
@@ -21,11 +21,19 @@ from ..sim.lockstep import SimStep
 if TYPE_CHECKING:
     from ..config import PairSettings
     from ..exchange.types import UserEvent
-    from ..ops.metrics import Metrics
     from ..runtime.routing import Router
     from ..runtime.scheduling import OrderPriority
     from ..sim.lockstep import ReplayDriver
     from .actor_refs import Refs
+
+
+class Telemetry(Protocol):
+    """What the relays report to (``ops.metrics.Metrics``)."""
+
+    def alert(self, kind: str, symbol: str | None) -> None: ...
+    def order_event(self, event: OrderStateChanged | EntryRejected) -> None: ...
+    def kline_processed(self, symbol: str, interval: str, seconds: float) -> None: ...
+    def decision(self, decision: Decision) -> None: ...
 
 
 class Relays:
@@ -43,7 +51,7 @@ class Relays:
         self._router = router
         self._settings = settings
         self._priority = priority
-        self.metrics: Metrics | None = None
+        self.metrics: Telemetry | None = None
         self.executor_latency: Callable[[int], None] | None = None
         """Benchmark probe: nanoseconds from a pair's emit to the entry request, read at executor start."""
         self.order_probe: Callable[[object], None] | None = None

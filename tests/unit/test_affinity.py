@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nancemakina.actors.config import ConfigError, parse_config
-from nancemakina.actors.ops.cpu_affinity import CpuPinning
+from nancemakina.actors.runtime.cpu_affinity import CpuPinning
 
 ALLOWED = frozenset(os.sched_getaffinity(0))
 

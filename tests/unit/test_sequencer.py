@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from nancemakina.actors.domain.kline_sequencer import KlineSequencer, OpenRange, Verdict
 from nancemakina.actors.domain.model import Kline
-from nancemakina.actors.tree.kline_sequencer import KlineSequencer, OpenRange, Verdict
 
 M = 60_000
 T0 = 1_748_169_180_000  # a 1m boundary

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
-from ..domain.model import TIMEFRAME_MS, Kline
+from .model import TIMEFRAME_MS, Kline
 
 Key = tuple[str, str]
 """(symbol, timeframe)."""
