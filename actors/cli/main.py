@@ -27,7 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config and print each pair's effective settings")
     check.add_argument("path", nargs="?", help="YAML config (default: config/config.yaml if present)")
 
-    from .run import add_report_arguments, add_run_arguments  # noqa: PLC0415
+    from .report import add_report_arguments  # noqa: PLC0415
+    from .run import add_run_arguments  # noqa: PLC0415
 
     add_run_arguments(
         sub.add_parser("run", help="run the bot (default config: offline replay of bundled data)")
@@ -70,7 +71,7 @@ def main(argv: Sequence[str] | None = None, *, run_bot: RunBot) -> int:
 
         return run_cli(args, env, run_bot)
     if args.command == "report":
-        from .run import report_cli  # noqa: PLC0415
+        from .report import report_cli  # noqa: PLC0415
 
         return report_cli(args, env)
     if args.command == "check-config":

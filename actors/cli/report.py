@@ -1,17 +1,21 @@
-"""The ledger as a ``BacktestResult``, so ``nancemakina report`` writes the backtester's files."""
+"""``nancemakina report``: the ledger as a ``BacktestResult``, written as the backtester's report files."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
+from ..backtest.engine import BacktestResult, Trade
+from ..backtest.report_files import render_summary, write_reports
 from ..domain.fills import ExitReason, fee
 from ..exchange.instruments import spec_for
 from ..tree.ledger_store import LedgerStore
-from .engine import BacktestResult, Trade
+from .backtest import load_or_report, resolve_config_path
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from ..config import Config
 
 _EXIT = {
@@ -82,3 +86,30 @@ def result_from_ledger(db: Path, config: Config) -> BacktestResult:
     result.initial_balances = {a: (start if a == "USDT" else 1.0) for a in balances} or {"USDT": start}
     result.final_balances = dict(balances) or {"USDT": start}
     return result
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="PATH", help="YAML config (its state_dir holds the ledger)")
+    parser.add_argument("--out", metavar="DIR", help="report directory (default: reports/<timestamp>)")
+
+
+def report_cli(
+    args: argparse.Namespace, env: dict[str, str], out: TextIO = sys.stdout, err: TextIO = sys.stderr
+) -> int:
+    """Write the backtester's report files from the ledger."""
+    path = resolve_config_path(args.config, env)
+    config = load_or_report(path, env, err)
+    if config is None:
+        return 2
+    db = config.state_path() / "ledger.sqlite3"
+    if not db.is_file():
+        print(f"error: no ledger at {db}; run the bot first (`nancemakina run`)", file=err)
+        return 2
+    result = result_from_ledger(db, config)
+    stamp = datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%SZ")
+    out_dir = Path(args.out) if args.out else Path("reports") / stamp
+    paths, summary = write_reports(
+        result, out_dir, title=f"nancemakina ledger — {db}", extra={"ledger": str(db)}
+    )
+    print(render_summary(summary, paths), file=out)
+    return 0
