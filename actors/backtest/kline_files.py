@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
+from ..bundled import bundled_path
 from ..domain.model import TIMEFRAME_MS, Kline
 
 if TYPE_CHECKING:
@@ -125,15 +126,22 @@ def timeframe_from_filename(path: str | Path) -> str | None:
 
 
 def parse_data_arg(arg: str) -> tuple[str, Path]:
-    """``SYMBOL=FILE`` or ``FILE`` (symbol taken from the file name) → (upper-case symbol, path)."""
+    """``SYMBOL=FILE`` or ``FILE`` (symbol taken from the file name) → (upper-case symbol, path). A relative
+    FILE missing from the working directory is looked up among the bundled files, as ``replay.data`` is, so
+    ``--data data/BTCUSDT_PERP_1m_….csv`` works from any directory."""
     symbol, sep, file = arg.partition("=")
     if sep and re.fullmatch(r"[A-Za-z0-9_]+", symbol):
         if not file:
             raise DataFileError(arg, None, "no file after 'SYMBOL='")
-        return symbol.upper(), Path(file)
+        return symbol.upper(), _here_or_bundled(file)
     if not arg:
         raise DataFileError(arg, None, "empty data argument; expected SYMBOL=FILE or FILE")
-    return symbol_from_filename(arg), Path(arg)
+    return symbol_from_filename(arg), _here_or_bundled(arg)
+
+
+def _here_or_bundled(file: str) -> Path:
+    path = Path(file)
+    return path if path.is_absolute() or path.exists() else bundled_path(path) or path
 
 
 def load_klines(path: str | Path, *, symbol: str | None = None, timeframe: str | None = None) -> KlineSeries:

@@ -2,12 +2,14 @@
 
 The live ``report`` command writes the same files from the ledger, so a user can diff what the bot did
 against what the backtest said. Floats are written with ``repr`` (shortest exact round-trip), so equal
-values give byte-equal files.
+values give byte-equal files. equity.png needs matplotlib, the optional ``plot`` extra: without it the
+other files are written and the summary (file and screen) says the chart was skipped and why.
 """
 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import math
 from collections import Counter
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
     from ..domain.model import Decision
     from .engine import BacktestResult, Trade
 
+PLOT_MISSING = "matplotlib not installed (pip install 'nancemakina[plot]')"
+"""Why equity.png was skipped when the ``plot`` extra is absent (summary.json ``skipped``, and on screen)."""
 DECISION_COLUMNS = (
     "open_time_ms",
     "symbol",
@@ -155,7 +159,8 @@ class ReportPaths:
     summary: Path
     trades: Path
     decisions: Path
-    equity: Path
+    equity: Path | None
+    """None when no chart was drawn (``plot=False``, or matplotlib is not installed)."""
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[list[str]]) -> None:
@@ -166,6 +171,11 @@ def write_csv(path: Path, header: Sequence[str], rows: Sequence[list[str]]) -> N
         writer.writerow(header)
         writer.writerows(rows)
     tmp.replace(path)
+
+
+def plotting_missing() -> str | None:
+    """Why equity.png cannot be drawn in this environment, or None when matplotlib is importable."""
+    return PLOT_MISSING if importlib.util.find_spec("matplotlib") is None else None
 
 
 def plot_equity(equity: Sequence[tuple[int, float]], path: Path, title: str) -> None:
@@ -206,22 +216,26 @@ def write_reports(
     extra: dict[str, Any] | None = None,
     plot: bool = True,
 ) -> tuple[ReportPaths, dict[str, Any]]:
-    """Write the four report files into ``out_dir`` (created if needed)."""
+    """Write the report files into ``out_dir`` (created if needed); equity.png only when ``plot`` and
+    matplotlib is installed (else ``summary["skipped"]`` says why)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    missing = plotting_missing() if plot else None
     paths = ReportPaths(
         summary=out_dir / "summary.json",
         trades=out_dir / "trades.csv",
         decisions=out_dir / "decisions.csv",
-        equity=out_dir / "equity.png",
+        equity=out_dir / "equity.png" if plot and missing is None else None,
     )
     ordered = sorted(
         result.decisions, key=lambda d: (d.decided_open_time_ms, d.symbol, d.signal_open_time_ms)
     )
     write_csv(paths.decisions, DECISION_COLUMNS, [decision_row(d) for d in ordered])
     write_csv(paths.trades, TRADE_COLUMNS, [trade_row(t) for t in result.trades])
-    if plot:
+    if paths.equity is not None:
         plot_equity(result.equity, paths.equity, title)
     summary = summarize(result, extra=extra)
+    if missing is not None:
+        summary["skipped"] = {"equity.png": missing}
     tmp = paths.summary.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     tmp.replace(paths.summary)
@@ -250,4 +264,5 @@ def render_summary(summary: dict[str, Any], paths: ReportPaths | None = None) ->
         lines.append(f"balance {asset:<8} {bal['initial']:>12.4f} → {bal['final']:.4f}")
     if paths is not None:
         lines.append(f"reports          {paths.summary.parent}")
+    lines.extend(f"{name} skipped: {why}" for name, why in summary.get("skipped", {}).items())
     return "\n".join(lines)

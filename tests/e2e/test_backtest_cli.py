@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from nancemakina.actors.backtest.report_files import PLOT_MISSING
+
 ROOT = Path(__file__).resolve().parents[2]
 BTC = ROOT / "data" / "BTCUSDT_PERP_1m_2025-05-25_2025-06-24.csv"
 ETH = ROOT / "data" / "ETHUSDT_PERP_1m_2025-05-25_2025-06-24.csv"
@@ -61,6 +63,37 @@ def test_backtest_bundled_file_writes_every_report(tmp_path: Path) -> None:
     with (out / "trades.csv").open() as fh:
         assert len(list(csv.DictReader(fh))) == summary["trades"]
     assert (out / "equity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def without_matplotlib(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The CLI where matplotlib (the optional `plot` extra) cannot be imported, as if not installed."""
+    hide = "import sys; sys.modules['matplotlib'] = None; from nancemakina.supervisor import main; sys.exit(main())"
+    cmd = [sys.executable, "-c", hide, *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_without_matplotlib_every_other_report_is_written_and_the_skip_is_said(tmp_path: Path) -> None:
+    day = tmp_path / BTC.name
+    day.write_text("".join(BTC.read_text().splitlines(keepends=True)[:1500]))
+    proc = without_matplotlib("backtest", "--data", str(day), "--out", "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        "equity.png skipped: matplotlib not installed (pip install 'nancemakina[plot]')"
+        in proc.stdout.splitlines()
+    )
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["skipped"] == {
+        "equity.png": PLOT_MISSING
+    }
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "decisions.csv",
+        "summary.json",
+        "trades.csv",
+    ]
+
+    asked = without_matplotlib("backtest", "--data", str(day), "--out", "asked", "--no-plot", cwd=tmp_path)
+    assert asked.returncode == 0, asked.stderr
+    assert "skipped" not in asked.stdout
+    assert "skipped" not in json.loads((tmp_path / "asked" / "summary.json").read_text())
 
 
 def test_default_output_dir_and_two_symbols_share_one_account(tmp_path: Path) -> None:

@@ -199,6 +199,16 @@ def test_parse_data_arg():
         parse_data_arg("BTCUSDT=")
 
 
+def test_relative_data_arg_missing_here_is_the_bundled_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    name = f"data/{BUNDLED.name}"
+    assert parse_data_arg(name) == ("BTCUSDT", BUNDLED)
+    assert parse_data_arg(f"XBT={name}") == ("XBT", BUNDLED)
+    (tmp_path / "data").mkdir()
+    (tmp_path / name).write_text(HEADER + "\n")
+    assert parse_data_arg(name) == ("BTCUSDT", Path(name)), "a file here wins over the bundled one"
+
+
 # -- timeframe inference and gaps --------------------------------------------------------------------------
 
 

@@ -113,6 +113,39 @@ def test_verify_catches_a_broken_unit(tmp_path):
     assert "broken.service" in result.stdout + result.stderr
 
 
+# -- Docker ----------------------------------------------------------------------------------------------------
+def dockerfile_stages() -> list[list[tuple[str, str]]]:
+    """(INSTRUCTION, arguments) per build stage, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n\s*", " ", (DEPLOY / "Dockerfile").read_text())
+    stages: list[list[tuple[str, str]]] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        keyword, _, args = line.partition(" ")
+        if keyword.upper() == "FROM":
+            stages.append([])
+        stages[-1].append((keyword.upper(), args))
+    return stages
+
+
+def test_image_installs_the_package_without_plotting_and_runs_it_unprivileged():
+    build, runtime = dockerfile_stages()
+    runs = " ".join(args for keyword, args in build if keyword == "RUN")
+    assert "pip install --no-deps ." in runs
+    assert "plot" not in runs
+    assert "matplotlib" not in runs
+    assert [args for keyword, args in runtime if keyword == "COPY"] == [
+        "--from=build /opt/nancemakina/.venv /opt/nancemakina/.venv",
+        "deploy/docker-config.yaml ./config/config.yaml",
+    ], "the runtime stage holds the installed package only, no source to import by mistake"
+    [user] = [args for keyword, args in runtime if keyword == "USER"]
+    assert user.split(":")[0] not in {"root", "0"}
+    assert any(keyword == "HEALTHCHECK" and "/healthz" in args for keyword, args in runtime)
+    ignored = set((DEPLOY / "Dockerfile.dockerignore").read_text().split())
+    assert {".venv", "build", "tests", "bench", "state", "config/config.yaml"} <= ignored
+
+
 # -- Prometheus ------------------------------------------------------------------------------------------------
 def test_prometheus_config_scrapes_the_bot_and_loads_the_rules():
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
