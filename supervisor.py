@@ -30,12 +30,14 @@ from loguru import logger
 from .actors.config import Config, Mode, PairSettings, load_config
 from .actors.connections import Connections
 from .actors.messages import PairTimeframeInbox, StopAcceptingEntries, Subscribe, Unsubscribe
+from .actors.ops.config_watch import watch_config
 from .actors.ops.control_protocol import secret_redactor
 from .actors.ops.control_server import ControlServer
 from .actors.ops.inspection import Inspection
 from .actors.ops.metrics_feed import MetricsFeed
 from .actors.ops.reload import ProcessSettings, unreloadable
-from .actors.ops.systemd import SdNotifier, Watchdog, service_signals, watchdog_interval_s
+from .actors.ops.service import run_service
+from .actors.ops.systemd import SdNotifier
 from .actors.runtime.child_spec import ChildSpec, Restart, RestartPolicy
 from .actors.runtime.cpu_affinity import CpuPinning
 from .actors.runtime.routing import Router
@@ -57,6 +59,7 @@ from .actors.tree.relays import Relays
 if TYPE_CHECKING:
     import pykka
 
+    from .actors.config import SupervisorSettings
     from .actors.domain.model import ContractType
     from .actors.exchange.user_stream import UserEventParser
     from .actors.runtime.actor import Monitor
@@ -131,7 +134,6 @@ class RootSupervisor:
             config.control_socket_path(), self.inspection, redact=secret_redactor(self.connections.secrets)
         )
         self.process_settings = ProcessSettings(cpu=self.cpu, priority=self.priority, refs=self.refs)
-        self._watchdog: Watchdog | None = None
         self._reload_lock = threading.Lock()
         self.replay_completed = False
 
@@ -139,12 +141,7 @@ class RootSupervisor:
 
     def _tree_spec(self, config: Config) -> TreeSpec:
         sup = config.supervisor
-        pair_policy = RestartPolicy(
-            intensity=sup.pair_max_restarts,
-            period_s=sup.pair_restart_period_s,
-            backoff_initial_s=sup.backoff_initial_s,
-            backoff_max_s=sup.backoff_max_s,
-        )
+        pair_policy = _policy(sup.pair_max_restarts, sup.pair_restart_period_s, sup)
         pairs = {
             symbol: GroupSpec(
                 name=symbol,
@@ -166,12 +163,7 @@ class RootSupervisor:
                 for c in self.connections.contracts
             ),
         )
-        shared_policy = RestartPolicy(
-            intensity=sup.shared_max_restarts,
-            period_s=sup.shared_restart_period_s,
-            backoff_initial_s=sup.backoff_initial_s,
-            backoff_max_s=sup.backoff_max_s,
-        )
+        shared_policy = _policy(sup.shared_max_restarts, sup.shared_restart_period_s, sup)
         return TreeSpec(shared=shared, shared_policy=shared_policy, groups=pairs)
 
     def _start_ledger(self, monitor: Monitor, generation: int) -> pykka.ActorRef[Any]:
@@ -314,15 +306,15 @@ class RootSupervisor:
         if not self.pair_board.warm(expected):
             logger.warning("not every pair warmed up in time; the slow ones keep trying under supervision")
         self.notifier.ready(f"trading {len(self.settings)} pairs ({self.config.api.mode})")
-        interval = watchdog_interval_s()
-        if interval is not None:
-            self._watchdog = Watchdog(self.notifier, self.alive, interval)
-            self._watchdog.start()
         if self.replay is not None:
             self.replay.begin()
-        if self.config.supervisor.watch_config and self.config.config_path is not None:
+        path = self.config.config_path
+        if self.config.supervisor.watch_config and path is not None:
             self.threads.spawn(
-                self._watch_config, name="config-watch", role="reload on config file change", essential=False
+                lambda: watch_config(path, self.stopping, self._reload_framed),
+                name="config-watch",
+                role="reload on config file change",
+                essential=False,
             )
         logger.info(f"nancemakina running: mode {self.config.api.mode}, pairs {sorted(self.settings)}")
 
@@ -350,12 +342,14 @@ class RootSupervisor:
                 replay.log_progress()
         return self.shutdown()
 
+    def stop(self) -> None:
+        """Begin an orderly stop from any thread (a signal); the thread in :meth:`wait` finishes it."""
+        self.tree.shutdown()
+
     def shutdown(self) -> int:
         """Orderly stop (idempotent); returns the exit code."""
         self.threads.close()
         code = self.tree.shutdown()
-        if self._watchdog is not None:
-            self._watchdog.stop()
         if self.replay is not None:
             self.replay.leave()
         self.connections.close()
@@ -386,20 +380,13 @@ class RootSupervisor:
     def _thread_died(self, death: DeadThread) -> None:
         self.relays.alert("thread_died", None, f"{death.name}: {death.role} stopped")
 
-    def _watch_config(self, interval_s: float = 2.0) -> None:
-        """Reload when the config file content changes (editors replace files: compare bytes, not inodes)."""
-        path = self.config.config_path
-        if path is None:
-            return
-        seen = _read(path)
-        while not self.stopping.wait(interval_s):
-            current = _read(path)
-            if current is not None and current != seen:
-                seen = current
-                logger.info(f"{path} changed: reloading")
-                self.notifier.reloading()
-                self.reload()
-                self.notifier.ready()
+    def _reload_framed(self) -> None:
+        """A reload from the config watcher, framed for systemd like SIGHUP's."""
+        self.notifier.reloading()
+        try:
+            self.reload()
+        finally:
+            self.notifier.ready()
 
     # ---- reload ----------------------------------------------------------------------------------
 
@@ -456,38 +443,23 @@ class RootSupervisor:
             stream.tell(Unsubscribe(symbol=settings.symbol, timeframes=timeframes))
 
 
-def _read(path: Any) -> bytes | None:
-    try:
-        return bytes(path.read_bytes())
-    except OSError:
-        return None
+def _policy(intensity: int, period_s: float, sup: SupervisorSettings) -> RestartPolicy:
+    return RestartPolicy(
+        intensity=intensity,
+        period_s=period_s,
+        backoff_initial_s=sup.backoff_initial_s,
+        backoff_max_s=sup.backoff_max_s,
+    )
 
 
 def run(config: Config) -> int:
-    """``nancemakina run``: the bot until a signal, an escalation or (replay) the end of the data."""
+    """``nancemakina run``: the bot as a service until a signal, an escalation or the end of a replay."""
     try:
         bot = RootSupervisor(config)
     except Exception as exc:
         logger.error(f"cannot start: {exc}")
         return 1
-    relay = service_signals(bot.tree.shutdown, bot.reload, bot.notifier)
-    bot.threads.watch(relay.thread, role="signal handling (SIGTERM, SIGHUP)", essential=True)
-    try:
-        bot.start()
-        code = bot.wait()
-    except KeyboardInterrupt:
-        code = bot.shutdown()
-    except Exception:
-        logger.exception("fatal error; shutting down")
-        bot.shutdown()
-        code = 1
-    finally:
-        relay.restore()
-    if code == 0 and bot.replay_completed:
-        logger.info(
-            "replay done: `nancemakina report` writes decisions.csv, trades.csv, summary.json, equity.png"
-        )
-    return code
+    return run_service(bot)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,62 @@
+"""The bot as a systemd service: signals in, READY/WATCHDOG/STOPPING out, an exit code for the unit.
+
+``run_service`` wraps any bot that can start, wait, reload and say whether it is alive (the root
+supervisor): SIGTERM/SIGINT stop it in order, SIGHUP reloads it framed by RELOADING=1 … READY=1, and while
+``WATCHDOG_USEC`` is set the watchdog is fed only as long as ``alive()`` holds — a wedged root, a dead
+shared actor or a dead essential thread lets systemd restart the process.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from loguru import logger
+
+from .systemd import SdNotifier, Watchdog, service_signals, watchdog_interval_s
+
+if TYPE_CHECKING:
+    from ..runtime.thread_watch import ThreadWatch
+
+
+class Service(Protocol):
+    @property
+    def notifier(self) -> SdNotifier: ...
+    @property
+    def threads(self) -> ThreadWatch: ...
+    @property
+    def replay_completed(self) -> bool: ...
+    def start(self) -> None: ...
+    def wait(self) -> int: ...
+    def stop(self) -> None: ...
+    def shutdown(self) -> int: ...
+    def reload(self) -> object: ...
+    def alive(self) -> bool: ...
+
+
+def run_service(bot: Service) -> int:
+    """Run ``bot`` until a signal, an escalation or (replay) the end of the data; returns the exit code."""
+    relay = service_signals(bot.stop, bot.reload, bot.notifier)
+    bot.threads.watch(relay.thread, role="signal handling (SIGTERM, SIGHUP)", essential=True)
+    watchdog: Watchdog | None = None
+    try:
+        bot.start()
+        interval = watchdog_interval_s()
+        if interval is not None:
+            watchdog = Watchdog(bot.notifier, bot.alive, interval)
+            watchdog.start()
+        code = bot.wait()
+    except KeyboardInterrupt:
+        code = bot.shutdown()
+    except Exception:
+        logger.exception("fatal error; shutting down")
+        bot.shutdown()
+        code = 1
+    finally:
+        if watchdog is not None:
+            watchdog.stop()
+        relay.restore()
+    if code == 0 and bot.replay_completed:
+        logger.info(
+            "replay done: `nancemakina report` writes decisions.csv, trades.csv, summary.json, equity.png"
+        )
+    return code
