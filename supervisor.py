@@ -20,6 +20,7 @@ at start, because a restart creates a new actor; the ``relays`` carry events bet
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
 import time
@@ -30,12 +31,9 @@ from loguru import logger
 from .actors.config import Config, Mode, PairSettings, load_config
 from .actors.connections import Connections
 from .actors.messages import PairTimeframeInbox, StopAcceptingEntries, Subscribe, Unsubscribe
+from .actors.ops.access import OperatorAccess
 from .actors.ops.config_watch import watch_config
-from .actors.ops.control_protocol import secret_redactor
-from .actors.ops.control_server import ControlServer
-from .actors.ops.inspection import Inspection
-from .actors.ops.metrics_feed import MetricsFeed
-from .actors.ops.reload import ProcessSettings, unreloadable
+from .actors.ops.reload import ProcessSettings, dropped_timeframes, refusals
 from .actors.ops.service import run_service
 from .actors.ops.systemd import SdNotifier
 from .actors.runtime.child_spec import ChildSpec, Restart, RestartPolicy
@@ -57,6 +55,8 @@ from .actors.tree.position_ledger import PositionLedger
 from .actors.tree.relays import Relays
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pykka
 
     from .actors.config import SupervisorSettings
@@ -123,16 +123,12 @@ class RootSupervisor:
             self._tree_spec(config),
             on_parked=lambda symbol, reason: self.relays.alert("pair_parked", symbol, reason),
             on_escalated=lambda reason: self.relays.alert("shared_exhausted", None, reason),
-            on_stopping=self.notifier.stopping,
+            on_stopping=self._stopping,
             shutdown_timeout_s=config.supervisor.shutdown_timeout_s,
         )
         self.tree.before_shutdown += [self._stop_entries, self._stop_user_streams]
-        self.telemetry = MetricsFeed(self)
-        self.relays.metrics = self.telemetry.metrics
-        self.inspection = Inspection(self)
-        self.control_server = ControlServer(
-            config.control_socket_path(), self.inspection, redact=secret_redactor(self.connections.secrets)
-        )
+        self.access = OperatorAccess(self, secrets=self.connections.secrets)
+        self.relays.metrics = self.access.telemetry.metrics
         self.process_settings = ProcessSettings(cpu=self.cpu, priority=self.priority, refs=self.refs)
         self._reload_lock = threading.Lock()
         self.replay_completed = False
@@ -186,7 +182,7 @@ class RootSupervisor:
         self.refs.ledger = ref
         return ref
 
-    def _stream_starter(self, contract: ContractType) -> Any:
+    def _stream_starter(self, contract: ContractType) -> Callable[[Monitor, int], pykka.ActorRef[Any]]:
         gateway = self.connections.market_gateway()
 
         def start(monitor: Monitor, generation: int) -> pykka.ActorRef[Any]:
@@ -205,13 +201,9 @@ class RootSupervisor:
                 handoff_ms=self.config.supervisor.candle_handoff_ms,
             )
             self.refs.streams[contract] = ref
-            by_symbol: dict[str, list[str]] = {}
-            for symbol, tf in sorted(self.router.keys()):
-                settings = self.settings.get(symbol)
-                if settings is not None and settings.contract_type is contract:
-                    by_symbol.setdefault(symbol, []).append(tf)
-            for symbol, tfs in by_symbol.items():
-                ref.tell(Subscribe(symbol=symbol, timeframes=tuple(tfs)))
+            mine = sorted(k for k in self.router.keys() if self.settings[k[0]].contract_type is contract)  # noqa: SIM118
+            for symbol, keys in itertools.groupby(mine, key=lambda k: k[0]):  # a restart resubscribes
+                ref.tell(Subscribe(symbol=symbol, timeframes=tuple(tf for _, tf in keys)))
             return ref
 
         return start
@@ -290,20 +282,13 @@ class RootSupervisor:
         """Start the tree, wait until every pair is warm, tell systemd READY=1, then let a replay run."""
         sys.setswitchinterval(self.config.supervisor.gil_switch_interval_ms / 1000)
         self.cpu.apply(self.config.supervisor.cpu_affinity)  # threads started from here on inherit it
-        self.control_server.start()  # first: a second daemon on the same state fails here, before trading
-        self.threads.watch_named("control-accept", role="the control socket (shell)", essential=False)
-        self.telemetry.start()
-        self.threads.watch_named("metrics-http", role="the metrics endpoint", essential=False)
-        self.threads.watch_named("metrics-pump", role="metrics counters", essential=False)
+        self.access.start()  # first: a second bot on the same state fails here, before it trades
         for stream in self.user_streams:
             stream.start()
             self.threads.watch_named(stream.name, role=f"{stream.name}: fills and account", essential=True)
         self.tree.start()
         expected = {(s.symbol, tf) for s in self.settings.values() for tf in s.indicator_timeframes}
-        deadline = time.monotonic() + ready_timeout_s
-        while not self.pair_board.warm(expected) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not self.pair_board.warm(expected):
+        if not self.pair_board.wait_warm(expected, ready_timeout_s):
             logger.warning("not every pair warmed up in time; the slow ones keep trying under supervision")
         self.notifier.ready(f"trading {len(self.settings)} pairs ({self.config.api.mode})")
         if self.replay is not None:
@@ -348,13 +333,11 @@ class RootSupervisor:
 
     def shutdown(self) -> int:
         """Orderly stop (idempotent); returns the exit code."""
-        self.threads.close()
         code = self.tree.shutdown()
         if self.replay is not None:
             self.replay.leave()
         self.connections.close()
-        self.telemetry.stop()
-        self.control_server.stop()
+        self.access.stop()
         return code
 
     def status(self) -> TreeStatus:
@@ -362,6 +345,10 @@ class RootSupervisor:
 
     def restart_pair(self, symbol: str) -> bool:
         return self.tree.restart_group(symbol)
+
+    def _stopping(self) -> None:
+        self.threads.close()  # threads end on purpose from now on
+        self.notifier.stopping()
 
     def _stop_entries(self) -> None:
         self.stopping.set()
@@ -400,33 +387,28 @@ class RootSupervisor:
                 for line in errors:
                     logger.error(f"reload refused, keeping the running config: {line}")
                 return errors
-            refused = unreloadable(self.config, new, trading_pairs(self.config), trading_pairs(new))
-            cpus = self.cpu.check(new.supervisor.cpu_affinity)
-            if cpus is not None:
-                refused.append(cpus)
+            previous, kept = trading_pairs(self.config), trading_pairs(new)
+            refused = refusals(
+                self.config, new, pairs=(previous, kept), cpu=self.cpu, listed=self.connections.specs
+            )
             if refused:
                 for line in refused:
                     logger.error(f"reload refused: {line}")
                 return refused
-            previous, kept = trading_pairs(self.config), trading_pairs(new)
             self.process_settings.apply(self.config.supervisor, new.supervisor)
             self.config = new
             self.settings.clear()
             self.settings.update(kept)
             result = self.tree.reload(self._tree_spec(new))
-            for symbol, old in previous.items():
-                gone = (
-                    old.indicator_timeframes
-                    if symbol not in kept
-                    else tuple(
-                        tf for tf in old.indicator_timeframes if tf not in kept[symbol].indicator_timeframes
-                    )
-                )
-                if gone:  # a removed pair, or a restarted one that dropped timeframes: routes and streams go
-                    self._unsubscribe(old, gone)
-                if symbol not in kept:
-                    self.pair_board.drop(symbol)
-                    self.refs.executors.pop(symbol, None)
+            for old, gone in dropped_timeframes(previous, kept):  # their routes and streams go
+                for tf in gone:
+                    self.router.unregister(old.symbol, tf)
+                stream = self.refs.streams.get(old.contract_type)
+                if stream is not None:
+                    stream.tell(Unsubscribe(symbol=old.symbol, timeframes=gone))
+            for symbol in previous.keys() - kept.keys():
+                self.pair_board.drop(symbol)
+                self.refs.executors.pop(symbol, None)
             if self.replay is not None and self.replay.pacer is not None:
                 self.replay.pacer.set_expected((s.symbol, s.signal_timeframe) for s in kept.values())
             logger.info(
@@ -434,13 +416,6 @@ class RootSupervisor:
                 f"restarted {result.restarted}, unchanged {len(result.unchanged)}"
             )
             return result
-
-    def _unsubscribe(self, settings: PairSettings, timeframes: tuple[str, ...]) -> None:
-        for tf in timeframes:
-            self.router.unregister(settings.symbol, tf)
-        stream = self.refs.streams.get(settings.contract_type)
-        if stream is not None:
-            stream.tell(Unsubscribe(symbol=settings.symbol, timeframes=timeframes))
 
 
 def _policy(intensity: int, period_s: float, sup: SupervisorSettings) -> RestartPolicy:

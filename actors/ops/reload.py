@@ -8,7 +8,7 @@ restarting anything, and the changes that need a new process (refused, with the 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
 from loguru import logger
@@ -50,13 +50,19 @@ class ProcessSettings:
         return changed
 
 
-def unreloadable(
+def refusals(
     old: Config,
     new: Config,
-    old_pairs: Mapping[str, PairSettings],
-    new_pairs: Mapping[str, PairSettings],
+    *,
+    pairs: tuple[Mapping[str, PairSettings], Mapping[str, PairSettings]],
+    cpu: CpuPinning,
+    listed: Collection[str],
 ) -> list[str]:
-    """Changes a reload cannot apply safely (they need a process restart)."""
+    """Why ``new`` cannot replace ``old`` in this process, one line each (empty: it can).
+
+    ``pairs`` are the old and the new traded pairs; ``listed`` the symbols the exchange lists.
+    """
+    old_pairs, new_pairs = pairs
     problems = []
     if old.api.mode is not new.api.mode:
         problems.append(f"api.mode changed {old.api.mode} → {new.api.mode}: restart the service")
@@ -66,4 +72,24 @@ def unreloadable(
     contracts_new = {s.contract_type for s in new_pairs.values()}
     if not contracts_new <= contracts_old:
         problems.append("a new market type (USDT_M/COIN_M) needs its streams started: restart the service")
+    problems += [f"pairs.{s.key}: {s.symbol} is not listed by the exchange" for s in new_pairs.values()
+                 if s.symbol not in listed]  # fmt: skip
+    cpus = cpu.check(new.supervisor.cpu_affinity)
+    if cpus is not None:
+        problems.append(cpus)
     return problems
+
+
+def dropped_timeframes(
+    old_pairs: Mapping[str, PairSettings], new_pairs: Mapping[str, PairSettings]
+) -> list[tuple[PairSettings, tuple[str, ...]]]:
+    """Per old pair, the timeframes the new config no longer streams (all of them for a removed pair)."""
+    out = []
+    for symbol, old in old_pairs.items():
+        kept = new_pairs.get(symbol)
+        gone = tuple(
+            tf for tf in old.indicator_timeframes if kept is None or tf not in kept.indicator_timeframes
+        )
+        if gone:
+            out.append((old, gone))
+    return out

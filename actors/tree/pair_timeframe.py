@@ -116,6 +116,15 @@ class PairBoard:
         current = self.statuses
         return all(k in current and current[k].warm for k in keys)
 
+    def wait_warm(self, keys: set[tuple[str, str]], timeout_s: float, poll_s: float = 0.05) -> bool:
+        """Poll until every key is warm or ``timeout_s`` passed; True when all are."""
+        deadline = time.monotonic() + timeout_s
+        while not self.warm(keys):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll_s)
+        return True
+
 
 class PairTimeframe(Actor[PairTimeframeInbox]):
     """Runs ``PairStrategy`` on one (symbol, timeframe)."""

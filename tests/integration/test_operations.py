@@ -117,7 +117,7 @@ def test_the_configured_gil_switch_interval_is_applied(daemon: RootSupervisor) -
 
 
 def test_metrics_endpoint_parses_and_has_every_family(daemon: RootSupervisor) -> None:
-    server = daemon.telemetry.server
+    server = daemon.access.telemetry.server
     assert server is not None
     port = server.bound_port
     wait_until(lambda: _scrape(port).count("nancemakina_orders_placed_total") > 0, timeout=60)
@@ -130,7 +130,7 @@ def test_metrics_endpoint_parses_and_has_every_family(daemon: RootSupervisor) ->
 
 
 def test_candle_handoffs_are_counted_per_market(daemon: RootSupervisor) -> None:
-    server = daemon.telemetry.server
+    server = daemon.access.telemetry.server
     assert server is not None
 
     def finished() -> float:
@@ -190,7 +190,7 @@ def test_pause_and_resume_take_effect(daemon: RootSupervisor) -> None:
     code, result = shell(daemon, "pause ETHUSDT")
     assert code == 0
     assert result == {"symbol": "ETHUSDT", "paused": True}
-    metrics = daemon.telemetry.metrics
+    metrics = daemon.access.telemetry.metrics
     wait_until(lambda: 'reason="paused"' in metrics.exposition().decode(), timeout=60)
     code, view = shell(daemon, "inspect ETHUSDT")
     assert view["paused"] is True  # type: ignore[index]
