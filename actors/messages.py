@@ -33,7 +33,7 @@ class KlineClosed:
     backfilled: bool = False
     """True when fetched over REST to repair a gap rather than pushed by the stream."""
     turn: CandleTurn | None = field(default=None, compare=False, repr=False)
-    """Streamed candles: the reader waits for ``turn.done()`` before reading on (``actors/priority.py``)."""
+    """Streamed candles: the reader waits for ``turn.done()`` before reading on (``CandleTurn``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -144,16 +144,17 @@ class SupervisorSettings(Section):
     latency tail; 0.5 ms cut p99 by a third in ``bench/live_latency.py``."""
     entry_priority_hold_ms: float = Field(default=2.0, ge=0.0, le=100.0)
     """While a pair's entry is on its way to its executor, the market-data reader pauses before each frame
-    so the order goes out first (``actors/priority.py``), for at most this long after the entry was told;
-    0 turns the pause off."""
+    so the order goes out first (``actors/runtime/scheduling.py``), for at most this long after the entry
+    was told; 0 turns the pause off."""
     candle_handoff_ms: float = Field(default=1.0, ge=0.0, le=100.0)
     """After telling a pair a streamed closed candle, the market-data reader waits for that pair to finish
     it, for at most this long, so candles are decided in arrival order instead of in whatever order 250
-    woken threads win the GIL (``CandleTurn`` in ``actors/priority.py``); 0 turns the wait off."""
+    woken threads win the GIL (``CandleTurn`` in ``actors/runtime/scheduling.py``); 0 turns the wait off."""
     cpu_affinity: CpuSet | None = None
-    """CPUs every thread of the process runs on (``actors/affinity.py``); None leaves them wherever systemd
-    or the shell started the process. One CPU halved the signal → order p99 in ``bench/live_latency.py``:
-    the GIL hands over between threads sharing one run queue instead of waking them on a busy core."""
+    """CPUs every thread of the process runs on (``actors/runtime/cpu_affinity.py``); None leaves them
+    wherever systemd or the shell started the process. One CPU halved the signal → order p99 in
+    ``bench/live_latency.py``: the GIL hands over between threads sharing one run queue instead of waking
+    them on a busy core."""
 
 
 class ExecutionSettings(Section):

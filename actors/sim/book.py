@@ -2,9 +2,9 @@
 
 Pure Python, no I/O and no clock of its own: the replay hands it prices and candles, REST hands it
 orders, and it appends Binance-shaped user-data payloads to ``events`` for the streams to deliver.
-Fill rules come from ``actors.fills`` so replayed exits equal the backtester's: a market order fills at
-the current price moved by the slippage; conditional orders trigger on ``candle_path`` (adverse extreme
-first) via ``first_trigger`` and fill at the trigger (or at the gap price) with the same slippage.
+Fill rules come from ``actors/domain/fills.py`` so replayed exits equal the backtester's: a market order
+fills at the current price moved by the slippage; conditional orders trigger on ``candle_path`` (adverse
+extreme first) via ``first_trigger`` and fill at the trigger (or at the gap price) with the same slippage.
 """
 
 from __future__ import annotations

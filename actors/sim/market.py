@@ -22,7 +22,7 @@ MAX_KLINES_LIMIT = 1500
 
 
 class KlineArrays(Protocol):
-    """What the replay needs of ``actors.datafiles.KlineSeries``."""
+    """What the replay needs of ``backtest.kline_files.KlineSeries``."""
 
     @property
     def symbol(self) -> str: ...

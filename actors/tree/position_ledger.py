@@ -1,8 +1,8 @@
 """PositionLedger actor: the durable record of decisions, orders and positions, and the exchange's mirror.
 
-It persists everything it hears (SQLite, :mod:`actors.ledger_store`), closes a trade when the exchange
+It persists everything it hears (SQLite, ``ledger_store``), closes a trade when the exchange
 says it is flat, cancels the sibling protective order, and reconciles with the exchange at start, every
-``reconcile_interval_s``, after a user-stream reconnect and on demand (:mod:`actors.reconcile`).
+``reconcile_interval_s``, after a user-stream reconnect and on demand (``reconciliation``).
 
 Closing is driven by whichever of these arrives first, so any order and any duplicate of them is fine:
 exit fills (ORDER_TRADE_UPDATE on the closing side) that add up to the position's quantity, an
