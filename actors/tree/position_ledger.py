@@ -46,8 +46,9 @@ from ..messages import (
 )
 from ..runtime.actor import Actor, Monitor
 from ..runtime.scheduling import OrderPriority
+from .ledger_records import TERMINAL, EventRecord, OrderRecord, PositionRecord
 from .ledger_snapshots import LedgerGateway, LedgerSnapshots, OpenPositionView
-from .ledger_store import TERMINAL, EventRecord, LedgerStore, OrderRecord, PositionRecord
+from .ledger_store import LedgerStore
 from .reconciliation import (
     AdoptPosition,
     CancelAlgo,
