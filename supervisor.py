@@ -47,7 +47,8 @@ from .actors.sim.lockstep import ReplayDriver, chain_barriers, parse_with_marker
 from .actors.tree.actor_refs import PortfolioBoard, Refs
 from .actors.tree.ledger_files import archive_previous_ledger, ledger_path
 from .actors.tree.ledger_snapshots import LedgerSnapshots
-from .actors.tree.market_stream import MarketStream, MarketStreamBoard
+from .actors.tree.market_stream import MarketStream
+from .actors.tree.market_stream_board import MarketStreamBoard
 from .actors.tree.order_executor import OrderExecutor
 from .actors.tree.order_terms import EntrySlots, symbol_terms
 from .actors.tree.pair_timeframe import PairBoard, PairTimeframe

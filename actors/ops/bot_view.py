@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ..runtime.tree import ReloadResult, TreeStatus
     from ..tree.actor_refs import Refs
     from ..tree.ledger_snapshots import LedgerSnapshots
-    from ..tree.market_stream import MarketStreamBoard
+    from ..tree.market_stream_board import MarketStreamBoard
     from ..tree.pair_timeframe import PairBoard
 
 

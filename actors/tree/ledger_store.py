@@ -2,6 +2,8 @@
 
 One read-write connection, owned by the ledger actor's thread; the shell and the ``report`` command open
 their own read-only connection (:meth:`LedgerStore.open_read_only`), which WAL allows alongside the writer.
+The tables and their migrations are in :mod:`.ledger_schema`, the records it returns in
+:mod:`.ledger_records`.
 
 ``synchronous=FULL``: in WAL mode NORMAL already survives ``kill -9`` (a committed transaction is in the
 WAL file, in the OS page cache), but a power cut or kernel panic can drop the last commits. A lost
@@ -14,127 +16,33 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from ..domain.model import ContractType, Decision, Direction, Outcome, SkipReason
-
-FILENAME = "ledger.sqlite3"
-
-_V1 = (
-    """CREATE TABLE decisions (
-        id INTEGER PRIMARY KEY, symbol TEXT NOT NULL, timeframe TEXT NOT NULL,
-        signal_open_time_ms INTEGER NOT NULL, decided_open_time_ms INTEGER NOT NULL,
-        direction TEXT NOT NULL, outcome TEXT NOT NULL, reason TEXT,
-        entry REAL, stop_loss REAL, take_profit REAL, recorded_at_ms INTEGER NOT NULL,
-        UNIQUE (symbol, timeframe, signal_open_time_ms))""",
-    """CREATE TABLE orders (
-        client_id TEXT PRIMARY KEY, symbol TEXT NOT NULL, leg TEXT, side TEXT, status TEXT NOT NULL,
-        qty TEXT, price REAL, exchange_id INTEGER, detail TEXT NOT NULL DEFAULT '',
-        updated_at_ms INTEGER NOT NULL)""",
-    """CREATE TABLE positions (
-        id INTEGER PRIMARY KEY, symbol TEXT NOT NULL,
-        state TEXT NOT NULL CHECK (state IN ('open', 'closed')),
-        direction TEXT NOT NULL, qty TEXT NOT NULL, entry_price REAL NOT NULL,
-        stop_loss REAL, take_profit REAL, signal_open_time_ms INTEGER, opened_at_ms INTEGER NOT NULL,
-        closed_at_ms INTEGER, exit_price REAL, realized_pnl REAL, close_reason TEXT,
-        contract_type TEXT NOT NULL, margin_asset TEXT)""",
-    "CREATE UNIQUE INDEX positions_one_open ON positions (symbol) WHERE state = 'open'",
-    """CREATE TABLE events (
-        id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, kind TEXT NOT NULL, symbol TEXT,
-        detail TEXT NOT NULL DEFAULT '')""",
+from ..domain.model import Decision
+from .ledger_files import ledger_path
+from .ledger_records import TERMINAL, DecisionRecord, EventRecord, OrderRecord, PositionRecord
+from .ledger_schema import (
+    DECISION_COLUMNS,
+    EVENT_COLUMNS,
+    MIGRATIONS,
+    ORDER_COLUMNS,
+    POSITION_COLUMNS,
+    SCHEMA_VERSION,
+    decision_from_row,
+    event_from_row,
+    order_from_row,
+    position_from_row,
 )
-_V2 = (
-    # Exit fills are accumulated per order so the realised PnL of a close survives a restart, and a
-    # duplicated fill event (same cumulative quantity) is recognised and ignored.
-    "ALTER TABLE orders ADD COLUMN filled_qty TEXT NOT NULL DEFAULT '0'",
-    "ALTER TABLE orders ADD COLUMN realized_pnl REAL NOT NULL DEFAULT 0",
-    "CREATE INDEX orders_symbol_status ON orders (symbol, status)",
-    "CREATE INDEX events_at ON events (at_ms)",
-)
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
-"""Schema version N is reached by running ``MIGRATIONS[N-1]``; never edit a released entry, append one."""
-SCHEMA_VERSION = len(MIGRATIONS)
+
 LEDGER_CACHE_KIB = 512
 """Page cache of the ledger's own connection (``PRAGMA cache_size``)."""
-
-TERMINAL = frozenset({"filled", "finished", "canceled", "expired", "rejected"})
-"""Order statuses after which an order is no longer open."""
 
 
 class LedgerStoreError(Exception):
     """The ledger file cannot be used; the message names it. The bot must not trade without its ledger."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PositionRecord:
-    """One row of ``positions``."""
-
-    symbol: str
-    direction: Direction
-    qty: Decimal
-    entry_price: float
-    stop_loss: float | None
-    take_profit: float | None
-    signal_open_time_ms: int | None
-    """None for a position adopted from the exchange (not opened by a signal of ours)."""
-    opened_at_ms: int
-    contract_type: ContractType
-    margin_asset: str | None = None
-    state: str = "open"
-    closed_at_ms: int | None = None
-    exit_price: float | None = None
-    realized_pnl: float | None = None
-    close_reason: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OrderRecord:
-    """One row of ``orders``: the latest known state of one of our orders, by client id."""
-
-    client_id: str
-    symbol: str
-    leg: str | None
-    side: str | None
-    status: str
-    qty: str | None = None
-    price: float | None = None
-    exchange_id: int | None = None
-    detail: str = ""
-    updated_at_ms: int = 0
-    filled_qty: Decimal = Decimal(0)
-    realized_pnl: float = 0.0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventRecord:
-    """One row of ``events``: an alert or a reconciliation discrepancy."""
-
-    kind: str
-    symbol: str | None
-    detail: str
-    at_ms: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DecisionRecord:
-    """A stored decision and when it was recorded."""
-
-    decision: Decision
-    recorded_at_ms: int
-
-
-_POSITION_COLUMNS = (
-    "symbol, state, direction, qty, entry_price, stop_loss, take_profit, signal_open_time_ms, "
-    "opened_at_ms, closed_at_ms, exit_price, realized_pnl, close_reason, contract_type, margin_asset"
-)
-_ORDER_COLUMNS = (
-    "client_id, symbol, leg, side, status, qty, price, exchange_id, detail, updated_at_ms, filled_qty, "
-    "realized_pnl"
-)
 
 
 def now_ms() -> int:
@@ -175,7 +83,7 @@ class LedgerStore:
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> LedgerStore:
-        return cls(state_dir / FILENAME)
+        return cls(ledger_path(state_dir))
 
     @classmethod
     def open_read_only(cls, path: Path) -> LedgerStore:
@@ -237,9 +145,8 @@ class LedgerStore:
         with self.atomic():
             before = self._db.total_changes
             self._db.executemany(
-                "INSERT OR IGNORE INTO decisions (symbol, timeframe, signal_open_time_ms, "
-                "decided_open_time_ms, direction, outcome, reason, entry, stop_loss, take_profit, "
-                "recorded_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR IGNORE INTO decisions ({DECISION_COLUMNS}) "  # noqa: S608 - constant
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             return self._db.total_changes - before
@@ -252,7 +159,7 @@ class LedgerStore:
         ]  # fmt: skip
         with self.atomic():
             self._db.executemany(
-                f"INSERT OR REPLACE INTO orders ({_ORDER_COLUMNS}) "  # noqa: S608 - constant
+                f"INSERT OR REPLACE INTO orders ({ORDER_COLUMNS}) "  # noqa: S608 - constant
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
@@ -261,7 +168,7 @@ class LedgerStore:
         """Insert an open position; raises ``sqlite3.IntegrityError`` if the symbol already has one."""
         with self.atomic():
             self._db.execute(
-                f"INSERT INTO positions ({_POSITION_COLUMNS}) VALUES "  # noqa: S608 - constant
+                f"INSERT INTO positions ({POSITION_COLUMNS}) VALUES "  # noqa: S608 - constant
                 "(?, 'open', ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, ?)",
                 (position.symbol, position.direction.value, str(position.qty), position.entry_price,
                  position.stop_loss, position.take_profit, position.signal_open_time_ms,
@@ -315,113 +222,44 @@ class LedgerStore:
 
     def decisions(self, *, symbol: str | None = None, limit: int | None = None) -> list[DecisionRecord]:
         rows = self._rows(
-            "SELECT symbol, timeframe, signal_open_time_ms, decided_open_time_ms, direction, outcome, "
-            "reason, entry, stop_loss, take_profit, recorded_at_ms FROM decisions "
+            f"SELECT {DECISION_COLUMNS} FROM decisions "  # noqa: S608 - constant
             "WHERE ? IS NULL OR symbol = ? ORDER BY decided_open_time_ms, symbol LIMIT ?",
             (symbol, symbol, -1 if limit is None else limit),
         )
-        return [_decision(r) for r in rows]
+        return [decision_from_row(r) for r in rows]
 
     def open_positions(self) -> list[PositionRecord]:
-        rows = self._rows(f"SELECT {_POSITION_COLUMNS} FROM positions WHERE state = 'open' ORDER BY symbol")  # noqa: S608
-        return [_position(r) for r in rows]
+        rows = self._rows(f"SELECT {POSITION_COLUMNS} FROM positions WHERE state = 'open' ORDER BY symbol")  # noqa: S608
+        return [position_from_row(r) for r in rows]
 
     def trades(self, *, symbol: str | None = None, limit: int | None = None) -> list[PositionRecord]:
         """Closed positions, oldest first."""
         rows = self._rows(
-            f"SELECT {_POSITION_COLUMNS} FROM positions WHERE state = 'closed' AND (? IS NULL OR symbol = ?) "  # noqa: S608
+            f"SELECT {POSITION_COLUMNS} FROM positions WHERE state = 'closed' AND (? IS NULL OR symbol = ?) "  # noqa: S608
             "ORDER BY closed_at_ms, id LIMIT ?",
             (symbol, symbol, -1 if limit is None else limit),
         )
-        return [_position(r) for r in rows]
+        return [position_from_row(r) for r in rows]
 
     def orders(self, *, open_only: bool = False, symbol: str | None = None) -> list[OrderRecord]:
         terminal = tuple(sorted(TERMINAL)) if open_only else ()
         status = f"AND status NOT IN ({', '.join('?' * len(terminal))})" if terminal else ""
         rows = self._rows(
-            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE (? IS NULL OR symbol = ?) {status} "  # noqa: S608
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE (? IS NULL OR symbol = ?) {status} "  # noqa: S608
             "ORDER BY updated_at_ms, client_id",
             (symbol, symbol, *terminal),
         )
-        return [_order(r) for r in rows]
+        return [order_from_row(r) for r in rows]
 
     def order(self, client_id: str) -> OrderRecord | None:
-        rows = self._rows(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE client_id = ?", (client_id,))  # noqa: S608
-        return _order(rows[0]) if rows else None
+        rows = self._rows(f"SELECT {ORDER_COLUMNS} FROM orders WHERE client_id = ?", (client_id,))  # noqa: S608
+        return order_from_row(rows[0]) if rows else None
 
     def events(self, limit: int = 100, *, kind: str | None = None) -> list[EventRecord]:
         """The latest ``limit`` events, newest first."""
         rows = self._rows(
-            "SELECT kind, symbol, detail, at_ms FROM events WHERE ? IS NULL OR kind = ? "
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE ? IS NULL OR kind = ? "  # noqa: S608 - constant
             "ORDER BY id DESC LIMIT ?",
             (kind, kind, limit),
         )
-        return [
-            EventRecord(kind=str(k), symbol=_opt_str(s), detail=str(d), at_ms=int(str(t)))
-            for k, s, d, t in rows
-        ]
-
-
-def _opt_str(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
-def _opt(convert: Callable[[str], float], value: object) -> float | None:
-    return None if value is None else convert(str(value))
-
-
-def _opt_int(value: object) -> int | None:
-    return None if value is None else int(str(value))
-
-
-def _decision(r: tuple[object, ...]) -> DecisionRecord:
-    decision = Decision(
-        symbol=str(r[0]),
-        timeframe=str(r[1]),
-        signal_open_time_ms=int(str(r[2])),
-        decided_open_time_ms=int(str(r[3])),
-        direction=Direction(str(r[4])),
-        outcome=Outcome(str(r[5])),
-        reason=None if r[6] is None else SkipReason(str(r[6])),
-        entry=_opt(float, r[7]),
-        stop_loss=_opt(float, r[8]),
-        take_profit=_opt(float, r[9]),
-    )
-    return DecisionRecord(decision=decision, recorded_at_ms=int(str(r[10])))
-
-
-def _position(r: tuple[object, ...]) -> PositionRecord:
-    return PositionRecord(
-        symbol=str(r[0]),
-        state=str(r[1]),
-        direction=Direction(str(r[2])),
-        qty=Decimal(str(r[3])),
-        entry_price=float(str(r[4])),
-        stop_loss=_opt(float, r[5]),
-        take_profit=_opt(float, r[6]),
-        signal_open_time_ms=_opt_int(r[7]),
-        opened_at_ms=int(str(r[8])),
-        closed_at_ms=_opt_int(r[9]),
-        exit_price=_opt(float, r[10]),
-        realized_pnl=_opt(float, r[11]),
-        close_reason=_opt_str(r[12]),
-        contract_type=ContractType(str(r[13])),
-        margin_asset=_opt_str(r[14]),
-    )
-
-
-def _order(r: tuple[object, ...]) -> OrderRecord:
-    return OrderRecord(
-        client_id=str(r[0]),
-        symbol=str(r[1]),
-        leg=_opt_str(r[2]),
-        side=_opt_str(r[3]),
-        status=str(r[4]),
-        qty=_opt_str(r[5]),
-        price=_opt(float, r[6]),
-        exchange_id=_opt_int(r[7]),
-        detail=str(r[8]),
-        updated_at_ms=int(str(r[9])),
-        filled_qty=Decimal(str(r[10])),
-        realized_pnl=float(str(r[11])),
-    )
+        return [event_from_row(r) for r in rows]

@@ -1,8 +1,8 @@
 """``MarketStream``: the shared market-data actor of one market (USDⓈ-M or COIN-M).
 
 It owns the WebSocket connections (``actors.exchange.ws.MarketConnections``: one background thread and
-event loop for all of them), a ``KlineSequencer`` and a REST gateway for backfill, and routes every closed
-candle exactly once, in order, to the pair actor registered for (symbol, timeframe):
+event loop for all of them), a ``KlineSequencer`` and a REST gateway for backfill (:mod:`.kline_backfill`),
+and routes every closed candle exactly once, in order, to the pair actor registered for (symbol, timeframe):
 
 * fast path, on the ws thread: the frame is parsed, the sequencer says DELIVER and the candle is told to
   the pair actor at once (``router.tell``): one thread hop from the socket to the strategy;
@@ -23,7 +23,7 @@ into the thread-safe ``PriceBoard`` (latest price per symbol and when it arrived
 PnL and price staleness checks read.
 
 Status for metrics and the shell is read from ``MarketStreamBoard.snapshot()`` from any thread, without
-asking the actor.
+asking the actor; both boards are in :mod:`.market_stream_board`.
 """
 
 from __future__ import annotations
@@ -31,20 +31,16 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Protocol, TypeVar
+from collections.abc import Callable, Iterable
 
 import pykka
 
-from ..domain.kline_sequencer import Accepted, Key, KlineSequencer, OpenRange, SequencerStats, Verdict
+from ..domain.kline_sequencer import Accepted, Key, KlineSequencer, OpenRange, Verdict
 from ..domain.model import TIMEFRAME_MS, ContractType, Kline
 from ..exchange.kline_frames import kline_stream
-from ..exchange.shard_connection import ConnectionEvent, ConnectionStatus, WsConfig
+from ..exchange.shard_connection import ConnectionEvent, WsConfig
 from ..exchange.stream_sockets import StreamRoots
-from ..exchange.ws import MarketConnections, WsStatus
+from ..exchange.ws import MarketConnections
 from ..messages import (
     ConnectionStatusChanged,
     KlineClosed,
@@ -59,140 +55,8 @@ from ..messages import (
 from ..runtime.actor import Actor, Monitor
 from ..runtime.routing import Router
 from ..runtime.scheduling import CandleTurn, OrderPriority
-
-T = TypeVar("T")
-
-
-class KlineGateway(Protocol):
-    """What the stream needs of ``actors.exchange.gateway.BinanceGateway``."""
-
-    def closed_klines_range(
-        self, symbol: str, contract: ContractType, interval: str, start_open_ms: int, end_open_ms: int
-    ) -> list[Kline]: ...
-
-    def server_time_ms(self, contract: ContractType) -> int: ...
-
-
-# --- thread-safe read side ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PriceTick:
-    price: float
-    received_ns: int
-    """``time.perf_counter_ns()`` at arrival: ``(perf_counter_ns() - received_ns) / 1e9`` is its age."""
-
-
-class PriceBoard:
-    """Latest streamed price per symbol (from unclosed and closed kline updates), for PnL and staleness."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._ticks: dict[str, PriceTick] = {}
-
-    def update(self, symbol: str, price: float, received_ns: int) -> None:
-        tick = PriceTick(price, received_ns)
-        with self._lock:
-            self._ticks[symbol] = tick
-
-    def get(self, symbol: str) -> PriceTick | None:
-        with self._lock:
-            return self._ticks.get(symbol)
-
-    def age_s(self, symbol: str) -> float | None:
-        tick = self.get(symbol)
-        return None if tick is None else (time.perf_counter_ns() - tick.received_ns) / 1e9
-
-    def snapshot(self) -> Mapping[str, PriceTick]:
-        with self._lock:
-            return MappingProxyType(dict(self._ticks))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MarketStreamStatus:
-    """Snapshot for metrics and the shell."""
-
-    contract: ContractType
-    connections: tuple[ConnectionStatus, ...]
-    streams: int
-    messages: Mapping[str, int]
-    """Frames by type: ``kline_closed``, ``kline_update``, ``reply``, ``other``, ``malformed``."""
-    reconnects: int
-    restarts: Mapping[str, int]
-    sequencer: SequencerStats
-    backfill_failures: int
-    unrepaired: Mapping[Key, tuple[OpenRange, ...]]
-    last_message_age_s: float | None
-    tell_latency_us: tuple[float, float] | None
-    """p50 and p99 of frame read → ``router.tell`` over the last closed klines (streamed ones only)."""
-    held_keys: int = 0
-    """(symbol, timeframe) keys whose candles wait behind a REST repair in the actor right now."""
-    handoffs: int = 0
-    """Streamed closed candles the reader waited on until their pair had finished them."""
-    handoff_timeouts: int = 0
-    """Of those, the ones it stopped waiting for after ``supervisor.candle_handoff_ms``."""
-
-
-_EMPTY_WS = WsStatus(
-    connections=(), klines_closed=0, kline_updates=0, replies=0, other=0, malformed=0, restarts={}
-)
-
-
-class MarketStreamBoard:
-    """Read side of one ``MarketStream``, safe from any thread; create it and pass it to the actor."""
-
-    def __init__(self, contract: ContractType, prices: PriceBoard | None = None) -> None:
-        self.contract = contract
-        self.prices = prices or PriceBoard()
-        self.latencies_ns: deque[int] = deque(maxlen=4096)
-        self.backfill_failures = 0
-        self.handoffs = 0
-        """Streamed closed candles the reader waited on until their pair had finished them (or gave up)."""
-        self.handoff_timeouts = 0
-        """Of those, the ones whose pair had not finished within ``handoff_ms`` (slow, restarting, dead)."""
-        self._ws: MarketConnections | None = None
-        self._sequencer = KlineSequencer()
-        self._held: Mapping[Key, int] = {}
-
-    def attach(self, ws: MarketConnections, sequencer: KlineSequencer, held: Mapping[Key, int]) -> None:
-        self._ws, self._sequencer, self._held = ws, sequencer, held
-
-    def has_unrepaired_gap(self, symbol: str, timeframe: str) -> bool:
-        return bool(self._sequencer.unrepaired(symbol, timeframe))
-
-    def snapshot(self) -> MarketStreamStatus:
-        ws = self._ws.status() if self._ws is not None else _EMPTY_WS
-        ages = [c.last_frame_age_s for c in ws.connections if c.last_frame_age_s is not None]
-        lat = sorted(self.latencies_ns)
-        return MarketStreamStatus(
-            contract=self.contract,
-            connections=ws.connections,
-            streams=sum(c.streams for c in ws.connections),
-            messages=MappingProxyType(
-                {
-                    "kline_closed": ws.klines_closed,
-                    "kline_update": ws.kline_updates,
-                    "reply": ws.replies,
-                    "other": ws.other,
-                    "malformed": ws.malformed,
-                }
-            ),
-            reconnects=sum(c.reconnects for c in ws.connections),
-            restarts=MappingProxyType(dict(ws.restarts)),
-            sequencer=self._sequencer.stats(),
-            backfill_failures=self.backfill_failures,
-            unrepaired=self._sequencer.all_unrepaired(),
-            last_message_age_s=min(ages) if ages else None,
-            tell_latency_us=(lat[len(lat) // 2] / 1e3, lat[min(len(lat) - 1, len(lat) * 99 // 100)] / 1e3)
-            if lat
-            else None,
-            held_keys=len(self._held),
-            handoffs=self.handoffs,
-            handoff_timeouts=self.handoff_timeouts,
-        )
-
-
-# --- the actor -----------------------------------------------------------------------------------------
+from .kline_backfill import KlineBackfill, KlineGateway
+from .market_stream_board import MarketStreamBoard
 
 
 class MarketStream(Actor[MarketStreamInbox]):
@@ -226,8 +90,6 @@ class MarketStream(Actor[MarketStreamInbox]):
         self.contract = contract
         self.board = board or MarketStreamBoard(contract)
         self._router = router
-        self._gateway = gateway
-        self._rest_attempts = rest_attempts
         self._seq = KlineSequencer()
         self._lock = threading.Lock()
         """Guards the sequencer, the keys and the holds; every delivery to a pair happens under it."""
@@ -249,6 +111,14 @@ class MarketStream(Actor[MarketStreamInbox]):
             before_frame=priority.step_aside if priority is not None and priority.enabled else None,
         )
         self.board.attach(self._ws, self._seq, self._held)
+        self._backfill = KlineBackfill(
+            gateway=gateway,
+            contract=contract,
+            attempts=rest_attempts,
+            board=self.board,
+            name=self.name,
+            log=self.log,
+        )
 
     def start_actor(self) -> None:
         self._ws.start()
@@ -323,7 +193,7 @@ class MarketStream(Actor[MarketStreamInbox]):
             fresh = [(msg.symbol, tf) for tf in msg.timeframes if (msg.symbol, tf) not in self._keys]
         if not fresh:
             return
-        now = self._rest("server time", lambda: self._gateway.server_time_ms(self.contract))
+        now = self._backfill.server_time_ms()
         streams = []
         with self._lock:
             for symbol, tf in fresh:
@@ -363,7 +233,7 @@ class MarketStream(Actor[MarketStreamInbox]):
                     if accepted.verdict is Verdict.DELIVER:
                         self._tell_streamed(kline, msg.received_ns)
                     return
-            fetched = self._fetch(missing) or []  # REST, outside the lock: the fast path goes on
+            fetched = self._backfill.fetch(missing) or []  # REST, outside the lock: the fast path goes on
             with self._lock:
                 for candle in fetched:
                     self._deliver_backfilled(candle)
@@ -382,13 +252,13 @@ class MarketStream(Actor[MarketStreamInbox]):
         try:
             if not msg.held:
                 return
-            now = self._rest("server time", lambda: self._gateway.server_time_ms(self.contract))
+            now = self._backfill.server_time_ms()
             if now is None:
                 return  # the next streamed candle of each key shows the gap and repairs it
             with self._lock:
                 ranges = self._seq.after_reconnect(now, msg.held & self._keys)
             for missing in ranges:
-                fetched = self._fetch(missing) or []
+                fetched = self._backfill.fetch(missing) or []
                 with self._lock:
                     for candle in fetched:
                         self._deliver_backfilled(candle)
@@ -456,30 +326,3 @@ class MarketStream(Actor[MarketStreamInbox]):
         if self._seq.unrepaired_gaps != before:
             self._tell_unrepaired(self._seq.unrepaired(kline.symbol, kline.timeframe)[-1])
         self._router.tell(kline.symbol, kline.timeframe, KlineClosed(kline=kline, backfilled=True))
-
-    # --- REST (never under the lock) --------------------------------------------------------------------
-
-    def _fetch(self, missing: OpenRange) -> list[Kline] | None:
-        return self._rest(
-            f"backfill {missing.symbol} {missing.timeframe} [{missing.start_ms}, {missing.end_ms}]",
-            lambda: self._gateway.closed_klines_range(
-                missing.symbol, self.contract, missing.timeframe, missing.start_ms, missing.end_ms
-            ),
-        )
-
-    def _rest(self, what: str, call: Callable[[], T]) -> T | None:
-        """A REST call with a few quick retries; None (logged, counted) when it keeps failing.
-
-        Bounded on purpose: this blocks the actor, so other pairs' candles wait behind it.
-        """
-        for attempt in range(self._rest_attempts):
-            try:
-                return call()
-            except Exception as exc:
-                self.log.warning(
-                    f"{self.name}: {what} failed (attempt {attempt + 1}): {type(exc).__name__}: {exc}"
-                )
-                if attempt + 1 < self._rest_attempts:
-                    time.sleep(0.1 * 3**attempt)
-        self.board.backfill_failures += 1
-        return None

@@ -2,10 +2,12 @@
 
 Per entry: gate (accepting entries, not paused, symbol flat, ``max_concurrent``), size with the backtester's
 rules on the exchange's filters, MARKET entry, then STOP_MARKET and TAKE_PROFIT_MARKET through the algo-order
-API. Every order's client id derives from (symbol, signal candle, leg), and after a timeout or a 503
-"unknown" the order is looked up by that id before anything is resent, so one signal can never open two
-positions. A stop that cannot be placed after bounded retries → the position is closed at market
-(reduce-only) and a ``stop_failed`` alert is raised: the bot never holds a naked position it knows of.
+API (:mod:`.protective_orders`). Every order's client id derives from (symbol, signal candle, leg), and after
+a timeout or a 503 "unknown" the order is looked up by that id before anything is resent
+(:mod:`.order_retries`), so one signal can never open two positions. A stop that cannot be placed after
+bounded retries → the position is closed at market (reduce-only) and a ``stop_failed`` alert is raised: the
+bot never holds a naked position it knows of. Every order state and refused entry is reported to the ledger
+(:mod:`.order_reports`).
 """
 
 from __future__ import annotations
@@ -15,17 +17,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import TypeVar
 
-from ..domain.fills import SizingError, SizingRequest, protective_price, size_position
+from ..domain.fills import SizingError, SizingRequest, size_position
 from ..domain.model import ContractType, Decision, Direction, Leg, PortfolioView, client_order_id
 from ..exchange.errors import IpBanned, RateLimited, Rejected, TransientError, UnknownStatus
-from ..exchange.types import AlgoOrderResult, Balance, OrderResult, OrderStatus, ProtectiveKind, Side
+from ..exchange.types import Balance, OrderResult, OrderStatus, Side
 from ..messages import (
     Alert,
-    EntryRejected,
     OrderExecutorInbox,
-    OrderStateChanged,
     PauseEntries,
     PositionClosed,
     PositionLedgerInbox,
@@ -36,15 +35,10 @@ from ..messages import (
 )
 from ..runtime.actor import Actor, Address, Monitor
 from ..runtime.scheduling import OrderPriority
-from .order_terms import (
-    DUPLICATE_ID_CODES,
-    EntrySlots,
-    GiveUpError,
-    OrderGateway,
-    SymbolTerms,
-)
-
-T = TypeVar("T")
+from .order_reports import OrderReports
+from .order_retries import GiveUpError, OrderRetries
+from .order_terms import EntrySlots, OrderGateway, SymbolTerms
+from .protective_orders import ProtectiveOrders
 
 
 class OrderExecutor(Actor[OrderExecutorInbox]):
@@ -80,14 +74,8 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
         self._ledger = ledger
         self._portfolio = portfolio
         self._notify = notify
-        self._stop_retries = stop_retries
-        self._lookups = lookup_attempts
-        self._retry_delay = retry_delay_s
-        self._max_wait = max_rate_limit_wait_s
         self._latency = latency
-        self._events = events
         self._clock_ms = clock_ms
-        self._sleep = sleep
         self._priority = priority or OrderPriority(0)
         self._entry_pending: str | None = None
         """A ``SubmitEntry`` whose pair called ``priority.begin()`` is in hand, its request not yet sent."""
@@ -103,6 +91,26 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
         self._handled: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._balances: dict[ContractType, dict[str, Balance]] = {}
         self.counters: dict[str, int] = {"entries": 0, "rejected": 0, "stop_failed": 0, "flattened": 0}
+        self._retries = OrderRetries(
+            lookup_attempts=lookup_attempts,
+            delay_s=retry_delay_s,
+            max_rate_limit_wait_s=max_rate_limit_wait_s,
+            stopping=self._stopping,
+            sleep=sleep,
+            log=self.log,
+        )
+        self._reports = OrderReports(ledger=ledger, notify=notify, events=events, clock_ms=clock_ms)
+        self._protective = ProtectiveOrders(
+            gateways=gateways,
+            retries=self._retries,
+            reports=self._reports,
+            priority=self._priority,
+            slots=self._slots,
+            notify=notify,
+            stop_retries=stop_retries,
+            counters=self.counters,
+            log=self.log,
+        )
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -258,7 +266,7 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
         gw = self._gateways[contract]
         side = Side.BUY if d.direction is Direction.LONG else Side.SELL
         cid = client_order_id(d.symbol, d.signal_open_time_ms, Leg.ENTRY)
-        self._record(d.symbol, cid, Leg.ENTRY, "submitted", side, quantity=str(qty))
+        self._reports.order_state(d.symbol, cid, Leg.ENTRY, "submitted", side, quantity=str(qty))
         if self._latency is not None and received_ns:
             self._latency(time.perf_counter_ns() - received_ns)
         self._entry_out()
@@ -269,10 +277,10 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
         def lookup() -> OrderResult | None:
             return gw.get_order(d.symbol, contract, client_order_id=cid)
 
-        result = self._idempotent(place, lookup, what=f"{d.symbol} entry {cid}")
+        result = self._retries.idempotent(place, lookup, what=f"{d.symbol} entry {cid}")
         if result.status is not OrderStatus.FILLED or result.executed_qty <= 0:
-            result = self._await_fill(lookup, result, what=f"{d.symbol} entry {cid}")
-        self._record(
+            result = self._retries.await_fill(lookup, result, what=f"{d.symbol} entry {cid}")
+        self._reports.order_state(
             d.symbol,
             cid,
             Leg.ENTRY,
@@ -285,39 +293,12 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
         self.counters["entries"] += 1
         return result
 
-    def _await_fill(
-        self, lookup: Callable[[], OrderResult | None], result: OrderResult, *, what: str
-    ) -> OrderResult:
-        for _ in range(self._lookups):
-            self._wait(self._retry_delay)
-            found = self._call(lookup)
-            if found is not None and found.status is OrderStatus.FILLED:
-                return found
-        raise GiveUpError(f"{what}: not filled after {self._lookups} checks (last status {result.status})")
-
     def _protect(self, d: Decision, t: SymbolTerms, entry: OrderResult) -> None:
-        if d.stop_loss is None or d.take_profit is None:
-            raise ValueError(f"taken decision without levels: {d}")
-        contract = t.spec.contract_type
-        exit_side = Side.SELL if d.direction is Direction.LONG else Side.BUY
-        stop = protective_price(d.stop_loss, t.spec.tick_size, d.direction)
-        take = protective_price(d.take_profit, t.spec.tick_size, d.direction)
-        placed = self._place_protective(
-            d, contract, ProtectiveKind.STOP_MARKET, exit_side, price=stop, leg=Leg.STOP
-        )
-        if placed is None:
-            self.counters["stop_failed"] += 1
-            self._flatten(d, contract, exit_side, entry.executed_qty, "stop placement failed")
+        levels = self._protective.protect(d, t, entry)
+        if levels is None:
             return
-        tp = self._place_protective(
-            d, contract, ProtectiveKind.TAKE_PROFIT_MARKET, exit_side, price=take, leg=Leg.TAKE_PROFIT
-        )
-        if tp is None:
-            self._notify(
-                Alert(
-                    kind="take_profit_failed", symbol=d.symbol, detail="position protected by its stop only"
-                )
-            )
+        stop, take = levels
+        contract = t.spec.contract_type
         self._ledger.tell(
             PositionOpened(
                 symbol=d.symbol,
@@ -333,154 +314,6 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
         )
         self._refresh_balances(contract, own=d.symbol)
 
-    def _place_protective(
-        self,
-        d: Decision,
-        contract: ContractType,
-        kind: ProtectiveKind,
-        side: Side,
-        *,
-        price: Decimal,
-        leg: Leg,
-    ) -> AlgoOrderResult | None:
-        gw = self._gateways[contract]
-        cid = client_order_id(d.symbol, d.signal_open_time_ms, leg)
-        self._record(d.symbol, cid, leg, "submitted", side.value, price=float(price))
-
-        def place() -> AlgoOrderResult:
-            return gw.place_protective(d.symbol, contract, kind, side, price, cid, close_position=True)
-
-        def lookup() -> AlgoOrderResult | None:
-            return gw.get_algo_order(d.symbol, contract, client_algo_id=cid)
-
-        for attempt in range(self._stop_retries + 1):
-            self._priority.step_aside(own=d.symbol)  # another symbol's entry goes out first (≤ hold_ms)
-            try:
-                result = self._idempotent(place, lookup, what=f"{d.symbol} {kind} {cid}")
-            except Rejected as exc:
-                self.log.warning(f"{d.symbol}: {kind} rejected ({exc.code} {exc.msg}), attempt {attempt + 1}")
-                self._record(
-                    d.symbol, cid, leg, "rejected", side.value, price=float(price), detail=str(exc.code)
-                )
-            except GiveUpError as exc:
-                self.log.warning(f"{d.symbol}: {exc}")
-            else:
-                self._record(
-                    d.symbol, cid, leg, "new", side.value, price=float(price), exchange_id=result.algo_id
-                )
-                return result
-            self._wait(self._retry_delay * (2**attempt))
-        return None
-
-    def _flatten(self, d: Decision, contract: ContractType, side: Side, qty: Decimal, why: str) -> None:
-        gw = self._gateways[contract]
-        cid = client_order_id(d.symbol, d.signal_open_time_ms, Leg.CLOSE)
-        self._record(d.symbol, cid, Leg.CLOSE, "submitted", side.value, quantity=str(qty))
-
-        def place() -> OrderResult:
-            return gw.market_order(d.symbol, contract, side, qty, cid, reduce_only=True)
-
-        def lookup() -> OrderResult | None:
-            return gw.get_order(d.symbol, contract, client_order_id=cid)
-
-        try:
-            result = self._idempotent(place, lookup, what=f"{d.symbol} flatten {cid}")
-        except (Rejected, GiveUpError) as exc:
-            self._notify(
-                Alert(kind="naked_position", symbol=d.symbol, detail=f"{why}; flatten failed too: {exc}")
-            )
-            return  # the slot stays claimed: a position may still be open
-        self.counters["flattened"] += 1
-        self._slots.release(d.symbol)
-        self._record(
-            d.symbol,
-            cid,
-            Leg.CLOSE,
-            "filled",
-            side.value,
-            quantity=str(result.executed_qty),
-            price=result.avg_price,
-        )
-        self._notify(Alert(kind="stop_failed", symbol=d.symbol, detail=f"{why}; position closed at market"))
-
-    # ---- retry discipline ------------------------------------------------------------------------
-
-    def _wait(self, seconds: float) -> None:
-        """Back off between retries; returns early once shutdown begins (protective retries still run)."""
-        if self._stopping.is_set():
-            return
-        self._sleep(seconds)
-
-    def _call(self, fn: Callable[[], T]) -> T:
-        """One call with rate-limit waits; transient errors propagate to the caller's policy."""
-        waited = 0.0
-        while True:
-            try:
-                return fn()
-            except (RateLimited, IpBanned) as exc:
-                wait = max(exc.retry_after_s, self._retry_delay)
-                if waited + wait > self._max_wait:
-                    raise GiveUpError(f"rate limited for {waited + wait:.0f}s: {exc}") from exc
-                waited += wait
-                self._wait(wait)
-
-    def _idempotent(self, place: Callable[[], T], lookup: Callable[[], T | None], *, what: str) -> T:
-        """Place once; after an unknown outcome, look the order up by client id before any resend."""
-        for attempt in range(self._lookups):
-            try:
-                return self._call(place)
-            except Rejected as exc:
-                if exc.code not in DUPLICATE_ID_CODES:
-                    raise
-                found = self._call(lookup)
-                if found is None:
-                    raise
-                return found
-            except (UnknownStatus, TransientError) as exc:
-                self.log.warning(f"{what}: outcome unknown ({exc}); looking it up before any retry")
-                self._wait(self._retry_delay * (attempt + 1))
-                try:
-                    found = self._call(lookup)
-                except (UnknownStatus, TransientError) as lookup_exc:
-                    self.log.warning(f"{what}: lookup failed too ({lookup_exc})")
-                    continue
-                if found is not None:
-                    return found
-        raise GiveUpError(f"{what}: no confirmed outcome after {self._lookups} attempts")
-
     def _reject(self, d: Decision, reason: str) -> None:
         self.counters["rejected"] += 1
-        event = EntryRejected(symbol=d.symbol, signal_open_time_ms=d.signal_open_time_ms, reason=reason)
-        self._ledger.tell(event)
-        self._notify(event)
-        if self._events is not None:
-            self._events(event)
-
-    def _record(
-        self,
-        symbol: str,
-        cid: str,
-        leg: Leg,
-        status: str,
-        side: str,
-        *,
-        quantity: str | None = None,
-        price: float | None = None,
-        exchange_id: int | None = None,
-        detail: str = "",
-    ) -> None:
-        event = OrderStateChanged(
-            symbol=symbol,
-            client_id=cid,
-            leg=leg,
-            status=status,
-            side=side,
-            quantity=quantity,
-            price=price,
-            exchange_id=exchange_id,
-            detail=detail,
-            at_ms=self._clock_ms(),
-        )
-        self._ledger.tell(event)
-        if self._events is not None:
-            self._events(event)
+        self._reports.entry_rejected(d, reason)

@@ -15,9 +15,6 @@ from ..domain.fills import InstrumentSpec
 from ..domain.model import ContractType
 from ..exchange.types import AlgoOrderResult, Balance, OrderPlacement, OrderResult
 
-DUPLICATE_ID_CODES = frozenset({-4116, -4015})
-"""Binance: client order id already used — the earlier attempt landed; find it instead of failing."""
-
 
 class OrderGateway(OrderPlacement, Protocol):
     """The REST calls the executor makes, with ``OrderPlacement``'s two (satisfied by ``BinanceGateway``)."""
@@ -90,7 +87,3 @@ class EntrySlots:
     def held(self) -> frozenset[str]:
         with self._lock:
             return frozenset(self._held)
-
-
-class GiveUpError(Exception):
-    """An order could not be placed or confirmed within the retry budget."""

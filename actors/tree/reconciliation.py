@@ -28,7 +28,7 @@ from typing import Literal
 
 from ..domain.model import ContractType, Direction, Leg, client_order_id
 from ..exchange.types import AlgoOrderResult, OrderResult, PositionInfo, ProtectiveKind, Side
-from .ledger_store import PositionRecord
+from .ledger_records import PositionRecord
 
 OUR_PREFIX = "nm-"
 MAX_ID_LEN = 36

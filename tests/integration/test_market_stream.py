@@ -20,9 +20,9 @@ from nancemakina.actors.runtime.routing import Router
 from nancemakina.actors.sim import LocalExchange, SimConfig
 from nancemakina.actors.tree.market_stream import (
     MarketStream,
-    MarketStreamBoard,
     Subscribe,
 )
+from nancemakina.actors.tree.market_stream_board import MarketStreamBoard
 from tests.integration.test_sim_support import BTC, ETH, START
 
 M = 60_000

@@ -1,0 +1,250 @@
+"""The position ledger's trades in its store: open positions, order states, events, and closing a trade.
+
+``LedgerTrades`` holds the ledger's open positions (mirrored in the store, published to the snapshots and
+the portfolio view) and makes every write that goes with them. It is the ``PositionLedger`` actor's and
+runs on its thread only.
+
+- An order's row is merged, never moved backwards: a late NEW after FILLED keeps FILLED.
+- A trade is closed with the exit price and realised PnL of its closing-side fills, the reason taken from
+  the leg of our order that filled (else what the algo updates said), and then its sibling protective
+  orders are cancelled on the exchange (already gone is fine; a failure is an event for reconciliation).
+- A closing fill that arrives after the trade was closed completes that trade's exit and PnL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+
+from ..domain.model import ContractType, Leg, PortfolioView, client_order_id
+from ..exchange.errors import ExchangeError
+from ..messages import PositionClosed
+from .ledger_records import TERMINAL, EventRecord, OrderRecord, PositionRecord
+from .ledger_snapshots import LedgerGateway, LedgerSnapshots, OpenPositionView
+from .ledger_store import LedgerStore
+from .reconciliation import closing_side
+
+EXIT_REASON = {Leg.STOP: "stop_loss", Leg.TAKE_PROFIT: "take_profit", Leg.CLOSE: "flattened"}
+"""Why a trade closed, by the leg of our order that closed it."""
+_RANK = {"submitted": 0, "unknown": 0, "new": 1, "partially_filled": 2, "triggering": 2, "triggered": 3}
+_LATE_FILL_MS = 60_000
+"""A reduce-only fill this close to a trade's close belongs to it (later ones are someone else's)."""
+
+
+def _rank(status: str) -> int:
+    return 4 if status in TERMINAL else _RANK.get(status, 1)
+
+
+class LedgerTrades:
+    """The ledger's open positions and the writes that go with them (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        store: LedgerStore,
+        gateways: Mapping[ContractType, LedgerGateway],
+        snapshots: LedgerSnapshots,
+        publish_portfolio: Callable[[PortfolioView], None],
+        listeners: Callable[[object], None],
+        clock_ms: Callable[[], int],
+    ) -> None:
+        self._store = store
+        self._gateways = gateways
+        self._snapshots = snapshots
+        self._publish_portfolio = publish_portfolio
+        self._listeners = listeners
+        self._clock_ms = clock_ms
+        self._open: dict[str, PositionRecord] = {}
+        self._exit_reason: dict[str, str] = {}
+
+    # ---- open positions ------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Take the open positions from the store (at start) and publish them."""
+        self._open = {p.symbol: p for p in self._store.open_positions()}
+        self._publish()
+
+    def held(self, symbol: str) -> PositionRecord | None:
+        return self._open.get(symbol)
+
+    def positions(self) -> list[PositionRecord]:
+        return list(self._open.values())
+
+    def open(self, record: PositionRecord, *, superseded: PositionRecord | None) -> None:
+        """Our entry filled: record its position, closing the one it replaces in the same transaction."""
+        with self._store.atomic():
+            if superseded is not None:
+                self.event(
+                    "position_superseded",
+                    record.symbol,
+                    f"ledger held signal {superseded.signal_open_time_ms}",
+                )
+                self._store.close_position(
+                    record.symbol,
+                    at_ms=record.opened_at_ms,
+                    exit_price=None,
+                    realized_pnl=None,
+                    reason="superseded",
+                )
+            self._store.open_position(record)
+        self._open[record.symbol] = record
+        self._exit_reason.pop(record.symbol, None)
+        self._publish()
+
+    def adopt(self, record: PositionRecord) -> None:
+        """Record a position found on the exchange that the ledger did not know."""
+        self._store.open_position(record)
+        self._open[record.symbol] = record
+        self._snapshots.bump("adopted")
+        self._publish()
+
+    def set_quantity(self, symbol: str, qty: Decimal) -> None:
+        self._store.update_open_position(symbol, qty=qty)
+        self._open[symbol] = next(p for p in self._store.open_positions() if p.symbol == symbol)
+        self._publish()
+
+    # ---- closing -------------------------------------------------------------------------------------
+
+    def note_exit(self, symbol: str, leg: Leg) -> None:
+        """Our ``leg`` is taking the position out: the reason its close gives unless a fill says otherwise."""
+        self._exit_reason[symbol] = EXIT_REASON[leg]
+
+    def fully_exited(self, held: PositionRecord) -> bool:
+        """Closing-side fills since the position opened add up to its quantity."""
+        return self._exit_fills(held)[0] >= held.qty
+
+    def reason_from_fills(self, held: PositionRecord) -> str:
+        """Why it closed: the leg of our order that took it out, else what the algo updates said."""
+        side = closing_side(held.direction).value
+        for o in self._store.orders(symbol=held.symbol):
+            if (
+                o.side == side
+                and o.filled_qty > 0
+                and o.updated_at_ms >= held.opened_at_ms
+                and o.leg in {"S", "T", "C"}
+            ):
+                return EXIT_REASON[Leg(o.leg)]
+        return self._exit_reason.get(held.symbol, "closed_on_exchange")
+
+    def close(self, symbol: str, reason: str, *, at_ms: int, exit_price: float | None = None) -> None:
+        """Close the open trade of ``symbol`` (no-op if there is none) and tell the listeners."""
+        held = self._open.pop(symbol, None)
+        if held is None:
+            return
+        _, price, pnl = self._exit_fills(held)
+        price = price if price is not None else exit_price
+        with self._store.atomic():
+            self._store.close_position(symbol, at_ms=at_ms, exit_price=price, realized_pnl=pnl, reason=reason)
+            self.event("position_closed", symbol, f"{reason} exit {price} pnl {pnl}")
+        self._exit_reason.pop(symbol, None)
+        self._snapshots.bump("closed")
+        self._cancel_siblings(held)
+        self._publish()
+        self._listeners(
+            PositionClosed(
+                symbol=symbol, reason=reason, exit_price=price, realized_pnl=pnl, closed_at_ms=at_ms
+            )
+        )
+
+    def amend_last_close(self, symbol: str, fill_ms: int) -> None:
+        """A closing fill that arrived after the flat position: complete that trade's exit and PnL."""
+        last = self._store.trades(symbol=symbol)[-1:]
+        if last and abs(fill_ms - (last[0].closed_at_ms or 0)) <= _LATE_FILL_MS:
+            qty, price, pnl = self._exit_fills(last[0])
+            if qty and price is not None and pnl is not None:
+                self._store.amend_last_close(symbol, exit_price=price, realized_pnl=pnl)
+
+    def cancel_algo(self, symbol: str, contract: ContractType, cid: str) -> None:
+        """Cancel one of our algo orders on the exchange; a failure is recorded, not raised."""
+        try:
+            existed = self._gateways[contract].cancel_algo_order(symbol, contract, client_algo_id=cid)
+        except ExchangeError as exc:
+            self.event("cancel_failed", symbol, f"{cid}: {exc}")
+            return
+        self.merge_order(cid, symbol, status="canceled", detail="" if existed else "already gone")
+
+    def _exit_fills(self, held: PositionRecord) -> tuple[Decimal, float | None, float | None]:
+        """Quantity, average price and realised PnL of closing-side fills since the position opened."""
+        side = closing_side(held.direction).value
+        fills = [
+            o
+            for o in self._store.orders(symbol=held.symbol)
+            if o.side == side and o.filled_qty > 0 and o.updated_at_ms >= held.opened_at_ms and o.leg != "E"
+        ]
+        qty = sum((o.filled_qty for o in fills), Decimal(0))
+        if not qty:
+            return qty, None, None
+        price = sum(float(o.filled_qty) * (o.price or 0.0) for o in fills) / float(qty)
+        return qty, price, sum(o.realized_pnl for o in fills)
+
+    def _cancel_siblings(self, held: PositionRecord) -> None:
+        """Cancel our protective orders of a closed position (already gone is fine; failures → reconcile)."""
+        ids = {
+            o.client_id for o in self._store.orders(open_only=True, symbol=held.symbol) if o.leg in {"S", "T"}
+        }
+        if held.signal_open_time_ms is not None:
+            for leg in (Leg.STOP, Leg.TAKE_PROFIT):
+                cid = client_order_id(held.symbol, held.signal_open_time_ms, leg)
+                known = self._store.order(cid)
+                if known is None or known.status not in TERMINAL:
+                    ids.add(cid)
+        for cid in sorted(ids):
+            self.cancel_algo(held.symbol, held.contract_type, cid)
+
+    # ---- orders and events -----------------------------------------------------------------------------
+
+    def merge_order(
+        self,
+        cid: str,
+        symbol: str,
+        *,
+        status: str,
+        leg: str | None = None,
+        side: str | None = None,
+        qty: str | None = None,
+        price: float | None = None,
+        exchange_id: int | None = None,
+        detail: str = "",
+        at_ms: int | None = None,
+        filled: Decimal | None = None,
+        pnl: float | None = None,
+    ) -> None:
+        """Upsert one order row; a late event never moves its status backwards (NEW after FILLED)."""
+        old = self._store.order(cid)
+        if old is not None and _rank(status) < _rank(old.status):
+            status = old.status
+        self._store.upsert_orders(
+            [
+                OrderRecord(
+                    client_id=cid, symbol=symbol, status=status,
+                    leg=leg or (old.leg if old else None), side=side or (old.side if old else None),
+                    qty=qty or (old.qty if old else None),
+                    price=price if price is not None else (old.price if old else None),
+                    exchange_id=exchange_id or (old.exchange_id if old else None),
+                    detail=detail or (old.detail if old else ""),
+                    updated_at_ms=at_ms or (old.updated_at_ms if old else self._clock_ms()),
+                    filled_qty=filled if filled is not None else (old.filled_qty if old else Decimal(0)),
+                    realized_pnl=pnl if pnl is not None else (old.realized_pnl if old else 0.0),
+                )
+            ]
+        )  # fmt: skip
+
+    def is_used(self, client_id: str) -> bool:
+        """Whether the client id was ever sent (any status): a repair or a flatten must not reuse it."""
+        return self._store.order(client_id) is not None
+
+    def event(self, kind: str, symbol: str | None, detail: str) -> None:
+        self._store.add_events([EventRecord(kind=kind, symbol=symbol, detail=detail, at_ms=self._clock_ms())])
+
+    def _publish(self) -> None:
+        self._snapshots.set_positions(
+            tuple(
+                OpenPositionView(
+                    symbol=p.symbol, direction=p.direction.value, qty=p.qty, entry_price=p.entry_price,
+                    stop_loss=p.stop_loss, take_profit=p.take_profit, opened_at_ms=p.opened_at_ms,
+                    contract_type=p.contract_type,
+                )
+                for p in sorted(self._open.values(), key=lambda p: p.symbol)
+            )
+        )  # fmt: skip
+        self._publish_portfolio(PortfolioView(open_symbols=frozenset(self._open)))
