@@ -1,5 +1,6 @@
 """Shared helpers of the whole-system tests (``test_system_*.py``): data slices, configs, a test-held replay
-clock, ledger reads, bot subprocesses and the fixture that stops everything a test started.
+clock, ledger reads, bot subprocesses and what stops everything a test started (the ``slices`` and
+``cleanup`` fixtures in conftest.py).
 
 Every system test runs the real actor tree against the local exchange; nothing of ours is faked. Where a
 test needs to look at the system between two candles it registers its own lock-step pacer on the
@@ -22,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pykka
-import pytest
 import yaml
 
 from nancemakina.actors.backtest.engine import BacktestResult, run_backtest
@@ -85,11 +85,6 @@ class SliceMaker:
                     rows=rows,
                 )
             return self._made[rows]
-
-
-@pytest.fixture(scope="session", name="slices")
-def slices_fixture(tmp_path_factory: pytest.TempPathFactory) -> SliceMaker:
-    return SliceMaker(tmp_path_factory.mktemp("slices"))
 
 
 # ---- configuration ----------------------------------------------------------------------------------------
@@ -322,12 +317,3 @@ class Cleanup:
         for sock in self.sockets:
             sock.close()
         pykka.ActorRegistry.stop_all()
-
-
-@pytest.fixture(name="cleanup")
-def cleanup_fixture() -> Iterator[Cleanup]:
-    done = Cleanup()
-    try:
-        yield done
-    finally:
-        done.close()

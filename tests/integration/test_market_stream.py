@@ -23,7 +23,7 @@ from nancemakina.actors.tree.market_stream import (
     MarketStreamBoard,
     Subscribe,
 )
-from tests.integration.test_sim_support import BTC, ETH, START
+from tests.integration.sim_support import BTC, ETH, START
 
 M = 60_000
 SYMBOLS = ("BTCUSDT", "ETHUSDT")

@@ -11,7 +11,7 @@ import requests
 import websockets
 from binance.exceptions import BinanceAPIException
 
-from tests.integration.test_sim_support import (
+from tests.integration.sim_support import (
     async_client,
     release_sockets,
     running,

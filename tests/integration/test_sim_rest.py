@@ -9,7 +9,7 @@ import pytest
 import requests
 from binance.exceptions import BinanceAPIException
 
-from tests.integration.test_sim_support import BTC, ETH, START, running, sync_client
+from tests.integration.sim_support import BTC, ETH, START, running, sync_client
 
 SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "binance_api_samples"
 

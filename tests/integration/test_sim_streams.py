@@ -21,7 +21,7 @@ from binance.ws.streams import BinanceSocketManager
 from nancemakina.actors.backtest.kline_files import load_klines
 from nancemakina.actors.domain.fills import exit_on_candle, market_fill_price
 from nancemakina.actors.domain.model import Direction
-from tests.integration.test_sim_support import (
+from tests.integration.sim_support import (
     BTC,
     ETH,
     ROOT,

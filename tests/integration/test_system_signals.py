@@ -8,14 +8,12 @@ import signal
 import time
 from pathlib import Path
 
-from tests.integration.system_support import (  # noqa: F401 - fixtures
+from tests.integration.system_support import (
     Cleanup,
     SliceMaker,
     bot_config,
-    cleanup_fixture,
     load,
     save_config,
-    slices_fixture,
     wait_until,
 )
 

@@ -19,7 +19,7 @@ from nancemakina.actors.exchange.types import (
 )
 from nancemakina.actors.messages import Alert, OrderStateChanged, PositionClosed, PositionOpened, Reconcile
 from nancemakina.actors.tree.ledger_store import LedgerStore, LedgerStoreError
-from tests.unit.test_ledger_support import (
+from tests.unit.ledger_support import (
     SIGNAL,
     USDT,
     FakeExchange,
