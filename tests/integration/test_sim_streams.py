@@ -31,12 +31,7 @@ from tests.integration.sim_support import (
     running,
     socket_manager,
 )
-
-
-def sample(name: str):
-    path = Path(__file__).resolve().parents[1] / "resources" / "binance_api_samples" / name
-    return json.loads(path.read_text())
-
+from tests.samples import sample
 
 KLINE_KEYS = {"t", "T", "s", "i", "f", "L", "o", "c", "h", "l", "v", "n", "x", "q", "V", "Q", "B"}
 
