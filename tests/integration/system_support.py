@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +32,7 @@ from nancemakina.actors.config import Config, load_config
 from nancemakina.actors.sim.server import LocalExchange
 from nancemakina.actors.tree.ledger_store import LedgerStore
 from nancemakina.supervisor import RootSupervisor
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 BTC_CSV = ROOT / "data" / "BTCUSDT_PERP_1m_2025-05-25_2025-06-24.csv"
@@ -146,23 +147,7 @@ def backtest(config: Config) -> BacktestResult:
     return run_backtest(build_runs(config, data), account_settings(config))
 
 
-# ---- waiting ----------------------------------------------------------------------------------------------
-
-
-def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str, poll_s: float = 0.01) -> Any:
-    """Poll observable state (a board, the ledger file, the exchange) until ``predicate()`` is truthy.
-
-    Used only where the system offers no event to wait on; the deadline turns a hang into a failure.
-    """
-    deadline = time.monotonic() + timeout_s
-    pause = threading.Event()
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
-        pause.wait(poll_s)
+# ---- pacing ----------------------------------------------------------------------------------------------
 
 
 class StepClock:

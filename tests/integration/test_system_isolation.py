@@ -23,8 +23,8 @@ from tests.integration.system_support import (
     load,
     local_exchange,
     save_config,
-    wait_until,
 )
+from tests.waiting import wait_until
 
 PAIRS = ("BTC_USDT", "ETH_USDT", "SOL_USDT")
 HISTORY = 300

@@ -26,8 +26,8 @@ from tests.integration.system_support import (
     load,
     local_exchange,
     save_config,
-    wait_until,
 )
+from tests.waiting import wait_until
 
 
 def tree(daemon: RootSupervisor) -> dict[str, tuple[int, tuple[int, ...]]]:

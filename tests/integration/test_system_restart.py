@@ -24,8 +24,8 @@ from tests.integration.system_support import (
     ledger,
     load,
     save_config,
-    wait_until,
 )
+from tests.waiting import wait_until
 
 DISCREPANCIES = {
     "direction_mismatch",

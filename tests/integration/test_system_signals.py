@@ -14,8 +14,8 @@ from tests.integration.system_support import (
     bot_config,
     load,
     save_config,
-    wait_until,
 )
+from tests.waiting import wait_until
 
 
 def test_sighup_applies_the_changed_config_and_sigterm_exits_cleanly(
