@@ -21,6 +21,8 @@ from nancemakina.actors.config import parse_config
 from nancemakina.supervisor import RootSupervisor
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.shared_actors  # one daemon for the module: its fixture stops it
+
 ROOT = Path(__file__).resolve().parents[2]
 BTC = ROOT / "data" / "BTCUSDT_PERP_1m_2025-05-25_2025-06-24.csv"
 ETH = ROOT / "data" / "ETHUSDT_PERP_1m_2025-05-25_2025-06-24.csv"

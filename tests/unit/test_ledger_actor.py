@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from decimal import Decimal
 
-import pykka
 import pytest
 
 from nancemakina.actors.domain.model import Decision, Direction, Leg, Outcome
@@ -32,12 +31,6 @@ from tests.unit.ledger_support import (
     protected,
     transient,
 )
-
-
-@pytest.fixture(autouse=True)
-def _stop_actors():
-    yield
-    pykka.ActorRegistry.stop_all()
 
 
 @pytest.fixture
