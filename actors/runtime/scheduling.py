@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -41,10 +42,12 @@ class PriorityStats:
 class OrderPriority:
     """Pending-entry gate shared by the pairs, the executors and the market-data readers (module doc)."""
 
-    def __init__(self, hold_ms: float = 2.0) -> None:
+    def __init__(self, hold_ms: float = 2.0, *, clock: Callable[[], int] = time.perf_counter_ns) -> None:
+        """``clock``: monotonic nanoseconds; the hold is measured on it (tests pass one they move by hand)."""
         if not 0 <= hold_ms <= 100:
             raise ValueError(f"OrderPriority: hold_ms must be within 0..100, got {hold_ms}")
         self.hold_ns = int(hold_ms * 1e6)
+        self._clock = clock
         self._cond = threading.Condition(threading.Lock())
         self._pending: dict[str, int] = {}
         self._total = 0
@@ -80,7 +83,7 @@ class OrderPriority:
             self._pending[symbol] = self._pending.get(symbol, 0) + 1
             self._total += 1
             self._begun += 1
-            self._until_ns = time.perf_counter_ns() + self.hold_ns
+            self._until_ns = self._clock() + self.hold_ns
 
     def end(self, symbol: str) -> None:
         """The entry request on ``symbol`` is about to be sent, or the entry was refused (its executor)."""
@@ -106,7 +109,7 @@ class OrderPriority:
         if not self._total:  # the common case, read without the lock: a stale read costs one frame
             return
         with self._cond:
-            started = now = time.perf_counter_ns()
+            started = now = self._clock()
             while self._blocking(own):
                 remaining = self._until_ns - now
                 if remaining <= 0:
@@ -115,7 +118,7 @@ class OrderPriority:
                     self._total = 0
                     break
                 self._cond.wait(remaining / 1e9)
-                now = time.perf_counter_ns()
+                now = self._clock()
             if now > started:
                 self._waits += 1
                 self._waited_ns += now - started

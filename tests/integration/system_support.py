@@ -1,5 +1,6 @@
 """Shared helpers of the whole-system tests (``test_system_*.py``): data slices, configs, a test-held replay
-clock, ledger reads, bot subprocesses and the fixture that stops everything a test started.
+clock, ledger reads, bot subprocesses and what stops everything a test started (the ``slices`` and
+``cleanup`` fixtures in conftest.py).
 
 Every system test runs the real actor tree against the local exchange; nothing of ours is faked. Where a
 test needs to look at the system between two candles it registers its own lock-step pacer on the
@@ -15,14 +16,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pykka
-import pytest
 import yaml
 
 from nancemakina.actors.backtest.engine import BacktestResult, run_backtest
@@ -32,6 +32,7 @@ from nancemakina.actors.config import Config, load_config
 from nancemakina.actors.sim.server import LocalExchange
 from nancemakina.actors.tree.ledger_store import LedgerStore
 from nancemakina.supervisor import RootSupervisor
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 BTC_CSV = ROOT / "data" / "BTCUSDT_PERP_1m_2025-05-25_2025-06-24.csv"
@@ -85,11 +86,6 @@ class SliceMaker:
                     rows=rows,
                 )
             return self._made[rows]
-
-
-@pytest.fixture(scope="session", name="slices")
-def slices_fixture(tmp_path_factory: pytest.TempPathFactory) -> SliceMaker:
-    return SliceMaker(tmp_path_factory.mktemp("slices"))
 
 
 # ---- configuration ----------------------------------------------------------------------------------------
@@ -151,23 +147,7 @@ def backtest(config: Config) -> BacktestResult:
     return run_backtest(build_runs(config, data), account_settings(config))
 
 
-# ---- waiting ----------------------------------------------------------------------------------------------
-
-
-def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str, poll_s: float = 0.01) -> Any:
-    """Poll observable state (a board, the ledger file, the exchange) until ``predicate()`` is truthy.
-
-    Used only where the system offers no event to wait on; the deadline turns a hang into a failure.
-    """
-    deadline = time.monotonic() + timeout_s
-    pause = threading.Event()
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
-        pause.wait(poll_s)
+# ---- pacing ----------------------------------------------------------------------------------------------
 
 
 class StepClock:
@@ -322,12 +302,3 @@ class Cleanup:
         for sock in self.sockets:
             sock.close()
         pykka.ActorRegistry.stop_all()
-
-
-@pytest.fixture(name="cleanup")
-def cleanup_fixture() -> Iterator[Cleanup]:
-    done = Cleanup()
-    try:
-        yield done
-    finally:
-        done.close()

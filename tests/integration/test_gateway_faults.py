@@ -1,7 +1,5 @@
 """Error translation and recovery on the local exchange: rejections, auth, 429/418, status unknown, skew."""
 
-# ruff: noqa: F811 - pytest fixtures are imported from test_gateway_fixtures and used as arguments
-
 from __future__ import annotations
 
 import time
@@ -20,9 +18,7 @@ from nancemakina.actors.exchange.errors import (
 )
 from nancemakina.actors.exchange.ratelimit import WeightBudget
 from nancemakina.actors.exchange.types import OrderStatus, ProtectiveKind, Side
-from tests.integration.test_gateway_fixtures import (  # noqa: F401 - fixtures
-    exchange,
-    gateway,
+from tests.integration.gateway_support import (
     make_gateway,
     start_exchange,
 )

@@ -1,20 +1,16 @@
 """Gateway market data through python-binance against the local exchange."""
 
-# ruff: noqa: F811 - pytest fixtures are imported from test_gateway_fixtures and used as arguments
-
 from __future__ import annotations
 
 from decimal import Decimal
 
 from nancemakina.actors.domain.model import ContractType
 from nancemakina.actors.exchange.ratelimit import WeightBudget
-from tests.integration.test_gateway_fixtures import (  # noqa: F401 - fixtures
+from tests.integration.gateway_support import (
     HISTORY,
     NOW_MS,
     T0,
     M,
-    exchange,
-    gateway,
     make_gateway,
     start_exchange,
 )

@@ -1,7 +1,5 @@
 """Gateway account settings, orders, algo orders, positions, balances and listenKeys on the local exchange."""
 
-# ruff: noqa: F811 - pytest fixtures are imported from test_gateway_fixtures and used as arguments
-
 from __future__ import annotations
 
 from decimal import Decimal
@@ -11,7 +9,7 @@ import pytest
 from nancemakina.actors.domain.model import ContractType
 from nancemakina.actors.exchange.errors import Rejected
 from nancemakina.actors.exchange.types import AlgoStatus, OrderStatus, ProtectiveKind, Side
-from tests.integration.test_gateway_fixtures import HISTORY, PRICE0, exchange, gateway  # noqa: F401
+from tests.integration.gateway_support import HISTORY, PRICE0
 
 USD, COIN = ContractType.USDT_M, ContractType.COIN_M
 LAST_CLOSE = PRICE0 + HISTORY

@@ -26,7 +26,7 @@ def run(script: list[str | None]) -> tuple[list[tuple[Any, int]], list[str], str
                 await ws.close()
                 return
             await ws.send(text)
-        await asyncio.sleep(5)
+        await ws.wait_closed()  # the script is out: hold the connection until the client leaves
 
     async def main() -> str:
         async with serve(handler, "127.0.0.1", 0) as server:

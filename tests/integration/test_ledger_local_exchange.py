@@ -13,7 +13,7 @@ from nancemakina.actors.exchange.types import ProtectiveKind, Side
 from nancemakina.actors.messages import Alert, PositionOpened, Reconcile
 from nancemakina.actors.tree.ledger_snapshots import LedgerSnapshots
 from nancemakina.actors.tree.position_ledger import PositionLedger
-from tests.integration.test_gateway_fixtures import NOW_MS, make_gateway, start_exchange
+from tests.integration.gateway_support import NOW_MS, make_gateway, start_exchange
 
 USDT = ContractType.USDT_M
 SIGNAL = NOW_MS - 120_000

@@ -23,9 +23,12 @@ from nancemakina.actors.tree.market_stream import (
     Subscribe,
 )
 from nancemakina.actors.tree.market_stream_board import MarketStreamBoard
-from tests.integration.test_sim_support import BTC, ETH, START
+from tests.integration.sim_support import BTC, ETH, START
+from tests.waiting import wait_until
 
 M = 60_000
+STALL_S = 30.0
+"""A stream stall the test ends itself (``stall_stream(0.0)``) once it has seen what it waits for."""
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 TIMEFRAMES = ("1m", "3m", "5m", "15m")
 
@@ -88,7 +91,8 @@ class FakePair(Actor[KlineClosed | KlineGapUnrepaired]):
             self.overlap.most = max(self.overlap.most, self.overlap.inside)
             self.overlap.order.append((msg.kline.symbol, msg.kline.timeframe, msg.kline.open_time_ms))
         if self.how.busy_s:
-            threading.Event().wait(self.how.busy_s)  # a pair deciding (releases the GIL, as waiting does)
+            # The work under test: a pair deciding for busy_s (releasing the GIL, as waiting does).
+            threading.Event().wait(self.how.busy_s)
         with self.overlap.lock:
             self.overlap.inside -= 1
         with self.record.lock:
@@ -166,11 +170,11 @@ def rig(request) -> Iterator[Rig]:
 
 def wait_subscribed(rig: Rig, streams: int) -> None:
     """Until the exchange lists every stream (SUBSCRIBE frames included)."""
-    for _ in range(200):
-        if len(rig.exchange.status()["clients"]["streams"]) >= streams:
-            return
-        threading.Event().wait(0.02)
-    pytest.fail("streams were never subscribed")
+    wait_until(
+        lambda: len(rig.exchange.status()["clients"]["streams"]) >= streams,
+        10,
+        f"{streams} streams subscribed",
+    )
 
 
 def run_and_check(rig: Rig, steps: int) -> None:
@@ -228,16 +232,10 @@ def test_stall_is_detected_and_the_silent_period_backfilled(rig):
     wait_subscribed(rig, 8)
     rig.exchange.step(10)
     run_and_check(rig, 10)
-    rig.exchange.stall_stream(0.6)
+    rig.exchange.stall_stream(STALL_S)
     rig.exchange.step(10)  # nothing is sent on the streams meanwhile
-    restarted = threading.Event()
-    for _ in range(100):
-        if rig.board.snapshot().restarts.get("stall", 0) >= 1:
-            restarted.set()
-            break
-        threading.Event().wait(0.05)
-    assert restarted.is_set()
-    threading.Event().wait(0.7)  # let the stall fault expire before the next candles
+    wait_until(lambda: rig.board.snapshot().restarts.get("stall", 0) >= 1, 5, "a restart for the stall")
+    rig.exchange.stall_stream(0.0)  # the stall fault ends before the next candles
     wait_subscribed(rig, 8)
     rig.exchange.step(5)
     run_and_check(rig, 25)
@@ -250,9 +248,9 @@ def test_a_gap_on_one_stream_is_repaired_in_order_while_the_other_keys_keep_the_
     wait_subscribed(rig, 8)
     rig.exchange.step(10)
     run_and_check(rig, 10)
-    rig.exchange.stall_stream(0.4, "btcusdt@kline_1m")  # only this stream goes silent
+    rig.exchange.stall_stream(STALL_S, "btcusdt@kline_1m")  # only this stream goes silent
     rig.exchange.step(5)
-    threading.Event().wait(0.5)  # the stall expires; the connection never noticed (30 s stall timeout)
+    rig.exchange.stall_stream(0.0, "btcusdt@kline_1m")  # the stall ends; the connection never noticed (30 s)
     rig.exchange.step(10)
     run_and_check(rig, 25)
     btc = rig.records[("BTCUSDT", "1m")].klines
@@ -273,7 +271,7 @@ def test_rotation_opens_the_new_connection_first_and_loses_or_repeats_nothing(ri
     wait_subscribed(rig, 8)
     for _ in range(8):  # candles before, during and after several make-before-break rotations
         rig.exchange.step(5)
-        threading.Event().wait(0.15)
+        threading.Event().wait(0.15)  # time passing is the point: connections rotate by age (0.6 s)
     run_and_check(rig, 40)
     snap = rig.board.snapshot()
     assert snap.connections[0].rotations >= 1
@@ -304,10 +302,8 @@ def test_with_a_handoff_each_candle_is_decided_before_the_reader_reads_the_next(
     run_and_check(rig, 15)
     assert rig.overlap.most == 1
     delivered = sum(len(r.klines) for r in rig.records.values())
-    for _ in range(200):  # the reader counts the last hand-off just after that pair records its candle
-        if rig.board.snapshot().handoffs == delivered:
-            break
-        threading.Event().wait(0.01)
+    # The reader counts the last hand-off just after that pair records its candle.
+    wait_until(lambda: rig.board.snapshot().handoffs >= delivered, 5, f"{delivered} hand-offs counted")
     snap = rig.board.snapshot()
     assert snap.handoffs == delivered
     assert snap.handoff_timeouts == 0
@@ -324,10 +320,10 @@ def test_a_pair_that_never_finishes_its_turn_holds_the_reader_only_for_the_limit
     rig.exchange.step(5)
     run_and_check(rig, 5)
     delivered = sum(len(r.klines) for r in rig.records.values())
-    for _ in range(100):  # the last wait ends up to 20 ms after the last pair got its candle
-        if rig.board.snapshot().handoff_timeouts == delivered:
-            break
-        threading.Event().wait(0.01)
+    # The last wait ends up to 20 ms after the last pair got its candle.
+    wait_until(
+        lambda: rig.board.snapshot().handoff_timeouts >= delivered, 5, f"{delivered} hand-off timeouts"
+    )
     snap = rig.board.snapshot()
     assert snap.handoffs == snap.handoff_timeouts == delivered
     assert snap.sequencer.duplicates == 0

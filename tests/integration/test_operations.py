@@ -8,7 +8,6 @@ import json
 import os
 import socket
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from nancemakina.actors.cli.shell import run_shell_cli
 from nancemakina.actors.config import parse_config
 from nancemakina.supervisor import RootSupervisor
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.shared_actors  # one daemon for the module: its fixture stops it
 
 ROOT = Path(__file__).resolve().parents[2]
 BTC = ROOT / "data" / "BTCUSDT_PERP_1m_2025-05-25_2025-06-24.csv"
@@ -55,15 +57,6 @@ FAMILIES = {
 }
 
 
-def wait_until(predicate: object, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
-
-
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RootSupervisor]:
     tmp = tmp_path_factory.mktemp("ops")
@@ -94,7 +87,9 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RootSupervisor]
     d = RootSupervisor(config)
     d.start()
     try:
-        wait_until(lambda: d.replay.pacer is not None and d.replay.pacer.acked > 0)
+        wait_until(
+            lambda: d.replay.pacer is not None and d.replay.pacer.acked > 0, 30, "the first acked step"
+        )
         yield d
     finally:
         d.shutdown()
@@ -120,7 +115,7 @@ def test_metrics_endpoint_parses_and_has_every_family(daemon: RootSupervisor) ->
     server = daemon.access.telemetry.server
     assert server is not None
     port = server.bound_port
-    wait_until(lambda: _scrape(port).count("nancemakina_orders_placed_total") > 0, timeout=60)
+    wait_until(lambda: "nancemakina_orders_placed_total" in _scrape(port), 60, "an order placed", poll_s=0.05)
     text = _scrape(port)
     names = {family.name for family in text_string_to_metric_families(text)}
     missing = FAMILIES - names
@@ -139,7 +134,7 @@ def test_candle_handoffs_are_counted_per_market(daemon: RootSupervisor) -> None:
                 return sum(s.value for s in family.samples if s.labels.get("outcome") == "finished")
         return 0.0
 
-    wait_until(lambda: finished() > 0, timeout=60)
+    wait_until(lambda: finished() > 0, 60, "a finished hand-off", poll_s=0.05)
     handed = sum(board.snapshot().handoffs for board in daemon.boards.values())
     assert handed >= finished() > 0
 
@@ -191,7 +186,7 @@ def test_pause_and_resume_take_effect(daemon: RootSupervisor) -> None:
     assert code == 0
     assert result == {"symbol": "ETHUSDT", "paused": True}
     metrics = daemon.access.telemetry.metrics
-    wait_until(lambda: 'reason="paused"' in metrics.exposition().decode(), timeout=60)
+    wait_until(lambda: 'reason="paused"' in metrics.exposition().decode(), 60, "the paused metric")
     code, view = shell(daemon, "inspect ETHUSDT")
     assert view["paused"] is True  # type: ignore[index]
     code, result = shell(daemon, "resume ETHUSDT")
@@ -210,8 +205,12 @@ def test_restart_takes_effect_and_other_pairs_keep_running(daemon: RootSuperviso
         group = {g.name: g for g in daemon.status().groups}["BTCUSDT"]
         return all(c.alive and c.generation > old for c in group.children)
 
-    wait_until(restarted)
-    wait_until(lambda: all(st.warm for (s, _), st in daemon.pair_board.statuses.items() if s == "BTCUSDT"))
+    wait_until(restarted, 30, "BTCUSDT restarted")
+    wait_until(
+        lambda: all(st.warm for (s, _), st in daemon.pair_board.statuses.items() if s == "BTCUSDT"),
+        30,
+        "BTCUSDT warm again",
+    )
     after = {g.name: g for g in daemon.status().groups}
     assert after["ETHUSDT"].children[0].generation == eth_child.generation  # the other pair is untouched
     assert after["ETHUSDT"].children[0].alive

@@ -6,7 +6,6 @@ tests); the bot must trade against its own paper broker and never send an order 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from nancemakina.actors.sim.config import SimConfig
 from nancemakina.actors.sim.server import LocalExchange
 from nancemakina.actors.tree.ledger_store import LedgerStore
 from nancemakina.supervisor import RootSupervisor
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 BTC = ROOT / "data" / "BTCUSDT_PERP_1m_2025-05-25_2025-06-24.csv"
@@ -57,7 +57,6 @@ def test_paper_trades_on_its_own_broker_with_real_prices(tmp_path: Path, market:
     try:
         daemon.start()
         market.resume()
-        done = threading.Event()
 
         def opened() -> bool:
             store = LedgerStore.open_read_only(tmp_path / "state" / "ledger.sqlite3")
@@ -66,12 +65,7 @@ def test_paper_trades_on_its_own_broker_with_real_prices(tmp_path: Path, market:
             finally:
                 store.close()
 
-        for _ in range(600):
-            if opened():
-                done.set()
-                break
-            threading.Event().wait(0.1)
-        assert done.is_set(), "no paper trade within the time bound"
+        wait_until(opened, 60, "two paper trades (closed or open)", poll_s=0.1)
         paper = daemon.connections.paper
         assert paper is not None
         state = market.state()

@@ -16,7 +16,7 @@ import pytest
 from nancemakina.actors.cli.shell import run_shell_cli
 from nancemakina.actors.cli.shell_render import render_actor_tree
 from nancemakina.actors.cli.shell_top import top_rows
-from tests.integration.test_shell_support import FakeTarget, other_uid, serving, socket_dir
+from tests.shell_support import FakeTarget, other_uid, serving, socket_dir
 
 REPO = Path(__file__).resolve().parents[2]
 SESSION_S = 15.0

@@ -11,12 +11,14 @@ import requests
 import websockets
 from binance.exceptions import BinanceAPIException
 
-from tests.integration.test_sim_support import (
+from tests.integration.sim_support import (
     async_client,
     release_sockets,
     running,
     socket_manager,
+    subscribed,
     sync_client,
+    user_connected,
 )
 
 
@@ -126,18 +128,15 @@ def test_drop_all_websockets_and_python_binance_reconnects(exchange):
         client = await async_client(exchange)
         bsm = socket_manager(client, exchange)
         async with bsm.futures_multiplex_socket(["btcusdt@kline_1m"]) as sock:
-            await asyncio.sleep(0.1)
+            await subscribed(exchange, "btcusdt@kline_1m")
             dropped = await asyncio.to_thread(exchange.drop_connections)
             error = await asyncio.wait_for(sock.recv(), 5)
-            for _ in range(50):
-                if (await asyncio.to_thread(exchange.status))["clients"]["market_clients"]:
-                    break
-                await asyncio.sleep(0.1)
+            await subscribed(exchange, "btcusdt@kline_1m")  # reconnected (the drop unsubscribed at once)
             await asyncio.to_thread(exchange.step, 1)
             after = await asyncio.wait_for(sock.recv(), 5)
             while after.get("e") == "error":
                 after = await asyncio.wait_for(sock.recv(), 5)
-            release_sockets(exchange)
+            release_sockets(exchange, sock)
         await client.close_connection()
         return dropped, error, after
 
@@ -155,7 +154,7 @@ def test_stall_silences_a_stream_for_n_seconds(exchange):
             await asyncio.to_thread(exchange.stall_stream, 0.5, "btcusdt@kline_1m")
             await asyncio.to_thread(exchange.step, 1)
             during = [json.loads(await asyncio.wait_for(ws.recv(), 2))["stream"] for _ in range(4)]
-            await asyncio.sleep(0.6)
+            await asyncio.sleep(0.6)  # deliberately let time pass: the fault's own 0.5 s is under test
             await asyncio.to_thread(exchange.step, 1)
             after = json.loads(await asyncio.wait_for(ws.recv(), 2))["stream"]
             return during, after
@@ -173,7 +172,7 @@ def test_expire_listen_key_pushes_event_and_keepalive_fails(exchange):
         aclient = await async_client(exchange)
         key = await aclient.futures_stream_get_listen_key()
         async with websockets.connect(f"{exchange.ws_url}private/ws?listenKey={key}") as ws:
-            await asyncio.sleep(0.1)
+            await user_connected(exchange)
             expired = await asyncio.to_thread(exchange.expire_listen_key, key)
             event = json.loads(await asyncio.wait_for(ws.recv(), 2))
         await aclient.close_connection()

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 import requests
 from binance.exceptions import BinanceAPIException
 
-from tests.integration.test_sim_support import BTC, ETH, START, running, sync_client
-
-SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "binance_api_samples"
-
-
-def sample(name: str):
-    return json.loads((SAMPLES / name).read_text())
+from tests.integration.sim_support import BTC, ETH, START, running, sync_client
+from tests.samples import sample
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from binance.ws.streams import BinanceSocketManager
 from nancemakina.actors.backtest.kline_files import load_klines
 from nancemakina.actors.domain.fills import exit_on_candle, market_fill_price
 from nancemakina.actors.domain.model import Direction
-from tests.integration.test_sim_support import (
+from tests.integration.sim_support import (
     BTC,
     ETH,
     ROOT,
@@ -30,13 +30,11 @@ from tests.integration.test_sim_support import (
     release_sockets,
     running,
     socket_manager,
+    subscribed,
+    user_connected,
 )
-
-
-def sample(name: str):
-    path = Path(__file__).resolve().parents[1] / "resources" / "binance_api_samples" / name
-    return json.loads(path.read_text())
-
+from tests.samples import sample
+from tests.waiting import wait_until
 
 KLINE_KEYS = {"t", "T", "s", "i", "f", "L", "o", "c", "h", "l", "v", "n", "x", "q", "V", "Q", "B"}
 
@@ -54,6 +52,14 @@ async def _until(sock, predicate, limit_s=5.0):
 async def _drain(ws) -> None:
     while True:
         await asyncio.wait_for(ws.recv(), 5)
+
+
+def _answers(url: str) -> bool:
+    try:
+        requests.get(url, timeout=1)
+    except requests.ConnectionError:
+        return False
+    return True
 
 
 def _free_port() -> int:
@@ -80,12 +86,7 @@ def test_replaying_all_btc_at_max_delivers_every_closed_kline_once_in_order():
     ]
     child = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
     try:
-        for _ in range(100):
-            try:
-                requests.get(f"http://127.0.0.1:{port}/sim/v1/status", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.05)
+        wait_until(lambda: _answers(f"http://127.0.0.1:{port}/sim/v1/status"), 10, "the exchange to listen")
         urls = {"API_URL": f"http://127.0.0.1:{port}/api", "FUTURES_URL": f"http://127.0.0.1:{port}/fapi"}
 
         async def main():
@@ -140,15 +141,14 @@ def test_kline_events_unclosed_then_closed_in_binance_format_for_two_symbols_and
         async def main():
             client = await async_client(ex)
             bsm = socket_manager(client, ex)
-            async with bsm.futures_multiplex_socket(
-                ["btcusdt@kline_1m", "ethusdt@kline_1m", "btcusdt@kline_5m"]
-            ) as sock:
-                await asyncio.sleep(0.1)
+            streams = ["btcusdt@kline_1m", "ethusdt@kline_1m", "btcusdt@kline_5m"]
+            async with bsm.futures_multiplex_socket(streams) as sock:
+                await subscribed(ex, *streams)
                 await asyncio.to_thread(ex.step, 5)
                 events = []
                 while len([e for e in events if e["data"]["k"]["x"]]) < 11:
                     events.append(await asyncio.wait_for(sock.recv(), 5))
-                release_sockets(ex)
+                release_sockets(ex, sock)
             await client.close_connection()
             return events
 
@@ -211,7 +211,7 @@ def test_user_stream_orders_algo_trigger_equals_backtester_exit():
             client = await async_client(ex)
             bsm = socket_manager(client, ex)
             async with bsm.futures_user_socket() as user:
-                await asyncio.sleep(0.1)
+                await user_connected(ex)
                 await client.futures_create_order(
                     symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.010", newClientOrderId="e1"
                 )
@@ -249,7 +249,7 @@ def test_user_stream_orders_algo_trigger_equals_backtester_exit():
                     user, lambda m: m["e"] == "ORDER_TRADE_UPDATE" and m["o"]["X"] == "FILLED"
                 )
                 finished = await _until(user, lambda m: m["e"] == "ALGO_UPDATE" and m["o"]["X"] == "FINISHED")
-                release_sockets(ex)
+                release_sockets(ex, user)
             await client.close_connection()
             return fill, account, stop, take, steps, exit_fill, finished
 
@@ -294,13 +294,14 @@ def test_lock_step_pacer_over_http_holds_the_clock_until_acked():
             bsm = socket_manager(client, ex)
             seen = []
             async with bsm.futures_multiplex_socket(["btcusdt@kline_1m"]) as sock:
-                await asyncio.sleep(0.1)
+                await subscribed(ex, "btcusdt@kline_1m")
                 await asyncio.to_thread(ex.resume)
                 for _ in range(5):
                     k = (await _until(sock, lambda m: m["data"]["k"]["x"]))["data"]["k"]
                     seen.append(k["t"])
+                    # Deliberately let time pass: the clock must not move without our ack.
                     await asyncio.sleep(0.05)
-                    assert (await client.futures_time())["serverTime"] == k["T"] + 1  # the clock waits for us
+                    assert (await client.futures_time())["serverTime"] == k["T"] + 1
                     rows = await client.futures_klines(symbol="BTCUSDT", interval="1m", limit=1)
                     assert rows[-1][0] == k["t"]
                     await asyncio.to_thread(
@@ -309,7 +310,7 @@ def test_lock_step_pacer_over_http_holds_the_clock_until_acked():
                         params={"openTime": k["t"]},
                         timeout=5,
                     )
-                release_sockets(ex)
+                release_sockets(ex, sock)
             await client.close_connection()
             return seen
 
@@ -335,17 +336,17 @@ def test_coin_m_multiplex_and_user_stream():
             async with bsm.futures_multiplex_socket(
                 ["btcusd_perp@kline_1m"], futures_type=FuturesType.COIN_M
             ) as sock:
-                await asyncio.sleep(0.1)
+                await subscribed(ex, "btcusd_perp@kline_1m")
                 await asyncio.to_thread(ex.step, 1)
                 kline = await _until(sock, lambda m: m["data"]["k"]["x"])
-                release_sockets(ex)
+                release_sockets(ex, sock)
             async with bsm.coin_futures_user_socket() as user:
-                await asyncio.sleep(0.1)
+                await user_connected(ex)
                 await client.futures_coin_create_order(
                     symbol="BTCUSD_PERP", side="SELL", type="MARKET", quantity="3"
                 )
                 update = await _until(user, lambda m: m["e"] == "ACCOUNT_UPDATE")
-                release_sockets(ex)
+                release_sockets(ex, user)
             await client.close_connection()
             return kline, update
 

@@ -14,22 +14,20 @@ from nancemakina.actors.backtest.engine import Trade
 from nancemakina.actors.domain.model import ContractType, Decision, Direction, Leg, client_order_id
 from nancemakina.actors.sim.server import LocalExchange
 from nancemakina.actors.tree.ledger_store import LedgerStore
-from tests.integration.system_support import (  # noqa: F401 - fixtures
+from tests.integration.system_support import (
     MINUTE_MS,
     Cleanup,
     SliceMaker,
     StepClock,
     backtest,
     bot_config,
-    cleanup_fixture,
     event_kinds,
     ledger,
     load,
     local_exchange,
     save_config,
-    slices_fixture,
-    wait_until,
 )
+from tests.waiting import wait_until
 
 
 def first_trade(trades: list[Trade]) -> Trade:

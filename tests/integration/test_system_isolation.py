@@ -13,20 +13,18 @@ from typing import Any, cast
 
 from nancemakina.actors.messages import KlineClosed
 from nancemakina.supervisor import RootSupervisor
-from tests.integration.system_support import (  # noqa: F401 - fixtures
+from tests.integration.system_support import (
     FIRST_OPEN,
     MINUTE_MS,
     Cleanup,
     SliceMaker,
     bot_config,
-    cleanup_fixture,
     event_kinds,
     load,
     local_exchange,
     save_config,
-    slices_fixture,
-    wait_until,
 )
+from tests.waiting import wait_until
 
 PAIRS = ("BTC_USDT", "ETH_USDT", "SOL_USDT")
 HISTORY = 300

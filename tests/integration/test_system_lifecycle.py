@@ -15,18 +15,16 @@ from nancemakina.actors.backtest.engine import Trade
 from nancemakina.actors.domain.fills import ExitReason
 from nancemakina.actors.domain.model import Direction, Leg, client_order_id
 from nancemakina.actors.tree.ledger_records import TERMINAL
-from tests.integration.system_support import (  # noqa: F401 - fixtures
+from tests.integration.system_support import (
     Cleanup,
     SliceMaker,
     StepClock,
     backtest,
     bot_config,
-    cleanup_fixture,
     ledger,
     load,
     local_exchange,
     save_config,
-    slices_fixture,
 )
 
 KINDS = {ExitReason.STOP_LOSS: "STOP_MARKET", ExitReason.TAKE_PROFIT: "TAKE_PROFIT_MARKET"}

@@ -10,15 +10,13 @@ import csv
 from pathlib import Path
 
 from nancemakina.supervisor import main
-from tests.integration.system_support import (  # noqa: F401 - fixtures
+from tests.integration.system_support import (
     Cleanup,
     SliceMaker,
     bot_config,
-    cleanup_fixture,
     ledger,
     load,
     save_config,
-    slices_fixture,
 )
 
 

@@ -16,20 +16,18 @@ import pytest
 
 from nancemakina.actors.runtime.tree import ReloadResult
 from nancemakina.supervisor import RootSupervisor
-from tests.integration.system_support import (  # noqa: F401 - fixtures
+from tests.integration.system_support import (
     FIRST_OPEN,
     MINUTE_MS,
     Cleanup,
     SliceMaker,
     StepClock,
     bot_config,
-    cleanup_fixture,
     load,
     local_exchange,
     save_config,
-    slices_fixture,
-    wait_until,
 )
+from tests.waiting import wait_until
 
 
 def tree(daemon: RootSupervisor) -> dict[str, tuple[int, tuple[int, ...]]]:

@@ -13,21 +13,19 @@ from pathlib import Path
 from nancemakina.actors.domain.model import Direction, Leg, client_order_id
 from nancemakina.actors.sim.config import SimConfig
 from nancemakina.actors.sim.server import LocalExchange
-from tests.integration.system_support import (  # noqa: F401 - fixtures
+from tests.integration.system_support import (
     MINUTE_MS,
     Cleanup,
     SliceMaker,
     StepClock,
     backtest,
     bot_config,
-    cleanup_fixture,
     event_kinds,
     ledger,
     load,
     save_config,
-    slices_fixture,
-    wait_until,
 )
+from tests.waiting import wait_until
 
 DISCREPANCIES = {
     "direction_mismatch",

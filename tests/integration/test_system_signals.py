@@ -8,16 +8,14 @@ import signal
 import time
 from pathlib import Path
 
-from tests.integration.system_support import (  # noqa: F401 - fixtures
+from tests.integration.system_support import (
     Cleanup,
     SliceMaker,
     bot_config,
-    cleanup_fixture,
     load,
     save_config,
-    slices_fixture,
-    wait_until,
 )
+from tests.waiting import wait_until
 
 
 def test_sighup_applies_the_changed_config_and_sigterm_exits_cleanly(

@@ -13,7 +13,7 @@ from nancemakina.actors.exchange.gateway import BinanceGateway
 from nancemakina.actors.exchange.ratelimit import WeightBudget
 from nancemakina.actors.exchange.types import ListenKeyExpired, OrderUpdate, UserEvent, UserStreamStatus
 from nancemakina.actors.exchange.user_stream import UserStream, UserStreamConfig
-from tests.integration.test_sim_support import running, sync_client
+from tests.integration.sim_support import running, sync_client
 
 
 class Inbox:

@@ -13,7 +13,7 @@ import pytest
 
 from nancemakina.actors.ops.control_commands import ControlError, normalize_pair
 from nancemakina.actors.ops.control_server import ControlServer, ControlSocketInUseError
-from tests.integration.test_shell_support import (
+from tests.shell_support import (
     SECRET,
     WAIT_S,
     FakeTarget,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -174,12 +173,6 @@ def decision(
         stop_loss=99_000.05 if long else 101_000.05,
         take_profit=103_000.07 if long else 96_999.93,
     )
-
-
-@pytest.fixture(autouse=True)
-def _stop_actors() -> Iterator[None]:
-    yield
-    pykka.ActorRegistry.stop_all()
 
 
 def start(

@@ -1,11 +1,9 @@
-"""parse.py against recorded Binance JSON (tests/unit/resources) and malformed variants."""
+"""parse.py against recorded Binance JSON (tests/resources/binance_api_samples) and malformed variants."""
 
 from __future__ import annotations
 
 import copy
-import json
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,17 +29,13 @@ from nancemakina.actors.exchange.types import (
     ProtectiveKind,
     Side,
 )
+from tests.samples import sample
 
-RES = Path(__file__).parent / "resources"
 USD = ContractType.USDT_M
 
 
-def load(name: str) -> Any:
-    return json.loads((RES / name).read_text(encoding="utf-8"))
-
-
 def test_order_response():
-    order = parse_order(load("nautilus__order_response.json"), USD)
+    order = parse_order(sample("nautilus__order_response.json"), USD)
     assert order.symbol == "BTCUSDT"
     assert order.order_id == 12345678
     assert order.client_order_id == "testOrder123"
@@ -55,7 +49,7 @@ def test_order_response():
 
 
 def test_algo_order_with_quantity():
-    algo = parse_algo_order(load("algo_order_response.json"), USD)
+    algo = parse_algo_order(sample("algo_order_response.json"), USD)
     assert algo.kind is ProtectiveKind.TAKE_PROFIT_MARKET
     assert algo.status is AlgoStatus.NEW
     assert algo.trigger_price == Decimal("110000.00")
@@ -66,19 +60,19 @@ def test_algo_order_with_quantity():
 
 
 def test_algo_order_close_position_has_no_quantity():
-    raw = load("algo_order_response.json") | {"closePosition": True, "quantity": "0.000"}
+    raw = sample("algo_order_response.json") | {"closePosition": True, "quantity": "0.000"}
     assert parse_algo_order(raw, USD).quantity is None
 
 
 def test_foreign_algo_type_is_not_protective_and_does_not_parse():
-    raw = load("algo_order_response.json") | {"orderType": "TRAILING_STOP_MARKET"}
+    raw = sample("algo_order_response.json") | {"orderType": "TRAILING_STOP_MARKET"}
     assert not is_protective_type(raw)
     with pytest.raises(MalformedPayload, match="orderType"):
         parse_algo_order(raw, USD)
 
 
 def test_position_risk_v2_and_v3_shapes():
-    row = load("nautilus__position_risk.json")[0]
+    row = sample("nautilus__position_risk.json")[0]
     pos = parse_position(row, USD)
     assert pos.amount == Decimal("0.001")
     assert (pos.entry_price, pos.mark_price, pos.unrealized_pnl) == (50000.0, 51000.0, 1.0)
@@ -89,14 +83,14 @@ def test_position_risk_v2_and_v3_shapes():
 
 
 def test_balances_rest_and_account_shapes():
-    bal = parse_balance(load("balance_v3.json")[0])
+    bal = parse_balance(sample("balance_v3.json")[0])
     assert (bal.asset, bal.wallet, bal.available) == ("USDT", 122607.35137903, 23.72469206)
-    asset = load("nautilus__account_info_v2.json")["assets"][0]
+    asset = sample("nautilus__account_info_v2.json")["assets"][0]
     assert parse_balance(asset).wallet == 23.72469206
 
 
 def test_kline_row():
-    k = parse_kline_row(load("nautilus__http_futures_market_klines.json")[0], "BTCUSDT", "1m")
+    k = parse_kline_row(sample("nautilus__http_futures_market_klines.json")[0], "BTCUSDT", "1m")
     assert k.open_time_ms == 1499040000000
     assert (k.open, k.high, k.low, k.close) == (0.0163479, 0.8, 0.015758, 0.015771)
     assert k.volume == 148976.11427815
@@ -119,7 +113,7 @@ def test_malformed_kline_rows(row, match):
 
 
 def test_order_trade_update():
-    event = parse_user_event(load("nautilus__order_update_trade.json"), USD)
+    event = parse_user_event(sample("nautilus__order_update_trade.json"), USD)
     assert isinstance(event, OrderUpdate)
     assert event.status is OrderStatus.PARTIALLY_FILLED
     assert event.execution_type == "TRADE"
@@ -131,18 +125,18 @@ def test_order_trade_update():
 
 
 def test_order_update_in_combined_envelope_with_nulls():
-    event = parse_user_event(load("nautilus__ws_futures_order_update_liquidation.json"), USD)
+    event = parse_user_event(sample("nautilus__ws_futures_order_update_liquidation.json"), USD)
     assert isinstance(event, OrderUpdate)
     assert event.client_order_id.startswith("autoclose-")
     assert event.status is OrderStatus.FILLED
     assert event.avg_price == 50000.0
-    new = parse_user_event(load("nautilus__order_update_new.json"), USD)
+    new = parse_user_event(sample("nautilus__order_update_new.json"), USD)
     assert isinstance(new, OrderUpdate)
     assert new.order_type == "TRAILING_STOP_MARKET"
 
 
 def test_account_update_keeps_one_way_positions_only():
-    event = parse_user_event(load("nautilus__account_update.json"), ContractType.COIN_M)
+    event = parse_user_event(sample("nautilus__account_update.json"), ContractType.COIN_M)
     assert isinstance(event, AccountUpdate)
     assert event.contract_type is ContractType.COIN_M
     assert event.reason == "ORDER"
@@ -155,7 +149,7 @@ def test_account_update_keeps_one_way_positions_only():
 
 
 def test_algo_update():
-    event = parse_user_event(load("algo_update.json"), USD)
+    event = parse_user_event(sample("algo_update.json"), USD)
     assert isinstance(event, AlgoUpdate)
     assert event.status is AlgoStatus.TRIGGERED
     assert event.kind is ProtectiveKind.STOP_MARKET
@@ -165,7 +159,7 @@ def test_algo_update():
 
 
 def test_algo_update_of_other_type_has_no_kind():
-    raw = load("algo_update.json")
+    raw = sample("algo_update.json")
     raw["o"]["o"] = "TRAILING_STOP_MARKET"
     event = parse_user_event(raw, USD)
     assert isinstance(event, AlgoUpdate)
@@ -189,7 +183,7 @@ def test_listen_key_expired():
 )
 def test_unknown_events_are_none(payload):
     assert parse_user_event(payload, USD) is None
-    assert parse_user_event(load("nautilus__trade_lite.json"), USD) is None
+    assert parse_user_event(sample("nautilus__trade_lite.json"), USD) is None
 
 
 def _without(payload: dict[str, Any], *path: str) -> dict[str, Any]:
@@ -213,15 +207,15 @@ def _without(payload: dict[str, Any], *path: str) -> dict[str, Any]:
 )
 def test_malformed_events_name_event_and_field(name, path, match):
     with pytest.raises(MalformedPayload, match=match):
-        parse_user_event(_without(load(name), *path), USD)
+        parse_user_event(_without(sample(name), *path), USD)
 
 
 def test_malformed_values_are_named():
-    raw = load("nautilus__order_update_trade.json")
+    raw = sample("nautilus__order_update_trade.json")
     raw["o"]["X"] = "HALF_DONE"
     with pytest.raises(MalformedPayload, match="'X' is not a OrderStatus"):
         parse_user_event(raw, USD)
-    order = load("nautilus__order_response.json") | {"origQty": "lots"}
+    order = sample("nautilus__order_response.json") | {"origQty": "lots"}
     with pytest.raises(MalformedPayload, match="order: field 'origQty' is not a decimal"):
         parse_order(order, USD)
     with pytest.raises(MalformedPayload, match="expected a JSON object"):
@@ -232,5 +226,5 @@ def test_malformed_values_are_named():
 
 
 def test_expired_in_match_is_expired():
-    order = load("nautilus__order_response.json") | {"status": "EXPIRED_IN_MATCH"}
+    order = sample("nautilus__order_response.json") | {"status": "EXPIRED_IN_MATCH"}
     assert parse_order(order, USD).status is OrderStatus.EXPIRED

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from decimal import Decimal
 
-import pykka
 import pytest
 
 from nancemakina.actors.domain.model import Decision, Direction, Leg, Outcome
@@ -19,7 +18,7 @@ from nancemakina.actors.exchange.types import (
 )
 from nancemakina.actors.messages import Alert, OrderStateChanged, PositionClosed, PositionOpened, Reconcile
 from nancemakina.actors.tree.ledger_store import LedgerStore, LedgerStoreError
-from tests.unit.test_ledger_support import (
+from tests.unit.ledger_support import (
     SIGNAL,
     USDT,
     FakeExchange,
@@ -32,12 +31,6 @@ from tests.unit.test_ledger_support import (
     protected,
     transient,
 )
-
-
-@pytest.fixture(autouse=True)
-def _stop_actors():
-    yield
-    pykka.ActorRegistry.stop_all()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,13 +200,14 @@ def policy(intensity: int = 10, **kwargs: Any) -> RestartPolicy:
     return RestartPolicy(intensity=intensity, **{**defaults, **kwargs})
 
 
-@pytest.fixture(autouse=True)
-def stop_every_actor():
-    gates: list[threading.Event] = []
-    yield gates
-    for gate in gates:
+@pytest.fixture
+def gates() -> Iterator[list[threading.Event]]:
+    """Events set after the test, before conftest's fixture stops every actor: a child hanging in its
+    stop is let go."""
+    opened: list[threading.Event] = []
+    yield opened
+    for gate in opened:
         gate.set()
-    pykka.ActorRegistry.stop_all(block=True, timeout=WAIT_S)
 
 
 def supervise(journal: Journal, *specs: ChildSpec, scheduler: Any = None, **kwargs: Any):
@@ -656,9 +658,9 @@ def test_reload_touches_only_added_removed_and_changed_pairs() -> None:
     assert tree.journal.starts("ledger") == ["start:ledger#1"], "shared children are not restarted"
 
 
-def test_a_child_hanging_in_stop_is_given_up_after_its_shutdown_timeout(stop_every_actor) -> None:
+def test_a_child_hanging_in_stop_is_given_up_after_its_shutdown_timeout(gates) -> None:
     gate = threading.Event()
-    stop_every_actor.append(gate)
+    gates.append(gate)
     tree = Tree(pairs=("BTC",), hang=(gate, 0.2))
     tree.root.start(timeout_s=WAIT_S)
     began = time.monotonic()
@@ -667,9 +669,9 @@ def test_a_child_hanging_in_stop_is_given_up_after_its_shutdown_timeout(stop_eve
     assert tree.journal.stops() == ["stop:BTC/1m#1", "stop:stream#1", "stop:executor#1", "stop:ledger#1"]
 
 
-def test_shutdown_is_bounded_in_total_and_keeps_time_for_the_shared_children(stop_every_actor) -> None:
+def test_shutdown_is_bounded_in_total_and_keeps_time_for_the_shared_children(gates) -> None:
     gate = threading.Event()
-    stop_every_actor.append(gate)
+    gates.append(gate)
     tree = Tree(pairs=("BTC", "ETH"), hang=(gate, 30.0))
     tree.root.start(timeout_s=WAIT_S)
     began = time.monotonic()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import functools
 import operator
-import threading
-import time
 from typing import Any
 
 import pytest
@@ -16,6 +14,7 @@ from nancemakina.actors.exchange.shard_connection import FrameBucket
 from nancemakina.actors.exchange.stream_sockets import backoff_delay
 from nancemakina.actors.exchange.ws import MarketConnections, assign_streams
 from nancemakina.actors.runtime.scheduling import OrderPriority
+from tests.unit.clock_support import FakeClock, finished, started_in
 
 
 def frame(**k_overrides: Any) -> dict[str, Any]:
@@ -199,7 +198,8 @@ def test_backoff_full_jitter_grows_and_caps():
 
 
 def test_every_frame_waits_for_a_pending_entry_before_it_is_handled():
-    priority = OrderPriority(hold_ms=100)
+    clock = FakeClock()
+    priority = OrderPriority(hold_ms=100, clock=clock)
     klines: list[Kline] = []
     conns = MarketConnections(
         contract=ContractType.USDT_M,
@@ -210,13 +210,12 @@ def test_every_frame_waits_for_a_pending_entry_before_it_is_handled():
         before_frame=priority.step_aside,
     )
     priority.begin("ETHUSDT")  # ETHUSDT's pair told its executor to enter
-    sent = threading.Timer(0.03, priority.end, args=("ETHUSDT",))
-    sent.start()
-    started = time.perf_counter()
-    conns.handle_frame(frame(), 1)
-    waited = time.perf_counter() - started
-    sent.join()
-    assert 0.025 <= waited < 0.09  # held until the entry went out, then handled
+    reader = started_in(clock, lambda: conns.handle_frame(frame(), 1))
+    clock.advance_ms(30)
+    assert klines == []  # held: the reader is still inside step_aside (the hold is 100 ms)
+    priority.end("ETHUSDT")
+    assert finished(reader)
+    assert priority.stats().waited_s == pytest.approx(0.030)  # held until the entry went out, then handled
     assert [k.symbol for k in klines] == ["BTCUSDT"]
     conns.handle_frame(frame(x=False), 2)  # nothing pending: no wait
     assert priority.stats().waits == 1

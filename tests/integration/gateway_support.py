@@ -1,17 +1,16 @@
-"""Shared fixtures: a LocalExchange on an ephemeral loopback port, paused, with synthetic 1m series.
+"""Helpers of the gateway tests (no tests here): a LocalExchange on an ephemeral loopback port, paused, with
+synthetic 1m series, and a gateway pointed at it (the ``exchange`` and ``gateway`` fixtures in conftest.py).
 
 The replay clock stands at candle ``HISTORY`` (open time ``NOW_MS``): candles ``[0, HISTORY)`` are closed
-history, nothing moves unless a test steps the clock. Every fixture stops what it started.
+history, nothing moves unless a test steps the clock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import pytest
 
 from nancemakina.actors.exchange.endpoints import Endpoints
 from nancemakina.actors.exchange.gateway import BinanceGateway
@@ -59,17 +58,3 @@ def make_gateway(ex: LocalExchange, *, budget: WeightBudget | None = None, **kw:
         budget=budget or WeightBudget(),
         **kw,  # type: ignore[arg-type]
     )
-
-
-@pytest.fixture
-def exchange() -> Iterator[LocalExchange]:
-    ex = start_exchange()
-    try:
-        yield ex
-    finally:
-        ex.stop()
-
-
-@pytest.fixture
-def gateway(exchange: LocalExchange) -> BinanceGateway:
-    return make_gateway(exchange, timeout_s=5.0)
