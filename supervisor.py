@@ -2,15 +2,15 @@
 
 ::
 
-    RootSupervisor                      this module; its root actor is actors/runtime/tree.py
-    ├── shared                          one_for_one, supervisor.shared_*; over budget: exit 70
-    │   ├── PositionLedger              actors/tree/position_ledger.py   first up, last down
-    │   ├── MarketStream[USDT_M]        actors/tree/market_stream.py
+    RootSupervisor                     this module; its root actor is actors/runtime/tree.py
+    ├── shared supervisor              one_for_one, supervisor.shared_*; over budget: exit 70
+    │   ├── PositionLedger             actors/tree/ledger/     first up, last down
+    │   ├── MarketStream[USDT_M]       actors/tree/market/
     │   └── MarketStream[COIN_M]
-    └── PairSupervisor[BTCUSDT]         one per pair, one_for_one, supervisor.pair_*; over budget: parks
-        ├── OrderExecutor[BTCUSDT]      actors/tree/order_executor.py    first child
-        ├── PairTimeframe[BTCUSDT,1m]   actors/tree/pair_timeframe.py    the signal timeframe decides
-        └── PairTimeframe[BTCUSDT,5m]   ...
+    └── pair supervisor BTCUSDT        one per pair (GroupSupervisor), supervisor.pair_*; over budget: parks
+        ├── OrderExecutor[BTCUSDT]     actors/tree/executor/   first child
+        ├── PairTimeframe[BTCUSDT,1m]  actors/tree/pair_timeframe.py   the signal timeframe decides
+        └── PairTimeframe[BTCUSDT,5m]  ...
 
 Start order (stop is the reverse): connections (the local exchange, in replay) → user-data streams →
 ledger (reconciles before anything trades) → market streams → pairs, each executor first → READY=1 →
@@ -45,14 +45,14 @@ from .actors.runtime.tree import GroupSpec, ReloadResult, SupervisionTree, TreeS
 from .actors.sim.launch import trading_pairs
 from .actors.sim.lockstep import ReplayDriver, chain_barriers, parse_with_marker
 from .actors.tree.actor_refs import PortfolioBoard, Refs
-from .actors.tree.ledger_files import archive_previous_ledger, ledger_path
-from .actors.tree.ledger_snapshots import LedgerSnapshots
-from .actors.tree.market_stream import MarketStream
-from .actors.tree.market_stream_board import MarketStreamBoard
-from .actors.tree.order_executor import OrderExecutor
-from .actors.tree.order_terms import EntrySlots, symbol_terms
+from .actors.tree.executor.order_executor import OrderExecutor
+from .actors.tree.executor.order_terms import EntrySlots, symbol_terms
+from .actors.tree.ledger.ledger_files import archive_previous_ledger, ledger_path
+from .actors.tree.ledger.ledger_snapshots import LedgerSnapshots
+from .actors.tree.ledger.position_ledger import PositionLedger
+from .actors.tree.market.market_stream import MarketStream
+from .actors.tree.market.market_stream_board import MarketStreamBoard
 from .actors.tree.pair_timeframe import PairBoard, PairTimeframe
-from .actors.tree.position_ledger import PositionLedger
 from .actors.tree.relays import Relays
 
 if TYPE_CHECKING:

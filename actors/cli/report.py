@@ -12,7 +12,7 @@ from ..backtest.engine import BacktestResult, Trade
 from ..backtest.report_files import render_summary, write_reports
 from ..domain.fills import ExitReason, fee
 from ..exchange.instruments import spec_for
-from ..tree.ledger_store import LedgerStore
+from ..tree.ledger.ledger_store import LedgerStore
 from .backtest import load_or_report, resolve_config_path
 
 if TYPE_CHECKING:

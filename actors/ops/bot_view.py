@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from ..runtime.thread_watch import ThreadWatch
     from ..runtime.tree import ReloadResult, TreeStatus
     from ..tree.actor_refs import Refs
-    from ..tree.ledger_snapshots import LedgerSnapshots
-    from ..tree.market_stream_board import MarketStreamBoard
+    from ..tree.ledger.ledger_snapshots import LedgerSnapshots
+    from ..tree.market.market_stream_board import MarketStreamBoard
     from ..tree.pair_timeframe import PairBoard
 
 

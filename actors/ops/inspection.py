@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ..messages import PauseEntries, ResumeEntries
 from ..runtime.actor import DIRECTORY, ActorStats
 from ..runtime.status import GroupState
-from ..tree.ledger_store import LedgerStore
+from ..tree.ledger.ledger_store import LedgerStore
 from .control_commands import ControlError
 from .thread_times import thread_kinds
 

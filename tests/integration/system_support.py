@@ -30,7 +30,7 @@ from nancemakina.actors.backtest.kline_files import parse_data_arg
 from nancemakina.actors.cli.backtest import account_settings, build_runs
 from nancemakina.actors.config import Config, load_config
 from nancemakina.actors.sim.server import LocalExchange
-from nancemakina.actors.tree.ledger_store import LedgerStore
+from nancemakina.actors.tree.ledger.ledger_store import LedgerStore
 from nancemakina.supervisor import RootSupervisor
 from tests.waiting import wait_until
 

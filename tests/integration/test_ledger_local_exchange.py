@@ -11,8 +11,8 @@ from nancemakina.actors.config import ExecutionSettings
 from nancemakina.actors.domain.model import ContractType, Direction, Leg, client_order_id
 from nancemakina.actors.exchange.types import ProtectiveKind, Side
 from nancemakina.actors.messages import Alert, PositionOpened, Reconcile
-from nancemakina.actors.tree.ledger_snapshots import LedgerSnapshots
-from nancemakina.actors.tree.position_ledger import PositionLedger
+from nancemakina.actors.tree.ledger.ledger_snapshots import LedgerSnapshots
+from nancemakina.actors.tree.ledger.position_ledger import PositionLedger
 from tests.integration.gateway_support import NOW_MS, make_gateway, start_exchange
 
 USDT = ContractType.USDT_M

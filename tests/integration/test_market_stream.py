@@ -18,11 +18,11 @@ from nancemakina.actors.messages import KlineClosed, KlineGapUnrepaired
 from nancemakina.actors.runtime.actor import Actor
 from nancemakina.actors.runtime.routing import Router
 from nancemakina.actors.sim import LocalExchange, SimConfig
-from nancemakina.actors.tree.market_stream import (
+from nancemakina.actors.tree.market.market_stream import (
     MarketStream,
     Subscribe,
 )
-from nancemakina.actors.tree.market_stream_board import MarketStreamBoard
+from nancemakina.actors.tree.market.market_stream_board import MarketStreamBoard
 from tests.integration.sim_support import BTC, ETH, START
 from tests.waiting import wait_until
 

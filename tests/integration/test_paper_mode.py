@@ -15,7 +15,7 @@ import pytest
 from nancemakina.actors.config import parse_config
 from nancemakina.actors.sim.config import SimConfig
 from nancemakina.actors.sim.server import LocalExchange
-from nancemakina.actors.tree.ledger_store import LedgerStore
+from nancemakina.actors.tree.ledger.ledger_store import LedgerStore
 from nancemakina.supervisor import RootSupervisor
 from tests.waiting import wait_until
 

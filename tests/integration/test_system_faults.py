@@ -13,7 +13,7 @@ from typing import Any
 from nancemakina.actors.backtest.engine import Trade
 from nancemakina.actors.domain.model import ContractType, Decision, Direction, Leg, client_order_id
 from nancemakina.actors.sim.server import LocalExchange
-from nancemakina.actors.tree.ledger_store import LedgerStore
+from nancemakina.actors.tree.ledger.ledger_store import LedgerStore
 from tests.integration.system_support import (
     MINUTE_MS,
     Cleanup,

@@ -14,7 +14,7 @@ from typing import Any
 from nancemakina.actors.backtest.engine import Trade
 from nancemakina.actors.domain.fills import ExitReason
 from nancemakina.actors.domain.model import Direction, Leg, client_order_id
-from nancemakina.actors.tree.ledger_records import TERMINAL
+from nancemakina.actors.tree.ledger.ledger_records import TERMINAL
 from tests.integration.system_support import (
     Cleanup,
     SliceMaker,

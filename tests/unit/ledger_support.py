@@ -27,9 +27,9 @@ from nancemakina.actors.exchange.types import (
     Side,
 )
 from nancemakina.actors.messages import PositionOpened, Reconcile
-from nancemakina.actors.tree.ledger_snapshots import LedgerSnapshots
-from nancemakina.actors.tree.ledger_store import LedgerStore
-from nancemakina.actors.tree.position_ledger import PositionLedger
+from nancemakina.actors.tree.ledger.ledger_snapshots import LedgerSnapshots
+from nancemakina.actors.tree.ledger.ledger_store import LedgerStore
+from nancemakina.actors.tree.ledger.position_ledger import PositionLedger
 
 T = TypeVar("T")
 USDT = ContractType.USDT_M

@@ -31,8 +31,8 @@ from nancemakina.actors.messages import (
     SubmitEntry,
 )
 from nancemakina.actors.runtime.scheduling import OrderPriority
-from nancemakina.actors.tree.order_executor import OrderExecutor
-from nancemakina.actors.tree.order_terms import SymbolTerms
+from nancemakina.actors.tree.executor.order_executor import OrderExecutor
+from nancemakina.actors.tree.executor.order_terms import SymbolTerms
 
 BTC = spec_for("BTCUSDT", ContractType.USDT_M)
 

@@ -15,10 +15,10 @@ import nancemakina.actors as package
 from nancemakina.actors import messages
 from nancemakina.actors.runtime.actor import Actor, Barrier, handler_name
 from nancemakina.actors.runtime.supervisor import Supervisor
-from nancemakina.actors.tree.market_stream import MarketStream
-from nancemakina.actors.tree.order_executor import OrderExecutor
+from nancemakina.actors.tree.executor.order_executor import OrderExecutor
+from nancemakina.actors.tree.ledger.position_ledger import PositionLedger
+from nancemakina.actors.tree.market.market_stream import MarketStream
 from nancemakina.actors.tree.pair_timeframe import PairTimeframe
-from nancemakina.actors.tree.position_ledger import PositionLedger
 
 
 def _all_actor_classes() -> list[type[Actor[Any]]]:

@@ -17,7 +17,7 @@ from nancemakina.actors.exchange.types import (
     UserStreamStatus,
 )
 from nancemakina.actors.messages import Alert, OrderStateChanged, PositionClosed, PositionOpened, Reconcile
-from nancemakina.actors.tree.ledger_store import LedgerStore, LedgerStoreError
+from nancemakina.actors.tree.ledger.ledger_store import LedgerStore, LedgerStoreError
 from tests.unit.ledger_support import (
     SIGNAL,
     USDT,

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from nancemakina.actors.domain.model import ContractType, Decision, Direction, Outcome, SkipReason
-from nancemakina.actors.tree.ledger_records import EventRecord, OrderRecord, PositionRecord
-from nancemakina.actors.tree.ledger_schema import MIGRATIONS, SCHEMA_VERSION
-from nancemakina.actors.tree.ledger_store import LedgerStore, LedgerStoreError
+from nancemakina.actors.tree.ledger.ledger_records import EventRecord, OrderRecord, PositionRecord
+from nancemakina.actors.tree.ledger.ledger_schema import MIGRATIONS, SCHEMA_VERSION
+from nancemakina.actors.tree.ledger.ledger_store import LedgerStore, LedgerStoreError
 
 
 def position(symbol: str = "BTCUSDT", **changes: Any) -> PositionRecord:

@@ -9,8 +9,8 @@ from typing import Any
 
 from nancemakina.actors.domain.model import ContractType, Direction, Leg
 from nancemakina.actors.exchange.types import AlgoOrderResult, AlgoStatus, PositionInfo, ProtectiveKind, Side
-from nancemakina.actors.tree.ledger_records import PositionRecord
-from nancemakina.actors.tree.reconciliation import (
+from nancemakina.actors.tree.ledger.ledger_records import PositionRecord
+from nancemakina.actors.tree.ledger.reconciliation import (
     AdoptPosition,
     CancelAlgo,
     CloseInLedger,

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..domain.model import Decision, Leg
-from ..messages import EntryRejected, OrderStateChanged, PositionLedgerInbox
-from ..runtime.actor import Address
+from ...domain.model import Decision, Leg
+from ...messages import EntryRejected, OrderStateChanged, PositionLedgerInbox
+from ...runtime.actor import Address
 
 
 class OrderReports:

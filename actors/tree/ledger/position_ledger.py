@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from ..config import ExecutionSettings
-from ..domain.model import ContractType, Decision, Leg, PortfolioView
-from ..exchange.types import (
+from ...config import ExecutionSettings
+from ...domain.model import ContractType, Decision, Leg, PortfolioView
+from ...exchange.types import (
     AccountUpdate,
     AlgoStatus,
     AlgoUpdate,
@@ -33,7 +33,7 @@ from ..exchange.types import (
     OrderUpdate,
     UserStreamStatus,
 )
-from ..messages import (
+from ...messages import (
     Alert,
     EntryRejected,
     OrderStateChanged,
@@ -41,8 +41,8 @@ from ..messages import (
     PositionOpened,
     Reconcile,
 )
-from ..runtime.actor import Actor, Monitor
-from ..runtime.scheduling import OrderPriority
+from ...runtime.actor import Actor, Monitor
+from ...runtime.scheduling import OrderPriority
 from .ledger_records import PositionRecord
 from .ledger_snapshots import LedgerGateway, LedgerSnapshots
 from .ledger_store import LedgerStore
@@ -51,7 +51,7 @@ from .reconciliation import closing_side, is_ours, parse_client_id
 from .reconciliation_runner import ReconciliationRunner
 
 if TYPE_CHECKING:
-    from ..runtime.thread_watch import ThreadWatch
+    from ...runtime.thread_watch import ThreadWatch
 
 _ENTRY_FAILED_ALERTS = frozenset({"naked_position", "stop_failed"})
 _ENTRY_GRACE_S = 120.0

@@ -18,11 +18,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
-from ..domain.fills import SizingError, SizingRequest, size_position
-from ..domain.model import ContractType, Decision, Direction, Leg, PortfolioView, client_order_id
-from ..exchange.errors import IpBanned, RateLimited, Rejected, TransientError, UnknownStatus
-from ..exchange.types import Balance, OrderResult, OrderStatus, Side
-from ..messages import (
+from ...domain.fills import SizingError, SizingRequest, size_position
+from ...domain.model import ContractType, Decision, Direction, Leg, PortfolioView, client_order_id
+from ...exchange.errors import IpBanned, RateLimited, Rejected, TransientError, UnknownStatus
+from ...exchange.types import Balance, OrderResult, OrderStatus, Side
+from ...messages import (
     Alert,
     OrderExecutorInbox,
     PauseEntries,
@@ -33,8 +33,8 @@ from ..messages import (
     StopAcceptingEntries,
     SubmitEntry,
 )
-from ..runtime.actor import Actor, Address, Monitor
-from ..runtime.scheduling import OrderPriority
+from ...runtime.actor import Actor, Address, Monitor
+from ...runtime.scheduling import OrderPriority
 from .order_reports import OrderReports
 from .order_retries import GiveUpError, OrderRetries
 from .order_terms import EntrySlots, OrderGateway, SymbolTerms

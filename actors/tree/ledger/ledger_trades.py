@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
-from ..domain.model import ContractType, Leg, PortfolioView, client_order_id
-from ..exchange.errors import ExchangeError
-from ..messages import PositionClosed
+from ...domain.model import ContractType, Leg, PortfolioView, client_order_id
+from ...exchange.errors import ExchangeError
+from ...messages import PositionClosed
 from .ledger_records import TERMINAL, EventRecord, OrderRecord, PositionRecord
 from .ledger_snapshots import LedgerGateway, LedgerSnapshots, OpenPositionView
 from .ledger_store import LedgerStore

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-from ..domain.model import ContractType
-from ..exchange.types import (
+from ...domain.model import ContractType
+from ...exchange.types import (
     AlgoOrderResult,
     OrderPlacement,
     OrderResult,

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
-from ..domain.model import ContractType, Direction, Leg, client_order_id
-from ..exchange.types import AlgoOrderResult, OrderResult, PositionInfo, ProtectiveKind, Side
+from ...domain.model import ContractType, Direction, Leg, client_order_id
+from ...exchange.types import AlgoOrderResult, OrderResult, PositionInfo, ProtectiveKind, Side
 from .ledger_records import PositionRecord
 
 OUR_PREFIX = "nm-"

@@ -12,8 +12,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from ..exchange.errors import IpBanned, RateLimited, Rejected, TransientError, UnknownStatus
-from ..exchange.types import OrderResult, OrderStatus
+from ...exchange.errors import IpBanned, RateLimited, Rejected, TransientError, UnknownStatus
+from ...exchange.types import OrderResult, OrderStatus
 
 if TYPE_CHECKING:
     from loguru import Logger

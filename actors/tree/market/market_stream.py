@@ -35,13 +35,13 @@ from collections.abc import Callable, Iterable
 
 import pykka
 
-from ..domain.kline_sequencer import Accepted, Key, KlineSequencer, OpenRange, Verdict
-from ..domain.model import TIMEFRAME_MS, ContractType, Kline
-from ..exchange.kline_frames import kline_stream
-from ..exchange.shard_connection import ConnectionEvent, WsConfig
-from ..exchange.stream_sockets import StreamRoots
-from ..exchange.ws import MarketConnections
-from ..messages import (
+from ...domain.kline_sequencer import Accepted, Key, KlineSequencer, OpenRange, Verdict
+from ...domain.model import TIMEFRAME_MS, ContractType, Kline
+from ...exchange.kline_frames import kline_stream
+from ...exchange.shard_connection import ConnectionEvent, WsConfig
+from ...exchange.stream_sockets import StreamRoots
+from ...exchange.ws import MarketConnections
+from ...messages import (
     ConnectionStatusChanged,
     KlineClosed,
     KlineGapUnrepaired,
@@ -52,9 +52,9 @@ from ..messages import (
     Subscribe,
     Unsubscribe,
 )
-from ..runtime.actor import Actor, Monitor
-from ..runtime.routing import Router
-from ..runtime.scheduling import CandleTurn, OrderPriority
+from ...runtime.actor import Actor, Monitor
+from ...runtime.routing import Router
+from ...runtime.scheduling import CandleTurn, OrderPriority
 from .kline_backfill import KlineBackfill, KlineGateway
 from .market_stream_board import MarketStreamBoard
 

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
-from ..domain.model import Decision
+from ...domain.model import Decision
 from .ledger_files import ledger_path
 from .ledger_records import TERMINAL, DecisionRecord, EventRecord, OrderRecord, PositionRecord
 from .ledger_schema import (

@@ -10,10 +10,10 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..config import PairSettings
-from ..domain.fills import InstrumentSpec
-from ..domain.model import ContractType
-from ..exchange.types import AlgoOrderResult, Balance, OrderPlacement, OrderResult
+from ...config import PairSettings
+from ...domain.fills import InstrumentSpec
+from ...domain.model import ContractType
+from ...exchange.types import AlgoOrderResult, Balance, OrderPlacement, OrderResult
 
 
 class OrderGateway(OrderPlacement, Protocol):

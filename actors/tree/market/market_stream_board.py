@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from ..domain.kline_sequencer import Key, KlineSequencer, OpenRange, SequencerStats
-from ..domain.model import ContractType
-from ..exchange.shard_connection import ConnectionStatus
-from ..exchange.ws import MarketConnections, WsStatus
+from ...domain.kline_sequencer import Key, KlineSequencer, OpenRange, SequencerStats
+from ...domain.model import ContractType
+from ...exchange.shard_connection import ConnectionStatus
+from ...exchange.ws import MarketConnections, WsStatus
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING
 
-from ..config import ExecutionSettings
-from ..domain.model import ContractType, Leg
-from ..exchange.errors import ExchangeError, Rejected, UnknownStatus
-from ..exchange.types import OrderStatus, ProtectiveKind
-from ..messages import Alert
+from ...config import ExecutionSettings
+from ...domain.model import ContractType, Leg
+from ...exchange.errors import ExchangeError, Rejected, UnknownStatus
+from ...exchange.types import OrderStatus, ProtectiveKind
+from ...messages import Alert
 from .ledger_records import PositionRecord
 from .ledger_snapshots import LedgerGateway, LedgerSnapshots
 from .ledger_trades import LedgerTrades

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 
-from ..domain.model import ContractType, Decision, Direction, Outcome, SkipReason
+from ...domain.model import ContractType, Decision, Direction, Outcome, SkipReason
 from .ledger_records import DecisionRecord, EventRecord, OrderRecord, PositionRecord
 
 _V1 = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ..domain.model import ContractType, Decision, Direction
+from ...domain.model import ContractType, Decision, Direction
 
 TERMINAL = frozenset({"filled", "finished", "canceled", "expired", "rejected"})
 """Order statuses after which an order is no longer open."""

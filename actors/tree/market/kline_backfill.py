@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from ..domain.kline_sequencer import OpenRange
-from ..domain.model import ContractType, Kline
+from ...domain.kline_sequencer import OpenRange
+from ...domain.model import ContractType, Kline
 from .market_stream_board import MarketStreamBoard
 
 if TYPE_CHECKING:

@@ -13,12 +13,12 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from ..domain.fills import protective_price
-from ..domain.model import ContractType, Decision, Direction, Leg, client_order_id
-from ..exchange.errors import Rejected
-from ..exchange.types import AlgoOrderResult, OrderResult, ProtectiveKind, Side
-from ..messages import Alert
-from ..runtime.scheduling import OrderPriority
+from ...domain.fills import protective_price
+from ...domain.model import ContractType, Decision, Direction, Leg, client_order_id
+from ...exchange.errors import Rejected
+from ...exchange.types import AlgoOrderResult, OrderResult, ProtectiveKind, Side
+from ...messages import Alert
+from ...runtime.scheduling import OrderPriority
 from .order_reports import OrderReports
 from .order_retries import GiveUpError, OrderRetries
 from .order_terms import EntrySlots, OrderGateway, SymbolTerms

@@ -1,0 +1,1 @@
+"""``MarketStream`` and what only it uses: the published board (prices, status) and gap backfill."""
