@@ -12,15 +12,15 @@
         ├── PairTimeframe[BTCUSDT,1m]  actors/tree/pair_timeframe.py   the signal timeframe decides
         └── PairTimeframe[BTCUSDT,5m]  ...
 
-Start order (stop is the reverse): connections (the local exchange, in replay) → user-data streams →
-ledger (reconciles before anything trades) → market streams → pairs, each executor first → READY=1 →
-the replay clock. Actors find each other through ``Refs`` and the ``Router``, never through a ref captured
-at start, because a restart creates a new actor; the ``relays`` carry events between them.
+Start order (stop is the reverse): connections (the local exchange, in replay) → the account, read once →
+user-data streams → ledger (reconciles before anything trades) → market streams, every stream at once →
+pairs, each executor first, their history read in the pairs' order → READY=1 → the replay clock. Actors
+find each other through ``Refs`` and the ``Router``, never through a ref captured at start, because a restart
+creates a new actor; the ``relays`` carry events between them.
 """
 
 from __future__ import annotations
 
-import itertools
 import sys
 import threading
 import time
@@ -30,12 +30,13 @@ from loguru import logger
 
 from .actors.config import Config, Mode, PairSettings, load_config
 from .actors.connections import Connections
-from .actors.messages import PairTimeframeInbox, StopAcceptingEntries, Subscribe, Unsubscribe
+from .actors.messages import PairTimeframeInbox, StopAcceptingEntries, Subscribe
 from .actors.ops.access import OperatorAccess
 from .actors.ops.config_watch import watch_config
-from .actors.ops.reload import ProcessSettings, dropped_timeframes, refusals
+from .actors.ops.reload import ProcessSettings, forget_dropped, refusals
 from .actors.ops.service import run_service
 from .actors.ops.systemd import SdNotifier
+from .actors.ops.warmup_progress import WarmupProgress
 from .actors.runtime.child_spec import ChildSpec, Restart, RestartPolicy
 from .actors.runtime.cpu_affinity import CpuPinning
 from .actors.runtime.routing import Router
@@ -99,7 +100,7 @@ class RootSupervisor:
         """Shared by pairs, executors, market streams, the ledger and user events: entries go out first."""
         self.stopping = threading.Event()
         """Set at the start of shutdown, read directly by the executors (never queued behind a mailbox)."""
-        self.kline_pool = self.connections.kline_pool()
+        self.ready_after_s: float | None = None
         self.replay: ReplayDriver | None = None
         exchange = self.connections.exchange
         if config.api.mode is Mode.REPLAY and exchange is not None:
@@ -184,7 +185,7 @@ class RootSupervisor:
         return ref
 
     def _stream_starter(self, contract: ContractType) -> Callable[[Monitor, int], pykka.ActorRef[Any]]:
-        gateway = self.connections.market_gateway()
+        gateway = self.connections.market_gateway(bulk=True)
 
         def start(monitor: Monitor, generation: int) -> pykka.ActorRef[Any]:
             paper = self.connections.paper
@@ -202,9 +203,10 @@ class RootSupervisor:
                 handoff_ms=self.config.supervisor.candle_handoff_ms,
             )
             self.refs.streams[contract] = ref
-            mine = sorted(k for k in self.router.keys() if self.settings[k[0]].contract_type is contract)  # noqa: SIM118
-            for symbol, keys in itertools.groupby(mine, key=lambda k: k[0]):  # a restart resubscribes
-                ref.tell(Subscribe(symbol=symbol, timeframes=tuple(tf for _, tf in keys)))
+            # Every stream at once, before any pair starts (and after a restart of this actor): connections
+            # open with their streams in the URL and flow during the warm-up.
+            mine = [s for s in self.settings.values() if s.contract_type is contract]
+            ref.tell(Subscribe(keys=tuple((s.symbol, tf) for s in mine for tf in s.indicator_timeframes)))
             return ref
 
         return start
@@ -227,6 +229,7 @@ class RootSupervisor:
                 stopping=self.stopping,
                 slots=self.slots,
                 priority=self.priority,
+                account=self.connections.account,
                 name=f"pair:{symbol}:executor",
                 monitor=monitor,
                 generation=generation,
@@ -239,6 +242,7 @@ class RootSupervisor:
     def _timeframe_child(self, settings: PairSettings, timeframe: str) -> ChildSpec:
         trading = timeframe == settings.signal_timeframe
         pacer = self.replay.pacer if self.replay is not None else None
+        rank = list(self.settings).index(settings.symbol) if settings.symbol in self.settings else 0
 
         def start(monitor: Monitor, generation: int) -> pykka.ActorRef[Any]:
             ref = PairTimeframe.start(
@@ -247,7 +251,7 @@ class RootSupervisor:
                 contract=settings.contract_type,
                 params=settings.strategy_params(),
                 trading=trading,
-                klines=self.kline_pool,
+                klines=self.connections.klines,
                 portfolio=self.portfolio.get,
                 executor=self.refs.executor_address(settings.symbol),
                 ledger=self.refs.ledger_address(),
@@ -257,11 +261,12 @@ class RootSupervisor:
                 on_status=self.pair_board.publish,
                 observe=self.relays.observe,
                 priority=self.priority,
+                rank=rank,
             )
             self.router.register(settings.symbol, timeframe, ref)
             stream = self.refs.streams.get(settings.contract_type)
-            if stream is not None:
-                stream.tell(Subscribe(symbol=settings.symbol, timeframes=(timeframe,)))
+            if stream is not None:  # already subscribed at the stream's start, unless added by a reload
+                stream.tell(Subscribe.of(settings.symbol, (timeframe,)))
             return ref
 
         return ChildSpec(
@@ -269,8 +274,7 @@ class RootSupervisor:
             start=start,
             restart=Restart.PERMANENT,
             shutdown_timeout_s=5.0,
-            start_timeout_s=60.0,
-            await_start=False,  # a pair's timeframes warm up side by side (after its executor)
+            await_start=False,  # a pair's timeframes start side by side (after its executor)
         )
 
     def _drain_executors_then_ledger(self, then: Any) -> None:
@@ -279,18 +283,24 @@ class RootSupervisor:
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
-    def start(self, *, ready_timeout_s: float = 120.0) -> None:
-        """Start the tree, wait until every pair is warm, tell systemd READY=1, then let a replay run."""
+    def start(self, *, ready_timeout_s: float | None = None) -> None:
+        """Start the tree, wait until every pair is warm (at most ``ready_timeout_s``, default from the
+        warm-up's weight), tell systemd READY=1, then let a replay run."""
         sys.setswitchinterval(self.config.supervisor.gil_switch_interval_ms / 1000)
         self.cpu.apply(self.config.supervisor.cpu_affinity)  # threads started from here on inherit it
         self.access.start()  # first: a second bot on the same state fails here, before it trades
+        for thread in self.connections.start():  # the account, read once; the pairs' history readers
+            self.threads.watch(thread, role="pair history and gap reads", essential=True)
         for stream in self.user_streams:
             stream.start()
             self.threads.watch_named(stream.name, role=f"{stream.name}: fills and account", essential=True)
         self.tree.start()
-        expected = {(s.symbol, tf) for s in self.settings.values() for tf in s.indicator_timeframes}
-        if not self.pair_board.wait_warm(expected, ready_timeout_s):
+        c = self.connections
+        progress = WarmupProgress(self.pair_board, c.market_budget, self.notifier, c.klines)
+        if not progress.wait_for_pairs(self.settings.values(), ready_timeout_s):
             logger.warning("not every pair warmed up in time; the slow ones keep trying under supervision")
+        self.ready_after_s = time.time() - self.started_at
+        logger.info(f"{len(self.settings)} pairs warm {self.ready_after_s:.1f} s after start")
         self.notifier.ready(f"trading {len(self.settings)} pairs ({self.config.api.mode})")
         if self.replay is not None:
             self.replay.begin()
@@ -401,15 +411,7 @@ class RootSupervisor:
             self.settings.clear()
             self.settings.update(kept)
             result = self.tree.reload(self._tree_spec(new))
-            for old, gone in dropped_timeframes(previous, kept):  # their routes and streams go
-                for tf in gone:
-                    self.router.unregister(old.symbol, tf)
-                stream = self.refs.streams.get(old.contract_type)
-                if stream is not None:
-                    stream.tell(Unsubscribe(symbol=old.symbol, timeframes=gone))
-            for symbol in previous.keys() - kept.keys():
-                self.pair_board.drop(symbol)
-                self.refs.executors.pop(symbol, None)
+            forget_dropped(previous, kept, router=self.router, refs=self.refs, board=self.pair_board)
             if self.replay is not None and self.replay.pacer is not None:
                 self.replay.pacer.set_expected((s.symbol, s.signal_timeframe) for s in kept.values())
             logger.info(

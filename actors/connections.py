@@ -13,13 +13,15 @@ mode            orders, account, user-data stream            market data
 ==============  ===========================================  ================================================
 
 Gateways are made on demand (one python-binance client and lock each); every gateway on one set of
-endpoints shares one ``WeightBudget``, as Binance counts weight per IP. The exchange filters of every
-traded symbol are read here once, so the tree starts only if the exchange lists every configured pair.
+endpoints shares one ``WeightBudget``, as Binance counts weight per IP, and one ``ServerClock``, so the
+venue's time is measured once per process. The exchange filters of every traded symbol are read here once,
+so the tree starts only if the exchange lists every configured pair.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -29,10 +31,12 @@ from .exchange.endpoints import Endpoints
 from .exchange.gateway import BinanceGateway
 from .exchange.instruments import spec_to_entry
 from .exchange.ratelimit import WeightBudget
+from .exchange.server_clock import ServerClock
 from .exchange.user_stream import UserStream
 from .sim.launch import paper_broker, replay_exchange
 from .sim.remote import RemoteExchange
-from .tree.pair_timeframe import KlinePool
+from .tree.executor.account_view import AccountView
+from .tree.kline_queue import KlineQueue
 
 if TYPE_CHECKING:
     from .domain.fills import InstrumentSpec
@@ -40,8 +44,8 @@ if TYPE_CHECKING:
     from .sim.server import LocalExchange
 
 KLINE_GATEWAYS = 4
-"""REST gateways the pair actors share for warm-up and gap reads (one lock each): a pair restart warms its
-timeframes side by side, and the shared weight budget still paces them all."""
+"""REST gateways (one worker each) serving the pair actors' warm-up and gap reads: a pair restart warms its
+timeframes side by side, a cold start keeps four reads in flight, and the shared weight budget paces them."""
 
 
 class Connections:
@@ -98,6 +102,10 @@ class Connections:
         """For redaction: every log line, metric and shell answer is scrubbed of these."""
         self.budget = WeightBudget()
         self.market_budget = self.budget if market is endpoints else WeightBudget()
+        self.clock = ServerClock(tracks_wall_clock=not endpoints.is_local)
+        self.market_clock = (
+            self.clock if market is endpoints else ServerClock(tracks_wall_clock=not market.is_local)
+        )
         self.contracts = sorted({s.contract_type for s in pairs.values()}) or [ContractType.USDT_M]
         self.specs: dict[str, InstrumentSpec] = {}
         info = self.market_gateway()
@@ -111,8 +119,18 @@ class Connections:
         if missing:
             self.close()
             raise ValueError(f"symbols not listed by the exchange: {', '.join(missing)}")
+        self.klines = KlineQueue([self.market_gateway(bulk=True) for _ in range(KLINE_GATEWAYS)])
+        """The pair actors' history and gap reads, served in the pairs' order by one worker per gateway."""
+        self.account = AccountView()
+        """Margin type, leverage and balances of the account: read once at start, shared by the executors."""
 
-    def gateway(self) -> BinanceGateway:
+    def start(self) -> list[threading.Thread]:
+        """Read the account (once for every executor) and start the kline workers; returns their threads."""
+        for contract in self.contracts:
+            self.account.load(self.gateway(), contract)
+        return self.klines.start()
+
+    def gateway(self, *, bulk: bool = False) -> BinanceGateway:
         """A REST gateway for orders and account reads (signed)."""
         return BinanceGateway(
             self.endpoints,
@@ -121,23 +139,23 @@ class Connections:
             budget=self.budget,
             recv_window_ms=self.config.api.recv_window_ms,
             timeout_s=self.config.api.request_timeout_s,
+            clock=self.clock,
+            bulk=bulk,
         )
 
-    def market_gateway(self) -> BinanceGateway:
-        """A REST gateway for market data (klines, exchange info, server time)."""
+    def market_gateway(self, *, bulk: bool = False) -> BinanceGateway:
+        """A REST gateway for market data (klines, exchange info, server time); ``bulk`` for klines reads."""
         if self.market_endpoints is self.endpoints:
-            return self.gateway()
+            return self.gateway(bulk=bulk)
         return BinanceGateway(
             self.market_endpoints,
             api_key=None,
             api_secret=None,
             budget=self.market_budget,
             timeout_s=self.config.api.request_timeout_s,
+            clock=self.market_clock,
+            bulk=bulk,
         )
-
-    def kline_pool(self) -> KlinePool:
-        """The market gateways pair actors share for their REST reads."""
-        return KlinePool([self.market_gateway() for _ in range(KLINE_GATEWAYS)])
 
     def user_stream(
         self, contract: ContractType, on_event: UserEventSink, parse: UserEventParser
@@ -153,7 +171,10 @@ class Connections:
         )
 
     def close(self) -> None:
-        """Stop in-process exchanges; leave an external one running."""
+        """Stop the kline workers and in-process exchanges; leave an external exchange running."""
+        klines = getattr(self, "klines", None)  # absent when the constructor failed before making it
+        if klines is not None:
+            klines.close()
         paper, self.paper = self.paper, None
         if paper is not None:
             paper.stop()

@@ -37,6 +37,15 @@ class KlineClosed:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryFetched:
+    """Event to a pair actor, from its own warm-up read: the recent closed candles, oldest first."""
+
+    klines: tuple[Kline, ...]
+    error: str | None = None
+    """Why the history could not be read (``Type: message``); the actor fails and is restarted."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SubmitEntry:
     """Command to the executor: open the position a taken decision asks for."""
 
@@ -147,10 +156,16 @@ class StopAcceptingEntries:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Subscribe:
-    """Command: stream closed candles of ``symbol`` for these timeframes (idempotent)."""
+    """Command: stream closed candles of these (symbol, timeframe) keys (idempotent).
 
-    symbol: str
-    timeframes: tuple[str, ...]
+    One message may carry a whole market's keys: they then open their connections together, each with its
+    streams in its URL, instead of growing connections by SUBSCRIBE frames paced at a few per second."""
+
+    keys: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, symbol: str, timeframes: tuple[str, ...]) -> Subscribe:
+        return cls(keys=tuple((symbol, tf) for tf in timeframes))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,10 +177,13 @@ class SetCandleHandoff:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Unsubscribe:
-    """Command: stop streaming these timeframes of ``symbol``."""
+    """Command: stop streaming these (symbol, timeframe) keys."""
 
-    symbol: str
-    timeframes: tuple[str, ...]
+    keys: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, symbol: str, timeframes: tuple[str, ...]) -> Unsubscribe:
+        return cls(keys=tuple((symbol, tf) for tf in timeframes))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -202,8 +220,9 @@ class KlineGapUnrepaired:
 
 # --- who accepts what (checked when each actor class is defined; senders are typed with these) -------------
 
-PairTimeframeInbox = KlineClosed | EntryRejected | KlineGapUnrepaired
-"""``tree/pair_timeframe.py``: candles from the market stream, its rejected entries, unrepairable gaps."""
+PairTimeframeInbox = KlineClosed | HistoryFetched | EntryRejected | KlineGapUnrepaired
+"""``tree/pair_timeframe.py``: candles from the market stream, its warm-up history, its rejected entries,
+unrepairable gaps."""
 
 OrderExecutorInbox = SubmitEntry | PauseEntries | ResumeEntries | StopAcceptingEntries | PositionClosed
 """``tree/order_executor.py``: entries from its pair, operator pauses, shutdown, the ledger's closes."""
@@ -224,6 +243,7 @@ __all__ = [
     "ChildExited",
     "ConnectionStatusChanged",
     "EntryRejected",
+    "HistoryFetched",
     "KlineClosed",
     "KlineGapUnrepaired",
     "KlineReceived",

@@ -22,6 +22,11 @@ from binance import Client
 from requests.adapters import HTTPAdapter
 
 _LOOPBACK_NAMES = frozenset({"localhost"})
+SIM_CLOCK_HEADER = "X-SIM-Clock-Ms"
+"""Header of every local-exchange REST answer: the replay clock (ms), i.e. the time its klines have reached.
+
+Which of its candles are closed is decided by that clock, not by the wall clock, so on a local venue the
+gateway reads it from this header."""
 
 
 class TimeSource(StrEnum):

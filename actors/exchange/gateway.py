@@ -2,19 +2,19 @@
 
 Every method returns domain types (``actors.exchange.types``) or raises an ``ExchangeError`` subclass
 that names the recovery (``actors.exchange.errors``). Thread-safe: one python-binance client per
-gateway behind a lock; the ``WeightBudget`` is shared by every gateway of the process on one venue.
+gateway behind a lock; the ``WeightBudget`` and the ``ServerClock`` are shared by every gateway of the
+process on one venue.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from ..domain.fills import InstrumentSpec
 from ..domain.model import ContractType, Kline
-from .endpoints import Endpoints
+from .endpoints import SIM_CLOCK_HEADER, Endpoints
 from .errors import (
     NO_NEED_MARGIN_TYPE,
     NO_NEED_POSITION_SIDE,
@@ -23,7 +23,7 @@ from .errors import (
     Rejected,
 )
 from .instruments import ExchangeInfoError, parse_symbol
-from .kline_pages import KlineReader, klines_weight
+from .kline_pages import KlineReader, Page, klines_weight
 from .parse import (
     MalformedPayload,
     is_protective_type,
@@ -31,11 +31,22 @@ from .parse import (
     parse_balance,
     parse_order,
     parse_position,
+    parse_symbol_settings,
     request_weight_limit,
+    rows_of,
 )
 from .ratelimit import WeightBudget
+from .server_clock import ServerClock
 from .transport import GatewayCounters, Transport, endpoint, server_time_of
-from .types import AlgoOrderResult, Balance, OrderResult, PositionInfo, ProtectiveKind, Side
+from .types import (
+    AlgoOrderResult,
+    Balance,
+    OrderResult,
+    PositionInfo,
+    ProtectiveKind,
+    Side,
+    SymbolSettings,
+)
 
 _GONE = frozenset({NO_SUCH_ORDER, UNKNOWN_ORDER})
 _MARGIN_TYPES = frozenset({"ISOLATED", "CROSSED"})
@@ -55,19 +66,12 @@ def _pick(contract: ContractType, usd: Callable[..., Any], coin: Callable[..., A
     return usd if contract is ContractType.USDT_M else coin
 
 
-def _rows(body: Any, what: str) -> list[Any]:
-    if isinstance(body, dict) and isinstance(body.get("orders"), list):
-        return list(body["orders"])
-    if not isinstance(body, list):
-        raise MalformedPayload(f"{what}: expected a JSON list, got {type(body).__name__}")
-    return body
-
-
 class BinanceGateway:
     """REST gateway for one venue and one account (see the module docstring).
 
-    ``clock`` (wall seconds) paces time resyncs; signed timestamps follow python-binance's ``time.time()``
-    plus the measured offset.
+    ``clock`` is the venue's ``ServerClock``, shared by all its gateways (a gateway made without one keeps
+    its own); signed timestamps follow python-binance's ``time.time()`` plus its offset. ``bulk``: a gateway
+    for bulk reads (warm-up and backfill klines), which stay inside the budget's bulk share.
     """
 
     def __init__(
@@ -79,10 +83,12 @@ class BinanceGateway:
         budget: WeightBudget,
         recv_window_ms: int = 5000,
         timeout_s: float = 10.0,
-        clock: Callable[[], float] = time.time,
+        clock: ServerClock | None = None,
+        bulk: bool = False,
     ) -> None:
         self.endpoints = endpoints
         self.budget = budget
+        self.clock = clock or ServerClock(tracks_wall_clock=not endpoints.is_local)
         self._t = Transport(
             endpoints,
             api_key=api_key,
@@ -90,10 +96,16 @@ class BinanceGateway:
             budget=budget,
             recv_window_ms=recv_window_ms,
             timeout_s=timeout_s,
-            clock=clock,
+            clock=self.clock,
+            bulk=bulk,
         )
         self._c = self._t.client
-        self._klines = KlineReader(self._fetch_klines, self.server_time_ms)
+        self._klines = KlineReader(
+            self._fetch_klines,
+            self.server_time_ms,
+            self.known_clock_ms,
+            clock_in_answers=endpoints.is_local,
+        )
 
     # --- time, metrics -----------------------------------------------------------------------------
 
@@ -112,6 +124,13 @@ class BinanceGateway:
         """The market's server time (``/fapi|dapi/v1/time``), which decides whether a candle is closed."""
         fn = _pick(contract, self._c.futures_time, self._c.futures_coin_time)
         return server_time_of(self._t.call(endpoint("GET", contract, "time"), 1, fn))
+
+    def known_clock_ms(self) -> int | None:
+        """A time the venue's market clock has certainly reached, known without asking (None if unknown);
+        a wall-clock venue's clock is synced first if none of its gateways has yet."""
+        if self.clock.tracks_wall_clock and self.clock.never_synced():
+            self._t.sync_time()
+        return self.clock.closed_bound_ms()
 
     # --- market data -------------------------------------------------------------------------------
 
@@ -146,15 +165,25 @@ class BinanceGateway:
         start_ms: int | None,
         end_ms: int | None,
         limit: int,
-    ) -> Any:
+    ) -> Page:
         params: dict[str, Any] = {"symbol": symbol, "interval": interval, "limit": limit}
         if start_ms is not None:
             params["startTime"] = start_ms
         if end_ms is not None:
             params["endTime"] = end_ms
         fn = self._c.futures_klines if contract is ContractType.USDT_M else self._c.futures_coin_klines
-        weight = klines_weight(limit)
-        return self._t.call(endpoint("GET", contract, "klines"), weight, lambda: fn(**params))
+        local = self.endpoints.is_local
+
+        def read() -> Page:
+            rows = fn(**params)
+            if not local:
+                return Page(rows)
+            # under the transport's lock, so the response read here is this request's
+            clock = self._c.response.headers.get(SIM_CLOCK_HEADER)
+            return Page(rows, int(clock) if isinstance(clock, str) and clock.isdigit() else None)
+
+        page: Page = self._t.call(endpoint("GET", contract, "klines"), klines_weight(limit), read)
+        return page
 
     def klines(
         self,
@@ -276,7 +305,7 @@ class BinanceGateway:
         fn = _pick(contract, self._c.futures_get_open_orders, self._c.futures_coin_get_open_orders)
         name = endpoint("GET", contract, "openOrders")
         body = self._t.call(name, 1 if symbol else _W_OPEN_ALL, lambda: fn(**params), signed=True)
-        return [parse_order(row, contract) for row in _rows(body, "openOrders")]
+        return [parse_order(row, contract) for row in rows_of(body, "openOrders")]
 
     # --- algo (conditional) orders -------------------------------------------------------------------
 
@@ -355,7 +384,8 @@ class BinanceGateway:
         fn = self._algo(contract, "get", "openAlgoOrders")
         name = endpoint("GET", contract, "openAlgoOrders")
         body = self._t.call(name, 1 if symbol else _W_OPEN_ALL, lambda: fn(**params), signed=True)
-        return [parse_algo_order(r, contract) for r in _rows(body, "openAlgoOrders") if is_protective_type(r)]
+        rows = rows_of(body, "openAlgoOrders")
+        return [parse_algo_order(r, contract) for r in rows if is_protective_type(r)]
 
     def cancel_algo_order(self, symbol: str, contract: ContractType, *, client_algo_id: str) -> bool:
         """Cancel it; False when it is already gone (triggered, cancelled or unknown)."""
@@ -376,15 +406,27 @@ class BinanceGateway:
         """Non-zero one-way positions."""
         fn = _pick(contract, self._c.futures_position_information, self._c.futures_coin_position_information)
         name = endpoint("GET", contract, "positionRisk", 3 if contract is ContractType.USDT_M else 1)
-        rows = _rows(self._t.call(name, _W_ACCOUNT, fn, signed=True), "positionRisk")
+        rows = rows_of(self._t.call(name, _W_ACCOUNT, fn, signed=True), "positionRisk")
         found = [parse_position(r, contract) for r in rows]
         return [p for p in found if p.amount != 0]
+
+    def symbol_settings(self, contract: ContractType) -> dict[str, SymbolSettings]:
+        """Margin type and leverage of every symbol of the account, in one read.
+
+        USDⓈ-M: ``GET /fapi/v1/symbolConfig`` (weight 5); COIN-M has no such call, but its ``positionRisk``
+        lists every symbol with both (budgeted at the USDⓈ-M account weight, as ``positions`` is).
+        """
+        coin = contract is ContractType.COIN_M
+        path = "positionRisk" if coin else "symbolConfig"
+        fn = self._c.futures_coin_position_information if coin else self._c.futures_symbol_config
+        rows = rows_of(self._t.call(endpoint("GET", contract, path), _W_ACCOUNT, fn, signed=True), path)
+        return {s.symbol: s for s in map(parse_symbol_settings, rows)}
 
     def balances(self, contract: ContractType) -> dict[str, Balance]:
         """Wallet balance and available balance per asset."""
         fn = _pick(contract, self._c.futures_account_balance, self._c.futures_coin_account_balance)
         name = endpoint("GET", contract, "balance", 3 if contract is ContractType.USDT_M else 1)
-        rows = _rows(self._t.call(name, _W_ACCOUNT, fn, signed=True), "balance")
+        rows = rows_of(self._t.call(name, _W_ACCOUNT, fn, signed=True), "balance")
         return {b.asset: b for b in (parse_balance(r) for r in rows)}
 
     # --- user-data stream keys -------------------------------------------------------------------------

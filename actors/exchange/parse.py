@@ -25,6 +25,7 @@ from .types import (
     PositionInfo,
     ProtectiveKind,
     Side,
+    SymbolSettings,
     UserEvent,
 )
 
@@ -180,6 +181,26 @@ def parse_position(raw: Any, contract_type: ContractType) -> PositionInfo:
         unrealized_pnl=f.number("unRealizedProfit", "0"),
         leverage=f.integer("leverage", 0),
         margin_type=_margin_type(f),
+    )
+
+
+def rows_of(body: Any, what: str) -> list[Any]:
+    """A list answer's rows (also the ``{"orders": [...]}`` shape some list endpoints answer with)."""
+    if isinstance(body, dict) and isinstance(body.get("orders"), list):
+        return list(body["orders"])
+    if not isinstance(body, list):
+        raise MalformedPayload(f"{what}: expected a JSON list, got {type(body).__name__}")
+    return body
+
+
+def parse_symbol_settings(raw: Any) -> SymbolSettings:
+    """A ``symbolConfig`` row (``CROSSED``/``ISOLATED``) or a COIN-M ``positionRisk`` row (``cross``/...)."""
+    f = _Fields(raw, "symbol settings")
+    kind = f.text("marginType").upper()
+    return SymbolSettings(
+        symbol=f.text("symbol"),
+        margin_type="CROSSED" if kind in {"CROSS", "CROSSED"} else kind,
+        leverage=f.integer("leverage"),
     )
 
 

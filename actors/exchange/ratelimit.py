@@ -5,6 +5,10 @@ Binance counts request weight per IP over the wall-clock minute and reports the 
 IP ban (418). The budget keeps a conservative local estimate (the larger of what it charged and what the
 venue reported in the current minute), makes callers wait for the next minute when a request would take
 the estimate into the safety margin, and stops everyone until ``Retry-After`` after a 429/418.
+
+Bulk reads (the klines of warm-ups and gap repairs: thousands of them at a cold start) may only fill the
+minute up to ``bulk_share`` of the limit; the rest is kept for everything else (order lookups, balances,
+reconciliation, listenKeys), so a warm-up that spends every minute it can never makes the order path wait.
 """
 
 from __future__ import annotations
@@ -50,18 +54,22 @@ class WeightBudget:
         self,
         limit: int = DEFAULT_WEIGHT_LIMIT,
         *,
-        safety: float = 0.1,
+        safety: float = 0.02,
+        bulk_share: float = 0.9,
         max_wait_s: float = 65.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if limit <= 0 or not 0.0 <= safety < 1.0:
             raise ValueError(f"WeightBudget: need limit > 0 and 0 <= safety < 1, got {limit}, {safety}")
+        if not 0.0 < bulk_share <= 1.0:
+            raise ValueError(f"WeightBudget: need 0 < bulk_share <= 1, got {bulk_share}")
         self._lock = threading.Lock()
         self._clock = clock
         self._sleep = sleep
         self._limit = limit
         self._safety = safety
+        self._bulk_share = bulk_share
         self.max_wait_s = max_wait_s
         self._minute = self._minute_of(clock())
         self._used = 0
@@ -89,31 +97,38 @@ class WeightBudget:
         """Weight per minute callers may spend: the limit minus the safety margin."""
         return max(1, int(self._limit * (1.0 - self._safety)))
 
+    @property
+    def bulk_usable(self) -> int:
+        """Weight per minute bulk reads may fill: ``bulk_share`` of the limit (at most ``usable``)."""
+        return max(1, min(self.usable, int(self._limit * self._bulk_share)))
+
     def set_limit(self, limit: int) -> None:
         """Adopt the REQUEST_WEIGHT limit from exchangeInfo ``rateLimits``."""
         if limit > 0:
             with self._lock:
                 self._limit = limit
 
-    def _wait_needed(self, weight: int, now: float) -> float:
+    def _wait_needed(self, weight: int, now: float, *, bulk: bool) -> float:
         self._roll(now)
         if self._blocked_until > now:
             return self._blocked_until - now
-        if self._used + weight > self.usable and self._used > 0:
+        ceiling = self.bulk_usable if bulk else self.usable
+        if self._used + weight > ceiling and self._used > 0:
             return (self._minute + 1) * _MINUTE_S - now + _BOUNDARY_SLACK_S
         return 0.0
 
-    def acquire(self, weight: int, *, max_wait_s: float | None = None) -> float:
+    def acquire(self, weight: int, *, bulk: bool = False, max_wait_s: float | None = None) -> float:
         """Charge ``weight``, waiting if the minute is spent or a Retry-After holds; returns seconds waited.
 
-        Raises ``RateLimited`` at once (without waiting) when the wait would exceed ``max_wait_s``.
+        ``bulk``: a bulk read, held to the bulk share of the minute. Raises ``RateLimited`` at once (without
+        waiting) when the wait would exceed ``max_wait_s``.
         """
         limit_s = self.max_wait_s if max_wait_s is None else max_wait_s
         waited = 0.0
         while True:
             with self._lock:
                 now = self._clock()
-                wait = self._wait_needed(weight, now)
+                wait = self._wait_needed(weight, now, bulk=bulk)
                 if wait <= 0.0:
                     self._used += weight
                     if waited:

@@ -1,12 +1,14 @@
 """``Transport``: one python-binance client behind a lock, the weight budget, error translation, time sync.
 
 Every request goes through ``Transport.call``: acquire its weight, call the library, adopt the
-``X-MBX-USED-WEIGHT-1M`` header, translate failures (429/418 also hold the shared budget). A signed
-call syncs the time offset first when it never was (or long ago) and, on -1021, resyncs and retries once.
+``X-MBX-USED-WEIGHT-1M`` header (and the local exchange's ``X-SIM-Clock-Ms``), translate failures (429/418
+also hold the shared budget).
 
 python-binance's sync ``Client`` stamps signed requests with ``time.time() * 1000 + timestamp_offset``
-and never sets the offset itself; ``sync_time`` measures it against the venue's clock (round-trip
-midpoint) and sets it on the instance.
+and never sets the offset itself. The offset is the venue's ``ServerClock`` (``exchange/server_clock.py``),
+shared by every gateway of the venue and so measured once per process, not once per gateway: a signed call
+syncs it first only if nobody has yet, or — never for an order — once it is older than the resync interval;
+on -1021 it resyncs and retries once.
 """
 
 from __future__ import annotations
@@ -23,14 +25,13 @@ from binance import Client
 from binance.exceptions import BinanceAPIException, BinanceRequestException
 
 from ..domain.model import ContractType
-from .endpoints import Endpoints, TimeSource, make_client
+from .endpoints import SIM_CLOCK_HEADER, Endpoints, TimeSource, make_client
 from .errors import ClockSkew, ExchangeError, IpBanned, RateLimited, Rejected, translate
 from .parse import MalformedPayload
 from .ratelimit import WeightBudget
+from .server_clock import ServerClock
 
 _LIBRARY_ERRORS = (BinanceAPIException, BinanceRequestException, requests.RequestException)
-DEFAULT_RESYNC_INTERVAL_S = 1800.0
-"""Resync the time offset before a signed call when the last sync is older than this."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,6 +44,7 @@ class GatewayCounters:
     """Failures by error class (``Rejected``, ``TransientError``, ...)."""
     time_offset_ms: int | None
     time_syncs: int
+    """Syncs this gateway made (the venue's other gateways share their result)."""
 
 
 def endpoint(method: str, contract: ContractType, path: str, version: int = 1) -> str:
@@ -63,23 +65,23 @@ class Transport:
         budget: WeightBudget,
         recv_window_ms: int,
         timeout_s: float,
-        clock: Callable[[], float],
+        clock: ServerClock,
+        bulk: bool = False,
     ) -> None:
         self.endpoints = endpoints
         self.budget = budget
+        self.clock = clock
+        self.bulk = bulk
+        """Bulk reads (klines) stay inside the budget's bulk share, leaving the rest to orders and account."""
         self.client: Client = make_client(
             endpoints, api_key, api_secret, timeout_s, recv_window_ms=recv_window_ms
         )
-        self.resync_interval_s = DEFAULT_RESYNC_INTERVAL_S
-        self._clock = clock
         self._lock = threading.RLock()
         self._stats = threading.Lock()
         """Guards the counters alone, so metrics never wait behind a request held by the budget."""
         self._secrets = tuple(s for s in (api_key, api_secret) if s)
         self._requests: Counter[str] = Counter()
         self._errors: Counter[str] = Counter()
-        self._offset_ms: int | None = None
-        self._synced_at = 0.0
         self._syncs = 0
 
     # --- requests --------------------------------------------------------------------------------
@@ -99,8 +101,11 @@ class Transport:
         ``expect``: rejection codes the caller treats as an answer (e.g. -4046): not counted as errors.
         """
         with self._lock:
-            if signed and self._sync_due():
-                self._sync_locked()
+            if signed:
+                clock = self.clock
+                if clock.never_synced() or (not placing and clock.sync_due()):
+                    self._sync_locked()
+                self.client.timestamp_offset = clock.offset_ms or 0
             try:
                 return self._once(name, weight, fn, placing=placing, expect=expect)
             except ClockSkew:
@@ -119,7 +124,7 @@ class Transport:
         expect: frozenset[int] = frozenset(),
     ) -> Any:
         try:
-            self.budget.acquire(weight)
+            self.budget.acquire(weight, bulk=self.bulk)
         except RateLimited:
             self.count_error("RateLimited")
             raise
@@ -146,6 +151,9 @@ class Transport:
     def _record_headers(self, headers: Any) -> None:
         if headers is None:
             return
+        replay_clock = headers.get(SIM_CLOCK_HEADER)
+        if replay_clock is not None and str(replay_clock).isdigit():
+            self.clock.observe(int(replay_clock))
         value = headers.get("X-MBX-USED-WEIGHT-1M")
         try:
             self.budget.record_used(int(value) if value is not None else None)
@@ -159,11 +167,8 @@ class Transport:
 
     # --- time ------------------------------------------------------------------------------------
 
-    def _sync_due(self) -> bool:
-        return self._offset_ms is None or self._clock() - self._synced_at > self.resync_interval_s
-
     def sync_time(self) -> int:
-        """Measure the venue clock's offset from ``time.time()`` and sign with it; returns the offset (ms)."""
+        """Measure the venue clock's offset from ``time.time()`` for all its gateways; returns it (ms)."""
         with self._lock:
             return self._sync_locked()
 
@@ -176,25 +181,22 @@ class Transport:
         before = time.time()
         body = self._once(name, 1, fn, placing=False)
         after = time.time()
-        server_ms = server_time_of(body)
-        offset = server_ms - round((before + after) * 500)
+        offset = self.clock.record_sync(server_time_of(body), before, after)
         self.client.timestamp_offset = offset
         with self._stats:
-            self._offset_ms = offset
             self._syncs += 1
-        self._synced_at = self._clock()
         return offset
 
     @property
     def time_offset_ms(self) -> int | None:
-        return self._offset_ms
+        return self.clock.offset_ms
 
     def counters(self) -> GatewayCounters:
         with self._stats:
             return GatewayCounters(
                 requests=dict(self._requests),
                 errors=dict(self._errors),
-                time_offset_ms=self._offset_ms,
+                time_offset_ms=self.clock.offset_ms,
                 time_syncs=self._syncs,
             )
 

@@ -103,6 +103,16 @@ class PositionInfo:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SymbolSettings:
+    """The account's margin type and leverage on one symbol (``symbolConfig``; COIN-M: ``positionRisk``)."""
+
+    symbol: str
+    margin_type: str
+    """``ISOLATED`` or ``CROSSED`` (the names the setting is changed with)."""
+    leverage: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Balance:
     """One asset of a futures wallet."""
 

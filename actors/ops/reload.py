@@ -13,13 +13,15 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from ..messages import SetCandleHandoff
+from ..messages import PairTimeframeInbox, SetCandleHandoff, Unsubscribe
 
 if TYPE_CHECKING:
     from ..config import Config, PairSettings, SupervisorSettings
     from ..runtime.cpu_affinity import CpuPinning
+    from ..runtime.routing import Router
     from ..runtime.scheduling import OrderPriority
     from ..tree.actor_refs import Refs
+    from ..tree.pair_timeframe import PairBoard
 
 IN_PLACE = ("gil_switch_interval_ms", "cpu_affinity", "entry_priority_hold_ms", "candle_handoff_ms")
 """``supervisor.*`` settings a reload applies to the running process, no pair restarted."""
@@ -93,3 +95,23 @@ def dropped_timeframes(
         if gone:
             out.append((old, gone))
     return out
+
+
+def forget_dropped(
+    old_pairs: Mapping[str, PairSettings],
+    new_pairs: Mapping[str, PairSettings],
+    *,
+    router: Router[PairTimeframeInbox],
+    refs: Refs,
+    board: PairBoard,
+) -> None:
+    """After a reload: the timeframes it dropped are no longer routed nor streamed; removed pairs go."""
+    for old, gone in dropped_timeframes(old_pairs, new_pairs):
+        for tf in gone:
+            router.unregister(old.symbol, tf)
+        stream = refs.streams.get(old.contract_type)
+        if stream is not None:
+            stream.tell(Unsubscribe.of(old.symbol, gone))
+    for symbol in old_pairs.keys() - new_pairs.keys():
+        board.drop(symbol)
+        refs.executors.pop(symbol, None)

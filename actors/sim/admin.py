@@ -53,6 +53,7 @@ def status(v: SimExchange) -> dict[str, Any]:
             "kline_events": r.events_sent,
             "weight_used_1m": v.weights.used,
             "faults_fired": dict(v.faults.fired),
+            "requests": dict(v.requests),
         },
     }
 

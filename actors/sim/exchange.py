@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,8 @@ class SimExchange:
     weights: WeightWindow
     info: dict[ContractType, dict[str, Any]] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
+    requests: Counter[str] = field(default_factory=Counter)
+    """REST requests served, by ``METHOD /path`` (what a client really asked for, e.g. at warm-up)."""
     extra: dict[ContractType, list[dict[str, Any]]] = field(default_factory=dict)
     """exchangeInfo entries added at run time (paper trading lists the real exchange's symbols)."""
 

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from ..domain.model import TIMEFRAME_MS, ContractType
+from ..exchange.endpoints import SIM_CLOCK_HEADER
 from . import guard, params, trading
 from .errors import UNKNOWN_MSG, SimError, known
 from .exchange import Request, SimExchange
@@ -143,6 +144,7 @@ class RestApi:
     async def serve(self, request: web.Request, route: Route, ctype: ContractType) -> web.Response:
         v = self.exchange
         v.stats["rest_requests"] = v.stats.get("rest_requests", 0) + 1
+        v.requests[f"{request.method} {route.path}"] += 1
         try:
             delay = v.faults.latency_for(request.path)
             if delay:
@@ -190,7 +192,12 @@ class RestApi:
 
     def _headers(self, route: Route) -> dict[str, str]:
         w = self.exchange.weights
-        headers = {"X-MBX-USED-WEIGHT-1M": str(w.used), "X-MBX-USED-WEIGHT": str(w.used)}
+        headers = {
+            "X-MBX-USED-WEIGHT-1M": str(w.used),
+            "X-MBX-USED-WEIGHT": str(w.used),
+            # the replay clock, which decides what is closed (the bot reads it instead of asking /time)
+            SIM_CLOCK_HEADER: str(self.exchange.now_ms),
+        }
         if route.order:
             headers["X-MBX-ORDER-COUNT-1M"] = str(w.orders)
         return headers

@@ -200,6 +200,33 @@ async def margin_type(v: SimExchange, r: Request) -> Any:
     return {"code": 200, "msg": "success"}
 
 
+async def symbol_config(v: SimExchange, r: Request) -> Any:
+    """``symbolConfig``: margin type and leverage of every symbol of the market (or of ``symbol``)."""
+    symbol = r.params.get("symbol", "").upper() or None
+    if symbol is not None:
+        v.symbol(symbol, r.contract_type)
+    names = (
+        [symbol]
+        if symbol
+        else sorted(s for s, x in v.book.specs.items() if x.contract_type is r.contract_type)
+    )
+    rows = []
+    for name in names:
+        pos = v.book.positions.get(name)
+        leverage = pos.leverage if pos is not None else v.config.default_leverage
+        isolated = pos is not None and pos.isolated
+        rows.append(
+            {
+                "symbol": name,
+                "marginType": "ISOLATED" if isolated else "CROSSED",
+                "isAutoAddMargin": "false",
+                "leverage": leverage,
+                "maxNotionalValue": "1000000",
+            }
+        )
+    return rows
+
+
 async def get_dual(_v: SimExchange, _r: Request) -> Any:
     return {"dualSidePosition": False}
 
@@ -260,6 +287,7 @@ ENDPOINTS: list[Endpoint] = [
     ("DELETE", "/v1/algoOpenOrders", cancel_all_algos, SIGNED, 1, True),
     ("POST", "/v1/leverage", leverage, SIGNED, 1, False),
     ("POST", "/v1/marginType", margin_type, SIGNED, 1, False),
+    ("GET", "/v1/symbolConfig", symbol_config, SIGNED, 5, False),
     ("GET", "/v1/positionSide/dual", get_dual, SIGNED, 30, False),
     ("POST", "/v1/positionSide/dual", set_dual, SIGNED, 1, False),
     ("POST", "/v1/listenKey", new_listen_key, KEY, 1, False),

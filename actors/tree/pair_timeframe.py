@@ -1,28 +1,35 @@
 """PairTimeframe actor: one (symbol, timeframe), its talipp state and the V1 strategy, unchanged.
 
-Life of an incarnation: the supervisor registers it in the router (so candles closing from now on queue in
-its mailbox), ``start_actor`` warms the strategy up from REST, then queued and live candles flow through
-``on_kline_closed``. A candle that is not the next one after the last seen triggers an exact REST backfill
-first; if the exchange cannot supply the missing candles the gap stays *unrepaired* and the pair refuses to
-open trades until the next restart rebuilds it from a clean window.
+Life of an incarnation: the supervisor registers it in the router (so candles closing from now on reach it),
+``start_actor`` asks the ``KlineQueue`` for its history and returns at once; candles arriving before the
+history are kept aside; the history (``HistoryFetched``) warms the strategy up, the candles kept aside follow,
+then live candles flow through ``on_kline_closed``. A candle that is not the next one after the last seen
+triggers an exact REST backfill first; if the exchange cannot supply the missing candles the gap stays
+*unrepaired* and the pair refuses to open trades until the next restart rebuilds it from a clean window.
+
+Its history is read in its turn: a cold start serves pairs by ``rank`` (their place in the config), so each
+pair is warm, and trades, as soon as its own reads are done; a restarted incarnation goes first.
 
 Only the signal timeframe trades; other timeframes keep the same bounded indicator state for inspection.
 """
 
 from __future__ import annotations
 
-import itertools
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+
+import pykka
 
 from ..domain.model import TIMEFRAME_MS, ContractType, Decision, Kline, Outcome, PortfolioView, SkipReason
 from ..domain.strategy import PairStrategy, StrategyParams, StrategySnapshot
-from ..exchange.errors import RateLimited
+from ..exchange.kline_pages import plan_weight
 from ..messages import (
     EntryRejected,
+    HistoryFetched,
     KlineClosed,
     KlineGapUnrepaired,
     OrderExecutorInbox,
@@ -32,48 +39,15 @@ from ..messages import (
 )
 from ..runtime.actor import Actor, Address, Monitor
 from ..runtime.scheduling import OrderPriority
+from .kline_queue import COLD, URGENT, KlineQueue
+
+WARMUP_EXTRA = 10
+"""Candles read at warm-up beyond what the strategy needs: headroom for the talipp purge batches."""
 
 
-class KlineSource(Protocol):
-    """The REST calls a pair actor needs (satisfied by ``BinanceGateway``)."""
-
-    def recent_closed_klines(
-        self, symbol: str, contract: ContractType, interval: str, count: int
-    ) -> list[Kline]:
-        """The last ``count`` closed candles, oldest first."""
-        ...
-
-    def closed_klines_range(
-        self, symbol: str, contract: ContractType, interval: str, start_open_ms: int, end_open_ms: int
-    ) -> list[Kline]:
-        """Closed candles with open time in [start, end], oldest first."""
-        ...
-
-
-class KlinePool:
-    """Several ``KlineSource``s taken in turn, so pair actors warming up side by side (a pair restart
-    starts its timeframes together) do not queue behind one gateway's lock for their REST reads."""
-
-    def __init__(self, sources: Sequence[KlineSource]) -> None:
-        if not sources:
-            raise ValueError("KlinePool needs at least one source")
-        self._sources = tuple(sources)
-        self._next = itertools.cycle(range(len(self._sources)))
-        self._lock = threading.Lock()
-
-    def _pick(self) -> KlineSource:
-        with self._lock:
-            return self._sources[next(self._next)]
-
-    def recent_closed_klines(
-        self, symbol: str, contract: ContractType, interval: str, count: int
-    ) -> list[Kline]:
-        return self._pick().recent_closed_klines(symbol, contract, interval, count)
-
-    def closed_klines_range(
-        self, symbol: str, contract: ContractType, interval: str, start_open_ms: int, end_open_ms: int
-    ) -> list[Kline]:
-        return self._pick().closed_klines_range(symbol, contract, interval, start_open_ms, end_open_ms)
+def history_weight(params: StrategyParams, extra: int = WARMUP_EXTRA) -> int:
+    """Request weight of one pair actor's warm-up read (the cheapest pages for its history)."""
+    return plan_weight(params.warmup_candles() + extra)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -137,7 +111,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         contract: ContractType,
         params: StrategyParams,
         trading: bool,
-        klines: KlineSource,
+        klines: KlineQueue,
         portfolio: Callable[[], PortfolioView],
         executor: Address[OrderExecutorInbox] | None,
         ledger: Address[PositionLedgerInbox] | None,
@@ -146,9 +120,11 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         on_processed: Callable[[str, str, int], None] | None = None,
         on_status: Callable[[PairStatus], None] | None = None,
         observe: Callable[[Kline, float, Decision | None], None] | None = None,
-        warmup_extra: int = 10,
+        warmup_extra: int = WARMUP_EXTRA,
         priority: OrderPriority | None = None,
+        rank: int = 0,
     ) -> None:
+        """``rank``: the pair's place in the config; a cold start reads history in that order."""
         super().__init__(name=f"pair:{symbol}:{timeframe}", monitor=monitor, generation=generation)
         self.symbol = symbol
         self.timeframe = timeframe
@@ -171,18 +147,42 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         self._unrepaired = False
         self._gaps_backfilled = 0
         self._decisions = 0
+        self._rank = (URGENT,) if generation > 1 else (COLD, rank, self._tf_ms)
+        self._early: list[KlineClosed] = []
+        """Candles that arrived before the history: fed right after it (bounded by the warm-up's length)."""
 
     def start_actor(self) -> None:
-        history = self._rest(
-            lambda: self._klines.recent_closed_klines(
-                self.symbol, self.contract, self.timeframe, self._warmup
-            )
+        count = self._warmup
+        future = self._klines.submit(
+            lambda source: source.recent_closed_klines(self.symbol, self.contract, self.timeframe, count),
+            rank=self._rank,
         )
+        future.add_done_callback(self._history_read)
+        self._publish()
+
+    def _history_read(self, future: Future[list[Kline]]) -> None:
+        """On a queue worker's thread: hand the history (or why there is none) to the actor."""
+        try:
+            message = HistoryFetched(klines=tuple(future.result()))
+        except Exception as exc:
+            message = HistoryFetched(klines=(), error=f"{type(exc).__name__}: {exc}")
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.actor_ref.tell(message)
+
+    def on_history_fetched(self, message: HistoryFetched) -> None:
+        """The warm-up history: feed it, then the candles that arrived meanwhile. A failed read fails the
+        actor, and its supervisor starts a fresh one (with backoff, within the pair's restart budget)."""
+        if message.error is not None:
+            raise RuntimeError(f"{self.name}: history unavailable: {message.error}")
+        history = message.klines
         self._feed(history, live=False)
         self._warm = True
         if self._on_processed is not None and history:  # replay lock-step: warm-up covered these steps
             self._on_processed(self.symbol, self.timeframe, history[-1].open_time_ms)
         self.log.info(f"{self.name} warm with {len(history)} candles")
+        early, self._early = self._early, []
+        for candle in early:
+            self._on_candle(candle)
         self._publish()
 
     def on_kline_closed(self, message: KlineClosed) -> None:
@@ -190,7 +190,16 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
 
         The reader waits for ``message.turn`` (when set) before reading on: it is done once the candle is
         decided and any entry told, and in every case, so a failing candle never holds the reader longer.
+        Before the history has arrived the candle is kept aside (and the reader released at once).
         """
+        if not self._warm:
+            if message.turn is not None:
+                message.turn.done()
+            self._early.append(message)
+            return
+        self._on_candle(message)
+
+    def _on_candle(self, message: KlineClosed) -> None:
         kline = message.kline
         try:
             if self._priority is not None:  # another symbol's entry, told just now, goes out first
@@ -223,10 +232,11 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
 
     def _backfill(self, start_ms: int, end_ms: int) -> None:
         missing = (end_ms - start_ms) // self._tf_ms + 1
-        fetched = self._rest(
-            lambda: self._klines.closed_klines_range(
+        fetched = self._klines.run(
+            lambda source: source.closed_klines_range(
                 self.symbol, self.contract, self.timeframe, start_ms, end_ms
-            )
+            ),
+            rank=(URGENT,),
         )
         self._gaps_backfilled += 1
         if len(fetched) < missing:
@@ -236,18 +246,6 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
                 f"{start_ms}..{end_ms}; no new entries until this pair restarts"
             )
         self._feed(fetched, live=True)
-
-    def _rest(self, call: Callable[[], list[Kline]], attempts: int = 5) -> list[Kline]:
-        """A REST read that waits out a 429/418 instead of crashing (which would spend the restart budget).
-
-        The shared weight budget holds the next request until Retry-After has passed, so retrying is waiting.
-        """
-        for attempt in range(1, attempts):
-            try:
-                return call()
-            except RateLimited as exc:
-                self.log.warning(f"{self.name}: rate limited ({exc.retry_after_s:g}s), attempt {attempt}")
-        return call()
 
     def _feed(self, klines: Sequence[Kline], *, live: bool, received_ns: int = 0) -> None:
         for kline in klines:

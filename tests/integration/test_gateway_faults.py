@@ -161,7 +161,10 @@ def test_timeout_on_order_placement_is_status_unknown(exchange):
 
 def test_clock_skew_resyncs_and_retries_once(gateway):
     gateway.sync_time()
-    gateway._t.client.timestamp_offset = -3_600_000  # our clock an hour behind
+    now = time.time()
+    gateway.clock.record_sync(
+        round(now * 1000) - 3_600_000, now, now
+    )  # the venue's clock tracked an hour off
     assert gateway.positions(USD) == []
     counters = gateway.counters()
     assert counters.errors == {"ClockSkew": 1}

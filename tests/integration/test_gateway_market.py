@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from nancemakina.actors.domain.model import ContractType
+from nancemakina.actors.exchange.kline_pages import page_plan
 from nancemakina.actors.exchange.ratelimit import WeightBudget
 from tests.integration.gateway_support import (
     HISTORY,
@@ -52,7 +53,9 @@ def test_closed_range_is_exact_across_pages(gateway):
     start, end = T0 + 100 * M, T0 + 1900 * M
     klines = gateway.closed_klines_range("BTCUSDT", USD, "1m", start, end)
     assert [k.open_time_ms for k in klines] == list(range(start, end + 1, M))
-    assert gateway.counters().requests["GET /fapi/v1/klines"] == 2
+    # the cheapest pages: four of ≤ 499 (weight 8), not 1,500 + 301 (weight 12); no time request
+    assert page_plan(1801) == (499, 499, 499, 304)
+    assert gateway.counters().requests == {"GET /fapi/v1/klines": 4}
 
 
 def test_closed_range_into_the_future_stops_at_the_clock(gateway):
@@ -76,4 +79,6 @@ def test_recent_closed_warm_up(gateway):
 
 def test_weight_budget_tracks_the_venue_header(gateway):
     gateway.klines("BTCUSDT", USD, "1m", limit=1500)
-    assert gateway.budget.used_weight >= 11  # time 1 + klines 10, as reported by X-MBX-USED-WEIGHT-1M
+    # klines 10, as reported by X-MBX-USED-WEIGHT-1M; no time request (closedness is in the answer)
+    assert gateway.budget.used_weight >= 10
+    assert gateway.counters().requests == {"GET /fapi/v1/klines": 1}

@@ -161,7 +161,7 @@ def rig(request) -> Iterator[Rig]:
             handoff_ms=handoff_ms,
         )
         for symbol in SYMBOLS:
-            stream.tell(Subscribe(symbol=symbol, timeframes=TIMEFRAMES))
+            stream.tell(Subscribe.of(symbol, TIMEFRAMES))
         yield Rig(exchange, stream, board, records, overlap)
     finally:
         pykka.ActorRegistry.stop_all(timeout=10)

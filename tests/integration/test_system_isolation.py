@@ -67,9 +67,14 @@ def generation(daemon: RootSupervisor, symbol: str) -> tuple[int, bool]:
 
 
 def await_generation(daemon: RootSupervisor, symbol: str, expected: int) -> None:
-    """Until the pair's actor of generation ``expected`` has warmed up (its supervisor then marks it alive)."""
+    """Until the pair's actor of generation ``expected`` runs and has warmed up (it starts cold: the board
+    says so before its supervisor shows it alive, and warm once its history is in)."""
     wait_until(
-        lambda: generation(daemon, symbol) == (expected, True), 30.0, f"{symbol} generation {expected}"
+        lambda: (
+            generation(daemon, symbol) == (expected, True) and daemon.pair_board.statuses[(symbol, "1m")].warm
+        ),
+        30.0,
+        f"{symbol} generation {expected} warm",
     )
 
 

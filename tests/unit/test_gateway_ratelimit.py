@@ -89,9 +89,25 @@ def test_retry_after_blocks_everyone_and_counts():
 def test_limit_from_exchange_info():
     b, _ = budget(2400)
     b.set_limit(1200)
-    assert (b.limit, b.usable) == (1200, 1080)
+    assert (b.limit, b.usable, b.bulk_usable) == (1200, 1176, 1080)
     b.set_limit(0)
     assert b.limit == 1200
+
+
+def test_bulk_reads_leave_the_rest_of_the_minute_to_everything_else():
+    b, clock = budget(100)  # usable 98, bulk share 90
+    for _ in range(9):
+        assert b.acquire(10, bulk=True) == 0.0
+    assert b.acquire(5) == 0.0  # an order lookup, a balance: no wait behind the warm-up
+    assert b.acquire(3) == 0.0
+    waited = b.acquire(1, bulk=True)  # the next klines read waits for the next minute
+    assert waited == pytest.approx(40.05)
+    assert clock.slept == [pytest.approx(40.05)]
+
+
+def test_bulk_share_must_be_a_fraction():
+    with pytest.raises(ValueError, match="bulk_share"):
+        WeightBudget(10, bulk_share=0.0)
 
 
 def test_single_request_heavier_than_the_margin_passes_on_an_empty_minute():

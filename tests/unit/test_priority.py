@@ -14,8 +14,10 @@ from nancemakina.actors.domain.model import ContractType, Kline, PortfolioView
 from nancemakina.actors.domain.strategy import StrategyParams
 from nancemakina.actors.messages import KlineClosed
 from nancemakina.actors.runtime.scheduling import CandleTurn, OrderPriority
+from nancemakina.actors.tree.kline_queue import KlineQueue
 from nancemakina.actors.tree.pair_timeframe import PairTimeframe
 from tests.unit.clock_support import WAIT_S, FakeClock, finished, returns_while_time_stands_still, started_in
+from tests.waiting import wait_until
 
 
 def test_nothing_pending_never_blocks() -> None:
@@ -169,13 +171,15 @@ def _broken_portfolio() -> PortfolioView:
 
 def test_a_pair_finishes_its_turn_even_when_the_candle_fails() -> None:
     """A pair crashing on a candle must not hold the reader for the whole hand-off limit."""
+    klines = KlineQueue([_Klines()])
+    klines.start()
     pair = PairTimeframe.start(
         symbol="BTCUSDT",
         timeframe="1m",
         contract=ContractType.USDT_M,
         params=StrategyParams(),
         trading=True,
-        klines=_Klines(),
+        klines=klines,
         portfolio=_broken_portfolio,
         executor=None,
         ledger=None,
@@ -185,10 +189,12 @@ def test_a_pair_finishes_its_turn_even_when_the_candle_fails() -> None:
         kline = Kline(
             symbol="BTCUSDT", timeframe="1m", open_time_ms=0, open=1, high=1, low=1, close=1, volume=1
         )
+        wait_until(lambda: pair.proxy().status().get().warm, 5, "warm")
         pair.tell(KlineClosed(kline=kline, received_ns=1, turn=turn))
         assert turn.wait(5.0)
     finally:
         pykka.ActorRegistry.stop_all(timeout=5)
+        klines.close()
 
 
 def test_a_reload_turning_the_hold_off_releases_a_waiting_reader_at_once() -> None:

@@ -8,6 +8,9 @@ a timeout or a 503 "unknown" the order is looked up by that id before anything i
 bounded retries → the position is closed at market (reduce-only) and a ``stop_failed`` alert is raised: the
 bot never holds a naked position it knows of. Every order state and refused entry is reported to the ledger
 (:mod:`.order_reports`).
+
+Starting costs no request when the shared ``AccountView`` (read once per account) shows the symbol's margin
+type and leverage already as the pair wants them; otherwise only what differs is changed.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from decimal import Decimal
 from ...domain.fills import SizingError, SizingRequest, size_position
 from ...domain.model import ContractType, Decision, Direction, Leg, PortfolioView, client_order_id
 from ...exchange.errors import IpBanned, RateLimited, Rejected, TransientError, UnknownStatus
-from ...exchange.types import Balance, OrderResult, OrderStatus, Side
+from ...exchange.types import OrderResult, OrderStatus, Side
 from ...messages import (
     Alert,
     OrderExecutorInbox,
@@ -35,6 +38,7 @@ from ...messages import (
 )
 from ...runtime.actor import Actor, Address, Monitor
 from ...runtime.scheduling import OrderPriority
+from .account_view import AccountView
 from .order_reports import OrderReports
 from .order_retries import GiveUpError, OrderRetries
 from .order_terms import EntrySlots, OrderGateway, SymbolTerms
@@ -67,9 +71,12 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         sleep: Callable[[float], None] = time.sleep,
         priority: OrderPriority | None = None,
+        account: AccountView | None = None,
     ) -> None:
         super().__init__(name=name, monitor=monitor, generation=generation)
         self._gateways = gateways
+        self._account = account or AccountView()
+        """Shared by every executor of the process: settings and balances read once per account."""
         self._terms = dict(terms)
         self._ledger = ledger
         self._portfolio = portfolio
@@ -89,7 +96,6 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
         self._setup_done: set[str] = set()
         self._slots = slots or EntrySlots()
         self._handled: OrderedDict[tuple[str, int], None] = OrderedDict()
-        self._balances: dict[ContractType, dict[str, Balance]] = {}
         self.counters: dict[str, int] = {"entries": 0, "rejected": 0, "stop_failed": 0, "flattened": 0}
         self._retries = OrderRetries(
             lookup_attempts=lookup_attempts,
@@ -118,27 +124,35 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
         for symbol in self._terms:
             self._setup(symbol)
         for contract in {t.spec.contract_type for t in self._terms.values()}:
-            self._refresh_balances(contract)
+            if self._account.balances(contract) is None:  # the account-wide read failed or never ran
+                self._refresh_balances(contract)
 
     def _setup(self, symbol: str) -> bool:
+        """The symbol's margin type and leverage as its pair wants them: changed only where they differ."""
         if symbol in self._setup_done:
             return True
         t = self._terms[symbol]
-        gw = self._gateways[t.spec.contract_type]
+        contract = t.spec.contract_type
+        gw = self._gateways[contract]
+        known = self._account.settings(symbol)
         try:
-            gw.set_margin_type(symbol, t.spec.contract_type, t.margin_mode)
-            gw.set_leverage(symbol, t.spec.contract_type, t.leverage)
+            if known is None or known.margin_type != t.margin_mode:
+                gw.set_margin_type(symbol, contract, t.margin_mode)
+            if known is None or known.leverage != t.leverage:
+                gw.set_leverage(symbol, contract, t.leverage)
         except (TransientError, RateLimited, IpBanned, UnknownStatus, Rejected) as exc:
             self.log.warning(f"{symbol}: margin/leverage setup failed ({exc}); retried before the next entry")
             return False
+        self._account.record_settings(symbol, margin_type=t.margin_mode, leverage=t.leverage)
         self._setup_done.add(symbol)
         return True
 
     def _refresh_balances(self, contract: ContractType, *, own: str | None = None) -> None:
+        """Read the balances again, for every executor (the ``AccountView`` is shared)."""
         if own is not None:  # after an entry or a close: other symbols' entries go out first
             self._priority.step_aside(own=own)
         try:
-            self._balances[contract] = self._gateways[contract].balances(contract)
+            self._account.set_balances(contract, self._gateways[contract].balances(contract))
         except (TransientError, RateLimited, IpBanned, UnknownStatus, Rejected) as exc:
             self.log.warning(f"balance refresh failed for {contract}: {exc}")
 
@@ -245,7 +259,7 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
     def _size(self, d: Decision, t: SymbolTerms) -> Decimal | SizingError:
         if d.entry is None or d.stop_loss is None:
             return SizingError.INVALID_RISK
-        balances = self._balances.get(t.spec.contract_type, {})
+        balances = self._account.balances(t.spec.contract_type) or {}
         bal = balances.get(t.spec.margin_asset)
         return size_position(
             SizingRequest(

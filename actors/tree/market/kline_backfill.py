@@ -1,5 +1,8 @@
 """The REST side of a ``MarketStream``'s gap repair: the server's time, and the closed candles of a gap.
 
+The server's time comes from the venue's tracked clock when it has one (no request); a lower bound of it,
+which at worst makes a repair ask for a candle the stream then delivers anyway.
+
 Each call gets a few quick retries, then gives up with None (logged, and counted on the board as a backfill
 failure); the stream then leaves the gap for the next candle to show. Bounded on purpose: the actor blocks
 while it waits, and other pairs' held candles wait behind it.
@@ -30,6 +33,10 @@ class KlineGateway(Protocol):
 
     def server_time_ms(self, contract: ContractType) -> int: ...
 
+    def known_clock_ms(self) -> int | None:
+        """A time the venue's market clock has certainly reached, known without a request (or None)."""
+        ...
+
 
 class KlineBackfill:
     """One market's REST calls for its stream, with bounded retries (see the module docstring)."""
@@ -52,6 +59,10 @@ class KlineBackfill:
         self._log = log
 
     def server_time_ms(self) -> int | None:
+        """The venue's market clock: tracked when it can be (no request), else asked."""
+        known = self._gateway.known_clock_ms()
+        if known is not None:
+            return known
         return self._rest("server time", lambda: self._gateway.server_time_ms(self._contract))
 
     def fetch(self, missing: OpenRange) -> list[Kline] | None:

@@ -190,10 +190,10 @@ class MarketStream(Actor[MarketStreamInbox]):
 
     def on_subscribe(self, msg: Subscribe) -> None:
         with self._lock:
-            fresh = [(msg.symbol, tf) for tf in msg.timeframes if (msg.symbol, tf) not in self._keys]
+            fresh = [key for key in dict.fromkeys(msg.keys) if key not in self._keys]
         if not fresh:
             return
-        now = self._backfill.server_time_ms()
+        now = self._backfill.server_time_ms()  # tracked (no request), else asked once for all these keys
         streams = []
         with self._lock:
             for symbol, tf in fresh:
@@ -210,7 +210,7 @@ class MarketStream(Actor[MarketStreamInbox]):
 
     def on_unsubscribe(self, msg: Unsubscribe) -> None:
         with self._lock:
-            gone = [(msg.symbol, tf) for tf in msg.timeframes if (msg.symbol, tf) in self._keys]
+            gone = [key for key in dict.fromkeys(msg.keys) if key in self._keys]
             for symbol, tf in gone:
                 self._keys.discard((symbol, tf))
                 self._key_of.pop(kline_stream(symbol, tf), None)
