@@ -68,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--updates-per-candle", type=int, default=3, help="unclosed kline updates per candle (0-3)"
     )
+    p.add_argument(
+        "--update-interval-ms",
+        type=int,
+        default=None,
+        help="an unclosed kline update every this many ms of market time along the candle's path "
+        "(Binance's rate: 250); overrides --updates-per-candle",
+    )
     p.add_argument("--slippage-pct", type=float, default=0.0)
     p.add_argument("--fee-pct", type=float, default=0.05)
     p.add_argument(
@@ -90,6 +97,7 @@ def run_exchange_cli(argv: Sequence[str] | None = None) -> int:
         paused=args.paused,
         hold_until_client=args.speed == MAX_SPEED,
         updates_per_candle=args.updates_per_candle,
+        update_interval_ms=args.update_interval_ms,
         slippage_pct=args.slippage_pct,
         fee_pct=args.fee_pct,
         pacer_timeout_s=args.pacer_timeout,

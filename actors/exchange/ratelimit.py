@@ -41,6 +41,10 @@ class BudgetSnapshot:
     waits: int
     """Acquisitions that had to wait."""
     waited_s: float
+    charged: int = 0
+    """Weight charged since start, all requests."""
+    charged_bulk: int = 0
+    """Of that, by bulk reads (klines)."""
 
 
 class WeightBudget:
@@ -78,6 +82,8 @@ class WeightBudget:
         self._418 = 0
         self._waits = 0
         self._waited_s = 0.0
+        self._charged = 0
+        self._charged_bulk = 0
 
     @staticmethod
     def _minute_of(now: float) -> int:
@@ -131,6 +137,9 @@ class WeightBudget:
                 wait = self._wait_needed(weight, now, bulk=bulk)
                 if wait <= 0.0:
                     self._used += weight
+                    self._charged += weight
+                    if bulk:
+                        self._charged_bulk += weight
                     if waited:
                         self._waits += 1
                         self._waited_s += waited
@@ -188,4 +197,6 @@ class WeightBudget:
                 blocked_until=self._blocked_until if self._blocked_until > now else 0.0,
                 waits=self._waits,
                 waited_s=self._waited_s,
+                charged=self._charged,
+                charged_bulk=self._charged_bulk,
             )

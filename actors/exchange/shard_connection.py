@@ -6,7 +6,10 @@
 * opens a ``KlineSocket`` for the shard's streams and, when its read loop ends (connection closed or
   failed) or no frame came for ``stall_timeout_s``, opens the next one after a full-jitter backoff; each
   time it comes up (``resumed`` after a drop: frames may be lost, the owner backfills) or goes down, the
-  owner is told;
+  owner is told. Silence is a stall only on a socket that has carried frames, or while the market's other
+  sockets have: a market silent as a whole (a replay not started yet, waiting for the bot's warm-up) is
+  not a broken connection, and reconnecting would only churn (a dead TCP connection ends the read loop by
+  itself: the ``websockets`` keepalive pings);
 * rotates before Binance's 24 h cut: opens the replacement first, reads both for ``rotation_overlap_s``,
   then closes the old one (the sequencer drops the overlap's duplicates);
 * changes subscriptions on the live socket with one batched SUBSCRIBE/UNSUBSCRIBE frame, paced by a token
@@ -114,6 +117,10 @@ class ShardOwner(Protocol):
         """Restarts by reason, counted by the connections (read by ``MarketConnections.status``)."""
         ...
 
+    def flowing_since(self, since_ns: int) -> bool:
+        """Some socket of the market has had a frame after ``since_ns`` (``perf_counter_ns``)."""
+        ...
+
     async def open_socket(self, streams: list[str], on_frame: FrameSink) -> KlineSocket: ...
     async def close_socket(self, sock: KlineSocket) -> None: ...
     def notify(self, event: ConnectionEvent) -> None: ...
@@ -134,7 +141,9 @@ class ShardConnection:
         self.reconnects = 0
         self.rotations = 0
         self.frames = 0
+        """Market-data frames on the current socket (replies to our own frames not counted)."""
         self.last_frame_ns = 0
+        """When the last frame came (or the current socket opened, before its first frame)."""
         self.last_error = ""
         # burst 1: any one-second window then sees at most rate + 1 frames (a burst of N would allow rate + N)
         self.bucket = FrameBucket(owner.config.max_frames_per_s, 1.0)
@@ -205,7 +214,7 @@ class ShardConnection:
     async def _serve(self, sock: KlineSocket) -> str:
         cfg = self.owner.config
         loop = asyncio.get_running_loop()
-        self.last_frame_ns = time.perf_counter_ns()
+        opened_ns = self.last_frame_ns = time.perf_counter_ns()
         rotate_at = loop.time() + cfg.max_connection_age_s
         try:
             while True:
@@ -223,7 +232,8 @@ class ShardConnection:
                 if ended.done():
                     self.last_error = ended.result()
                     return "error" if self.last_error.startswith("error") else "read_loop_closed"
-                if self.desired and time.perf_counter_ns() - self.last_frame_ns > cfg.stall_timeout_s * 1e9:
+                silent = time.perf_counter_ns() - self.last_frame_ns > cfg.stall_timeout_s * 1e9
+                if silent and self.desired and (self.frames or self.owner.flowing_since(opened_ns)):
                     self.last_error = f"no frame for {cfg.stall_timeout_s:g} s"
                     return "stall"
                 if loop.time() >= rotate_at:
@@ -251,7 +261,8 @@ class ShardConnection:
     def on_frame(self, msg: Any, received_ns: int) -> None:
         """Every decoded frame of this shard's sockets, on the loop thread, in arrival order."""
         self.last_frame_ns = received_ns
-        self.frames += 1
+        if type(msg) is not dict or "id" not in msg:  # market data; a reply to our SUBSCRIBE is not
+            self.frames += 1
         self.owner.handle_frame(msg, received_ns)
 
     async def _sync(self, sock: KlineSocket) -> None:

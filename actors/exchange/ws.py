@@ -204,6 +204,9 @@ class MarketConnections(LoopThread):
     async def close_socket(self, sock: KlineSocket) -> None:
         await close_socket(sock, self.config.close_timeout_s, self.name)
 
+    def flowing_since(self, since_ns: int) -> bool:
+        return any(s.frames and s.last_frame_ns > since_ns for s in list(self._shards.values()))
+
     def notify(self, event: ConnectionEvent) -> None:
         try:
             self._on_status(event)

@@ -29,6 +29,10 @@ class RunningBot(Protocol):
         """``time.time()`` at start."""
 
     @property
+    def ready_after_s(self) -> float | None:
+        """Seconds from start to READY=1 (None before)."""
+
+    @property
     def settings(self) -> Mapping[str, PairSettings]:
         """The traded pairs' effective settings."""
 

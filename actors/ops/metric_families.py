@@ -45,6 +45,8 @@ SNAPSHOTS: dict[str, tuple[str, LabelKey]] = {
         ("symbol", "interval"),
     ),
     "replay_progress_ratio": ("Replay position from the data's start (0) to its end (1).", ()),
+    "warmup_pairs": ("Pairs with every timeframe warm (state=warm) and still reading history.", ("state",)),
+    "startup_seconds": ("Seconds from process start to READY=1 (every pair warm); 0 before.", ()),
 }
 """Gauge families read from providers at scrape time, by name without prefix: (help, label names)."""
 

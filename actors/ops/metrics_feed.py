@@ -23,6 +23,7 @@ from ..runtime.status import GroupState
 from .metric_families import WsState
 from .metrics import Metrics
 from .metrics_server import MetricsServer
+from .warmup_progress import warmup_state
 
 if TYPE_CHECKING:
     from .bot_view import RunningBot
@@ -51,6 +52,8 @@ class MetricsFeed:
         m.provide("pair_parked", self._parked)
         m.provide("candle_gaps_unrepaired", self._unrepaired)
         m.provide("replay_progress_ratio", self._progress)
+        m.provide("warmup_pairs", self._warmup)
+        m.provide("startup_seconds", lambda: bot.ready_after_s or 0.0)
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -111,6 +114,12 @@ class MetricsFeed:
 
     def _unrepaired(self) -> Mapping[tuple[str, str], float]:
         return {k: 1.0 if st.unrepaired_gap else 0.0 for k, st in self.bot.pair_board.statuses.items()}
+
+    def _warmup(self) -> Mapping[str, float]:
+        bot = self.bot
+        keys = [(s.symbol, tf) for s in bot.settings.values() for tf in s.indicator_timeframes]
+        state = warmup_state(bot.pair_board, keys)
+        return {"warm": float(state.pairs_warm), "warming": float(state.pairs - state.pairs_warm)}
 
     def _progress(self) -> float:
         exchange = self.bot.connections.exchange

@@ -47,6 +47,9 @@ class SimConfig:
     """Do not replay the first candle before a market-stream client or a pacer is connected."""
     updates_per_candle: int = 3
     """Unclosed kline updates sent before each closed one (0–3: open, first extreme, second extreme)."""
+    update_interval_ms: int | None = None
+    """When set (Binance: 250), an unclosed update every this many ms of market time instead, walking the
+    candle's path (``sim/frames.py``): the real venue's frame rate. Overrides ``updates_per_candle``."""
     slippage_pct: float = 0.0
     fee_pct: float = 0.05
     """Taker fee in percent of the notional."""
@@ -69,5 +72,9 @@ class SimConfig:
             raise ValueError(f"the local exchange binds to loopback only, not {self.host!r}")
         if not 0 <= self.updates_per_candle <= 3:
             raise ValueError("updates_per_candle must be within 0..3")
+        if self.update_interval_ms is not None and (
+            self.update_interval_ms <= 0 or 60_000 % self.update_interval_ms
+        ):
+            raise ValueError("update_interval_ms must divide 60000 (Binance: 250)")
         if self.speed <= 0:
             raise ValueError("speed must be positive")

@@ -1,10 +1,11 @@
 """The replay clock: walks the 1m timeline of every feed in lock-step and drives streams and matching.
 
-Per 1m step of open time ``T`` (all symbols together): ``updates_per_candle`` unclosed kline updates
-along the candle's path (open, first extreme, second extreme), spread over the candle's wall-clock
-duration (``60 / speed`` s; none at max speed); then conditional orders are matched on the candle's path
-and their user-data events sent; then the closed klines of every subscribed interval; the clock then
-reads ``T + 60000``. With pacers registered the next step waits for their acks (see ``clock``).
+Per 1m step of open time ``T`` (all symbols together): the unclosed kline updates of the ``FrameSchedule``
+(``frames``: the path's corners, or Binance's one every 250 ms of market time), spread over the candle's
+wall-clock duration (``60 / speed`` s; all at once at max speed); then conditional orders are matched on
+the candle's path and their user-data events sent; then the closed klines of every subscribed interval;
+the clock then reads ``T + 60000``. With pacers registered the next step waits for their acks (see
+``clock``).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from typing import Protocol
 
 import numpy as np
 
-from ..domain.fills import candle_path
 from ..domain.model import ContractType
 from .book import Book
 from .clock import MINUTE_MS, Pacers
 from .config import SimConfig
+from .frames import FrameSchedule
 from .market import Feed
 from .orders import UserEvent
 
@@ -48,6 +49,10 @@ class Replay:
         self.hub = hub
         self.pacers = pacers
         self.config = config
+        self.frames = FrameSchedule(
+            updates_per_candle=config.updates_per_candle, update_interval_ms=config.update_interval_ms
+        )
+        self._ticks = {f.symbol: float(f.spec.tick_size) for f in self.feeds}
         firsts = [int(f.t[0]) for f in self.feeds if len(f.t)]
         start = config.start_ms if config.start_ms is not None else min(firsts, default=0)
         for feed in self.feeds:
@@ -103,16 +108,15 @@ class Replay:
         members = [(f, f.closed) for f in self.feeds if f.closed < len(f.t) and int(f.t[f.closed]) == open_ms]
         duration = 0.0 if math.isinf(self.config.speed) else 60.0 / self.config.speed
         started = loop.time()
-        updates = self.config.updates_per_candle
-        for k in range(updates):
+        frames = self.frames
+        for k, offset_ms in enumerate(frames.offsets_ms):
             if duration:
-                await asyncio.sleep(max(0.0, started + duration * k / (updates + 1) - loop.time()))
-            self.now_ms = open_ms + MINUTE_MS * k // (updates + 1)
+                await asyncio.sleep(max(0.0, started + duration * frames.fractions[k] - loop.time()))
+            self.now_ms = open_ms + offset_ms
             for feed, i in members:
                 o, h, lo, c, v = (float(a[i]) for a in (feed.o, feed.h, feed.low, feed.c, feed.v))
-                path = candle_path(o, h, lo, c, None)[: k + 1]
-                self.book.set_price(feed.symbol, path[-1])
-                partial = [o, max(path), min(path), path[-1], v * (k + 1) / (updates + 1)]
+                partial = frames.partial(o, h, lo, c, v, k, self._ticks[feed.symbol])
+                self.book.set_price(feed.symbol, partial[3])
                 await self._publish_klines(feed, i, partial)
         if duration:
             await asyncio.sleep(max(0.0, started + duration - loop.time()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -240,6 +241,19 @@ def test_stall_is_detected_and_the_silent_period_backfilled(rig):
     rig.exchange.step(5)
     run_and_check(rig, 25)
     assert any(m.backfilled for m in rig.records[("ETHUSDT", "1m")].klines)
+
+
+@pytest.mark.parametrize("rig", [{"stall_timeout_s": 0.3}], indirect=True)
+def test_a_market_silent_as_a_whole_is_not_a_stall(rig):
+    """A replay waiting for the bot's warm-up sends nothing: its connections are not churned meanwhile."""
+    wait_subscribed(rig, 8)
+    silent_until = time.monotonic() + 1.5  # five stall timeouts without a frame on any connection
+    while time.monotonic() < silent_until:
+        assert rig.board.snapshot().reconnects == 0
+        time.sleep(0.05)
+    rig.exchange.step(10)
+    run_and_check(rig, 10)
+    assert rig.board.snapshot().restarts.get("stall", 0) == 0
 
 
 def test_a_gap_on_one_stream_is_repaired_in_order_while_the_other_keys_keep_the_fast_path(rig):
