@@ -201,6 +201,7 @@ class RootSupervisor:
                 tap=paper.feed_kline if paper is not None else None,
                 priority=self.priority,
                 handoff_ms=self.config.supervisor.candle_handoff_ms,
+                decides=lambda s, tf: s in self.settings and self.settings[s].signal_timeframe == tf,
             )
             self.refs.streams[contract] = ref
             # Every stream at once, before any pair starts (and after a restart of this actor): connections
@@ -251,7 +252,7 @@ class RootSupervisor:
                 contract=settings.contract_type,
                 params=settings.strategy_params(),
                 trading=trading,
-                klines=self.connections.klines,
+                rest=self.connections.rest,
                 portfolio=self.portfolio.get,
                 executor=self.refs.executor_address(settings.symbol),
                 ledger=self.refs.ledger_address(),
@@ -294,9 +295,11 @@ class RootSupervisor:
         for stream in self.user_streams:
             stream.start()
             self.threads.watch_named(stream.name, role=f"{stream.name}: fills and account", essential=True)
-        self.tree.start()
+        self.tree.start()  # every pair's history is queued now: account settings a pair lacks come after
+        for rank, s in enumerate(self.settings.values()):
+            self.connections.set_up_later(s.symbol, margin_type=s.margin_mode, leverage=s.leverage, rank=rank)
         c = self.connections
-        progress = WarmupProgress(self.pair_board, c.market_budget, self.notifier, c.klines)
+        progress = WarmupProgress(self.pair_board, c.market_budget, self.notifier, c.rest)
         if not progress.wait_for_pairs(self.settings.values(), ready_timeout_s):
             logger.warning("not every pair warmed up in time; the slow ones keep trying under supervision")
         self.ready_after_s = time.time() - self.started_at

@@ -36,7 +36,7 @@ from .exchange.user_stream import UserStream
 from .sim.launch import paper_broker, replay_exchange
 from .sim.remote import RemoteExchange
 from .tree.executor.account_view import AccountView
-from .tree.kline_queue import KlineQueue
+from .tree.rest_queue import LATE, RestQueue
 
 if TYPE_CHECKING:
     from .domain.fills import InstrumentSpec
@@ -44,8 +44,9 @@ if TYPE_CHECKING:
     from .sim.server import LocalExchange
 
 KLINE_GATEWAYS = 4
-"""REST gateways (one worker each) serving the pair actors' warm-up and gap reads: a pair restart warms its
-timeframes side by side, a cold start keeps four reads in flight, and the shared weight budget paces them."""
+"""Klines gateways (one ``RestQueue`` worker each) serving the pair actors' warm-up and gap reads: a pair
+restart warms its timeframes side by side, a cold start keeps four reads in flight, and the shared weight
+budget paces them."""
 
 
 class Connections:
@@ -119,16 +120,31 @@ class Connections:
         if missing:
             self.close()
             raise ValueError(f"symbols not listed by the exchange: {', '.join(missing)}")
-        self.klines = KlineQueue([self.market_gateway(bulk=True) for _ in range(KLINE_GATEWAYS)])
-        """The pair actors' history and gap reads, served in the pairs' order by one worker per gateway."""
+        self.rest = RestQueue([self.market_gateway(bulk=True) for _ in range(KLINE_GATEWAYS)])
+        """The pairs' REST work (history, gap repairs, late account settings), in the pairs' order."""
         self.account = AccountView()
         """Margin type, leverage and balances of the account: read once at start, shared by the executors."""
+        self._settings_gateway: BinanceGateway | None = None
 
     def start(self) -> list[threading.Thread]:
-        """Read the account (once for every executor) and start the kline workers; returns their threads."""
+        """Read the account (once for every executor) and start the REST workers; returns their threads."""
         for contract in self.contracts:
             self.account.load(self.gateway(), contract)
-        return self.klines.start()
+        return self.rest.start()
+
+    def set_up_later(self, symbol: str, *, margin_type: str, leverage: int, rank: int) -> None:
+        """If the account lacks ``symbol``'s margin type or leverage, change them after every warm-up read.
+
+        Not needed before the symbol's first entry (which makes the change itself if it comes first), and
+        on a fresh account 2 weight a symbol: made earlier, they would hold back every pair's warm-up."""
+        if self.account.has(symbol, margin_type=margin_type, leverage=leverage):
+            return
+        if self._settings_gateway is None:
+            self._settings_gateway = self.gateway()
+        gateway, contract = self._settings_gateway, self.specs[symbol].contract_type
+        self.rest.submit(
+            lambda _: self.account.set_up(gateway, symbol, contract, margin_type, leverage), rank=(LATE, rank)
+        )
 
     def gateway(self, *, bulk: bool = False) -> BinanceGateway:
         """A REST gateway for orders and account reads (signed)."""
@@ -171,10 +187,10 @@ class Connections:
         )
 
     def close(self) -> None:
-        """Stop the kline workers and in-process exchanges; leave an external exchange running."""
-        klines = getattr(self, "klines", None)  # absent when the constructor failed before making it
-        if klines is not None:
-            klines.close()
+        """Stop the REST workers and in-process exchanges; leave an external exchange running."""
+        rest = getattr(self, "rest", None)  # absent when the constructor failed before making it
+        if rest is not None:
+            rest.close()
         paper, self.paper = self.paper, None
         if paper is not None:
             paper.stop()

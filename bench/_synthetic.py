@@ -5,7 +5,7 @@ its own factor, on the source's own open times. Every file then covers the same 
 walks one shared timeline and every 1m step carries all symbols), while crossovers land on different
 candles. The rotation leaves one price jump per file, where the series wraps around.
 
-The symbols (``SYM00USDT`` ...) are not in the bundled exchangeInfo: the local exchange lists them with a
+The symbols (``SYM000USDT`` ...) are not in the bundled exchangeInfo: the local exchange lists them with a
 synthetic entry modelled on ETHUSDT (``actors.exchange.instruments.synthetic_symbol``).
 """
 
@@ -25,7 +25,7 @@ SOURCES = (
 
 
 def symbol_name(k: int) -> str:
-    return f"SYM{k:02d}USDT"
+    return f"SYM{k:03d}USDT"
 
 
 def write_symbols(out_dir: Path, count: int, rows: int, *, shift: int = 37) -> list[Path]:

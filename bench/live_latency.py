@@ -23,40 +23,42 @@ Run: python bench/live_latency.py [--quick] [--pairs N] [--signals N] [--klines 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import math
 import os
-import resource
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pykka
-import requests
-from _synthetic import ROOT, SOURCES, symbol_name, write_symbols
+from _harness import (
+    Probe,
+    Sample,
+    TimedRefs,
+    TimedRouter,
+    alive_actors,
+    exchange_process,
+    load_average,
+    quantile,
+    rss_mib,
+    say,
+    summary_ms,
+)
+from _synthetic import SOURCES, symbol_name, write_symbols
 from loguru import logger
 
 from nancemakina.actors.backtest.kline_files import load_klines
 from nancemakina.actors.config import Config, parse_config
-from nancemakina.actors.domain.model import TIMEFRAME_MS, Leg
 from nancemakina.actors.domain.strategy import PairStrategy, StrategyParams
-from nancemakina.actors.messages import EntryRejected, KlineClosed, OrderStateChanged, SubmitEntry
 from nancemakina.actors.ops.systemd import SdNotifier
 from nancemakina.actors.ops.thread_times import ThreadClock
-from nancemakina.actors.runtime.routing import Router
 from nancemakina.actors.runtime.status import GroupState
-from nancemakina.actors.tree.actor_refs import Refs
 from nancemakina.actors.tree.pair_timeframe import PairBoard, PairStatus
 from nancemakina.supervisor import RootSupervisor
 
@@ -77,30 +79,6 @@ STRATEGY = {
 }
 MEMORY_STRATEGY = {"indicator_timeframes": list(TIMEFRAMES), "signal_timeframe": "1m"}
 """The RSS phase trades with the production defaults (SMA 21/200, 15 min apart): a realistic trade rate."""
-
-
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def rss_mib() -> float:
-    with Path("/proc/self/statm").open(encoding="ascii") as fh:
-        return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
-
-
-def quantile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank quantile of an already sorted list."""
-    return sorted_values[min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))]
-
-
-def summary_ms(values_ns: list[int]) -> str:
-    if not values_ns:
-        return "no samples"
-    v = sorted(values_ns)
-    return (
-        f"p50 {quantile(v, 0.5) / 1e6:7.3f}  p99 {quantile(v, 0.99) / 1e6:7.3f}  "
-        f"max {v[-1] / 1e6:8.3f} ms  (n={len(v):,})"
-    )
 
 
 # ---- baselines ---------------------------------------------------------------------------------------
@@ -182,66 +160,6 @@ def _status(symbol: str, timeframe: str, strategy: PairStrategy) -> PairStatus:
 # ---- the exchange in its own process ---------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def exchange_process(
-    paths: list[Path],
-    *,
-    speed: str,
-    start_ms: int,
-    updates: int,
-    nice: int = 0,
-    cpus: frozenset[int] = frozenset(),
-) -> Iterator[str]:
-    """``nancemakina exchange`` on a free port, paused until the bot resumes it; yields its URL.
-
-    ``cpus``: run it only on these CPUs (``taskset``), as a venue on another machine would.
-    """
-    port = _free_port()
-    argv = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
-    argv += ["nice", "-n", str(nice)] if nice else []
-    argv += [
-        str(Path(sys.executable).with_name("nancemakina")),
-        "exchange",
-        "--port",
-        str(port),
-        "--speed",
-        speed,
-        "--paused",
-    ]
-    argv += ["--start", str(start_ms), "--updates-per-candle", str(updates), "--weight-limit", "100000000"]
-    for p in paths:
-        argv += ["--data", str(p)]
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"exchange exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}"
-                )
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{url}/sim/v1/status", timeout=1).ok:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("exchange did not come up in 60 s")
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def _split_cores() -> frozenset[int]:
     """Pin this process (and the threads it starts from now on) off the last CPU; return that CPU."""
     cpus = sorted(os.sched_getaffinity(0))
@@ -298,81 +216,6 @@ def bot_config(
 # ---- instrumentation (bench side only: hooks the daemon exposes, nothing patched in a library) --------
 
 
-@dataclass(slots=True)
-class TimedRefs(Refs):
-    """``Refs`` that stamps when a pair emits each ``SubmitEntry`` (keyed by symbol and signal candle)."""
-
-    emitted: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
-    router: TimedRouter | None = None
-
-    def tell_executor(self, symbol: str, message: object) -> None:
-        if isinstance(message, SubmitEntry):
-            d = message.decision
-            self.emitted[d.symbol, d.signal_open_time_ms] = (message.received_ns, time.perf_counter_ns())
-        Refs.tell_executor(self, symbol, message)
-
-
-class TimedRouter(Router):
-    """``Router`` that notes, per candle close, when the first closed frame of that close was read.
-
-    A frame's own stamp starts when the reader gets to it, so the frames read before it at the same close
-    are not in its latency; "first frame of the close → entry sent" counts them.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.burst_start: dict[int, int] = {}
-        """Close time (ms) → ``perf_counter_ns`` of the first closed frame of that close read."""
-        self.close_of: dict[int, int] = {}
-        """A closed frame's ``received_ns`` → its close time (ms)."""
-
-    def tell(self, symbol: str, timeframe: str, message: object) -> bool:
-        if isinstance(message, KlineClosed) and message.received_ns:
-            close = message.kline.open_time_ms + TIMEFRAME_MS[timeframe]
-            first = self.burst_start.get(close)
-            if first is None or message.received_ns < first:
-                self.burst_start[close] = message.received_ns
-            self.close_of[message.received_ns] = close
-        return super().tell(symbol, timeframe, message)
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    key: tuple[str, int]
-    latency_ns: int
-    sent_ns: int
-
-
-@dataclass(slots=True)
-class Probe:
-    """Receives the executor's ``latency`` and ``events`` callbacks (both on the executor's thread)."""
-
-    samples: list[Sample] = field(default_factory=list)
-    rejected: dict[str, int] = field(default_factory=dict)
-    entry_started: dict[str, int] = field(default_factory=dict)
-    service_ns: list[int] = field(default_factory=list)
-    """Executor time per accepted entry: entry submitted → take-profit order acknowledged."""
-    _last_entry: tuple[str, int] | None = None
-
-    def latency(self, ns: int) -> None:
-        if self._last_entry is not None:
-            self.samples.append(Sample(self._last_entry, ns, time.perf_counter_ns()))
-
-    def event(self, event: object) -> None:
-        now = time.perf_counter_ns()
-        if isinstance(event, EntryRejected):
-            self.rejected[event.reason] = self.rejected.get(event.reason, 0) + 1
-        elif isinstance(event, OrderStateChanged):
-            if event.leg is Leg.ENTRY and event.status == "submitted":
-                _, symbol, signal, _ = event.client_id.split("-")
-                self._last_entry = (symbol, int(signal))
-                self.entry_started[event.symbol] = now
-            elif event.leg is Leg.TAKE_PROFIT and event.status != "submitted":
-                started = self.entry_started.pop(event.symbol, None)
-                if started is not None:
-                    self.service_ns.append(now - started)
-
-
 def instrumented(config: Config, *, keep_all_latencies: bool) -> tuple[RootSupervisor, Probe, TimedRefs]:
     """A ``RootSupervisor`` with the probes attached (before ``start``)."""
     probe = Probe()
@@ -386,15 +229,7 @@ def instrumented(config: Config, *, keep_all_latencies: bool) -> tuple[RootSuper
     if keep_all_latencies:  # the stream actor picks its board's deque up when it starts
         for board in daemon.boards.values():
             board.latencies_ns = deque()
-    if daemon.replay is not None:
-        # pairs are warm before their SUBSCRIBE frames (paced at 5 frames/s) are all through: at ``max`` a
-        # missed first candle would make the lock-step pacer wait out its 30 s timeout
-        daemon.replay.subscriptions_timeout_s = 30.0
     return daemon, probe, refs
-
-
-def alive_actors() -> list[str]:
-    return sorted(r.actor_class.__name__ for r in pykka.ActorRegistry.get_all())
 
 
 def delivered(daemon: RootSupervisor) -> int:
@@ -439,9 +274,9 @@ def run_signals(opts: Options, state_dir: Path) -> None:
         updates=3,
         nice=opts.exchange_nice,
         cpus=opts.exchange_cpus,
-    ) as url:
+    ) as exchange:
         config = bot_config(
-            url,
+            exchange.url,
             symbols,
             state_dir / "signals",
             STRATEGY,
@@ -482,6 +317,7 @@ def run_signals(opts: Options, state_dir: Path) -> None:
             code = daemon.shutdown()
     lingering = alive_actors()
     print(f"\n== 1. Signal latency: closed-kline frame read → entry request sent ({opts.pairs} pairs × 5 tf)")
+    print(f"load average (1, 5, 15 min) at the end of the phase: {load_average()}")
     achieved = steps * 60 / wall
     print(f"replay at {speed}× requested; achieved {achieved:,.0f}× ({steps:,} 1m steps in {wall:.1f} s)")
     cpus = config.supervisor.cpu_affinity
@@ -610,9 +446,9 @@ def run_memory(opts: Options, state_dir: Path) -> None:
         updates=0,
         nice=opts.exchange_nice,
         cpus=opts.exchange_cpus,
-    ) as url:
+    ) as venue:
         config = bot_config(
-            url,
+            venue.url,
             symbols,
             state_dir / "memory",
             MEMORY_STRATEGY,
@@ -649,6 +485,7 @@ def run_memory(opts: Options, state_dir: Path) -> None:
             code = daemon.shutdown()
     left = alive_actors()
     print(f"\n== 3. RSS over {points[-1][0]:,} closed klines delivered to {opts.pairs * 5} pair actors")
+    print(f"load average (1, 5, 15 min) at the end of the phase: {load_average()}")
     print(f"RSS before start {rss_before:.1f} MiB; {actors_running} actors while running")
     print(f"{len(probe.samples):,} entries opened; rejections {dict(sorted(probe.rejected.items()))}")
     for n, t, rss in points:
@@ -686,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         "--klines", type=int, help="closed klines for the RSS phase; default 1,000,000, quick 30,000"
     )
     p.add_argument("--speed", type=float, help="replay speed (× real time) of the latency phase; default 600")
-    p.add_argument("--restarts", type=int, default=10, help="pair restarts to time (default 10)")
+    p.add_argument("--restarts", type=int, default=20, help="pair restarts to time (default 20)")
     p.add_argument(
         "--switch-interval-ms",
         type=float,
@@ -745,8 +582,8 @@ def main(argv: list[str] | None = None) -> int:
         cpus=_cpu_list(args.cpu_affinity),
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: stop the daemon and the exchange
-    if opts.pairs > 100:
-        p.error("--pairs: at most 100 (the symbol names have two digits)")
+    if opts.pairs > 1000:
+        p.error("--pairs: at most 1000 (the symbol names have three digits)")
     logger.remove()
     logger.add(sys.stderr, level=os.environ.get("BENCH_LOG", "ERROR"))
     steps_signals = int(opts.signal_timeout_s * opts.speed / 60) + 60
@@ -768,6 +605,7 @@ def main(argv: list[str] | None = None) -> int:
             "memory phase production defaults (SMA 21/200, 15 min); margin 50 USDT × 10; "
             f"state_dir {'on disk' if tmp_root is None else 'on /dev/shm'}"
         )
+        print(f"load average (1, 5, 15 min) at the start: {load_average()}")
         run_baselines()
         if "signals" not in args.skip:
             run_signals(opts, Path(tmp))

@@ -18,8 +18,8 @@ from loguru import logger
 
 from ..config import PairSettings
 from ..exchange.ratelimit import WeightBudget
-from ..tree.kline_queue import KlineQueue
 from ..tree.pair_timeframe import PairBoard, history_weight
+from ..tree.rest_queue import RestQueue
 from .systemd import SdNotifier
 
 
@@ -56,7 +56,7 @@ class WarmupProgress:
         board: PairBoard,
         budget: WeightBudget,
         notifier: SdNotifier,
-        queue: KlineQueue | None = None,
+        queue: RestQueue | None = None,
         *,
         interval_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,

@@ -6,12 +6,13 @@ Two ways, chosen by ``SimConfig``:
 * ``updates_per_candle`` (0–3, the default 3): updates at the corners of the candle's path — the open, the
   first extreme, the second extreme — spread evenly over the candle. Cheap, and enough for tests and
   compressed replays, but at 1× that is 60 times quieter than the real venue.
-* ``update_interval_ms`` (Binance: 250): an update every that many milliseconds of market time, at 0, 250,
-  …, 59,750 ms, 240 per candle and stream, as Binance's kline streams push while a market trades. The
-  price walks the candle's path (``fills.candle_path``: open → adverse extreme → favourable extreme → close)
-  in three legs of equal time, interpolated linearly and rounded to the tick; high and low are those of
-  the path walked so far, the volume grows in proportion to the time. The same candle always gives the
-  same frames: a replay at 1× carries the real venue's load, deterministically.
+* ``update_interval_ms`` (Binance: 250): a push every that many milliseconds of market time on every
+  stream, as Binance's kline streams push while a market trades: unclosed updates at 250, 500, …, 59,750 ms
+  and the closing push at 60,000 (the closed candle, sent by the replay), 240 pushes a minute. The price
+  walks the candle's path (``fills.candle_path``: open → adverse extreme → favourable extreme → close) in
+  three legs of equal time, interpolated linearly and rounded to the tick; high and low are those of the
+  path walked so far, the volume grows in proportion to the time. The same candle always gives the same
+  frames: a replay at 1× carries the real venue's load, deterministically.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ class FrameSchedule:
         if update_interval_ms is not None:
             if not 0 < update_interval_ms <= MINUTE_MS or MINUTE_MS % update_interval_ms:
                 raise ValueError(f"update_interval_ms must divide 60000, got {update_interval_ms}")
-            count = MINUTE_MS // update_interval_ms
-            self.offsets_ms = tuple(k * update_interval_ms for k in range(count))
+            count = MINUTE_MS // update_interval_ms  # the last push of the minute is the closed candle
+            self.offsets_ms = tuple(k * update_interval_ms for k in range(1, count))
         else:
             if not 0 <= updates_per_candle <= _LEGS:
                 raise ValueError("updates_per_candle must be within 0..3")

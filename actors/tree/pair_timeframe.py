@@ -1,7 +1,7 @@
 """PairTimeframe actor: one (symbol, timeframe), its talipp state and the V1 strategy, unchanged.
 
 Life of an incarnation: the supervisor registers it in the router (so candles closing from now on reach it),
-``start_actor`` asks the ``KlineQueue`` for its history and returns at once; candles arriving before the
+``start_actor`` asks the ``RestQueue`` for its history and returns at once; candles arriving before the
 history are kept aside; the history (``HistoryFetched``) warms the strategy up, the candles kept aside follow,
 then live candles flow through ``on_kline_closed``. A candle that is not the next one after the last seen
 triggers an exact REST backfill first; if the exchange cannot supply the missing candles the gap stays
@@ -39,7 +39,7 @@ from ..messages import (
 )
 from ..runtime.actor import Actor, Address, Monitor
 from ..runtime.scheduling import OrderPriority
-from .kline_queue import COLD, URGENT, KlineQueue
+from .rest_queue import COLD, URGENT, RestQueue
 
 WARMUP_EXTRA = 10
 """Candles read at warm-up beyond what the strategy needs: headroom for the talipp purge batches."""
@@ -111,7 +111,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         contract: ContractType,
         params: StrategyParams,
         trading: bool,
-        klines: KlineQueue,
+        rest: RestQueue,
         portfolio: Callable[[], PortfolioView],
         executor: Address[OrderExecutorInbox] | None,
         ledger: Address[PositionLedgerInbox] | None,
@@ -131,7 +131,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         self.contract = contract
         self.params = params
         self.trading = trading
-        self._klines = klines
+        self._rest = rest
         self._portfolio = portfolio
         self._executor = executor
         self._ledger = ledger
@@ -153,7 +153,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
 
     def start_actor(self) -> None:
         count = self._warmup
-        future = self._klines.submit(
+        future = self._rest.submit(
             lambda source: source.recent_closed_klines(self.symbol, self.contract, self.timeframe, count),
             rank=self._rank,
         )
@@ -232,7 +232,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
 
     def _backfill(self, start_ms: int, end_ms: int) -> None:
         missing = (end_ms - start_ms) // self._tf_ms + 1
-        fetched = self._klines.run(
+        fetched = self._rest.run(
             lambda source: source.closed_klines_range(
                 self.symbol, self.contract, self.timeframe, start_ms, end_ms
             ),

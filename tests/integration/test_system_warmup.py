@@ -3,7 +3,8 @@
 Three pairs × five timeframes against a local exchange the test holds (``replay.exchange_url``), so it
 outlives the bot and counts every REST request the bot made (``stats.requests``). At a cold start: one read
 of history per pair timeframe, in its cheapest shape; the venue's clock synced once; the account's settings
-and balances read once, and only the settings that differ changed; no ``GET /fapi/v1/time`` before reads.
+and balances read once, and only the settings that differ changed (after the history: they are not needed
+before a symbol's first entry); no ``GET /fapi/v1/time`` before reads.
 """
 
 from __future__ import annotations
@@ -72,7 +73,14 @@ def test_warm_up_reads_once_what_it_needs_and_a_restart_only_its_history(
     assert cold["GET /fapi/v1/symbolConfig"] == 1
     assert cold["GET /fapi/v3/balance"] == 1
     assert daemon.connections.account.reads == 2
-    assert cold["POST /fapi/v1/leverage"] == len(PAIRS)  # a fresh account: leverage 20, cross margin
+    # a fresh account (leverage 20, cross margin): each pair's two settings, changed after every history read
+    wait_until(
+        lambda: requests(exchange)["POST /fapi/v1/marginType"] - before["POST /fapi/v1/marginType"] == 3,
+        10,
+        "the pairs' margin type set",
+    )
+    cold = delta(before, requests(exchange))
+    assert cold["POST /fapi/v1/leverage"] == len(PAIRS)
     assert cold["POST /fapi/v1/marginType"] == len(PAIRS)
 
     # a pair restart reads only its own history: no clock, no account

@@ -20,6 +20,7 @@ from nancemakina.actors.exchange.types import (
     OrderStatus,
     ProtectiveKind,
     Side,
+    SymbolSettings,
 )
 from nancemakina.actors.messages import (
     Alert,
@@ -31,6 +32,7 @@ from nancemakina.actors.messages import (
     SubmitEntry,
 )
 from nancemakina.actors.runtime.scheduling import OrderPriority
+from nancemakina.actors.tree.executor.account_view import AccountView
 from nancemakina.actors.tree.executor.order_executor import OrderExecutor
 from nancemakina.actors.tree.executor.order_terms import SymbolTerms
 
@@ -368,3 +370,40 @@ def test_refused_entry_releases_the_market_reader(setup: str) -> None:
     stats = priority.stats()
     assert (stats.pending, stats.expired) == (0, 0)
     assert stats.ended == stats.begun
+
+
+def test_a_start_asks_nothing_when_the_account_has_the_pairs_settings() -> None:
+    gw, ledger, notes = FakeGateway(), Inbox(), Inbox()
+    account = AccountView()
+    account.set_balances(ContractType.USDT_M, gw.balances(ContractType.USDT_M))
+    assert account.set_up(gw, "BTCUSDT", ContractType.USDT_M, "ISOLATED", 10)  # as a late set-up leaves it
+    gw.calls.clear()
+    ref = start(gw, ledger, notes, account=account)
+    ref.tell(SubmitEntry(decision=decision()))
+    ledger.wait_for(PositionOpened)
+    assert [name for name, _ in gw.calls if name in {"margin", "leverage"}] == []  # nor before its entry
+
+
+def test_only_the_setting_that_differs_is_changed_before_the_first_entry() -> None:
+    gw, ledger, notes = FakeGateway(), Inbox(), Inbox()
+    account = AccountView()
+    account.load(_Read(margin_type="ISOLATED", leverage=20), ContractType.USDT_M)
+    ref = start(gw, ledger, notes, account=account)
+    ref.tell(SubmitEntry(decision=decision()))
+    ledger.wait_for(PositionOpened)
+    assert [c for c in gw.calls if c[0] in {"margin", "leverage"}] == [("leverage", ("BTCUSDT", 10))]
+    assert account.has("BTCUSDT", margin_type="ISOLATED", leverage=10)
+    assert account.reads == 2
+
+
+class _Read:
+    """The account's one read: BTCUSDT's settings and the balances."""
+
+    def __init__(self, *, margin_type: str, leverage: int) -> None:
+        self.settings = SymbolSettings(symbol="BTCUSDT", margin_type=margin_type, leverage=leverage)
+
+    def symbol_settings(self, contract: ContractType) -> dict[str, SymbolSettings]:
+        return {"BTCUSDT": self.settings}
+
+    def balances(self, contract: ContractType) -> dict[str, Balance]:
+        return {"USDT": Balance(asset="USDT", wallet=10_000.0, available=10_000.0)}

@@ -14,8 +14,8 @@ from nancemakina.actors.domain.model import ContractType, Kline, PortfolioView
 from nancemakina.actors.domain.strategy import StrategyParams
 from nancemakina.actors.messages import KlineClosed
 from nancemakina.actors.runtime.scheduling import CandleTurn, OrderPriority
-from nancemakina.actors.tree.kline_queue import KlineQueue
 from nancemakina.actors.tree.pair_timeframe import PairTimeframe
+from nancemakina.actors.tree.rest_queue import RestQueue
 from tests.unit.clock_support import WAIT_S, FakeClock, finished, returns_while_time_stands_still, started_in
 from tests.waiting import wait_until
 
@@ -171,7 +171,7 @@ def _broken_portfolio() -> PortfolioView:
 
 def test_a_pair_finishes_its_turn_even_when_the_candle_fails() -> None:
     """A pair crashing on a candle must not hold the reader for the whole hand-off limit."""
-    klines = KlineQueue([_Klines()])
+    klines = RestQueue([_Klines()])
     klines.start()
     pair = PairTimeframe.start(
         symbol="BTCUSDT",
@@ -179,7 +179,7 @@ def test_a_pair_finishes_its_turn_even_when_the_candle_fails() -> None:
         contract=ContractType.USDT_M,
         params=StrategyParams(),
         trading=True,
-        klines=klines,
+        rest=klines,
         portfolio=_broken_portfolio,
         executor=None,
         ledger=None,

@@ -11,10 +11,10 @@ UP = (100.0, 104.0, 98.0, 103.0, 60.0)  # close above open: the path walks open 
 DOWN = (100.0, 101.0, 95.0, 96.0, 60.0)  # open → high → low → close
 
 
-def test_binance_rate_is_240_updates_a_minute_every_250_ms_from_the_open() -> None:
+def test_binance_rate_is_a_push_every_250_ms_the_last_one_the_close() -> None:
     frames = FrameSchedule(update_interval_ms=250)
-    assert len(frames) == 240
-    assert frames.offsets_ms[:3] == (0, 250, 500)
+    assert len(frames) == 239  # with the closed candle at 60,000 ms: 240 pushes a minute
+    assert frames.offsets_ms[:3] == (250, 500, 750)
     assert frames.offsets_ms[-1] == 59_750
 
 
@@ -22,11 +22,12 @@ def test_updates_walk_the_path_in_three_equal_legs_on_the_tick() -> None:
     frames = FrameSchedule(update_interval_ms=250)
     candles = [frames.partial(*UP, k, 0.1) for k in range(len(frames))]
     closes = [c[3] for c in candles]
-    assert closes[0] == 100.0  # the open
-    assert closes[80] == 98.0  # the adverse extreme at a third of the minute
-    assert closes[160] == 104.0  # the favourable one at two thirds
+    assert closes[0] == 100.0  # 250 ms after the open: a quarter tick down the first leg, rounded
+    assert closes[4] == 99.9
+    assert closes[79] == 98.0  # the adverse extreme at a third of the minute
+    assert closes[159] == 104.0  # the favourable one at two thirds
     assert 103.0 <= closes[-1] <= 104.0  # on the way to the close
-    assert min(closes[:81]) == 98.0
+    assert min(closes[:80]) == 98.0
     assert all(abs(p * 10 - round(p * 10)) < 1e-9 for p in closes)  # every price on the 0.1 tick
     highs, lows = [c[1] for c in candles], [c[2] for c in candles]
     assert highs == sorted(highs)
@@ -34,16 +35,16 @@ def test_updates_walk_the_path_in_three_equal_legs_on_the_tick() -> None:
     assert all(c[2] <= c[3] <= c[1] for c in candles)
     assert (highs[-1], lows[-1]) == (104.0, 98.0)
     volumes = [c[4] for c in candles]
-    assert volumes[0] == 0.0
+    assert volumes[0] == 60.0 / 240
     assert volumes == sorted(volumes)
     assert volumes[-1] < 60.0
-    down = [frames.partial(*DOWN, k, 0.1)[3] for k in (80, 160)]
+    down = [frames.partial(*DOWN, k, 0.1)[3] for k in (79, 159)]
     assert down == [101.0, 95.0]
 
 
 def test_the_same_candle_always_gives_the_same_frames() -> None:
-    a = [FrameSchedule(update_interval_ms=250).partial(*UP, k, 0.01) for k in range(240)]
-    b = [FrameSchedule(update_interval_ms=250).partial(*UP, k, 0.01) for k in range(240)]
+    a = [FrameSchedule(update_interval_ms=250).partial(*UP, k, 0.01) for k in range(239)]
+    b = [FrameSchedule(update_interval_ms=250).partial(*UP, k, 0.01) for k in range(239)]
     assert a == b
 
 

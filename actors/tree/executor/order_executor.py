@@ -9,8 +9,9 @@ bounded retries → the position is closed at market (reduce-only) and a ``stop_
 bot never holds a naked position it knows of. Every order state and refused entry is reported to the ledger
 (:mod:`.order_reports`).
 
-Starting costs no request when the shared ``AccountView`` (read once per account) shows the symbol's margin
-type and leverage already as the pair wants them; otherwise only what differs is changed.
+Starting costs no request: the shared ``AccountView`` (read once per account) tells whether the symbol's
+margin type and leverage are as the pair wants them; if not, they are changed late in a cold start (after
+every warm-up read) or, at the latest, before the symbol's first entry — only what differs.
 """
 
 from __future__ import annotations
@@ -121,8 +122,9 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
     # ---- lifecycle -------------------------------------------------------------------------------
 
     def start_actor(self) -> None:
-        for symbol in self._terms:
-            self._setup(symbol)
+        for symbol, t in self._terms.items():  # known from the account's one read: no request
+            if self._account.has(symbol, margin_type=t.margin_mode, leverage=t.leverage):
+                self._setup_done.add(symbol)
         for contract in {t.spec.contract_type for t in self._terms.values()}:
             if self._account.balances(contract) is None:  # the account-wide read failed or never ran
                 self._refresh_balances(contract)
@@ -133,17 +135,8 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
             return True
         t = self._terms[symbol]
         contract = t.spec.contract_type
-        gw = self._gateways[contract]
-        known = self._account.settings(symbol)
-        try:
-            if known is None or known.margin_type != t.margin_mode:
-                gw.set_margin_type(symbol, contract, t.margin_mode)
-            if known is None or known.leverage != t.leverage:
-                gw.set_leverage(symbol, contract, t.leverage)
-        except (TransientError, RateLimited, IpBanned, UnknownStatus, Rejected) as exc:
-            self.log.warning(f"{symbol}: margin/leverage setup failed ({exc}); retried before the next entry")
+        if not self._account.set_up(self._gateways[contract], symbol, contract, t.margin_mode, t.leverage):
             return False
-        self._account.record_settings(symbol, margin_type=t.margin_mode, leverage=t.leverage)
         self._setup_done.add(symbol)
         return True
 

@@ -79,12 +79,17 @@ class MarketStream(Actor[MarketStreamInbox]):
         tap: Callable[[Kline], object] | None = None,
         priority: OrderPriority | None = None,
         handoff_ms: float = 0.0,
+        decides: Callable[[str, str], bool] | None = None,
     ) -> None:
         super().__init__(
             name=name or f"market-stream-{contract.value}", monitor=monitor, generation=generation
         )
         self._handoff_s = handoff_ms / 1e3
         """> 0: after each streamed closed candle, wait up to this long for its pair to finish it."""
+        self._decides = decides
+        """Which (symbol, timeframe) pair actors make decisions (None: all). Only those are waited for: an
+        indicator-only timeframe is told and left to run, so a close of every timeframe at once (1h and 4h
+        together) does not hold the reader behind thousands of candles nobody trades on."""
         self._gate = gate
         self._tap = tap
         self.contract = contract
@@ -139,7 +144,8 @@ class MarketStream(Actor[MarketStreamInbox]):
         key = (kline.symbol, kline.timeframe)
         handoff: KlineReceived | None = None
         handoff_s = self._handoff_s  # read once: a reload may change it meanwhile
-        turn = CandleTurn() if handoff_s else None
+        decides = self._decides
+        turn = CandleTurn() if handoff_s and (decides is None or decides(*key)) else None
         told = False
         with self._lock:
             if key not in self._keys:
@@ -160,13 +166,14 @@ class MarketStream(Actor[MarketStreamInbox]):
             # Hand the GIL to the pair actor just woken, now: otherwise it waits behind the rest of the
             # burst this thread is reading (250 frames at a minute close with 50 pairs × 5 timeframes).
             # With a turn, wait (bounded) until that pair has decided, so candles are decided in arrival
-            # order; without, sleep(0) lets it run now unless another woken thread wins the GIL first.
+            # order; without hand-offs, sleep(0) lets it run now unless another woken thread wins the GIL
+            # first. An indicator-only timeframe (no turn while hand-offs are on) runs when the GIL is free.
             # Measured in bench/live_latency.py: see the README's live-pipeline table.
             if turn is not None and told:
                 if not turn.wait(handoff_s):
                     self.board.handoff_timeouts += 1
                 self.board.handoffs += 1
-            else:
+            elif not handoff_s:
                 time.sleep(0)
             return
         try:  # noqa: SIM105 - hot path: a bare try costs less than contextlib.suppress

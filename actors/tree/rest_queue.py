@@ -1,4 +1,4 @@
-"""``KlineQueue``: the pair actors' REST reads (warm-up history, gap repairs), served in order by workers.
+"""``RestQueue``: the pairs' REST work (warm-up history, gap repairs, account settings), served in order.
 
 At a cold start every pair actor wants its history at once: 590 symbols × 5 timeframes is 2,950 reads, far
 more weight than one minute's budget allows. Left to race for the gateways and the budget, they finish in
@@ -6,9 +6,11 @@ whatever order they win, so nearly every pair waits for the last minute of the w
 timeframes are warm. Served in order instead, pair after pair, each pair is warm (and trading) as soon as its
 own reads are done, and the warm-up's progress is a count.
 
-Order: reads of pairs that are already trading (gap repairs) and of restarted pairs first, then cold
-warm-ups by the pair's rank (its place in the config) and the timeframe's; ties in submission order. Each
-worker owns one gateway (its own connection and lock); all of them share the venue's weight budget.
+Order: work for pairs already trading (gap repairs) and for restarted pairs first (``URGENT``), then cold
+warm-ups by the pair's rank (its place in the config) and the timeframe's (``COLD``), then what can wait
+for every warm-up read (``LATE``: a symbol's margin type and leverage on a fresh account, needed by its
+first entry, which sets them itself if it comes first); ties in submission order. Each worker owns one
+klines gateway (its own connection and lock), which a job may use or not; all share the venue's budget.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ from ..exchange.errors import RateLimited
 
 T = TypeVar("T")
 URGENT = 0
-"""Rank class of reads for pairs already trading or restarted: before every cold warm-up."""
+"""Rank class of work for pairs already trading or restarted: before every cold warm-up."""
 COLD = 1
 """Rank class of cold warm-ups."""
+LATE = 2
+"""Rank class of work that waits for every warm-up read."""
 
 
 class KlineSource(Protocol):
@@ -57,12 +61,12 @@ class _Job:
     future: Future[Any] = field(compare=False)
 
 
-class KlineQueue:
+class RestQueue:
     """See the module docstring. ``start()`` the workers once; ``submit`` from any thread."""
 
     def __init__(self, sources: Sequence[KlineSource], *, rate_limit_attempts: int = 5) -> None:
         if not sources:
-            raise ValueError("KlineQueue needs at least one source")
+            raise ValueError("RestQueue needs at least one source")
         self._sources = tuple(sources)
         self._attempts = rate_limit_attempts
         self._heap: list[_Job] = []
@@ -71,9 +75,9 @@ class KlineQueue:
         self._closed = False
         self.threads: list[threading.Thread] = []
         self.served = 0
-        """Reads finished (with a result or an error)."""
+        """Jobs finished (with a result or an error)."""
 
-    def start(self, name: str = "kline-queue") -> list[threading.Thread]:
+    def start(self, name: str = "rest-queue") -> list[threading.Thread]:
         """Start one worker per source; returns the threads (for a thread watch)."""
         for i, source in enumerate(self._sources):
             thread = threading.Thread(target=self._work, args=(source,), name=f"{name}-{i}", daemon=True)
@@ -82,13 +86,13 @@ class KlineQueue:
         return self.threads
 
     def close(self) -> None:
-        """Workers end once idle; reads still queued fail with ``RuntimeError``."""
+        """Workers end once idle; work still queued fails with ``RuntimeError``."""
         with self._cond:
             self._closed = True
             jobs, self._heap = self._heap, []
             self._cond.notify_all()
         for job in jobs:
-            job.future.set_exception(RuntimeError("the kline queue is closed"))
+            job.future.set_exception(RuntimeError("the REST queue is closed"))
 
     @property
     def pending(self) -> int:
@@ -101,7 +105,7 @@ class KlineQueue:
         future: Future[T] = Future()
         with self._cond:
             if self._closed:
-                future.set_exception(RuntimeError("the kline queue is closed"))
+                future.set_exception(RuntimeError("the REST queue is closed"))
                 return future
             heapq.heappush(self._heap, _Job(rank, next(self._seq), call, future))
             self._cond.notify()
@@ -133,5 +137,5 @@ class KlineQueue:
             try:
                 return call(source)
             except RateLimited as exc:
-                logger.warning(f"kline read rate limited ({exc.retry_after_s:g} s), attempt {attempt}")
+                logger.warning(f"pair REST work rate limited ({exc.retry_after_s:g} s), attempt {attempt}")
         return call(source)

@@ -1,5 +1,5 @@
-"""KlineQueue: pair actors' REST reads served by one worker per gateway, urgent ones first, cold warm-ups in
-the pairs' order, rate limits waited out."""
+"""RestQueue: the pairs' REST work served by one worker per gateway, urgent work first, cold warm-ups in the
+pairs' order, late work last, rate limits waited out."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from nancemakina.actors.domain.model import ContractType, Kline
 from nancemakina.actors.exchange.errors import RateLimited
-from nancemakina.actors.tree.kline_queue import COLD, URGENT, KlineQueue
+from nancemakina.actors.tree.rest_queue import COLD, LATE, URGENT, RestQueue
 
 USD = ContractType.USDT_M
 
@@ -42,7 +42,7 @@ class Source:
 
 def test_cold_warm_ups_go_pair_by_pair_and_urgent_reads_first() -> None:
     source = Source()
-    queue = KlineQueue([source])
+    queue = RestQueue([source])
     futures = [  # submitted in a scrambled order, as 15 pair actors starting together would
         queue.submit(
             lambda s, sym=sym, tf=tf: s.recent_closed_klines(sym, USD, tf, 212), rank=(COLD, rank, tf_ms)
@@ -50,8 +50,9 @@ def test_cold_warm_ups_go_pair_by_pair_and_urgent_reads_first() -> None:
         for rank, sym in ((2, "C"), (0, "A"), (1, "B"))
         for tf, tf_ms in (("5m", 300_000), ("1m", 60_000))
     ]
+    futures.append(queue.submit(lambda s: s.closed_klines_range("L", USD, "1m", 0, 60_000), rank=(LATE, 0)))
     futures.append(queue.submit(lambda s: s.closed_klines_range("Z", USD, "1m", 0, 60_000), rank=(URGENT,)))
-    assert queue.pending == 7
+    assert queue.pending == 8
     queue.start()
     source.go.set()
     for future in futures:
@@ -64,8 +65,9 @@ def test_cold_warm_ups_go_pair_by_pair_and_urgent_reads_first() -> None:
         ("B", "5m"),
         ("C", "1m"),
         ("C", "5m"),
+        ("L", "1m"),
     ]
-    assert queue.served == 7
+    assert queue.served == 8
     queue.close()
 
 
@@ -73,7 +75,7 @@ def test_each_worker_reads_through_its_own_source() -> None:
     sources = [Source(), Source()]
     for s in sources:
         s.go.set()
-    queue = KlineQueue(sources)
+    queue = RestQueue(sources)
     queue.start()
     done = [
         queue.submit(lambda s, i=i: s.recent_closed_klines(f"S{i}", USD, "1m", 1), rank=(COLD, i))
@@ -89,7 +91,7 @@ def test_each_worker_reads_through_its_own_source() -> None:
 def test_a_rate_limited_read_is_retried_and_other_errors_reach_the_caller() -> None:
     source = Source(rate_limited=2)
     source.go.set()
-    queue = KlineQueue([source])
+    queue = RestQueue([source])
     queue.start()
     assert queue.run(lambda s: s.recent_closed_klines("A", USD, "1m", 5), rank=(URGENT,)) == []
     assert source.calls == [("recent", "A", "1m", 5)]
@@ -103,7 +105,7 @@ def test_a_rate_limited_read_is_retried_and_other_errors_reach_the_caller() -> N
 
 
 def test_closing_fails_what_is_still_queued_and_refuses_more() -> None:
-    queue = KlineQueue([Source()])
+    queue = RestQueue([Source()])
     waiting = queue.submit(lambda s: s.recent_closed_klines("A", USD, "1m", 5), rank=(COLD, 0))
     queue.close()
     with pytest.raises(RuntimeError, match="closed"):
@@ -114,4 +116,4 @@ def test_closing_fails_what_is_still_queued_and_refuses_more() -> None:
 
 def test_an_empty_queue_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one source"):
-        KlineQueue([])
+        RestQueue([])
