@@ -296,8 +296,7 @@ class RootSupervisor:
             stream.start()
             self.threads.watch_named(stream.name, role=f"{stream.name}: fills and account", essential=True)
         self.tree.start()  # every pair's history is queued now: account settings a pair lacks come after
-        for rank, s in enumerate(self.settings.values()):
-            self.connections.set_up_later(s.symbol, margin_type=s.margin_mode, leverage=s.leverage, rank=rank)
+        self.connections.set_up_later(self.settings.values())
         c = self.connections
         progress = WarmupProgress(self.pair_board, c.market_budget, self.notifier, c.rest)
         if not progress.wait_for_pairs(self.settings.values(), ready_timeout_s):
@@ -352,6 +351,7 @@ class RootSupervisor:
             self.replay.leave()
         self.connections.close()
         self.access.stop()
+        self.cpu.apply(None)  # the process's CPUs as it started with (another daemon may follow in it)
         return code
 
     def status(self) -> TreeStatus:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from .config import Config, Mode, PairSettings
@@ -132,19 +132,24 @@ class Connections:
             self.account.load(self.gateway(), contract)
         return self.rest.start()
 
-    def set_up_later(self, symbol: str, *, margin_type: str, leverage: int, rank: int) -> None:
-        """If the account lacks ``symbol``'s margin type or leverage, change them after every warm-up read.
+    def set_up_later(self, pairs: Iterable[PairSettings]) -> None:
+        """The margin type and leverage the account lacks for ``pairs``, changed after every warm-up read.
 
-        Not needed before the symbol's first entry (which makes the change itself if it comes first), and
-        on a fresh account 2 weight a symbol: made earlier, they would hold back every pair's warm-up."""
-        if self.account.has(symbol, margin_type=margin_type, leverage=leverage):
-            return
+        Not needed before a symbol's first entry (which makes the change itself if it comes first), and on a
+        fresh account 2 weight a symbol: made earlier, they would hold back every pair's warm-up."""
+        for rank, pair in enumerate(pairs):
+            if not self.account.has(pair.symbol, margin_type=pair.margin_mode, leverage=pair.leverage):
+                self.rest.submit(self._set_up(pair), rank=(LATE, rank))
+
+    def _set_up(self, pair: PairSettings) -> Callable[[object], bool]:
         if self._settings_gateway is None:
             self._settings_gateway = self.gateway()
-        gateway, contract = self._settings_gateway, self.specs[symbol].contract_type
-        self.rest.submit(
-            lambda _: self.account.set_up(gateway, symbol, contract, margin_type, leverage), rank=(LATE, rank)
-        )
+        gateway, account = self._settings_gateway, self.account
+
+        def job(_source: object) -> bool:
+            return account.set_up(gateway, pair.symbol, pair.contract_type, pair.margin_mode, pair.leverage)
+
+        return job
 
     def gateway(self, *, bulk: bool = False) -> BinanceGateway:
         """A REST gateway for orders and account reads (signed)."""

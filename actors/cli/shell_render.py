@@ -42,8 +42,9 @@ def render(cmd: str, result: Any) -> str:
         )
     if cmd == "threads":
         cpus = result.get("cpu_affinity")
+        where = ", ".join(map(str, cpus)) if cpus else "unset (every CPU)"
         head = (
-            f"cpu_affinity: {', '.join(map(str, cpus)) if cpus else 'unset (every CPU)'}   "
+            f"cpu_affinity: {where}{' (auto)' if result.get('cpu_affinity_auto') else ''}   "
             f"GIL switch interval: {_cell(result.get('gil_switch_interval_ms'))} ms\n"
             "totals since each thread started; WAIT = runnable but waiting for a CPU\n"
         )

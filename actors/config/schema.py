@@ -150,11 +150,11 @@ class SupervisorSettings(Section):
     """After telling a pair a streamed closed candle, the market-data reader waits for that pair to finish
     it, for at most this long, so candles are decided in arrival order instead of in whatever order 250
     woken threads win the GIL (``CandleTurn`` in ``actors/runtime/scheduling.py``); 0 turns the wait off."""
-    cpu_affinity: CpuSet | None = None
-    """CPUs every thread of the process runs on (``actors/runtime/cpu_affinity.py``); None leaves them
-    wherever systemd or the shell started the process. One CPU halved the signal → order p99 in
-    ``bench/live_latency.py``: the GIL hands over between threads sharing one run queue instead of waking
-    them on a busy core."""
+    cpu_affinity: CpuSet | Literal["auto"] | None = "auto"
+    """CPUs every thread of the process runs on (``actors/runtime/cpu_affinity.py``): ``auto`` (default) one
+    CPU, the least busy at start; a list, those; None leaves them wherever systemd or the shell started the
+    process. One CPU halved the signal → order p99 in ``bench/live_latency.py``: the GIL hands over between
+    threads sharing one run queue instead of waking them on a busy core."""
 
 
 class ExecutionSettings(Section):

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from ..config import Config, PairSettings
     from ..connections import Connections
     from ..domain.model import ContractType
+    from ..runtime.cpu_affinity import CpuPinning
     from ..runtime.scheduling import OrderPriority
     from ..runtime.thread_watch import ThreadWatch
     from ..runtime.tree import ReloadResult, TreeStatus
@@ -48,6 +49,10 @@ class RunningBot(Protocol):
     def priority(self) -> OrderPriority: ...
     @property
     def threads(self) -> ThreadWatch: ...
+    @property
+    def cpu(self) -> CpuPinning:
+        """Where ``supervisor.cpu_affinity`` put the threads."""
+
     @property
     def refs(self) -> Refs: ...
 

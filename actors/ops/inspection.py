@@ -243,9 +243,10 @@ class Inspection:
         return {"status": verdict, "checks": checks}
 
     def threads(self) -> dict[str, Any]:
-        sup = self.bot.config.supervisor
+        pinned = self.bot.cpu.current
         return {
-            "cpu_affinity": list(sup.cpu_affinity) if sup.cpu_affinity is not None else None,
+            "cpu_affinity": sorted(pinned) if pinned is not None else None,
+            "cpu_affinity_auto": self.bot.cpu.auto,
             "gil_switch_interval_ms": sys.getswitchinterval() * 1e3,
             "kinds": thread_kinds(),
         }

@@ -56,6 +56,8 @@ FAMILIES = {
     "nancemakina_entry_priority_entries",
     "nancemakina_candle_handoffs",
     "nancemakina_decisions",
+    "nancemakina_warmup_pairs",
+    "nancemakina_startup_seconds",
 }
 
 
@@ -175,7 +177,10 @@ def test_every_read_command(daemon: RootSupervisor) -> None:
     assert {"PairTimeframe", "OrderExecutor", "PositionLedger", "MainThread"} <= set(kinds)
     assert kinds["PairTimeframe"]["threads"] == len(daemon.router.keys())
     assert kinds["PairTimeframe"]["cpu_s"] > 0
-    assert threads["cpu_affinity"] is None  # type: ignore[index]
+    if len(daemon.cpu.allowed) > 1:  # the default, auto: one CPU, the least busy at start
+        assert threads["cpu_affinity_auto"] is True  # type: ignore[index]
+        assert len(threads["cpu_affinity"]) == 1  # type: ignore[index]
+        assert set(threads["cpu_affinity"]) <= daemon.cpu.allowed  # type: ignore[index]
     code, text = shell(daemon, "top --once", as_json=False)
     assert code == 0
     assert "pair:BTCUSDT:1m" in str(text)

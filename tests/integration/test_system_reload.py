@@ -159,7 +159,9 @@ def test_reload_applies_process_wide_settings_in_place_and_refuses_cpus_the_mach
         assert _affinities() == {frozenset({one})}  # every thread, the ones started after too
         before, actors = tree(daemon), refs(daemon)
 
-        write(gil_switch_interval_ms=2.0, entry_priority_hold_ms=0.0, candle_handoff_ms=0.0)
+        write(
+            gil_switch_interval_ms=2.0, entry_priority_hold_ms=0.0, candle_handoff_ms=0.0, cpu_affinity=None
+        )
         result = daemon.reload()
         assert result == ReloadResult(unchanged=("BTCUSDT", "ETHUSDT"))
         assert tree(daemon) == before

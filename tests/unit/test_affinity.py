@@ -91,7 +91,47 @@ def test_config_rejects_malformed_cpu_sets(value, message):
 def test_config_sorts_the_cpus_and_the_machine_check_names_a_missing_one():
     config = parse_config({"supervisor": {"cpu_affinity": [1, 0]}})
     assert config.supervisor.cpu_affinity == (0, 1)
-    assert parse_config({}).supervisor.cpu_affinity is None
+    assert parse_config({}).supervisor.cpu_affinity == "auto"
+    assert parse_config({"supervisor": {"cpu_affinity": None}}).supervisor.cpu_affinity is None
     far = parse_config({"supervisor": {"cpu_affinity": [4095]}})
     errors = far.startup_errors()
     assert any("cpu_affinity" in e and "4095" in e for e in errors)
+
+
+def test_auto_picks_the_least_busy_cpu_once_and_keeps_it(unpinned):
+    samples = iter([{0: 100, 1: 100, 2: 100}, {0: 180, 1: 130, 2: 150}])  # CPU 1 the least busy since
+    pinning = CpuPinning(frozenset({0, 1, 2}), busy=lambda: next(samples), sample_s=0.0)
+    assert pinning.least_busy() == 1
+    ties = iter([{0: 0, 1: 0}, {0: 5, 1: 5}])
+    assert CpuPinning(frozenset({0, 1}), busy=lambda: next(ties), sample_s=0.0).least_busy() == 1
+    assert pinning.check("auto") is None
+
+
+@pytest.mark.skipif(len(ALLOWED) < 2, reason="needs 2 CPUs to choose from")
+def test_auto_pins_every_thread_to_one_cpu_and_a_reload_keeps_it(unpinned):
+    pinning = CpuPinning()
+    assert pinning.apply("auto") >= 1
+    chosen = pinning.current
+    assert chosen is not None
+    assert len(chosen) == 1
+    assert pinning.auto
+    assert set(affinities().values()) == {chosen}
+    assert pinning.apply("auto") == 0  # a reload: the same CPU, nothing moved
+    assert pinning.current == chosen
+    pinning.apply(None)
+    assert set(affinities().values()) == {ALLOWED}
+
+
+def test_auto_on_one_cpu_or_without_permission_leaves_the_process_alone(unpinned, monkeypatch):
+    assert CpuPinning(frozenset({0})).apply("auto") == 0
+    busy = iter([{0: 0, 1: 0}, {0: 1, 1: 0}])
+    pinning = CpuPinning(frozenset({0, 1}), busy=lambda: next(busy), sample_s=0.0)
+
+    def refused(_tid: int, _cpus: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setaffinity", refused)  # as under a seccomp filter without it
+    assert pinning.apply("auto") == 0
+    assert pinning.current is None
+    with pytest.raises(PermissionError):
+        pinning.apply([0])  # an explicit list is the operator's demand: an error, not a warning

@@ -79,6 +79,36 @@ def test_unit_has_the_required_directives():
     assert one("EnvironmentFile").startswith("-")
 
 
+def test_unit_lets_the_bot_pin_its_threads_and_nothing_else_of_resources():
+    """systemd's SystemCallFilter: the first line sets the mode (an allow list here), later lines add (or,
+    with ``~``, remove) calls in order. ``supervisor.cpu_affinity`` (default auto) needs sched_setaffinity,
+    which ``@resources`` holds; the rest of ``@resources`` stays forbidden."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze not installed")
+
+    def group(name: str) -> set[str]:
+        listed = subprocess.run([analyze, "syscall-filter", name], capture_output=True, text=True, check=True)
+        calls: set[str] = set()
+        for line in listed.stdout.splitlines()[1:]:
+            item = line.strip()
+            if item.startswith("@"):
+                calls |= group(item)
+            elif item and not item.startswith("#"):
+                calls.add(item)
+        return calls
+
+    allowed: set[str] = set()
+    for entry in unit_directives()["SystemCallFilter"]:
+        deny = entry.startswith("~")
+        names = set().union(*(group(n) if n.startswith("@") else {n} for n in entry.lstrip("~").split()))
+        allowed = allowed - names if deny else allowed | names
+    assert "sched_setaffinity" in allowed
+    assert "sched_getaffinity" in allowed
+    assert not (group("@resources") - {"sched_setaffinity"}) & allowed
+    assert not group("@privileged") & allowed
+
+
 def test_unit_passes_systemd_analyze_verify(tmp_path):
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
