@@ -44,7 +44,7 @@ from .actors.runtime.thread_watch import DeadThread, ThreadWatch
 from .actors.runtime.tree import GroupSpec, ReloadResult, SupervisionTree, TreeSpec, TreeStatus
 from .actors.sim.launch import trading_pairs
 from .actors.sim.lockstep import ReplayDriver, chain_barriers, parse_with_marker
-from .actors.tree.actor_refs import PortfolioBoard, Refs
+from .actors.tree.actor_refs import BalanceBoard, PortfolioBoard, Refs
 from .actors.tree.executor.order_executor import OrderExecutor
 from .actors.tree.executor.order_terms import EntrySlots, symbol_terms
 from .actors.tree.ledger.ledger_files import archive_previous_ledger, ledger_path
@@ -92,6 +92,8 @@ class RootSupervisor:
         self.router: Router[PairTimeframeInbox] = router or Router()
         self.refs = refs or Refs()
         self.portfolio = PortfolioBoard()
+        self.balances = BalanceBoard()
+        """Wallet balances per asset: written by the executors' reads and the relays' ACCOUNT_UPDATEs."""
         self.snapshots = LedgerSnapshots()
         self.boards = {c: MarketStreamBoard(c) for c in self.connections.contracts}
         self.slots = EntrySlots()
@@ -115,6 +117,7 @@ class RootSupervisor:
         self.relays = Relays(
             refs=self.refs, router=self.router, settings=self.settings, priority=self.priority
         )
+        self.relays.balances = self.balances
         parse = cast("UserEventParser", parse_with_marker)  # the replay's SIM_STEP rides along
         self.user_streams = [
             self.connections.user_stream(c, self.relays.user_event(c, self.replay), parse)
@@ -227,6 +230,7 @@ class RootSupervisor:
                 stopping=self.stopping,
                 slots=self.slots,
                 priority=self.priority,
+                on_balances=self.balances.update,
                 name=f"pair:{symbol}:executor",
                 monitor=monitor,
                 generation=generation,

@@ -51,10 +51,13 @@ def result_from_ledger(db: Path, config: Config) -> BacktestResult:
         asset = r.margin_asset or "USDT"
         balances.setdefault(asset, start if asset == "USDT" else 1.0)
         gross = r.realized_pnl or 0.0
-        spec = spec_for(r.symbol, r.contract_type, (r.entry_price,))
-        fees = fee(spec, r.qty, r.entry_price, fee_pct)
-        if r.exit_price:
-            fees += fee(spec, r.qty, r.exit_price, fee_pct)
+        if r.fees is not None:
+            fees = float(r.fees)
+        else:  # a trade closed before the ledger kept commissions: estimated
+            spec = spec_for(r.symbol, r.contract_type, (r.entry_price,))
+            fees = fee(spec, r.qty, r.entry_price, fee_pct)
+            if r.exit_price:
+                fees += fee(spec, r.qty, r.exit_price, fee_pct)
         pnl = gross - fees
         balances[asset] += pnl
         rate = 1.0 if asset == "USDT" else (r.exit_price or 0.0)

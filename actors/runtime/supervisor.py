@@ -128,7 +128,7 @@ class Supervisor(Actor[SupervisorInbox]):
         slot.ref, slot.running = None, False
         if message.failed:
             self._last_error = f"{message.child_id}: {message.error}"
-            self.log.warning(f"{self.name}/{message.child_id}#{message.generation} failed: {message.error}")
+            self.log.warning(f"{message.child_id}#{message.generation} failed: {message.error}")
         restart = slot.spec.restart
         ended = restart is Restart.TEMPORARY or (restart is Restart.TRANSIENT and not message.failed)
         if ended or self._state is GroupState.PARKED:
@@ -157,7 +157,7 @@ class Supervisor(Actor[SupervisorInbox]):
         self._publish()
 
     def on_restart_group(self, _message: RestartGroup) -> None:
-        self.log.info(f"{self.name}: restarting every child with a fresh budget")
+        self.log.info("restarting every child with a fresh budget")
         self._stop_all(GroupState.STOPPED)
         self._budget.reset()
         self._start_all()
@@ -183,7 +183,7 @@ class Supervisor(Actor[SupervisorInbox]):
         )
 
     def _give_up(self, reason: str, *, stop_children: bool) -> None:
-        self.log.error(f"{self.name}: giving up: {reason}")
+        self.log.error(f"giving up: {reason}")
         if stop_children:
             self._stop_all(GroupState.PARKED)
         else:
@@ -192,7 +192,7 @@ class Supervisor(Actor[SupervisorInbox]):
         try:
             self._on_exhausted(self.name, reason)
         except Exception:
-            self.log.exception(f"{self.name}: on_exhausted callback raised")
+            self.log.exception("on_exhausted callback raised")
 
     def _start_all(self) -> None:
         self._state = GroupState.RUNNING
@@ -237,7 +237,7 @@ class Supervisor(Actor[SupervisorInbox]):
         try:
             slot.ref = slot.spec.start(monitor, generation)
         except Exception as exc:
-            self.log.exception(f"{self.name}/{child_id}#{generation}: start raised")
+            self.log.exception(f"{child_id}#{generation}: start raised")
             error = f"{type(exc).__name__}: {exc}"
             monitor(ChildExited(child_id=child_id, generation=generation, failed=True, error=error))
             return None

@@ -295,6 +295,11 @@ class LocalExchange:
 
     def wait_until_done(self, timeout: float | None = None) -> bool:
         """Block until the replay has reached the end of the data; False on timeout."""
+        if self.sim.replay.done.is_set():
+            return True
+        if timeout is not None and timeout <= 0:
+            # A poll: a coroutine handed to the loop with no time to run would time out even when done.
+            return False
 
         async def wait() -> None:
             await self.sim.replay.done.wait()

@@ -182,7 +182,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         self._warm = True
         if self._on_processed is not None and history:  # replay lock-step: warm-up covered these steps
             self._on_processed(self.symbol, self.timeframe, history[-1].open_time_ms)
-        self.log.info(f"{self.name} warm with {len(history)} candles")
+        self.log.info(f"warm with {len(history)} candles")
         self._publish()
 
     def on_kline_closed(self, message: KlineClosed) -> None:
@@ -216,7 +216,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         """The market stream could not get candles the exchange should have: refuse new entries."""
         self._unrepaired = True
         self.log.warning(
-            f"{self.name}: unrepaired gap {message.start_open_ms}..{message.end_open_ms}; "
+            f"unrepaired gap {message.start_open_ms}..{message.end_open_ms}; "
             "no new entries until this pair restarts"
         )
         self._publish()
@@ -232,7 +232,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         if len(fetched) < missing:
             self._unrepaired = True
             self.log.warning(
-                f"{self.name}: exchange returned {len(fetched)} of {missing} missing candles "
+                f"exchange returned {len(fetched)} of {missing} missing candles "
                 f"{start_ms}..{end_ms}; no new entries until this pair restarts"
             )
         self._feed(fetched, live=True)
@@ -246,7 +246,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
             try:
                 return call()
             except RateLimited as exc:
-                self.log.warning(f"{self.name}: rate limited ({exc.retry_after_s:g}s), attempt {attempt}")
+                self.log.warning(f"rate limited ({exc.retry_after_s:g}s), attempt {attempt}")
         return call()
 
     def _feed(self, klines: Sequence[Kline], *, live: bool, received_ns: int = 0) -> None:
