@@ -159,15 +159,19 @@ def notional_in_margin_asset(spec: InstrumentSpec, qty: Decimal, price: float) -
 
 
 def fee(spec: InstrumentSpec, qty: Decimal, price: float, fee_pct: float) -> float:
-    """Taker fee of one fill, in the margin asset."""
-    return notional_in_margin_asset(spec, qty, price) * fee_pct / 100.0
+    """Taker fee of one fill, in the margin asset (computed in decimals: 0.199 × 2502.42 × 0.04 % is
+    0.199195632, not 0.19919563200000002)."""
+    d = to_decimal(price)
+    notional = qty * spec.contract_size / d if spec.contract_type is ContractType.COIN_M else qty * d
+    return float(notional * to_decimal(fee_pct) / 100)
 
 
 def pnl(spec: InstrumentSpec, direction: Direction, qty: Decimal, entry: float, exit_: float) -> float:
-    """Realized PnL in the margin asset; COIN-M PnL is inverse (in coins)."""
+    """Realized PnL in the margin asset, computed in decimals; COIN-M PnL is inverse (in coins)."""
+    e, x = to_decimal(entry), to_decimal(exit_)
     if spec.contract_type is ContractType.COIN_M:
-        return direction.sign * float(qty) * spec.contract_size * (1.0 / entry - 1.0 / exit_)
-    return direction.sign * float(qty) * (exit_ - entry)
+        return float(direction.sign * qty * spec.contract_size * (1 / e - 1 / x))
+    return float(direction.sign * qty * (x - e))
 
 
 def initial_margin(spec: InstrumentSpec, qty: Decimal, price: float, leverage: int) -> float:

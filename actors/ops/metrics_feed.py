@@ -129,13 +129,13 @@ class MetricsFeed:
 
     def _equity(self) -> Mapping[str, float]:
         """Wallet plus the unrealised PnL of the open positions margined in the same asset."""
-        out = dict(self._wallets())
+        out = {asset: Decimal(repr(wallet)) for asset, wallet in self._wallets().items()}
         assets = self._margin_assets()
         for symbol, value in self._unrealized().items():
             asset = assets.get(symbol)
-            if asset in out:
-                out[asset] += value
-        return out
+            if asset is not None and asset in out:
+                out[asset] += Decimal(repr(value))  # in decimals: no 9965.823035200001
+        return {asset: float(value) for asset, value in out.items()}
 
     def _position_sizes(self) -> Mapping[str, float]:
         out = dict.fromkeys(self.bot.settings, 0.0)

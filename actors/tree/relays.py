@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 from loguru import logger
 
 from ..domain.model import ContractType, Decision, Kline
-from ..exchange.types import AccountUpdate
+from ..exchange.types import AccountUpdate, UserStreamStatus
 from ..messages import (
     Alert,
     EntryRejected,
@@ -128,6 +128,8 @@ class Relays:
                 return
             if isinstance(event, AccountUpdate) and self.balances is not None:
                 self.balances.update(event.balances)
+            if isinstance(event, UserStreamStatus) and self._refs.ledger is None:
+                return  # connected before the ledger started: its start-up reconciliation covers this
             self._priority.step_aside()
             self._refs.tell_ledger(event)
 

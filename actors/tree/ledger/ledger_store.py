@@ -213,14 +213,21 @@ class LedgerStore:
             return cursor.rowcount > 0
 
     def amend_last_close(
-        self, symbol: str, *, exit_price: float, realized_pnl: float, fees: Decimal | None = None
+        self,
+        symbol: str,
+        *,
+        exit_price: float,
+        realized_pnl: float,
+        fees: Decimal | None = None,
+        reason: str | None = None,
     ) -> None:
         """Fill in the exit of the latest closed trade when its fills arrived after the flat position."""
         with self.atomic():
             self._db.execute(
-                "UPDATE positions SET exit_price = ?, realized_pnl = ?, fees = coalesce(?, fees) "
+                "UPDATE positions SET exit_price = ?, realized_pnl = ?, fees = coalesce(?, fees), "
+                "close_reason = coalesce(?, close_reason) "
                 "WHERE id = (SELECT max(id) FROM positions WHERE symbol = ? AND state = 'closed')",
-                (exit_price, realized_pnl, None if fees is None else str(fees), symbol),
+                (exit_price, realized_pnl, None if fees is None else str(fees), reason, symbol),
             )
 
     def add_events(self, events: Iterable[EventRecord]) -> None:

@@ -28,6 +28,8 @@ EXIT_REASON = {Leg.STOP: "stop_loss", Leg.TAKE_PROFIT: "take_profit", Leg.CLOSE:
 """Why a trade closed, by the leg of our order that closed it."""
 _RANK = {"submitted": 0, "unknown": 0, "new": 1, "partially_filled": 2, "triggering": 2, "triggered": 3}
 _LEGS = frozenset(leg.value for leg in Leg)
+_GUESSED = frozenset({"reconciled_flat", "closed_on_exchange"})
+"""Close reasons given without a fill to go by (a later closing fill of ours replaces them)."""
 _LATE_FILL_MS = 60_000
 """A reduce-only fill this close to a trade's close belongs to it (later ones are someone else's)."""
 
@@ -121,16 +123,13 @@ class LedgerTrades:
 
     def reason_from_fills(self, held: PositionRecord) -> str:
         """Why it closed: the leg of our order that took it out, else what the algo updates said."""
-        side = closing_side(held.direction).value
-        for o in self._store.orders(symbol=held.symbol):
-            if (
-                o.side == side
-                and o.filled_qty > 0
-                and o.updated_at_ms >= held.opened_at_ms
-                and o.leg in {"S", "T", "C"}
-            ):
-                return EXIT_REASON[Leg(o.leg)]
-        return self._exit_reason.get(held.symbol, "closed_on_exchange")
+        reason = self._reason_of(self._closing_fills(held))
+        return reason or self._exit_reason.get(held.symbol, "closed_on_exchange")
+
+    @staticmethod
+    def _reason_of(fills: list[OrderRecord]) -> str | None:
+        legs = [o.leg for o in fills if o.leg in {"S", "T", "C"}]
+        return EXIT_REASON[Leg(legs[0])] if legs else None
 
     def close(self, symbol: str, reason: str, *, at_ms: int, exit_price: float | None = None) -> None:
         """Close the open trade of ``symbol`` (no-op if there is none) and tell the listeners."""
@@ -165,7 +164,13 @@ class LedgerTrades:
             qty, price, pnl = self._exit_fills(last[0])
             if qty and price is not None and pnl is not None:
                 fees = self._fees(last[0])
-                self._store.amend_last_close(symbol, exit_price=price, realized_pnl=pnl, fees=fees)
+                # A reconciliation that found the symbol flat before its fill arrived could only guess why;
+                # the fill of our stop, take-profit or close says.
+                known = last[0].close_reason not in _GUESSED
+                reason = None if known else self._reason_of(self._closing_fills(last[0]))
+                self._store.amend_last_close(
+                    symbol, exit_price=price, realized_pnl=pnl, fees=fees, reason=reason
+                )
                 self.publish_money()
 
     def cancel_algo(self, symbol: str, contract: ContractType, cid: str) -> None:
