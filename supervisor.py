@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from loguru import logger
 
-from .actors.config import Config, Mode, PairSettings, load_config
+from .actors.config import Config, Mode, PairSettings, StartupError, load_config
 from .actors.connections import Connections
 from .actors.messages import PairTimeframeInbox, StopAcceptingEntries, Subscribe, Unsubscribe
 from .actors.ops.access import OperatorAccess
@@ -178,6 +178,7 @@ class RootSupervisor:
             contracts={s: x.contract_type for s, x in self.settings.items()},
             margin_assets={s: spec.margin_asset for s, spec in specs.items()},
             snapshots=self.snapshots,
+            clock_ms=self.connections.clock_ms,
             priority=self.priority,
             threads=self.threads,
             monitor=monitor,
@@ -231,6 +232,7 @@ class RootSupervisor:
                 slots=self.slots,
                 priority=self.priority,
                 on_balances=self.balances.update,
+                clock_ms=self.connections.clock_ms,
                 name=f"pair:{symbol}:executor",
                 monitor=monitor,
                 generation=generation,
@@ -424,11 +426,9 @@ class RootSupervisor:
 
 
 def _policy(intensity: int, period_s: float, sup: SupervisorSettings) -> RestartPolicy:
+    initial, most = sup.backoff_initial_s, sup.backoff_max_s
     return RestartPolicy(
-        intensity=intensity,
-        period_s=period_s,
-        backoff_initial_s=sup.backoff_initial_s,
-        backoff_max_s=sup.backoff_max_s,
+        intensity=intensity, period_s=period_s, backoff_initial_s=initial, backoff_max_s=most
     )
 
 
@@ -436,9 +436,10 @@ def run(config: Config) -> int:
     """``nancemakina run``: the bot as a service until a signal, an escalation or the end of a replay."""
     try:
         bot = RootSupervisor(config)
-    except Exception as exc:
-        logger.error(f"cannot start: {exc}")
-        return 1
+    except Exception as exc:  # a StartupError has one line per setting to change
+        for line in exc.errors if isinstance(exc, StartupError) else (str(exc),):
+            logger.error(f"cannot start: {line}")
+        return 2
     return run_service(bot)
 
 

@@ -99,6 +99,7 @@ class Supervisor(Actor[SupervisorInbox]):
             raise ValueError(f"{name}: duplicate child ids in {ids}")
         self._slots = {c.id: _Slot(c) for c in children}
         self._budget = RestartBudget(policy)
+        self._restarts_asked = 0
         self._board = board
         self._on_exhausted = on_exhausted
         self._park_on_exhaustion = park_on_exhaustion
@@ -158,6 +159,7 @@ class Supervisor(Actor[SupervisorInbox]):
 
     def on_restart_group(self, _message: RestartGroup) -> None:
         self.log.info("restarting every child with a fresh budget")
+        self._restarts_asked += 1
         self._stop_all(GroupState.STOPPED)
         self._budget.reset()
         self._start_all()
@@ -174,6 +176,7 @@ class Supervisor(Actor[SupervisorInbox]):
             state=self._state,
             restarts_in_window=self._budget.in_window(),
             total_restarts=self._budget.total,
+            restarts_asked=self._restarts_asked,
             children=tuple(
                 ChildStatus(child_id=i, alive=s.ref is not None and s.running, generation=s.generation)
                 for i, s in self._slots.items()

@@ -88,6 +88,8 @@ class PairStatus:
     strategy: StrategySnapshot
     gaps_backfilled: int
     decisions: int
+    last_decision: Decision | None = None
+    """The last decision this actor made on a live candle (warm-up replays history and decides nothing)."""
 
 
 @dataclass(slots=True)
@@ -171,6 +173,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         self._unrepaired = False
         self._gaps_backfilled = 0
         self._decisions = 0
+        self._last_decision: Decision | None = None
 
     def start_actor(self) -> None:
         history = self._rest(
@@ -264,6 +267,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
             if decision.taken and self._unrepaired:
                 decision = replace(decision, outcome=Outcome.SKIPPED, reason=SkipReason.GAP_UNREPAIRED)
                 self.strategy.record_rejection(decision)
+            self._last_decision = decision
             self._emit(decision, received_ns)
         self._publish()
 
@@ -290,4 +294,5 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
             strategy=self.strategy.snapshot(),
             gaps_backfilled=self._gaps_backfilled,
             decisions=self._decisions,
+            last_decision=self._last_decision,
         )
