@@ -13,7 +13,7 @@ With no position the path follows the candle's colour (green: open → low → h
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 
 from .model import ContractType, Direction
@@ -172,6 +172,15 @@ def pnl(spec: InstrumentSpec, direction: Direction, qty: Decimal, entry: float, 
     if spec.contract_type is ContractType.COIN_M:
         return float(direction.sign * qty * spec.contract_size * (1 / e - 1 / x))
     return float(direction.sign * qty * (x - e))
+
+
+MONEY_STEP = Decimal("0.00000001")
+"""Balances, PnL and fees are booked to 8 decimal places (as Binance reports them)."""
+
+
+def charged(amount: float | Decimal) -> Decimal:
+    """An amount of money as the exchange books it: to ``MONEY_STEP``, half to even."""
+    return to_decimal(amount).quantize(MONEY_STEP, rounding=ROUND_HALF_EVEN)
 
 
 def initial_margin(spec: InstrumentSpec, qty: Decimal, price: float, leverage: int) -> float:

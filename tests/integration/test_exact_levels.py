@@ -8,6 +8,7 @@ sum is 172.12999999999997, which rounding toward the losing side used to take to
 from __future__ import annotations
 
 import csv
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -58,8 +59,8 @@ def test_backtest_decides_and_places_the_take_profit_on_its_tick(tmp_path: Path)
         "169.97",
     )
     assert decision["take_profit"] == "172.13"
-    [trade] = list(csv.DictReader((out / "trades.csv").open()))
-    assert (trade["stop_loss"], trade["take_profit"]) == ("169.97", "172.13")
+    [held] = json.loads((out / "summary.json").read_text())["still_open"]  # the data ends before any exit
+    assert (held["stop_loss"], held["take_profit"]) == (169.97, 172.13)
 
 
 def test_the_bot_places_the_take_profit_on_its_tick(tmp_path: Path, cleanup: Cleanup) -> None:
