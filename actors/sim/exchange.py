@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,7 +74,7 @@ class SimExchange:
                 if limit.get("rateLimitType") == "REQUEST_WEIGHT":
                     limit["limit"] = self.config.weight_limit
             self.info[contract_type] = doc
-        return doc | {"serverTime": self.now_ms}
+        return doc | {"serverTime": int(time.time() * 1000)}
 
     def symbol(self, name: str, contract_type: ContractType) -> InstrumentSpec:
         """Spec of ``name`` on this market, or -1121."""

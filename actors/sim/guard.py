@@ -1,8 +1,9 @@
 """Request admission as Binance does it: API key, HMAC-SHA256 signature, timestamp window, IP weight.
 
-Signed requests are checked against the wall clock (what python-binance stamps) and, failing that,
-against the simulated clock (a client that synced its offset from ``/fapi/v1/time``); -1021 when the
-timestamp fits neither. The weight window is the wall-clock minute, as Binance's is.
+Signed requests are checked against the wall clock, as Binance does: a ``timestamp`` is admitted when it is
+less than 1 s ahead and at most ``recvWindow`` ms (default 5000, at most 60000) behind; -1021 otherwise.
+``/fapi/v1/time`` reports that wall clock too, so a client syncing to it (ccxt ``adjustForTimeDifference``)
+signs correctly. The weight window is the wall-clock minute, as Binance's is.
 """
 
 from __future__ import annotations
@@ -53,7 +54,6 @@ def check(
     params: Mapping[str, str],
     raw_query: str,
     raw_body: str,
-    sim_now_ms: int,
     config: SimConfig,
 ) -> None:
     """Raise the Binance error a request deserves, or return when it is admitted."""
@@ -89,7 +89,7 @@ def check(
     ):
         raise known(-1022)
     wall = int(time.time() * 1000)
-    if not any(stamp < now + 1000 and now - stamp <= window for now in (wall, sim_now_ms)):
+    if not (stamp < wall + 1000 and wall - stamp <= window):
         raise known(-1021)
 
 

@@ -2,6 +2,11 @@
 
 Every answer is JSON; an unexpected exception is logged with its traceback and answered
 ``500 {"code": -1000, "msg": "An unknown error occurred while processing the request."}``.
+
+Two clocks, as on Binance: ``/fapi/v1/time``, ``/dapi/v1/time``, ``/api/v3/time`` and exchangeInfo's
+``serverTime`` report the wall clock (what signed timestamps are checked against). The replay clock — the
+time the klines say, which decides which candles are closed and stamps every event, order and trade — is
+reported off-protocol in the ``X-SIM-Clock-Ms`` header of every REST answer and at ``GET /sim/v1/clock``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from ..domain.model import TIMEFRAME_MS, ContractType
+from ..exchange.endpoints import SIM_CLOCK_HEADER
 from . import guard, params, trading
 from .errors import UNKNOWN_MSG, SimError, known
 from .exchange import Request, SimExchange
@@ -68,11 +74,7 @@ async def _ping(_v: SimExchange, _r: Request) -> Any:
     return {}
 
 
-async def _time(v: SimExchange, _r: Request) -> Any:
-    return {"serverTime": v.now_ms}
-
-
-async def _wall_time(_v: SimExchange, _r: Request) -> Any:
+async def _time(_v: SimExchange, _r: Request) -> Any:
     return {"serverTime": int(time.time() * 1000)}
 
 
@@ -106,7 +108,7 @@ def routes() -> list[tuple[ContractType | None, Route]]:
     """Every endpoint, per market (None = the spot paths python-binance pings)."""
     table: list[tuple[ContractType | None, Route]] = [
         (None, Route("GET", "/api/v3/ping", _ping, NONE, _w(1))),
-        (None, Route("GET", "/api/v3/time", _wall_time, NONE, _w(1))),
+        (None, Route("GET", "/api/v3/time", _time, NONE, _w(1))),
     ]
     for ctype, prefix in ((ContractType.USDT_M, "/fapi"), (ContractType.COIN_M, "/dapi")):
 
@@ -169,7 +171,6 @@ class RestApi:
                     params=merged,
                     raw_query=request.query_string,
                     raw_body=body,
-                    sim_now_ms=v.now_ms,
                     config=v.config,
                 )
                 result = await route.handler(
@@ -190,7 +191,11 @@ class RestApi:
 
     def _headers(self, route: Route) -> dict[str, str]:
         w = self.exchange.weights
-        headers = {"X-MBX-USED-WEIGHT-1M": str(w.used), "X-MBX-USED-WEIGHT": str(w.used)}
+        headers = {
+            "X-MBX-USED-WEIGHT-1M": str(w.used),
+            "X-MBX-USED-WEIGHT": str(w.used),
+            SIM_CLOCK_HEADER: str(self.exchange.now_ms),
+        }
         if route.order:
             headers["X-MBX-ORDER-COUNT-1M"] = str(w.orders)
         return headers

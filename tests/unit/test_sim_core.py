@@ -102,18 +102,14 @@ def test_signature_timestamp_and_key_checks():
     params, query = _signed(
         {"symbol": "BTCUSDT", "timestamp": str(int(time.time() * 1000))}, config.api_secret
     )
-    check(SIGNED, headers=headers, params=params, raw_query=query, raw_body="", sim_now_ms=0, config=config)
+    check(SIGNED, headers=headers, params=params, raw_query=query, raw_body="", config=config)
     bad, bad_query = _signed({"symbol": "BTCUSDT", "timestamp": str(int(time.time() * 1000))}, "wrong")
     with pytest.raises(SimError) as info:
-        check(
-            SIGNED, headers=headers, params=bad, raw_query=bad_query, raw_body="", sim_now_ms=0, config=config
-        )
+        check(SIGNED, headers=headers, params=bad, raw_query=bad_query, raw_body="", config=config)
     assert info.value.code == -1022
     old, old_query = _signed({"timestamp": str(int(time.time() * 1000) - 10_000)}, config.api_secret)
     with pytest.raises(SimError) as info:
-        check(
-            SIGNED, headers=headers, params=old, raw_query=old_query, raw_body="", sim_now_ms=0, config=config
-        )
+        check(SIGNED, headers=headers, params=old, raw_query=old_query, raw_body="", config=config)
     assert info.value.code == -1021
     with pytest.raises(SimError) as info:
         check(
@@ -122,7 +118,6 @@ def test_signature_timestamp_and_key_checks():
             params=params,
             raw_query=query,
             raw_body="",
-            sim_now_ms=0,
             config=config,
         )
     assert (info.value.code, info.value.status) == (-2015, 401)
