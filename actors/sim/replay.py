@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -23,16 +23,17 @@ from .clock import MINUTE_MS, Pacers
 from .config import SimConfig
 from .market import Feed
 from .orders import UserEvent
+from .stream_names import Kind, StreamSpec
 
 
 class Publisher(Protocol):
     """What the replay needs of the stream hub."""
 
-    def kline_streams(self, symbol: str) -> list[tuple[str, str, bool]]:
-        """(stream name, interval, continuous) of the subscribed kline streams of ``symbol``."""
+    def streams_for(self, symbol: str) -> list[StreamSpec]:
+        """The subscribed streams that carry ``symbol``."""
         ...
 
-    async def publish(self, stream: str, payload: dict[str, object]) -> None: ...
+    async def publish(self, stream: str, payload: Any) -> None: ...
 
     async def publish_user(self, events: Sequence[UserEvent]) -> None: ...
 
@@ -144,7 +145,10 @@ class Replay:
             await self.hub.publish_user(events)
 
     async def _publish_klines(self, feed: Feed, i: int, partial: list[float] | None) -> None:
-        for stream, interval, continuous in self.hub.kline_streams(feed.symbol):
+        for spec in self.hub.streams_for(feed.symbol):
+            if spec.kind not in {Kind.KLINE, Kind.CONTINUOUS_KLINE}:
+                continue
+            interval = spec.interval
             if interval == "1m":
                 bucket = int(feed.t[i])
                 ohlcv = partial or [float(a[i]) for a in (feed.o, feed.h, feed.low, feed.c, feed.v)]
@@ -152,15 +156,15 @@ class Replay:
             else:
                 bucket, ohlcv, closed = feed.interval_state(interval, i, partial)
             event = feed.kline_event(interval, bucket, ohlcv, closed=closed, event_ms=self.now_ms, index=i)
-            if continuous:
+            if spec.kind is Kind.CONTINUOUS_KLINE:
                 kline = event["k"]
                 del kline["s"]
                 event = {
                     "e": "continuous_kline",
                     "E": event["E"],
-                    "ps": feed.symbol,
+                    "ps": feed.symbol.removesuffix("_PERP"),
                     "ct": "PERPETUAL",
                     "k": kline,
                 }
-            await self.hub.publish(stream, event)
+            await self.hub.publish(spec.name, event)
             self.events_sent += 1
