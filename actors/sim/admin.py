@@ -46,6 +46,7 @@ def status(v: SimExchange) -> dict[str, Any]:
         "remaining": len(r.timeline) - r.cursor,
         "speed": "max" if r.config.speed == float("inf") else r.config.speed,
         "symbols": sorted(v.feeds),
+        "syntheticSymbols": sorted(s for s, f in v.feeds.items() if f.source == "synthetic"),
         "pacers": v.pacers.snapshot(),
         "clients": v.hub.status(),
         "stats": {

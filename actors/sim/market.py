@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from ..domain.fills import InstrumentSpec
 from ..domain.model import TIMEFRAME_MS, ContractType
-from ..exchange.instruments import bundled_exchange_info, parse_symbol, synthetic_symbol
+from ..exchange.instruments import SymbolCatalog, parse_symbol
 
 MINUTE_MS = 60_000
 MAX_KLINES_LIMIT = 1500
@@ -45,17 +45,6 @@ def contract_type_of(symbol: str) -> ContractType:
     return ContractType.COIN_M if symbol.endswith("_PERP") or "USD_" in symbol else ContractType.USDT_M
 
 
-def exchange_symbol_entry(
-    symbol: str, contract_type: ContractType, prices: npt.NDArray[np.float64]
-) -> dict[str, Any]:
-    """The exchangeInfo ``symbols[]`` entry served for ``symbol`` (bundled, else synthetic)."""
-    for raw in bundled_exchange_info(contract_type)["symbols"]:
-        if raw["symbol"] == symbol:
-            return dict(raw)
-    sample = prices[:: max(1, len(prices) // 2000)].tolist() if len(prices) else []
-    return synthetic_symbol(symbol, contract_type, sample)
-
-
 @dataclass(eq=False, slots=True)
 class Feed:
     """One replayed symbol: its 1m arrays, its spec and how far the clock has closed it."""
@@ -70,20 +59,28 @@ class Feed:
     low: npt.NDArray[np.float64]
     c: npt.NDArray[np.float64]
     v: npt.NDArray[np.float64]
+    source: str = "bundled"
+    """Where its exchangeInfo entry came from (``SymbolCatalog``); ``synthetic`` must be announced."""
     closed: int = 0
     """Number of 1m candles closed by the simulated clock (they are ``[0, closed)``)."""
     running: dict[str, list[float]] = field(default_factory=dict)
 
     @classmethod
-    def from_series(cls, series: KlineArrays, symbol: str | None = None) -> Feed:
+    def from_series(
+        cls, series: KlineArrays, symbol: str | None = None, catalog: SymbolCatalog | None = None
+    ) -> Feed:
+        """``series`` as ``symbol`` (default: the series'), listed with ``catalog``'s entry for it."""
+        catalog = catalog or SymbolCatalog()
         sym = (symbol or series.symbol).upper()
         ctype = contract_type_of(sym)
-        info = exchange_symbol_entry(sym, ctype, np.asarray(series.close))
+        prices = np.asarray(series.close)
+        listing = catalog.listing(sym, ctype, prices[:: max(1, len(prices) // 2000)].tolist())
         return cls(
             symbol=sym,
             contract_type=ctype,
-            spec=parse_symbol(info, ctype),
-            info=info,
+            spec=parse_symbol(listing.entry, ctype),
+            info=dict(listing.entry),
+            source=listing.source,
             t=np.asarray(series.open_time, dtype=np.int64),
             o=np.asarray(series.open, dtype=np.float64),
             h=np.asarray(series.high, dtype=np.float64),
