@@ -58,6 +58,7 @@ def _slice(series: KlineSeries, start_ms: int | None, end_ms: int | None) -> Kli
         close=series.close[cut],
         volume=series.volume[cut],
         gaps=tuple(g for g in series.gaps if (start_ms or 0) <= g.after_open_time_ms <= (end_ms or 1 << 62)),
+        archive=None if series.archive is None else series.archive.sliced(cut),
     )
 
 

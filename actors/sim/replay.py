@@ -16,7 +16,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..domain.fills import candle_path
 from ..domain.model import ContractType
 from .book import Book
 from .clock import MINUTE_MS, Pacers
@@ -110,11 +109,9 @@ class Replay:
                 await asyncio.sleep(max(0.0, started + duration * k / (updates + 1) - loop.time()))
             self.now_ms = open_ms + MINUTE_MS * k // (updates + 1)
             for feed, i in members:
-                o, h, lo, c, v = (float(a[i]) for a in (feed.o, feed.h, feed.low, feed.c, feed.v))
-                path = candle_path(o, h, lo, c, None)[: k + 1]
-                self.book.set_price(feed.symbol, path[-1])
-                partial = [o, max(path), min(path), path[-1], v * (k + 1) / (updates + 1)]
-                await self._publish_klines(feed, i, partial)
+                feed.live = k + 1
+                self.book.set_price(feed.symbol, feed.path(i)[k])
+                await self._publish_klines(feed, i, k + 1)
         if duration:
             await asyncio.sleep(max(0.0, started + duration - loop.time()))
         self.now_ms = open_ms + MINUTE_MS - 1
@@ -134,7 +131,7 @@ class Replay:
             await self.hub.publish_user([UserEvent(contract_type=c, payload=marker) for c in ContractType])
         self.now_ms = open_ms + MINUTE_MS
         for feed, i in members:
-            feed.closed = i + 1
+            feed.closed, feed.live = i + 1, 0
             await self._publish_klines(feed, i, None)
         if len(self.pacers):
             await self.pacers.wait(open_ms, self.config.pacer_timeout_s)
@@ -144,18 +141,18 @@ class Replay:
             events, self.book.events = self.book.events, []
             await self.hub.publish_user(events)
 
-    async def _publish_klines(self, feed: Feed, i: int, partial: list[float] | None) -> None:
+    async def _publish_klines(self, feed: Feed, i: int, done: int | None) -> None:
+        """Kline streams of ``feed`` at candle ``i`` after ``done`` path points (None: it closed)."""
         for spec in self.hub.streams_for(feed.symbol):
             if spec.kind not in {Kind.KLINE, Kind.CONTINUOUS_KLINE}:
                 continue
             interval = spec.interval
             if interval == "1m":
-                bucket = int(feed.t[i])
-                ohlcv = partial or [float(a[i]) for a in (feed.o, feed.h, feed.low, feed.c, feed.v)]
-                closed = partial is None
+                candle = feed.candle(i) if done is None else feed.candle(i, done)
+                closed = done is None
             else:
-                bucket, ohlcv, closed = feed.interval_state(interval, i, partial)
-            event = feed.kline_event(interval, bucket, ohlcv, closed=closed, event_ms=self.now_ms, index=i)
+                candle, closed = feed.interval_state(interval, i, done)
+            event = feed.kline_event(interval, candle, closed=closed, event_ms=self.now_ms)
             if spec.kind is Kind.CONTINUOUS_KLINE:
                 kline = event["k"]
                 del kline["s"]

@@ -50,11 +50,11 @@ def load_feeds(data: Iterable[DataSource], catalog: SymbolCatalog) -> list[Feed]
     for source in data:
         if isinstance(source, tuple):
             symbol, path = source[0], Path(source[1])
-            series = datafiles.load_klines(path, symbol=symbol)
+            series = datafiles.load_klines(path, symbol=symbol, archive=True)
             feeds.append(Feed.from_series(series, symbol, catalog))
         elif isinstance(source, str | Path):
             symbol_arg, path = datafiles.parse_data_arg(str(source))
-            series = datafiles.load_klines(path, symbol=symbol_arg)
+            series = datafiles.load_klines(path, symbol=symbol_arg, archive=True)
             feeds.append(Feed.from_series(series, symbol_arg, catalog))
         else:
             feeds.append(Feed.from_series(source, None, catalog))
