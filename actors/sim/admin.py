@@ -52,7 +52,7 @@ def status(v: SimExchange) -> dict[str, Any]:
         "stats": {
             **v.stats,
             "pacer_timeouts": v.pacers.timeouts,
-            "kline_events": r.events_sent,
+            "kline_events": r.streams.events_sent,
             "weight_used_1m": v.weights.used,
             "faults_fired": dict(v.faults.fired),
         },

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
@@ -91,6 +91,18 @@ def check(
     wall = int(time.time() * 1000)
     if not (stamp < wall + 1000 and wall - stamp <= window):
         raise known(-1021)
+
+
+Weight = Callable[[dict[str, str]], int]
+"""A route's request weight from its parameters."""
+
+
+def klines_param_weight(p: dict[str, str]) -> int:
+    """klines' weight by its ``limit`` parameter (default 500)."""
+    try:
+        return klines_weight(int(p.get("limit") or 500))
+    except ValueError:
+        return 1
 
 
 def klines_weight(limit: int) -> int:

@@ -16,6 +16,7 @@ import numpy as np
 from ..domain.fills import InstrumentSpec
 from ..domain.model import TIMEFRAME_MS, ContractType
 from ..exchange.instruments import SymbolCatalog, parse_symbol
+from .depth import Depth
 from .tape import TRADES_PER_CANDLE, Tape
 
 if TYPE_CHECKING:
@@ -102,6 +103,7 @@ class Feed:
     c: npt.NDArray[np.float64]
     v: npt.NDArray[np.float64]
     tape: Tape
+    depth: Depth
     source: str = "bundled"
     """Where its exchangeInfo entry came from (``SymbolCatalog``); ``synthetic`` must be announced."""
     closed: int = 0
@@ -136,7 +138,9 @@ class Feed:
             archive=archive,
         )
         o, h, lo, c = arrays
-        return cls(sym, ctype, spec, dict(listing.entry), t, o, h, lo, c, volume, tape, source=listing.source)
+        depth = Depth(spec, volume, float(o[0]) if len(o) else 0.0)
+        entry = dict(listing.entry)
+        return cls(sym, ctype, spec, entry, t, o, h, lo, c, volume, tape, depth, source=listing.source)
 
     def price(self, value: float) -> str:
         return f"{value:.{self.spec.price_precision}f}"
@@ -147,6 +151,13 @@ class Feed:
     def last_price(self) -> float:
         """Price a market order fills at between candles: the last closed close (or the first open)."""
         return float(self.c[self.closed - 1]) if self.closed else float(self.o[0])
+
+    def price_at(self, time_ms: int) -> float:
+        """The price at ``time_ms``: the open of the candle opening then, else the last close before."""
+        i = int(np.searchsorted(self.t, time_ms))
+        if i < len(self.t) and int(self.t[i]) == time_ms:
+            return float(self.o[i])
+        return float(self.c[i - 1]) if i else float(self.o[0])
 
     # --- 1m candles ----------------------------------------------------------------------------------
 

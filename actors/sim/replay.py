@@ -1,10 +1,12 @@
 """The replay clock: walks the 1m timeline of every feed in lock-step and drives streams and matching.
 
-Per 1m step of open time ``T`` (all symbols together): ``updates_per_candle`` unclosed kline updates
-along the candle's path (open, first extreme, second extreme), spread over the candle's wall-clock
-duration (``60 / speed`` s; none at max speed); then conditional orders are matched on the candle's path
-and their user-data events sent; then the closed klines of every subscribed interval; the clock then
-reads ``T + 60000``. With pacers registered the next step waits for their acks (see ``clock``).
+Per 1m step of open time ``T`` (all symbols together): ``updates_per_candle`` price updates along the
+candle's path (open, first extreme, second extreme), spread over the candle's wall-clock duration
+(``60 / speed`` s; none at max speed), each moving the synthetic book and speaking on the market streams
+(``market_streams``: unclosed klines, trades, tickers, book); then orders are matched on the candle's
+path and their user-data events sent; then the close: the closed klines of every subscribed interval and
+the rest of the derived streams; the clock then reads ``T + 60000``. With pacers registered the next step
+waits for their acks (see ``clock``).
 """
 
 from __future__ import annotations
@@ -12,27 +14,22 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from ..domain.model import ContractType
+from . import market_streams
 from .book import Book
 from .clock import MINUTE_MS, Pacers
 from .config import SimConfig
 from .market import Feed
 from .orders import UserEvent
-from .stream_names import Kind, StreamSpec
+from .tape import TRADE_SPACING_MS, TRADES_PER_CANDLE
 
 
-class Publisher(Protocol):
+class Publisher(market_streams.Publisher, Protocol):
     """What the replay needs of the stream hub."""
-
-    def streams_for(self, symbol: str) -> list[StreamSpec]:
-        """The subscribed streams that carry ``symbol``."""
-        ...
-
-    async def publish(self, stream: str, payload: Any) -> None: ...
 
     async def publish_user(self, events: Sequence[UserEvent]) -> None: ...
 
@@ -53,12 +50,13 @@ class Replay:
         for feed in self.feeds:
             feed.closed = int(np.searchsorted(feed.t, start))
             book.set_price(feed.symbol, feed.last_price())
+            feed.depth.move(feed.last_price())
+        self.streams = market_streams.MarketStreams(hub)
         tails = [f.t[f.closed :] for f in self.feeds]
         self.timeline = np.unique(np.concatenate(tails)) if tails else np.empty(0, dtype=np.int64)
         self.now_ms = int(self.timeline[0]) if len(self.timeline) else start
         self.cursor = 0
         self.processed = 0
-        self.events_sent = 0
         self.paused = config.paused
         self._credits = 0
         self._wake = asyncio.Event()
@@ -108,10 +106,12 @@ class Replay:
             if duration:
                 await asyncio.sleep(max(0.0, started + duration * k / (updates + 1) - loop.time()))
             self.now_ms = open_ms + MINUTE_MS * k // (updates + 1)
+            moved = []
             for feed, i in members:
-                feed.live = k + 1
-                self.book.set_price(feed.symbol, feed.path(i)[k])
-                await self._publish_klines(feed, i, k + 1)
+                price = feed.path(i)[k]
+                self.book.set_price(feed.symbol, price)
+                moved.append(self._walk(feed, i, k + 1, price))
+            await self.streams.publish(moved, self.now_ms)
         if duration:
             await asyncio.sleep(max(0.0, started + duration - loop.time()))
         self.now_ms = open_ms + MINUTE_MS - 1
@@ -130,9 +130,11 @@ class Replay:
             marker = {"e": "SIM_STEP", "E": self.now_ms, "T": open_ms, "s": [f.symbol for f, _ in members]}
             await self.hub.publish_user([UserEvent(contract_type=c, payload=marker) for c in ContractType])
         self.now_ms = open_ms + MINUTE_MS
+        closes = []
         for feed, i in members:
+            closes.append(self._walk(feed, i, None, float(feed.c[i])))
             feed.closed, feed.live = i + 1, 0
-            await self._publish_klines(feed, i, None)
+        await self.streams.publish(closes, self.now_ms)
         if len(self.pacers):
             await self.pacers.wait(open_ms, self.config.pacer_timeout_s)
 
@@ -141,27 +143,11 @@ class Replay:
             events, self.book.events = self.book.events, []
             await self.hub.publish_user(events)
 
-    async def _publish_klines(self, feed: Feed, i: int, done: int | None) -> None:
-        """Kline streams of ``feed`` at candle ``i`` after ``done`` path points (None: it closed)."""
-        for spec in self.hub.streams_for(feed.symbol):
-            if spec.kind not in {Kind.KLINE, Kind.CONTINUOUS_KLINE}:
-                continue
-            interval = spec.interval
-            if interval == "1m":
-                candle = feed.candle(i) if done is None else feed.candle(i, done)
-                closed = done is None
-            else:
-                candle, closed = feed.interval_state(interval, i, done)
-            event = feed.kline_event(interval, candle, closed=closed, event_ms=self.now_ms)
-            if spec.kind is Kind.CONTINUOUS_KLINE:
-                kline = event["k"]
-                del kline["s"]
-                event = {
-                    "e": "continuous_kline",
-                    "E": event["E"],
-                    "ps": feed.symbol.removesuffix("_PERP"),
-                    "ct": "PERPETUAL",
-                    "k": kline,
-                }
-            await self.hub.publish(spec.name, event)
-            self.events_sent += 1
+    @staticmethod
+    def _walk(feed: Feed, i: int, done: int | None, price: float) -> market_streams.Update:
+        """Feed ``feed``'s candle ``i`` forward to ``done`` path points (None: its close) at ``price``."""
+        before, feed.live = feed.live, TRADES_PER_CANDLE if done is None else done
+        passed = int(feed.t[i]) + TRADE_SPACING_MS * before
+        trades = [t for t in feed.tape.trades(i, feed.live) if t.time >= passed]
+        move = feed.depth.move(price)
+        return market_streams.Update(feed=feed, index=i, done=done, price=price, move=move, trades=trades)

@@ -22,17 +22,15 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from ..domain.model import TIMEFRAME_MS, ContractType
+from ..domain.model import ContractType
 from ..exchange.endpoints import SIM_CLOCK_HEADER
-from . import guard, params, trading
+from . import guard, market_api, trading
 from .errors import UNKNOWN_MSG, SimError, known
 from .exchange import Request, SimExchange
-from .guard import NONE
-from .market import MAX_KLINES_LIMIT
+from .guard import NONE, Weight
 
 log = logging.getLogger(__name__)
 Handler = Callable[[SimExchange, Request], Awaitable[Any]]
-Weight = Callable[[dict[str, str]], int]
 
 _FAULT_BODIES: dict[str, tuple[int, int, str]] = {
     "500": (500, -1000, UNKNOWN_MSG),
@@ -82,28 +80,6 @@ async def _exchange_info(v: SimExchange, r: Request) -> Any:
     return v.exchange_info(r.contract_type)
 
 
-async def _klines(v: SimExchange, r: Request) -> Any:
-    symbol = params.required(r.params, "symbol").upper()
-    interval = params.required(r.params, "interval")
-    v.symbol(symbol, r.contract_type)
-    if interval not in TIMEFRAME_MS:
-        raise SimError(-1120, "Invalid interval.")
-    limit = params.optional_int(r.params, "limit") or 500
-    if not 1 <= limit <= MAX_KLINES_LIMIT:
-        raise SimError(-1130, "Data sent for parameter 'limit' is not valid.")
-    start = params.optional_int(r.params, "startTime")
-    end = params.optional_int(r.params, "endTime")
-    feed = v.feeds.get(symbol)
-    return [] if feed is None else feed.klines(interval, start, end, limit)
-
-
-def _klines_weight(p: dict[str, str]) -> int:
-    try:
-        return guard.klines_weight(int(p.get("limit") or 500))
-    except ValueError:
-        return 1
-
-
 def routes() -> list[tuple[ContractType | None, Route]]:
     """Every endpoint, per market (None = the spot paths python-binance pings)."""
     table: list[tuple[ContractType | None, Route]] = [
@@ -120,7 +96,10 @@ def routes() -> list[tuple[ContractType | None, Route]]:
         add("GET", "/v1/ping", _ping, NONE, _w(1))
         add("GET", "/v1/time", _time, NONE, _w(1))
         add("GET", "/v1/exchangeInfo", _exchange_info, NONE, _w(1))
-        add("GET", "/v1/klines", _klines, NONE, _klines_weight)
+        for path, handler, weight in market_api.ENDPOINTS:
+            add("GET", path, handler, NONE, weight)
+        if ctype is ContractType.USDT_M:
+            add("GET", "/v2/ticker/price", market_api.ticker_price, NONE, market_api.ENDPOINTS[5][2])
         for method, path, handler, security, weight, order in trading.ENDPOINTS:
             add(method, path, handler, security, _w(weight) if isinstance(weight, int) else weight, order)
     return table
