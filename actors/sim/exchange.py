@@ -18,6 +18,7 @@ from .faults import Faults
 from .guard import WeightWindow
 from .market import Feed
 from .replay import Replay
+from .rules import SymbolRules
 from .streams import Hub
 
 
@@ -51,7 +52,7 @@ class SimExchange:
         known = set(self.book.specs)
         fresh = [e for e in entries if e["symbol"] not in known]
         for entry in fresh:
-            self.book.specs[entry["symbol"]] = parse_symbol(entry, contract_type)
+            self.book.add_symbol(parse_symbol(entry, contract_type), SymbolRules.of(entry))
         self.extra.setdefault(contract_type, []).extend(fresh)
         self.info.pop(contract_type, None)
 

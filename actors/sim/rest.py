@@ -24,10 +24,10 @@ from aiohttp import web
 
 from ..domain.model import ContractType
 from ..exchange.endpoints import SIM_CLOCK_HEADER
-from . import guard, market_api, trading
+from . import account_api, algo_api, guard, market_api, trading
 from .errors import UNKNOWN_MSG, SimError, known
 from .exchange import Request, SimExchange
-from .guard import NONE, Weight
+from .guard import NONE, SIGNED, Weight
 
 log = logging.getLogger(__name__)
 Handler = Callable[[SimExchange, Request], Awaitable[Any]]
@@ -100,7 +100,12 @@ def routes() -> list[tuple[ContractType | None, Route]]:
             add("GET", path, handler, NONE, weight)
         if ctype is ContractType.USDT_M:
             add("GET", "/v2/ticker/price", market_api.ticker_price, NONE, market_api.ENDPOINTS[5][2])
-        for method, path, handler, security, weight, order in trading.ENDPOINTS:
+        signed = [*trading.ENDPOINTS, *algo_api.ENDPOINTS, *account_api.ENDPOINTS]
+        if ctype is ContractType.USDT_M:
+            signed.append(("GET", "/v1/symbolConfig", account_api.symbol_config, SIGNED, 5, False))
+        else:
+            signed.append(("GET", "/v2/leverageBracket", account_api.leverage_bracket, SIGNED, 1, False))
+        for method, path, handler, security, weight, order in signed:
             add(method, path, handler, security, _w(weight) if isinstance(weight, int) else weight, order)
     return table
 

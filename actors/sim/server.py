@@ -32,6 +32,7 @@ from .guard import WeightWindow
 from .market import Feed, KlineArrays
 from .replay import Replay
 from .rest import RestApi, binance_errors
+from .rules import SymbolRules
 from .streams import Hub
 
 log = logging.getLogger(__name__)
@@ -153,11 +154,13 @@ class LocalExchange:
         feeds = {f.symbol: f for f in self._feeds}
         faults = Faults()
         pacers = Pacers()
-        book = Book({f.symbol: f.spec for f in feeds.values()}, {}, self.config)
+        rules = {f.symbol: SymbolRules.of(f.info) for f in feeds.values()}
+        book = Book({f.symbol: f.spec for f in feeds.values()}, {}, self.config, rules)
         holder: list[Replay] = []
         hub = Hub(self.config, faults, lambda: holder[0].now_ms if holder else 0)
         replay = Replay(list(feeds.values()), book, hub, pacers, self.config)
         holder.append(replay)
+        book.history.deposit(book.wallet.items(), replay.now_ms)
         hub.on_client = replay.client_arrived.set
         self._exchange = SimExchange(
             config=self.config,
