@@ -134,7 +134,7 @@ class RestApi:
             if delay:
                 await asyncio.sleep(delay)
             body = await request.text()
-            merged = dict(parse_qsl(request.query_string, keep_blank_values=True))
+            merged = dict(parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True))
             merged.update(parse_qsl(body, keep_blank_values=True))
             retry = v.weights.charge(route.weight(merged), order=route.order)
             headers = self._headers(route)
@@ -153,7 +153,7 @@ class RestApi:
                     route.security,
                     headers=request.headers,
                     params=merged,
-                    raw_query=request.query_string,
+                    raw_query=request.rel_url.raw_query_string,
                     raw_body=body,
                     config=v.config,
                 )
