@@ -56,7 +56,12 @@ def brackets(symbol: str, contract_type: ContractType) -> list[dict[str, Any]]:
     if contract_type is ContractType.COIN_M:
         return _coin_brackets()
     table = _usdm()
-    return [dict(b) for b in table.get(symbol, table[FALLBACK])]
+    # The SDK declares a single symbol's ``cum`` an integer: send whole amounts as JSON integers.
+    return [b | {"cum": _whole(b["cum"])} for b in table.get(symbol, table[FALLBACK])]
+
+
+def _whole(value: float) -> float | int:
+    return int(value) if value == int(value) else value
 
 
 def max_leverage(symbol: str, contract_type: ContractType) -> int:

@@ -1,7 +1,8 @@
 """Binance JSON of the market data derived from a feed: tickers, mark price, book top and depth, trades.
 
 One builder per payload, shared by the REST endpoints (``market_api``) and the streams (``market_streams``),
-so both always agree. Derivations (see ``tape`` and ``depth`` for trades and the book):
+so both always agree. Stream events carry the pair (``ps``) on both markets; REST rows only on COIN-M.
+Derivations (see ``tape`` and ``depth`` for trades and the book):
 
 * last price = the replay's current price (the path point the candle in progress has reached);
 * 24 h statistics = the rolling window of 1m candles opened in the last 24 h of replay time, plus the
@@ -111,12 +112,11 @@ def ticker_event(feed: Feed, price: float, now_ms: int, *, mini: bool) -> dict[s
     w: Candle = s["w"]
     prices = {"c": s["last"], "o": feed.price(w.o), "h": feed.price(w.h), "l": feed.price(w.lo)}
     volumes = {"v": feed.qty(w.v), "q": f"{w.q:.8f}"}
-    head = {"e": "24hrMiniTicker" if mini else "24hrTicker", "E": now_ms, "s": feed.symbol}
+    head = {"e": "24hrMiniTicker" if mini else "24hrTicker", "E": now_ms, "s": feed.symbol, "ps": pair(feed)}
     if mini:
-        return head | _pair_fields(feed, "ps") | prices | volumes
+        return head | prices | volumes
     return (
         head
-        | _pair_fields(feed, "ps")
         | {"p": s["change"], "P": s["percent"], "w": s["average"], "Q": s["last_qty"]}
         | prices
         | volumes
@@ -152,7 +152,7 @@ def book_ticker_event(feed: Feed, now_ms: int) -> dict[str, Any]:
         "E": now_ms,
         "T": now_ms,
         "s": feed.symbol,
-        **_pair_fields(feed, "ps"),
+        "ps": pair(feed),
         "b": bid,
         "B": bid_qty,
         "a": ask,
@@ -229,7 +229,7 @@ def depth_event(
         "E": now_ms,
         "T": now_ms,
         "s": feed.symbol,
-        **_pair_fields(feed, "ps"),
+        "ps": pair(feed),
         "U": move.first_update,
         "u": move.last_update,
         "pu": move.previous_update,

@@ -61,6 +61,7 @@ def order_json(spec: InstrumentSpec, o: Order) -> dict[str, Any]:
         "origType": o.orig_type,
         "priceMatch": "NONE",
         "selfTradePreventionMode": "EXPIRE_MAKER",
+        "goodTillDate": o.good_till,
         "time": o.time,
         "updateTime": o.update_time or o.time,
     }
@@ -68,13 +69,13 @@ def order_json(spec: InstrumentSpec, o: Order) -> dict[str, Any]:
         body |= {"activatePrice": o.activate_price, "priceRate": o.price_rate}
     if coin:
         body["pair"] = spec.symbol.removesuffix("_PERP")
-    else:
-        body["goodTillDate"] = o.good_till
     return body
 
 
 def algo_json(spec: InstrumentSpec, a: AlgoOrder, view: str = "new") -> dict[str, Any]:
-    """An algo order: ``view`` ``new`` (POST answer), ``query`` (GET algoOrder) or ``list`` (open / all)."""
+    """An algo order: ``view`` ``new`` (POST answer), ``query`` (GET algoOrder) or ``list`` (open / all).
+
+    ``activatePrice`` and ``callbackRate`` are in every POST answer, elsewhere only for trailing stops."""
     body: dict[str, Any] = {
         "algoId": a.algo_id,
         "clientAlgoId": a.client_algo_id,
@@ -95,15 +96,19 @@ def algo_json(spec: InstrumentSpec, a: AlgoOrder, view: str = "new") -> dict[str
         "closePosition": a.close_position,
         "priceProtect": a.price_protect,
         "reduceOnly": a.reduce_only,
-        "activatePrice": "" if a.activate_price is None else f"{a.activate_price}",
-        "callbackRate": "" if a.callback_rate is None else f"{a.callback_rate}",
         "createTime": a.create_time,
         "updateTime": a.update_time or a.create_time,
         "triggerTime": a.trigger_time,
         "goodTillDate": a.good_till,
     }
+    trailing = {
+        "activatePrice": "" if a.activate_price is None else f"{a.activate_price}",
+        "callbackRate": "" if a.callback_rate is None else f"{a.callback_rate}",
+    }
     if view == "new":
-        return body
+        return body | trailing
+    if a.callback_rate is not None:
+        body |= trailing
     body |= {
         "actualOrderId": "" if a.actual_order_id is None else str(a.actual_order_id),
         "actualPrice": px(spec, a.avg_price) if a.executed else "0",
