@@ -38,12 +38,14 @@ class AlgoBook:
         self.book = book
         self.algos: dict[int, AlgoOrder] = {}
         self.by_client: dict[str, AlgoOrder] = {}
+        self._open: dict[int, AlgoOrder] = {}
+        """The NEW ones (an index: matching runs each candle)."""
         self._by_order: dict[int, AlgoOrder] = {}
         """Triggered STOP / TAKE_PROFIT algos by the LIMIT order they became (FINISHED when it is done)."""
         self._algo_id = _FIRST_ALGO_ID
 
     def open(self, symbol: str | None = None) -> list[AlgoOrder]:
-        return [a for a in self.algos.values() if a.status == "NEW" and symbol in {None, a.symbol}]
+        return [a for a in self._open.values() if symbol in {None, a.symbol}]
 
     def find(self, algo_id: int | None, client_algo_id: str | None) -> AlgoOrder | None:
         if algo_id is not None:
@@ -133,6 +135,7 @@ class AlgoBook:
         )
         self.algos[algo.algo_id] = algo
         self.by_client[client_algo_id] = algo
+        self._open[algo.algo_id] = algo
         book.emit(spec, events.algo_update(spec, algo, now=now))
         return algo
 
@@ -144,6 +147,8 @@ class AlgoBook:
 
     def _announce(self, algo: AlgoOrder, status: str, now: int) -> None:
         algo.status, algo.update_time = status, now
+        if status != "NEW":
+            self._open.pop(algo.algo_id, None)
         spec = self.book.specs[algo.symbol]
         self.book.emit(spec, events.algo_update(spec, algo, now=now))
 

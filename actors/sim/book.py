@@ -49,6 +49,8 @@ class Book:
         self.positions: dict[str, Position] = {}
         self.orders: dict[int, Order] = {}
         self.orders_by_client: dict[tuple[str, str], Order] = {}
+        self._open: dict[int, Order] = {}
+        """The open orders (an index: matching runs each candle)."""
         self.events: list[UserEvent] = []
         self.history = History()
         self.limits = LimitOrders(self)
@@ -109,7 +111,7 @@ class Book:
         return self.orders_by_client.get((symbol, client_id or ""))
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
-        return [o for o in self.orders.values() if o.is_open and symbol in {None, o.symbol}]
+        return [o for o in self._open.values() if symbol in {None, o.symbol}]
 
     # --- algo orders (the Algo Service, see ``algos``) ----------------------------------------------------
 
@@ -215,6 +217,7 @@ class Book:
         )
         self.orders[order.order_id] = order
         self.orders_by_client[(spec.symbol, client_id)] = order
+        self._open[order.order_id] = order
         return order
 
     def accept(self, order: Order, now: int) -> None:
@@ -229,6 +232,7 @@ class Book:
         if not order.is_open:
             raise known(-2011)
         order.status, order.expiry_reason, order.update_time = status, reason, now
+        self._open.pop(order.order_id, None)
         spec = self.specs[order.symbol]
         self.emit(spec, events.order_update(spec, order, now=now, execution=status))
         self.algo_book.order_done(order, now)
@@ -248,6 +252,7 @@ class Book:
         self._trade_id += 1
         quote = notional_in_margin_asset(spec, qty, price)
         order.trade_id, order.status, order.executed, order.avg_price = self._trade_id, "FILLED", qty, price
+        self._open.pop(order.order_id, None)
         order.cum_quote, order.maker, order.update_time = quote, maker, now
         order.commission, order.realized = commission, realized
         self.history.record(

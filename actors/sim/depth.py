@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
@@ -55,6 +56,7 @@ class Depth:
 
     def __init__(self, spec: InstrumentSpec, volumes: np.ndarray, price: float) -> None:
         self.tick = spec.tick_size
+        self._tick = float(spec.tick_size)
         self.places = Decimal(1).scaleb(-spec.price_precision)
         median = Decimal(repr(float(np.median(volumes)))) if len(volumes) else Decimal(0)
         qty = (median / 100 / spec.step_size).to_integral_value(ROUND_FLOOR) * spec.step_size
@@ -63,7 +65,10 @@ class Depth:
         self.update_id = 1
 
     def _ticks(self, price: float) -> int:
-        return int((Decimal(repr(price)) / self.tick).to_integral_value(ROUND_FLOOR))
+        """``price`` in ticks, rounded down (prices on the tick, as replayed ones are, land exactly)."""
+        ticks = price / self._tick
+        nearest = round(ticks)
+        return nearest if abs(ticks - nearest) < 1e-6 else math.floor(ticks)
 
     def price(self, ticks: int) -> str:
         return f"{(self.tick * ticks).quantize(self.places):f}"

@@ -30,7 +30,7 @@ from .market_wire import (
     trade_event,
 )
 from .stream_names import ARRAY_KINDS, Kind, StreamSpec
-from .tape import Trade
+from .tape import TRADE_SPACING_MS, TRADES_PER_CANDLE, Trade
 
 
 class Publisher(Protocol):
@@ -52,11 +52,17 @@ class Update:
     """The 1m candle in progress."""
     done: int | None
     """Path points of it walked so far; None when it just closed."""
+    walked: int
+    """Path points of it walked before this update."""
     price: float
     move: BookMove | None
     """How the synthetic book moved (None: it did not)."""
-    trades: Sequence[Trade]
-    """The tape's trades this update walked past."""
+
+    def trades(self) -> list[Trade]:
+        """The tape's trades this update walked past (computed only for the trade streams)."""
+        passed = int(self.feed.t[self.index]) + TRADE_SPACING_MS * self.walked
+        done = TRADES_PER_CANDLE if self.done is None else self.done
+        return [t for t in self.feed.tape.trades(self.index, done) if t.time >= passed]
 
 
 class MarketStreams:
@@ -93,9 +99,9 @@ class MarketStreams:
         feed = u.feed
         match spec.kind:
             case Kind.AGG_TRADE:
-                return [agg_trade_event(feed, t, now_ms) for t in u.trades]
+                return [agg_trade_event(feed, t, now_ms) for t in u.trades()]
             case Kind.TRADE:
-                return [trade_event(feed, t, now_ms) for t in u.trades]
+                return [trade_event(feed, t, now_ms) for t in u.trades()]
             case Kind.MARK_PRICE:
                 return [mark_price_event(feed, u.price, now_ms)]
             case Kind.TICKER | Kind.MINI_TICKER:

@@ -47,6 +47,8 @@ class Hit:
 
 def walk_candle(book: Book, symbol: str, ohlc: tuple[float, float, float, float], now: int) -> None:
     """Execute everything candle ``ohlc`` of ``symbol`` reaches, in path order (see the module docstring)."""
+    if not book.open_orders(symbol) and not book.open_algos(symbol):
+        return
     book.limits.expire_due(symbol, now)
     pos = book.positions.get(symbol)
     path = candle_path(*ohlc, direction_of(pos.amount) if pos else None)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -25,11 +25,16 @@ from .clock import MINUTE_MS, Pacers
 from .config import SimConfig
 from .market import Feed
 from .orders import UserEvent
-from .tape import TRADE_SPACING_MS, TRADES_PER_CANDLE
+from .tape import TRADES_PER_CANDLE
 
 
 class Publisher(market_streams.Publisher, Protocol):
     """What the replay needs of the stream hub."""
+
+    @property
+    def subs(self) -> Mapping[str, object]:
+        """Subscribed stream names (none: the market streams have nothing to build)."""
+        ...
 
     async def publish_user(self, events: Sequence[UserEvent]) -> None: ...
 
@@ -102,16 +107,17 @@ class Replay:
         duration = 0.0 if math.isinf(self.config.speed) else 60.0 / self.config.speed
         started = loop.time()
         updates = self.config.updates_per_candle
+        paths = [feed.path(i) for feed, i in members] if updates else []
         for k in range(updates):
             if duration:
                 await asyncio.sleep(max(0.0, started + duration * k / (updates + 1) - loop.time()))
             self.now_ms = open_ms + MINUTE_MS * k // (updates + 1)
-            moved = []
-            for feed, i in members:
-                price = feed.path(i)[k]
-                self.book.set_price(feed.symbol, price)
-                moved.append(self._walk(feed, i, k + 1, price))
-            await self.streams.publish(moved, self.now_ms)
+            moved: list[market_streams.Update | None] = []
+            for (feed, i), path in zip(members, paths, strict=True):
+                self.book.set_price(feed.symbol, path[k])
+                moved.append(self._walk(feed, i, k + 1, path[k]))
+            if self.hub.subs:
+                await self.streams.publish([u for u in moved if u is not None], self.now_ms)
         if duration:
             await asyncio.sleep(max(0.0, started + duration - loop.time()))
         self.now_ms = open_ms + MINUTE_MS - 1
@@ -130,11 +136,12 @@ class Replay:
             marker = {"e": "SIM_STEP", "E": self.now_ms, "T": open_ms, "s": [f.symbol for f, _ in members]}
             await self.hub.publish_user([UserEvent(contract_type=c, payload=marker) for c in ContractType])
         self.now_ms = open_ms + MINUTE_MS
-        closes = []
+        closes: list[market_streams.Update | None] = []
         for feed, i in members:
             closes.append(self._walk(feed, i, None, float(feed.c[i])))
             feed.closed, feed.live = i + 1, 0
-        await self.streams.publish(closes, self.now_ms)
+        if self.hub.subs:
+            await self.streams.publish([u for u in closes if u is not None], self.now_ms)
         if len(self.pacers):
             await self.pacers.wait(open_ms, self.config.pacer_timeout_s)
 
@@ -143,11 +150,11 @@ class Replay:
             events, self.book.events = self.book.events, []
             await self.hub.publish_user(events)
 
-    @staticmethod
-    def _walk(feed: Feed, i: int, done: int | None, price: float) -> market_streams.Update:
-        """Feed ``feed``'s candle ``i`` forward to ``done`` path points (None: its close) at ``price``."""
+    def _walk(self, feed: Feed, i: int, done: int | None, price: float) -> market_streams.Update | None:
+        """Feed ``feed``'s candle ``i`` forward to ``done`` path points (None: its close) at ``price``;
+        the update for the market streams, if anyone listens."""
         before, feed.live = feed.live, TRADES_PER_CANDLE if done is None else done
-        passed = int(feed.t[i]) + TRADE_SPACING_MS * before
-        trades = [t for t in feed.tape.trades(i, feed.live) if t.time >= passed]
         move = feed.depth.move(price)
-        return market_streams.Update(feed=feed, index=i, done=done, price=price, move=move, trades=trades)
+        if not self.hub.subs:
+            return None
+        return market_streams.Update(feed=feed, index=i, done=done, walked=before, price=price, move=move)

@@ -75,22 +75,22 @@ class Hub:
         self.subs: dict[str, set[Conn]] = {}
         self.keys = ListenKeys(config.listen_key_ttl_s)
         self.on_client: Callable[[], None] = lambda: None
-        self._specs: dict[str, list[StreamSpec]] | None = None
+        self._specs: list[StreamSpec] | None = None
+        self._by_symbol: dict[str, list[StreamSpec]] = {}
         self.stats = {"ws_connections": 0, "ws_messages": 0, "ws_dropped_by_stall": 0, "ws_kicked": 0}
 
     # --- replay side -----------------------------------------------------------------------------
 
     def streams_for(self, symbol: str) -> list[StreamSpec]:
-        """The subscribed streams that carry ``symbol`` (all-market ones included)."""
+        """The subscribed streams that carry ``symbol`` (all-market ones included); cached until the
+        subscriptions change, as the replay asks at every price update."""
         if self._specs is None:
-            specs: dict[str, list[StreamSpec]] = {}
-            for name in self.subs:
-                spec = parse_stream(name)
-                if spec is not None:
-                    specs.setdefault(spec.token or "", []).append(spec)
-            self._specs = specs
-        found = [s for token, specs in self._specs.items() for s in specs if token and s.matches(symbol)]
-        return found + self._specs.get("", [])
+            self._specs = [spec for name in self.subs if (spec := parse_stream(name)) is not None]
+            self._by_symbol = {}
+        found = self._by_symbol.get(symbol)
+        if found is None:
+            found = self._by_symbol[symbol] = [s for s in self._specs if s.matches(symbol)]
+        return found
 
     async def publish(self, stream: str, payload: Any) -> None:
         conns = self.subs.get(stream)

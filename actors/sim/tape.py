@@ -119,30 +119,26 @@ class Tape:
         return float(self._notional(np.array([qty]), np.array([price]))[0])
 
     def trades(self, i: int, done: int = TRADES_PER_CANDLE) -> list[Trade]:
-        """The trades of candle ``i`` among its first ``done`` path points."""
-        path, maker = _paths(
-            self.o[i : i + 1],
-            self.h[i : i + 1],
-            self.lo[i : i + 1],
-            self.c[i : i + 1],
-            self._previous(i, i + 1),
-        )
-        count = int(self.count[i])
-        units = _units(self.units[i : i + 1], self.count[i : i + 1])[0]
-        first = int(self.first_id[i])
+        """The trades of candle ``i`` among its first ``done`` path points (scalar ``_paths``/``_units``)."""
+        o, h, lo, c = float(self.o[i]), float(self.h[i]), float(self.lo[i]), float(self.c[i])
+        path = (o, lo, h, c) if c >= o else (o, h, lo, c)
+        previous = float(self.c[i - 1]) if i else o
+        count, units, first = int(self.count[i]), int(self.units[i]), int(self.first_id[i])
         found = []
         for j in range(done):
-            lo, hi = count * j // TRADES_PER_CANDLE, count * (j + 1) // TRADES_PER_CANDLE
-            if hi > lo:
+            lo_id, hi_id = count * j // TRADES_PER_CANDLE, count * (j + 1) // TRADES_PER_CANDLE
+            before = previous if j == 0 else path[j - 1]
+            if hi_id > lo_id:
+                qty_units = units * hi_id // count - units * lo_id // count
                 found.append(
                     Trade(
-                        agg_id=first + lo,
-                        price=float(path[0, j]),
-                        qty=float(units[j]) * self.step,
-                        first_id=first + lo,
-                        last_id=first + hi - 1,
+                        agg_id=first + lo_id,
+                        price=path[j],
+                        qty=qty_units * self.step,
+                        first_id=first + lo_id,
+                        last_id=first + hi_id - 1,
                         time=int(self.t[i]) + TRADE_SPACING_MS * j,
-                        buyer_maker=bool(maker[0, j]),
+                        buyer_maker=path[j] < before,
                     )
                 )
         return found
