@@ -24,7 +24,7 @@ def test_the_readme_snippets_run_against_the_exchange(exchange, capsys):
     namespace: dict[str, object] = {}
     try:
         for block in blocks:
-            exec(compile(block.replace("8765", str(exchange.port)), str(README), "exec"), namespace)  # noqa: S102
+            exec(compile(block.replace("8765", str(exchange.port)), str(README), "exec"), namespace)
     finally:
         stop.set()
         clock.join()
