@@ -155,9 +155,17 @@ class Book:
         return abs(pos.amount) if pos.amount * side.sign < 0 else Decimal(0)
 
     def check_open(
-        self, spec: InstrumentSpec, *, side: Side, qty: Decimal, price: float, reduce_only: bool
+        self,
+        spec: InstrumentSpec,
+        *,
+        side: Side,
+        qty: Decimal,
+        price: float,
+        reduce_only: bool,
+        fill_price: float | None = None,
     ) -> None:
-        """MIN_NOTIONAL (USDⓈ-M, unless reduce-only) and margin (-2019) of an order about to open."""
+        """MIN_NOTIONAL at ``price`` (USDⓈ-M, unless reduce-only) and the margin (-2019) an order about to
+        open needs at ``fill_price`` (default ``price``)."""
         usd = spec.contract_type is ContractType.USDT_M
         if usd and not reduce_only and Decimal(repr(price)) * qty < spec.min_notional:
             floor = f"{spec.min_notional.normalize():f}"
@@ -165,9 +173,10 @@ class Book:
             raise SimError(-4164, msg)
         opening = qty - min(qty, self.closing_qty(spec.symbol, side))
         if opening:
+            at = price if fill_price is None else fill_price
             leverage = self.position(spec.symbol).leverage
-            need = notional_in_margin_asset(spec, opening, price) / leverage + fee(
-                spec, qty, price, self.config.fee_pct
+            need = notional_in_margin_asset(spec, opening, at) / leverage + fee(
+                spec, qty, at, self.config.fee_pct
             )
             if need > self.available(spec.margin_asset):
                 raise known(-2019)
@@ -190,7 +199,8 @@ class Book:
             if not closing:
                 raise known(-2022)
             qty = closing
-        self.check_open(spec, side=side, qty=qty, price=self.marks[symbol], reduce_only=reduce_only)
+        mark = self.marks[symbol]
+        self.check_open(spec, side=side, qty=qty, price=mark, reduce_only=reduce_only, fill_price=price)
         order = self.new_order(
             spec, side=side, qty=qty, reduce_only=reduce_only, client_id=client_id, now=now
         )

@@ -114,10 +114,6 @@ class Tape:
             return qty * self.contract_size / price
         return qty * price
 
-    def quote_of(self, qty: float, price: float) -> float:
-        """Quote volume of ``qty`` at ``price`` (coins for COIN-M contracts)."""
-        return float(self._notional(np.array([qty]), np.array([price]))[0])
-
     def trades(self, i: int, done: int = TRADES_PER_CANDLE) -> list[Trade]:
         """The trades of candle ``i`` among its first ``done`` path points (scalar ``_paths``/``_units``)."""
         o, h, lo, c = float(self.o[i]), float(self.h[i]), float(self.lo[i]), float(self.c[i])

@@ -90,6 +90,7 @@ def test_a_candle_in_progress_is_a_share_of_its_trades():
 
 
 def test_coin_m_quote_volume_is_in_coins():
-    feed = Feed.from_series(series(symbol="BTCUSD_PERP"))
-    trade = feed.tape.trades(0)[0]
-    assert feed.tape.quote_of(trade.qty, trade.price) == trade.qty * 100 / trade.price
+    feed = Feed.from_series(series(symbol="BTCUSD_PERP"))  # 2.345 contracts: 2 whole ones traded
+    trades = feed.tape.trades(0)
+    assert sum(t.qty for t in trades) == 2
+    assert feed.tape.quote[0] == sum(t.qty * 100 / t.price for t in trades)
