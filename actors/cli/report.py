@@ -24,7 +24,7 @@ from ..backtest.results import BacktestResult, OpenPosition, Trade, holdings
 from ..config import Mode
 from ..domain.fills import charged, fee
 from ..domain.model import TIMEFRAME_MS, ContractType, Leg, client_order_id
-from ..exchange.instruments import spec_for
+from ..exchange.instruments import SymbolCatalog
 from ..sim.launch import trading_pairs
 from ..tree.ledger.ledger_snapshots import margin_asset_of
 from ..tree.ledger.ledger_store import LedgerStore
@@ -39,11 +39,12 @@ def result_from_ledger(db: Path, config: Config, data: list[Path] | None = None)
     """Decisions, closed trades, open positions and the equity curve of the ledger at ``db``.
 
     ``data``: kline files to mark the equity on (default: a replay's ``replay.data``)."""
+    catalog = SymbolCatalog(config.exchange_info_paths())
     store = LedgerStore.open_read_only(db)
     try:
         decisions = [r.decision for r in store.decisions()]
-        records = [(r, _entry_fee(store, r, config)) for r in store.trades()]
-        still = [(p, _entry_fee(store, p, config)) for p in store.open_positions()]
+        records = [(r, _entry_fee(store, r, config, catalog)) for r in store.trades()]
+        still = [(p, _entry_fee(store, p, config, catalog)) for p in store.open_positions()]
     finally:
         store.close()
     symbols = list(dict.fromkeys([*trading_pairs(config), *(d.symbol for d in decisions)]))
@@ -51,11 +52,11 @@ def result_from_ledger(db: Path, config: Config, data: list[Path] | None = None)
     result.decisions = decisions
     result.initial_balances = _initial(config, [p for p, _ in [*records, *still]])
     rates: dict[str, float] = {"USDT": 1.0}
-    result.trades = [_trade(r, config, entry_fee, rates) for r, entry_fee in records]
-    result.open_positions = [_open(p, entry_fee) for p, entry_fee in still]
+    result.trades = [_trade(r, config, catalog, entry_fee, rates) for r, entry_fee in records]
+    result.open_positions = [_open(p, catalog, entry_fee) for p, entry_fee in still]
     candles = _candles(config, data, symbols)
     result.klines = sum(len(c.open_time) for c in candles.values()) if candles else None
-    result.equity = _equity(result, candles, config)
+    result.equity = _equity(result, candles, config, catalog)
     return result
 
 
@@ -70,23 +71,25 @@ def _initial(config: Config, positions: list[PositionRecord]) -> dict[str, float
     return out
 
 
-def _entry_fee(store: LedgerStore, p: PositionRecord, config: Config) -> float:
+def _entry_fee(store: LedgerStore, p: PositionRecord, config: Config, catalog: SymbolCatalog) -> float:
     """The entry order's commission as charged, else estimated from ``backtesting.fee_percent``."""
     if p.signal_open_time_ms is not None:
         order = store.order(client_order_id(p.symbol, p.signal_open_time_ms, Leg.ENTRY))
         if order is not None and order.commission:
             return float(order.commission)
-    spec = spec_for(p.symbol, p.contract_type, (p.entry_price,))
+    spec = catalog.listing(p.symbol, p.contract_type, (p.entry_price,)).spec
     return float(charged(fee(spec, p.qty, p.entry_price, config.backtesting.fee_percent)))
 
 
-def _trade(r: PositionRecord, config: Config, entry_fee: float, rates: dict[str, float]) -> Trade:
+def _trade(
+    r: PositionRecord, config: Config, catalog: SymbolCatalog, entry_fee: float, rates: dict[str, float]
+) -> Trade:
     asset = r.margin_asset or margin_asset_of(r.symbol, r.contract_type)
     gross = r.realized_pnl or 0.0
     if r.fees is not None:
         fees = float(r.fees)
     else:  # closed before the ledger kept commissions: estimated
-        spec = spec_for(r.symbol, r.contract_type, (r.entry_price,))
+        spec = catalog.listing(r.symbol, r.contract_type, (r.entry_price,)).spec
         exit_fee = fee(spec, r.qty, r.exit_price, config.backtesting.fee_percent) if r.exit_price else 0.0
         fees = float(charged(entry_fee) + charged(exit_fee))
     if asset != "USDT" and r.exit_price:
@@ -103,9 +106,9 @@ def _trade(r: PositionRecord, config: Config, entry_fee: float, rates: dict[str,
     )  # fmt: skip
 
 
-def _open(p: PositionRecord, entry_fee: float) -> OpenPosition:
+def _open(p: PositionRecord, catalog: SymbolCatalog, entry_fee: float) -> OpenPosition:
     coin = p.contract_type is ContractType.COIN_M
-    size = spec_for(p.symbol, p.contract_type).contract_size if coin else None
+    size = catalog.listing(p.symbol, p.contract_type).spec.contract_size if coin else None
     return OpenPosition(
         symbol=p.symbol, direction=p.direction, signal_open_time_ms=p.signal_open_time_ms or 0,
         entry_time_ms=p.opened_at_ms, entry_price=p.entry_price, quantity=p.qty,
@@ -128,10 +131,14 @@ def _candles(config: Config, data: list[Path] | None, symbols: list[str]) -> dic
     return out
 
 
-def _equity(result: BacktestResult, candles: dict[str, Candles], config: Config) -> EquityCurve:
+def _equity(
+    result: BacktestResult, candles: dict[str, Candles], config: Config, catalog: SymbolCatalog
+) -> EquityCurve:
     coin = ContractType.COIN_M
     sizes = {
-        s: spec_for(s, coin).contract_size if config.settings_for(s).contract_type is coin else None
+        s: catalog.listing(s, coin).spec.contract_size
+        if config.settings_for(s).contract_type is coin
+        else None
         for s in {t.symbol for t in result.trades}
     }
     coins = {

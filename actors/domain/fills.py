@@ -8,6 +8,11 @@ Intra-candle path: a 1m candle only tells us open, high, low and close. We walk 
 extreme → favourable extreme → close, *adverse to the open position* (a LONG sees the low first). So when
 both the stop-loss and the take-profit lie inside one candle, the stop fills first: the pessimistic reading.
 With no position the path follows the candle's colour (green: open → low → high → close).
+
+Between two points of the path the price moves continuously (it passes every level in between); the path's
+first point is reached by a jump (a gap), so a level already passed there is hit *at that point*. Every rule
+below — stops and take-profits, resting LIMIT orders, trailing stops — reports where on the path it hits
+as an index: 0 for the first point, k ≥ 1 for the move from point k − 1 to point k.
 """
 
 from __future__ import annotations
@@ -107,28 +112,39 @@ def candle_path(
     return (open_, high, low, close)
 
 
+def first_touch(path: tuple[float, ...], level: float, *, from_above: bool) -> tuple[int, float] | None:
+    """Where the path first trades at ``level`` or beyond it: (path index, price) or None.
+
+    ``from_above``: the level is reached by the price falling to it (at or below); else by rising to it.
+    At the first point (index 0) a level already passed is hit at that point's price (a gap); later, a
+    level inside the move from point k − 1 to point k is hit at exactly the level (index k).
+    """
+    first = path[0]
+    if first <= level if from_above else first >= level:
+        return 0, first
+    for k in range(1, len(path)):
+        lo, hi = sorted((path[k - 1], path[k]))
+        if lo <= level <= hi:
+            return k, level
+    return None
+
+
 def first_trigger(
     path: tuple[float, ...], *, direction: Direction, stop: float | None, take_profit: float | None
 ) -> tuple[ExitReason, float] | None:
     """First protective level the path reaches, and the price it triggers at.
 
     A level already passed at the path's first point (a gap through it) triggers at that point; a level
-    crossed between two points triggers exactly at the level.
+    crossed between two points triggers exactly at the level. When both are reached at the same index, the
+    stop wins (the pessimistic reading).
     """
-    first = path[0]
     long = direction is Direction.LONG
-    if stop is not None and (first <= stop if long else first >= stop):
-        return ExitReason.STOP_LOSS, first
-    if take_profit is not None and (first >= take_profit if long else first <= take_profit):
-        return ExitReason.TAKE_PROFIT, first
-    previous = first
-    for point in path[1:]:
-        lo, hi = (previous, point) if previous <= point else (point, previous)
-        if stop is not None and lo <= stop <= hi:
-            return ExitReason.STOP_LOSS, stop
-        if take_profit is not None and lo <= take_profit <= hi:
-            return ExitReason.TAKE_PROFIT, take_profit
-        previous = point
+    hit_stop = None if stop is None else first_touch(path, stop, from_above=long)
+    hit_take = None if take_profit is None else first_touch(path, take_profit, from_above=not long)
+    if hit_stop is not None and (hit_take is None or hit_stop[0] <= hit_take[0]):
+        return ExitReason.STOP_LOSS, hit_stop[1]
+    if hit_take is not None:
+        return ExitReason.TAKE_PROFIT, hit_take[1]
     return None
 
 
@@ -151,6 +167,92 @@ def exit_on_candle(
     )
 
 
+def best_bid(last: float, tick: Decimal) -> float:
+    """The synthetic book's best bid: the last price rounded down to the tick (the ask: one tick up)."""
+    return float(round_to_step(to_decimal(last), tick))
+
+
+def marketable(limit: float, *, buy: bool, last: float, tick: Decimal) -> bool:
+    """Whether a LIMIT order crosses the book on arrival: a BUY at or above the best ask, a SELL at or
+    below the best bid (``best_bid``). A marketable order fills at once as a taker; else it rests."""
+    bid = best_bid(last, tick)
+    return limit >= bid + float(tick) if buy else limit <= bid
+
+
+def taker_limit_price(last: float, *, buy: bool, limit: float, slippage_pct: float, tick: Decimal) -> float:
+    """Price a marketable LIMIT order fills at: as a market order (``market_fill_price``), never beyond
+    its limit."""
+    price = market_fill_price(last, buy=buy, slippage_pct=slippage_pct, tick=tick)
+    return min(price, limit) if buy else max(price, limit)
+
+
+def limit_fill(path: tuple[float, ...], *, buy: bool, limit: float) -> tuple[int, float] | None:
+    """Where a resting LIMIT order fills on the path: (path index, price) or None.
+
+    A BUY fills once the price trades at or below its limit, a SELL at or above it (``first_touch``);
+    it fills in full at its limit price — a maker fill: the resting order sets the price, also when the
+    path gaps through it. There is no queue: touching the limit is filling it.
+    """
+    hit = first_touch(path, limit, from_above=buy)
+    return None if hit is None else (hit[0], limit)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrailingStop:
+    """A TRAILING_STOP_MARKET order's state between two stretches of price path (Binance's rule).
+
+    A SELL (protecting a long) trails the highest price, a BUY (protecting a short) the lowest.
+    """
+
+    sell: bool
+    callback_pct: float
+    """The retracement from the extreme that triggers it, in percent (Binance: 0.1 to 10)."""
+    activation: float | None = None
+    """The price that arms it (SELL: the price reaching it or above; BUY: at it or below); None: armed."""
+    extreme: float | None = None
+    """Highest (SELL) / lowest (BUY) price since it was armed; None while unarmed."""
+
+    @property
+    def level(self) -> float | None:
+        """The trigger level: extreme × (1 − callback) for a SELL, × (1 + callback) for a BUY."""
+        return None if self.extreme is None else _trail_level(self.sell, self.callback_pct, self.extreme)
+
+
+def _trail_level(sell: bool, callback_pct: float, extreme: float) -> float:
+    # in decimals, as every level: 100 × (1 − 1 %) is 99, not 98.99999999999999 (a tick lower once filled)
+    back = to_decimal(callback_pct) / 100
+    return float(to_decimal(extreme) * (1 - back if sell else 1 + back))
+
+
+def trailing_trigger(
+    path: tuple[float, ...], stop: TrailingStop
+) -> tuple[TrailingStop, tuple[int, float] | None]:
+    """Walk a trailing stop along ``path``: (its state afterwards, (path index, trigger price) or None).
+
+    Point by point: an unarmed stop arms at the first point at or beyond its activation price (a rise
+    through it for a SELL, a fall for a BUY) and its extreme starts there; an armed stop triggers when a
+    point lies at or beyond its level (a SELL: at or below extreme × (1 − callback)) — at exactly the level
+    when the move from the previous point crossed it, at the point itself at index 0 (a gap) — and otherwise
+    moves its extreme to the point when the point is a new extreme. The arming point never triggers (the
+    price is at the extreme). Once triggered the returned state is the one at the trigger.
+    """
+    state = stop
+    for k, point in enumerate(path):
+        if state.extreme is None:
+            reached = state.activation is None or (
+                point >= state.activation if state.sell else point <= state.activation
+            )
+            if reached:
+                state = TrailingStop(sell=state.sell, callback_pct=state.callback_pct, extreme=point)
+            continue
+        level = _trail_level(state.sell, state.callback_pct, state.extreme)
+        if point <= level if state.sell else point >= level:
+            return state, (k, point if k == 0 else level)
+        if point > state.extreme if state.sell else point < state.extreme:
+            state = TrailingStop(sell=state.sell, callback_pct=state.callback_pct, extreme=point)
+    return state, None
+
+
 def notional_in_margin_asset(spec: InstrumentSpec, qty: Decimal, price: float) -> float:
     """Position value in the margin asset: USDT for USDⓈ-M, coins for COIN-M (contracts × size / price)."""
     if spec.contract_type is ContractType.COIN_M:
@@ -159,8 +261,8 @@ def notional_in_margin_asset(spec: InstrumentSpec, qty: Decimal, price: float) -
 
 
 def fee(spec: InstrumentSpec, qty: Decimal, price: float, fee_pct: float) -> float:
-    """Taker fee of one fill, in the margin asset (computed in decimals: 0.199 × 2502.42 × 0.04 % is
-    0.199195632, not 0.19919563200000002)."""
+    """Fee of one fill at ``fee_pct`` (the taker or the maker rate), in the margin asset, computed in
+    decimals: 0.199 × 2502.42 × 0.04 % is 0.199195632, not 0.19919563200000002."""
     d = to_decimal(price)
     notional = qty * spec.contract_size / d if spec.contract_type is ContractType.COIN_M else qty * d
     return float(notional * to_decimal(fee_pct) / 100)
