@@ -71,3 +71,19 @@ def test_a_fill_after_a_reconciliation_found_the_symbol_flat_gives_the_true_exit
     trade = h.reader().trades()[0]
     assert (trade.close_reason, trade.exit_price, trade.realized_pnl) == ("stop_loss", 95.0, -0.05)
     assert h.snapshots.money().closed == {("BTCUSDT", "stop_loss"): 1}
+
+
+def test_the_totals_kept_along_equal_the_ones_read_back_at_a_restart(tmp_path, h: Harness) -> None:
+    protected(h.exchange)
+    h.send(opened())
+    h.send(fill(cid(Leg.ENTRY), Side.BUY, cum="0.010", price=100.0, rp=0.0, reduce_only=False))
+    h.exchange.finish_algo(cid(Leg.STOP))
+    h.exchange.set_position("BTCUSDT", "0")
+    h.send(Reconcile(reason="periodic"))
+    h.send(fill(cid(Leg.STOP), Side.SELL, cum="0.010", price=95.0, rp=-0.05))
+    kept = h.snapshots.money()
+    h.stop()
+    again = Harness(tmp_path, exchange=h.exchange).start()
+    assert again.snapshots.money() == kept
+    assert kept.fees == {("BTCUSDT", "USDT"): Decimal("0.02")}
+    again.stop()

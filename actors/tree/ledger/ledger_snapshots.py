@@ -56,6 +56,27 @@ class MoneyTotals:
     fees: Mapping[tuple[str, str], Decimal] = field(default_factory=dict)
     """Commissions paid, open trades' entries included, by (symbol, asset)."""
 
+    def closing(
+        self, symbol: str, asset: str, reason: str | None, pnl: float | None, *, undo: bool = False
+    ) -> MoneyTotals:
+        """With one more closed trade (or one less, ``undo``: a late fill amends it)."""
+        sign = -1 if undo else 1
+        closed = dict(self.closed)
+        key = (symbol, reason or "unknown")
+        closed[key] = closed.get(key, 0) + sign
+        if not closed[key]:
+            del closed[key]
+        realized = dict(self.realized_pnl)
+        if pnl is not None:
+            realized[symbol, asset] = realized.get((symbol, asset), Decimal(0)) + sign * Decimal(repr(pnl))
+        return MoneyTotals(closed=closed, realized_pnl=realized, fees=self.fees)
+
+    def paying(self, symbol: str, asset: str, amount: Decimal) -> MoneyTotals:
+        """With ``amount`` more commission paid in ``asset``."""
+        fees = dict(self.fees)
+        fees[symbol, asset] = fees.get((symbol, asset), Decimal(0)) + amount
+        return MoneyTotals(closed=self.closed, realized_pnl=self.realized_pnl, fees=fees)
+
 
 def money_totals(
     closed: Iterable[tuple[str, str | None, str, str | None, float | None, str | None]],

@@ -20,7 +20,14 @@ from ...domain.model import ContractType, Leg, PortfolioView, client_order_id
 from ...exchange.errors import ExchangeError
 from ...messages import OrderFilled, PositionClosed
 from .ledger_records import TERMINAL, EventRecord, OrderRecord, PositionRecord
-from .ledger_snapshots import LedgerGateway, LedgerSnapshots, OpenPositionView, margin_asset_of, money_totals
+from .ledger_snapshots import (
+    LedgerGateway,
+    LedgerSnapshots,
+    MoneyTotals,
+    OpenPositionView,
+    margin_asset_of,
+    money_totals,
+)
 from .ledger_store import LedgerStore
 from .reconciliation import closing_side
 
@@ -32,6 +39,10 @@ _GUESSED = frozenset({"reconciled_flat", "closed_on_exchange"})
 """Close reasons given without a fill to go by (a later closing fill of ours replaces them)."""
 _LATE_FILL_MS = 60_000
 """A reduce-only fill this close to a trade's close belongs to it (later ones are someone else's)."""
+
+
+def _asset(p: PositionRecord) -> str:
+    return p.margin_asset or margin_asset_of(p.symbol, p.contract_type)
 
 
 def _rank(status: str) -> int:
@@ -59,18 +70,21 @@ class LedgerTrades:
         self._clock_ms = clock_ms
         self._open: dict[str, PositionRecord] = {}
         self._exit_reason: dict[str, str] = {}
+        self._totals = MoneyTotals()
 
     # ---- open positions ------------------------------------------------------------------------------
 
     def load(self) -> None:
-        """Take the open positions from the store (at start) and publish them with the money totals."""
+        """Take the open positions and the money totals from the store (at start) and publish them."""
         self._open = {p.symbol: p for p in self._store.open_positions()}
         self._publish()
-        self.publish_money()
+        self._money(money_totals(self._store.closed_money(), self._store.commissions()))
 
-    def publish_money(self) -> None:
-        """Closed trades, realised PnL and fees of the whole ledger, for the metrics (after every change)."""
-        self._snapshots.set_money(money_totals(self._store.closed_money(), self._store.commissions()))
+    def _money(self, totals: MoneyTotals) -> None:
+        """Closed trades, realised PnL and fees of the whole ledger for the metrics: read from the store
+        once, then kept up to date with every close, amendment and commission."""
+        self._totals = totals
+        self._snapshots.set_money(totals)
 
     def held(self, symbol: str) -> PositionRecord | None:
         return self._open.get(symbol)
@@ -94,6 +108,7 @@ class LedgerTrades:
                     realized_pnl=None,
                     reason="superseded",
                 )
+                self._money(self._totals.closing(record.symbol, _asset(superseded), "superseded", None))
             self._store.open_position(record)
         self._open[record.symbol] = record
         self._exit_reason.pop(record.symbol, None)
@@ -148,12 +163,13 @@ class LedgerTrades:
         self._snapshots.bump("closed")
         self._cancel_siblings(held)
         self._publish()
-        self.publish_money()
+        asset = _asset(held)
+        self._money(self._totals.closing(symbol, asset, reason, pnl))
         self._listeners(
             PositionClosed(
                 symbol=symbol, reason=reason, exit_price=price, realized_pnl=pnl, closed_at_ms=at_ms,
                 direction=held.direction, quantity=held.qty, entry_price=held.entry_price,
-                margin_asset=held.margin_asset or margin_asset_of(symbol, held.contract_type), fees=fees,
+                margin_asset=asset, fees=fees,
             )
         )  # fmt: skip
 
@@ -171,7 +187,9 @@ class LedgerTrades:
                 self._store.amend_last_close(
                     symbol, exit_price=price, realized_pnl=pnl, fees=fees, reason=reason
                 )
-                self.publish_money()
+                was, asset = last[0], _asset(last[0])
+                totals = self._totals.closing(symbol, asset, was.close_reason, was.realized_pnl, undo=True)
+                self._money(totals.closing(symbol, asset, reason or was.close_reason, pnl))
 
     def cancel_algo(self, symbol: str, contract: ContractType, cid: str) -> None:
         """Cancel one of our algo orders on the exchange; a failure is recorded, not raised."""
@@ -276,7 +294,7 @@ class LedgerTrades:
                 )
             )  # fmt: skip
         if row.commission != paid:
-            self.publish_money()
+            self._money(self._totals.paying(symbol, row.commission_asset or "", row.commission - paid))
 
     def is_used(self, client_id: str) -> bool:
         """Whether the client id was ever sent (any status): a repair or a flatten must not reuse it."""
