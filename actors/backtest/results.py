@@ -43,6 +43,8 @@ class Trade:
     net_pnl_usd: float
     fees_usd: float
     balance_after: float
+    """The wallet right after the exit (entry fees of positions still open already paid); trades.csv writes
+    the realised balance instead, the same for a backtest and a report (``report_files.closed_trades``)."""
     entry_fee: float = 0.0
     """The entry's part of ``fees``: paid when the position opened (the equity curve books it then)."""
 
