@@ -40,11 +40,15 @@ class Preflight:
 
 def preflight(config: Config, *, online: bool = False) -> Preflight:
     """Every check ``run`` makes before it trades; those needing the exchange only when ``online``."""
-    pairs = trading_pairs(config)
+    try:
+        pairs = trading_pairs(config)
+    except DataFileError:  # a data file with no symbol: reported with the data files below
+        pairs = config.enabled_pairs()
     errors = list(config.startup_errors())
-    if not pairs:
+    data = _replay_data(config, pairs)
+    if not pairs and not data:
         errors.append("pairs: nothing to trade (no pair enabled); list one under pairs, e.g. BTC_USDT: {}")
-    errors += _replay_data(config, pairs)
+    errors += data
     errors += _listening(config)
     needs_exchange = _exchange_checks(config)
     if online and needs_exchange and not errors:

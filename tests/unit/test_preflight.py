@@ -81,9 +81,17 @@ def run(path: Path, env: dict[str, str]) -> tuple[int, str]:
         ({"api": {"mode": "live"}, "pairs": {"BTC_USDT": {}}}, "api.live_trading_confirmed: must be true"),
         ({"pairs": {"SOL_USDT": {}}}, "pairs.SOL_USDT: SOLUSDT is not listed by the exchange"),
         ({"replay": {"data": ["BTCUSDT_gone.csv"]}}, "replay.data: "),
+        ({"replay": {"data": ["candles.csv"]}}, "replay.data: "),
         ({"api": {"mode": "paper"}}, "pairs: nothing to trade"),
     ],
-    ids=["testnet-without-keys", "live-unconfirmed", "unknown-symbol", "missing-data", "no-pairs"],
+    ids=[
+        "testnet-without-keys",
+        "live-unconfirmed",
+        "unknown-symbol",
+        "missing-data",
+        "no-symbol",
+        "no-pairs",
+    ],
 )
 def test_check_config_and_run_refuse_alike(
     tmp_path: Path, env: dict[str, str], data: dict[str, object], first_error: str
