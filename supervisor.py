@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from loguru import logger
 
-from .actors.config import Config, Mode, PairSettings, load_config
+from .actors.config import Config, Mode, PairSettings, StartupError, load_config
 from .actors.connections import Connections
 from .actors.messages import PairTimeframeInbox, StopAcceptingEntries, Subscribe
 from .actors.ops.access import OperatorAccess
@@ -45,7 +45,7 @@ from .actors.runtime.thread_watch import DeadThread, ThreadWatch
 from .actors.runtime.tree import GroupSpec, ReloadResult, SupervisionTree, TreeSpec, TreeStatus
 from .actors.sim.launch import trading_pairs
 from .actors.sim.lockstep import ReplayDriver, chain_barriers, parse_with_marker
-from .actors.tree.actor_refs import PortfolioBoard, Refs
+from .actors.tree.actor_refs import BalanceBoard, PortfolioBoard, Refs
 from .actors.tree.executor.order_executor import OrderExecutor
 from .actors.tree.executor.order_terms import EntrySlots, symbol_terms
 from .actors.tree.ledger.ledger_files import archive_previous_ledger, ledger_path
@@ -93,6 +93,8 @@ class RootSupervisor:
         self.router: Router[PairTimeframeInbox] = router or Router()
         self.refs = refs or Refs()
         self.portfolio = PortfolioBoard()
+        self.balances = BalanceBoard()
+        """Wallet balances per asset: written by the executors' reads and the relays' ACCOUNT_UPDATEs."""
         self.snapshots = LedgerSnapshots()
         self.boards = {c: MarketStreamBoard(c) for c in self.connections.contracts}
         self.slots = EntrySlots()
@@ -116,6 +118,7 @@ class RootSupervisor:
         self.relays = Relays(
             refs=self.refs, router=self.router, settings=self.settings, priority=self.priority
         )
+        self.relays.balances = self.balances
         parse = cast("UserEventParser", parse_with_marker)  # the replay's SIM_STEP rides along
         self.user_streams = [
             self.connections.user_stream(c, self.relays.user_event(c, self.replay), parse)
@@ -176,6 +179,7 @@ class RootSupervisor:
             contracts={s: x.contract_type for s, x in self.settings.items()},
             margin_assets={s: spec.margin_asset for s, spec in specs.items()},
             snapshots=self.snapshots,
+            clock_ms=self.connections.clock_ms,
             priority=self.priority,
             threads=self.threads,
             monitor=monitor,
@@ -231,6 +235,8 @@ class RootSupervisor:
                 slots=self.slots,
                 priority=self.priority,
                 account=self.connections.account,
+                on_balances=self.balances.update,
+                clock_ms=self.connections.clock_ms,
                 name=f"pair:{symbol}:executor",
                 monitor=monitor,
                 generation=generation,
@@ -243,7 +249,6 @@ class RootSupervisor:
     def _timeframe_child(self, settings: PairSettings, timeframe: str) -> ChildSpec:
         trading = timeframe == settings.signal_timeframe
         pacer = self.replay.pacer if self.replay is not None else None
-        rank = list(self.settings).index(settings.symbol) if settings.symbol in self.settings else 0
 
         def start(monitor: Monitor, generation: int) -> pykka.ActorRef[Any]:
             ref = PairTimeframe.start(
@@ -262,7 +267,7 @@ class RootSupervisor:
                 on_status=self.pair_board.publish,
                 observe=self.relays.observe,
                 priority=self.priority,
-                rank=rank,
+                rank=list(self.settings).index(settings.symbol),
             )
             self.router.register(settings.symbol, timeframe, ref)
             stream = self.refs.streams.get(settings.contract_type)
@@ -285,24 +290,20 @@ class RootSupervisor:
     # ---- lifecycle -------------------------------------------------------------------------------
 
     def start(self, *, ready_timeout_s: float | None = None) -> None:
-        """Start the tree, wait until every pair is warm (at most ``ready_timeout_s``, default from the
-        warm-up's weight), tell systemd READY=1, then let a replay run."""
+        """Start the tree, wait (``WarmupProgress``) until every pair is warm, READY=1, then a replay runs."""
         sys.setswitchinterval(self.config.supervisor.gil_switch_interval_ms / 1000)
         self.cpu.apply(self.config.supervisor.cpu_affinity)  # threads started from here on inherit it
         self.access.start()  # first: a second bot on the same state fails here, before it trades
-        for thread in self.connections.start():  # the account, read once; the pairs' history readers
+        for thread in self.connections.start(self.balances.update):  # the account, read once; REST workers
             self.threads.watch(thread, role="pair history and gap reads", essential=True)
         for stream in self.user_streams:
             stream.start()
             self.threads.watch_named(stream.name, role=f"{stream.name}: fills and account", essential=True)
         self.tree.start()  # every pair's history is queued now: account settings a pair lacks come after
         self.connections.set_up_later(self.settings.values())
-        c = self.connections
-        progress = WarmupProgress(self.pair_board, c.market_budget, self.notifier, c.rest)
-        if not progress.wait_for_pairs(self.settings.values(), ready_timeout_s):
-            logger.warning("not every pair warmed up in time; the slow ones keep trying under supervision")
+        progress = WarmupProgress(self.pair_board, self.connections, self.notifier)
+        progress.wait_for_pairs(self.settings.values(), ready_timeout_s)
         self.ready_after_s = time.time() - self.started_at
-        logger.info(f"{len(self.settings)} pairs warm {self.ready_after_s:.1f} s after start")
         self.notifier.ready(f"trading {len(self.settings)} pairs ({self.config.api.mode})")
         if self.replay is not None:
             self.replay.begin()
@@ -425,11 +426,9 @@ class RootSupervisor:
 
 
 def _policy(intensity: int, period_s: float, sup: SupervisorSettings) -> RestartPolicy:
+    initial, most = sup.backoff_initial_s, sup.backoff_max_s
     return RestartPolicy(
-        intensity=intensity,
-        period_s=period_s,
-        backoff_initial_s=sup.backoff_initial_s,
-        backoff_max_s=sup.backoff_max_s,
+        intensity=intensity, period_s=period_s, backoff_initial_s=initial, backoff_max_s=most
     )
 
 
@@ -437,9 +436,10 @@ def run(config: Config) -> int:
     """``nancemakina run``: the bot as a service until a signal, an escalation or the end of a replay."""
     try:
         bot = RootSupervisor(config)
-    except Exception as exc:
-        logger.error(f"cannot start: {exc}")
-        return 1
+    except Exception as exc:  # a StartupError has one line per setting to change
+        for line in exc.errors if isinstance(exc, StartupError) else (str(exc),):
+            logger.error(f"cannot start: {line}")
+        return 2
     return run_service(bot)
 
 

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from .config import Config, Mode, PairSettings
+from .backtest.kline_files import DataFileError
+from .config import Config, Mode, PairSettings, StartupError
 from .domain.model import ContractType
 from .exchange.endpoints import Endpoints
 from .exchange.gateway import BinanceGateway
@@ -35,11 +37,13 @@ from .exchange.server_clock import ServerClock
 from .exchange.user_stream import UserStream
 from .sim.launch import paper_broker, replay_exchange
 from .sim.remote import RemoteExchange
+from .sim.server import CannotListenError
 from .tree.executor.account_view import AccountView
 from .tree.rest_queue import LATE, RestQueue
 
 if TYPE_CHECKING:
     from .domain.fills import InstrumentSpec
+    from .exchange.types import Balance
     from .exchange.user_stream import UserEventParser, UserEventSink
     from .sim.server import LocalExchange
 
@@ -47,6 +51,38 @@ KLINE_GATEWAYS = 4
 """Klines gateways (one ``RestQueue`` worker each) serving the pair actors' warm-up and gap reads: a pair
 restart warms its timeframes side by side, a cold start keeps four reads in flight, and the shared weight
 budget paces them."""
+
+
+def unlisted(pairs: Mapping[str, PairSettings], listed: Mapping[str, object], *, hint: str) -> list[str]:
+    """One line per configured pair the exchange does not list, naming the pair's setting."""
+    return [
+        f"pairs.{p.key}: {symbol} is not listed by the exchange; {hint}"
+        for symbol, p in pairs.items()
+        if symbol not in listed
+    ]
+
+
+def unlisted_hint(config: Config, listed: Iterable[str]) -> str:
+    """What to do about a pair the exchange of ``config.api.mode`` does not list."""
+    replayed = ", ".join(sorted(listed)) or "none"
+    if config.api.mode is not Mode.REPLAY:
+        return "check the symbol, or the pair's contract type"
+    if config.replay.exchange_url is None:
+        return f"the local exchange lists only the replayed symbols ({replayed}): add its file to replay.data"
+    return f"the local exchange at replay.exchange_url lists only what it replays ({replayed})"
+
+
+def _started(config: Config, pairs: Mapping[str, PairSettings]) -> LocalExchange:
+    """The replay's in-process exchange, or the setting that stops it from starting."""
+    source = str(config.config_path or "<defaults>")
+    try:
+        return replay_exchange(config, pairs)
+    except CannotListenError as exc:
+        raise StartupError(
+            [f"replay.port: {exc}; pick another port (0: any free one)"], source=source
+        ) from exc
+    except (DataFileError, OSError) as exc:
+        raise StartupError([f"replay.data: {exc}"], source=source) from exc
 
 
 class Connections:
@@ -68,7 +104,7 @@ class Connections:
                 self.replay_speed = remote.speed
                 self.exchange = remote
             else:
-                local = replay_exchange(config, pairs)
+                local = _started(config, pairs)
                 self.replay_speed = local.config.speed
                 self.exchange = local
             endpoints = Endpoints.local(self.exchange.rest_url, self.exchange.ws_url)
@@ -116,20 +152,31 @@ class Connections:
             for contract in self.contracts:
                 listed = [spec_to_entry(x) for x in self.specs.values() if x.contract_type is contract]
                 self.paper.add_symbols(contract, listed)
-        missing = [s for s in pairs if s not in self.specs]
+        missing = unlisted(pairs, self.specs, hint=unlisted_hint(config, self.specs))
         if missing:
             self.close()
-            raise ValueError(f"symbols not listed by the exchange: {', '.join(missing)}")
+            raise StartupError(missing, source=str(config.config_path or "<defaults>"))
         self.rest = RestQueue([self.market_gateway(bulk=True) for _ in range(KLINE_GATEWAYS)])
         """The pairs' REST work (history, gap repairs, late account settings), in the pairs' order."""
         self.account = AccountView()
         """Margin type, leverage and balances of the account: read once at start, shared by the executors."""
         self._settings_gateway: BinanceGateway | None = None
 
-    def start(self) -> list[threading.Thread]:
-        """Read the account (once for every executor) and start the REST workers; returns their threads."""
+    def clock_ms(self) -> int:
+        """The exchange's clock, in which the ledger and the executors keep every time: a replay's simulated
+        clock, else the wall clock (Binance stamps its events with its own, which signed requests track)."""
+        if self.exchange is not None and self.config.api.mode is Mode.REPLAY:
+            return self.exchange.clock_ms
+        return time.time_ns() // 1_000_000
+
+    def start(self, on_balances: Callable[[Iterable[Balance]], None]) -> list[threading.Thread]:
+        """Read the account (once for every executor; its balances to ``on_balances``) and start the REST
+        workers; returns their threads."""
         for contract in self.contracts:
             self.account.load(self.gateway(), contract)
+            balances = self.account.balances(contract)
+            if balances is not None:
+                on_balances(balances.values())
         return self.rest.start()
 
     def set_up_later(self, pairs: Iterable[PairSettings]) -> None:

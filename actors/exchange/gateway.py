@@ -23,7 +23,7 @@ from .errors import (
     Rejected,
 )
 from .instruments import ExchangeInfoError, parse_symbol
-from .kline_pages import KlineReader, Page, klines_weight
+from .kline_pages import KlineReader, TransportFetch
 from .parse import (
     MalformedPayload,
     is_protective_type,
@@ -37,7 +37,7 @@ from .parse import (
 )
 from .ratelimit import WeightBudget
 from .server_clock import ServerClock
-from .transport import GatewayCounters, Transport, endpoint, server_time_of
+from .transport import GatewayCounters, Transport, endpoint, server_time_of, sim_clock_of
 from .types import (
     AlgoOrderResult,
     Balance,
@@ -101,7 +101,7 @@ class BinanceGateway:
         )
         self._c = self._t.client
         self._klines = KlineReader(
-            self._fetch_klines,
+            TransportFetch(self._t, local=endpoints.is_local),
             self.server_time_ms,
             self.known_clock_ms,
             clock_in_answers=endpoints.is_local,
@@ -121,9 +121,21 @@ class BinanceGateway:
         return self._t.counters()
 
     def server_time_ms(self, contract: ContractType) -> int:
-        """The market's server time (``/fapi|dapi/v1/time``), which decides whether a candle is closed."""
+        """The market's clock (``/fapi|dapi/v1/time``), which decides whether a candle is closed.
+
+        On Binance that is the server time. The local exchange's server time is the wall clock too, but its
+        candles close on the replay clock, which it reports in the ``X-SIM-Clock-Ms`` header: read there.
+        """
         fn = _pick(contract, self._c.futures_time, self._c.futures_coin_time)
-        return server_time_of(self._t.call(endpoint("GET", contract, "time"), 1, fn))
+        name = endpoint("GET", contract, "time")
+        if not self.endpoints.is_local:
+            return server_time_of(self._t.call(name, 1, fn))
+
+        def replay_clock() -> Any:
+            fn()  # under the transport's lock, so the response read next is this request's
+            return self._c.response.headers.get(SIM_CLOCK_HEADER)
+
+        return sim_clock_of(self._t.call(name, 1, replay_clock))
 
     def known_clock_ms(self) -> int | None:
         """A time the venue's market clock has certainly reached, known without asking (None if unknown);
@@ -155,35 +167,6 @@ class BinanceGateway:
                 continue
             specs[spec.symbol] = spec
         return specs
-
-    def _fetch_klines(
-        self,
-        symbol: str,
-        contract: ContractType,
-        interval: str,
-        *,
-        start_ms: int | None,
-        end_ms: int | None,
-        limit: int,
-    ) -> Page:
-        params: dict[str, Any] = {"symbol": symbol, "interval": interval, "limit": limit}
-        if start_ms is not None:
-            params["startTime"] = start_ms
-        if end_ms is not None:
-            params["endTime"] = end_ms
-        fn = self._c.futures_klines if contract is ContractType.USDT_M else self._c.futures_coin_klines
-        local = self.endpoints.is_local
-
-        def read() -> Page:
-            rows = fn(**params)
-            if not local:
-                return Page(rows)
-            # under the transport's lock, so the response read here is this request's
-            clock = self._c.response.headers.get(SIM_CLOCK_HEADER)
-            return Page(rows, int(clock) if isinstance(clock, str) and clock.isdigit() else None)
-
-        page: Page = self._t.call(endpoint("GET", contract, "klines"), klines_weight(limit), read)
-        return page
 
     def klines(
         self,

@@ -20,7 +20,9 @@ from functools import cache
 from typing import Any, Protocol
 
 from ..domain.model import TIMEFRAME_MS, ContractType, Kline
+from .endpoints import SIM_CLOCK_HEADER
 from .parse import MalformedPayload, parse_kline_row
+from .transport import Transport, endpoint
 
 MAX_LIMIT = 1500
 """Binance's largest klines ``limit``."""
@@ -49,6 +51,44 @@ class Fetch(Protocol):
         end_ms: int | None,
         limit: int,
     ) -> Page: ...
+
+
+class TransportFetch:
+    """One klines request through a gateway's ``Transport`` (python-binance's ``futures_klines``), weighed by
+    its limit; on the local exchange (``local``) with the replay clock of its answer."""
+
+    def __init__(self, transport: Transport, *, local: bool) -> None:
+        self._t = transport
+        self._local = local
+
+    def __call__(
+        self,
+        symbol: str,
+        contract: ContractType,
+        interval: str,
+        *,
+        start_ms: int | None,
+        end_ms: int | None,
+        limit: int,
+    ) -> Page:
+        params: dict[str, Any] = {"symbol": symbol, "interval": interval, "limit": limit}
+        if start_ms is not None:
+            params["startTime"] = start_ms
+        if end_ms is not None:
+            params["endTime"] = end_ms
+        client = self._t.client
+        fn = client.futures_klines if contract is ContractType.USDT_M else client.futures_coin_klines
+
+        def read() -> Page:
+            rows = fn(**params)
+            if not self._local:
+                return Page(rows)
+            # under the transport's lock, so the response read here is this request's
+            clock = client.response.headers.get(SIM_CLOCK_HEADER)
+            return Page(rows, int(clock) if isinstance(clock, str) and clock.isdigit() else None)
+
+        page: Page = self._t.call(endpoint("GET", contract, "klines"), klines_weight(limit), read)
+        return page
 
 
 def klines_weight(limit: int) -> int:

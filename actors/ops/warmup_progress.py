@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from loguru import logger
 
@@ -21,6 +22,15 @@ from ..exchange.ratelimit import WeightBudget
 from ..tree.pair_timeframe import PairBoard, history_weight
 from ..tree.rest_queue import RestQueue
 from .systemd import SdNotifier
+
+
+class Reads(Protocol):
+    """Where the warm-up's reads go (satisfied by ``Connections``)."""
+
+    @property
+    def market_budget(self) -> WeightBudget: ...
+    @property
+    def rest(self) -> RestQueue: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,28 +64,32 @@ class WarmupProgress:
     def __init__(
         self,
         board: PairBoard,
-        budget: WeightBudget,
+        connections: Reads,
         notifier: SdNotifier,
-        queue: RestQueue | None = None,
         *,
         interval_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._board = board
-        self._budget = budget
+        self._budget = connections.market_budget
         self._notifier = notifier
-        self._queue = queue
+        self._queue = connections.rest
         self.interval_s = interval_s
         self._clock = clock
 
     def wait_for_pairs(self, pairs: Iterable[PairSettings], timeout_s: float | None = None) -> bool:
-        """Until every timeframe of ``pairs`` is warm; False after ``timeout_s`` (default: twice the warm-up's
-        budget-limited time — its klines weight at the budget's bulk share a minute —, at least 120 s)."""
+        """Until every timeframe of ``pairs`` is warm; False (logged) after ``timeout_s`` (default: twice the
+        warm-up's budget-limited time — its klines weight at the budget's bulk share a minute —, ≥ 120 s)."""
         pairs = list(pairs)
         keys = {(s.symbol, tf) for s in pairs for tf in s.indicator_timeframes}
         weight = sum(history_weight(s.strategy_params()) * len(s.indicator_timeframes) for s in pairs)
         limited_s = 60.0 * weight / self._budget.bulk_usable
-        return self.wait(keys, max(120.0, 2 * limited_s) if timeout_s is None else timeout_s)
+        started = self._clock()
+        if not self.wait(keys, max(120.0, 2 * limited_s) if timeout_s is None else timeout_s):
+            logger.warning("not every pair warmed up in time; the slow ones keep trying under supervision")
+            return False
+        logger.info(f"{len(pairs)} pairs warm after {self._clock() - started:.1f} s of warm-up")
+        return True
 
     def wait(self, keys: Collection[tuple[str, str]], timeout_s: float, poll_s: float = 0.05) -> bool:
         """Until every key is warm (True) or ``timeout_s`` passed (False); a line every ``interval_s``."""
@@ -96,7 +110,7 @@ class WarmupProgress:
 
     def _report(self, state: WarmupState, elapsed_s: float) -> None:
         budget = self._budget.snapshot()
-        queued = self._queue.pending if self._queue is not None else 0
+        queued = self._queue.pending
         line = (
             f"warm-up {elapsed_s:.0f} s: {state.line()}; request weight {budget.used_weight:,} of "
             f"{budget.limit:,} this minute; {queued:,} history reads queued"

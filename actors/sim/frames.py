@@ -1,5 +1,5 @@
-"""``FrameSchedule``: when, inside one 1m candle, the replay sends each unclosed kline update, and the candle
-as it stands at that moment.
+"""``FrameSchedule``: when, inside one 1m candle, the replay sends each unclosed kline update, and where on
+the candle's path the price is at that moment.
 
 Two ways, chosen by ``SimConfig``:
 
@@ -9,15 +9,15 @@ Two ways, chosen by ``SimConfig``:
 * ``update_interval_ms`` (Binance: 250): a push every that many milliseconds of market time on every
   stream, as Binance's kline streams push while a market trades: unclosed updates at 250, 500, …, 59,750 ms
   and the closing push at 60,000 (the closed candle, sent by the replay), 240 pushes a minute. The price
-  walks the candle's path (``fills.candle_path``: open → adverse extreme → favourable extreme → close) in
-  three legs of equal time, interpolated linearly and rounded to the tick; high and low are those of the
-  path walked so far, the volume grows in proportion to the time. The same candle always gives the same
-  frames: a replay at 1× carries the real venue's load, deterministically.
+  walks the candle's path (``Feed.path``: open → adverse extreme → favourable extreme → close) in three legs
+  of equal time, interpolated linearly and rounded to the tick; the tape's trades, and so the candle's
+  volume and trade count, advance at the path's corners as in the corner schedule. The same candle always
+  gives the same frames: a replay at 1× carries the real venue's load, deterministically.
 """
 
 from __future__ import annotations
 
-from ..domain.fills import candle_path
+from collections.abc import Sequence
 
 MINUTE_MS = 60_000
 _LEGS = 3
@@ -45,19 +45,14 @@ class FrameSchedule:
     def __len__(self) -> int:
         return len(self.offsets_ms)
 
-    def partial(  # noqa: PLR0917 - one argument per candle column, then the update and the tick
-        self, o: float, h: float, lo: float, c: float, v: float, k: int, tick: float
-    ) -> list[float]:
-        """Update ``k``'s candle so far: ``[open, high, low, close, volume]``."""
-        path = candle_path(o, h, lo, c, None)
+    def point(self, path: Sequence[float], k: int, tick: float) -> tuple[int, float]:
+        """Update ``k`` on ``path`` (the candle's four points): (path points reached, the price then)."""
         if not self.interpolated:
-            walked = path[: k + 1]
-            return [o, max(walked), min(walked), walked[-1], v * (k + 1) / (len(self) + 1)]
+            return k + 1, path[k]
         fraction = self.fractions[k]
         leg = min(int(fraction * _LEGS), _LEGS - 1)
         start, end = path[leg], path[leg + 1]
         price = start + (end - start) * (fraction * _LEGS - leg)
         if tick > 0:
             price = round(round(price / tick) * tick, 12)
-        walked = (*path[: leg + 1], price)
-        return [o, max(walked), min(walked), price, v * fraction]
+        return leg + 1, price

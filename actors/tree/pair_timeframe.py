@@ -62,6 +62,8 @@ class PairStatus:
     strategy: StrategySnapshot
     gaps_backfilled: int
     decisions: int
+    last_decision: Decision | None = None
+    """The last decision this actor made on a live candle (warm-up replays history and decides nothing)."""
 
 
 @dataclass(slots=True)
@@ -147,6 +149,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         self._unrepaired = False
         self._gaps_backfilled = 0
         self._decisions = 0
+        self._last_decision: Decision | None = None
         self._rank = (URGENT,) if generation > 1 else (COLD, rank, self._tf_ms)
         self._early: list[KlineClosed] = []
         """Candles that arrived before the history: fed right after it (bounded by the warm-up's length)."""
@@ -179,7 +182,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         self._warm = True
         if self._on_processed is not None and history:  # replay lock-step: warm-up covered these steps
             self._on_processed(self.symbol, self.timeframe, history[-1].open_time_ms)
-        self.log.info(f"{self.name} warm with {len(history)} candles")
+        self.log.info(f"warm with {len(history)} candles")
         early, self._early = self._early, []
         for candle in early:
             self._on_candle(candle)
@@ -225,7 +228,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         """The market stream could not get candles the exchange should have: refuse new entries."""
         self._unrepaired = True
         self.log.warning(
-            f"{self.name}: unrepaired gap {message.start_open_ms}..{message.end_open_ms}; "
+            f"unrepaired gap {message.start_open_ms}..{message.end_open_ms}; "
             "no new entries until this pair restarts"
         )
         self._publish()
@@ -242,7 +245,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         if len(fetched) < missing:
             self._unrepaired = True
             self.log.warning(
-                f"{self.name}: exchange returned {len(fetched)} of {missing} missing candles "
+                f"exchange returned {len(fetched)} of {missing} missing candles "
                 f"{start_ms}..{end_ms}; no new entries until this pair restarts"
             )
         self._feed(fetched, live=True)
@@ -262,6 +265,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
             if decision.taken and self._unrepaired:
                 decision = replace(decision, outcome=Outcome.SKIPPED, reason=SkipReason.GAP_UNREPAIRED)
                 self.strategy.record_rejection(decision)
+            self._last_decision = decision
             self._emit(decision, received_ns)
         self._publish()
 
@@ -288,4 +292,5 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
             strategy=self.strategy.snapshot(),
             gaps_backfilled=self._gaps_backfilled,
             decisions=self._decisions,
+            last_decision=self._last_decision,
         )

@@ -301,7 +301,8 @@ def test_lock_step_pacer_over_http_holds_the_clock_until_acked():
                     seen.append(k["t"])
                     # Deliberately let time pass: the clock must not move without our ack.
                     await asyncio.sleep(0.05)
-                    assert (await client.futures_time())["serverTime"] == k["T"] + 1
+                    clock = await asyncio.to_thread(requests.get, f"{ex.admin_url}/clock", timeout=5)
+                    assert clock.json()["clockMs"] == k["T"] + 1  # the clock waits for us
                     rows = await client.futures_klines(symbol="BTCUSDT", interval="1m", limit=1)
                     assert rows[-1][0] == k["t"]
                     await asyncio.to_thread(
@@ -371,3 +372,35 @@ def test_finite_speed_spreads_updates_over_the_candle():
     assert [x for _, x in stamps] == [False, False, False, True] * 3
     assert stamps[-1][0] - stamps[3][0] >= 0.09  # two more candles of 50 ms each
     assert stamps[1][0] - stamps[0][0] >= 0.005  # updates are spread, not bunched
+
+
+def test_binance_frame_rate_pushes_every_250_ms_of_market_time_along_the_path():
+    """``update_interval_ms=250``: per stream and 1m candle, 239 unclosed frames at 250 ms steps of the
+    replay clock, walking open → adverse → favourable → close on the tick, then the closed candle."""
+    series = load_klines(BTC)
+    i = int(np.searchsorted(series.open_time, START))
+    with running(update_interval_ms=250) as ex:
+
+        async def main():
+            url = f"{ex.ws_url}market/stream?streams=btcusdt@kline_1m/btcusdt@kline_5m"
+            async with websockets.connect(url) as ws:
+                await subscribed(ex, "btcusdt@kline_1m", "btcusdt@kline_5m")
+                ex.step(1)
+                return [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in range(2 * 240)]
+
+        frames = asyncio.run(main())
+    one = [f["data"] for f in frames if f["stream"] == "btcusdt@kline_1m"]
+    five = [f["data"] for f in frames if f["stream"] == "btcusdt@kline_5m"]
+    assert [k["k"]["x"] for k in one] == [False] * 239 + [True]
+    assert [k["E"] - START for k in one[:-1]] == list(range(250, 60_000, 250))
+    assert len(five) == 240
+    o, h, lo, c = (float(a[i]) for a in (series.open, series.high, series.low, series.close))
+    closes = [float(k["k"]["c"]) for k in one]
+    adverse, favourable = (lo, h) if c >= o else (h, lo)
+    assert closes[79] == adverse
+    assert closes[159] == favourable
+    assert closes[-1] == c
+    highs = [float(k["k"]["h"]) for k in one]
+    assert highs == sorted(highs)
+    assert all(round(p * 10) == p * 10 for p in closes)  # BTCUSDT's tick: 0.1
+    assert [float(k["k"]["c"]) for k in five[:-1]] == closes[:-1]  # the 5m candle so far moves with it

@@ -7,8 +7,8 @@ import pytest
 from nancemakina.actors.sim.config import SimConfig
 from nancemakina.actors.sim.frames import FrameSchedule
 
-UP = (100.0, 104.0, 98.0, 103.0, 60.0)  # close above open: the path walks open → low → high → close
-DOWN = (100.0, 101.0, 95.0, 96.0, 60.0)  # open → high → low → close
+UP = (100.0, 98.0, 104.0, 103.0)  # a rising candle's path: open → low → high → close
+DOWN = (100.0, 101.0, 95.0, 96.0)  # open → high → low → close
 
 
 def test_binance_rate_is_a_push_every_250_ms_the_last_one_the_close() -> None:
@@ -20,39 +20,31 @@ def test_binance_rate_is_a_push_every_250_ms_the_last_one_the_close() -> None:
 
 def test_updates_walk_the_path_in_three_equal_legs_on_the_tick() -> None:
     frames = FrameSchedule(update_interval_ms=250)
-    candles = [frames.partial(*UP, k, 0.1) for k in range(len(frames))]
-    closes = [c[3] for c in candles]
-    assert closes[0] == 100.0  # 250 ms after the open: a quarter tick down the first leg, rounded
-    assert closes[4] == 99.9
-    assert closes[79] == 98.0  # the adverse extreme at a third of the minute
-    assert closes[159] == 104.0  # the favourable one at two thirds
-    assert 103.0 <= closes[-1] <= 104.0  # on the way to the close
-    assert min(closes[:80]) == 98.0
-    assert all(abs(p * 10 - round(p * 10)) < 1e-9 for p in closes)  # every price on the 0.1 tick
-    highs, lows = [c[1] for c in candles], [c[2] for c in candles]
-    assert highs == sorted(highs)
-    assert lows == sorted(lows, reverse=True)
-    assert all(c[2] <= c[3] <= c[1] for c in candles)
-    assert (highs[-1], lows[-1]) == (104.0, 98.0)
-    volumes = [c[4] for c in candles]
-    assert volumes[0] == 60.0 / 240
-    assert volumes == sorted(volumes)
-    assert volumes[-1] < 60.0
-    down = [frames.partial(*DOWN, k, 0.1)[3] for k in (79, 159)]
-    assert down == [101.0, 95.0]
+    points = [frames.point(UP, k, 0.1) for k in range(len(frames))]
+    prices = [p for _, p in points]
+    assert prices[0] == 100.0  # 250 ms after the open: a quarter tick down the first leg, rounded
+    assert prices[4] == 99.9
+    assert prices[79] == 98.0  # the adverse extreme at a third of the minute
+    assert prices[159] == 104.0  # the favourable one at two thirds
+    assert 103.0 <= prices[-1] <= 104.0  # on the way to the close
+    assert min(prices[:80]) == 98.0
+    assert all(abs(p * 10 - round(p * 10)) < 1e-9 for p in prices)  # every price on the 0.1 tick
+    reached = [done for done, _ in points]  # path points passed: the tape's trades happen there
+    assert reached == sorted(reached)
+    assert (reached[0], reached[79], reached[159], reached[-1]) == (1, 2, 3, 3)
+    assert [frames.point(DOWN, k, 0.1)[1] for k in (79, 159)] == [101.0, 95.0]
 
 
 def test_the_same_candle_always_gives_the_same_frames() -> None:
-    a = [FrameSchedule(update_interval_ms=250).partial(*UP, k, 0.01) for k in range(239)]
-    b = [FrameSchedule(update_interval_ms=250).partial(*UP, k, 0.01) for k in range(239)]
+    a = [FrameSchedule(update_interval_ms=250).point(UP, k, 0.01) for k in range(239)]
+    b = [FrameSchedule(update_interval_ms=250).point(UP, k, 0.01) for k in range(239)]
     assert a == b
 
 
 def test_corner_updates_are_the_path_points() -> None:
     frames = FrameSchedule(updates_per_candle=3)
     assert frames.offsets_ms == (0, 15_000, 30_000)
-    assert [frames.partial(*UP, k, 0.1)[3] for k in range(3)] == [100.0, 98.0, 104.0]
-    assert frames.partial(*UP, 1, 0.1) == [100.0, 100.0, 98.0, 98.0, 30.0]
+    assert [frames.point(UP, k, 0.1) for k in range(3)] == [(1, 100.0), (2, 98.0), (3, 104.0)]
     assert len(FrameSchedule(updates_per_candle=0)) == 0
 
 

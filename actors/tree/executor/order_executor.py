@@ -19,13 +19,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 
 from ...domain.fills import SizingError, SizingRequest, size_position
 from ...domain.model import ContractType, Decision, Direction, Leg, PortfolioView, client_order_id
 from ...exchange.errors import IpBanned, RateLimited, Rejected, TransientError, UnknownStatus
-from ...exchange.types import OrderResult, OrderStatus, Side
+from ...exchange.types import Balance, OrderResult, OrderStatus, Side
 from ...messages import (
     Alert,
     OrderExecutorInbox,
@@ -73,8 +73,11 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
         sleep: Callable[[float], None] = time.sleep,
         priority: OrderPriority | None = None,
         account: AccountView | None = None,
+        on_balances: Callable[[Iterable[Balance]], None] | None = None,
     ) -> None:
         super().__init__(name=name, monitor=monitor, generation=generation)
+        self._on_balances = on_balances
+        """Told every balance read (the metrics' wallet balances)."""
         self._gateways = gateways
         self._account = account or AccountView()
         """Shared by every executor of the process: settings and balances read once per account."""
@@ -148,6 +151,10 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
             self._account.set_balances(contract, self._gateways[contract].balances(contract))
         except (TransientError, RateLimited, IpBanned, UnknownStatus, Rejected) as exc:
             self.log.warning(f"balance refresh failed for {contract}: {exc}")
+            return
+        balances = self._account.balances(contract)
+        if self._on_balances is not None and balances is not None:
+            self._on_balances(balances.values())
 
     # ---- commands --------------------------------------------------------------------------------
 
@@ -157,6 +164,9 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
             self._paused_all = True
         else:
             self._paused.add(message.symbol)
+        self.log.info(
+            f"paused: no new entries for {message.symbol or 'any pair'}; open positions keep their orders"
+        )
 
     def on_resume_entries(self, message: ResumeEntries) -> None:
         """Allow entries again."""
@@ -165,11 +175,12 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
             self._paused.clear()
         else:
             self._paused.discard(message.symbol)
+        self.log.info(f"resumed: entries allowed again for {message.symbol or 'every pair'}")
 
     def on_stop_accepting_entries(self, message: StopAcceptingEntries) -> None:
         """Shutdown has begun: refuse every entry from now on."""
         self._accepting = False
-        self.log.info(f"executor: no new entries ({message.reason})")
+        self.log.info(f"no new entries ({message.reason})")
 
     def on_position_closed(self, message: PositionClosed) -> None:
         """The ledger saw the position go flat: the symbol may trade again."""
@@ -298,6 +309,10 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
             exchange_id=result.order_id,
         )
         self.counters["entries"] += 1
+        self.log.info(
+            f"entry filled: {d.direction.value} {result.executed_qty} {d.symbol} at {result.avg_price} "
+            f"(signal {d.signal_open_time_ms}, decided at {d.entry}, {cid})"
+        )
         return result
 
     def _protect(self, d: Decision, t: SymbolTerms, entry: OrderResult) -> None:
