@@ -10,6 +10,7 @@ import resource
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -100,15 +101,17 @@ def exchange_process(
         argv += ["--updates-per-candle", str(updates)]
     for p in paths:
         argv += ["--data", str(p)]
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # stderr to a file, not a pipe nobody reads: a synthetic symbol is announced there, and 590 of them
+    # would fill a pipe and stall the exchange before it listens
+    log = tempfile.NamedTemporaryFile(prefix="nm-exchange-", suffix=".log", delete=False)  # noqa: SIM115
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 600
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(
-                    f"exchange exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}"
-                )
+                tail = Path(log.name).read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"exchange exited {proc.returncode}: {tail}")
             with contextlib.suppress(requests.RequestException):
                 if requests.get(f"{url}/sim/v1/status", timeout=1).ok:
                     break
@@ -123,6 +126,8 @@ def exchange_process(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()
+        Path(log.name).unlink(missing_ok=True)
 
 
 # ---- instrumentation ----------------------------------------------------------------------------------

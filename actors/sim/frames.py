@@ -9,19 +9,22 @@ Two ways, chosen by ``SimConfig``:
 * ``update_interval_ms`` (Binance: 250): a push every that many milliseconds of market time on every
   stream, as Binance's kline streams push while a market trades: unclosed updates at 250, 500, …, 59,750 ms
   and the closing push at 60,000 (the closed candle, sent by the replay), 240 pushes a minute. The price
-  walks the candle's path (``Feed.path``: open → adverse extreme → favourable extreme → close) in three legs
-  of equal time, interpolated linearly and rounded to the tick; the tape's trades, and so the candle's
-  volume and trade count, advance at the path's corners as in the corner schedule. The same candle always
-  gives the same frames: a replay at 1× carries the real venue's load, deterministically.
+  walks the candle's path (``Feed.path``: open → adverse extreme → favourable extreme → close) from one of
+  the tape's trades to the next (``tape``: at +0, 15, 30 and 45 s), interpolated linearly and rounded to
+  the tick, and stays at the close from the last trade on; the candle's volume and trade count advance with
+  those trades. The same candle always gives the same frames: a replay at 1× carries the real venue's
+  load, deterministically.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .tape import TRADE_SPACING_MS, TRADES_PER_CANDLE
+
 MINUTE_MS = 60_000
-_LEGS = 3
-"""The path's three legs: open → first extreme → second extreme → close, each a third of the candle."""
+_LEGS = TRADES_PER_CANDLE - 1
+"""The path's three legs: open → first extreme → second extreme → close, between the tape's trades."""
 
 
 class FrameSchedule:
@@ -49,10 +52,12 @@ class FrameSchedule:
         """Update ``k`` on ``path`` (the candle's four points): (path points reached, the price then)."""
         if not self.interpolated:
             return k + 1, path[k]
-        fraction = self.fractions[k]
-        leg = min(int(fraction * _LEGS), _LEGS - 1)
+        at = self.offsets_ms[k]
+        leg = at // TRADE_SPACING_MS
+        if leg >= _LEGS:
+            return TRADES_PER_CANDLE, path[-1]
         start, end = path[leg], path[leg + 1]
-        price = start + (end - start) * (fraction * _LEGS - leg)
+        price = start + (end - start) * (at - leg * TRADE_SPACING_MS) / TRADE_SPACING_MS
         if tick > 0:
             price = round(round(price / tick) * tick, 12)
         return leg + 1, price

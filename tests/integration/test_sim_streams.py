@@ -376,7 +376,8 @@ def test_finite_speed_spreads_updates_over_the_candle():
 
 def test_binance_frame_rate_pushes_every_250_ms_of_market_time_along_the_path():
     """``update_interval_ms=250``: per stream and 1m candle, 239 unclosed frames at 250 ms steps of the
-    replay clock, walking open → adverse → favourable → close on the tick, then the closed candle."""
+    replay clock, walking open → adverse → favourable → close on the tick between the tape's trades (+0,
+    15, 30, 45 s), then the closed candle."""
     series = load_klines(BTC)
     i = int(np.searchsorted(series.open_time, START))
     with running(update_interval_ms=250) as ex:
@@ -397,9 +398,9 @@ def test_binance_frame_rate_pushes_every_250_ms_of_market_time_along_the_path():
     o, h, lo, c = (float(a[i]) for a in (series.open, series.high, series.low, series.close))
     closes = [float(k["k"]["c"]) for k in one]
     adverse, favourable = (lo, h) if c >= o else (h, lo)
-    assert closes[79] == adverse
-    assert closes[159] == favourable
-    assert closes[-1] == c
+    assert closes[59] == adverse
+    assert closes[119] == favourable
+    assert closes[179:] == [c] * 61
     highs = [float(k["k"]["h"]) for k in one]
     assert highs == sorted(highs)
     assert all(round(p * 10) == p * 10 for p in closes)  # BTCUSDT's tick: 0.1

@@ -18,21 +18,21 @@ def test_binance_rate_is_a_push_every_250_ms_the_last_one_the_close() -> None:
     assert frames.offsets_ms[-1] == 59_750
 
 
-def test_updates_walk_the_path_in_three_equal_legs_on_the_tick() -> None:
+def test_updates_walk_the_path_from_trade_to_trade_on_the_tick() -> None:
     frames = FrameSchedule(update_interval_ms=250)
     points = [frames.point(UP, k, 0.1) for k in range(len(frames))]
     prices = [p for _, p in points]
-    assert prices[0] == 100.0  # 250 ms after the open: a quarter tick down the first leg, rounded
-    assert prices[4] == 99.9
-    assert prices[79] == 98.0  # the adverse extreme at a third of the minute
-    assert prices[159] == 104.0  # the favourable one at two thirds
-    assert 103.0 <= prices[-1] <= 104.0  # on the way to the close
-    assert min(prices[:80]) == 98.0
+    assert prices[0] == 100.0  # 250 ms after the open: a third of a tick down the first leg, rounded
+    assert prices[2] == 99.9
+    assert prices[59] == 98.0  # the adverse extreme at the tape's second trade, +15 s
+    assert prices[119] == 104.0  # the favourable one at its third, +30 s
+    assert prices[179:] == [103.0] * 60  # the close from its last, +45 s, on
+    assert min(prices[:60]) == 98.0
     assert all(abs(p * 10 - round(p * 10)) < 1e-9 for p in prices)  # every price on the 0.1 tick
     reached = [done for done, _ in points]  # path points passed: the tape's trades happen there
     assert reached == sorted(reached)
-    assert (reached[0], reached[79], reached[159], reached[-1]) == (1, 2, 3, 3)
-    assert [frames.point(DOWN, k, 0.1)[1] for k in (79, 159)] == [101.0, 95.0]
+    assert (reached[0], reached[59], reached[119], reached[179]) == (1, 2, 3, 4)
+    assert [frames.point(DOWN, k, 0.1)[1] for k in (59, 119)] == [101.0, 95.0]
 
 
 def test_the_same_candle_always_gives_the_same_frames() -> None:
