@@ -189,12 +189,17 @@ class Connections:
                 self.rest.submit(self._set_up(pair), rank=(LATE, rank))
 
     def _set_up(self, pair: PairSettings) -> Callable[[object], bool]:
-        if self._settings_gateway is None:
-            self._settings_gateway = self.gateway()
-        gateway, account = self._settings_gateway, self.account
+        """The job: on the worker's own gateway where it is the account's (four changes at once), else on
+        one of its own; bulk either way, so it never eats the minute's weight kept for orders."""
+        if self._settings_gateway is None and self.market_endpoints is not self.endpoints:
+            self._settings_gateway = self.gateway(bulk=True)  # paper: the workers' gateways read Binance
+        own, account = self._settings_gateway, self.account
 
-        def job(_source: object) -> bool:
-            return account.set_up(gateway, pair.symbol, pair.contract_type, pair.margin_mode, pair.leverage)
+        def job(source: object) -> bool:
+            gateway = own or (source if isinstance(source, BinanceGateway) else None)
+            return gateway is not None and account.set_up(
+                gateway, pair.symbol, pair.contract_type, pair.margin_mode, pair.leverage
+            )
 
         return job
 

@@ -61,6 +61,7 @@ from nancemakina.actors.config import Config, parse_config
 from nancemakina.actors.domain.model import Decision, Kline
 from nancemakina.actors.exchange.kline_pages import klines_weight
 from nancemakina.actors.ops.systemd import SdNotifier
+from nancemakina.actors.ops.thread_times import ThreadClock
 from nancemakina.actors.tree.pair_timeframe import history_weight
 from nancemakina.supervisor import RootSupervisor
 
@@ -170,7 +171,9 @@ def print_start(run: Started, symbols: int, url: str, before: Counter[str], logs
     old = symbols * (len(TIMEFRAMES) * klines_weight(params.warmup_candles() + 11) + OLD_PER_SYMBOL_EXTRA)
     budget = daemon.connections.budget.snapshot()
     asked = Counter(sim_status(url)["stats"]["requests"]) - before
-    print(f"time to READY {run.ready_s:6.1f} s   (load average {load_average()})")
+    pinned = daemon.cpu.current
+    where = ", ".join(map(str, sorted(pinned))) if pinned else "every CPU"
+    print(f"time to READY {run.ready_s:6.1f} s   (load average {load_average()}; bot threads on CPU {where})")
     verdict = "met" if run.ready_s <= 1.1 * ideal_s else "NOT met"
     print(
         f"  budget-limited ideal (klines only, {klines:,} weight at {WEIGHT_LIMIT:,}/min): {ideal_s:6.1f} s"
@@ -213,7 +216,19 @@ def close_report(run: Started, close: int, symbols: int) -> tuple[int, int, int,
     return streamed, repaired, len(decided), last
 
 
-def measure_closes(run: Started, url: str, symbols: int, closes: int) -> None:
+def settled(run: Started, url: str) -> int:
+    """Wait until the account has every pair's margin type and leverage (set after the warm-up on a fresh
+    account); returns the replay clock then."""
+    daemon, started = run.daemon, time.perf_counter()
+    account = daemon.connections.account
+    pairs = list(daemon.settings.values())
+    while not all(account.has(p.symbol, margin_type=p.margin_mode, leverage=p.leverage) for p in pairs):
+        time.sleep(0.5)
+    print(f"account settings of every pair in place {time.perf_counter() - started:.1f} s after READY")
+    return int(sim_status(url)["clockMs"])
+
+
+def measure_closes(run: Started, url: str, symbols: int, closes: int, exchange_pid: int) -> None:
     daemon = run.daemon
     first = wait_for_close(daemon, url, int(sim_status(url)["clockMs"]))
     streamed, repaired, decided, last = close_report(run, first, symbols)
@@ -223,13 +238,14 @@ def measure_closes(run: Started, url: str, symbols: int, closes: int) -> None:
         f"1m candles: {streamed} of {symbols} on the stream, {repaired} by repair; {decided} pairs decided; "
         f"first closed frame → last pair decided {last / 1e6 if last else float('nan'):.1f} ms   {verdict}"
     )
-    exchange_pid = int(os.environ.get("NM_EXCHANGE_PID", "0"))
-    cpu0, xcpu0, wall0 = cpu_s(), cpu_s(exchange_pid) if exchange_pid else 0.0, time.perf_counter()
+    close = max(first, settled(run, url))
+    cpu0, xcpu0, wall0 = cpu_s(), cpu_s(exchange_pid), time.perf_counter()
     samples0 = len(run.probe.samples)
+    clock = ThreadClock()
+    clock.start()
     per_close: list[int] = []
     reads: list[int] = []
     rows = []
-    close = first
     for _ in range(closes):
         close = wait_for_close(daemon, url, close)
         streamed, repaired, decided, last = close_report(run, close, symbols)
@@ -246,9 +262,10 @@ def measure_closes(run: Started, url: str, symbols: int, closes: int) -> None:
             f"{(end - begin) / 1e6 if begin and end else float('nan'):6.1f} ms)"
         )
     wall = time.perf_counter() - wall0
+    clock.stop()
     cpu = (cpu_s() - cpu0) / wall * 100
-    xcpu = (cpu_s(exchange_pid) - xcpu0) / wall * 100 if exchange_pid else float("nan")
-    print(f"\n== {closes} closes at 1× ({wall:.0f} s; load average {load_average()})")
+    xcpu = (cpu_s(exchange_pid) - xcpu0) / wall * 100
+    print(f"\n== then {closes} closes at 1× ({wall:.0f} s; load average {load_average()})")
     print("\n".join(rows))
     print(
         f"bot CPU {cpu:.1f} % of one core   goal < 50 %: {'met' if cpu < 50 else 'NOT met'}   "
@@ -256,6 +273,8 @@ def measure_closes(run: Started, url: str, symbols: int, closes: int) -> None:
     )
     actors = len(pykka.ActorRegistry.get_all())
     print(f"bot RSS {rss_mib():.0f} MiB, threads {threads_now():,}, actors {actors:,}")
+    print("the bot's threads over the closes (CPU, and time runnable but waiting for a core):")
+    print("\n".join(clock.lines(wall)))
     if per_close:
         v = sorted(per_close)
         p99 = quantile(v, 0.99) / 1e6
@@ -283,6 +302,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--restart", action="store_true", help="then restart the process against the same exchange"
     )
+    p.add_argument(
+        "--exchange-on-every-cpu",
+        action="store_true",
+        help="let the local exchange run on every CPU, the bot's too (default: on the last CPU only, as a "
+        "remote venue takes none of the bot's; the bot then picks the least busy CPU itself)",
+    )
     args = p.parse_args(argv)
     logs = LogCount()
     logger.remove()
@@ -301,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
             f"from {datetime.fromtimestamp(start_ms / 1000, tz=UTC):%Y-%m-%d %H:%M}; the example config's "
             f"settings; load average {load_average()}"
         )
+        cpus = sorted(os.sched_getaffinity(0))
+        exchange_cpus = frozenset() if args.exchange_on_every_cpu or len(cpus) < 2 else frozenset(cpus[-1:])
+        where = ", ".join(map(str, sorted(exchange_cpus))) if exchange_cpus else "every CPU"
+        print(f"local exchange on CPU {where}; the bot's threads where supervisor.cpu_affinity puts them")
         with exchange_process(
             paths,
             speed="1",
@@ -308,15 +337,15 @@ def main(argv: list[str] | None = None) -> int:
             update_interval_ms=250,
             weight_limit=WEIGHT_LIMIT,
             paused=False,
+            cpus=exchange_cpus,
         ) as venue:
-            os.environ["NM_EXCHANGE_PID"] = str(venue.pid)
             before = Counter(sim_status(venue.url)["stats"]["requests"])
             config = bot_config(venue.url, symbols, Path(tmp) / "state")
             print(f"\n== cold start: {args.symbols} pairs × {len(TIMEFRAMES)} timeframes")
             run = cold_start(config)
             print_start(run, args.symbols, venue.url, before, logs)
             try:
-                measure_closes(run, venue.url, args.symbols, args.closes)
+                measure_closes(run, venue.url, args.symbols, args.closes, venue.pid)
             finally:
                 code = run.daemon.shutdown()
             print(f"(shutdown exit code {code}; actors alive after it: {len(alive_actors())})")

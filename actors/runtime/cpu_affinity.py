@@ -13,7 +13,7 @@ later follow. ``None`` gives the threads back every CPU the process was allowed 
 made (systemd's ``CPUAffinity=`` or a cgroup cpuset may have narrowed that already).
 
 ``"auto"`` (the default) picks one CPU itself: of the CPUs the process may use, the one least busy over a
-tenth of a second at start (``/proc/stat``), so two bots started on one machine do not both take CPU 0.
+half a second at start (``/proc/stat``), so two bots started on one machine do not both take CPU 0.
 It keeps that CPU on a reload. Where the process may not set its affinity (a seccomp filter without
 ``sched_setaffinity``), ``"auto"`` says so once and runs unpinned; an explicit list is an error.
 """
@@ -40,7 +40,7 @@ class CpuPinning:
         allowed: frozenset[int] | None = None,
         *,
         busy: Callable[[], dict[int, int]] | None = None,
-        sample_s: float = 0.1,
+        sample_s: float = 0.5,
     ) -> None:
         self.allowed = allowed if allowed is not None else frozenset(os.sched_getaffinity(0))
         """The CPUs the process may use at all; ``cpu_affinity`` must name a subset."""

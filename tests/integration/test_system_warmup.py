@@ -63,8 +63,6 @@ def test_warm_up_reads_once_what_it_needs_and_a_restart_only_its_history(
     keys = len(PAIRS) * len(TIMEFRAMES)
     # one history read per pair timeframe, of exactly the candles needed (weight 1 below 100 candles)
     assert cold["GET /fapi/v1/klines"] == keys
-    bulk = daemon.connections.budget.snapshot().charged_bulk
-    assert bulk == keys * plan_weight(HISTORY_CANDLES) == keys * 1
     # the venue's clock: synced once for the whole process; no /time before any klines read
     assert cold["GET /api/v3/time"] == 1
     assert daemon.connections.clock.syncs == 1
@@ -82,6 +80,9 @@ def test_warm_up_reads_once_what_it_needs_and_a_restart_only_its_history(
     cold = delta(before, requests(exchange))
     assert cold["POST /fapi/v1/leverage"] == len(PAIRS)
     assert cold["POST /fapi/v1/marginType"] == len(PAIRS)
+    # bulk weight: the history reads (weight 1 below 100 candles) and those six late changes, nothing else
+    bulk = daemon.connections.budget.snapshot().charged_bulk
+    assert bulk == keys * plan_weight(HISTORY_CANDLES) + 2 * len(PAIRS) == keys * 1 + 6
 
     # a pair restart reads only its own history: no clock, no account
     before = requests(exchange)
