@@ -174,6 +174,8 @@ class RootSupervisor:
             listeners=self.relays.ledger_event,
             contracts={s: x.contract_type for s, x in self.settings.items()},
             margin_assets={s: spec.margin_asset for s, spec in specs.items()},
+            ticks={s: spec.tick_size for s, spec in specs.items()},
+            on_settled=self._slots_settled,
             snapshots=self.snapshots,
             priority=self.priority,
             threads=self.threads,
@@ -182,6 +184,12 @@ class RootSupervisor:
         )
         self.refs.ledger = ref
         return ref
+
+    def _slots_settled(self, open_symbols: frozenset[str], since: float) -> None:
+        """A reconciliation found the other symbols flat: their entry slots are free, whatever held them."""
+        freed = self.slots.settle(open_symbols, since)
+        if freed:
+            logger.info(f"entry slots freed by reconciliation (the exchange is flat): {sorted(freed)}")
 
     def _stream_starter(self, contract: ContractType) -> Callable[[Monitor, int], pykka.ActorRef[Any]]:
         gateway = self.connections.market_gateway()

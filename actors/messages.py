@@ -56,8 +56,25 @@ class EntryRejected:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class EntryFinished:
+    """Event from the executor to the ledger: it is done with an entry it sent (it holds nothing more of it).
+
+    Until then the ledger leaves the symbol to the executor; from then on the exchange decides: any outcome
+    but ``protected`` makes the ledger reconcile at once (adopt, protect or close what the exchange holds,
+    and free the symbol's entry slot if the exchange is flat).
+    """
+
+    symbol: str
+    signal_open_time_ms: int
+    outcome: str
+    """``protected`` (its stop is on the exchange), ``flattened`` (the stop failed, closed at market),
+    ``unconfirmed`` (the entry's or the close's outcome is unknown), ``failed`` (the executor crashed)."""
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PositionOpened:
-    """Event: an entry filled and its protective orders are on the exchange."""
+    """Event: an entry filled (told before its protective orders are placed, with their levels)."""
 
     symbol: str
     direction: Direction
@@ -209,7 +226,14 @@ OrderExecutorInbox = SubmitEntry | PauseEntries | ResumeEntries | StopAcceptingE
 """``tree/order_executor.py``: entries from its pair, operator pauses, shutdown, the ledger's closes."""
 
 PositionLedgerInbox = (
-    Decision | OrderStateChanged | EntryRejected | Alert | PositionOpened | Reconcile | UserEvent
+    Decision
+    | OrderStateChanged
+    | EntryRejected
+    | EntryFinished
+    | Alert
+    | PositionOpened
+    | Reconcile
+    | UserEvent
 )
 """``tree/position_ledger.py``: decisions, the executors' order events, alerts, and the exchange's user-data
 events (``exchange/types.py``: ``OrderUpdate``, ``AlgoUpdate``, ``AccountUpdate``, ``ListenKeyExpired``,
@@ -223,6 +247,7 @@ __all__ = [
     "Barrier",
     "ChildExited",
     "ConnectionStatusChanged",
+    "EntryFinished",
     "EntryRejected",
     "KlineClosed",
     "KlineGapUnrepaired",

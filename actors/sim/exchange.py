@@ -13,6 +13,7 @@ from .book import Book
 from .clock import Pacers
 from .config import SimConfig
 from .errors import known
+from .exposure import Exposure
 from .faults import Faults
 from .guard import WeightWindow
 from .market import Feed
@@ -44,6 +45,8 @@ class SimExchange:
     stats: dict[str, int] = field(default_factory=dict)
     extra: dict[ContractType, list[dict[str, Any]]] = field(default_factory=dict)
     """exchangeInfo entries added at run time (paper trading lists the real exchange's symbols)."""
+    exposure: Exposure = field(default_factory=Exposure)
+    """Positions without a stop, timed on the wall clock (``GET /sim/v1/exposure``)."""
 
     def add_symbols(self, contract_type: ContractType, entries: list[dict[str, Any]]) -> None:
         """List more symbols (raw exchangeInfo entries) on this market; known ones are kept."""

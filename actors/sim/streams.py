@@ -30,7 +30,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from ..domain.model import TIMEFRAME_MS, ContractType
 from .config import SimConfig
 from .errors import SimError
-from .faults import Faults
+from .faults import Faults, damage_frame
 from .orders import UserEvent
 
 log = logging.getLogger(__name__)
@@ -127,8 +127,15 @@ class Hub:
     async def _send(self, conn: Conn, text: str) -> None:
         if conn.ws.closed:
             return
+        fault = (
+            self.faults.take_ws_frame("user" if conn.listen_key else "market")
+            if self.faults.ws_frames
+            else None
+        )
+        frames = [text] if fault is None else damage_frame(fault, text, combined=conn.combined)
         try:
-            await conn.ws.send_str(text)
+            for frame in frames:
+                await conn.ws.send_str(frame)
             self.stats["ws_messages"] += 1
         except (ConnectionError, RuntimeError):
             self._remove(conn)

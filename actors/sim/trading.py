@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -9,8 +10,9 @@ from typing import Any
 from . import accounts, params, wire
 from .errors import SimError, known
 from .exchange import Request, SimExchange
+from .faults import StopExpiry
 from .guard import KEY, SIGNED
-from .orders import ALGO_TYPES, CONDITIONAL_TYPES, AlgoOrder, Order, Side
+from .orders import ALGO_TYPES, CONDITIONAL_TYPES, AlgoOrder, Order, Side, UserEvent
 
 _DONE = {"code": 200, "msg": "The operation of cancel all open order is done."}
 
@@ -131,7 +133,30 @@ async def new_algo(v: SimExchange, r: Request) -> Any:
         price_protect=params.boolean(p, "priceProtect"),
         now=v.now_ms,
     )
+    expiry = v.faults.take_stop_expiry(symbol) if algo.is_stop else None
+    if expiry is not None:
+        task = asyncio.get_running_loop().create_task(_end_later(v, algo, expiry))
+        _ENDING.add(task)
+        task.add_done_callback(_ENDING.discard)
     return wire.algo_json(spec, algo)
+
+
+_ENDING: set[asyncio.Task[None]] = set()
+"""Stops a fault will end (kept referenced until they have run)."""
+
+
+async def _end_later(v: SimExchange, algo: AlgoOrder, fault: StopExpiry) -> None:
+    """Fault: the exchange ends a stop it accepted, as Binance may (expiry, system cancel)."""
+    await asyncio.sleep(fault.after_s)
+    if algo.status != "NEW":
+        return
+    algo.status = fault.status
+    algo.update_time = v.now_ms
+    spec = v.book.specs[algo.symbol]
+    v.book.events.append(
+        UserEvent(contract_type=spec.contract_type, payload=wire.algo_update(spec, algo, now=v.now_ms))
+    )
+    await v.replay.flush_user_events()
 
 
 def _algo(v: SimExchange, r: Request) -> AlgoOrder | None:
@@ -248,16 +273,17 @@ def _open_weight(p: dict[str, str]) -> int:
 
 
 ENDPOINTS: list[Endpoint] = [
-    ("POST", "/v1/order", new_order, SIGNED, 1, True),
+    # New orders cost no IP weight; they count against the account's order rate (10 s and 1 min) instead.
+    ("POST", "/v1/order", new_order, SIGNED, 0, True),
     ("GET", "/v1/order", get_order, SIGNED, 1, False),
-    ("DELETE", "/v1/order", cancel_order, SIGNED, 1, True),
+    ("DELETE", "/v1/order", cancel_order, SIGNED, 1, False),
     ("GET", "/v1/openOrders", open_orders, SIGNED, _open_weight, False),
-    ("DELETE", "/v1/allOpenOrders", cancel_all, SIGNED, 1, True),
-    ("POST", "/v1/algoOrder", new_algo, SIGNED, 1, True),
+    ("DELETE", "/v1/allOpenOrders", cancel_all, SIGNED, 1, False),
+    ("POST", "/v1/algoOrder", new_algo, SIGNED, 0, True),
     ("GET", "/v1/algoOrder", get_algo, SIGNED, 1, False),
-    ("DELETE", "/v1/algoOrder", cancel_algo, SIGNED, 1, True),
+    ("DELETE", "/v1/algoOrder", cancel_algo, SIGNED, 1, False),
     ("GET", "/v1/openAlgoOrders", open_algos, SIGNED, _open_weight, False),
-    ("DELETE", "/v1/algoOpenOrders", cancel_all_algos, SIGNED, 1, True),
+    ("DELETE", "/v1/algoOpenOrders", cancel_all_algos, SIGNED, 1, False),
     ("POST", "/v1/leverage", leverage, SIGNED, 1, False),
     ("POST", "/v1/marginType", margin_type, SIGNED, 1, False),
     ("GET", "/v1/positionSide/dual", get_dual, SIGNED, 30, False),

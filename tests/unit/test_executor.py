@@ -10,7 +10,7 @@ import pykka
 import pytest
 
 from nancemakina.actors.domain.model import ContractType, Decision, Direction, Outcome, PortfolioView
-from nancemakina.actors.exchange.errors import Rejected, UnknownStatus
+from nancemakina.actors.exchange.errors import Rejected, TransientError, UnknownStatus
 from nancemakina.actors.exchange.instruments import spec_for
 from nancemakina.actors.exchange.types import (
     AlgoOrderResult,
@@ -23,6 +23,7 @@ from nancemakina.actors.exchange.types import (
 )
 from nancemakina.actors.messages import (
     Alert,
+    EntryFinished,
     EntryRejected,
     OrderStateChanged,
     PauseEntries,
@@ -96,6 +97,7 @@ class FakeGateway:
 
     def get_order(self, symbol: str, contract: ContractType, *, client_order_id: str) -> OrderResult | None:
         self.calls.append(("get_order", client_order_id))
+        self._maybe_fail("get_order")
         return self.orders.get(client_order_id)
 
     def place_protective(  # noqa: PLR0917 - the gateway's signature
@@ -190,6 +192,11 @@ def start(
         )
     }
     current = view or PortfolioView()
+    clock = [0.0]
+
+    def sleep(seconds: float) -> None:  # a test-held clock: waits take no time, deadlines still pass
+        clock[0] += seconds
+
     return OrderExecutor.start(
         gateways={ContractType.USDT_M: gw},
         terms=terms,
@@ -197,7 +204,8 @@ def start(
         portfolio=lambda: current,
         notify=notes.tell,
         retry_delay_s=0.0,
-        sleep=lambda _s: None,
+        sleep=sleep,
+        monotonic=lambda: clock[0],
         **kw,
     )
 
@@ -264,7 +272,7 @@ def test_duplicate_submit_is_ignored() -> None:
     assert gw.count("market") == 1
 
 
-def test_stop_rejected_everywhere_flattens_and_alerts() -> None:
+def test_stop_the_exchange_refuses_is_not_retried_the_position_is_closed_at_once() -> None:
     gw, ledger, notes = FakeGateway(), Inbox(), Inbox()
     gw.fail["STOP_MARKET"] = [
         Rejected("POST /fapi/v1/algoOrder", -2021, "Order would immediately trigger.")
@@ -273,20 +281,75 @@ def test_stop_rejected_everywhere_flattens_and_alerts() -> None:
     ref.tell(SubmitEntry(decision=decision()))
     [alert] = notes.wait_for(Alert)
     assert alert.kind == "stop_failed"
-    assert gw.count("STOP_MARKET") == 4
+    assert gw.count("STOP_MARKET") == 1  # the exchange said no: every retry is time unprotected
     close = [args for name, args in gw.calls if name == "market"][-1]
     assert close == ("nm-BTCUSDT-1700000000000-C", Side.SELL, Decimal("0.005"), True)
-    assert not [m for m in ledger.items if isinstance(m, PositionOpened)]
+    [opened] = ledger.wait_for(PositionOpened)  # the trade is recorded; its close fill closes it
+    assert opened.signal_open_time_ms == 1_700_000_000_000
+    [finished] = ledger.wait_for(EntryFinished)
+    assert finished.outcome == "flattened"
 
 
 def test_stop_retried_then_placed() -> None:
     gw, ledger, notes = FakeGateway(), Inbox(), Inbox()
-    gw.fail["STOP_MARKET"] = [Rejected("POST /fapi/v1/algoOrder", -1001, "Internal error")]
+    gw.fail["STOP_MARKET"] = [TransientError("POST /fapi/v1/algoOrder", "HTTP 502 Internal error")]
     ref = start(gw, ledger, notes, stop_retries=3)
     ref.tell(SubmitEntry(decision=decision()))
     ledger.wait_for(PositionOpened)
     assert gw.count("STOP_MARKET") == 2
     assert not notes.items
+    [finished] = ledger.wait_for(EntryFinished)
+    assert finished.outcome == "protected"
+
+
+def test_stop_whose_outcome_stays_unknown_past_its_deadline_closes_the_position() -> None:
+    gw, ledger, notes = FakeGateway(), Inbox(), Inbox()
+    gw.fail["STOP_MARKET"] = [TransientError("POST /fapi/v1/algoOrder", "HTTP 503")] * 100
+    ref = start(gw, ledger, notes, stop_retries=100)
+    ref.tell(SubmitEntry(decision=decision()))
+    [finished] = ledger.wait_for(EntryFinished)
+    assert finished.outcome == "flattened"
+    assert 1 < gw.count("STOP_MARKET") < 100  # bounded by its deadline, not by the retry count
+    assert [n.kind for n in notes.items if isinstance(n, Alert)] == ["stop_failed"]
+
+
+def test_stop_whose_id_is_taken_counts_as_placed_even_when_it_cannot_be_looked_up() -> None:
+    gw, ledger, notes = FakeGateway(), Inbox(), Inbox()
+    gw.fail["STOP_MARKET"] = [Rejected("POST /fapi/v1/algoOrder", -4116, "ClientOrderId is duplicated.")]
+    ref = start(gw, ledger, notes)
+    ref.tell(SubmitEntry(decision=decision()))
+    [finished] = ledger.wait_for(EntryFinished)
+    assert finished.outcome == "protected"
+    assert gw.count("market") == 1  # no close at market: the stop is on the exchange
+
+
+def test_entry_whose_lookups_fail_after_a_lost_answer_is_left_to_reconciliation() -> None:
+    """Hole 1: 503 "unknown" on the entry, the lookups 503 too, the resend -4116: nothing escapes."""
+    gw, ledger, notes = FakeGateway(), Inbox(), Inbox()
+    gw.fail["market"] = [
+        UnknownStatus("POST /fapi/v1/order", "503 execution status unknown"),
+        Rejected("POST /fapi/v1/order", -4116, "ClientOrderId is duplicated."),
+    ]
+    gw.fail["get_order"] = [TransientError("GET /fapi/v1/order", "HTTP 503")] * 12
+    ref = start(gw, ledger, notes)
+    ref.tell(SubmitEntry(decision=decision()))
+    [finished] = ledger.wait_for(EntryFinished)
+    assert finished.outcome == "unconfirmed"
+    assert [r.reason for r in ledger.items if isinstance(r, EntryRejected)] == ["entry_unconfirmed"]
+    assert ref.is_alive()
+    ref.tell(SubmitEntry(decision=decision(signal=1_700_000_060_000)))  # the slot stays taken meanwhile
+    [_, second] = ledger.wait_for(EntryRejected, 2)
+    assert second.reason == "position_open"
+
+
+def test_an_executor_that_fails_mid_entry_hands_the_entry_to_the_ledger() -> None:
+    gw, ledger, notes = FakeGateway(), Inbox(), Inbox()
+    gw.fail["STOP_MARKET"] = [RuntimeError("a bug")]
+    ref = start(gw, ledger, notes)
+    ref.tell(SubmitEntry(decision=decision()))
+    [finished] = ledger.wait_for(EntryFinished)
+    assert finished.outcome == "failed"
+    assert "RuntimeError: a bug" in finished.detail
 
 
 @pytest.mark.parametrize(

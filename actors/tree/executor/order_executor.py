@@ -4,10 +4,16 @@ Per entry: gate (accepting entries, not paused, symbol flat, ``max_concurrent``)
 rules on the exchange's filters, MARKET entry, then STOP_MARKET and TAKE_PROFIT_MARKET through the algo-order
 API (:mod:`.protective_orders`). Every order's client id derives from (symbol, signal candle, leg), and after
 a timeout or a 503 "unknown" the order is looked up by that id before anything is resent
-(:mod:`.order_retries`), so one signal can never open two positions. A stop that cannot be placed after
-bounded retries → the position is closed at market (reduce-only) and a ``stop_failed`` alert is raised: the
+(:mod:`.order_retries`), so one signal can never open two positions. A stop that cannot be placed within
+its deadline → the position is closed at market (reduce-only) and a ``stop_failed`` alert is raised: the
 bot never holds a naked position it knows of. Every order state and refused entry is reported to the ledger
 (:mod:`.order_reports`).
+
+The executor holds an entry only while it works on it. Once it sent one, it ends by telling the ledger
+``EntryFinished`` — also when the entry's outcome could not be confirmed, and also when the executor itself
+fails mid-entry — and from then on the exchange decides: the ledger's reconciliation adopts and protects
+what the exchange holds, and frees the symbol's slot when the exchange is flat. No error from the venue can
+leave an entry, a slot or a missing stop in a state only a dead actor knew.
 """
 
 from __future__ import annotations
@@ -20,10 +26,12 @@ from decimal import Decimal
 
 from ...domain.fills import SizingError, SizingRequest, size_position
 from ...domain.model import ContractType, Decision, Direction, Leg, PortfolioView, client_order_id
-from ...exchange.errors import IpBanned, RateLimited, Rejected, TransientError, UnknownStatus
+from ...exchange.errors import ExchangeError, Rejected
+from ...exchange.parse import MalformedPayload
 from ...exchange.types import Balance, OrderResult, OrderStatus, Side
 from ...messages import (
     Alert,
+    EntryFinished,
     OrderExecutorInbox,
     PauseEntries,
     PositionClosed,
@@ -38,7 +46,7 @@ from ...runtime.scheduling import OrderPriority
 from .order_reports import OrderReports
 from .order_retries import GiveUpError, OrderRetries
 from .order_terms import EntrySlots, OrderGateway, SymbolTerms
-from .protective_orders import ProtectiveOrders
+from .protective_orders import Levels, ProtectiveOrders
 
 
 class OrderExecutor(Actor[OrderExecutorInbox]):
@@ -66,8 +74,10 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
         generation: int = 0,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
         priority: OrderPriority | None = None,
     ) -> None:
+        """``sleep`` and ``monotonic`` pace retries and their deadlines (tests pass a fake clock)."""
         super().__init__(name=name, monitor=monitor, generation=generation)
         self._gateways = gateways
         self._terms = dict(terms)
@@ -78,6 +88,8 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
         self._clock_ms = clock_ms
         self._priority = priority or OrderPriority(0)
         self._entry_pending: str | None = None
+        self._sent = False
+        """The entry in hand has been sent (its outcome is the exchange's to tell from then on)."""
         """A ``SubmitEntry`` whose pair called ``priority.begin()`` is in hand, its request not yet sent."""
         self._accepting = True
         self._stopping = stopping or threading.Event()
@@ -98,6 +110,7 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
             stopping=self._stopping,
             sleep=sleep,
             log=self.log,
+            clock=monotonic,
         )
         self._reports = OrderReports(ledger=ledger, notify=notify, events=events, clock_ms=clock_ms)
         self._protective = ProtectiveOrders(
@@ -105,7 +118,6 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
             retries=self._retries,
             reports=self._reports,
             priority=self._priority,
-            slots=self._slots,
             notify=notify,
             stop_retries=stop_retries,
             counters=self.counters,
@@ -128,7 +140,7 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
         try:
             gw.set_margin_type(symbol, t.spec.contract_type, t.margin_mode)
             gw.set_leverage(symbol, t.spec.contract_type, t.leverage)
-        except (TransientError, RateLimited, IpBanned, UnknownStatus, Rejected) as exc:
+        except (ExchangeError, MalformedPayload) as exc:
             self.log.warning(f"{symbol}: margin/leverage setup failed ({exc}); retried before the next entry")
             return False
         self._setup_done.add(symbol)
@@ -139,7 +151,7 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
             self._priority.step_aside(own=own)
         try:
             self._balances[contract] = self._gateways[contract].balances(contract)
-        except (TransientError, RateLimited, IpBanned, UnknownStatus, Rejected) as exc:
+        except (ExchangeError, MalformedPayload) as exc:
             self.log.warning(f"balance refresh failed for {contract}: {exc}")
 
     # ---- commands --------------------------------------------------------------------------------
@@ -179,11 +191,27 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
 
     def on_submit_entry(self, command: SubmitEntry) -> None:
         """Open the position a taken decision asks for, or emit EntryRejected with the reason."""
-        self._entry_pending = command.decision.symbol
+        d = command.decision
+        self._entry_pending = d.symbol
+        self._sent = False
         try:
             self._submit(command)
+        except BaseException as exc:
+            if self._sent:  # whatever reached the exchange, the ledger settles it from there, now
+                self._finished(d, "failed", f"{type(exc).__name__}: {exc}")
+            else:
+                self._slots.release(d.symbol)
+            raise
         finally:
+            self._slots.entered(d.symbol)
             self._entry_out()
+
+    def _finished(self, d: Decision, outcome: str, detail: str = "") -> None:
+        self._ledger.tell(
+            EntryFinished(
+                symbol=d.symbol, signal_open_time_ms=d.signal_open_time_ms, outcome=outcome, detail=detail
+            )
+        )
 
     def _entry_out(self) -> None:
         """The entry in hand is sent or refused: the market-data reader may go on (``OrderPriority``)."""
@@ -221,9 +249,10 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
             self._reject(d, exc.reason)
             return
         except GiveUpError as exc:
-            # the entry may or may not exist: keep the slot; reconciliation tells the truth
+            # the entry may or may not exist: keep the slot; reconciliation tells the truth, now
             self._reject(d, "entry_unconfirmed")
             self._notify(Alert(kind="entry_unconfirmed", symbol=d.symbol, detail=str(exc)))
+            self._finished(d, "unconfirmed", str(exc))
             return
         self._protect(d, terms, entry)
 
@@ -267,6 +296,7 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
         side = Side.BUY if d.direction is Direction.LONG else Side.SELL
         cid = client_order_id(d.symbol, d.signal_open_time_ms, Leg.ENTRY)
         self._reports.order_state(d.symbol, cid, Leg.ENTRY, "submitted", side, quantity=str(qty))
+        self._sent = True
         if self._latency is not None and received_ns:
             self._latency(time.perf_counter_ns() - received_ns)
         self._entry_out()
@@ -294,24 +324,26 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
         return result
 
     def _protect(self, d: Decision, t: SymbolTerms, entry: OrderResult) -> None:
-        levels = self._protective.protect(d, t, entry)
-        if levels is None:
-            return
-        stop, take = levels
         contract = t.spec.contract_type
-        self._ledger.tell(
-            PositionOpened(
-                symbol=d.symbol,
-                direction=d.direction,
-                quantity=str(entry.executed_qty),
-                entry_price=entry.avg_price,
-                stop_loss=float(stop),
-                take_profit=float(take),
-                signal_open_time_ms=d.signal_open_time_ms,
-                opened_at_ms=entry.update_time_ms or self._clock_ms(),
-                contract_type=contract,
+
+        def opened(levels: Levels) -> None:
+            stop, take = levels
+            self._ledger.tell(
+                PositionOpened(
+                    symbol=d.symbol,
+                    direction=d.direction,
+                    quantity=str(entry.executed_qty),
+                    entry_price=entry.avg_price,
+                    stop_loss=float(stop),
+                    take_profit=float(take),
+                    signal_open_time_ms=d.signal_open_time_ms,
+                    opened_at_ms=entry.update_time_ms or self._clock_ms(),
+                    contract_type=contract,
+                )
             )
-        )
+
+        outcome = self._protective.protect(d, t, entry, opened)
+        self._finished(d, outcome)
         self._refresh_balances(contract, own=d.symbol)
 
     def _reject(self, d: Decision, reason: str) -> None:

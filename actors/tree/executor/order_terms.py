@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -62,27 +64,55 @@ class EntrySlots:
 
     Each symbol has its own executor, so a slow entry on one symbol never delays another; this is the one
     place where they meet: claiming a slot is atomic, so ``max_concurrent`` holds across all of them.
+
+    A slot is *entering* while its executor works on the entry; after that, whether it stays taken is the
+    exchange's to say: the ledger frees it when the position closes (``release``), and a reconciliation that
+    found the symbol flat frees it too (``settle``), so a crashed executor or an entry whose outcome was
+    never confirmed cannot keep a symbol from trading.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
-        self._held: set[str] = set()
+        self._clock = clock
+        self._held: dict[str, float] = {}
+        """Symbol → when its slot was claimed (``clock``)."""
+        self._entering: set[str] = set()
 
     def claim(self, symbol: str, limit: int | None, ledger_open: frozenset[str]) -> str | None:
         """Take ``symbol``'s slot, or say why not (``position_open`` / ``max_concurrent``)."""
         with self._lock:
-            busy = ledger_open | self._held
+            busy = ledger_open | self._held.keys()
             if symbol in busy:
                 return "position_open"
             if limit is not None and len(busy) >= limit:
                 return "max_concurrent"
-            self._held.add(symbol)
+            self._held[symbol] = self._clock()
+            self._entering.add(symbol)
             return None
+
+    def entered(self, symbol: str) -> None:
+        """The executor is done with the entry, whatever came of it: the exchange decides from now on."""
+        with self._lock:
+            self._entering.discard(symbol)
 
     def release(self, symbol: str) -> None:
         """The symbol is flat (or its entry failed): its slot is free again."""
         with self._lock:
-            self._held.discard(symbol)
+            self._held.pop(symbol, None)
+            self._entering.discard(symbol)
+
+    def settle(self, open_symbols: frozenset[str], since: float) -> frozenset[str]:
+        """A reconciliation that began at ``since`` (``clock``) found every symbol outside ``open_symbols``
+        flat: free their slots, unless claimed after it began or still entering. Returns the freed ones."""
+        with self._lock:
+            freed = frozenset(
+                s
+                for s, claimed in self._held.items()
+                if s not in open_symbols and s not in self._entering and claimed < since
+            )
+            for symbol in freed:
+                del self._held[symbol]
+            return freed
 
     def held(self) -> frozenset[str]:
         with self._lock:

@@ -251,6 +251,23 @@ class LedgerStore:
         )
         return [order_from_row(r) for r in rows]
 
+    def taken_decision(self, symbol: str, signal_open_time_ms: int) -> Decision | None:
+        """The taken decision of ``symbol`` on the signal candle opened at ``signal_open_time_ms``."""
+        rows = self._rows(
+            f"SELECT {DECISION_COLUMNS} FROM decisions WHERE symbol = ? AND signal_open_time_ms = ? "  # noqa: S608
+            "AND outcome = 'taken' LIMIT 1",
+            (symbol, signal_open_time_ms),
+        )
+        return decision_from_row(rows[0]).decision if rows else None
+
+    def has_position(self, symbol: str, signal_open_time_ms: int) -> bool:
+        """Whether a position (open or closed) of ``symbol`` came from that signal."""
+        rows = self._rows(
+            "SELECT 1 FROM positions WHERE symbol = ? AND signal_open_time_ms = ? LIMIT 1",
+            (symbol, signal_open_time_ms),
+        )
+        return bool(rows)
+
     def order(self, client_id: str) -> OrderRecord | None:
         rows = self._rows(f"SELECT {ORDER_COLUMNS} FROM orders WHERE client_id = ?", (client_id,))  # noqa: S608
         return order_from_row(rows[0]) if rows else None

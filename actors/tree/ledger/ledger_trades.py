@@ -8,7 +8,12 @@ runs on its thread only.
 - A trade is closed with the exit price and realised PnL of its closing-side fills, the reason taken from
   the leg of our order that filled (else what the algo updates said), and then its sibling protective
   orders are cancelled on the exchange (already gone is fine; a failure is an event for reconciliation).
-- A closing fill that arrives after the trade was closed completes that trade's exit and PnL.
+- A closing fill that arrives after the trade was closed completes that trade's exit and PnL (a close at
+  market is answered before its fill is streamed: the trade is closed with the answer's price, and its
+  realised PnL, which only the stream reports, is filled in when the fill arrives).
+- A trade's closing fills are those of our orders for its signal (their client ids carry it), and fills of
+  orders not ours made after it opened; the exchange stamps fills on its own clock, so a time comparison is
+  used only where no signal tells.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from ...messages import PositionClosed
 from .ledger_records import TERMINAL, EventRecord, OrderRecord, PositionRecord
 from .ledger_snapshots import LedgerGateway, LedgerSnapshots, OpenPositionView
 from .ledger_store import LedgerStore
-from .reconciliation import closing_side
+from .reconciliation import closing_side, parse_client_id
 
 EXIT_REASON = {Leg.STOP: "stop_loss", Leg.TAKE_PROFIT: "take_profit", Leg.CLOSE: "flattened"}
 """Why a trade closed, by the leg of our order that closed it."""
@@ -115,16 +120,27 @@ class LedgerTrades:
 
     def reason_from_fills(self, held: PositionRecord) -> str:
         """Why it closed: the leg of our order that took it out, else what the algo updates said."""
-        side = closing_side(held.direction).value
-        for o in self._store.orders(symbol=held.symbol):
-            if (
-                o.side == side
-                and o.filled_qty > 0
-                and o.updated_at_ms >= held.opened_at_ms
-                and o.leg in {"S", "T", "C"}
-            ):
+        for o in self._closing_fills(held):
+            if o.leg in {"S", "T", "C"}:
                 return EXIT_REASON[Leg(o.leg)]
         return self._exit_reason.get(held.symbol, "closed_on_exchange")
+
+    def _closing_fills(self, held: PositionRecord) -> list[OrderRecord]:
+        """Filled orders on the closing side that belong to ``held`` (see the module docstring)."""
+        side = closing_side(held.direction).value
+        signal = held.signal_open_time_ms
+
+        def belongs(o: OrderRecord) -> bool:
+            parsed = parse_client_id(o.client_id)
+            if parsed is None or signal is None:
+                return o.updated_at_ms >= held.opened_at_ms
+            return parsed[1] == signal
+
+        return [
+            o
+            for o in self._store.orders(symbol=held.symbol)
+            if o.side == side and o.filled_qty > 0 and o.leg != "E" and belongs(o)
+        ]
 
     def close(self, symbol: str, reason: str, *, at_ms: int, exit_price: float | None = None) -> None:
         """Close the open trade of ``symbol`` (no-op if there is none) and tell the listeners."""
@@ -149,10 +165,13 @@ class LedgerTrades:
     def amend_last_close(self, symbol: str, fill_ms: int) -> None:
         """A closing fill that arrived after the flat position: complete that trade's exit and PnL."""
         last = self._store.trades(symbol=symbol)[-1:]
-        if last and abs(fill_ms - (last[0].closed_at_ms or 0)) <= _LATE_FILL_MS:
-            qty, price, pnl = self._exit_fills(last[0])
-            if qty and price is not None and pnl is not None:
-                self._store.amend_last_close(symbol, exit_price=price, realized_pnl=pnl)
+        if not last or (
+            last[0].realized_pnl is not None and abs(fill_ms - (last[0].closed_at_ms or 0)) > _LATE_FILL_MS
+        ):
+            return
+        qty, price, pnl = self._exit_fills(last[0])
+        if qty and price is not None and pnl is not None:
+            self._store.amend_last_close(symbol, exit_price=price, realized_pnl=pnl)
 
     def cancel_algo(self, symbol: str, contract: ContractType, cid: str) -> None:
         """Cancel one of our algo orders on the exchange; a failure is recorded, not raised."""
@@ -164,13 +183,8 @@ class LedgerTrades:
         self.merge_order(cid, symbol, status="canceled", detail="" if existed else "already gone")
 
     def _exit_fills(self, held: PositionRecord) -> tuple[Decimal, float | None, float | None]:
-        """Quantity, average price and realised PnL of closing-side fills since the position opened."""
-        side = closing_side(held.direction).value
-        fills = [
-            o
-            for o in self._store.orders(symbol=held.symbol)
-            if o.side == side and o.filled_qty > 0 and o.updated_at_ms >= held.opened_at_ms and o.leg != "E"
-        ]
+        """Quantity, average price and realised PnL of the fills that closed ``held``."""
+        fills = self._closing_fills(held)
         qty = sum((o.filled_qty for o in fills), Decimal(0))
         if not qty:
             return qty, None, None

@@ -3,7 +3,14 @@
 It persists everything it hears (SQLite, :mod:`.ledger_store`, through :mod:`.ledger_trades`), closes a
 trade when the exchange says it is flat, cancels the sibling protective order, and reconciles with the
 exchange (:mod:`.reconciliation_runner`) at start, every ``reconcile_interval_s``, after a user-stream
-reconnect and on demand.
+reconnect, when an executor finishes an entry it could not see through, when a stop of an open position
+ends without filling, and on demand. While a reconciliation leaves something unsettled (a naked position,
+the exchange unavailable, a close not yet seen) the next one runs within ``UNSETTLED_RETRY_S``.
+
+An executor owns its entry until it says ``EntryFinished``; meanwhile reconciliation leaves the symbol
+alone, so it never races the executor's stop or its close at market. After each complete reconciliation
+the ledger tells ``on_settled`` which symbols are open, so entry slots of symbols the exchange shows flat
+are freed whatever happened to the executor that claimed them.
 
 Closing is driven by whichever of these arrives first, so any order and any duplicate of them is fine:
 exit fills (ORDER_TRADE_UPDATE on the closing side) that add up to the position's quantity, an
@@ -35,6 +42,7 @@ from ...exchange.types import (
 )
 from ...messages import (
     Alert,
+    EntryFinished,
     EntryRejected,
     OrderStateChanged,
     PositionLedgerInbox,
@@ -43,6 +51,7 @@ from ...messages import (
 )
 from ...runtime.actor import Actor, Monitor
 from ...runtime.scheduling import OrderPriority
+from .entry_intents import EntryIntents
 from .ledger_records import PositionRecord
 from .ledger_snapshots import LedgerGateway, LedgerSnapshots
 from .ledger_store import LedgerStore
@@ -53,9 +62,11 @@ from .reconciliation_runner import ReconciliationRunner
 if TYPE_CHECKING:
     from ...runtime.thread_watch import ThreadWatch
 
-_ENTRY_FAILED_ALERTS = frozenset({"naked_position", "stop_failed"})
 _ENTRY_GRACE_S = 120.0
-"""How long an entry may stay in flight (no PositionOpened yet) before reconciliation judges its symbol."""
+"""How long an entry may stay in flight (no EntryFinished yet) before reconciliation judges its symbol: a
+fallback only, for an executor that hangs (one that fails tells ``EntryFinished`` as it goes)."""
+UNSETTLED_RETRY_S = 1.0
+"""The next reconciliation's delay while the last one left something unsettled."""
 
 
 def _guess_contract(symbol: str) -> ContractType:
@@ -85,7 +96,12 @@ class PositionLedger(Actor[PositionLedgerInbox]):
         name: str = "ledger",
         priority: OrderPriority | None = None,
         threads: ThreadWatch | None = None,
+        ticks: Mapping[str, Decimal] | None = None,
+        on_settled: Callable[[frozenset[str], float], None] | None = None,
     ) -> None:
+        """``ticks``: price tick per symbol (levels of entries settled by reconciliation are rounded to it);
+        ``on_settled(open_symbols, since)``: after each complete reconciliation that began at ``since``
+        (``time.monotonic()``), the symbols open on the exchange, in the ledger or in flight."""
         super().__init__(name=name, monitor=monitor, generation=generation)
         self._priority = priority
         self._threads = threads
@@ -105,8 +121,11 @@ class PositionLedger(Actor[PositionLedgerInbox]):
             listeners=listeners,
             clock_ms=clock_ms,
         )
+        self._intents = EntryIntents(self.store, ticks or {})
+        self._on_settled = on_settled
         self._reconciler = ReconciliationRunner(
             trades=self._trades,
+            intents=self._intents,
             gateways=gateways,
             execution=execution,
             snapshots=self.snapshots,
@@ -116,7 +135,12 @@ class PositionLedger(Actor[PositionLedgerInbox]):
             log=self.log,
         )
         self._in_flight: dict[str, float] = {}
-        """Symbols whose entry is on its way (no PositionOpened yet), since ``time.monotonic()``."""
+        """Symbols whose entry an executor still holds (no EntryFinished yet), since ``time.monotonic()``."""
+        self._doubtful: set[str] = set()
+        """Symbols whose entry's outcome was never confirmed: the next complete reconciliation settles it."""
+        self._stop_lost: set[str] = set()
+        """In-flight symbols whose stop ended without filling: reconcile as soon as their entry finishes."""
+        self._unsettled = False
         self._timer_stop = threading.Event()
         self._queued = threading.Event()
         self._timer: threading.Thread | None = None
@@ -132,6 +156,7 @@ class PositionLedger(Actor[PositionLedgerInbox]):
 
     def start_actor(self) -> None:
         self._trades.load()
+        self._doubtful = self._intents.doubtful()
         self._reconcile("startup")
         self._timer = threading.Thread(target=self._tick, name=f"{self.name}-reconcile", daemon=True)
         if self._threads is not None:
@@ -143,12 +168,15 @@ class PositionLedger(Actor[PositionLedgerInbox]):
         self.store.close()
 
     def _tick(self) -> None:
-        while not self._timer_stop.wait(self._execution.reconcile_interval_s):
-            if self._queued.is_set():
-                continue  # the previous one has not run yet: never pile reconciliations up
+        last = time.monotonic()
+        while not self._timer_stop.wait(min(UNSETTLED_RETRY_S, self._execution.reconcile_interval_s)):
+            due = time.monotonic() - last >= self._execution.reconcile_interval_s
+            if not (due or self._unsettled) or self._queued.is_set():
+                continue  # not yet; or the previous one has not run yet: never pile reconciliations up
+            last = time.monotonic()
             self._queued.set()
             try:
-                self.actor_ref.tell(Reconcile(reason="periodic"))
+                self.actor_ref.tell(Reconcile(reason="periodic" if due else "unsettled"))
             except pykka.ActorDeadError:
                 break
         if self._threads is not None:  # ended on purpose (this incarnation stopped): not a death
@@ -157,7 +185,9 @@ class PositionLedger(Actor[PositionLedgerInbox]):
     # ---- executor and strategy events --------------------------------------------------------------
 
     def on_decision(self, decision: Decision) -> None:
-        self.store.record_decisions([decision], at_ms=self._clock_ms())
+        if not self.store.record_decisions([decision], at_ms=self._clock_ms()):
+            detail = f"{decision.timeframe} signal {decision.signal_open_time_ms} decided again"
+            self._trades.event("decision_repeated", decision.symbol, detail)
 
     def on_order_state_changed(self, m: OrderStateChanged) -> None:
         if m.leg is Leg.ENTRY:
@@ -174,16 +204,22 @@ class PositionLedger(Actor[PositionLedgerInbox]):
         self._in_flight.pop(m.symbol, None)
         self._trades.event("entry_rejected", m.symbol, f"signal {m.signal_open_time_ms}: {m.reason}")
 
+    def on_entry_finished(self, m: EntryFinished) -> None:
+        """The executor let go of the entry: from now on what the exchange holds decides."""
+        self._in_flight.pop(m.symbol, None)
+        lost = m.symbol in self._stop_lost
+        self._stop_lost.discard(m.symbol)
+        if m.outcome == "protected" and not lost:
+            return
+        self._trades.event(f"entry_{m.outcome}", m.symbol, f"signal {m.signal_open_time_ms} {m.detail}")
+        if m.outcome in {"unconfirmed", "failed"}:
+            self._doubtful.add(m.symbol)
+        self._reconcile(f"entry {m.outcome}" if not lost else "stop lost during the entry")
+
     def on_alert(self, m: Alert) -> None:
         self._trades.event(f"alert:{m.kind}", m.symbol, m.detail)
-        if m.kind in _ENTRY_FAILED_ALERTS and m.symbol in self._in_flight:
-            # The executor gave up on this entry's stop: judge the symbol now, not after the grace period.
-            # (Only in-flight symbols: our own alerts fed back by the runner must not loop.)
-            del self._in_flight[m.symbol]
-            self._reconcile(f"executor alert {m.kind}")
 
     def on_position_opened(self, m: PositionOpened) -> None:
-        self._in_flight.pop(m.symbol, None)
         held = self._trades.held(m.symbol)
         if held is not None and held.signal_open_time_ms == m.signal_open_time_ms:
             return  # a duplicate
@@ -251,7 +287,10 @@ class PositionLedger(Actor[PositionLedgerInbox]):
                 self._trades.close(u.symbol, EXIT_REASON[leg], at_ms=u.event_time_ms)
         elif leg is Leg.STOP and u.status in {AlgoStatus.CANCELED, AlgoStatus.EXPIRED, AlgoStatus.REJECTED}:
             self.log.warning(f"{u.symbol}: stop {u.client_algo_id} {u.status} while the position is open")
-            self._reconcile(f"stop {u.status.value.lower()}")
+            if u.symbol in self._in_flight:
+                self._stop_lost.add(u.symbol)  # its executor still works on it: reconcile once it let go
+            else:
+                self._reconcile(f"stop {u.status.value.lower()}")
 
     def on_account_update(self, u: AccountUpdate) -> None:
         for pos in u.positions:
@@ -277,6 +316,13 @@ class PositionLedger(Actor[PositionLedgerInbox]):
 
     def _reconcile(self, reason: str) -> None:
         """Reconcile now; an entry in flight longer than ``_ENTRY_GRACE_S`` no longer shields its symbol."""
-        now = time.monotonic()
-        self._in_flight = {s: t for s, t in self._in_flight.items() if now - t < _ENTRY_GRACE_S}
-        self._reconciler.run(reason, in_flight=self._in_flight.keys())
+        started = time.monotonic()
+        self._in_flight = {s: t for s, t in self._in_flight.items() if started - t < _ENTRY_GRACE_S}
+        outcome = self._reconciler.run(reason, in_flight=self._in_flight.keys(), doubtful=self._doubtful)
+        self._unsettled = outcome.unsettled
+        if not outcome.complete:
+            return
+        self._doubtful &= self._in_flight.keys()
+        if self._on_settled is not None:
+            held = {p.symbol for p in self._trades.positions()}
+            self._on_settled(frozenset(outcome.live | held | self._in_flight.keys()), started)
