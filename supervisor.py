@@ -35,6 +35,7 @@ from .actors.ops.access import OperatorAccess
 from .actors.ops.config_watch import watch_config
 from .actors.ops.reload import ProcessSettings, dropped_timeframes, refusals
 from .actors.ops.service import run_service
+from .actors.ops.state_lock import claim_state_dir
 from .actors.ops.systemd import SdNotifier
 from .actors.runtime.child_spec import ChildSpec, Restart, RestartPolicy
 from .actors.runtime.cpu_affinity import CpuPinning
@@ -47,7 +48,7 @@ from .actors.sim.lockstep import ReplayDriver, chain_barriers, parse_with_marker
 from .actors.tree.actor_refs import PortfolioBoard, Refs
 from .actors.tree.executor.order_executor import OrderExecutor
 from .actors.tree.executor.order_terms import EntrySlots, symbol_terms
-from .actors.tree.ledger.ledger_files import archive_previous_ledger, ledger_path
+from .actors.tree.ledger.ledger_files import ledger_path
 from .actors.tree.ledger.ledger_snapshots import LedgerSnapshots
 from .actors.tree.ledger.position_ledger import PositionLedger
 from .actors.tree.market.market_stream import MarketStream
@@ -79,14 +80,13 @@ class RootSupervisor:
     ) -> None:
         """``refs`` and ``router`` may come instrumented (the latency benchmark stamps what they carry)."""
         self.config = config
+        self.state_lock = claim_state_dir(config)  # first: one bot per state directory, its ledger checked
         self.notifier = notifier or SdNotifier.from_env()
         self.started_at = time.time()
         self.cpu = CpuPinning()
         """``supervisor.cpu_affinity`` for every thread; the CPUs allowed are the ones at construction."""
         self.threads = ThreadWatch(on_death=self._thread_died)
         self.settings: dict[str, PairSettings] = dict(trading_pairs(config))
-        if config.api.mode is Mode.REPLAY and config.replay.exchange_url is None:
-            archive_previous_ledger(config.state_path())
         self.connections = Connections(config, self.settings)
         self.pair_board = PairBoard()
         self.router: Router[PairTimeframeInbox] = router or Router()
@@ -175,7 +175,7 @@ class RootSupervisor:
             contracts={s: x.contract_type for s, x in self.settings.items()},
             margin_assets={s: spec.margin_asset for s, spec in specs.items()},
             ticks={s: spec.tick_size for s, spec in specs.items()},
-            on_settled=self._slots_settled,
+            on_settled=self.slots.settle,  # symbols found flat trade again, whatever held their slot
             snapshots=self.snapshots,
             priority=self.priority,
             threads=self.threads,
@@ -184,12 +184,6 @@ class RootSupervisor:
         )
         self.refs.ledger = ref
         return ref
-
-    def _slots_settled(self, open_symbols: frozenset[str], since: float) -> None:
-        """A reconciliation found the other symbols flat: their entry slots are free, whatever held them."""
-        freed = self.slots.settle(open_symbols, since)
-        if freed:
-            logger.info(f"entry slots freed by reconciliation (the exchange is flat): {sorted(freed)}")
 
     def _stream_starter(self, contract: ContractType) -> Callable[[Monitor, int], pykka.ActorRef[Any]]:
         gateway = self.connections.market_gateway()
@@ -347,6 +341,7 @@ class RootSupervisor:
             self.replay.leave()
         self.connections.close()
         self.access.stop()
+        self.state_lock.release()
         return code
 
     def status(self) -> TreeStatus:
@@ -438,12 +433,7 @@ def _policy(intensity: int, period_s: float, sup: SupervisorSettings) -> Restart
 
 def run(config: Config) -> int:
     """``nancemakina run``: the bot as a service until a signal, an escalation or the end of a replay."""
-    try:
-        bot = RootSupervisor(config)
-    except Exception as exc:
-        logger.error(f"cannot start: {exc}")
-        return 1
-    return run_service(bot)
+    return run_service(lambda: RootSupervisor(config))
 
 
 def main(argv: list[str] | None = None) -> int:

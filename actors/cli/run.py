@@ -9,6 +9,7 @@ from typing import TextIO
 
 from ..config import Config, ConfigError, load_config
 from ..ops.logs import setup_logging
+from ..ops.state_lock import StateDirInUseError, StateLock
 from .backtest import resolve_config_path
 
 RunBot = Callable[[Config], int]
@@ -31,6 +32,16 @@ def run_cli(args: argparse.Namespace, env: dict[str, str], run_bot: RunBot, err:
         for line in exc.errors:
             print(f"{path or '<defaults>'}: {line}", file=err)
         return 2
+    try:  # first: a second bot on the same state directory must change nothing, not even its log
+        lock = StateLock.acquire(config.state_path())
+    except StateDirInUseError as exc:
+        print(f"nancemakina run: {exc}", file=err)
+        return 2
+    with lock:
+        return _run(config, run_bot)
+
+
+def _run(config: Config, run_bot: RunBot) -> int:
     secrets = [
         s.get_secret_value()
         for s in (config.api.binance_api_key, config.api.binance_api_secret)

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from loguru import logger
+
 from ...config import PairSettings
 from ...domain.fills import InstrumentSpec
 from ...domain.model import ContractType
@@ -112,7 +114,9 @@ class EntrySlots:
             )
             for symbol in freed:
                 del self._held[symbol]
-            return freed
+        if freed:
+            logger.info(f"entry slots freed, the exchange is flat: {', '.join(sorted(freed))}")
+        return freed
 
     def held(self) -> frozenset[str]:
         with self._lock:
