@@ -12,7 +12,8 @@
 ``POST /sim/v1/faults/stall``               ``seconds``, ``stream`` ('' = all): send nothing on it meanwhile
 ``POST /sim/v1/faults/http``                ``kind``: 500/502/503/504/429/418/html/-1021 answer instead;
                                             unknown/truncated/empty/reset/slow run it, damage the answer;
-                                            ``count``, ``path``, ``method``, ``retryAfter``, ``seconds``
+                                            ``count``, ``path``, ``method``, ``retryAfter``, ``seconds``,
+                                            ``skip`` (let that many matching requests through first)
 ``POST /sim/v1/faults/ws-frame``            ``kind`` (malformed/truncated/unknown-stream), ``count``,
                                             ``target`` (market/user): damage the next frames sent
 ``POST /sim/v1/faults/expire-stop``         ``count``, ``after`` (s), ``status`` (EXPIRED/CANCELED),
@@ -156,6 +157,7 @@ async def _http(v: SimExchange, p: dict[str, Any], _r: web.Request) -> Any:
         method=str(p.get("method", "")).upper(),
         retry_after_s=int(p.get("retryAfter", 1)),
         seconds=float(p.get("seconds", 0.0)),
+        skip=int(p.get("skip", 0)),
     )
     v.faults.add_http(fault)
     return {}

@@ -38,6 +38,8 @@ class HttpFault:
     retry_after_s: int = 1
     seconds: float = 0.0
     """``slow``: how long the answer is held back after the request executed."""
+    skip: int = 0
+    """Let this many matching requests through first (e.g. an entry, to hit the close that follows it)."""
 
     def matches(self, method: str, path: str) -> bool:
         return self.count > 0 and path.startswith(self.path) and self.method in {"", method}
@@ -126,6 +128,9 @@ class Faults:
     def take_http(self, method: str, path: str) -> HttpFault | None:
         for fault in self.http:
             if fault.matches(method, path):
+                if fault.skip:
+                    fault.skip -= 1
+                    return None
                 fault.count -= 1
                 self.fired[fault.kind] = self.fired.get(fault.kind, 0) + 1
                 if fault.count == 0:

@@ -339,8 +339,9 @@ class LocalExchange:
         method: str = "",
         retry_after_s: int = 1,
         seconds: float = 0.0,
+        skip: int = 0,
     ) -> None:
-        """Answer the next ``count`` matching requests with ``kind`` (``faults.HTTP_FAULT_KINDS``)."""
+        """Answer the next ``count`` matching requests (after ``skip``) with ``kind``."""
         fault = HttpFault(
             kind=str(kind),
             count=count,
@@ -348,6 +349,7 @@ class LocalExchange:
             method=method.upper(),
             retry_after_s=retry_after_s,
             seconds=seconds,
+            skip=skip,
         )
         self._do(self.sim.faults.add_http, fault)
 
