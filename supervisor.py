@@ -167,7 +167,7 @@ class RootSupervisor:
         specs = self.connections.specs
         ref = PositionLedger.start(
             store_path=ledger_path(self.config.state_path()),
-            gateways={c: self.connections.gateway() for c in self.connections.contracts},
+            gateways={c: self.connections.gateway(max_wait_s=0.0) for c in self.connections.contracts},
             execution=self.config.execution,
             publish_portfolio=self.portfolio.set,
             alert=self.relays.ledger_alert,
@@ -218,7 +218,7 @@ class RootSupervisor:
 
         def start(monitor: Monitor, generation: int) -> pykka.ActorRef[Any]:
             ref = OrderExecutor.start(
-                gateways={c: self.connections.gateway() for c in self.connections.contracts},
+                gateways={c: self.connections.gateway(max_wait_s=0.0) for c in self.connections.contracts},
                 terms={symbol: symbol_terms(self.settings[symbol], self.connections.specs[symbol])},
                 ledger=self.refs.ledger_address(),
                 portfolio=self.portfolio.get,

@@ -13,7 +13,9 @@ mode            orders, account, user-data stream            market data
 ==============  ===========================================  ================================================
 
 Gateways are made on demand (one python-binance client and lock each); every gateway on one set of
-endpoints shares one ``WeightBudget``, as Binance counts weight per IP. The exchange filters of every
+endpoints shares one ``WeightBudget``, as Binance counts weight per IP, and one ``OrderBudget``, as it
+counts new orders per account. The gateways of orders, reconciliation and user-data streams are
+``urgent``: market-data reads leave them a reserve of the weight. The exchange filters of every
 traded symbol are read here once, so the tree starts only if the exchange lists every configured pair.
 """
 
@@ -28,6 +30,7 @@ from .domain.model import ContractType
 from .exchange.endpoints import Endpoints
 from .exchange.gateway import BinanceGateway
 from .exchange.instruments import spec_to_entry
+from .exchange.order_rate import OrderBudget
 from .exchange.ratelimit import WeightBudget
 from .exchange.user_stream import UserStream
 from .sim.launch import paper_broker, replay_exchange
@@ -98,6 +101,7 @@ class Connections:
         """For redaction: every log line, metric and shell answer is scrubbed of these."""
         self.budget = WeightBudget()
         self.market_budget = self.budget if market is endpoints else WeightBudget()
+        self.orders = OrderBudget()
         self.contracts = sorted({s.contract_type for s in pairs.values()}) or [ContractType.USDT_M]
         self.specs: dict[str, InstrumentSpec] = {}
         info = self.market_gateway()
@@ -112,8 +116,9 @@ class Connections:
             self.close()
             raise ValueError(f"symbols not listed by the exchange: {', '.join(missing)}")
 
-    def gateway(self) -> BinanceGateway:
-        """A REST gateway for orders and account reads (signed)."""
+    def gateway(self, *, urgent: bool = True, max_wait_s: float | None = None) -> BinanceGateway:
+        """A REST gateway for orders and account reads (signed); ``max_wait_s=0`` for an actor that must
+        never block on the weight budget (it retries later instead)."""
         return BinanceGateway(
             self.endpoints,
             api_key=self._key,
@@ -121,12 +126,15 @@ class Connections:
             budget=self.budget,
             recv_window_ms=self.config.api.recv_window_ms,
             timeout_s=self.config.api.request_timeout_s,
+            orders=self.orders,
+            urgent=urgent,
+            max_wait_s=max_wait_s,
         )
 
     def market_gateway(self) -> BinanceGateway:
         """A REST gateway for market data (klines, exchange info, server time)."""
         if self.market_endpoints is self.endpoints:
-            return self.gateway()
+            return self.gateway(urgent=False)
         return BinanceGateway(
             self.market_endpoints,
             api_key=None,
@@ -145,7 +153,7 @@ class Connections:
         """The user-data stream of one market (not started)."""
         return UserStream(
             contract=contract,
-            gateway=self.gateway(),
+            gateway=self.gateway(max_wait_s=0.0),  # its loop retries; never block its close at exit
             roots=self.endpoints,
             on_event=on_event,
             parse=parse,

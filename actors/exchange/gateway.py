@@ -2,7 +2,9 @@
 
 Every method returns domain types (``actors.exchange.types``) or raises an ``ExchangeError`` subclass
 that names the recovery (``actors.exchange.errors``). Thread-safe: one python-binance client per
-gateway behind a lock; the ``WeightBudget`` is shared by every gateway of the process on one venue.
+gateway behind a lock; the ``WeightBudget`` (IP weight) and the ``OrderBudget`` (the account's new orders)
+are shared by every gateway of the process on one venue. New orders cost no weight; stops and closes may
+use the order budget's reserve.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from .errors import (
 )
 from .instruments import ExchangeInfoError, parse_symbol
 from .kline_pages import KlineReader, klines_weight
+from .order_rate import OrderBudget
 from .parse import (
     MalformedPayload,
     is_protective_type,
+    order_rate_limits,
     parse_algo_order,
     parse_balance,
     parse_order,
@@ -80,7 +84,12 @@ class BinanceGateway:
         recv_window_ms: int = 5000,
         timeout_s: float = 10.0,
         clock: Callable[[], float] = time.time,
+        orders: OrderBudget | None = None,
+        urgent: bool = False,
+        max_wait_s: float | None = None,
     ) -> None:
+        """``urgent``: the gateway of order lookups and reconciliation, whose reads may use the weight that
+        market-data reads leave in reserve; ``max_wait_s``: how long a read may wait for weight."""
         self.endpoints = endpoints
         self.budget = budget
         self._t = Transport(
@@ -91,7 +100,11 @@ class BinanceGateway:
             recv_window_ms=recv_window_ms,
             timeout_s=timeout_s,
             clock=clock,
+            orders=orders,
+            urgent=urgent,
+            max_wait_s=max_wait_s,
         )
+        self.orders = self._t.orders
         self._c = self._t.client
         self._klines = KlineReader(self._fetch_klines, self.server_time_ms)
 
@@ -127,6 +140,7 @@ class BinanceGateway:
         limit = request_weight_limit(body)
         if limit is not None:
             self.budget.set_limit(limit)
+        self.orders.set_limits(*order_rate_limits(body))
         specs: dict[str, InstrumentSpec] = {}
         for raw in body.get("symbols", ()):
             try:
@@ -250,7 +264,7 @@ class BinanceGateway:
             params["reduceOnly"] = "true"
         fn = _pick(contract, self._c.futures_create_order, self._c.futures_coin_create_order)
         name = endpoint("POST", contract, "order")
-        body = self._t.call(name, 1, lambda: fn(**params), signed=True, placing=True)
+        body = self._t.call(name, 0, lambda: fn(**params), signed=True, placing=True, protective=reduce_only)
         return parse_order(body, contract)
 
     def get_order(self, symbol: str, contract: ContractType, *, client_order_id: str) -> OrderResult | None:
@@ -331,7 +345,7 @@ class BinanceGateway:
             params["closePosition"] = "true"
         fn = self._algo(contract, "post", "algoOrder")
         name = endpoint("POST", contract, "algoOrder")
-        body = self._t.call(name, 1, lambda: fn(**params), signed=True, placing=True)
+        body = self._t.call(name, 0, lambda: fn(**params), signed=True, placing=True, protective=True)
         return parse_algo_order(body, contract)
 
     def get_algo_order(

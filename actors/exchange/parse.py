@@ -219,6 +219,21 @@ def request_weight_limit(exchange_info: Any) -> int | None:
     return None
 
 
+def order_rate_limits(exchange_info: Any) -> tuple[int | None, int | None]:
+    """``ORDERS`` per 10 seconds and per minute from exchangeInfo ``rateLimits`` (None when absent)."""
+    ten_s = minute = None
+    limits = exchange_info.get("rateLimits", ()) if isinstance(exchange_info, Mapping) else ()
+    for raw in limits if isinstance(limits, list) else ():
+        if isinstance(raw, Mapping) and raw.get("rateLimitType") == "ORDERS":
+            f = _Fields(raw, "exchangeInfo.rateLimits[]")
+            span = (f.text("interval", ""), f.integer("intervalNum", 1))
+            if span == ("SECOND", 10):
+                ten_s = f.integer("limit")
+            elif span == ("MINUTE", 1):
+                minute = f.integer("limit")
+    return ten_s, minute
+
+
 def kline_close_time_ms(open_time_ms: int, interval: str) -> int:
     """Last millisecond of the candle opened at ``open_time_ms``."""
     return open_time_ms + TIMEFRAME_MS[interval] - 1

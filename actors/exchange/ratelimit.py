@@ -5,6 +5,11 @@ Binance counts request weight per IP over the wall-clock minute and reports the 
 IP ban (418). The budget keeps a conservative local estimate (the larger of what it charged and what the
 venue reported in the current minute), makes callers wait for the next minute when a request would take
 the estimate into the safety margin, and stops everyone until ``Retry-After`` after a 429/418.
+
+Not every read is equal: market-data reads (klines warm-up and backfill) may spend the minute only up to
+``reserve`` below the usable weight; ``urgent`` reads (order lookups, reconciliation, listenKeys) may spend
+all of it, so a warm-up can never starve the reads that keep positions protected. New orders cost no IP
+weight (``order_rate.OrderBudget`` counts them): they pass ``admit``, which holds them only during a ban.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class WeightBudget:
         limit: int = DEFAULT_WEIGHT_LIMIT,
         *,
         safety: float = 0.1,
+        reserve: float = 0.1,
         max_wait_s: float = 65.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
@@ -62,6 +68,7 @@ class WeightBudget:
         self._sleep = sleep
         self._limit = limit
         self._safety = safety
+        self._reserve = reserve
         self.max_wait_s = max_wait_s
         self._minute = self._minute_of(clock())
         self._used = 0
@@ -95,25 +102,27 @@ class WeightBudget:
             with self._lock:
                 self._limit = limit
 
-    def _wait_needed(self, weight: int, now: float) -> float:
+    def _wait_needed(self, weight: int, now: float, *, urgent: bool) -> float:
         self._roll(now)
         if self._blocked_until > now:
             return self._blocked_until - now
-        if self._used + weight > self.usable and self._used > 0:
+        cap = self.usable if urgent else max(1, self.usable - int(self._limit * self._reserve))
+        if self._used + weight > cap and self._used > 0:
             return (self._minute + 1) * _MINUTE_S - now + _BOUNDARY_SLACK_S
         return 0.0
 
-    def acquire(self, weight: int, *, max_wait_s: float | None = None) -> float:
+    def acquire(self, weight: int, *, urgent: bool = False, max_wait_s: float | None = None) -> float:
         """Charge ``weight``, waiting if the minute is spent or a Retry-After holds; returns seconds waited.
 
-        Raises ``RateLimited`` at once (without waiting) when the wait would exceed ``max_wait_s``.
+        ``urgent`` reads may use the reserve market-data reads leave. Raises ``RateLimited`` at once
+        (without waiting) when the wait would exceed ``max_wait_s``.
         """
         limit_s = self.max_wait_s if max_wait_s is None else max_wait_s
         waited = 0.0
         while True:
             with self._lock:
                 now = self._clock()
-                wait = self._wait_needed(weight, now)
+                wait = self._wait_needed(weight, now, urgent=urgent)
                 if wait <= 0.0:
                     self._used += weight
                     if waited:
@@ -125,6 +134,26 @@ class WeightBudget:
                         "weight budget",
                         f"{weight} weight would wait {wait:.1f} s (used {self._used}/{self._limit})",
                         retry_after_s=round(wait, 3),
+                    )
+            self._sleep(wait)
+            waited += wait
+
+    def admit(self, weight: int = 0, *, max_wait_s: float | None = None) -> float:
+        """Let a request through whatever the minute's count (a new order: 0 weight; a time sync an order
+        needs): it waits only while a 429/418's Retry-After holds. Returns seconds waited."""
+        limit_s = self.max_wait_s if max_wait_s is None else max_wait_s
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock()
+                self._roll(now)
+                wait = self._blocked_until - now
+                if wait <= 0.0:
+                    self._used += weight
+                    return waited
+                if waited + wait > limit_s:
+                    raise RateLimited(
+                        "weight budget", f"banned for {wait:.1f} s more", retry_after_s=round(wait, 3)
                     )
             self._sleep(wait)
             waited += wait

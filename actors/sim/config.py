@@ -55,6 +55,10 @@ class SimConfig:
     default_leverage: int = 20
     weight_limit: int = 2400
     """REQUEST_WEIGHT per minute (wall clock) before HTTP 429."""
+    order_limit_10s: int = 300
+    """New orders per 10 s (wall clock) before HTTP 429 -1015; they cost no request weight."""
+    order_limit_1m: int = 1200
+    """New orders per minute (wall clock) before HTTP 429 -1015."""
     stream_cap: int = 1024
     """Streams per WebSocket connection (Binance's hard cap)."""
     max_frames_per_s: int = 10

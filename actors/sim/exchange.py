@@ -75,6 +75,9 @@ class SimExchange:
             for limit in doc.get("rateLimits", []):
                 if limit.get("rateLimitType") == "REQUEST_WEIGHT":
                     limit["limit"] = self.config.weight_limit
+                elif limit.get("rateLimitType") == "ORDERS":
+                    ten = limit.get("interval") == "SECOND"
+                    limit["limit"] = self.config.order_limit_10s if ten else self.config.order_limit_1m
             self.info[contract_type] = doc
         return doc | {"serverTime": self.now_ms}
 

@@ -159,7 +159,11 @@ class LocalExchange:
             replay=replay,
             faults=faults,
             pacers=pacers,
-            weights=WeightWindow(self.config.weight_limit),
+            weights=WeightWindow(
+                self.config.weight_limit,
+                order_limit_10s=self.config.order_limit_10s,
+                order_limit_1m=self.config.order_limit_1m,
+            ),
         )
         replay.on_book_change = self._exchange.exposure.observe
         return self._exchange
