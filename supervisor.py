@@ -24,6 +24,7 @@ import itertools
 import sys
 import threading
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from loguru import logger
@@ -50,6 +51,7 @@ from .actors.tree.executor.order_executor import OrderExecutor
 from .actors.tree.executor.order_terms import EntrySlots, symbol_terms
 from .actors.tree.ledger.ledger_files import ledger_path
 from .actors.tree.ledger.ledger_snapshots import LedgerSnapshots
+from .actors.tree.ledger.ledger_store import decided_through
 from .actors.tree.ledger.position_ledger import PositionLedger
 from .actors.tree.market.market_stream import MarketStream
 from .actors.tree.market.market_stream_board import MarketStreamBoard
@@ -259,6 +261,7 @@ class RootSupervisor:
                 on_status=self.pair_board.publish,
                 observe=self.relays.observe,
                 priority=self.priority,
+                decided_through=partial(decided_through, ledger_path(self.config.state_path())),
             )
             self.router.register(settings.symbol, timeframe, ref)
             stream = self.refs.streams.get(settings.contract_type)

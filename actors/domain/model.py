@@ -64,6 +64,8 @@ class SkipReason(StrEnum):
     MAX_CONCURRENT = "max_concurrent"
     GAP_UNREPAIRED = "gap_unrepaired"
     PAUSED = "paused"
+    LATE = "late"
+    """Live only: decided after a restart from a candle that closed while the bot was down (never traded)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,6 +6,11 @@ its mailbox), ``start_actor`` warms the strategy up from REST, then queued and l
 first; if the exchange cannot supply the missing candles the gap stays *unrepaired* and the pair refuses to
 open trades until the next restart rebuilds it from a clean window.
 
+A signal timeframe that a run before this one traded resumes where that run's decisions end
+(``decided_through``, read from the ledger): the candles that closed while no incarnation was deciding are
+decided now, in order, so a restart (kill -9 included) loses no crossover and decides none twice; only the
+newest of them may trade, the others are recorded ``late``.
+
 Only the signal timeframe trades; other timeframes keep the same bounded indicator state for inspection.
 """
 
@@ -32,6 +37,9 @@ from ..messages import (
 )
 from ..runtime.actor import Actor, Address, Monitor
 from ..runtime.scheduling import OrderPriority
+
+MAX_CATCH_UP = 1500
+"""Candles a restarted pair reads back to decide what closed while it was down (one klines request)."""
 
 
 class KlineSource(Protocol):
@@ -148,6 +156,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         observe: Callable[[Kline, float, Decision | None], None] | None = None,
         warmup_extra: int = 10,
         priority: OrderPriority | None = None,
+        decided_through: Callable[[str, str], int | None] | None = None,
     ) -> None:
         super().__init__(name=f"pair:{symbol}:{timeframe}", monitor=monitor, generation=generation)
         self.symbol = symbol
@@ -164,6 +173,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         self._observe = observe
         self._priority = priority
         """Told before each entry, so the market-data reader steps aside until it is sent."""
+        self._decided_through = decided_through
         self._warmup = params.warmup_candles() + warmup_extra
         self._tf_ms = TIMEFRAME_MS[timeframe]
         self.strategy = PairStrategy(symbol, timeframe, params)
@@ -178,12 +188,43 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
                 self.symbol, self.contract, self.timeframe, self._warmup
             )
         )
-        self._feed(history, live=False)
+        resume = self._resume_after(history)
+        if resume is None:
+            self._feed(history, live=False)
+        else:
+            history = self._since(resume, history)
+            missed = [k for k in history if k.open_time_ms > resume]
+            self._feed([k for k in history if k.open_time_ms <= resume], live=False)
+            self._feed(missed[:-1], live=True, late=True)
+            self._feed(missed[-1:], live=True)
+            self.log.info(f"{self.name}: resumed after {resume}: {len(missed)} candles decided on warm-up")
         self._warm = True
         if self._on_processed is not None and history:  # replay lock-step: warm-up covered these steps
             self._on_processed(self.symbol, self.timeframe, history[-1].open_time_ms)
         self.log.info(f"{self.name} warm with {len(history)} candles")
         self._publish()
+
+    def _resume_after(self, history: Sequence[Kline]) -> int | None:
+        """The last candle a previous run decided, when candles closed after it (else None)."""
+        if not self.trading or self._decided_through is None or not history:
+            return None
+        last = self._decided_through(self.symbol, self.timeframe)
+        return last if last is not None and last < history[-1].open_time_ms else None
+
+    def _since(self, resume: int, history: list[Kline]) -> list[Kline]:
+        """``history`` reaching back to a warm-up's length before ``resume`` (at most ``MAX_CATCH_UP``)."""
+        start = resume - self._warmup * self._tf_ms
+        if not history or history[0].open_time_ms <= start:
+            return history
+        first = max(start, history[0].open_time_ms - MAX_CATCH_UP * self._tf_ms)
+        if first > resume:
+            self.log.warning(f"{self.name}: candles after {resume} until {first} are beyond the catch-up")
+        older = self._rest(
+            lambda: self._klines.closed_klines_range(
+                self.symbol, self.contract, self.timeframe, first, history[0].open_time_ms - self._tf_ms
+            )
+        )
+        return [*older, *history]
 
     def on_kline_closed(self, message: KlineClosed) -> None:
         """A closed candle from the stream (or its backfill); older or duplicate ones are ignored.
@@ -249,7 +290,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
                 self.log.warning(f"{self.name}: rate limited ({exc.retry_after_s:g}s), attempt {attempt}")
         return call()
 
-    def _feed(self, klines: Sequence[Kline], *, live: bool, received_ns: int = 0) -> None:
+    def _feed(self, klines: Sequence[Kline], *, live: bool, received_ns: int = 0, late: bool = False) -> None:
         for kline in klines:
             view = self._portfolio()
             started = time.perf_counter()
@@ -261,8 +302,9 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
             if decision is None or not live or not self.trading:
                 continue
             self._decisions += 1
-            if decision.taken and self._unrepaired:
-                decision = replace(decision, outcome=Outcome.SKIPPED, reason=SkipReason.GAP_UNREPAIRED)
+            if decision.taken and (self._unrepaired or late):
+                reason = SkipReason.GAP_UNREPAIRED if self._unrepaired else SkipReason.LATE
+                decision = replace(decision, outcome=Outcome.SKIPPED, reason=reason)
                 self.strategy.record_rejection(decision)
             self._emit(decision, received_ns)
         self._publish()

@@ -298,6 +298,14 @@ class LedgerStore:
         )
         return decision_from_row(rows[0]).decision if rows else None
 
+    def last_decided(self, symbol: str, timeframe: str) -> int | None:
+        """Open time of the latest candle a decision of (``symbol``, ``timeframe``) was settled on."""
+        rows = self._rows(
+            "SELECT max(decided_open_time_ms) FROM decisions WHERE symbol = ? AND timeframe = ?",
+            (symbol, timeframe),
+        )
+        return None if not rows or rows[0][0] is None else int(str(rows[0][0]))
+
     def has_position(self, symbol: str, signal_open_time_ms: int) -> bool:
         """Whether a position (open or closed) of ``symbol`` came from that signal."""
         rows = self._rows(
@@ -318,3 +326,15 @@ class LedgerStore:
             (kind, kind, limit),
         )
         return [event_from_row(r) for r in rows]
+
+
+def decided_through(path: Path, symbol: str, timeframe: str) -> int | None:
+    """The latest candle a run before this one decided for (``symbol``, ``timeframe``), read through a
+    connection of its own (any thread): where a restarted pair resumes deciding. None without a ledger."""
+    if not path.exists():
+        return None
+    store = LedgerStore.open_read_only(path)
+    try:
+        return store.last_decided(symbol, timeframe)
+    finally:
+        store.close()
