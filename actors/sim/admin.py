@@ -13,7 +13,8 @@
 ``POST /sim/v1/faults/http``                ``kind``: 500/502/503/504/429/418/html/-1021 answer instead;
                                             unknown/truncated/empty/reset/slow run it, damage the answer;
                                             ``count``, ``path``, ``method``, ``retryAfter``, ``seconds``,
-                                            ``skip`` (let that many matching requests through first)
+                                            ``skip`` (let that many matching requests through first),
+                                            ``for`` (s: every matching request that long, not ``count``)
 ``POST /sim/v1/faults/ws-frame``            ``kind`` (malformed/truncated/unknown-stream), ``count``,
                                             ``target`` (market/user): damage the next frames sent
 ``POST /sim/v1/faults/expire-stop``         ``count``, ``after`` (s), ``status`` (EXPIRED/CANCELED),
@@ -33,6 +34,7 @@ Parameters may come in the query string or a JSON object body.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -158,6 +160,7 @@ async def _http(v: SimExchange, p: dict[str, Any], _r: web.Request) -> Any:
         retry_after_s=int(p.get("retryAfter", 1)),
         seconds=float(p.get("seconds", 0.0)),
         skip=int(p.get("skip", 0)),
+        until=time.monotonic() + float(p["for"]) if p.get("for") else 0.0,
     )
     v.faults.add_http(fault)
     return {}

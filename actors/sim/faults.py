@@ -17,6 +17,7 @@ by the REST and stream layers on the exchange's event loop. What real venues and
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 EXECUTED_KINDS = frozenset({"unknown", "truncated", "empty", "reset", "slow"})
@@ -40,9 +41,13 @@ class HttpFault:
     """``slow``: how long the answer is held back after the request executed."""
     skip: int = 0
     """Let this many matching requests through first (e.g. an entry, to hit the close that follows it)."""
+    until: float = 0.0
+    """When set (``time.monotonic()``), every matching request until then, whatever ``count`` says: an
+    outage of a known length."""
 
     def matches(self, method: str, path: str) -> bool:
-        return self.count > 0 and path.startswith(self.path) and self.method in {"", method}
+        live = self.count > 0 if not self.until else time.monotonic() < self.until
+        return live and path.startswith(self.path) and self.method in {"", method}
 
 
 @dataclass(slots=True, kw_only=True)
@@ -126,15 +131,18 @@ class Faults:
         return None
 
     def take_http(self, method: str, path: str) -> HttpFault | None:
+        if self.http and any(f.until and time.monotonic() >= f.until for f in self.http):
+            self.http = [f for f in self.http if not f.until or time.monotonic() < f.until]
         for fault in self.http:
             if fault.matches(method, path):
                 if fault.skip:
                     fault.skip -= 1
                     return None
-                fault.count -= 1
                 self.fired[fault.kind] = self.fired.get(fault.kind, 0) + 1
-                if fault.count == 0:
-                    self.http.remove(fault)
+                if not fault.until:
+                    fault.count -= 1
+                    if fault.count == 0:
+                        self.http.remove(fault)
                 return fault
         return None
 

@@ -66,12 +66,13 @@ class RemoteExchange:
         retry_after_s: int = 1,
         seconds: float = 0.0,
         skip: int = 0,
+        for_s: float = 0.0,
     ) -> None:
-        """Answer the next ``count`` matching requests (after ``skip`` of them) with ``kind``
-        (see ``faults.HTTP_FAULT_KINDS``)."""
+        """Answer the next ``count`` matching requests (after ``skip`` of them), or every one for ``for_s``
+        seconds, with ``kind`` (see ``faults.HTTP_FAULT_KINDS``)."""
         self._call(
             "POST", "faults/http", kind=kind, count=count, path=path, method=method,
-            retryAfter=retry_after_s, seconds=seconds, skip=skip,
+            retryAfter=retry_after_s, seconds=seconds, skip=skip, **({"for": for_s} if for_s else {}),
         )  # fmt: skip
 
     def reject_next_order(self, code: int, msg: str = "") -> None:
