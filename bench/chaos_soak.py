@@ -53,8 +53,8 @@ FIRST_OPEN = 1748169180000
 START_MS = FIRST_OPEN + 120 * 60_000
 EDGE_MS = 3 * 60_000
 """Decisions this close to the first READY or the final stop may or may not be the bot's: not judged."""
-CLASSES = ("clean", "latency", "outage", "bot_down")
-"""Unprotected episodes by what overlapped them: nothing, injected latency, an order outage, the bot down."""
+CLASSES = ("clean", "slow", "damaged", "refused", "bot_down")
+"""Unprotected episodes by what overlapped them (``classify``)."""
 GOAL_S = 1.0
 """Unprotected goal beyond the exchange's own order latency (outside bot-down and order-outage windows)."""
 
@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     bot = Bot(config, work / "bot.log")
     started = time.monotonic()
     observer = Observer(remote, work / "state", work / "state" / "control.sock", started)
-    windows: dict[str, list[tuple[float, float]]] = {"bot_down": [], "outage": [], "latency": []}
+    windows: dict[str, list[tuple[float, float]]] = {"bot_down": [], "outage": []}
     try:
         bot.start()
         if not wait_ready(observer, bot):
@@ -214,9 +214,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     ends.append((event.at + event.seconds, event))
                 if event.kind == "outage":
                     windows["outage"].append((wall, wall + event.seconds))
-                if event.kind == "latency" or (event.kind == "http" and event.params["kind"] == "slow"):
-                    span = event.seconds or event.params.get("seconds", 0.0) + 3.0
-                    windows["latency"].append((wall, wall + span))
         while time.monotonic() - started < args.duration - 10.0:
             time.sleep(0.2)
         for _, event in ends:
@@ -232,9 +229,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         bot.kill()
         observer.stop()
         exposure = remote.exposure()
+        fired = remote.faults()["fired"]
         venue.stop()
     decisions = judge_decisions(load_config(config, env={}), work / "state", first_clock, last_clock)
-    return report(args, events, observer, exposure, windows, decisions, stopped, bot.starts)
+    classify(exposure["episodes"], windows, fired)
+    return report(args, events, observer, exposure, decisions, stopped, bot.starts)
 
 
 def judge_decisions(config: Any, state: Path, first_ms: int, last_ms: int) -> dict[str, Any]:
@@ -263,6 +262,42 @@ def judge_decisions(config: Any, state: Path, first_ms: int, last_ms: int) -> di
     }
 
 
+ORDER_PATHS = ("/fapi/v1/order", "/fapi/v1/algoOrder", "/fapi/v3/positionRisk", "/fapi/v1/openAlgoOrders",
+               "/fapi/v1/openOrders")  # fmt: skip
+"""Where a fault can delay a stop: placing it, looking it up, and the reads of a reconciliation."""
+REFUSED = {"500", "502", "503", "504", "html", "-1021", "reject"}
+DAMAGED_ANSWERS = {"unknown", "truncated", "empty", "reset"}
+LOOKBACK_S = 3.0
+
+
+def classify(
+    episodes: list[dict[str, Any]], windows: dict[str, list[tuple[float, float]]], fired: list[list[Any]]
+) -> None:
+    """Name what overlapped each unprotected episode, from the exchange's own log of the faults it fired:
+    ``bot_down``; ``refused`` (a ban, an order outage, an order or one of its reads refused); ``damaged`` (an
+    answer lost after the request ran); ``slow`` (injected latency, an answer past the bot's timeout);
+    ``clean`` (nothing: the bot's own time, held to the goal)."""
+    for e in episodes:
+        e["seconds"] = e["end"] - e["start"]
+        hits = [
+            (kind, what) for t, kind, what in fired
+            if e["start"] - LOOKBACK_S <= t <= e["end"]
+            and (kind in {"429", "418", "reject", "latency"} or any(p in what for p in ORDER_PATHS))
+        ]  # fmt: skip
+        kinds = {k for k, _ in hits}
+        if _overlaps(e, windows["bot_down"]):
+            e["class"] = "bot_down"
+        elif kinds & ({"429", "418"} | REFUSED) or _overlaps(e, windows["outage"], pad=1.0):
+            e["class"] = "refused"
+        elif kinds & DAMAGED_ANSWERS:
+            e["class"] = "damaged"
+        elif kinds & {"slow", "latency"}:
+            e["class"] = "slow"
+        else:
+            e["class"] = "clean"
+        e["faults"] = sorted({f"{k} {w}" for k, w in hits})[:6]
+
+
 def _overlaps(episode: dict[str, Any], spans: list[tuple[float, float]], pad: float = 0.0) -> bool:
     return any(episode["start"] < end + pad and episode["end"] > start - pad for start, end in spans)
 
@@ -272,19 +307,11 @@ def report(  # noqa: PLR0917 - one call site, every part of the run
     events: list[Event],
     observer: Observer,
     exposure: dict[str, Any],
-    windows: dict[str, list[tuple[float, float]]],
     decisions: dict[str, Any],
     stopped: int | None,
     starts: int,
 ) -> dict[str, Any]:
     episodes = exposure["episodes"]
-    for e in episodes:
-        e["seconds"] = e["end"] - e["start"]
-        e["class"] = (
-            "bot_down" if _overlaps(e, windows["bot_down"]) else
-            "outage" if _overlaps(e, windows["outage"], pad=1.0) else
-            "latency" if _overlaps(e, windows["latency"]) else "clean"
-        )  # fmt: skip
 
     def stats(selected: list[dict[str, Any]]) -> dict[str, Any]:
         secs = sorted(e["seconds"] for e in selected)
@@ -296,7 +323,6 @@ def report(  # noqa: PLR0917 - one call site, every part of the run
     entries = observer.found.entries
     checks = observer.found.checks
     by_kind = {k: sum(1 for e in events if e.kind == k) for k in sorted({e.kind for e in events})}
-    clean = [e for e in episodes if e["class"] in {"clean", "latency"}]
     result = {
         "seed": args.seed,
         "schedule": digest(events),
@@ -307,10 +333,7 @@ def report(  # noqa: PLR0917 - one call site, every part of the run
         "exit_code": stopped,
         "unprotected": {
             "all": stats(episodes),
-            **{
-                c: stats([e for e in episodes if e["class"] == c])
-                for c in ("clean", "latency", "outage", "bot_down")
-            },
+            **{c: stats([e for e in episodes if e["class"] == c]) for c in CLASSES},
             "still_open": exposure["open"],
             "longest": sorted(episodes, key=lambda e: -e["seconds"])[:5],
         },
@@ -340,15 +363,10 @@ def report(  # noqa: PLR0917 - one call site, every part of the run
         and decisions["extra_count"] == 0
         and not result["checks"]["failed"]
         and not [s for s, o in exposure["open"].items() if o["seconds"] > GOAL_S]
-        and all(e["seconds"] < GOAL_S + _injected(e) for e in clean)
+        and all(e["seconds"] < GOAL_S for e in episodes if e["class"] == "clean")
         and stopped == 0
     )
     return result
-
-
-def _injected(episode: dict[str, Any]) -> float:
-    """Latency the exchange itself added while the episode ran (latency and slow-answer faults)."""
-    return 4.5 if episode["class"] == "latency" else 0.0
 
 
 def main() -> int:

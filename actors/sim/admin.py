@@ -21,6 +21,7 @@
                                             ``symbol``: accept the next stops, then end them
 ``POST /sim/v1/faults/clock-skew``          ``ms``: the exchange's clock runs this far ahead (0 = in step)
 ``POST /sim/v1/faults/clear``               disarm every fault (latency, stalls and skew back to none)
+``GET  /sim/v1/faults?since=S``             armed faults, and each fault fired since wall time S (s)
 ``GET  /sim/v1/exposure?since=S``           wall-clock episodes of positions without a stop (``exposure``)
 ``GET  /sim/v1/orders?after=ID``            every regular order after order id ``ID``: entries, closes, fills
 ``POST /sim/v1/faults/reject-order``        ``code``, ``msg``: the next order (or algo order) is rejected
@@ -204,6 +205,22 @@ def clear(v: SimExchange) -> None:
     f.latency_s, f.latency_path, f.clock_skew_ms = 0.0, "", 0
 
 
+async def _faults(v: SimExchange, p: dict[str, Any], _r: web.Request) -> Any:
+    since = float(p.get("since", 0.0))
+    f = v.faults
+    return {
+        "armed": {
+            "http": [{"kind": h.kind, "count": h.count, "path": h.path, "method": h.method} for h in f.http],
+            "ws": [{"kind": w.kind, "count": w.count, "target": w.target} for w in f.ws_frames],
+            "stopExpiries": len(f.stop_expiries),
+            "rejects": len(f.reject_codes),
+            "latencyS": f.latency_s,
+            "clockSkewMs": f.clock_skew_ms,
+        },
+        "fired": [list(entry) for entry in f.log if entry[0] >= since],
+    }
+
+
 async def _exposure(v: SimExchange, p: dict[str, Any], _r: web.Request) -> Any:
     return v.exposure.report(float(p.get("since", 0.0)))
 
@@ -270,6 +287,7 @@ ADMIN: list[tuple[str, str, AdminHandler]] = [
     ("POST", "/faults/expire-stop", _expire_stop),
     ("POST", "/faults/clock-skew", _clock_skew),
     ("POST", "/faults/clear", _clear),
+    ("GET", "/faults", _faults),
     ("GET", "/exposure", _exposure),
     ("GET", "/orders", _orders),
 ]

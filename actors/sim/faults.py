@@ -18,6 +18,7 @@ by the REST and stream layers on the exchange's event loop. What real venues and
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 EXECUTED_KINDS = frozenset({"unknown", "truncated", "empty", "reset", "slow"})
@@ -26,6 +27,8 @@ HTTP_FAULT_KINDS = frozenset({"500", "502", "503", "504", "429", "418", "html", 
 WS_FRAME_KINDS = frozenset({"malformed", "truncated", "unknown-stream"})
 WS_TARGETS = frozenset({"market", "user"})
 STOP_END_STATUSES = frozenset({"EXPIRED", "CANCELED"})
+FIRED_LOG = 20_000
+"""Fired faults kept in ``Faults.log`` (oldest dropped first)."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -82,6 +85,8 @@ class Faults:
     stalls: dict[str, float] = field(default_factory=dict)
     """Stream name ('' = every stream) → loop time until which nothing is sent on it."""
     fired: dict[str, int] = field(default_factory=dict)
+    log: deque[tuple[float, str, str]] = field(default_factory=lambda: deque(maxlen=FIRED_LOG))
+    """(wall time, kind, what it hit) of each fault as it fired: what an observer holds a symptom against."""
     ws_frames: list[WsFrameFault] = field(default_factory=list)
     stop_expiries: list[StopExpiry] = field(default_factory=list)
     clock_skew_ms: int = 0
@@ -114,7 +119,7 @@ class Faults:
         for fault in self.ws_frames:
             if fault.target == target:
                 fault.count -= 1
-                self.fired[f"ws-{fault.kind}"] = self.fired.get(f"ws-{fault.kind}", 0) + 1
+                self._fire(f"ws-{fault.kind}", target)
                 if fault.count == 0:
                     self.ws_frames.remove(fault)
                 return fault
@@ -124,7 +129,7 @@ class Faults:
         for fault in self.stop_expiries:
             if fault.symbol in {"", symbol}:
                 fault.count -= 1
-                self.fired["stop-expiry"] = self.fired.get("stop-expiry", 0) + 1
+                self._fire("stop-expiry", f"{symbol} {fault.status} after {fault.after_s:g}s")
                 if fault.count == 0:
                     self.stop_expiries.remove(fault)
                 return fault
@@ -138,7 +143,7 @@ class Faults:
                 if fault.skip:
                     fault.skip -= 1
                     return None
-                self.fired[fault.kind] = self.fired.get(fault.kind, 0) + 1
+                self._fire(fault.kind, f"{method} {path}")
                 if not fault.until:
                     fault.count -= 1
                     if fault.count == 0:
@@ -149,11 +154,19 @@ class Faults:
     def take_reject(self) -> tuple[int, str] | None:
         if not self.reject_codes:
             return None
-        self.fired["reject"] = self.fired.get("reject", 0) + 1
-        return self.reject_codes.pop(0)
+        code = self.reject_codes.pop(0)
+        self._fire("reject", str(code[0]))
+        return code
 
-    def latency_for(self, path: str) -> float:
-        return self.latency_s if path.startswith(self.latency_path) else 0.0
+    def latency_for(self, method: str, path: str) -> float:
+        if not self.latency_s or not path.startswith(self.latency_path):
+            return 0.0
+        self._fire("latency", f"{method} {path} {self.latency_s:g}s")
+        return self.latency_s
+
+    def _fire(self, kind: str, detail: str) -> None:
+        self.fired[kind] = self.fired.get(kind, 0) + 1
+        self.log.append((time.time(), kind, detail))
 
     def stalled(self, stream: str, now: float) -> bool:
         until = max(self.stalls.get(stream, 0.0), self.stalls.get("", 0.0))

@@ -49,6 +49,11 @@ class RemoteExchange:
         result: dict[str, Any] = self._call("GET", "exposure", since=since_s)
         return result
 
+    def faults(self, since_s: float = 0.0) -> dict[str, Any]:
+        """Armed faults, and the faults fired since wall time ``since_s``: [time, kind, what it hit]."""
+        result: dict[str, Any] = self._call("GET", "faults", since=since_s)
+        return result
+
     def orders(self, after: int = 0) -> list[dict[str, Any]]:
         """Regular orders with an order id above ``after``, oldest first."""
         result: list[dict[str, Any]] = self._call("GET", "orders", after=after)

@@ -135,7 +135,7 @@ class RestApi:
         v = self.exchange
         v.stats["rest_requests"] = v.stats.get("rest_requests", 0) + 1
         try:
-            delay = v.faults.latency_for(request.path)
+            delay = v.faults.latency_for(request.method, request.path)
             if delay:
                 await asyncio.sleep(delay)
             body = await request.text()

@@ -290,6 +290,7 @@ class PositionLedger(Actor[PositionLedgerInbox]):
             if u.symbol in self._in_flight:
                 self._stop_lost.add(u.symbol)  # its executor still works on it: reconcile once it let go
             else:
+                self._reconciler.replace_lost_stop(held)
                 self._reconcile(f"stop {u.status.value.lower()}")
 
     def on_account_update(self, u: AccountUpdate) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from ...config import ExecutionSettings
@@ -41,6 +42,7 @@ from .reconciliation import (
     PlaceStop,
     Policy,
     UpdateQuantity,
+    closing_side,
     fresh_client_id,
     parse_client_id,
     plan_reconciliation,
@@ -149,6 +151,33 @@ class ReconciliationRunner:
         if complete:
             self._snapshots.reconciled.set()
         return ReconcileOutcome(complete=complete, live=frozenset(live), unsettled=unsettled or not complete)
+
+    def replace_lost_stop(self, held: PositionRecord) -> None:
+        """The exchange ended the stop of ``held`` without filling it: protect the position again at once,
+        from what the ledger knows (no read first, so a failing read cannot delay it); the reconciliation
+        that follows checks the result."""
+        if held.stop_loss is None:
+            return
+        side = closing_side(held.direction)
+        signal = held.signal_open_time_ms or self._clock_ms()
+        action: Action
+        if self._policy.on_unprotected_position == "flatten":
+            action = Flatten(
+                symbol=held.symbol, contract_type=held.contract_type, side=side, qty=held.qty,
+                client_order_id=fresh_client_id(held.symbol, signal, Leg.CLOSE, self._trades.is_used),
+                reason="flattened_unprotected",
+            )  # fmt: skip
+        else:
+            action = PlaceStop(
+                symbol=held.symbol, contract_type=held.contract_type, side=side,
+                trigger_price=Decimal(repr(held.stop_loss)),
+                client_algo_id=fresh_client_id(held.symbol, signal, Leg.STOP, self._trades.is_used),
+            )  # fmt: skip
+        try:
+            self._apply(action)
+        except (ExchangeError, MalformedPayload) as exc:
+            self._log.warning(f"{held.symbol}: replacing its lost stop failed, reconciling: {exc}")
+            self._trades.event("stop_replace_failed", held.symbol, str(exc))
 
     def _apply(self, action: Action) -> bool:
         """Carry one action out; True when it leaves something to check soon (a position closing)."""
