@@ -172,7 +172,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         observer.start()
         started = observer.started = time.monotonic()
         ends: list[tuple[float, Event]] = []
-        next_check = 30.0
+        next_check, variant = 30.0, 0
         for event in events:
             while True:
                 now = time.monotonic() - started
@@ -200,14 +200,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 actors_ok(observer, "after restart")
             elif event.kind == "reload":
                 p = event.params
-                config.write_text(
-                    yaml.safe_dump(bot_config(work, venue.url, p["variant"], valid=p["valid"])),
-                    encoding="utf-8",
-                )
+                changed = bot_config(work, venue.url, p["variant"], valid=p["valid"])
+                config.write_text(yaml.safe_dump(changed), encoding="utf-8")
                 bot.signal(signal.SIGHUP)
                 time.sleep(2.0)
                 actors_ok(observer, "after reload")
                 observer.check_ledger("after reload", 20.0)
+                if p["valid"]:
+                    variant = p["variant"]
+                else:  # refused and the running config kept; a restart must find a valid file again
+                    config.write_text(yaml.safe_dump(bot_config(work, venue.url, variant)), encoding="utf-8")
             else:
                 apply_exchange_fault(remote, event)
                 if event.kind in {"latency", "clock-skew"}:
