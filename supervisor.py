@@ -46,7 +46,7 @@ from .actors.runtime.thread_watch import DeadThread, ThreadWatch
 from .actors.runtime.tree import GroupSpec, ReloadResult, SupervisionTree, TreeSpec, TreeStatus
 from .actors.sim.launch import trading_pairs
 from .actors.sim.lockstep import ReplayDriver, chain_barriers, parse_with_marker
-from .actors.tree.actor_refs import PortfolioBoard, Refs
+from .actors.tree.actor_refs import BalanceBoard, PortfolioBoard, Refs
 from .actors.tree.executor.order_executor import OrderExecutor
 from .actors.tree.executor.order_terms import EntrySlots, symbol_terms
 from .actors.tree.ledger.ledger_files import ledger_path
@@ -94,6 +94,8 @@ class RootSupervisor:
         self.router: Router[PairTimeframeInbox] = router or Router()
         self.refs = refs or Refs()
         self.portfolio = PortfolioBoard()
+        self.balances = BalanceBoard()
+        """Wallet balances per asset: written by the executors' reads and the relays' ACCOUNT_UPDATEs."""
         self.snapshots = LedgerSnapshots()
         self.boards = {c: MarketStreamBoard(c) for c in self.connections.contracts}
         self.slots = EntrySlots()
@@ -117,6 +119,7 @@ class RootSupervisor:
         self.relays = Relays(
             refs=self.refs, router=self.router, settings=self.settings, priority=self.priority
         )
+        self.relays.balances = self.balances
         parse = cast("UserEventParser", parse_with_marker)  # the replay's SIM_STEP rides along
         self.user_streams = [
             self.connections.user_stream(c, self.relays.user_event(c, self.replay), parse)
@@ -179,6 +182,7 @@ class RootSupervisor:
             ticks={s: spec.tick_size for s, spec in specs.items()},
             on_settled=self.slots.settle,  # symbols found flat trade again, whatever held their slot
             snapshots=self.snapshots,
+            clock_ms=self.connections.clock_ms,
             priority=self.priority,
             threads=self.threads,
             monitor=monitor,
@@ -231,6 +235,8 @@ class RootSupervisor:
                 stopping=self.stopping,
                 slots=self.slots,
                 priority=self.priority,
+                on_balances=self.balances.update,
+                clock_ms=self.connections.clock_ms,
                 name=f"pair:{symbol}:executor",
                 monitor=monitor,
                 generation=generation,
@@ -426,11 +432,9 @@ class RootSupervisor:
 
 
 def _policy(intensity: int, period_s: float, sup: SupervisorSettings) -> RestartPolicy:
+    initial, most = sup.backoff_initial_s, sup.backoff_max_s
     return RestartPolicy(
-        intensity=intensity,
-        period_s=period_s,
-        backoff_initial_s=sup.backoff_initial_s,
-        backoff_max_s=sup.backoff_max_s,
+        intensity=intensity, period_s=period_s, backoff_initial_s=initial, backoff_max_s=most
     )
 
 

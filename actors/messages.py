@@ -9,6 +9,7 @@ imperative (``SubmitEntry``), events past tense (``KlineClosed``, ``EntryRejecte
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from .domain.model import ContractType, Decision, Direction, Kline, Leg
@@ -98,6 +99,26 @@ class PositionClosed:
     exit_price: float | None
     realized_pnl: float | None
     closed_at_ms: int
+    direction: Direction | None = None
+    quantity: Decimal | None = None
+    entry_price: float | None = None
+    margin_asset: str | None = None
+    """The asset ``realized_pnl`` and ``fees`` are in."""
+    fees: Decimal | None = None
+    """Commissions of the trade's entry and exits, as the exchange charged them."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderFilled:
+    """Event from the ledger: one of our orders filled in full, told once per order whoever reported it
+    (the executor, the user-data stream or a reconciliation)."""
+
+    symbol: str
+    leg: Leg | None
+    """Which order of its trade: entry, stop, take-profit or close (None if its client id is not ours)."""
+    side: str
+    quantity: str | None
+    price: float | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -223,7 +244,7 @@ PairTimeframeInbox = KlineClosed | EntryRejected | KlineGapUnrepaired
 """``tree/pair_timeframe.py``: candles from the market stream, its rejected entries, unrepairable gaps."""
 
 OrderExecutorInbox = SubmitEntry | PauseEntries | ResumeEntries | StopAcceptingEntries | PositionClosed
-"""``tree/order_executor.py``: entries from its pair, operator pauses, shutdown, the ledger's closes."""
+"""``tree/executor/``: entries from its pair, operator pauses, shutdown, the ledger's closes."""
 
 PositionLedgerInbox = (
     Decision
@@ -235,12 +256,12 @@ PositionLedgerInbox = (
     | Reconcile
     | UserEvent
 )
-"""``tree/position_ledger.py``: decisions, the executors' order events, alerts, and the exchange's user-data
-events (``exchange/types.py``: ``OrderUpdate``, ``AlgoUpdate``, ``AccountUpdate``, ``ListenKeyExpired``,
+"""``tree/ledger/``: decisions, the executors' order events, alerts, and the exchange's user-data events
+(``exchange/types.py``: ``OrderUpdate``, ``AlgoUpdate``, ``AccountUpdate``, ``ListenKeyExpired``,
 ``UserStreamStatus``), parsed at the venue boundary."""
 
 MarketStreamInbox = Subscribe | Unsubscribe | SetCandleHandoff | KlineReceived | ConnectionStatusChanged
-"""``tree/market_stream.py``: subscriptions from the root, and its own WebSocket thread's hand-offs."""
+"""``tree/market/``: subscriptions from the root, and its own WebSocket thread's hand-offs."""
 
 __all__ = [
     "Alert",
@@ -254,6 +275,7 @@ __all__ = [
     "KlineReceived",
     "MarketStreamInbox",
     "OrderExecutorInbox",
+    "OrderFilled",
     "OrderStateChanged",
     "PairTimeframeInbox",
     "ParkGroup",

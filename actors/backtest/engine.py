@@ -16,7 +16,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
@@ -27,6 +27,7 @@ from ..domain.fills import (
     InstrumentSpec,
     SizingError,
     SizingRequest,
+    charged,
     exit_on_candle,
     fee,
     initial_margin,
@@ -34,10 +35,13 @@ from ..domain.fills import (
     pnl,
     protective_price,
     size_position,
+    to_decimal,
 )
-from ..domain.model import ContractType, Decision, Direction
+from ..domain.model import TIMEFRAME_MS, ContractType, Decision, Direction
 from ..domain.strategy import PairStrategy, StrategyParams, judge
+from .equity import Candles, EquityCurve, mark_to_market
 from .kline_files import KlineSeries
+from .results import BacktestResult, OpenPosition, Rejection, Trade, holdings
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,59 +68,12 @@ class SymbolRun:
     risk_percent: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Trade:
-    """A closed position."""
-
-    symbol: str
-    direction: Direction
-    signal_open_time_ms: int
-    entry_time_ms: int
-    entry_price: float
-    quantity: Decimal
-    stop_loss: float
-    take_profit: float
-    exit_time_ms: int
-    exit_price: float
-    exit_reason: ExitReason
-    margin_asset: str
-    pnl: float
-    fees: float
-    net_pnl: float
-    net_pnl_usd: float
-    fees_usd: float
-    balance_after: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Rejection:
-    """A taken decision the account could not fill (the exchange would refuse the order)."""
-
-    symbol: str
-    signal_open_time_ms: int
-    reason: SizingError
-
-
-@dataclass(slots=True, kw_only=True)
-class BacktestResult:
-    """Everything a report needs."""
-
-    decisions: list[Decision] = field(default_factory=list)
-    trades: list[Trade] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
-    equity: list[tuple[int, float]] = field(default_factory=list)
-    """(time ms, account equity valued in USD) at the start and after every exit."""
-    initial_balances: dict[str, float] = field(default_factory=dict)
-    final_balances: dict[str, float] = field(default_factory=dict)
-    klines: int = 0
-    engine_seconds: float = 0.0
-    engine: str = "batch"
-
-
 @dataclass(slots=True)
 class _Open:
     direction: Direction
     signal_ms: int
+    decided_ms: int
+    """Open time of the deciding candle: exits are looked for from the next candle on."""
     entry_ms: int
     entry_price: float
     qty: Decimal
@@ -127,30 +84,25 @@ class _Open:
 
 
 class _Account:
-    """Wallets per margin asset, locked margin, positions; converts to USD for the equity curve."""
+    """Wallets per margin asset (in decimals: no float noise in balances), locked margin, positions."""
 
     def __init__(self, runs: Sequence[SymbolRun], settings: AccountSettings, result: BacktestResult) -> None:
         self.settings = settings
         self.result = result
         coins = dict(settings.initial_balance_coin)
-        self.wallet: dict[str, float] = {}
+        self.wallet: dict[str, Decimal] = {}
         self.usd_price: dict[str, float] = {"USDT": 1.0}
         for run in runs:
             asset = run.spec.margin_asset
             if run.spec.contract_type is ContractType.COIN_M:
-                self.wallet.setdefault(asset, coins.get(asset, 1.0))
+                self.wallet.setdefault(asset, to_decimal(coins.get(asset, 1.0)))
                 if len(run.series):
                     self.usd_price.setdefault(asset, float(run.series.close[0]))
             else:
-                self.wallet.setdefault(asset, settings.initial_balance_usdt)
+                self.wallet.setdefault(asset, to_decimal(settings.initial_balance_usdt))
         self.locked: dict[str, float] = dict.fromkeys(self.wallet, 0.0)
         self.positions: dict[str, _Open] = {}
-        result.initial_balances = dict(self.wallet)
-        first = min((int(r.series.open_time[0]) for r in runs if len(r.series)), default=0)
-        result.equity.append((first, self.equity_usd()))
-
-    def equity_usd(self) -> float:
-        return sum(bal * self.usd_price.get(asset, 0.0) for asset, bal in self.wallet.items())
+        result.initial_balances = {a: float(v) for a, v in self.wallet.items()}
 
     def open(self, run: SymbolRun, decision: Decision, decided_ms: int) -> bool:
         spec = run.spec
@@ -167,7 +119,7 @@ class _Account:
                 direction=decision.direction,
                 entry=decision.entry,  # sized on the price known when deciding, like the live executor
                 stop=decision.stop_loss,
-                balance=self.wallet[asset] - self.locked[asset],
+                balance=float(self.wallet[asset]) - self.locked[asset],
                 leverage=run.leverage,
                 fixed_margin=run.fixed_margin,
                 dynamic=run.dynamic_sizing,
@@ -180,40 +132,41 @@ class _Account:
             )
             return False
         margin = initial_margin(spec, sized, price, run.leverage)
-        entry_fee = fee(spec, sized, price, self.settings.fee_pct)
+        entry_fee = charged(fee(spec, sized, price, self.settings.fee_pct))
         self.wallet[asset] -= entry_fee
         self.locked[asset] += margin
         self.positions[spec.symbol] = _Open(
             direction=decision.direction,
             signal_ms=decision.signal_open_time_ms,
-            entry_ms=decided_ms,
+            decided_ms=decided_ms,
+            entry_ms=decided_ms + TIMEFRAME_MS[run.series.timeframe],  # the deciding candle's close
             entry_price=price,
             qty=sized,
             stop=float(protective_price(decision.stop_loss, spec.tick_size, decision.direction)),
             take_profit=float(protective_price(decision.take_profit, spec.tick_size, decision.direction)),
             margin=margin,
-            entry_fee=entry_fee,
+            entry_fee=float(entry_fee),
         )
         return True
 
     def close(self, run: SymbolRun, at_ms: int, reason: ExitReason, trigger: float) -> None:
+        """Close at ``trigger`` moved by the slippage, in the candle opened at ``at_ms``."""
         spec = run.spec
         pos = self.positions.pop(spec.symbol)
-        if reason is ExitReason.END_OF_DATA:
-            price = trigger
-        else:
-            sell = pos.direction is Direction.LONG
-            price = market_fill_price(
-                trigger, buy=not sell, slippage_pct=self.settings.slippage_pct, tick=spec.tick_size
-            )
-        gross = pnl(spec, pos.direction, pos.qty, pos.entry_price, price)
-        exit_fee = fee(spec, pos.qty, price, self.settings.fee_pct)
+        sell = pos.direction is Direction.LONG
+        price = market_fill_price(
+            trigger, buy=not sell, slippage_pct=self.settings.slippage_pct, tick=spec.tick_size
+        )
+        gross = charged(pnl(spec, pos.direction, pos.qty, pos.entry_price, price))
+        exit_fee = charged(fee(spec, pos.qty, price, self.settings.fee_pct))
         asset = spec.margin_asset
         self.wallet[asset] += gross - exit_fee
         self.locked[asset] -= pos.margin
         if spec.contract_type is ContractType.COIN_M:
             self.usd_price[asset] = price
-        net = gross - pos.entry_fee - exit_fee
+        fees = to_decimal(pos.entry_fee) + exit_fee
+        net = gross - fees
+        rate = to_decimal(self.usd_price.get(asset, 0.0))
         self.result.trades.append(
             Trade(
                 symbol=spec.symbol,
@@ -224,19 +177,34 @@ class _Account:
                 quantity=pos.qty,
                 stop_loss=pos.stop,
                 take_profit=pos.take_profit,
-                exit_time_ms=at_ms,
+                exit_time_ms=at_ms + TIMEFRAME_MS[run.series.timeframe] - 1,
                 exit_price=price,
                 exit_reason=reason,
                 margin_asset=asset,
-                pnl=gross,
-                fees=pos.entry_fee + exit_fee,
-                net_pnl=net,
-                net_pnl_usd=net * self.usd_price.get(asset, 0.0),
-                fees_usd=(pos.entry_fee + exit_fee) * self.usd_price.get(asset, 0.0),
-                balance_after=self.wallet[asset],
+                pnl=float(gross),
+                fees=float(fees),
+                net_pnl=float(net),
+                net_pnl_usd=float(net * rate),
+                fees_usd=float(fees * rate),
+                balance_after=float(self.wallet[asset]),
+                entry_fee=pos.entry_fee,
             )
         )
-        self.result.equity.append((at_ms, self.equity_usd()))
+
+    def still_open(self, runs: Sequence[SymbolRun]) -> list[OpenPosition]:
+        """The positions the data ended on, in the order of ``runs``."""
+        assets = {r.spec.symbol: r.spec.margin_asset for r in runs}
+        coin = ContractType.COIN_M
+        sizes = {r.spec.symbol: r.spec.contract_size if r.spec.contract_type is coin else None for r in runs}
+        return [
+            OpenPosition(
+                symbol=symbol, direction=p.direction, signal_open_time_ms=p.signal_ms,
+                entry_time_ms=p.entry_ms, entry_price=p.entry_price, quantity=p.qty, stop_loss=p.stop,
+                take_profit=p.take_profit, margin_asset=assets[symbol], entry_fee=p.entry_fee,
+                contract_size=sizes[symbol],
+            )
+            for symbol, p in sorted(self.positions.items(), key=lambda kv: list(assets).index(kv[0]))
+        ]  # fmt: skip
 
 
 def _find_exit(series: KlineSeries, start: int, pos: _Open) -> int | None:
@@ -352,11 +320,7 @@ def _run_batch(runs: Sequence[SymbolRun], account: _Account, result: BacktestRes
             continue
         pos = account.positions[run.spec.symbol]
         hit_at = _find_exit(run.series, sc.decided_index + 1, pos)
-        if hit_at is None:
-            last = len(run.series) - 1
-            exits[order] = (last, ExitReason.END_OF_DATA, float(run.series.close[last]))
-            heapq.heappush(heap, (int(run.series.open_time[last]) + 1, _EXIT, order, 0))
-        else:
+        if hit_at is not None:  # else it is still open when the data ends
             reason, price = _settle(run, pos, hit_at)
             exits[order] = (hit_at, reason, price)
             heapq.heappush(heap, (int(run.series.open_time[hit_at]), _EXIT, order, 0))
@@ -379,7 +343,7 @@ def _run_incremental(
         for order, i in present:
             run = runs[order]
             pos = account.positions.get(run.spec.symbol)
-            if pos is not None and pos.entry_ms < t:
+            if pos is not None and pos.decided_ms < t:
                 hit = _exit_at(run, pos, i)
                 if hit is not None:
                     account.close(run, t, hit[0], hit[1])
@@ -395,10 +359,6 @@ def _run_incremental(
             result.decisions.append(decision)
             if decision.taken and not account.open(run, decision, t):
                 strategies[order].record_rejection(decision)
-        for order, i in present:
-            run = runs[order]
-            if i == len(run.series) - 1 and run.spec.symbol in account.positions:
-                account.close(run, t, ExitReason.END_OF_DATA, float(run.series.close[i]))
 
 
 def run_backtest(
@@ -410,7 +370,9 @@ def run_backtest(
     progress: Progress | None = None,
 ) -> BacktestResult:
     """Simulate the strategy over ``runs`` sharing one account; ``engine`` is ``batch`` or ``incremental``."""
-    result = BacktestResult(engine=engine, klines=sum(len(r.series) for r in runs))
+    result = BacktestResult(
+        engine=engine, klines=sum(len(r.series) for r in runs), symbols=tuple(r.spec.symbol for r in runs)
+    )
     started = clock()
     account = _Account(runs, settings, result)
     tick = _Throttle(progress, *_span(runs))
@@ -422,6 +384,21 @@ def run_backtest(
         raise ValueError(f"unknown engine {engine!r}: expected 'batch' or 'incremental'")
     if progress is not None:
         progress(1.0)
-    result.final_balances = dict(account.wallet)
+    result.open_positions = account.still_open(runs)
+    result.final_balances = {a: float(v) for a, v in account.wallet.items()}
     result.engine_seconds = clock() - started
+    result.equity = equity_of(result, runs)
     return result
+
+
+def equity_of(result: BacktestResult, runs: Sequence[SymbolRun]) -> EquityCurve:
+    """The result's equity at every candle close of ``runs`` (``equity.mark_to_market``)."""
+    coin = ContractType.COIN_M
+    sizes = {r.spec.symbol: r.spec.contract_size if r.spec.contract_type is coin else None for r in runs}
+    candles = {
+        r.spec.symbol: Candles(r.series.open_time, r.series.close, TIMEFRAME_MS[r.series.timeframe])
+        for r in runs
+        if len(r.series)
+    }
+    coins = {r.spec.margin_asset: r.spec.symbol for r in runs if r.spec.contract_type is coin}
+    return mark_to_market(holdings(result, sizes), candles, result.initial_balances, coins)

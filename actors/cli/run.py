@@ -1,4 +1,11 @@
-"""``nancemakina run``: check the config, set up logging, then run the bot (``supervisor.run``, handed in)."""
+"""``nancemakina run``: the state directory's lock, the pre-flight, logging, then the bot.
+
+The lock comes first (``ops.state_lock``): a second ``run`` on the same state directory is refused in one
+line naming the bot that holds it, before anything else is checked or touched.
+
+The pre-flight is ``check-config``'s (``preflight``): the same errors in the same words, exit 2. What needs
+the exchange is checked when the bot connects, and a failure there is one line naming the setting, exit 2.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ from ..config import Config, ConfigError, load_config
 from ..ops.logs import setup_logging
 from ..ops.state_lock import StateDirInUseError, StateLock
 from .backtest import resolve_config_path
+from .preflight import preflight
 
 RunBot = Callable[[Config], int]
 """Runs the bot on a checked config until it stops; returns the exit code (``supervisor.run``)."""
@@ -25,12 +33,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 def run_cli(args: argparse.Namespace, env: dict[str, str], run_bot: RunBot, err: TextIO = sys.stderr) -> int:
     """Load and check the config, set up logging, then ``run_bot(config)`` until it stops."""
     path = resolve_config_path(args.config, env)
+    source = str(path) if path else "<defaults>"
     try:
         config = load_config(path, env=env)
-        config.ensure_startable()
     except ConfigError as exc:
         for line in exc.errors:
-            print(f"{path or '<defaults>'}: {line}", file=err)
+            print(f"{exc.source}: {line}", file=err)
         return 2
     try:  # first: a second bot on the same state directory must change nothing, not even its log
         lock = StateLock.acquire(config.state_path())
@@ -38,6 +46,11 @@ def run_cli(args: argparse.Namespace, env: dict[str, str], run_bot: RunBot, err:
         print(f"nancemakina run: {exc}", file=err)
         return 2
     with lock:
+        checked = preflight(config)  # the same checks and words as `check-config`
+        for line in checked.errors:
+            print(f"{source}: {line}", file=err)
+        if checked.errors:
+            return 2
         return _run(config, run_bot)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..domain.fills import InstrumentSpec
 from ..domain.model import ContractType, Kline
-from .endpoints import Endpoints
+from .endpoints import SIM_CLOCK_HEADER, Endpoints
 from .errors import (
     NO_NEED_MARGIN_TYPE,
     NO_NEED_POSITION_SIDE,
@@ -38,7 +38,7 @@ from .parse import (
     request_weight_limit,
 )
 from .ratelimit import WeightBudget
-from .transport import GatewayCounters, Transport, endpoint, server_time_of
+from .transport import GatewayCounters, Transport, endpoint, server_time_of, sim_clock_of
 from .types import AlgoOrderResult, Balance, OrderResult, PositionInfo, ProtectiveKind, Side
 
 _GONE = frozenset({NO_SUCH_ORDER, UNKNOWN_ORDER})
@@ -122,9 +122,21 @@ class BinanceGateway:
         return self._t.counters()
 
     def server_time_ms(self, contract: ContractType) -> int:
-        """The market's server time (``/fapi|dapi/v1/time``), which decides whether a candle is closed."""
+        """The market's clock (``/fapi|dapi/v1/time``), which decides whether a candle is closed.
+
+        On Binance that is the server time. The local exchange's server time is the wall clock too, but its
+        candles close on the replay clock, which it reports in the ``X-SIM-Clock-Ms`` header: read there.
+        """
         fn = _pick(contract, self._c.futures_time, self._c.futures_coin_time)
-        return server_time_of(self._t.call(endpoint("GET", contract, "time"), 1, fn))
+        name = endpoint("GET", contract, "time")
+        if not self.endpoints.is_local:
+            return server_time_of(self._t.call(name, 1, fn))
+
+        def replay_clock() -> Any:
+            fn()  # under the transport's lock, so the response read next is this request's
+            return self._c.response.headers.get(SIM_CLOCK_HEADER)
+
+        return sim_clock_of(self._t.call(name, 1, replay_clock))
 
     # --- market data -------------------------------------------------------------------------------
 

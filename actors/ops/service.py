@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from loguru import logger
 
+from ..config import StartupError
 from ..tree.ledger.ledger_files import LedgerStoreError
 from .state_lock import StateDirInUseError
 from .systemd import SdNotifier, Watchdog, service_signals, watchdog_interval_s
@@ -38,16 +39,17 @@ class Service(Protocol):
 
 def run_service(build: Callable[[], Service]) -> int:
     """Build the bot and run it until a signal, an escalation or (replay) the end of the data; returns the
-    exit code: 2 when its state directory or ledger may not be used (the message says why and what to do;
-    nothing was changed), 1 when it cannot be built for another reason."""
+    exit code: 2 when it cannot start (its state directory or ledger may not be used, a setting is wrong:
+    one line each saying why and what to do; nothing was changed)."""
     try:
         bot = build()
     except (StateDirInUseError, LedgerStoreError) as exc:
         logger.error(f"refusing to start: {exc}")
         return 2
-    except Exception as exc:
-        logger.error(f"cannot start: {exc}")
-        return 1
+    except Exception as exc:  # a StartupError has one line per setting to change
+        for line in exc.errors if isinstance(exc, StartupError) else (str(exc),):
+            logger.error(f"cannot start: {line}")
+        return 2
     relay = service_signals(bot.stop, bot.reload, bot.notifier)
     bot.threads.watch(relay.thread, role="signal handling (SIGTERM, SIGHUP)", essential=True)
     watchdog: Watchdog | None = None
@@ -60,6 +62,11 @@ def run_service(build: Callable[[], Service]) -> int:
         code = bot.wait()
     except KeyboardInterrupt:
         code = bot.shutdown()
+    except StartupError as exc:  # a port in use, ...: one line each, naming the setting
+        for line in exc.errors:
+            logger.error(f"cannot start: {line}")
+        bot.shutdown()
+        code = 2
     except Exception:
         logger.exception("fatal error; shutting down")
         bot.shutdown()

@@ -58,8 +58,8 @@ class Exposure:
         self.observations += 1
         stopped = {
             (a.symbol, a.side)
-            for a in book.algos.values()
-            if a.status == "NEW" and a.is_stop and (a.close_position or a.reduce_only)
+            for a in book.algo_book.open()
+            if a.is_stop and (a.close_position or a.reduce_only)
         }
         for symbol, pos in book.positions.items():
             amount = pos.amount

@@ -11,6 +11,7 @@ Every Python-side method hops onto the exchange's loop, so it is safe to call fr
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import threading
 from collections.abc import Coroutine, Iterable, Sequence
@@ -21,16 +22,18 @@ from typing import Any, Self, TypeVar
 from aiohttp import web
 
 from ..domain.model import ContractType, Kline
+from ..exchange.instruments import SymbolCatalog
 from . import admin
 from .book import Book
 from .clock import Pacers
 from .config import SimConfig
-from .exchange import SimExchange, all_specs
+from .exchange import SimExchange
 from .faults import Faults, HttpFault, StopExpiry, WsFrameFault
 from .guard import WeightWindow
 from .market import Feed, KlineArrays
 from .replay import Replay
 from .rest import RestApi, binance_errors
+from .rules import SymbolRules
 from .streams import Hub
 
 log = logging.getLogger(__name__)
@@ -38,22 +41,32 @@ T = TypeVar("T")
 DataSource = str | Path | tuple[str, str | Path] | KlineArrays
 
 
-def load_feeds(data: Iterable[DataSource]) -> list[Feed]:
-    """Feeds from ``"FILE"``, ``"SYM=FILE"``, ``(symbol, path)`` or already loaded series."""
+def load_feeds(data: Iterable[DataSource], catalog: SymbolCatalog) -> list[Feed]:
+    """Feeds from ``"FILE"``, ``"SYM=FILE"``, ``(symbol, path)`` or already loaded series.
+
+    Each is listed with ``catalog``'s exchangeInfo entry; a synthesised one is logged as a warning.
+    """
     from ..backtest import kline_files as datafiles  # noqa: PLC0415 - the loader is only needed for file sources
 
     feeds = []
     for source in data:
         if isinstance(source, tuple):
             symbol, path = source[0], Path(source[1])
-            feeds.append(Feed.from_series(datafiles.load_klines(path, symbol=symbol), symbol))
+            series = datafiles.load_klines(path, symbol=symbol, archive=True)
+            feeds.append(Feed.from_series(series, symbol, catalog))
         elif isinstance(source, str | Path):
             symbol_arg, path = datafiles.parse_data_arg(str(source))
-            series = datafiles.load_klines(path, symbol=symbol_arg)
-            feeds.append(Feed.from_series(series, symbol_arg))
+            series = datafiles.load_klines(path, symbol=symbol_arg, archive=True)
+            feeds.append(Feed.from_series(series, symbol_arg, catalog))
         else:
-            feeds.append(Feed.from_series(source))
+            feeds.append(Feed.from_series(source, None, catalog))
+    for listing in catalog.synthesised.values():
+        log.warning("local exchange: %s", listing.warning())
     return feeds
+
+
+class CannotListenError(OSError):
+    """The local exchange could not bind its port (in use, or not allowed): one line says which."""
 
 
 class LocalExchange:
@@ -61,7 +74,8 @@ class LocalExchange:
 
     def __init__(self, data: Sequence[DataSource] = (), config: SimConfig | None = None) -> None:
         self.config = config or SimConfig()
-        self._feeds = load_feeds(data)
+        self.catalog = SymbolCatalog(self.config.exchange_info)
+        self._feeds = load_feeds(data, self.catalog)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
@@ -78,6 +92,10 @@ class LocalExchange:
         self._thread = threading.Thread(target=self._run, name="local-exchange", daemon=True)
         self._thread.start()
         self._ready.wait()
+        if isinstance(self._error, OSError):
+            why = "address already in use" if self._error.errno == errno.EADDRINUSE else str(self._error)
+            where = f"{self.config.host}:{self.config.port}"
+            raise CannotListenError(f"cannot listen on {where}: {why}") from self._error
         if self._error is not None:
             raise RuntimeError(f"local exchange failed to start: {self._error}") from self._error
         return self
@@ -103,6 +121,8 @@ class LocalExchange:
         self._loop = loop
         try:
             loop.run_until_complete(self._main())
+        except OSError as exc:  # its port: start() says so in one line
+            self._error = exc
         except BaseException as exc:
             self._error = exc
             log.exception("local exchange stopped with an error")
@@ -145,11 +165,13 @@ class LocalExchange:
         feeds = {f.symbol: f for f in self._feeds}
         faults = Faults()
         pacers = Pacers()
-        book = Book(all_specs(feeds), {}, self.config)
+        rules = {f.symbol: SymbolRules.of(f.info) for f in feeds.values()}
+        book = Book({f.symbol: f.spec for f in feeds.values()}, {}, self.config, rules)
         holder: list[Replay] = []
         hub = Hub(self.config, faults, lambda: holder[0].now_ms if holder else 0)
         replay = Replay(list(feeds.values()), book, hub, pacers, self.config)
         holder.append(replay)
+        book.history.deposit(book.wallet.items(), replay.now_ms)
         hub.on_client = replay.client_arrived.set
         self._exchange = SimExchange(
             config=self.config,
@@ -300,6 +322,11 @@ class LocalExchange:
 
     def wait_until_done(self, timeout: float | None = None) -> bool:
         """Block until the replay has reached the end of the data; False on timeout."""
+        if self.sim.replay.done.is_set():
+            return True
+        if timeout is not None and timeout <= 0:
+            # A poll: a coroutine handed to the loop with no time to run would time out even when done.
+            return False
 
         async def wait() -> None:
             await self.sim.replay.done.wait()

@@ -96,6 +96,8 @@ class PairStatus:
     strategy: StrategySnapshot
     gaps_backfilled: int
     decisions: int
+    last_decision: Decision | None = None
+    """The last decision this actor made on a live candle (warm-up replays history and decides nothing)."""
 
 
 @dataclass(slots=True)
@@ -181,6 +183,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         self._unrepaired = False
         self._gaps_backfilled = 0
         self._decisions = 0
+        self._last_decision: Decision | None = None
 
     def start_actor(self) -> None:
         history = self._rest(
@@ -201,7 +204,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         self._warm = True
         if self._on_processed is not None and history:  # replay lock-step: warm-up covered these steps
             self._on_processed(self.symbol, self.timeframe, history[-1].open_time_ms)
-        self.log.info(f"{self.name} warm with {len(history)} candles")
+        self.log.info(f"warm with {len(history)} candles")
         self._publish()
 
     def _resume_after(self, history: Sequence[Kline]) -> int | None:
@@ -257,7 +260,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         """The market stream could not get candles the exchange should have: refuse new entries."""
         self._unrepaired = True
         self.log.warning(
-            f"{self.name}: unrepaired gap {message.start_open_ms}..{message.end_open_ms}; "
+            f"unrepaired gap {message.start_open_ms}..{message.end_open_ms}; "
             "no new entries until this pair restarts"
         )
         self._publish()
@@ -273,7 +276,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         if len(fetched) < missing:
             self._unrepaired = True
             self.log.warning(
-                f"{self.name}: exchange returned {len(fetched)} of {missing} missing candles "
+                f"exchange returned {len(fetched)} of {missing} missing candles "
                 f"{start_ms}..{end_ms}; no new entries until this pair restarts"
             )
         self._feed(fetched, live=True)
@@ -287,7 +290,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
             try:
                 return call()
             except RateLimited as exc:
-                self.log.warning(f"{self.name}: rate limited ({exc.retry_after_s:g}s), attempt {attempt}")
+                self.log.warning(f"rate limited ({exc.retry_after_s:g}s), attempt {attempt}")
         return call()
 
     def _feed(self, klines: Sequence[Kline], *, live: bool, received_ns: int = 0, late: bool = False) -> None:
@@ -306,6 +309,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
                 reason = SkipReason.GAP_UNREPAIRED if self._unrepaired else SkipReason.LATE
                 decision = replace(decision, outcome=Outcome.SKIPPED, reason=reason)
                 self.strategy.record_rejection(decision)
+            self._last_decision = decision
             self._emit(decision, received_ns)
         self._publish()
 
@@ -332,4 +336,5 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
             strategy=self.strategy.snapshot(),
             gaps_backfilled=self._gaps_backfilled,
             decisions=self._decisions,
+            last_decision=self._last_decision,
         )

@@ -37,6 +37,7 @@ STOP_LOOKUP_DELAY_S = 0.05
 TAKE_PROFIT_PACE = Pace(attempts=3, delay_s=0.1)
 Levels = tuple[Decimal, Decimal]
 """(stop trigger, take-profit trigger), rounded to the tick toward the losing side."""
+_NAMES = {Leg.STOP: "stop-loss", Leg.TAKE_PROFIT: "take-profit"}
 
 
 class ProtectiveOrders:
@@ -143,6 +144,7 @@ class ProtectiveOrders:
         self._reports.order_state(
             d.symbol, cid, leg, "new", side.value, price=float(price), exchange_id=result.algo_id
         )
+        self._log.info(f"{_NAMES[leg]} placed: {side.value} {kind} {d.symbol} at {price} ({cid})")
         return True
 
     def _flatten(self, d: Decision, contract: ContractType, side: Side, qty: Decimal, why: str) -> str:
