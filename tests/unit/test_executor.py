@@ -33,7 +33,7 @@ from nancemakina.actors.messages import (
 )
 from nancemakina.actors.runtime.scheduling import OrderPriority
 from nancemakina.actors.tree.executor.order_executor import OrderExecutor
-from nancemakina.actors.tree.executor.order_terms import SymbolTerms
+from nancemakina.actors.tree.executor.order_terms import EntrySlots, SymbolTerms
 
 BTC = spec_for("BTCUSDT", ContractType.USDT_M)
 
@@ -431,3 +431,17 @@ def test_refused_entry_releases_the_market_reader(setup: str) -> None:
     stats = priority.stats()
     assert (stats.pending, stats.expired) == (0, 0)
     assert stats.ended == stats.begun
+
+
+def test_a_slot_is_freed_only_by_a_reconciliation_that_read_the_exchange_after_the_entry_ended() -> None:
+    now = [0.0]
+    slots = EntrySlots(clock=lambda: now[0])
+    assert slots.claim("BTCUSDT", None, frozenset()) is None
+    now[0] = 1.0
+    assert slots.settle(frozenset(), since=2.0) == frozenset()  # still entering: the executor decides
+    now[0] = 3.0
+    slots.entered("BTCUSDT")
+    assert slots.settle(frozenset(), since=2.5) == frozenset()  # read before the entry ended: cannot tell
+    assert slots.settle(frozenset({"BTCUSDT"}), since=4.0) == frozenset()  # the exchange holds it
+    assert slots.settle(frozenset(), since=4.0) == {"BTCUSDT"}
+    assert slots.claim("BTCUSDT", None, frozenset()) is None

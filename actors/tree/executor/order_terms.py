@@ -77,7 +77,7 @@ class EntrySlots:
         self._lock = threading.Lock()
         self._clock = clock
         self._held: dict[str, float] = {}
-        """Symbol → when its slot was claimed (``clock``)."""
+        """Symbol → when its executor last acted on it (claimed the slot, or finished the entry)."""
         self._entering: set[str] = set()
 
     def claim(self, symbol: str, limit: int | None, ledger_open: frozenset[str]) -> str | None:
@@ -93,9 +93,12 @@ class EntrySlots:
             return None
 
     def entered(self, symbol: str) -> None:
-        """The executor is done with the entry, whatever came of it: the exchange decides from now on."""
+        """The executor is done with the entry, whatever came of it: the exchange decides from now on (a
+        reconciliation that read the exchange before this moment cannot tell what the entry did)."""
         with self._lock:
             self._entering.discard(symbol)
+            if symbol in self._held:
+                self._held[symbol] = self._clock()
 
     def release(self, symbol: str) -> None:
         """The symbol is flat (or its entry failed): its slot is free again."""
@@ -105,7 +108,7 @@ class EntrySlots:
 
     def settle(self, open_symbols: frozenset[str], since: float) -> frozenset[str]:
         """A reconciliation that began at ``since`` (``clock``) found every symbol outside ``open_symbols``
-        flat: free their slots, unless claimed after it began or still entering. Returns the freed ones."""
+        flat: free their slots, unless still entering or acted on after it began. Returns the freed ones."""
         with self._lock:
             freed = frozenset(
                 s
