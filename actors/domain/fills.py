@@ -24,6 +24,11 @@ class ExitReason(StrEnum):
 
     STOP_LOSS = "stop_loss"
     TAKE_PROFIT = "take_profit"
+    TRAILING_STOP = "trailing_stop"
+    TIME_EXIT = "time_exit"
+    """Closed at market at the close of the N-th signal candle after the entry candle."""
+    REVERSAL = "reversal"
+    """Closed at market at the close of a crossover against the position."""
     END_OF_DATA = "end_of_data"
     MANUAL = "manual"
     LIQUIDATION = "liquidation"
@@ -116,19 +121,156 @@ def exit_on_candle(
     *,
     direction: Direction,
     stop: float,
-    take_profit: float,
+    take_profit: float | None,
     open_: float,
     high: float,
     low: float,
     close: float,
+    trailing: TrailingStop | None = None,
 ) -> tuple[ExitReason, float] | None:
-    """Whether a candle closes the position and at which (pre-slippage) price."""
-    return first_trigger(
+    """Whether a candle closes the position and at which (pre-slippage) price (``first_exit`` on its path)."""
+    hit, _ = first_exit(
         candle_path(open_, high, low, close, direction),
         direction=direction,
         stop=stop,
         take_profit=take_profit,
+        trailing=trailing,
     )
+    return hit
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrailingStop:
+    """A TRAILING_STOP_MARKET protecting a position (Binance's rule), as it stands between two price points.
+
+    It protects ``direction``'s position: a LONG's is a SELL that trails the highest price since it was
+    placed, a SHORT's a BUY that trails the lowest. It is *armed* once that extreme has reached
+    ``activation`` (at or beyond it, in the position's favour), or at once without one; armed, its level is
+    the extreme moved back by ``callback_pct`` percent — ``extreme × (1 − cb/100)`` for a LONG, ``× (1 +
+    cb/100)`` for a SHORT — rounded to the tick toward the losing side (down for a LONG, up for a SHORT,
+    ``protective_price``): prices trade on the tick, so the first price at or beyond the exact level is that
+    rounded one. Place it with ``TrailingStop.placed``; ``first_exit`` walks it along a candle.
+    """
+
+    direction: Direction
+    callback_pct: float
+    """The retracement that triggers it, in percent (Binance ``callbackRate``: 0.1 to 10)."""
+    activation: float | None
+    """``activatePrice``; None: armed from placement (Binance: "default as the latest price")."""
+    tick: Decimal
+    extreme: float
+    """Highest (LONG) / lowest (SHORT) price since placement; starts at the price it was placed at."""
+    armed: bool
+
+    @classmethod
+    def placed(
+        cls,
+        direction: Direction,
+        *,
+        callback_pct: float,
+        activation: float | None,
+        price: float,
+        tick: Decimal,
+    ) -> TrailingStop:
+        """Placed when the price was ``price`` (an activation already reached there arms it at once)."""
+        armed = activation is None or _beyond(direction, price, activation)
+        return cls(
+            direction=direction,
+            callback_pct=callback_pct,
+            activation=activation,
+            tick=tick,
+            extreme=price,
+            armed=armed,
+        )
+
+    @property
+    def level(self) -> float | None:
+        """The trigger level while armed (see the class docstring), else None."""
+        if not self.armed:
+            return None
+        long = self.direction is Direction.LONG
+        factor = 1.0 - self.callback_pct / 100.0 if long else 1.0 + self.callback_pct / 100.0
+        return float(protective_price(self.extreme * factor, self.tick, self.direction))
+
+    def seen(self, price: float) -> TrailingStop:
+        """The price passed through ``price`` without triggering it: move the extreme, arm when reached."""
+        extreme = price if _beyond(self.direction, price, self.extreme) else self.extreme
+        armed = self.armed or self.activation is None or _beyond(self.direction, extreme, self.activation)
+        if extreme == self.extreme and armed == self.armed:
+            return self
+        return TrailingStop(
+            direction=self.direction,
+            callback_pct=self.callback_pct,
+            activation=self.activation,
+            tick=self.tick,
+            extreme=extreme,
+            armed=armed,
+        )
+
+
+def _beyond(direction: Direction, price: float, level: float) -> bool:
+    """``price`` is at or beyond ``level`` in the position's favour (LONG: ≥, SHORT: ≤)."""
+    return price >= level if direction is Direction.LONG else price <= level
+
+
+_PRIORITY = {ExitReason.STOP_LOSS: 0, ExitReason.TRAILING_STOP: 1, ExitReason.TAKE_PROFIT: 2}
+
+
+def touch(path: tuple[float, ...], k: int, level: float, *, falling: bool) -> float | None:
+    """Whether point ``k`` of ``path`` reaches ``level`` and at which price: at the first point, a level
+    already passed (at or below it when ``falling``, at or above otherwise) is reached at that point (a
+    gap); later, a move from point k − 1 in the ``falling`` (or rising) direction that crosses the level
+    reaches it at exactly the level."""
+    point = path[k]
+    if k == 0:
+        return point if (point <= level if falling else point >= level) else None
+    previous = path[k - 1]
+    if falling:
+        return level if point <= level <= previous else None
+    return level if previous <= level <= point else None
+
+
+def first_exit(
+    path: tuple[float, ...],
+    *,
+    direction: Direction,
+    stop: float | None,
+    take_profit: float | None,
+    trailing: TrailingStop | None,
+) -> tuple[tuple[ExitReason, float] | None, TrailingStop | None]:
+    """The first protective order the path reaches (reason, pre-slippage price), and the trailing stop's
+    state after the path (None when it triggered or there is none).
+
+    Point by point: every order is checked against the point with its level as it stood *before* the point
+    (``touch``); if several are reached at one point, the one nearest the previous point is reached first
+    (at the first point, all at that price); a tie goes to the stop-loss, then the trailing stop, then the
+    take-profit. A point that triggers nothing moves the trailing stop (``TrailingStop.seen``). A LONG's
+    stop and trailing stop are reached by falling prices and its take-profit by a rising one (a SHORT's the
+    other way round), so a trailing stop never triggers while the price moves in the position's favour.
+    Without a trailing stop this is exactly ``first_trigger``.
+    """
+    long = direction is Direction.LONG
+    state = trailing
+    for k in range(len(path)):
+        hits: list[tuple[float, int, ExitReason, float]] = []
+        levels = (
+            (ExitReason.STOP_LOSS, stop, long),
+            (ExitReason.TRAILING_STOP, None if state is None else state.level, long),
+            (ExitReason.TAKE_PROFIT, take_profit, not long),
+        )
+        for reason, level, falling in levels:
+            if level is None:
+                continue
+            price = touch(path, k, level, falling=falling)
+            if price is not None:
+                distance = abs(price - path[k - 1]) if k else 0.0
+                hits.append((distance, _PRIORITY[reason], reason, price))
+        if hits:
+            _, _, reason, price = min(hits)
+            return (reason, price), None
+        if state is not None:
+            state = state.seen(path[k])
+    return None, state
 
 
 def notional_in_margin_asset(spec: InstrumentSpec, qty: Decimal, price: float) -> float:
