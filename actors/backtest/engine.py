@@ -38,6 +38,7 @@ __all__ = [
     "Rejection",
     "SymbolRun",
     "Trade",
+    "check_runs",
     "run_backtest",
 ]
 
@@ -82,6 +83,12 @@ def check_funding(runs: Sequence[SymbolRun]) -> None:
                 f"--funding {symbol}=FILE (or replay.funding_rates), a CSV or zip from Binance's archive "
                 f"data.binance.vision/data/futures/um/monthly/fundingRate/{symbol}/"
             )
+
+
+def check_runs(runs: Sequence[SymbolRun]) -> None:
+    """Raise ``BacktestSetupError`` when a filter lacks its data (``run_backtest`` checks this first)."""
+    btc_sources(runs)
+    check_funding(runs)
 
 
 def _btc_trends(runs: Sequence[SymbolRun], sources: Sequence[int | None]) -> list[TrendSeries | None]:

@@ -120,6 +120,9 @@ class ReplaySettings(Section):
     exit_at_end: bool = True
     start: IsoTime = None
     port: Port = 0
+    funding_rates: tuple[str, ...] = ()
+    """Funding-rate archive files (``[SYMBOL=]FILE``): served by the local exchange as ``premiumIndex``
+    and read by the backtest (``backtest.funding_files``)."""
     exchange_url: LoopbackUrl = None
     """Use an already-running local exchange (``nancemakina exchange``) at this loopback URL instead of
     starting one in-process; ``data``, ``speed``, ``start`` and ``port`` are then that exchange's."""
