@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from ..domain.exits import ExitParams, trailing_activation
+from ..domain.exits import ExitParams, placed_trailing
 from ..domain.fills import (
     ExitReason,
     InstrumentSpec,
@@ -193,7 +193,7 @@ class Account:
             take_profit=float(protective_price(decision.take_profit, spec.tick_size, decision.direction)),
             margin=margin,
             entry_fee=entry_fee,
-            trailing=placed_trailing(run.exits, decision, spec),
+            trailing=_trailing(run.exits, decision, spec),
         )
         return True
 
@@ -241,17 +241,15 @@ class Account:
         self.result.equity.append((at_ms, self.equity_usd()))
 
 
-def placed_trailing(exits: ExitParams, decision: Decision, spec: InstrumentSpec) -> TrailingStop | None:
+def _trailing(exits: ExitParams, decision: Decision, spec: InstrumentSpec) -> TrailingStop | None:
     """The trailing stop placed with a taken decision's protective orders, at the decision's close."""
-    if exits.callback_pct is None or decision.entry is None or decision.stop_loss is None:
+    if decision.entry is None or decision.stop_loss is None:
         return None
-    activation = trailing_activation(
-        exits, decision.direction, entry=decision.entry, stop=decision.stop_loss, tick=spec.tick_size
-    )
-    return TrailingStop.placed(
+    return placed_trailing(
+        exits,
         decision.direction,
-        callback_pct=exits.callback_pct,
-        activation=activation,
+        entry=decision.entry,
+        stop=decision.stop_loss,
         price=decision.entry,
         tick=spec.tick_size,
     )

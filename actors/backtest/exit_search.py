@@ -70,40 +70,55 @@ def _search_chunk(
     trail = pos.trailing
     before = None
     if trail is not None:
+        start_extreme = _start_extreme(trail, float(o[0]))
         favourable = h if long else lo
         running = np.maximum.accumulate if long else np.minimum.accumulate
         pick = np.maximum if long else np.minimum
         before = np.empty_like(favourable)
-        before[0] = trail.extreme
+        before[0] = start_extreme
         if favourable.shape[0] > 1:
-            before[1:] = pick(running(favourable[:-1]), trail.extreme)
+            before[1:] = pick(running(favourable[:-1]), start_extreme)
         peak_open = pick(before, o)  # the extreme the open and the adverse segment see
         peak_close = pick(peak_open, favourable)  # the extreme the closing segment sees
         factor = 1.0 - trail.callback_pct / 100.0 if long else 1.0 + trail.callback_pct / 100.0
-        if trail.armed or trail.activation is None:
+        if trail.extreme is not None or trail.activation is None:
             armed_open = armed_close = np.ones(o.shape[0], dtype=bool)
         elif long:
             armed_open, armed_close = peak_open >= trail.activation, peak_close >= trail.activation
         else:
             armed_open, armed_close = peak_open <= trail.activation, peak_close <= trail.activation
-        # Raw (unrounded) levels: a rounded level is never on the favourable side of its raw one, so testing
-        # the raw levels can only add candidates, never lose one.
+        # A superset of the candles that may trigger it: the extreme a move sees is at most these peaks.
         if long:
             mask |= (armed_open & (lo <= peak_open * factor)) | (armed_close & (c <= peak_close * factor))
         else:
             mask |= (armed_open & (h >= peak_open * factor)) | (armed_close & (c >= peak_close * factor))
     for j in np.flatnonzero(mask).tolist():
-        state = trail
-        if trail is not None and before is not None:
-            state = trail.seen(float(before[j]))
+        state = trail if trail is None or before is None else _state_before(trail, float(before[j]))
         hit, _ = walk_candle(series, replace(pos, trailing=state), start + j)
         if hit is not None:
             return start + j, hit[0], hit[1]
     if trail is None or before is None:
         return None
-    last = float(before[-1])
-    _, after = walk_candle(series, replace(pos, trailing=trail.seen(last)), stop - 1)
+    _, after = walk_candle(series, replace(pos, trailing=_state_before(trail, float(before[-1]))), stop - 1)
     return after
+
+
+def _start_extreme(trail: TrailingStop, first_open: float) -> float:
+    """The best price seen before the chunk: the armed extreme, else a price that arms nothing yet (the
+    chunk's first open stands in: an unarmed stop has seen nothing beyond its activation)."""
+    return trail.extreme if trail.extreme is not None else first_open
+
+
+def _state_before(trail: TrailingStop, best: float) -> TrailingStop:
+    """The trailing stop at the start of a candle, given the best price of the path since the chunk began
+    (``trailing_trigger``: it arms at the first price at or beyond its activation, and its extreme is the
+    best price since)."""
+    if trail.extreme is not None:
+        extreme = max(trail.extreme, best) if trail.sell else min(trail.extreme, best)
+        return replace(trail, extreme=extreme)
+    if trail.activation is None or (best >= trail.activation if trail.sell else best <= trail.activation):
+        return replace(trail, extreme=best)
+    return trail
 
 
 def time_exit_index(series: KlineSeries, exits: ExitParams, entry_index: int) -> int | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from .fills import ExitReason, to_decimal
+from .fills import ExitReason, TrailingStop, to_decimal
 from .model import Direction
 
 
@@ -62,6 +62,28 @@ def trailing_activation(
     price = float((units * tick).quantize(tick))
     beyond = price > entry if direction is Direction.LONG else price < entry
     return price if beyond else None
+
+
+def placed_trailing(
+    exits: ExitParams, direction: Direction, *, entry: float, stop: float, price: float, tick: Decimal
+) -> TrailingStop | None:
+    """The trailing stop placed with a position's protective orders while the price is ``price``.
+
+    An activation already reached at ``price`` would be refused by Binance (-2021, "would immediately
+    trigger"); the executor then places it without one, armed at the latest price, and so does this.
+    """
+    if exits.callback_pct is None:
+        return None
+    activation = trailing_activation(exits, direction, entry=entry, stop=stop, tick=tick)
+    long = direction is Direction.LONG
+    if activation is not None and (price >= activation if long else price <= activation):
+        activation = None
+    return TrailingStop(
+        sell=long,
+        callback_pct=exits.callback_pct,
+        activation=activation,
+        extreme=price if activation is None else None,
+    )
 
 
 def close_time_exit(

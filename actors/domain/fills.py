@@ -8,6 +8,11 @@ Intra-candle path: a 1m candle only tells us open, high, low and close. We walk 
 extreme → favourable extreme → close, *adverse to the open position* (a LONG sees the low first). So when
 both the stop-loss and the take-profit lie inside one candle, the stop fills first: the pessimistic reading.
 With no position the path follows the candle's colour (green: open → low → high → close).
+
+Between two points of the path the price moves continuously (it passes every level in between); the path's
+first point is reached by a jump (a gap), so a level already passed there is hit *at that point*. Every rule
+below — stops and take-profits, resting LIMIT orders, trailing stops — reports where on the path it hits
+as an index: 0 for the first point, k ≥ 1 for the move from point k − 1 to point k.
 """
 
 from __future__ import annotations
@@ -92,28 +97,39 @@ def candle_path(
     return (open_, high, low, close)
 
 
+def first_touch(path: tuple[float, ...], level: float, *, from_above: bool) -> tuple[int, float] | None:
+    """Where the path first trades at ``level`` or beyond it: (path index, price) or None.
+
+    ``from_above``: the level is reached by the price falling to it (at or below); else by rising to it.
+    At the first point (index 0) a level already passed is hit at that point's price (a gap); later, a
+    level inside the move from point k − 1 to point k is hit at exactly the level (index k).
+    """
+    first = path[0]
+    if first <= level if from_above else first >= level:
+        return 0, first
+    for k in range(1, len(path)):
+        lo, hi = sorted((path[k - 1], path[k]))
+        if lo <= level <= hi:
+            return k, level
+    return None
+
+
 def first_trigger(
     path: tuple[float, ...], *, direction: Direction, stop: float | None, take_profit: float | None
 ) -> tuple[ExitReason, float] | None:
     """First protective level the path reaches, and the price it triggers at.
 
     A level already passed at the path's first point (a gap through it) triggers at that point; a level
-    crossed between two points triggers exactly at the level.
+    crossed between two points triggers exactly at the level. When both are reached at the same index, the
+    stop wins (the pessimistic reading).
     """
-    first = path[0]
     long = direction is Direction.LONG
-    if stop is not None and (first <= stop if long else first >= stop):
-        return ExitReason.STOP_LOSS, first
-    if take_profit is not None and (first >= take_profit if long else first <= take_profit):
-        return ExitReason.TAKE_PROFIT, first
-    previous = first
-    for point in path[1:]:
-        lo, hi = (previous, point) if previous <= point else (point, previous)
-        if stop is not None and lo <= stop <= hi:
-            return ExitReason.STOP_LOSS, stop
-        if take_profit is not None and lo <= take_profit <= hi:
-            return ExitReason.TAKE_PROFIT, take_profit
-        previous = point
+    hit_stop = None if stop is None else first_touch(path, stop, from_above=long)
+    hit_take = None if take_profit is None else first_touch(path, take_profit, from_above=not long)
+    if hit_stop is not None and (hit_take is None or hit_stop[0] <= hit_take[0]):
+        return ExitReason.STOP_LOSS, hit_stop[1]
+    if hit_take is not None:
+        return ExitReason.TAKE_PROFIT, hit_take[1]
     return None
 
 
@@ -141,93 +157,61 @@ def exit_on_candle(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TrailingStop:
-    """A TRAILING_STOP_MARKET protecting a position (Binance's rule), as it stands between two price points.
+    """A TRAILING_STOP_MARKET order's state between two stretches of price path (Binance's rule).
 
-    It protects ``direction``'s position: a LONG's is a SELL that trails the highest price since it was
-    placed, a SHORT's a BUY that trails the lowest. It is *armed* once that extreme has reached
-    ``activation`` (at or beyond it, in the position's favour), or at once without one; armed, its level is
-    the extreme moved back by ``callback_pct`` percent — ``extreme × (1 − cb/100)`` for a LONG, ``× (1 +
-    cb/100)`` for a SHORT — rounded to the tick toward the losing side (down for a LONG, up for a SHORT,
-    ``protective_price``): prices trade on the tick, so the first price at or beyond the exact level is that
-    rounded one. Place it with ``TrailingStop.placed``; ``first_exit`` walks it along a candle.
+    A SELL (protecting a long) trails the highest price, a BUY (protecting a short) the lowest.
     """
 
-    direction: Direction
+    sell: bool
     callback_pct: float
-    """The retracement that triggers it, in percent (Binance ``callbackRate``: 0.1 to 10)."""
-    activation: float | None
-    """``activatePrice``; None: armed from placement (Binance: "default as the latest price")."""
-    tick: Decimal
-    extreme: float
-    """Highest (LONG) / lowest (SHORT) price since placement; starts at the price it was placed at."""
-    armed: bool
-
-    @classmethod
-    def placed(
-        cls,
-        direction: Direction,
-        *,
-        callback_pct: float,
-        activation: float | None,
-        price: float,
-        tick: Decimal,
-    ) -> TrailingStop:
-        """Placed when the price was ``price`` (an activation already reached there arms it at once)."""
-        armed = activation is None or _beyond(direction, price, activation)
-        return cls(
-            direction=direction,
-            callback_pct=callback_pct,
-            activation=activation,
-            tick=tick,
-            extreme=price,
-            armed=armed,
-        )
+    """The retracement from the extreme that triggers it, in percent (Binance: 0.1 to 10)."""
+    activation: float | None = None
+    """The price that arms it (SELL: the price reaching it or above; BUY: at it or below); None: armed."""
+    extreme: float | None = None
+    """Highest (SELL) / lowest (BUY) price since it was armed; None while unarmed."""
 
     @property
     def level(self) -> float | None:
-        """The trigger level while armed (see the class docstring), else None."""
-        if not self.armed:
-            return None
-        long = self.direction is Direction.LONG
-        factor = 1.0 - self.callback_pct / 100.0 if long else 1.0 + self.callback_pct / 100.0
-        return float(protective_price(self.extreme * factor, self.tick, self.direction))
-
-    def seen(self, price: float) -> TrailingStop:
-        """The price passed through ``price`` without triggering it: move the extreme, arm when reached."""
-        extreme = price if _beyond(self.direction, price, self.extreme) else self.extreme
-        armed = self.armed or self.activation is None or _beyond(self.direction, extreme, self.activation)
-        if extreme == self.extreme and armed == self.armed:
-            return self
-        return TrailingStop(
-            direction=self.direction,
-            callback_pct=self.callback_pct,
-            activation=self.activation,
-            tick=self.tick,
-            extreme=extreme,
-            armed=armed,
-        )
+        """The trigger level: extreme × (1 − callback) for a SELL, × (1 + callback) for a BUY."""
+        return None if self.extreme is None else _trail_level(self.sell, self.callback_pct, self.extreme)
 
 
-def _beyond(direction: Direction, price: float, level: float) -> bool:
-    """``price`` is at or beyond ``level`` in the position's favour (LONG: ≥, SHORT: ≤)."""
-    return price >= level if direction is Direction.LONG else price <= level
+def _trail_level(sell: bool, callback_pct: float, extreme: float) -> float:
+    return extreme * (1.0 - callback_pct / 100.0 if sell else 1.0 + callback_pct / 100.0)
 
 
-_PRIORITY = {ExitReason.STOP_LOSS: 0, ExitReason.TRAILING_STOP: 1, ExitReason.TAKE_PROFIT: 2}
+def trailing_trigger(
+    path: tuple[float, ...], stop: TrailingStop
+) -> tuple[TrailingStop, tuple[int, float] | None]:
+    """Walk a trailing stop along ``path``: (its state afterwards, (path index, trigger price) or None).
+
+    Point by point: an unarmed stop arms at the first point at or beyond its activation price (a rise
+    through it for a SELL, a fall for a BUY) and its extreme starts there; an armed stop triggers when a
+    point lies at or beyond its level (a SELL: at or below extreme × (1 − callback)) — at exactly the level
+    when the move from the previous point crossed it, at the point itself at index 0 (a gap) — and otherwise
+    moves its extreme to the point when the point is a new extreme. The arming point never triggers (the
+    price is at the extreme). Once triggered the returned state is the one at the trigger.
+    """
+    state = stop
+    for k, point in enumerate(path):
+        if state.extreme is None:
+            reached = state.activation is None or (
+                point >= state.activation if state.sell else point <= state.activation
+            )
+            if reached:
+                state = TrailingStop(sell=state.sell, callback_pct=state.callback_pct, extreme=point)
+            continue
+        level = _trail_level(state.sell, state.callback_pct, state.extreme)
+        if point <= level if state.sell else point >= level:
+            return state, (k, point if k == 0 else level)
+        if point > state.extreme if state.sell else point < state.extreme:
+            state = TrailingStop(sell=state.sell, callback_pct=state.callback_pct, extreme=point)
+    return state, None
 
 
-def touch(path: tuple[float, ...], k: int, level: float, *, falling: bool) -> float | None:
-    """Whether point ``k`` of ``path`` reaches ``level`` and at which price: at the first point, a level
-    already passed (at or below it when ``falling``, at or above otherwise) is reached at that point (a
-    gap); later, a move from point k − 1 in the ``falling`` (or rising) direction that crosses the level
-    reaches it at exactly the level."""
-    point = path[k]
-    if k == 0:
-        return point if (point <= level if falling else point >= level) else None
-    previous = path[k - 1]
-    if falling:
-        return level if point <= level <= previous else None
-    return level if previous <= level <= point else None
+_RANKS = {ExitReason.STOP_LOSS: (0, 0), ExitReason.TRAILING_STOP: (0, 2), ExitReason.TAKE_PROFIT: (1, 1)}
+"""(rank, placement order) of a position's protective orders: stops (the stop-loss and the trailing stop)
+before the take-profit at one spot, then the order placed first (stop, take-profit, trailing stop)."""
 
 
 def first_exit(
@@ -238,39 +222,37 @@ def first_exit(
     take_profit: float | None,
     trailing: TrailingStop | None,
 ) -> tuple[tuple[ExitReason, float] | None, TrailingStop | None]:
-    """The first protective order the path reaches (reason, pre-slippage price), and the trailing stop's
-    state after the path (None when it triggered or there is none).
+    """The first of a position's protective orders the path reaches (reason, pre-slippage price), and the
+    trailing stop's state after the path (None when there is none or it triggered).
 
-    Point by point: every order is checked against the point with its level as it stood *before* the point
-    (``touch``); if several are reached at one point, the one nearest the previous point is reached first
-    (at the first point, all at that price); a tie goes to the stop-loss, then the trailing stop, then the
-    take-profit. A point that triggers nothing moves the trailing stop (``TrailingStop.seen``). A LONG's
-    stop and trailing stop are reached by falling prices and its take-profit by a rising one (a SHORT's the
-    other way round), so a trailing stop never triggers while the price moves in the position's favour.
-    Without a trailing stop this is exactly ``first_trigger``.
+    Each order says where it is hit — ``first_touch`` for the stop-loss and the take-profit,
+    ``trailing_trigger`` for the trailing stop — and the earliest wins: the lowest path index, then the
+    shortest way along that move from its previous point, then a stop before a take-profit, then the order
+    placed first. The local exchange's matching orders its hits the same way, so this is what it fills.
+    Without a trailing stop the result is ``first_trigger``'s.
     """
     long = direction is Direction.LONG
-    state = trailing
-    for k in range(len(path)):
-        hits: list[tuple[float, int, ExitReason, float]] = []
-        levels = (
-            (ExitReason.STOP_LOSS, stop, long),
-            (ExitReason.TRAILING_STOP, None if state is None else state.level, long),
-            (ExitReason.TAKE_PROFIT, take_profit, not long),
-        )
-        for reason, level, falling in levels:
-            if level is None:
-                continue
-            price = touch(path, k, level, falling=falling)
-            if price is not None:
-                distance = abs(price - path[k - 1]) if k else 0.0
-                hits.append((distance, _PRIORITY[reason], reason, price))
-        if hits:
-            _, _, reason, price = min(hits)
-            return (reason, price), None
-        if state is not None:
-            state = state.seen(path[k])
-    return None, state
+    hits: list[tuple[int, float, int, int, ExitReason, float]] = []
+    after = trailing
+    touches = (
+        (ExitReason.STOP_LOSS, None if stop is None else first_touch(path, stop, from_above=long)),
+        (
+            ExitReason.TAKE_PROFIT,
+            None if take_profit is None else first_touch(path, take_profit, from_above=not long),
+        ),
+    )
+    if trailing is not None:
+        after, hit = trailing_trigger(path, trailing)
+        touches += ((ExitReason.TRAILING_STOP, hit),)
+    for reason, touch in touches:
+        if touch is not None:
+            index, price = touch
+            distance = abs(price - path[index - 1]) if index else 0.0
+            hits.append((index, distance, *_RANKS[reason], reason, price))
+    if not hits:
+        return None, after
+    *_, reason, price = min(hits)
+    return (reason, price), None
 
 
 def notional_in_margin_asset(spec: InstrumentSpec, qty: Decimal, price: float) -> float:
