@@ -30,6 +30,10 @@ Bad = Callable[..., bool]
 """``loader.bad``: whether any of these YAML paths failed validation."""
 
 
+def _shown(value: object) -> str:
+    return render_number(value) if isinstance(value, float) else render_value(value)
+
+
 def _trend_problem(trends: tuple[str, ...], signal: str, timeframes: tuple[str, ...]) -> str | None:
     """Why a trend timeframe cannot serve a signal timeframe (None when all can)."""
     signal_ms = TIMEFRAME_MS[signal]
@@ -75,7 +79,7 @@ def check_pair_v2(errors: list[str], bad: Bad, key: str, o: PairOverrides, gs: G
     if p.strategy != "v2":
         errors.extend(
             f"{path}.{name}: only applies to strategy v2 pairs (this pair trades v1), "
-            f"got {render_value(getattr(o, name))}"
+            f"got {_shown(getattr(o, name))}"
             for name in V2_KEYS
             if getattr(o, name) is not None
         )
