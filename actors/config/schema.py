@@ -15,6 +15,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from ..bundled import bundled_path
+from ..runtime.child_spec import RestartPolicy
 from .field_types import (
     CoinName,
     CpuSet,
@@ -158,6 +159,22 @@ class SupervisorSettings(Section):
     wherever systemd or the shell started the process. One CPU halved the signal → order p99 in
     ``bench/live_latency.py``: the GIL hands over between threads sharing one run queue instead of waking
     them on a busy core."""
+
+    def pair_policy(self) -> RestartPolicy:
+        """Each pair supervisor's restart budget and back-off."""
+        return self._policy(self.pair_max_restarts, self.pair_restart_period_s)
+
+    def shared_policy(self) -> RestartPolicy:
+        """The shared supervisor's restart budget and back-off."""
+        return self._policy(self.shared_max_restarts, self.shared_restart_period_s)
+
+    def _policy(self, intensity: int, period_s: float) -> RestartPolicy:
+        return RestartPolicy(
+            intensity=intensity,
+            period_s=period_s,
+            backoff_initial_s=self.backoff_initial_s,
+            backoff_max_s=self.backoff_max_s,
+        )
 
 
 class ExecutionSettings(Section):

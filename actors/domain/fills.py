@@ -234,16 +234,16 @@ def first_exit(
     long = direction is Direction.LONG
     hits: list[tuple[int, float, int, int, ExitReason, float]] = []
     after = trailing
-    touches = (
+    touches: list[tuple[ExitReason, tuple[int, float] | None]] = [
         (ExitReason.STOP_LOSS, None if stop is None else first_touch(path, stop, from_above=long)),
         (
             ExitReason.TAKE_PROFIT,
             None if take_profit is None else first_touch(path, take_profit, from_above=not long),
         ),
-    )
+    ]
     if trailing is not None:
         after, hit = trailing_trigger(path, trailing)
-        touches += ((ExitReason.TRAILING_STOP, hit),)
+        touches.append((ExitReason.TRAILING_STOP, hit))
     for reason, touch in touches:
         if touch is not None:
             index, price = touch

@@ -93,11 +93,13 @@ class PairDecider:
         position: EntryFacts | None,
         open_positions: int,
         funding: float | None = None,
+        position_open: bool | None = None,
     ) -> CandleOutcome:
         """One closed candle, after the path exits of its instant.
 
-        ``position``: this symbol's open position (None when flat); ``open_positions``: across all symbols,
-        this one included. Older or repeated candles change nothing.
+        ``position``: this symbol's open position, for the exits (None when flat or when no exit may be
+        asked); ``position_open``: whether the symbol holds one (default: ``position`` is given);
+        ``open_positions``: across all symbols, this one included. Older or repeated candles change nothing.
         """
         last = self.strategy.last_open_time_ms
         if last is not None and kline.open_time_ms <= last:
@@ -110,8 +112,9 @@ class PairDecider:
             timeframe_ms=self._tf_ms,
             crossover=crossover,
         )
-        still_open = position is not None and exit_ is None
-        if position is not None and exit_ is not None:
+        held = position is not None if position_open is None else position_open
+        still_open = held and exit_ is None
+        if exit_ is not None:
             open_positions -= 1
         decision = self.strategy.decide(
             position_open=still_open, open_positions=open_positions, funding=funding

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..domain.fills import InstrumentSpec
+from ..domain.funding import FundingReading
 from ..domain.model import ContractType, Kline
 from .endpoints import Endpoints
 from .errors import (
@@ -29,6 +30,7 @@ from .parse import (
     is_protective_type,
     parse_algo_order,
     parse_balance,
+    parse_funding,
     parse_order,
     parse_position,
     request_weight_limit,
@@ -334,6 +336,44 @@ class BinanceGateway:
         body = self._t.call(name, 1, lambda: fn(**params), signed=True, placing=True)
         return parse_algo_order(body, contract)
 
+    def place_trailing_stop(  # noqa: PLR0917 - the positional order of place_protective
+        self,
+        symbol: str,
+        contract: ContractType,
+        side: Side,
+        quantity: Decimal,
+        callback_rate: Decimal,
+        client_algo_id: str,
+        *,
+        activate_price: Decimal | None = None,
+    ) -> AlgoOrderResult:
+        """A reduce-only TRAILING_STOP_MARKET on the algo API: ``callbackRate`` in percent, armed at
+        ``activatePrice`` (not the legacy ``activationPrice``, ignored there) or at once; no ``triggerPrice``.
+        An activation already passed is refused with -2021."""
+        params: dict[str, Any] = {
+            "algoType": "CONDITIONAL",
+            "symbol": symbol,
+            "side": Side(side).value,
+            "type": ProtectiveKind.TRAILING_STOP_MARKET.value,
+            "quantity": _qty(quantity),
+            "reduceOnly": "true",
+            "callbackRate": _qty(callback_rate, "callback rate"),
+            "clientAlgoId": client_algo_id,
+            "workingType": "CONTRACT_PRICE",
+        }
+        if activate_price is not None:
+            params["activatePrice"] = _qty(activate_price, "activation price")
+        fn = self._algo(contract, "post", "algoOrder")
+        name = endpoint("POST", contract, "algoOrder")
+        body = self._t.call(name, 1, lambda: fn(**params), signed=True, placing=True)
+        return parse_algo_order(body, contract)
+
+    def funding_reading(self, symbol: str, contract: ContractType) -> FundingReading:
+        """``premiumIndex``: the symbol's latest funding rate (``lastFundingRate``) and next settlement."""
+        fn = _pick(contract, self._c.futures_mark_price, self._c.futures_coin_mark_price)
+        name = endpoint("GET", contract, "premiumIndex")
+        return parse_funding(self._t.call(name, 1, lambda: fn(symbol=symbol)))
+
     def get_algo_order(
         self, symbol: str, contract: ContractType, *, client_algo_id: str
     ) -> AlgoOrderResult | None:
@@ -350,7 +390,7 @@ class BinanceGateway:
         return result if result.symbol == symbol else None
 
     def open_algo_orders(self, contract: ContractType, symbol: str | None = None) -> list[AlgoOrderResult]:
-        """Open STOP_MARKET / TAKE_PROFIT_MARKET algo orders (other algo types are not the bot's: skipped)."""
+        """Open stop, take-profit and trailing-stop algo orders (other algo types are not the bot's)."""
         params = {"symbol": symbol} if symbol else {}
         fn = self._algo(contract, "get", "openAlgoOrders")
         name = endpoint("GET", contract, "openAlgoOrders")

@@ -11,6 +11,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from ..domain.funding import FundingReading
 from ..domain.model import TIMEFRAME_MS, ContractType, Kline
 from .types import (
     AccountUpdate,
@@ -153,12 +154,19 @@ def parse_algo_order(raw: Any, contract_type: ContractType) -> AlgoOrderResult:
         kind=f.enum(kind_key, ProtectiveKind),
         side=f.enum("side", Side),
         status=f.enum("algoStatus", AlgoStatus),
-        trigger_price=f.decimal("triggerPrice"),
+        trigger_price=f.decimal("triggerPrice", f.raw.get("activatePrice") or "0"),
         quantity=None if close_position else f.decimal("quantity"),
         close_position=close_position,
         reduce_only=f.flag("reduceOnly", default=False),
         update_time_ms=f.integer("updateTime", f.raw.get("createTime", 0)),
     )
+
+
+def parse_funding(raw: Any) -> FundingReading:
+    """``/fapi|dapi/v1/premiumIndex`` of one symbol (COIN-M answers a one-row list) → its funding reading."""
+    row = raw[0] if isinstance(raw, list) and raw else raw
+    f = _Fields(row, "premiumIndex")
+    return FundingReading(rate=f.number("lastFundingRate"), next_funding_ms=f.integer("nextFundingTime"))
 
 
 def _margin_type(f: _Fields) -> str:

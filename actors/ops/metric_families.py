@@ -53,8 +53,12 @@ COUNTERS: dict[str, tuple[str, LabelKey]] = {
     "websocket_messages_received": ("WebSocket frames received, by market and type.", ("market", "type")),
     "websocket_reconnects": ("WebSocket reconnections, by market.", ("market",)),
     "klines_processed": ("Closed klines fed to a pair's indicators.", ("symbol", "interval")),
-    "signals": ("SMA crossovers seen by the strategy.", ("symbol", "strategy", "direction")),
+    "signals": ("Crossovers seen by the strategy (v1: SMA, v2: EMA).", ("symbol", "strategy", "direction")),
     "decisions": ("Strategy decisions; reason is `taken` or the skip reason.", ("symbol", "reason")),
+    "trades_closed": (
+        "Trades the ledger closed, by exit reason (stop_loss, trailing_stop, time_exit, reversal, ...).",
+        ("symbol", "reason"),
+    ),
     "orders_placed": ("Orders sent to the exchange.", ("symbol", "type", "side")),
     "orders_failed": ("Orders or entries rejected or failed, by reason slug.", ("symbol", "reason")),
     "orders_filled": ("Orders filled.", ("symbol", "type", "side")),

@@ -47,8 +47,11 @@ _M = TypeVar("_M", bound=MetricWrapperBase)
 _ORDER_TYPES = {
     Leg.ENTRY: "MARKET",
     Leg.CLOSE: "MARKET",
+    Leg.TIME_EXIT: "MARKET",
+    Leg.REVERSAL: "MARKET",
     Leg.STOP: "STOP_MARKET",
     Leg.TAKE_PROFIT: "TAKE_PROFIT_MARKET",
+    Leg.TRAILING_STOP: "TRAILING_STOP_MARKET",
 }
 _MAX_CACHED_CHILDREN = 50_000
 """Labelled children remembered by raw values; past this, lookups go the uncached (same-result) way."""
@@ -161,6 +164,10 @@ class Metrics:
         else:
             reason = decision.reason.value if decision.reason is not None else "skipped"
         self._count("decisions", decision.symbol, reason)
+
+    def trade_closed(self, symbol: str, reason: str) -> None:
+        """A trade closed (``messages.PositionClosed``), by its exit reason."""
+        self._count("trades_closed", symbol, reason)
 
     def order_placed(self, symbol: str, order_type: str, side: str) -> None:
         self._count("orders_placed", symbol, order_type, side)

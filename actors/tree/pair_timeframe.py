@@ -1,4 +1,4 @@
-"""PairTimeframe actor: one (symbol, timeframe), its talipp state and the V1 strategy, unchanged.
+"""PairTimeframe actor: one (symbol, timeframe), its talipp state, its pair's strategy (V1 or V2) and exits.
 
 Life of an incarnation: the supervisor registers it in the router (so candles closing from now on queue in
 its mailbox), ``start_actor`` warms the strategy up from REST, then queued and live candles flow through
@@ -6,7 +6,11 @@ its mailbox), ``start_actor`` warms the strategy up from REST, then queued and l
 first; if the exchange cannot supply the missing candles the gap stays *unrepaired* and the pair refuses to
 open trades until the next restart rebuilds it from a clean window.
 
-Only the signal timeframe trades; other timeframes keep the same bounded indicator state for inspection.
+Only the signal timeframe trades: per closed candle, the pair's ``PairDecider`` may ask for a time or
+reversal exit of the open position (told to the executor as ``ClosePosition``) and then decides the
+crossover (``SubmitEntry``). Other timeframes keep the same bounded indicator state for inspection; those a
+V2 pair follows also keep trend tracks and tell each closed candle's trend to the deciding actors
+(``TrendUpdated``, ``trend_links``), after that candle is done here and before it is reported done.
 """
 
 from __future__ import annotations
@@ -18,20 +22,42 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from ..domain.model import TIMEFRAME_MS, ContractType, Decision, Kline, Outcome, PortfolioView, SkipReason
-from ..domain.strategy import PairStrategy, StrategyParams, StrategySnapshot
+from ..domain.exits import EntryFacts, ExitParams, entry_candle_open
+from ..domain.fills import ExitReason
+from ..domain.funding import FundingReading
+from ..domain.model import (
+    TIMEFRAME_MS,
+    ContractType,
+    Decision,
+    HeldPosition,
+    Kline,
+    Outcome,
+    PortfolioView,
+    SkipReason,
+)
+from ..domain.strategies import AnyParams, PairDecider, make_strategy
+from ..domain.strategy import StrategySnapshot
+from ..domain.strategy_v2 import V2Params
 from ..exchange.errors import RateLimited
 from ..messages import (
+    ClosePosition,
     EntryRejected,
     KlineClosed,
     KlineGapUnrepaired,
     OrderExecutorInbox,
     PairTimeframeInbox,
     PositionLedgerInbox,
+    SendTrend,
     SubmitEntry,
+    TrendUpdated,
 )
 from ..runtime.actor import Actor, Address, Monitor
 from ..runtime.scheduling import OrderPriority
+from .funding_watch import FundingSource, FundingWatch
+from .trend_links import Tell, TrendLinks, TrendPublisher
+
+MAX_WARMUP = 1500
+"""Binance's largest klines page: one REST call warms any actor up."""
 
 
 class KlineSource(Protocol):
@@ -74,6 +100,12 @@ class KlinePool:
         self, symbol: str, contract: ContractType, interval: str, start_open_ms: int, end_open_ms: int
     ) -> list[Kline]:
         return self._pick().closed_klines_range(symbol, contract, interval, start_open_ms, end_open_ms)
+
+    def funding_reading(self, symbol: str, contract: ContractType) -> FundingReading:
+        source = self._pick()
+        if not isinstance(source, FundingSource):
+            raise TypeError(f"{type(source).__name__} cannot read funding rates")
+        return source.funding_reading(symbol, contract)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,7 +159,7 @@ class PairBoard:
 
 
 class PairTimeframe(Actor[PairTimeframeInbox]):
-    """Runs ``PairStrategy`` on one (symbol, timeframe)."""
+    """Runs its pair's strategy and exits on one (symbol, timeframe) (see the module docstring)."""
 
     def __init__(
         self,
@@ -135,12 +167,16 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         symbol: str,
         timeframe: str,
         contract: ContractType,
-        params: StrategyParams,
+        params: AnyParams,
         trading: bool,
         klines: KlineSource,
         portfolio: Callable[[], PortfolioView],
         executor: Address[OrderExecutorInbox] | None,
         ledger: Address[PositionLedgerInbox] | None,
+        exits: ExitParams | None = None,
+        links: TrendLinks | None = None,
+        tell_pair: Tell | None = None,
+        funding: FundingSource | None = None,
         monitor: Monitor | None = None,
         generation: int = 0,
         on_processed: Callable[[str, str, int], None] | None = None,
@@ -164,9 +200,22 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         self._observe = observe
         self._priority = priority
         """Told before each entry, so the market-data reader steps aside until it is sent."""
-        self._warmup = params.warmup_candles() + warmup_extra
+        self._links = links or TrendLinks()
+        self._tell_pair = tell_pair
+        periods = [period for period, _ in self._links.publish]
+        self._warmup = min(
+            MAX_WARMUP, max([params.warmup_candles(), *(5 * p for p in periods)]) + warmup_extra
+        )
         self._tf_ms = TIMEFRAME_MS[timeframe]
-        self.strategy = PairStrategy(symbol, timeframe, params)
+        self.decider = PairDecider(make_strategy(symbol, timeframe, params), exits or ExitParams())
+        self.strategy = self.decider.strategy
+        self._trends = TrendPublisher(symbol, timeframe, self._links, tell_pair) if tell_pair else None
+        filtered = isinstance(params, V2Params) and params.max_funding_rate is not None
+        self._funding = (
+            FundingWatch(symbol, contract, funding, self.log) if trading and filtered and funding else None
+        )
+        self._exited: tuple[int | None, int] | None = None
+        """(signal, opened at) of the position a close was last told for: not told twice."""
         self._warm = False
         self._unrepaired = False
         self._gaps_backfilled = 0
@@ -179,6 +228,15 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
             )
         )
         self._feed(history, live=False)
+        if self._trends is not None:
+            self._trends.publish_latest()
+        if self._funding is not None:
+            self._funding.refresh(history[-1].open_time_ms + self._tf_ms if history else 0)
+        if self._tell_pair is not None:  # a reading comes once per candle of its timeframe: ask now
+            for symbol, timeframe in self._links.follows:
+                self._tell_pair(
+                    symbol, timeframe, SendTrend(to_symbol=self.symbol, to_timeframe=self.timeframe)
+                )
         self._warm = True
         if self._on_processed is not None and history:  # replay lock-step: warm-up covered these steps
             self._on_processed(self.symbol, self.timeframe, history[-1].open_time_ms)
@@ -204,6 +262,15 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
                 message.turn.done()
         if self._on_processed is not None:
             self._on_processed(self.symbol, self.timeframe, kline.open_time_ms)
+
+    def on_trend_updated(self, message: TrendUpdated) -> None:
+        """A trend this pair follows: its timeframe's candle closed (kept for the decisions it serves)."""
+        self.strategy.on_trend(message.reading)
+
+    def on_send_trend(self, message: SendTrend) -> None:
+        """A deciding actor (re)started and asks for the trends it follows from here."""
+        if self._trends is not None:
+            self._trends.publish_latest(message)
 
     def on_entry_rejected(self, message: EntryRejected) -> None:
         """The executor refused our taken decision: it no longer counts for ``min_interval``."""
@@ -250,22 +317,56 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         return call()
 
     def _feed(self, klines: Sequence[Kline], *, live: bool, received_ns: int = 0) -> None:
+        acting = live and self.trading
         for kline in klines:
             view = self._portfolio()
+            held = view.position(self.symbol) if acting else None
             started = time.perf_counter()
-            decision = self.strategy.on_closed_kline(
-                kline, position_open=self.symbol in view.open_symbols, open_positions=view.open_positions
+            outcome = self.decider.on_closed_kline(
+                kline,
+                position=self._entry_facts(held),
+                position_open=self.symbol in view.open_symbols,
+                open_positions=view.open_positions,
+                funding=None if self._funding is None else self._funding.rate_for(kline.open_time_ms),
             )
+            decision = outcome.decision
             if live and self._observe is not None:
                 self._observe(kline, time.perf_counter() - started, decision if self.trading else None)
-            if decision is None or not live or not self.trading:
-                continue
-            self._decisions += 1
-            if decision.taken and self._unrepaired:
-                decision = replace(decision, outcome=Outcome.SKIPPED, reason=SkipReason.GAP_UNREPAIRED)
-                self.strategy.record_rejection(decision)
-            self._emit(decision, received_ns)
+            if acting and outcome.exit is not None and held is not None:
+                self._close(held, outcome.exit, kline)
+            if acting and decision is not None:
+                self._decisions += 1
+                if decision.taken and self._unrepaired:
+                    decision = replace(decision, outcome=Outcome.SKIPPED, reason=SkipReason.GAP_UNREPAIRED)
+                    self.strategy.record_rejection(decision)
+                self._emit(decision, received_ns)
+            if self._trends is not None:
+                self._trends.feed(kline, publish=live)
+            if acting and self._funding is not None:
+                self._funding.after_candle(kline.open_time_ms + self._tf_ms)
         self._publish()
+
+    def _entry_facts(self, held: HeldPosition | None) -> EntryFacts | None:
+        """The ledger's position as the exits see it (None once a close was told for it)."""
+        if held is None or self._exited == (held.signal_open_time_ms, held.opened_at_ms):
+            return None
+        return EntryFacts(
+            direction=held.direction, entry_open_time_ms=entry_candle_open(held.opened_at_ms, self._tf_ms)
+        )
+
+    def _close(self, held: HeldPosition, reason: ExitReason, kline: Kline) -> None:
+        self._exited = (held.signal_open_time_ms, held.opened_at_ms)
+        if self._executor is not None:
+            self._executor.tell(
+                ClosePosition(
+                    symbol=self.symbol,
+                    direction=held.direction,
+                    quantity=held.quantity,
+                    signal_open_time_ms=held.signal_open_time_ms,
+                    reason=reason,
+                    candle_open_time_ms=kline.open_time_ms,
+                )
+            )
 
     def _emit(self, decision: Decision, received_ns: int) -> None:
         if decision.taken and self._executor is not None:

@@ -33,7 +33,8 @@ class Telemetry(Protocol):
     def alert(self, kind: str, symbol: str | None) -> None: ...
     def order_event(self, event: OrderStateChanged | EntryRejected) -> None: ...
     def kline_processed(self, symbol: str, interval: str, seconds: float) -> None: ...
-    def decision(self, decision: Decision) -> None: ...
+    def decision(self, decision: Decision, strategy: str = "v1") -> None: ...
+    def trade_closed(self, symbol: str, reason: str) -> None: ...
 
 
 class Relays:
@@ -71,9 +72,12 @@ class Relays:
             self.metrics.alert(alert.kind, alert.symbol)
 
     def ledger_event(self, event: object) -> None:
-        """What the ledger learnt that an executor must know: its symbol is flat again."""
+        """What the ledger learnt that an executor must know — its symbol is flat again — and the metrics:
+        the trade's exit reason."""
         if isinstance(event, PositionClosed):
             self._refs.tell_executor(event.symbol, event)
+            if self.metrics is not None:
+                self.metrics.trade_closed(event.symbol, event.reason)
 
     def executor_notice(self, event: object) -> None:
         """Rejections go back to the deciding pair (min_interval bookkeeping); alerts go to the ledger."""
@@ -98,7 +102,8 @@ class Relays:
             return
         self.metrics.kline_processed(kline.symbol, kline.timeframe, seconds)
         if decision is not None:
-            self.metrics.decision(decision)
+            settings = self._settings.get(decision.symbol)
+            self.metrics.decision(decision, "v1" if settings is None else settings.strategy)
 
     def user_event(
         self, contract: ContractType, replay: ReplayDriver | None

@@ -8,6 +8,8 @@ runs on its thread only.
 - A trade is closed with the exit price and realised PnL of its closing-side fills, the reason taken from
   the leg of our order that filled (else what the algo updates said), and then its sibling protective
   orders are cancelled on the exchange (already gone is fine; a failure is an event for reconciliation).
+- A fill or order belongs to the trade of the signal in its client id: a reversal can open the next trade
+  of a symbol before the previous one's fills have all arrived, and neither may count or cancel the other's.
 - A closing fill that arrives after the trade was closed completes that trade's exit and PnL.
 """
 
@@ -16,16 +18,25 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
-from ...domain.model import ContractType, Leg, PortfolioView, client_order_id
+from ...domain.model import ContractType, HeldPosition, Leg, PortfolioView, client_order_id
 from ...exchange.errors import ExchangeError
 from ...messages import PositionClosed
 from .ledger_records import TERMINAL, EventRecord, OrderRecord, PositionRecord
 from .ledger_snapshots import LedgerGateway, LedgerSnapshots, OpenPositionView
 from .ledger_store import LedgerStore
-from .reconciliation import closing_side
+from .reconciliation import closing_side, parse_client_id
 
-EXIT_REASON = {Leg.STOP: "stop_loss", Leg.TAKE_PROFIT: "take_profit", Leg.CLOSE: "flattened"}
+EXIT_REASON = {
+    Leg.STOP: "stop_loss",
+    Leg.TAKE_PROFIT: "take_profit",
+    Leg.TRAILING_STOP: "trailing_stop",
+    Leg.TIME_EXIT: "time_exit",
+    Leg.REVERSAL: "reversal",
+    Leg.CLOSE: "flattened",
+}
 """Why a trade closed, by the leg of our order that closed it."""
+PROTECTIVE = (Leg.STOP, Leg.TAKE_PROFIT, Leg.TRAILING_STOP)
+_EXIT_LEGS = frozenset(leg.value for leg in EXIT_REASON)
 _RANK = {"submitted": 0, "unknown": 0, "new": 1, "partially_filled": 2, "triggering": 2, "triggered": 3}
 _LATE_FILL_MS = 60_000
 """A reduce-only fill this close to a trade's close belongs to it (later ones are someone else's)."""
@@ -33,6 +44,12 @@ _LATE_FILL_MS = 60_000
 
 def _rank(status: str) -> int:
     return 4 if status in TERMINAL else _RANK.get(status, 1)
+
+
+def belongs(client_id: str, held: PositionRecord) -> bool:
+    """Whether an order is the trade's: its id carries the trade's signal (any id, for an adopted trade)."""
+    parsed = parse_client_id(client_id)
+    return held.signal_open_time_ms is None or parsed is None or parsed[1] == held.signal_open_time_ms
 
 
 class LedgerTrades:
@@ -121,7 +138,8 @@ class LedgerTrades:
                 o.side == side
                 and o.filled_qty > 0
                 and o.updated_at_ms >= held.opened_at_ms
-                and o.leg in {"S", "T", "C"}
+                and o.leg in _EXIT_LEGS
+                and belongs(o.client_id, held)
             ):
                 return EXIT_REASON[Leg(o.leg)]
         return self._exit_reason.get(held.symbol, "closed_on_exchange")
@@ -142,7 +160,12 @@ class LedgerTrades:
         self._publish()
         self._listeners(
             PositionClosed(
-                symbol=symbol, reason=reason, exit_price=price, realized_pnl=pnl, closed_at_ms=at_ms
+                symbol=symbol,
+                reason=reason,
+                exit_price=price,
+                realized_pnl=pnl,
+                closed_at_ms=at_ms,
+                signal_open_time_ms=held.signal_open_time_ms,
             )
         )
 
@@ -169,7 +192,11 @@ class LedgerTrades:
         fills = [
             o
             for o in self._store.orders(symbol=held.symbol)
-            if o.side == side and o.filled_qty > 0 and o.updated_at_ms >= held.opened_at_ms and o.leg != "E"
+            if o.side == side
+            and o.filled_qty > 0
+            and o.updated_at_ms >= held.opened_at_ms
+            and o.leg != "E"
+            and belongs(o.client_id, held)
         ]
         qty = sum((o.filled_qty for o in fills), Decimal(0))
         if not qty:
@@ -180,13 +207,16 @@ class LedgerTrades:
     def _cancel_siblings(self, held: PositionRecord) -> None:
         """Cancel our protective orders of a closed position (already gone is fine; failures → reconcile)."""
         ids = {
-            o.client_id for o in self._store.orders(open_only=True, symbol=held.symbol) if o.leg in {"S", "T"}
+            o.client_id
+            for o in self._store.orders(open_only=True, symbol=held.symbol)
+            if o.leg in {leg.value for leg in PROTECTIVE} and belongs(o.client_id, held)
         }
         if held.signal_open_time_ms is not None:
-            for leg in (Leg.STOP, Leg.TAKE_PROFIT):
+            for leg in PROTECTIVE:
                 cid = client_order_id(held.symbol, held.signal_open_time_ms, leg)
                 known = self._store.order(cid)
-                if known is None or known.status not in TERMINAL:
+                placed = known is not None or leg is not Leg.TRAILING_STOP  # a trailing stop only if sent
+                if placed and (known is None or known.status not in TERMINAL):
                     ids.add(cid)
         for cid in sorted(ids):
             self.cancel_algo(held.symbol, held.contract_type, cid)
@@ -247,4 +277,14 @@ class LedgerTrades:
                 for p in sorted(self._open.values(), key=lambda p: p.symbol)
             )
         )  # fmt: skip
-        self._publish_portfolio(PortfolioView(open_symbols=frozenset(self._open)))
+        held = tuple(
+            HeldPosition(
+                symbol=p.symbol,
+                direction=p.direction,
+                quantity=str(p.qty),
+                signal_open_time_ms=p.signal_open_time_ms,
+                opened_at_ms=p.opened_at_ms,
+            )
+            for p in sorted(self._open.values(), key=lambda p: p.symbol)
+        )
+        self._publish_portfolio(PortfolioView(open_symbols=frozenset(self._open), held=held))
