@@ -8,6 +8,8 @@ import json
 import os
 import socket
 import sys
+import threading
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -257,3 +259,32 @@ def test_connection_from_another_uid_is_refused(daemon: RootSupervisor) -> None:
         reachable.unlink(missing_ok=True)
     assert "permission denied" in answer
     assert "65534" in answer
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the death on purpose
+def test_a_dead_essential_thread_turns_health_failing_and_stops_the_watchdog(daemon: RootSupervisor) -> None:
+    """What the systemd watchdog and ``/healthz`` are fed: a wedged essential thread takes the process down."""
+    release = threading.Event()
+
+    def wedged() -> None:
+        release.wait(5)
+        raise RuntimeError("a bug in a thread outside the tree")
+
+    port = daemon.access.telemetry.server.bound_port  # type: ignore[union-attr]
+    thread = daemon.threads.spawn(wedged, name="test-essential", role="a test duty", essential=True)
+    try:
+        assert daemon.alive()
+        release.set()
+        thread.join(5)
+        code, health = shell(daemon, "health")
+        assert code == 0
+        assert health["status"] == "failing"
+        assert health["checks"]["dead_threads"] == ["test-essential (a test duty)"]
+        assert not daemon.alive()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        assert refused.value.code == 503
+    finally:
+        daemon.threads.forget("test-essential")
+    assert daemon.alive()
+    assert shell(daemon, "health")[1]["status"] in {"ok", "degraded"}
