@@ -19,9 +19,16 @@ if TYPE_CHECKING:
     from ..config import Config
 
 _EXIT = {
-    "stop_loss": ExitReason.STOP_LOSS,
-    "take_profit": ExitReason.TAKE_PROFIT,
+    reason.value: reason
+    for reason in (
+        ExitReason.STOP_LOSS,
+        ExitReason.TAKE_PROFIT,
+        ExitReason.TRAILING_STOP,
+        ExitReason.TIME_EXIT,
+        ExitReason.REVERSAL,
+    )
 }
+"""The ledger's close reasons that are the backtester's exit reasons (any other close is ``manual``)."""
 
 
 def result_from_ledger(db: Path, config: Config) -> BacktestResult:

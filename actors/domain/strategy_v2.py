@@ -37,6 +37,9 @@ from .model import Decision, Direction, Kline, Outcome, SkipReason
 from .strategy import StrategySnapshot
 from .trend import TrendReading, min_retained_ema, min_retained_stoch_rsi, purge
 
+_BTC = "btc"
+"""Where the BTC reference's readings are kept among the trend readings."""
+
 
 class StopMode(StrEnum):
     """Where V2 puts the stop-loss."""
@@ -208,8 +211,8 @@ class V2Strategy:
         self._lows: deque[float] = deque(maxlen=params.pivot_lookback + 1)
         self._highs: deque[float] = deque(maxlen=params.pivot_lookback + 1)
         self._recent: deque[Kline] = deque(maxlen=keep_recent)
-        self._trends: dict[str, TrendReading] = {}
-        self._btc: TrendReading | None = None
+        self._trends: dict[str, tuple[TrendReading, ...]] = {}
+        """The two latest readings per trend timeframe, and under ``_BTC`` the BTC reference's."""
         self._side = 0
         self._last_open: int | None = None
         self._last_taken: int | None = None
@@ -223,8 +226,10 @@ class V2Strategy:
         return self._last_open
 
     def on_trend(self, reading: TrendReading) -> None:
-        """A trend timeframe's (or the BTC reference's) closed candle; an older reading than the one held is
-        ignored, as is any reading this pair does not use."""
+        """A trend timeframe's (or the BTC reference's) closed candle; readings this pair does not use are
+        ignored. Two are kept per timeframe: the actor of a candle that closes together with a signal
+        candle may tell its reading before that signal candle is decided, which still needs the one
+        before (``trend.trend_boundary``)."""
         btc = self.params.btc_filter
         if (
             btc is not None
@@ -235,14 +240,20 @@ class V2Strategy:
                 btc.timeframe,
             )
         ):
-            if self._btc is None or reading.close_time_ms >= self._btc.close_time_ms:
-                self._btc = reading
-            return
-        if reading.symbol != self.symbol or reading.timeframe not in self.params.trend_timeframes:
-            return
-        held = self._trends.get(reading.timeframe)
-        if held is None or reading.close_time_ms >= held.close_time_ms:
-            self._trends[reading.timeframe] = reading
+            self._keep_reading(_BTC, reading)
+        elif reading.symbol == self.symbol and reading.timeframe in self.params.trend_timeframes:
+            self._keep_reading(reading.timeframe, reading)
+
+    def _keep_reading(self, key: str, reading: TrendReading) -> None:
+        held = self._trends.get(key, ())
+        if any(r.close_time_ms == reading.close_time_ms for r in held):
+            held = tuple(r for r in held if r.close_time_ms != reading.close_time_ms)
+        self._trends[key] = tuple(sorted((*held, reading), key=lambda r: r.close_time_ms)[-2:])
+
+    def _reading_for(self, key: str, signal_open_time_ms: int) -> int | None:
+        """The trend of the reading the signal candle uses, None when it is not held (stale) or warming."""
+        current = [r for r in self._trends.get(key, ()) if r.current_for(signal_open_time_ms)]
+        return current[0].trend if current else None
 
     def on_closed_kline(
         self, kline: Kline, *, position_open: bool, open_positions: int, funding: float | None = None
@@ -318,13 +329,8 @@ class V2Strategy:
 
     def _facts(self, kline: Kline, direction: Direction) -> V2Facts:
         t = kline.open_time_ms
-        trends = []
-        for tf in self.params.trend_timeframes:
-            reading = self._trends.get(tf)
-            trends.append(reading.trend if reading is not None and reading.current_for(t) else None)
-        btc_trend = None
-        if self._btc is not None and self._btc.current_for(t):
-            btc_trend = self._btc.trend
+        trends = [self._reading_for(tf, t) for tf in self.params.trend_timeframes]
+        btc_trend = self._reading_for(_BTC, t) if self.params.btc_filter is not None else None
         stoch = self._stoch[-1] if self._stoch is not None else None
         return V2Facts(
             direction=direction,
@@ -347,11 +353,10 @@ class V2Strategy:
             ("atr", self._atr[-1] if len(self._atr) else None),
             ("stoch_rsi_k", None if stoch is None else stoch.k),
         ]
-        for tf, reading in sorted(self._trends.items()):
-            indicators.append((f"trend_{tf}", None if reading.trend is None else float(reading.trend)))
-        if self._btc is not None:
-            trend = self._btc.trend
-            indicators.append((f"btc_trend_{self._btc.timeframe}", None if trend is None else float(trend)))
+        for key, readings in sorted(self._trends.items()):
+            trend = readings[-1].trend
+            name = f"btc_trend_{readings[-1].timeframe}" if key == _BTC else f"trend_{key}"
+            indicators.append((name, None if trend is None else float(trend)))
         return StrategySnapshot(
             candles=self._candles,
             last_open_time_ms=self._last_open,

@@ -206,6 +206,17 @@ def test_strategy_uses_the_current_trend_reading_only() -> None:
     assert run(strategy, {}) == [(8, None)]
 
 
+def test_a_reading_of_the_same_instant_told_early_does_not_hide_the_one_in_use() -> None:
+    # In a replay step (or live) the 5m actor may tell the reading of the candle closing at 00:10 before the
+    # 1m candle 00:09 → 00:10 is decided; that candle still uses the reading of 00:05.
+    five = TrendReading(symbol="ETHUSDT", timeframe="5m", close_time_ms=T0 + 5 * MIN, trend=1)
+    ten = dataclasses.replace(five, close_time_ms=T0 + 10 * MIN, trend=-1)
+    strategy = V2Strategy("ETHUSDT", "1m", SMALL)
+    strategy.on_trend(five)
+    strategy.on_trend(ten)
+    assert run(strategy, {}) == [(8, None)]
+
+
 def test_btc_readings_reach_only_the_btc_check() -> None:
     params = dataclasses.replace(
         SMALL, trend_timeframes=(), btc_filter=BtcFilter(symbol="BTCUSDT", timeframe="5m")
