@@ -1,0 +1,106 @@
+"""V2 through the whole actor system: a replay decides exactly what the backtester decides, and its exits
+(time, reversal — a reversal flipping the position at once) show in the report and the metrics.
+
+The replay runs the bundled BTC and ETH data at ``max`` in lock-step; the trend timeframes' actors tell the
+deciding actors their trends (``TrendUpdated``), BTCUSDT's 15m actor tells ETHUSDT's (the BTC filter).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nancemakina.supervisor import main
+from tests.integration.system_support import Cleanup, SliceMaker, bot_config, load, save_config
+
+TRADE_FIELDS = (
+    "symbol",
+    "direction",
+    "signal_open_time_ms",
+    "entry_price",
+    "quantity",
+    "exit_price",
+    "exit_reason",
+)
+
+
+def v2_config(tmp: Path, data: list[Path]) -> dict[str, Any]:
+    """ETHUSDT with every V2 filter; BTCUSDT (the reference) without trend or StochRSI filters, so that its
+    reversal crossovers are taken and flip its position."""
+    bare = {"trend_timeframes": [], "stoch_rsi_enabled": False}
+    cfg = bot_config(tmp, data, timeframes=("1m", "5m", "15m"), pair_overrides={"BTC_USDT": bare})
+    gs = cfg["global_settings"]
+    gs["strategy"] = "v2"
+    gs["v2_strategy"] = {"trend_timeframes": ["5m", "15m"], "trend_ema_period": 20}
+    gs["filters"] = {"btc_correlation_filter_enabled": True, "btc_correlation_ema_period": 20}
+    gs["exit_strategies"] = {
+        "time_based_exit_enabled": True,
+        "max_trade_duration_candles": 20,
+        "reversal_exit_enabled": True,
+    }
+    return cfg
+
+
+def trades(path: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(path.open(encoding="utf-8")))
+
+
+def key(trade: dict[str, str]) -> tuple[str, ...]:
+    return tuple(trade[f] for f in TRADE_FIELDS)
+
+
+def test_v2_replay_equals_backtest_with_time_and_reversal_exits(
+    tmp_path: Path, slices: SliceMaker, cleanup: Cleanup
+) -> None:
+    data = slices(3000)
+    path = save_config(tmp_path / "config.yaml", v2_config(tmp_path, [data.btc, data.eth]))
+    daemon = cleanup.daemon(load(path))
+    daemon.start()
+    assert daemon.wait() == 0
+    metrics = daemon.access.telemetry.metrics.exposition().decode()
+    assert main(["report", "--config", str(path), "--out", str(tmp_path / "report")]) == 0
+    assert main(["backtest", "--config", str(path), "--out", str(tmp_path / "backtest"), "--no-plot"]) == 0
+
+    replayed = (tmp_path / "report" / "decisions.csv").read_bytes()
+    backtested = (tmp_path / "backtest" / "decisions.csv").read_bytes()
+    assert replayed == backtested
+    rows = list(csv.DictReader((tmp_path / "backtest" / "decisions.csv").open(encoding="utf-8")))
+    reasons = Counter(r["reason"] or "taken" for r in rows)
+    for reason in ("taken", "trend_filter", "btc_filter"):
+        assert reasons[reason] > 0, reasons
+
+    ours, theirs = trades(tmp_path / "report" / "trades.csv"), trades(tmp_path / "backtest" / "trades.csv")
+    closed = [
+        t for t in theirs if t["exit_reason"] != "end_of_data"
+    ]  # the backtest closes what is still open
+    assert sorted(map(key, ours)) == sorted(map(key, closed))
+    by_trade = {key(t): float(t["pnl"]) for t in closed}
+    for t in ours:  # the exchange reports realised PnL rounded; the backtest keeps the float
+        assert float(t["pnl"]) == pytest.approx(by_trade[key(t)], abs=1e-9)
+
+    exits = Counter(t["exit_reason"] for t in ours)
+    assert exits["time_exit"] > 0, exits
+    assert exits["reversal"] > 0, exits
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["exits_by_reason"]["time_exit"] == exits["time_exit"]
+    assert summary["exits_by_reason"]["reversal"] == exits["reversal"]
+    for reason in ("time_exit", "reversal"):
+        counted = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith("nancemakina_trades_closed_total{") and f'reason="{reason}"' in line
+        )
+        assert counted == exits[reason], reason
+    entries = {(t["symbol"], t["entry_time_ms"], t["direction"]) for t in theirs}
+    flips = [
+        t
+        for t in theirs
+        if t["exit_reason"] == "reversal"
+        and (t["symbol"], t["exit_time_ms"], "SHORT" if t["direction"] == "LONG" else "LONG") in entries
+    ]
+    assert flips, "a reversal that opened the opposite position at the same close"
