@@ -136,40 +136,15 @@ def judge_v2(
 ) -> Decision:
     """Apply the V2 checks in order (module docstring). Shared by the actor and both backtest engines."""
     stop, take_profit, risk = v2_levels(params, f)
-    sign = f.direction.sign
-    btc = params.btc_filter is not None and params.btc_filter.symbol != symbol
-    funding = params.max_funding_rate
-    k = f.stoch_k
-    checks = (
-        (f.atr is None or (params.stoch_rsi and k is None), SkipReason.WARMUP),
-        (position_open, SkipReason.POSITION_OPEN),
-        (
-            last_taken_signal_ms is not None
-            and f.signal_open_time_ms - last_taken_signal_ms < params.min_interval_ms,
-            SkipReason.MIN_INTERVAL,
-        ),
-        (any(t is None for t in f.trends), SkipReason.TREND_STALE),
-        (any(t != sign for t in f.trends), SkipReason.TREND_FILTER),
-        (btc and f.btc_trend is None, SkipReason.BTC_STALE),
-        (btc and f.btc_trend != sign, SkipReason.BTC_FILTER),
-        (
-            params.stoch_rsi
-            and k is not None
-            and (k >= params.overbought if sign > 0 else k <= params.oversold),
-            SkipReason.STOCH_RSI_FILTER,
-        ),
-        (funding is not None and f.funding is None, SkipReason.FUNDING_UNKNOWN),
-        (
-            funding is not None and f.funding is not None and abs(f.funding) > funding,
-            SkipReason.FUNDING_FILTER,
-        ),
-        (risk <= 0 or stop is None or take_profit is None, SkipReason.INVALID_STOP),
-        (
-            params.max_concurrent is not None and open_positions >= params.max_concurrent,
-            SkipReason.MAX_CONCURRENT,
-        ),
+    reason = _skip_reason(
+        params,
+        f,
+        symbol=symbol,
+        levels_ok=risk > 0 and stop is not None and take_profit is not None,
+        position_open=position_open,
+        open_positions=open_positions,
+        last_taken_signal_ms=last_taken_signal_ms,
     )
-    reason = next((why for failed, why in checks if failed), None)
     return Decision(
         symbol=symbol,
         timeframe=timeframe,
@@ -182,6 +157,52 @@ def judge_v2(
         stop_loss=stop,
         take_profit=take_profit,
     )
+
+
+def _skip_reason(
+    params: V2Params,
+    f: V2Facts,
+    *,
+    symbol: str,
+    levels_ok: bool,
+    position_open: bool,
+    open_positions: int,
+    last_taken_signal_ms: int | None,
+) -> SkipReason | None:
+    """The first failing check, in the module docstring's order (None: taken)."""
+    sign = f.direction.sign
+    k = f.stoch_k
+    if f.atr is None or (params.stoch_rsi and k is None):
+        return SkipReason.WARMUP
+    if position_open:
+        return SkipReason.POSITION_OPEN
+    if (
+        last_taken_signal_ms is not None
+        and f.signal_open_time_ms - last_taken_signal_ms < params.min_interval_ms
+    ):
+        return SkipReason.MIN_INTERVAL
+    if None in f.trends:
+        return SkipReason.TREND_STALE
+    if any(t != sign for t in f.trends):
+        return SkipReason.TREND_FILTER
+    if params.btc_filter is not None and params.btc_filter.symbol != symbol:
+        if f.btc_trend is None:
+            return SkipReason.BTC_STALE
+        if f.btc_trend != sign:
+            return SkipReason.BTC_FILTER
+    if params.stoch_rsi and k is not None and (k >= params.overbought if sign > 0 else k <= params.oversold):
+        return SkipReason.STOCH_RSI_FILTER
+    limit = params.max_funding_rate
+    if limit is not None:
+        if f.funding is None:
+            return SkipReason.FUNDING_UNKNOWN
+        if abs(f.funding) > limit:
+            return SkipReason.FUNDING_FILTER
+    if not levels_ok:
+        return SkipReason.INVALID_STOP
+    if params.max_concurrent is not None and open_positions >= params.max_concurrent:
+        return SkipReason.MAX_CONCURRENT
+    return None
 
 
 class V2Strategy:

@@ -10,6 +10,7 @@ themselves are ``strategy_v2.judge_v2``, shared with the incremental path.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,16 @@ class TrendSeries:
     close_times: IntArray
     codes: np.ndarray
     """+1, −1, 0, or 2 while the EMA warms up."""
+
+    def trends_at(self, signal_open_times: IntArray) -> list[int | None]:
+        """``trend_at`` of every signal candle opened at these times."""
+        if not self.close_times.shape[0]:
+            return [None] * signal_open_times.shape[0]
+        tf_ms = TIMEFRAME_MS[self.timeframe]
+        boundary = signal_open_times - signal_open_times % tf_ms
+        j = np.minimum(np.searchsorted(self.close_times, boundary), self.close_times.shape[0] - 1)
+        codes = np.where(self.close_times[j] == boundary, self.codes[j], _UNKNOWN)
+        return [None if c == _UNKNOWN else c for c in codes.tolist()]
 
     def trend_at(self, signal_open_time_ms: int) -> int | None:
         """The trend a decision on the signal candle opened then uses; None when missing or warming."""
@@ -69,7 +80,7 @@ class V2Scan:
 
 
 def _or_none(value: float) -> float | None:
-    return None if np.isnan(value) else float(value)
+    return None if math.isnan(value) else value
 
 
 def scan_v2(  # noqa: PLR0917 - the arrays of a series, in their natural order
@@ -96,9 +107,14 @@ def scan_v2(  # noqa: PLR0917 - the arrays of a series, in their natural order
         for tf in p.trend_timeframes
     ]
     lookback = params.pivot_lookback
+    times = open_time[hits]
+    per_tf = [tr.trends_at(times) for tr in trends]
+    btc_trends = btc.trends_at(times) if btc is not None else [None] * hits.shape[0]
+    atrs = volatility[hits].tolist()
+    ks = k[hits].tolist() if k is not None else None
+    closes = close[hits].tolist()
     facts = []
-    for i in hits.tolist():
-        t = int(open_time[i])
+    for n, i in enumerate(hits.tolist()):
         direction = Direction.LONG if side[i] > 0 else Direction.SHORT
         pivot = None
         if params.stop_mode is StopMode.PIVOT and i > 0:
@@ -108,13 +124,13 @@ def scan_v2(  # noqa: PLR0917 - the arrays of a series, in their natural order
         facts.append(
             V2Facts(
                 direction=direction,
-                signal_open_time_ms=t,
-                entry=float(close[i]),
-                atr=_or_none(float(volatility[i])),
-                stoch_k=None if k is None else _or_none(float(k[i])),
+                signal_open_time_ms=int(times[n]),
+                entry=closes[n],
+                atr=_or_none(atrs[n]),
+                stoch_k=None if ks is None else _or_none(ks[n]),
                 pivot=pivot,
-                trends=tuple(tr.trend_at(t) for tr in trends),
-                btc_trend=None if btc is None else btc.trend_at(t),
+                trends=tuple(tr[n] for tr in per_tf),
+                btc_trend=btc_trends[n],
                 funding=None,
             )
         )
