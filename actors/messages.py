@@ -253,18 +253,18 @@ from other pair actors the trends it follows and the requests for the trends it 
 OrderExecutorInbox = (
     SubmitEntry | ClosePosition | PauseEntries | ResumeEntries | StopAcceptingEntries | PositionClosed
 )
-"""``tree/order_executor.py``: entries and close-time exits from its pair, operator pauses, shutdown, the
-ledger's closes."""
+"""``tree/executor/``: entries and close-time exits from its pair, operator pauses, shutdown, the ledger's
+closes."""
 
 PositionLedgerInbox = (
     Decision | OrderStateChanged | EntryRejected | Alert | PositionOpened | Reconcile | UserEvent
 )
-"""``tree/position_ledger.py``: decisions, the executors' order events, alerts, and the exchange's user-data
-events (``exchange/types.py``: ``OrderUpdate``, ``AlgoUpdate``, ``AccountUpdate``, ``ListenKeyExpired``,
+"""``tree/ledger/``: decisions, the executors' order events, alerts, and the exchange's user-data events
+(``exchange/types.py``: ``OrderUpdate``, ``AlgoUpdate``, ``AccountUpdate``, ``ListenKeyExpired``,
 ``UserStreamStatus``), parsed at the venue boundary."""
 
 MarketStreamInbox = Subscribe | Unsubscribe | SetCandleHandoff | KlineReceived | ConnectionStatusChanged
-"""``tree/market_stream.py``: subscriptions from the root, and its own WebSocket thread's hand-offs."""
+"""``tree/market/``: subscriptions from the root, and its own WebSocket thread's hand-offs."""
 
 __all__ = [
     "Alert",

@@ -23,30 +23,19 @@ import numpy as np
 
 from ..bundled import bundled_path
 from ..domain.model import TIMEFRAME_MS, Kline
+from .csv_tokens import MAX_EXACT, POW10_FLOAT, parse_tokens, words_of
 
 if TYPE_CHECKING:
     import numpy.typing as npt
 
 _COLUMNS: Final = ("open_time", "open", "high", "low", "close", "volume")
+_ARCHIVE_COLUMNS: Final = ("quote_volume", "count", "taker_buy_volume", "taker_buy_quote_volume")
+"""Columns 7..10 of Binance's 12-column archive layout (6 is the close time, 11 is ignored)."""
 _WIDTHS: Final = (6, 12)
 _OPEN_TIME_HEADERS: Final = frozenset({"open_time", "open_time_ms", "open_time_us", "timestamp"})
 _QUOTES: Final = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "USD", "BTC", "ETH", "BNB", "EUR", "TRY")
 _MICROS_ABOVE: Final = 10**14  # ms stay below this until the year 5138; µs passed it in 1973
 _CHUNK: Final = 1 << 14  # tokens per vectorised batch: keeps temporaries in cache and reuses their memory
-
-_U: Final = np.uint64
-_DOTS: Final = _U(0x2E2E2E2E2E2E2E2E)
-_ONES: Final = _U(0x0101010101010101)
-_HIGHS: Final = _U(0x8080808080808080)
-_NIBBLE_HI: Final = _U(0xF0F0F0F0F0F0F0F0)
-_SIXES: Final = _U(0x0606060606060606)
-_THREES: Final = _U(0x3333333333333333)
-# Index o = how many leading bytes of a little-endian word lie before the token (are masked to '0').
-_KEEP: Final = np.array([(2**64 - 1) ^ (2 ** (8 * o) - 1) for o in range(9)], dtype=np.uint64)
-_FILL: Final = np.array([int.from_bytes(b"0" * o, "little") for o in range(9)], dtype=np.uint64)
-_POW10_INT: Final = 10 ** np.arange(17, dtype=np.uint64)
-_POW10_FLOAT: Final = 10.0 ** np.arange(17)
-_MAX_EXACT: Final = 2**53  # mantissas below this convert to float64 exactly
 
 
 class DataFileError(ValueError):
@@ -70,6 +59,25 @@ class Gap:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class ArchiveColumns:
+    """Columns 7..10 of Binance's 12-column archive rows, per kline (what the exchange counted)."""
+
+    quote_volume: npt.NDArray[np.float64]
+    count: npt.NDArray[np.int64]
+    """Number of trades."""
+    taker_buy_volume: npt.NDArray[np.float64]
+    taker_buy_quote_volume: npt.NDArray[np.float64]
+
+    def sliced(self, cut: slice) -> ArchiveColumns:
+        return ArchiveColumns(
+            self.quote_volume[cut],
+            self.count[cut],
+            self.taker_buy_volume[cut],
+            self.taker_buy_quote_volume[cut],
+        )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class KlineSeries:
     """One symbol's klines from one file as read-only column arrays (closed candles, ascending)."""
 
@@ -84,6 +92,8 @@ class KlineSeries:
     close: npt.NDArray[np.float64]
     volume: npt.NDArray[np.float64]
     gaps: tuple[Gap, ...]
+    archive: ArchiveColumns | None = None
+    """The archive's trade statistics, when the file has them and they were asked for."""
 
     def __len__(self) -> int:
         return len(self.open_time)
@@ -144,8 +154,13 @@ def _here_or_bundled(file: str) -> Path:
     return path if path.is_absolute() or path.exists() else bundled_path(path) or path
 
 
-def load_klines(path: str | Path, *, symbol: str | None = None, timeframe: str | None = None) -> KlineSeries:
-    """Read and validate one kline CSV file; raise ``DataFileError`` naming the first bad line."""
+def load_klines(
+    path: str | Path, *, symbol: str | None = None, timeframe: str | None = None, archive: bool = False
+) -> KlineSeries:
+    """Read and validate one kline CSV file; raise ``DataFileError`` naming the first bad line.
+
+    ``archive``: also read the trade statistics of a 12-column archive file (``KlineSeries.archive``).
+    """
     path = Path(path)
     symbol = (symbol or symbol_from_filename(path)).upper()
     if timeframe is not None and timeframe not in TIMEFRAME_MS:
@@ -154,9 +169,12 @@ def load_klines(path: str | Path, *, symbol: str | None = None, timeframe: str |
         )
     data = _read(path)
     first_line, ncols = _layout(path, data)
-    raw_open_time, prices = _parse(path, data, first_line, ncols)
+    extra = (7, 8, 9, 10) if archive and ncols == 12 else ()
+    raw_open_time, values = _parse(path, data, first_line, ncols, (0, 1, 2, 3, 4, 5, *extra))
     open_time = _to_millis(path, raw_open_time, first_line)
+    prices = values[:5]
     _check_values(path, prices, first_line)
+    stats = _archive(path, values[5:], first_line) if extra else None
     diffs = np.diff(open_time)
     _check_order(path, open_time, diffs, first_line)
     timeframe = timeframe or timeframe_from_filename(path) or _infer_timeframe(path, diffs)
@@ -177,7 +195,18 @@ def load_klines(path: str | Path, *, symbol: str | None = None, timeframe: str |
     )
     open_time.flags.writeable = False
     opens, highs, lows, closes, volumes = prices
-    return KlineSeries(symbol, timeframe, path, open_time, opens, highs, lows, closes, volumes, gaps)
+    return KlineSeries(symbol, timeframe, path, open_time, opens, highs, lows, closes, volumes, gaps, stats)
+
+
+def _archive(path: Path, values: npt.NDArray[np.float64], first_line: int) -> ArchiveColumns:
+    """The archive columns, checked: finite, non-negative, and a whole trade count."""
+    bad = np.flatnonzero(~(np.isfinite(values) & (values >= 0)).all(axis=0) | (values[1] % 1 != 0))
+    if len(bad):
+        i = int(bad[0])
+        row = dict(zip(_ARCHIVE_COLUMNS, values[:, i].tolist(), strict=True))
+        raise DataFileError(path, first_line + i, f"archive columns must be non-negative numbers: {row}")
+    quote, count, taker_base, taker_quote = values
+    return ArchiveColumns(quote, count.astype(np.int64), taker_base, taker_quote)
 
 
 def _to_millis(path: Path, open_time: npt.NDArray[np.int64], first_line: int) -> npt.NDArray[np.int64]:
@@ -294,9 +323,13 @@ def _layout(path: Path, data: bytes) -> tuple[int, int]:
 
 
 def _parse(
-    path: Path, data: bytes, first_line: int, ncols: int
+    path: Path, data: bytes, first_line: int, ncols: int, columns: tuple[int, ...]
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """Open times (as written) and a read-only (5, rows) open/high/low/close/volume block."""
+    """Open times (as written) and a read-only block of the other ``columns`` (one row per column).
+
+    ``columns`` starts with 0 (open time); the rest are numbers: 1..5 open/high/low/close/volume, and for
+    the archive layout 7..10 quote volume, trade count, taker-buy base and quote volume.
+    """
     buf = np.frombuffer(data, np.uint8)
     seps = np.flatnonzero((buf == ord(",")) | (buf == ord("\n")))
     header_seps = ncols if first_line == 2 else 0
@@ -311,38 +344,40 @@ def _parse(
     ):
         _raise_column_count(path, data[body_start:-1], first_line, ncols)
     table = seps.reshape(rows, ncols)
-    # Unaligned little-endian 8-byte words starting at every byte offset; no copy.
-    words = np.ndarray(shape=(len(data) - 7,), dtype=np.uint64, buffer=data, strides=(1,))
+    words = words_of(data)
+    cols = np.array(columns)
     open_time = np.empty(rows, np.int64)
-    prices = np.empty((5, rows), np.float64)
-    bad = np.empty((rows, 6), np.bool_)
-    step = _CHUNK // 6
+    values = np.empty((len(cols) - 1, rows), np.float64)
+    bad = np.empty((rows, len(cols)), np.bool_)
+    step = _CHUNK // len(cols)
     for r0 in range(0, rows, step):
         r1 = min(r0 + step, rows)
-        ends = table[r0:r1, :6]
+        ends = table[r0:r1][:, cols]
         before = np.empty_like(ends)  # each token's preceding separator
-        before[:, 1:] = table[r0:r1, :5]
+        before[:, 1:] = table[r0:r1][:, cols[1:] - 1]
         if r0:
             before[:, 0] = table[r0 - 1 : r1 - 1, -1]
         else:
             before[0, 0] = body_start - 1
             before[1:, 0] = table[: r1 - 1, -1]
-        mantissa, decimals, chunk_bad = _parse_tokens(words, ends, ends - before - 1)
+        mantissa, decimals, chunk_bad = parse_tokens(words, ends, ends - before - 1)
         chunk_bad[:, 0] |= decimals[:, 0] != 0
-        chunk_bad[:, 1:] |= mantissa[:, 1:] >= _MAX_EXACT
+        chunk_bad[:, 1:] |= mantissa[:, 1:] >= MAX_EXACT
         bad[r0:r1] = chunk_bad
         open_time[r0:r1] = mantissa[:, 0]
-        prices[:, r0:r1] = (mantissa[:, 1:].astype(np.float64) / _POW10_FLOAT[decimals[:, 1:]]).T
-    for row, col in np.argwhere(bad):
-        i = int(row) * ncols + int(col)
+        values[:, r0:r1] = (mantissa[:, 1:].astype(np.float64) / POW10_FLOAT[decimals[:, 1:]]).T
+    for row, k in np.argwhere(bad):
+        col = int(cols[k])
+        i = int(row) * ncols + col
         start, end = (int(seps[i - 1]) + 1 if i else body_start), int(seps[i])
         line = first_line + int(row)
         if col == 0:
             open_time[row] = _parse_int_slow(path, line, data[start:end])
         else:
-            prices[col - 1, row] = _parse_float_slow(path, line, _COLUMNS[col], data[start:end])
-    prices.flags.writeable = False
-    return open_time, prices
+            name = (*_COLUMNS, *_ARCHIVE_COLUMNS)[col if col < 6 else col - 1]
+            values[k - 1, row] = _parse_float_slow(path, line, name, data[start:end])
+    values.flags.writeable = False
+    return open_time, values
 
 
 def _parse_int_slow(path: Path, line: int, token: bytes) -> int:
@@ -371,56 +406,3 @@ def _raise_column_count(path: Path, body: bytes, first_line: int, ncols: int) ->
                 what = f"expected {ncols} columns like line 1, got {got}"
             raise DataFileError(path, first_line + offset, what)
     raise DataFileError(path, None, "inconsistent column structure")  # unreachable: the fast check agrees
-
-
-def _parse_tokens(
-    words: npt.NDArray[np.uint64], ends: npt.NDArray[np.intp], lengths: npt.NDArray[np.intp]
-) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
-    """(decimal mantissa, digits after the dot, needs-slow-path) of tokens of at most 16 bytes.
-
-    Each token is read as two words ending at its separator; bytes before its start are masked to '0'.
-    """
-    near_start = ends < 16  # their window would begin before the buffer: leave them to the slow path
-    hi = words[np.maximum(ends - 16, 0)]
-    lo = words[np.maximum(ends - 8, 0)]
-    before_hi = np.clip(16 - lengths, 0, 8)
-    before_lo = np.clip(8 - lengths, 0, 8)
-    hi &= _KEEP[before_hi]
-    hi |= _FILL[before_hi]
-    lo &= _KEEP[before_lo]
-    lo |= _FILL[before_lo]
-    dot_hi = _first_dot(hi)
-    dot_lo = _first_dot(lo)
-    has_hi = dot_hi != 0
-    has_lo = dot_lo != 0
-    hi ^= (dot_hi >> _U(7)) * _U(0x1E)  # '.' ^ 0x1E == '0': the dot reads as a zero digit, removed below
-    lo ^= (dot_lo >> _U(7)) * _U(0x1E)
-    bad = _not_digits(hi) | _not_digits(lo) | (has_hi & has_lo) | (lengths > 16) | (lengths == 0) | near_start
-    value = _eight_digits(hi) * _U(100_000_000) + _eight_digits(lo)
-    dot_byte = (np.frexp((dot_hi | dot_lo).astype(np.float64))[1] - 8) >> 3
-    decimals = np.where(has_lo, 7 - dot_byte, np.where(has_hi, 15 - dot_byte, 0))
-    scale = _POW10_INT[decimals]
-    # value = q·10^(d+1) + r with the dot's zero at 10^d; the true mantissa is q·10^d + r.
-    mantissa = np.where(has_hi | has_lo, value - value // (scale * _U(10)) * (_U(9) * scale), value)
-    return mantissa, decimals, bad
-
-
-def _first_dot(word: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
-    """Lowest set bit marking the first '.' byte (0x80 at that byte), 0 when there is none."""
-    x = word ^ _DOTS
-    marks = (x - _ONES) & ~x & _HIGHS
-    return marks & (~marks + _U(1))
-
-
-def _not_digits(word: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:
-    result: npt.NDArray[np.bool_] = (
-        (word & _NIBBLE_HI) | (((word + _SIXES) & _NIBBLE_HI) >> _U(4))
-    ) != _THREES
-    return result
-
-
-def _eight_digits(word: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
-    """Value of eight ASCII digits, first digit in the lowest byte."""
-    word = (word & _U(0x0F0F0F0F0F0F0F0F)) * _U(2561) >> _U(8)
-    word = (word & _U(0x00FF00FF00FF00FF)) * _U(6553601) >> _U(16)
-    return (word & _U(0x0000FFFF0000FFFF)) * _U(42949672960001) >> _U(32)

@@ -265,4 +265,9 @@ def render_summary(summary: dict[str, Any], paths: ReportPaths | None = None) ->
     if paths is not None:
         lines.append(f"reports          {paths.summary.parent}")
     lines.extend(f"{name} skipped: {why}" for name, why in summary.get("skipped", {}).items())
+    synthetic = summary.get("synthetic_filters") or []
+    if synthetic:
+        lines.append(
+            f"filters          SYNTHESISED for {', '.join(synthetic)} (not Binance's; see --exchange-info)"
+        )
     return "\n".join(lines)

@@ -16,7 +16,7 @@ from ..backtest.kline_files import DataFileError, KlineSeries, load_klines, pars
 from ..backtest.report_files import render_summary, write_reports
 from ..config import Config, ConfigError, load_config
 from ..domain.model import ContractType
-from ..exchange.instruments import spec_for
+from ..exchange.instruments import ExchangeInfoError, SymbolCatalog
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -61,14 +61,23 @@ def _slice(series: KlineSeries, start_ms: int | None, end_ms: int | None) -> Kli
         close=series.close[cut],
         volume=series.volume[cut],
         gaps=tuple(g for g in series.gaps if (start_ms or 0) <= g.after_open_time_ms <= (end_ms or 1 << 62)),
+        archive=None if series.archive is None else series.archive.sliced(cut),
     )
 
 
 def build_runs(
-    config: Config, data: Sequence[tuple[str, Path]], funding: Mapping[str, FundingHistory] | None = None
+    config: Config,
+    data: Sequence[tuple[str, Path]],
+    catalog: SymbolCatalog | None = None,
+    funding: Mapping[str, FundingHistory] | None = None,
 ) -> list[SymbolRun]:
-    """Load each file and pair it with its symbol's effective settings, exchange filters and funding rates
-    (``funding``: by symbol; default the config's ``replay.funding_rates``)."""
+    """Load each file and pair it with its symbol's effective settings, exchange filters and funding rates.
+
+    Filters come from ``catalog`` (default: ``backtesting.exchange_info`` then the bundled ones); the
+    symbols it had to synthesise are left in ``catalog.synthesised`` for the caller to announce. Funding
+    rates (by symbol) default to the config's ``replay.funding_rates``.
+    """
+    catalog = catalog or SymbolCatalog(config.exchange_info_paths())
     if funding is None:
         funding = load_funding_args(config.replay.funding_rates)
     runs = []
@@ -84,7 +93,7 @@ def build_runs(
                 f"{settings.signal_timeframe}; give a {settings.signal_timeframe} file or change the setting",
             )
         series = _slice(series, bt.start_ms, bt.end_ms)
-        spec = spec_for(symbol, settings.contract_type, series.close[:2000].tolist())
+        spec = catalog.listing(symbol, settings.contract_type, series.close[:2000].tolist()).spec
         coin = settings.contract_type is ContractType.COIN_M
         runs.append(
             SymbolRun(
@@ -162,6 +171,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="batch",
         help="batch (vectorised, default) or incremental (the live pair actor's code path, slow)",
     )
+    parser.add_argument(
+        "--exchange-info",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="saved GET /fapi/v1/exchangeInfo or /dapi/v1/exchangeInfo answer (JSON or .json.gz, repeatable) "
+        "whose filters are used before the bundled ones (also: backtesting.exchange_info)",
+    )
     parser.add_argument("--no-plot", action="store_true", help="skip equity.png")
     parser.add_argument(
         "--progress",
@@ -191,12 +208,15 @@ def run_backtest_cli(
             print(f"error: a symbol appears twice in --data: {', '.join(symbols)}", file=err)
             return 2
         started = time.perf_counter()
+        catalog = SymbolCatalog([*config.exchange_info_paths(), *args.exchange_info])
         funding = load_funding_args(args.funding) if args.funding else None
-        runs = build_runs(config, resolved, funding)
+        runs = build_runs(config, resolved, catalog, funding)
         check_runs(runs)
-    except (DataFileError, BacktestSetupError) as exc:
+    except (DataFileError, ExchangeInfoError, BacktestSetupError) as exc:
         print(f"error: {exc}", file=err)
         return 2
+    for listing in catalog.synthesised.values():
+        print(f"warning: {listing.warning()}", file=err)
     for run in runs:
         for gap in run.series.gaps:
             print(
@@ -219,6 +239,8 @@ def run_backtest_cli(
         "files": [str(p) for _, p in resolved],
         "gaps": sum(len(r.series.gaps) for r in runs),
         "config": str(config_path) if config_path else None,
+        "exchange_info": list(catalog.files),
+        "synthetic_filters": sorted(catalog.synthesised),
     }
     paths, summary = write_reports(
         result,

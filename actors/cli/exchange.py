@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import signal
+import sys
 import threading
 from collections.abc import Sequence
 
@@ -74,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--pacer-timeout", type=float, default=30.0, help="seconds a lock-step candle waits for acks"
     )
     p.add_argument("--weight-limit", type=int, default=2400)
+    p.add_argument(
+        "--exchange-info",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a saved GET /fapi/v1/exchangeInfo or /dapi/v1/exchangeInfo answer (JSON or .json.gz; "
+        "repeatable): its filters come before the bundled ones",
+    )
     p.add_argument("--paused", action="store_true", help="start with the clock paused (POST /sim/v1/resume)")
     return p
 
@@ -94,12 +103,15 @@ def run_exchange_cli(argv: Sequence[str] | None = None) -> int:
         fee_pct=args.fee_pct,
         pacer_timeout_s=args.pacer_timeout,
         weight_limit=args.weight_limit,
+        exchange_info=tuple(args.exchange_info),
     )
     try:
         exchange = LocalExchange(args.data, config).start()
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"nancemakina exchange: {exc}")
         return 2
+    for listing in exchange.catalog.synthesised.values():
+        print(f"warning: {listing.warning()}", file=sys.stderr)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, TextIO
 from ..backtest.engine import BacktestResult, Trade
 from ..backtest.report_files import render_summary, write_reports
 from ..domain.fills import ExitReason, fee
-from ..exchange.instruments import spec_for
+from ..exchange.instruments import SymbolCatalog
 from ..tree.ledger.ledger_store import LedgerStore
 from .backtest import load_or_report, resolve_config_path
 
@@ -44,6 +44,7 @@ def result_from_ledger(db: Path, config: Config) -> BacktestResult:
         records = store.trades()
     finally:
         store.close()
+    catalog = SymbolCatalog(config.exchange_info_paths())
     start = config.backtesting.initial_balance_usdt
     fee_pct = config.backtesting.fee_percent
     result = BacktestResult(engine="ledger", klines=0)
@@ -58,7 +59,7 @@ def result_from_ledger(db: Path, config: Config) -> BacktestResult:
         asset = r.margin_asset or "USDT"
         balances.setdefault(asset, start if asset == "USDT" else 1.0)
         gross = r.realized_pnl or 0.0
-        spec = spec_for(r.symbol, r.contract_type, (r.entry_price,))
+        spec = catalog.listing(r.symbol, r.contract_type, (r.entry_price,)).spec
         fees = fee(spec, r.qty, r.entry_price, fee_pct)
         if r.exit_price:
             fees += fee(spec, r.qty, r.exit_price, fee_pct)

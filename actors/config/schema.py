@@ -93,6 +93,9 @@ class BacktestingSettings(Section):
     initial_balance_coin: dict[CoinName, Positive] = Field(default_factory=dict)
     slippage_percent: NonNeg = 0.01
     fee_percent: NonNeg = 0.04
+    exchange_info: tuple[str, ...] = ()
+    """Saved ``GET /fapi/v1/exchangeInfo`` / ``/dapi/v1/exchangeInfo`` answers (JSON or .json.gz) whose
+    symbols' filters the backtest, the replay's local exchange and ``report`` use before the bundled ones."""
 
     @property
     def start_ms(self) -> int | None:
@@ -254,6 +257,10 @@ class Config(BaseModel):
         """``replay.data`` files; a relative one that is not under ``base_dir`` is looked up among the
         bundled files (so the default replay works from any directory, installed or not)."""
         return tuple(self._resolve_data(p) for p in self.replay.data)
+
+    def exchange_info_paths(self) -> tuple[Path, ...]:
+        """``backtesting.exchange_info`` files, relative ones under ``base_dir``."""
+        return tuple(self._resolve(p) for p in self.backtesting.exchange_info)
 
     def log_file_path(self) -> Path | None:
         return None if self.logging.file is None else self._resolve(self.logging.file)

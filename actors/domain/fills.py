@@ -155,6 +155,36 @@ def exit_on_candle(
     return hit
 
 
+def best_bid(last: float, tick: Decimal) -> float:
+    """The synthetic book's best bid: the last price rounded down to the tick (the ask: one tick up)."""
+    return float(round_to_step(to_decimal(last), tick))
+
+
+def marketable(limit: float, *, buy: bool, last: float, tick: Decimal) -> bool:
+    """Whether a LIMIT order crosses the book on arrival: a BUY at or above the best ask, a SELL at or
+    below the best bid (``best_bid``). A marketable order fills at once as a taker; else it rests."""
+    bid = best_bid(last, tick)
+    return limit >= bid + float(tick) if buy else limit <= bid
+
+
+def taker_limit_price(last: float, *, buy: bool, limit: float, slippage_pct: float, tick: Decimal) -> float:
+    """Price a marketable LIMIT order fills at: as a market order (``market_fill_price``), never beyond
+    its limit."""
+    price = market_fill_price(last, buy=buy, slippage_pct=slippage_pct, tick=tick)
+    return min(price, limit) if buy else max(price, limit)
+
+
+def limit_fill(path: tuple[float, ...], *, buy: bool, limit: float) -> tuple[int, float] | None:
+    """Where a resting LIMIT order fills on the path: (path index, price) or None.
+
+    A BUY fills once the price trades at or below its limit, a SELL at or above it (``first_touch``);
+    it fills in full at its limit price — a maker fill: the resting order sets the price, also when the
+    path gaps through it. There is no queue: touching the limit is filling it.
+    """
+    hit = first_touch(path, limit, from_above=buy)
+    return None if hit is None else (hit[0], limit)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TrailingStop:
     """A TRAILING_STOP_MARKET order's state between two stretches of price path (Binance's rule).
@@ -263,7 +293,7 @@ def notional_in_margin_asset(spec: InstrumentSpec, qty: Decimal, price: float) -
 
 
 def fee(spec: InstrumentSpec, qty: Decimal, price: float, fee_pct: float) -> float:
-    """Taker fee of one fill, in the margin asset."""
+    """Fee of one fill at ``fee_pct`` (the taker or the maker rate), in the margin asset."""
     return notional_in_margin_asset(spec, qty, price) * fee_pct / 100.0
 
 

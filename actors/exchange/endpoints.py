@@ -22,6 +22,11 @@ from binance import Client
 from requests.adapters import HTTPAdapter
 
 _LOOPBACK_NAMES = frozenset({"localhost"})
+SIM_CLOCK_HEADER = "X-SIM-Clock-Ms"
+"""Header of every local-exchange REST answer: the replay clock (ms), i.e. the time its klines have reached.
+
+The local exchange's ``/fapi/v1/time`` is the wall clock, as Binance's is; which candles are closed is
+decided by the replay clock, so on a local venue the gateway reads it from this header."""
 
 
 class TimeSource(StrEnum):
@@ -30,7 +35,7 @@ class TimeSource(StrEnum):
     FUTURES = "futures"
     """``/fapi/v1/time``: the clock of the server that checks the timestamp (Binance)."""
     API = "api"
-    """``/api/v3/time``: the local exchange's wall clock (its ``/fapi/v1/time`` is the replay clock)."""
+    """``/api/v3/time``: the wall clock python-binance itself syncs to (the local exchange serves it)."""
 
 
 class EndpointViolation(requests.exceptions.InvalidURL):

@@ -1,12 +1,31 @@
-"""Exchange-info filters → ``InstrumentSpec``; the bundled exchangeInfo documents used offline."""
+"""Exchange-info filters → ``InstrumentSpec``, and where a symbol's filters come from offline.
+
+``parse_symbol`` / ``parse_exchange_info`` read what a venue serves. Offline (backtest, replay, the local
+exchange, ``report``) ``SymbolCatalog`` looks a symbol's exchangeInfo entry up in this order, first hit wins:
+
+1. the exchangeInfo documents given (``--exchange-info FILE``, ``backtesting.exchange_info``): a saved
+   ``GET /fapi/v1/exchangeInfo`` or ``GET /dapi/v1/exchangeInfo`` answer, JSON or gzipped JSON; the market
+   is told by its symbols (COIN-M entries carry ``contractSize``);
+2. the pinned bundled entries: ``exchange_info_usdm.json`` (BTCUSDT, ETHUSDT as Binance served them on
+   2022-02-19) and ``exchange_info_coinm.json`` (BTCUSD_PERP, ETHUSD_PERP, 2025-06-26). They stay first so
+   the bundled data's replays and backtests keep the results they were baselined with;
+3. the bundled full USDⓈ-M snapshot ``exchange_info_usdm_2025-11-26.json.gz`` (647 symbols, every filter,
+   as ``GET /fapi/v1/exchangeInfo`` answered on 2025-11-26; saved by a public repository, see the README);
+4. synthesis (``synthetic_symbol``): the listing says so, and callers announce it — the filters
+   are ETHUSDT's (COIN-M: BTCUSD_PERP's) with the tick taken from the data, so order sizes may differ from
+   Binance's.
+"""
 
 from __future__ import annotations
 
+import gzip
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from ..domain.fills import InstrumentSpec
@@ -103,14 +122,6 @@ def synthetic_symbol(
     return dict(entry)
 
 
-def spec_for(symbol: str, contract_type: ContractType, sample_prices: Iterable[float] = ()) -> InstrumentSpec:
-    """Bundled spec of ``symbol`` or, when not bundled, a synthetic one (see ``synthetic_symbol``)."""
-    for raw in bundled_exchange_info(contract_type)["symbols"]:
-        if raw["symbol"] == symbol:
-            return parse_symbol(raw, contract_type)
-    return parse_symbol(synthetic_symbol(symbol, contract_type, sample_prices), contract_type)
-
-
 def spec_to_entry(spec: InstrumentSpec) -> dict[str, Any]:
     """An exchangeInfo ``symbols[]`` entry carrying ``spec``'s filters (to list it on another venue)."""
     coin = spec.contract_type is ContractType.COIN_M
@@ -152,3 +163,109 @@ def spec_to_entry(spec: InstrumentSpec) -> dict[str, Any]:
         entry["contractSize"] = spec.contract_size
         entry["contractStatus"] = "TRADING"
     return entry
+
+
+SNAPSHOT = "exchange_info_usdm_2025-11-26.json.gz"
+SNAPSHOT_SOURCE = "Binance snapshot 2025-11-26"
+SYNTHETIC = "synthetic"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Listing:
+    """One symbol's exchangeInfo entry and where it came from."""
+
+    symbol: str
+    contract_type: ContractType
+    entry: Mapping[str, Any]
+    source: str
+    """The file it was read from, ``bundled``, ``Binance snapshot 2025-11-26`` or ``synthetic``."""
+
+    @property
+    def synthetic(self) -> bool:
+        return self.source == SYNTHETIC
+
+    @property
+    def spec(self) -> InstrumentSpec:
+        return parse_symbol(self.entry, self.contract_type)
+
+    def warning(self) -> str:
+        """The announcement of a synthesised filter set (empty for a real one)."""
+        if not self.synthetic:
+            return ""
+        spec = self.spec
+        template = "BTCUSD_PERP" if self.contract_type is ContractType.COIN_M else "ETHUSDT"
+        floor = "" if self.contract_type is ContractType.COIN_M else f", min notional {spec.min_notional}"
+        return (
+            f"{self.symbol} is in no exchange info (bundled or --exchange-info): its filters are "
+            f"synthesised from {template}'s — tick {spec.tick_size} (the data's finest price step), "
+            f"step {spec.market_step_size}, min qty {spec.market_min_qty}, max qty {spec.market_max_qty}"
+            f"{floor}; sizes may differ from Binance's. Pass a saved exchangeInfo with --exchange-info FILE "
+            "(backtesting.exchange_info in the config) to use the real ones."
+        )
+
+
+def read_exchange_info(path: str | Path) -> tuple[ContractType, dict[str, Mapping[str, Any]]]:
+    """A saved exchangeInfo answer (JSON, optionally gzipped) → (its market, entries by symbol)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        doc = json.loads(data)
+    except (OSError, ValueError, EOFError) as exc:
+        raise ExchangeInfoError(f"{path}: not a readable exchangeInfo JSON file ({exc})") from exc
+    symbols = doc.get("symbols") if isinstance(doc, dict) else None
+    if not isinstance(symbols, list) or not symbols or not all(isinstance(s, dict) for s in symbols):
+        raise ExchangeInfoError(
+            f"{path}: no 'symbols' list; expected a GET /fapi|dapi/v1/exchangeInfo answer"
+        )
+    market = ContractType.COIN_M if any("contractSize" in s for s in symbols) else ContractType.USDT_M
+    entries = {str(s.get("symbol")): s for s in symbols}
+    for entry in entries.values():
+        parse_symbol(entry, market)  # fail now, naming the symbol, rather than at the first order
+    return market, entries
+
+
+@cache
+def _snapshot() -> dict[str, Mapping[str, Any]]:
+    data = resources.files(__package__ or "").joinpath(SNAPSHOT).read_bytes()
+    return {str(s["symbol"]): s for s in json.loads(gzip.decompress(data))["symbols"]}
+
+
+def _pinned(contract_type: ContractType) -> dict[str, Mapping[str, Any]]:
+    return {str(s["symbol"]): s for s in bundled_exchange_info(contract_type)["symbols"]}
+
+
+class SymbolCatalog:
+    """Looks symbols up in the order of the module docstring."""
+
+    def __init__(self, files: Sequence[str | Path] = ()) -> None:
+        """``files``: saved exchangeInfo answers, first one first. Raises ExchangeInfoError for a bad one."""
+        self.files = tuple(str(f) for f in files)
+        self._given = [(str(f), *read_exchange_info(f)) for f in files]
+        self.synthesised: dict[str, Listing] = {}
+        """The listings this catalog had to synthesise, by symbol (for the caller to announce)."""
+
+    def listing(
+        self, symbol: str, contract_type: ContractType, sample_prices: Iterable[float] = ()
+    ) -> Listing:
+        """``symbol``'s entry on ``contract_type``, synthesised (from ``sample_prices``) if nobody has it."""
+        layers: list[tuple[str, Mapping[str, Mapping[str, Any]]]] = [
+            (source, entries) for source, market, entries in self._given if market is contract_type
+        ]
+        layers.append(("bundled", _pinned(contract_type)))
+        if contract_type is ContractType.USDT_M:
+            layers.append((SNAPSHOT_SOURCE, _snapshot()))
+        for source, entries in layers:
+            entry = entries.get(symbol)
+            if entry is not None:
+                return Listing(symbol=symbol, contract_type=contract_type, entry=dict(entry), source=source)
+        entry = synthetic_symbol(symbol, contract_type, sample_prices)
+        listing = Listing(symbol=symbol, contract_type=contract_type, entry=entry, source=SYNTHETIC)
+        self.synthesised[symbol] = listing
+        return listing
+
+
+def spec_for(symbol: str, contract_type: ContractType, sample_prices: Iterable[float] = ()) -> InstrumentSpec:
+    """``symbol``'s spec from the bundled sources (synthesised from ``sample_prices`` when it has none)."""
+    return SymbolCatalog().listing(symbol, contract_type, sample_prices).spec

@@ -146,15 +146,19 @@ def parse_algo_order(raw: Any, contract_type: ContractType) -> AlgoOrderResult:
     f = _Fields(raw, "algo order")
     close_position = f.flag("closePosition", default=False)
     kind_key = "orderType" if "orderType" in f.raw else "type"
+    kind = f.enum(kind_key, ProtectiveKind)
+    trigger_key = "triggerPrice"
+    if kind is ProtectiveKind.TRAILING_STOP_MARKET:  # no trigger price: its activation instead (0: none)
+        trigger_key = "activatePrice" if f.raw.get("activatePrice") else "triggerPrice"
     return AlgoOrderResult(
         symbol=f.text("symbol"),
         contract_type=contract_type,
         algo_id=f.integer("algoId"),
         client_algo_id=f.text("clientAlgoId"),
-        kind=f.enum(kind_key, ProtectiveKind),
+        kind=kind,
         side=f.enum("side", Side),
         status=f.enum("algoStatus", AlgoStatus),
-        trigger_price=f.decimal("triggerPrice", f.raw.get("activatePrice") or "0"),
+        trigger_price=f.decimal(trigger_key, "0"),
         quantity=None if close_position else f.decimal("quantity"),
         close_position=close_position,
         reduce_only=f.flag("reduceOnly", default=False),

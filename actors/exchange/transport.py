@@ -205,3 +205,10 @@ def server_time_of(body: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise MalformedPayload(f"time: missing or non-integer field 'serverTime' in {str(body)[:80]!r}")
     return value
+
+
+def sim_clock_of(header: Any) -> int:
+    """The local exchange's ``X-SIM-Clock-Ms`` header value → ms."""
+    if not isinstance(header, str) or not header.isdigit():
+        raise MalformedPayload(f"time: the local exchange sent no replay clock header (got {header!r})")
+    return int(header)

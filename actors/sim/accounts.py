@@ -1,4 +1,8 @@
-"""Account, balance and positionRisk views of the ``Book`` in Binance's JSON shapes."""
+"""Account, balance and positionRisk views of the ``Book`` in Binance's JSON shapes.
+
+Maintenance margin is taken as a tenth of the initial margin (no liquidation is simulated: the liquidation
+price is "0"); ``maxNotionalValue`` / ``maxQty`` come from the symbol's leverage brackets.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,9 @@ from typing import Any
 
 from ..domain.fills import notional_in_margin_asset
 from ..domain.model import ContractType
+from . import brackets
 from .book import Book
-from .wire import money, px, qty
+from .wire import ACCOUNT_ALIAS, money, px, qty
 
 
 def _assets(book: Book, contract_type: ContractType) -> list[str]:
@@ -34,8 +39,15 @@ def _margin(book: Book, asset: str) -> float:
     return sum(p.margin for s, p in book.positions.items() if book.specs[s].margin_asset == asset)
 
 
+def _order_margin(book: Book, symbol: str) -> float:
+    spec = book.specs[symbol]
+    leverage = book.position(symbol).leverage
+    resting = [o for o in book.open_orders(symbol) if not o.reduce_only]
+    return sum(notional_in_margin_asset(spec, o.qty, o.limit) for o in resting) / leverage
+
+
 def position_risk(book: Book, contract_type: ContractType, symbol: str | None) -> list[dict[str, Any]]:
-    """``positionRisk``: the fields of nautilus__position_risk.json plus v3's."""
+    """``positionRisk`` rows (USDⓈ-M v2/v3 and COIN-M fields together)."""
     rows = []
     for sym in _symbols(book, contract_type, symbol):
         spec = book.specs[sym]
@@ -43,6 +55,7 @@ def position_risk(book: Book, contract_type: ContractType, symbol: str | None) -
         mark = book.marks.get(sym, 0.0)
         upnl = book.unrealized(sym)
         notional = notional_in_margin_asset(spec, abs(pos.amount), mark) if mark else 0.0
+        cap = brackets.cap_at(sym, contract_type, pos.leverage)
         row = {
             "symbol": sym,
             "positionAmt": qty(spec, pos.amount),
@@ -52,7 +65,6 @@ def position_risk(book: Book, contract_type: ContractType, symbol: str | None) -
             "unRealizedProfit": money(upnl),
             "liquidationPrice": "0",
             "leverage": str(pos.leverage),
-            "maxNotionalValue": "250000" if contract_type is ContractType.USDT_M else "0",
             "marginType": "isolated" if pos.isolated else "cross",
             "isolatedMargin": money(pos.margin + upnl if pos.isolated else 0.0),
             "isAutoAddMargin": "false",
@@ -60,31 +72,32 @@ def position_risk(book: Book, contract_type: ContractType, symbol: str | None) -
             "notional": money(notional if pos.amount >= 0 else -notional),
             "isolatedWallet": money(pos.margin if pos.isolated else 0.0),
             "marginAsset": spec.margin_asset,
-            "initialMargin": money(pos.margin),
+            "initialMargin": money(pos.margin + _order_margin(book, sym)),
             "maintMargin": money(pos.margin * 0.1),
             "positionInitialMargin": money(pos.margin),
-            "openOrderInitialMargin": "0",
+            "openOrderInitialMargin": money(_order_margin(book, sym)),
             "adl": 0,
             "bidNotional": "0",
             "askNotional": "0",
             "updateTime": pos.update_time,
         }
         if contract_type is ContractType.COIN_M:
-            row["notionalValue"] = row["notional"]
-            row["maxQty"] = "100000"
+            row |= {"notionalValue": row["notional"], "maxQty": cap}
+        else:
+            row["maxNotionalValue"] = cap
         rows.append(row)
     return rows
 
 
 def balances(book: Book, contract_type: ContractType, now: int) -> list[dict[str, Any]]:
-    """``balance`` rows (USDⓈ-M v3 / COIN-M v1)."""
+    """``balance`` rows (USDⓈ-M v2/v3 / COIN-M v1)."""
     rows = []
     for asset in _assets(book, contract_type):
         wallet = book.wallet[asset]
         avail = book.available(asset)
         rows.append(
             {
-                "accountAlias": "SgsR",
+                "accountAlias": ACCOUNT_ALIAS,
                 "asset": asset,
                 "balance": money(wallet),
                 "crossWalletBalance": money(wallet),
@@ -99,24 +112,22 @@ def balances(book: Book, contract_type: ContractType, now: int) -> list[dict[str
     return rows
 
 
-def account(book: Book, contract_type: ContractType, now: int) -> dict[str, Any]:
-    """``account`` as in nautilus__account_info_v2.json (COIN-M: the same assets/positions lists)."""
-    assets = []
+def _asset_rows(book: Book, contract_type: ContractType, now: int) -> list[dict[str, Any]]:
+    rows = []
     for asset in _assets(book, contract_type):
-        wallet = book.wallet[asset]
-        upnl = _upnl(book, asset)
-        im = _margin(book, asset)
+        wallet, upnl, im = book.wallet[asset], _upnl(book, asset), _margin(book, asset)
+        orders = book.limits.margin(asset)
         avail = book.available(asset)
-        assets.append(
+        rows.append(
             {
                 "asset": asset,
                 "walletBalance": money(wallet),
                 "unrealizedProfit": money(upnl),
                 "marginBalance": money(wallet + upnl),
                 "maintMargin": money(im * 0.1),
-                "initialMargin": money(im),
+                "initialMargin": money(im + orders),
                 "positionInitialMargin": money(im),
-                "openOrderInitialMargin": "0.00000000",
+                "openOrderInitialMargin": money(orders),
                 "crossWalletBalance": money(wallet),
                 "crossUnPnl": money(upnl),
                 "availableBalance": money(avail),
@@ -125,56 +136,71 @@ def account(book: Book, contract_type: ContractType, now: int) -> dict[str, Any]
                 "updateTime": now,
             }
         )
-    positions = []
-    for sym in _symbols(book, contract_type, None):
-        spec = book.specs[sym]
-        pos = book.position(sym)
-        positions.append(
-            {
-                "symbol": sym,
-                "initialMargin": money(pos.margin),
-                "maintMargin": money(pos.margin * 0.1),
-                "unrealizedProfit": money(book.unrealized(sym)),
-                "positionInitialMargin": money(pos.margin),
-                "openOrderInitialMargin": "0",
-                "leverage": str(pos.leverage),
-                "isolated": pos.isolated,
-                "entryPrice": px(spec, pos.entry),
-                "maxNotional": "250000",
-                "bidNotional": "0",
-                "askNotional": "0",
-                "positionSide": "BOTH",
-                "positionAmt": qty(spec, pos.amount),
-                "updateTime": pos.update_time,
-            }
-        )
-    body: dict[str, Any] = {
-        "feeTier": 0,
-        "canTrade": True,
-        "canDeposit": True,
-        "canWithdraw": True,
-        "updateTime": 0,
-    }
+    return rows
+
+
+def _position_rows(book: Book, contract_type: ContractType, version: int) -> list[dict[str, Any]]:
+    """``account`` positions: v2 (and COIN-M) every listed symbol; v3 those with a position or orders."""
+    busy = {o.symbol for o in book.open_orders()} | {a.symbol for a in book.open_algos()}
+    rows = []
+    for risk in position_risk(book, contract_type, None):
+        sym = risk["symbol"]
+        common = {
+            "symbol": sym,
+            "positionSide": "BOTH",
+            "positionAmt": risk["positionAmt"],
+            "unrealizedProfit": risk["unRealizedProfit"],
+            "initialMargin": risk["initialMargin"],
+            "maintMargin": risk["maintMargin"],
+            "updateTime": risk["updateTime"],
+        }
+        if version == 3:
+            if book.position(sym).amount or sym in busy:
+                extra = {k: risk[k] for k in ("isolatedMargin", "notional", "isolatedWallet")}
+                rows.append(common | extra)
+            continue
+        common |= {
+            "positionInitialMargin": risk["positionInitialMargin"],
+            "openOrderInitialMargin": risk["openOrderInitialMargin"],
+            "leverage": risk["leverage"],
+            "isolated": risk["marginType"] == "isolated",
+            "entryPrice": risk["entryPrice"],
+            "bidNotional": "0",
+            "askNotional": "0",
+        }
+        if contract_type is ContractType.COIN_M:
+            rows.append(common | {k: risk[k] for k in ("breakEvenPrice", "maxQty", "notionalValue")})
+        else:
+            rows.append(common | {"maxNotional": risk["maxNotionalValue"]})
+    return rows
+
+
+def account(book: Book, contract_type: ContractType, now: int, *, version: int = 2) -> dict[str, Any]:
+    """``account``: USDⓈ-M v2 / v3 (``version``), COIN-M v1 (the v2 field set of its own)."""
+    body: dict[str, Any] = {}
+    if version == 2:
+        body = {"feeTier": 0, "canTrade": True, "canDeposit": True, "canWithdraw": True, "updateTime": 0}
     if contract_type is ContractType.USDT_M:
+        if version == 2:
+            body |= {"feeBurn": False, "multiAssetsMargin": False, "tradeGroupId": -1}
         total_wallet = book.wallet.get("USDT", 0.0)
         total_upnl = _upnl(book, "USDT")
         total_im = _margin(book, "USDT")
+        orders = book.limits.margin("USDT")
         avail = book.available("USDT")
         body |= {
-            "multiAssetsMargin": False,
-            "tradeGroupId": -1,
-            "totalInitialMargin": money(total_im),
+            "totalInitialMargin": money(total_im + orders),
             "totalMaintMargin": money(total_im * 0.1),
             "totalWalletBalance": money(total_wallet),
             "totalUnrealizedProfit": money(total_upnl),
             "totalMarginBalance": money(total_wallet + total_upnl),
             "totalPositionInitialMargin": money(total_im),
-            "totalOpenOrderInitialMargin": "0.00000000",
+            "totalOpenOrderInitialMargin": money(orders),
             "totalCrossWalletBalance": money(total_wallet),
             "totalCrossUnPnl": money(total_upnl),
             "availableBalance": money(avail),
             "maxWithdrawAmount": money(max(0.0, avail)),
         }
-    body["assets"] = assets
-    body["positions"] = positions
+    body["assets"] = _asset_rows(book, contract_type, now)
+    body["positions"] = _position_rows(book, contract_type, version)
     return body

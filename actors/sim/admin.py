@@ -2,6 +2,7 @@
 
 ==========================================  ==================================================================
 ``GET  /sim/v1/status``                     clock, done flag, clients, stats
+``GET  /sim/v1/clock``                      replay clock only: ``clockMs``, ``speed``, ``paused``, ``done``
 ``GET  /sim/v1/state``                      balances, positions, open algo orders
 ``POST /sim/v1/pause`` / ``resume``         stop / restart the clock
 ``POST /sim/v1/step?count=N``               let a paused clock take N 1m steps; answers when they are done
@@ -45,15 +46,27 @@ def status(v: SimExchange) -> dict[str, Any]:
         "remaining": len(r.timeline) - r.cursor,
         "speed": "max" if r.config.speed == float("inf") else r.config.speed,
         "symbols": sorted(v.feeds),
+        "syntheticSymbols": sorted(s for s, f in v.feeds.items() if f.source == "synthetic"),
         "pacers": v.pacers.snapshot(),
         "clients": v.hub.status(),
         "stats": {
             **v.stats,
             "pacer_timeouts": v.pacers.timeouts,
-            "kline_events": r.events_sent,
+            "kline_events": r.streams.events_sent,
             "weight_used_1m": v.weights.used,
             "faults_fired": dict(v.faults.fired),
         },
+    }
+
+
+def clock(v: SimExchange) -> dict[str, Any]:
+    """The replay clock: the time the klines have reached (``/fapi/v1/time`` is the wall clock)."""
+    r = v.replay
+    return {
+        "clockMs": r.now_ms,
+        "speed": "max" if r.config.speed == float("inf") else r.config.speed,
+        "paused": r.paused,
+        "done": r.done.is_set(),
     }
 
 
@@ -82,6 +95,10 @@ def state(v: SimExchange) -> dict[str, Any]:
 
 async def _status(v: SimExchange, _p: dict[str, Any], _r: web.Request) -> Any:
     return status(v)
+
+
+async def _clock(v: SimExchange, _p: dict[str, Any], _r: web.Request) -> Any:
+    return clock(v)
 
 
 async def _state(v: SimExchange, _p: dict[str, Any], _r: web.Request) -> Any:
@@ -171,6 +188,7 @@ async def _expire(v: SimExchange, p: dict[str, Any], _r: web.Request) -> Any:
 
 ADMIN: list[tuple[str, str, AdminHandler]] = [
     ("GET", "/status", _status),
+    ("GET", "/clock", _clock),
     ("GET", "/state", _state),
     ("POST", "/pause", _pause),
     ("POST", "/resume", _resume),

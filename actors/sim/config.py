@@ -63,6 +63,10 @@ class SimConfig:
     """How long a lock-step candle waits for all pacers' acks before moving on anyway."""
     listen_key_ttl_s: float = 3600.0
     recv_window_max_ms: int = 60_000
+    exchange_info: tuple[str, ...] = ()
+    """Saved exchangeInfo answers whose filters come before the bundled ones (``--exchange-info``)."""
+    maker_fee_pct: float = 0.02
+    """Maker fee in percent of the notional (resting LIMIT fills)."""
 
     def __post_init__(self) -> None:
         if self.host not in {"127.0.0.1", "localhost", "::1"}:

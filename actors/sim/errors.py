@@ -27,7 +27,10 @@ KNOWN_MESSAGES: dict[int, str] = {
     -1022: "Signature for this request is not valid.",
     -1102: "A mandatory parameter was not sent, was empty/null, or malformed.",
     -1111: "Precision is over the maximum defined for this asset.",
+    -1115: "Invalid timeInForce.",
+    -1116: "Invalid orderType.",
     -1121: "Invalid symbol.",
+    -1128: "Combination of optional parameters invalid.",
     -2010: "NEW_ORDER_REJECTED",
     -2011: "Unknown order sent.",
     -2013: "Order does not exist.",
@@ -36,10 +39,16 @@ KNOWN_MESSAGES: dict[int, str] = {
     -2019: "Margin is insufficient.",
     -2021: "Order would immediately trigger.",
     -2022: "ReduceOnly Order is rejected.",
+    -2025: "Reach max open order limit.",
     -4003: "Quantity less than or equal to zero.",
+    -4045: "Reach max stop order limit.",
     -4116: "ClientOrderId is duplicated.",
     -4120: "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead.",
     -4164: "Order's notional must be no smaller than 5 (unless you choose reduce only).",
+    -5021: "Due to the order could not be filled immediately, the FOK order has been rejected.",
+    -5022: "Due to the order could not be executed as maker, the Post Only order will be rejected.",
+    -5040: "The goodTillDate timestamp must be greater than the current time plus 600 seconds and "
+    "smaller than 253402300799000.",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from .faults import Faults
 from .guard import WeightWindow
 from .market import Feed
 from .replay import Replay
+from .rules import SymbolRules
 from .streams import Hub
 
 
@@ -50,7 +52,7 @@ class SimExchange:
         known = set(self.book.specs)
         fresh = [e for e in entries if e["symbol"] not in known]
         for entry in fresh:
-            self.book.specs[entry["symbol"]] = parse_symbol(entry, contract_type)
+            self.book.add_symbol(parse_symbol(entry, contract_type), SymbolRules.of(entry))
         self.extra.setdefault(contract_type, []).extend(fresh)
         self.info.pop(contract_type, None)
 
@@ -59,21 +61,19 @@ class SimExchange:
         return self.replay.now_ms
 
     def exchange_info(self, contract_type: ContractType) -> dict[str, Any]:
+        """The market's exchangeInfo: the bundled document's frame, listing exactly the symbols that trade
+        here (the replayed ones, and those added at run time) — a symbol without data is not listed."""
         doc = self.info.get(contract_type)
         if doc is None:
             doc = copy.deepcopy(dict(bundled_exchange_info(contract_type)))
+            doc["symbols"] = [f.info for f in self.feeds.values() if f.contract_type is contract_type]
             listed = {s["symbol"] for s in doc["symbols"]}
-            doc["symbols"] += [
-                f.info
-                for f in self.feeds.values()
-                if f.contract_type is contract_type and f.symbol not in listed
-            ]
             doc["symbols"] += [e for e in self.extra.get(contract_type, []) if e["symbol"] not in listed]
             for limit in doc.get("rateLimits", []):
                 if limit.get("rateLimitType") == "REQUEST_WEIGHT":
                     limit["limit"] = self.config.weight_limit
             self.info[contract_type] = doc
-        return doc | {"serverTime": self.now_ms}
+        return doc | {"serverTime": int(time.time() * 1000)}
 
     def symbol(self, name: str, contract_type: ContractType) -> InstrumentSpec:
         """Spec of ``name`` on this market, or -1121."""
@@ -81,13 +81,3 @@ class SimExchange:
         if spec is None or spec.contract_type is not contract_type:
             raise known(-1121)
         return spec
-
-
-def all_specs(feeds: dict[str, Feed]) -> dict[str, InstrumentSpec]:
-    """Bundled specs of both markets plus those of the replayed symbols."""
-    specs: dict[str, InstrumentSpec] = {}
-    for ctype in ContractType:
-        for raw in bundled_exchange_info(ctype)["symbols"]:
-            specs[raw["symbol"]] = parse_symbol(raw, ctype)
-    specs.update({f.symbol: f.spec for f in feeds.values()})
-    return specs

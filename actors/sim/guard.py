@@ -1,8 +1,9 @@
 """Request admission as Binance does it: API key, HMAC-SHA256 signature, timestamp window, IP weight.
 
-Signed requests are checked against the wall clock (what python-binance stamps) and, failing that,
-against the simulated clock (a client that synced its offset from ``/fapi/v1/time``); -1021 when the
-timestamp fits neither. The weight window is the wall-clock minute, as Binance's is.
+Signed requests are checked against the wall clock, as Binance does: a ``timestamp`` is admitted when it is
+less than 1 s ahead and at most ``recvWindow`` ms (default 5000, at most 60000) behind; -1021 otherwise.
+``/fapi/v1/time`` reports that wall clock too, so a client syncing to it (ccxt ``adjustForTimeDifference``)
+signs correctly. The weight window is the wall-clock minute, as Binance's is.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
@@ -53,7 +54,6 @@ def check(
     params: Mapping[str, str],
     raw_query: str,
     raw_body: str,
-    sim_now_ms: int,
     config: SimConfig,
 ) -> None:
     """Raise the Binance error a request deserves, or return when it is admitted."""
@@ -89,8 +89,20 @@ def check(
     ):
         raise known(-1022)
     wall = int(time.time() * 1000)
-    if not any(stamp < now + 1000 and now - stamp <= window for now in (wall, sim_now_ms)):
+    if not (stamp < wall + 1000 and wall - stamp <= window):
         raise known(-1021)
+
+
+Weight = Callable[[dict[str, str]], int]
+"""A route's request weight from its parameters."""
+
+
+def klines_param_weight(p: dict[str, str]) -> int:
+    """klines' weight by its ``limit`` parameter (default 500)."""
+    try:
+        return klines_weight(int(p.get("limit") or 500))
+    except ValueError:
+        return 1
 
 
 def klines_weight(limit: int) -> int:

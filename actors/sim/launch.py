@@ -56,6 +56,7 @@ def replay_exchange(config: Config, pairs: Mapping[str, PairSettings]) -> LocalE
         slippage_pct=bt.slippage_percent,
         fee_pct=bt.fee_percent,
         balances=balances,
+        exchange_info=tuple(str(p) for p in config.exchange_info_paths()),
     )
     data = [parse_data_arg(str(p)) for p in config.replay_data_paths()]
     return LocalExchange(data, sim).start()

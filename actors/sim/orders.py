@@ -8,7 +8,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from ..domain.fills import InstrumentSpec, initial_margin, pnl
+from ..domain.fills import InstrumentSpec, TrailingStop, initial_margin, pnl
 from ..domain.model import ContractType, Direction
 
 
@@ -21,16 +21,23 @@ class Side(StrEnum):
         return 1 if self is Side.BUY else -1
 
 
+ORDER_TYPES = frozenset({"MARKET", "LIMIT"})
+"""Types ``POST /v1/order`` takes; the conditional ones live in the Algo Service (-4120 there)."""
 CONDITIONAL_TYPES = frozenset(
     {"STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"}
 )
-ALGO_TYPES = frozenset({"STOP_MARKET", "TAKE_PROFIT_MARKET"})
-"""Conditional types the local exchange executes."""
+"""Types ``POST /v1/algoOrder`` takes (all executed)."""
+STOP_TYPES = frozenset({"STOP", "STOP_MARKET"})
+LIMIT_TRIGGERED = frozenset({"STOP", "TAKE_PROFIT"})
+"""Conditional types that become a LIMIT order at ``price`` when triggered (the others a MARKET order)."""
+TIME_IN_FORCE = frozenset({"GTC", "IOC", "FOK", "GTX", "GTD", "RPI"})
+POST_ONLY = frozenset({"GTX", "RPI"})
+OPEN = frozenset({"NEW", "PARTIALLY_FILLED"})
 
 
 @dataclass(slots=True, kw_only=True)
 class Order:
-    """A regular order (MARKET here; triggered algo orders become one too)."""
+    """A regular order: MARKET or LIMIT (triggered algo orders become one too)."""
 
     order_id: int
     client_id: str
@@ -40,17 +47,39 @@ class Order:
     qty: Decimal
     reduce_only: bool
     time: int
+    order_type: str = "MARKET"
+    price: Decimal = Decimal(0)
+    """The limit price (0 for MARKET)."""
+    time_in_force: str = "GTC"
+    good_till: int = 0
+    """GTD expiry (replay ms); 0 otherwise."""
     orig_type: str = "MARKET"
     stop_price: str = "0"
     close_position: bool = False
+    activate_price: str = ""
+    """TRAILING_STOP_MARKET only: its activation price (``AP``/``activatePrice``)."""
+    price_rate: str = ""
+    """TRAILING_STOP_MARKET only: its callback rate (``cr``/``priceRate``)."""
+    working_type: str = "CONTRACT_PRICE"
     status: str = "NEW"
+    expiry_reason: str = "0"
+    """Binance's ``er``: 0 none, 2 IOC not filled, 4 reduce-only knocked out, 10 FOK not filled."""
     executed: Decimal = Decimal(0)
     avg_price: float = 0.0
     cum_quote: float = 0.0
     commission: float = 0.0
     realized: float = 0.0
+    maker: bool = False
     update_time: int = 0
     trade_id: int = 0
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN
+
+    @property
+    def limit(self) -> float:
+        return float(self.price)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -65,23 +94,31 @@ class AlgoOrder:
     order_type: str
     qty: Decimal
     trigger: Decimal
+    """triggerPrice (0 for TRAILING_STOP_MARKET, which triggers on its callback)."""
     reduce_only: bool
     close_position: bool
     working_type: str
     time_in_force: str
     price_protect: bool
     create_time: int
+    price: Decimal = Decimal(0)
+    """The LIMIT price a STOP / TAKE_PROFIT becomes."""
+    activate_price: Decimal | None = None
+    callback_rate: Decimal | None = None
+    trailing: TrailingStop | None = None
+    good_till: int = 0
     status: str = "NEW"
     update_time: int = 0
     trigger_time: int = 0
     actual_order_id: int | None = None
+    actual_type: str = ""
     executed: Decimal = Decimal(0)
     avg_price: float = 0.0
     reject_reason: str = ""
 
     @property
     def is_stop(self) -> bool:
-        return self.order_type == "STOP_MARKET"
+        return self.order_type in STOP_TYPES
 
 
 @dataclass(slots=True, kw_only=True)

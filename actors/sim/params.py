@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
-from ..domain.fills import InstrumentSpec
 from .errors import SimError, illegal, mandatory
 
 _NUMBER = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
@@ -58,29 +59,26 @@ def client_id(params: Mapping[str, str], name: str) -> str | None:
     return value
 
 
-def quantity(spec: InstrumentSpec, value: Decimal) -> Decimal:
-    """Check an order quantity against the symbol's precision and MARKET_LOT_SIZE."""
-    exponent = value.normalize().as_tuple().exponent
-    decimals = -exponent if isinstance(exponent, int) and exponent < 0 else 0
-    if decimals > spec.quantity_precision or value % spec.market_step_size != 0:
-        raise SimError(-1111, "Precision is over the maximum defined for this asset.")
-    if value <= 0:
-        raise SimError(-4003, "Quantity less than or equal to zero.")
-    if value < spec.market_min_qty:
-        raise SimError(-4003, f"Quantity less than minimum quantity {spec.market_min_qty.normalize():f}.")
-    if value > spec.market_max_qty:
-        raise SimError(-4005, "Quantity greater than max quantity.")
+def optional_decimal(params: Mapping[str, str], name: str) -> Decimal | None:
+    return decimal(params, name) if params.get(name, "") != "" else None
+
+
+def enum(params: Mapping[str, str], name: str, allowed: frozenset[str], code: int, msg: str) -> str:
+    """A required upper-case keyword from ``allowed``; ``code``/``msg`` otherwise."""
+    value = required(params, name).upper()
+    if value not in allowed:
+        raise SimError(code, msg)
     return value
 
 
-def price(spec: InstrumentSpec, value: Decimal) -> Decimal:
-    """Check a trigger price against the symbol's price precision and tick."""
-    exponent = value.normalize().as_tuple().exponent
-    decimals = -exponent if isinstance(exponent, int) and exponent < 0 else 0
-    if decimals > spec.price_precision:
-        raise SimError(-1111, "Precision is over the maximum defined for this asset.")
-    if value <= 0:
-        raise SimError(-4006, "Stop price less than zero.")
-    if value % spec.tick_size != 0:
-        raise SimError(-4014, "Price not increased by tick size.")
-    return value
+def json_list(params: Mapping[str, str], name: str, most: int, code: int, msg: str) -> list[Any]:
+    """A JSON array parameter (``batchOrders``, ``orderIdList``) of 1..``most`` items."""
+    try:
+        items = json.loads(required(params, name))
+    except ValueError:
+        raise SimError(-1130, f"Data sent for parameter '{name}' is not valid.") from None
+    if not isinstance(items, list):
+        raise SimError(-1130, f"Data sent for parameter '{name}' is not valid.")
+    if not 1 <= len(items) <= most:
+        raise SimError(code, msg)
+    return items

@@ -1,38 +1,40 @@
 """The replay clock: walks the 1m timeline of every feed in lock-step and drives streams and matching.
 
-Per 1m step of open time ``T`` (all symbols together): ``updates_per_candle`` unclosed kline updates
-along the candle's path (open, first extreme, second extreme), spread over the candle's wall-clock
-duration (``60 / speed`` s; none at max speed); then conditional orders are matched on the candle's path
-and their user-data events sent; then the closed klines of every subscribed interval; the clock then
-reads ``T + 60000``. With pacers registered the next step waits for their acks (see ``clock``).
+Per 1m step of open time ``T`` (all symbols together): ``updates_per_candle`` price updates along the
+candle's path (open, first extreme, second extreme), spread over the candle's wall-clock duration
+(``60 / speed`` s; none at max speed), each moving the synthetic book and speaking on the market streams
+(``market_streams``: unclosed klines, trades, tickers, book); then orders are matched on the candle's
+path and their user-data events sent; then the close: the closed klines of every subscribed interval and
+the rest of the derived streams; the clock then reads ``T + 60000``. With pacers registered the next step
+waits for their acks (see ``clock``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
 
-from ..domain.fills import candle_path
 from ..domain.model import ContractType
+from . import market_streams
 from .book import Book
 from .clock import MINUTE_MS, Pacers
 from .config import SimConfig
 from .market import Feed
 from .orders import UserEvent
+from .tape import TRADES_PER_CANDLE
 
 
-class Publisher(Protocol):
+class Publisher(market_streams.Publisher, Protocol):
     """What the replay needs of the stream hub."""
 
-    def kline_streams(self, symbol: str) -> list[tuple[str, str, bool]]:
-        """(stream name, interval, continuous) of the subscribed kline streams of ``symbol``."""
+    @property
+    def subs(self) -> Mapping[str, object]:
+        """Subscribed stream names (none: the market streams have nothing to build)."""
         ...
-
-    async def publish(self, stream: str, payload: dict[str, object]) -> None: ...
 
     async def publish_user(self, events: Sequence[UserEvent]) -> None: ...
 
@@ -53,12 +55,13 @@ class Replay:
         for feed in self.feeds:
             feed.closed = int(np.searchsorted(feed.t, start))
             book.set_price(feed.symbol, feed.last_price())
+            feed.depth.move(feed.last_price())
+        self.streams = market_streams.MarketStreams(hub)
         tails = [f.t[f.closed :] for f in self.feeds]
         self.timeline = np.unique(np.concatenate(tails)) if tails else np.empty(0, dtype=np.int64)
         self.now_ms = int(self.timeline[0]) if len(self.timeline) else start
         self.cursor = 0
         self.processed = 0
-        self.events_sent = 0
         self.paused = config.paused
         self._credits = 0
         self._wake = asyncio.Event()
@@ -104,16 +107,17 @@ class Replay:
         duration = 0.0 if math.isinf(self.config.speed) else 60.0 / self.config.speed
         started = loop.time()
         updates = self.config.updates_per_candle
+        paths = [feed.path(i) for feed, i in members] if updates else []
         for k in range(updates):
             if duration:
                 await asyncio.sleep(max(0.0, started + duration * k / (updates + 1) - loop.time()))
             self.now_ms = open_ms + MINUTE_MS * k // (updates + 1)
-            for feed, i in members:
-                o, h, lo, c, v = (float(a[i]) for a in (feed.o, feed.h, feed.low, feed.c, feed.v))
-                path = candle_path(o, h, lo, c, None)[: k + 1]
-                self.book.set_price(feed.symbol, path[-1])
-                partial = [o, max(path), min(path), path[-1], v * (k + 1) / (updates + 1)]
-                await self._publish_klines(feed, i, partial)
+            moved: list[market_streams.Update | None] = []
+            for (feed, i), path in zip(members, paths, strict=True):
+                self.book.set_price(feed.symbol, path[k])
+                moved.append(self._walk(feed, i, k + 1, path[k]))
+            if self.hub.subs:
+                await self.streams.publish([u for u in moved if u is not None], self.now_ms)
         if duration:
             await asyncio.sleep(max(0.0, started + duration - loop.time()))
         self.now_ms = open_ms + MINUTE_MS - 1
@@ -132,9 +136,12 @@ class Replay:
             marker = {"e": "SIM_STEP", "E": self.now_ms, "T": open_ms, "s": [f.symbol for f, _ in members]}
             await self.hub.publish_user([UserEvent(contract_type=c, payload=marker) for c in ContractType])
         self.now_ms = open_ms + MINUTE_MS
+        closes: list[market_streams.Update | None] = []
         for feed, i in members:
-            feed.closed = i + 1
-            await self._publish_klines(feed, i, None)
+            closes.append(self._walk(feed, i, None, float(feed.c[i])))
+            feed.closed, feed.live = i + 1, 0
+        if self.hub.subs:
+            await self.streams.publish([u for u in closes if u is not None], self.now_ms)
         if len(self.pacers):
             await self.pacers.wait(open_ms, self.config.pacer_timeout_s)
 
@@ -143,24 +150,11 @@ class Replay:
             events, self.book.events = self.book.events, []
             await self.hub.publish_user(events)
 
-    async def _publish_klines(self, feed: Feed, i: int, partial: list[float] | None) -> None:
-        for stream, interval, continuous in self.hub.kline_streams(feed.symbol):
-            if interval == "1m":
-                bucket = int(feed.t[i])
-                ohlcv = partial or [float(a[i]) for a in (feed.o, feed.h, feed.low, feed.c, feed.v)]
-                closed = partial is None
-            else:
-                bucket, ohlcv, closed = feed.interval_state(interval, i, partial)
-            event = feed.kline_event(interval, bucket, ohlcv, closed=closed, event_ms=self.now_ms, index=i)
-            if continuous:
-                kline = event["k"]
-                del kline["s"]
-                event = {
-                    "e": "continuous_kline",
-                    "E": event["E"],
-                    "ps": feed.symbol,
-                    "ct": "PERPETUAL",
-                    "k": kline,
-                }
-            await self.hub.publish(stream, event)
-            self.events_sent += 1
+    def _walk(self, feed: Feed, i: int, done: int | None, price: float) -> market_streams.Update | None:
+        """Feed ``feed``'s candle ``i`` forward to ``done`` path points (None: its close) at ``price``;
+        the update for the market streams, if anyone listens."""
+        before, feed.live = feed.live, TRADES_PER_CANDLE if done is None else done
+        move = feed.depth.move(price)
+        if not self.hub.subs:
+            return None
+        return market_streams.Update(feed=feed, index=i, done=done, walked=before, price=price, move=move)

@@ -2,6 +2,11 @@
 
 Every answer is JSON; an unexpected exception is logged with its traceback and answered
 ``500 {"code": -1000, "msg": "An unknown error occurred while processing the request."}``.
+
+Two clocks, as on Binance: ``/fapi/v1/time``, ``/dapi/v1/time``, ``/api/v3/time`` and exchangeInfo's
+``serverTime`` report the wall clock (what signed timestamps are checked against). The replay clock — the
+time the klines say, which decides which candles are closed and stamps every event, order and trade — is
+reported off-protocol in the ``X-SIM-Clock-Ms`` header of every REST answer and at ``GET /sim/v1/clock``.
 """
 
 from __future__ import annotations
@@ -17,16 +22,15 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from ..domain.model import TIMEFRAME_MS, ContractType
-from . import guard, params, trading
+from ..domain.model import ContractType
+from ..exchange.endpoints import SIM_CLOCK_HEADER
+from . import account_api, algo_api, guard, market_api, trading
 from .errors import UNKNOWN_MSG, SimError, known
 from .exchange import Request, SimExchange
-from .guard import NONE
-from .market import MAX_KLINES_LIMIT
+from .guard import NONE, SIGNED, Weight
 
 log = logging.getLogger(__name__)
 Handler = Callable[[SimExchange, Request], Awaitable[Any]]
-Weight = Callable[[dict[str, str]], int]
 
 _FAULT_BODIES: dict[str, tuple[int, int, str]] = {
     "500": (500, -1000, UNKNOWN_MSG),
@@ -68,11 +72,7 @@ async def _ping(_v: SimExchange, _r: Request) -> Any:
     return {}
 
 
-async def _time(v: SimExchange, _r: Request) -> Any:
-    return {"serverTime": v.now_ms}
-
-
-async def _wall_time(_v: SimExchange, _r: Request) -> Any:
+async def _time(_v: SimExchange, _r: Request) -> Any:
     return {"serverTime": int(time.time() * 1000)}
 
 
@@ -80,33 +80,11 @@ async def _exchange_info(v: SimExchange, r: Request) -> Any:
     return v.exchange_info(r.contract_type)
 
 
-async def _klines(v: SimExchange, r: Request) -> Any:
-    symbol = params.required(r.params, "symbol").upper()
-    interval = params.required(r.params, "interval")
-    v.symbol(symbol, r.contract_type)
-    if interval not in TIMEFRAME_MS:
-        raise SimError(-1120, "Invalid interval.")
-    limit = params.optional_int(r.params, "limit") or 500
-    if not 1 <= limit <= MAX_KLINES_LIMIT:
-        raise SimError(-1130, "Data sent for parameter 'limit' is not valid.")
-    start = params.optional_int(r.params, "startTime")
-    end = params.optional_int(r.params, "endTime")
-    feed = v.feeds.get(symbol)
-    return [] if feed is None else feed.klines(interval, start, end, limit)
-
-
-def _klines_weight(p: dict[str, str]) -> int:
-    try:
-        return guard.klines_weight(int(p.get("limit") or 500))
-    except ValueError:
-        return 1
-
-
 def routes() -> list[tuple[ContractType | None, Route]]:
     """Every endpoint, per market (None = the spot paths python-binance pings)."""
     table: list[tuple[ContractType | None, Route]] = [
         (None, Route("GET", "/api/v3/ping", _ping, NONE, _w(1))),
-        (None, Route("GET", "/api/v3/time", _wall_time, NONE, _w(1))),
+        (None, Route("GET", "/api/v3/time", _time, NONE, _w(1))),
     ]
     for ctype, prefix in ((ContractType.USDT_M, "/fapi"), (ContractType.COIN_M, "/dapi")):
 
@@ -118,8 +96,16 @@ def routes() -> list[tuple[ContractType | None, Route]]:
         add("GET", "/v1/ping", _ping, NONE, _w(1))
         add("GET", "/v1/time", _time, NONE, _w(1))
         add("GET", "/v1/exchangeInfo", _exchange_info, NONE, _w(1))
-        add("GET", "/v1/klines", _klines, NONE, _klines_weight)
-        for method, path, handler, security, weight, order in trading.ENDPOINTS:
+        for path, handler, weight in market_api.ENDPOINTS:
+            add("GET", path, handler, NONE, weight)
+        if ctype is ContractType.USDT_M:
+            add("GET", "/v2/ticker/price", market_api.ticker_price, NONE, market_api.ENDPOINTS[5][2])
+        signed = [*trading.ENDPOINTS, *algo_api.ENDPOINTS, *account_api.ENDPOINTS]
+        if ctype is ContractType.USDT_M:
+            signed.append(("GET", "/v1/symbolConfig", account_api.symbol_config, SIGNED, 5, False))
+        else:
+            signed.append(("GET", "/v2/leverageBracket", account_api.leverage_bracket, SIGNED, 1, False))
+        for method, path, handler, security, weight, order in signed:
             add(method, path, handler, security, _w(weight) if isinstance(weight, int) else weight, order)
     return table
 
@@ -148,7 +134,7 @@ class RestApi:
             if delay:
                 await asyncio.sleep(delay)
             body = await request.text()
-            merged = dict(parse_qsl(request.query_string, keep_blank_values=True))
+            merged = dict(parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True))
             merged.update(parse_qsl(body, keep_blank_values=True))
             retry = v.weights.charge(route.weight(merged), order=route.order)
             headers = self._headers(route)
@@ -167,9 +153,8 @@ class RestApi:
                     route.security,
                     headers=request.headers,
                     params=merged,
-                    raw_query=request.query_string,
+                    raw_query=request.rel_url.raw_query_string,
                     raw_body=body,
-                    sim_now_ms=v.now_ms,
                     config=v.config,
                 )
                 result = await route.handler(
@@ -190,7 +175,11 @@ class RestApi:
 
     def _headers(self, route: Route) -> dict[str, str]:
         w = self.exchange.weights
-        headers = {"X-MBX-USED-WEIGHT-1M": str(w.used), "X-MBX-USED-WEIGHT": str(w.used)}
+        headers = {
+            "X-MBX-USED-WEIGHT-1M": str(w.used),
+            "X-MBX-USED-WEIGHT": str(w.used),
+            SIM_CLOCK_HEADER: str(self.exchange.now_ms),
+        }
         if route.order:
             headers["X-MBX-ORDER-COUNT-1M"] = str(w.orders)
         return headers

@@ -21,16 +21,18 @@ from typing import Any, Self, TypeVar
 from aiohttp import web
 
 from ..domain.model import ContractType, Kline
+from ..exchange.instruments import SymbolCatalog
 from . import admin
 from .book import Book
 from .clock import Pacers
 from .config import SimConfig
-from .exchange import SimExchange, all_specs
+from .exchange import SimExchange
 from .faults import Faults, HttpFault
 from .guard import WeightWindow
 from .market import Feed, KlineArrays
 from .replay import Replay
 from .rest import RestApi, binance_errors
+from .rules import SymbolRules
 from .streams import Hub
 
 log = logging.getLogger(__name__)
@@ -38,21 +40,27 @@ T = TypeVar("T")
 DataSource = str | Path | tuple[str, str | Path] | KlineArrays
 
 
-def load_feeds(data: Iterable[DataSource]) -> list[Feed]:
-    """Feeds from ``"FILE"``, ``"SYM=FILE"``, ``(symbol, path)`` or already loaded series."""
+def load_feeds(data: Iterable[DataSource], catalog: SymbolCatalog) -> list[Feed]:
+    """Feeds from ``"FILE"``, ``"SYM=FILE"``, ``(symbol, path)`` or already loaded series.
+
+    Each is listed with ``catalog``'s exchangeInfo entry; a synthesised one is logged as a warning.
+    """
     from ..backtest import kline_files as datafiles  # noqa: PLC0415 - the loader is only needed for file sources
 
     feeds = []
     for source in data:
         if isinstance(source, tuple):
             symbol, path = source[0], Path(source[1])
-            feeds.append(Feed.from_series(datafiles.load_klines(path, symbol=symbol), symbol))
+            series = datafiles.load_klines(path, symbol=symbol, archive=True)
+            feeds.append(Feed.from_series(series, symbol, catalog))
         elif isinstance(source, str | Path):
             symbol_arg, path = datafiles.parse_data_arg(str(source))
-            series = datafiles.load_klines(path, symbol=symbol_arg)
-            feeds.append(Feed.from_series(series, symbol_arg))
+            series = datafiles.load_klines(path, symbol=symbol_arg, archive=True)
+            feeds.append(Feed.from_series(series, symbol_arg, catalog))
         else:
-            feeds.append(Feed.from_series(source))
+            feeds.append(Feed.from_series(source, None, catalog))
+    for listing in catalog.synthesised.values():
+        log.warning("local exchange: %s", listing.warning())
     return feeds
 
 
@@ -61,7 +69,8 @@ class LocalExchange:
 
     def __init__(self, data: Sequence[DataSource] = (), config: SimConfig | None = None) -> None:
         self.config = config or SimConfig()
-        self._feeds = load_feeds(data)
+        self.catalog = SymbolCatalog(self.config.exchange_info)
+        self._feeds = load_feeds(data, self.catalog)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
@@ -145,11 +154,13 @@ class LocalExchange:
         feeds = {f.symbol: f for f in self._feeds}
         faults = Faults()
         pacers = Pacers()
-        book = Book(all_specs(feeds), {}, self.config)
+        rules = {f.symbol: SymbolRules.of(f.info) for f in feeds.values()}
+        book = Book({f.symbol: f.spec for f in feeds.values()}, {}, self.config, rules)
         holder: list[Replay] = []
         hub = Hub(self.config, faults, lambda: holder[0].now_ms if holder else 0)
         replay = Replay(list(feeds.values()), book, hub, pacers, self.config)
         holder.append(replay)
+        book.history.deposit(book.wallet.items(), replay.now_ms)
         hub.on_client = replay.client_arrived.set
         self._exchange = SimExchange(
             config=self.config,

@@ -1,14 +1,18 @@
-"""WebSocket side: market streams (combined and raw), user-data streams and listenKeys.
+"""WebSocket side: market streams and user-data streams on every path Binance's clients use.
 
-Paths served (python-binance 1.0.37 with ``FSTREAM_URL``/``DSTREAM_URL`` = ``ws://127.0.0.1:PORT/``):
+One server is both fstream and dstream. Paths: ``/ws``, ``/stream`` and their ``/market``, ``/public`` and
+``/private`` variants (USDⓈ-M's 2026 URL split), each also as ``…/ws/<name>[/<name>…]``. A path ending in
+``/stream`` delivers combined frames (``{"stream": name, "data": payload}``), ``/ws`` raw payloads.
 
-* ``/market/stream?streams=a/b`` (USDⓈ-M multiplex), ``/stream?streams=...`` (COIN-M multiplex),
-  ``/public/stream``, ``/ws``, ``/market/ws/<stream>`` and ``/ws/<stream>`` (raw payloads);
-* ``/private/ws?listenKey=K`` (USDⓈ-M user socket) and ``/ws/<listenKey>`` (COIN-M user socket).
+Every name — in the path tail, in ``?streams=a/b``, in ``?listenKey=K`` (repeatable, with ``events=E1/E2``
+filters), or in a SUBSCRIBE — is either an active listenKey (its user-data events are delivered, framed
+with the key as ``stream``) or a market stream name (``stream_names``). Like Binance, an unknown name (a
+bogus or expired listenKey too) is accepted and stays silent; category routing is lenient: any path carries
+any stream (COIN-M's unsplit ``/stream`` must carry everything anyway).
 
-Market connections accept ``SUBSCRIBE`` / ``UNSUBSCRIBE`` / ``LIST_SUBSCRIPTIONS`` frames; more than
-``max_frames_per_s`` frames in a second, or more than ``stream_cap`` streams, closes the connection
-(code 1008) as Binance does. Sends are awaited, so a slow client slows the replay instead of losing frames.
+More than ``max_frames_per_s`` incoming frames in a second, or more than ``stream_cap`` streams, closes the
+connection with 1008 as Binance does. On ``listenKeyExpired`` the event is pushed and the key unbound; the
+socket stays open. Sends are awaited, so a slow client slows the replay instead of losing frames.
 """
 
 from __future__ import annotations
@@ -16,26 +20,25 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
-import secrets
 import socket
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..domain.model import TIMEFRAME_MS, ContractType
+from ..domain.model import ContractType
+from . import ws_frames
 from .config import SimConfig
-from .errors import SimError
 from .faults import Faults
+from .listen_keys import ListenKeys
 from .orders import UserEvent
+from .stream_names import StreamSpec, parse_stream
 
 log = logging.getLogger(__name__)
-_KLINE = re.compile(r"^([a-z0-9_]+)@kline_(\w+)$")
-_CONTINUOUS = re.compile(r"^([a-z0-9_]+)_perpetual@continuouskline_(\w+)$")
+_PREFIXES = ("", "/market", "/public", "/private")
 
 
 def _dumps(payload: object) -> str:
@@ -56,17 +59,9 @@ class Conn:
     ws: web.WebSocketResponse
     combined: bool
     streams: list[str] = field(default_factory=list)
-    listen_key: str | None = None
-    contract_type: ContractType | None = None
+    keys: dict[str, frozenset[str] | None] = field(default_factory=dict)
+    """Bound listenKeys → the event types wanted (None: all)."""
     frames: deque[float] = field(default_factory=deque)
-
-
-@dataclass(slots=True)
-class ListenKey:
-    key: str
-    contract_type: ContractType
-    expires: float
-    """Wall-clock (``time.monotonic``) expiry."""
 
 
 class Hub:
@@ -78,28 +73,26 @@ class Hub:
         self.clock_ms = clock_ms
         self.conns: set[Conn] = set()
         self.subs: dict[str, set[Conn]] = {}
-        self.keys: dict[str, ListenKey] = {}
+        self.keys = ListenKeys(config.listen_key_ttl_s)
         self.on_client: Callable[[], None] = lambda: None
-        self._kline_cache: dict[str, list[tuple[str, str, bool]]] | None = None
+        self._specs: list[StreamSpec] | None = None
+        self._by_symbol: dict[str, list[StreamSpec]] = {}
         self.stats = {"ws_connections": 0, "ws_messages": 0, "ws_dropped_by_stall": 0, "ws_kicked": 0}
 
     # --- replay side -----------------------------------------------------------------------------
 
-    def kline_streams(self, symbol: str) -> list[tuple[str, str, bool]]:
-        if self._kline_cache is None:
-            cache: dict[str, list[tuple[str, str, bool]]] = {}
-            for stream in self.subs:
-                m = _KLINE.match(stream)
-                continuous = False
-                if m is None:
-                    m = _CONTINUOUS.match(stream.lower())
-                    continuous = True
-                if m is not None and m.group(2) in TIMEFRAME_MS:
-                    cache.setdefault(m.group(1).upper(), []).append((stream, m.group(2), continuous))
-            self._kline_cache = cache
-        return self._kline_cache.get(symbol, [])
+    def streams_for(self, symbol: str) -> list[StreamSpec]:
+        """The subscribed streams that carry ``symbol`` (all-market ones included); cached until the
+        subscriptions change, as the replay asks at every price update."""
+        if self._specs is None:
+            self._specs = [spec for name in self.subs if (spec := parse_stream(name)) is not None]
+            self._by_symbol = {}
+        found = self._by_symbol.get(symbol)
+        if found is None:
+            found = self._by_symbol[symbol] = [s for s in self._specs if s.matches(symbol)]
+        return found
 
-    async def publish(self, stream: str, payload: dict[str, Any]) -> None:
+    async def publish(self, stream: str, payload: Any) -> None:
         conns = self.subs.get(stream)
         if not conns:
             return
@@ -117,12 +110,20 @@ class Hub:
                 await self._send(conn, raw)
 
     async def publish_user(self, events: Sequence[UserEvent]) -> None:
-        users = [c for c in self.conns if c.listen_key is not None]
+        users = [c for c in self.conns if c.keys]
         for event in events:
-            text = _dumps(event.payload)
+            kind = event.payload.get("e")
             for conn in users:
-                if conn.contract_type is event.contract_type:
-                    await self._send(conn, text)
+                for key, wanted in list(conn.keys.items()):
+                    lk = self.keys.active(key)
+                    if lk is None or lk.contract_type is not event.contract_type:
+                        continue
+                    if wanted is None or kind in wanted:
+                        await self._send(conn, self._user_frame(conn, key, event.payload))
+
+    @staticmethod
+    def _user_frame(conn: Conn, key: str, payload: Any) -> str:
+        return _dumps({"stream": key, "data": payload} if conn.combined else payload)
 
     async def _send(self, conn: Conn, text: str) -> None:
         if conn.ws.closed:
@@ -135,26 +136,35 @@ class Hub:
 
     # --- subscriptions ---------------------------------------------------------------------------
 
-    def _subscribe(self, conn: Conn, streams: Sequence[str]) -> bool:
-        for stream in streams:
-            if stream not in conn.streams:
-                conn.streams.append(stream)
-                self.subs.setdefault(stream, set()).add(conn)
-        self._kline_cache = None
+    def _attach(self, conn: Conn, names: Iterable[str], events: frozenset[str] | None = None) -> bool:
+        """Bind listenKeys and subscribe market streams; False when the stream cap is exceeded."""
+        for name in names:
+            key, _, event = name.partition("@")
+            if self.keys.active(name) is not None:
+                conn.keys[name] = events
+            elif event and self.keys.active(key) is not None:
+                known = conn.keys.get(key)
+                conn.keys[key] = (known or frozenset()) | {event}
+            elif name not in conn.streams:
+                conn.streams.append(name)
+                self.subs.setdefault(name, set()).add(conn)
+        self._specs = None
         return len(conn.streams) <= self.config.stream_cap
 
-    def _unsubscribe(self, conn: Conn, streams: Sequence[str]) -> None:
-        for stream in streams:
-            if stream in conn.streams:
-                conn.streams.remove(stream)
-                subs = self.subs.get(stream, set())
+    def _detach(self, conn: Conn, names: Iterable[str]) -> None:
+        for name in names:
+            conn.keys.pop(name, None)
+            if name in conn.streams:
+                conn.streams.remove(name)
+                subs = self.subs.get(name, set())
                 subs.discard(conn)
                 if not subs:
-                    self.subs.pop(stream, None)
-        self._kline_cache = None
+                    self.subs.pop(name, None)
+        self._specs = None
 
     def _remove(self, conn: Conn) -> None:
-        self._unsubscribe(conn, list(conn.streams))
+        self._detach(conn, list(conn.streams))
+        conn.keys.clear()
         self.conns.discard(conn)
 
     async def drop_all(self) -> int:
@@ -168,72 +178,48 @@ class Hub:
     # --- listenKeys ------------------------------------------------------------------------------
 
     def create_key(self, contract_type: ContractType) -> str:
-        now = time.monotonic()
-        for lk in self.keys.values():
-            if lk.contract_type is contract_type and lk.expires > now:
-                lk.expires = now + self.config.listen_key_ttl_s
-                return lk.key
-        key = secrets.token_hex(32)
-        self.keys[key] = ListenKey(key, contract_type, now + self.config.listen_key_ttl_s)
-        return key
+        return self.keys.create(contract_type)
 
     def keepalive(self, key: str | None, contract_type: ContractType) -> str:
-        now = time.monotonic()
-        lk = (
-            self.keys.get(key)
-            if key
-            else next((k for k in self.keys.values() if k.contract_type is contract_type), None)
-        )
-        if lk is None or lk.expires <= now:
-            raise SimError(-1125, "This listenKey does not exist.")
-        lk.expires = now + self.config.listen_key_ttl_s
-        return lk.key
+        return self.keys.keepalive(key, contract_type)
 
     def delete_key(self, key: str | None, contract_type: ContractType) -> None:
-        for k in [
-            k
-            for k, lk in self.keys.items()
-            if k == key or (key is None and lk.contract_type is contract_type)
-        ]:
-            del self.keys[k]
+        self.keys.delete(key, contract_type)
 
     async def expire_keys(self, key: str | None = None) -> list[str]:
-        """Expire ``key`` (None: every key past its TTL, or all keys when ``force``)."""
-        now = time.monotonic()
-        expired = [k for k, lk in self.keys.items() if k == key or (key is None and lk.expires <= now)]
+        """Expire ``key`` (None: all past their TTL): push ``listenKeyExpired``, unbind; sockets stay open."""
+        expired = self.keys.expire(key)
         for k in expired:
-            self.keys.pop(k)
-            text = _dumps({"e": "listenKeyExpired", "E": self.clock_ms(), "listenKey": k})
-            for conn in [c for c in self.conns if c.listen_key == k]:
-                await self._send(conn, text)
-                self._remove(conn)
-                await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"listenKey expired")
+            payload = {"e": "listenKeyExpired", "E": self.clock_ms(), "listenKey": k}
+            for conn in [c for c in self.conns if k in c.keys]:
+                del conn.keys[k]
+                await self._send(conn, self._user_frame(conn, k, payload))
         return expired
 
-    # --- handlers --------------------------------------------------------------------------------
+    # --- connections -----------------------------------------------------------------------------
 
-    async def market(self, request: web.Request) -> web.WebSocketResponse:
+    async def connect(self, request: web.Request) -> web.WebSocketResponse:
+        """Any stream path: bind the names it carries, then answer request frames until it closes."""
         tail = request.match_info.get("tail", "")
-        if tail and "@" not in tail:
-            return await self._user(request, tail)
-        if "listenKey" in request.query:
-            return await self._user(request, request.query["listenKey"])
-        combined = request.path.endswith("/stream")
-        streams = (
-            [s for s in request.query.get("streams", "").split("/") if s]
-            if combined
-            else ([tail] if tail else [])
-        )
+        names = [n for n in tail.split("/") if n]
+        names += [n for n in request.query.get("streams", "").split("/") if n]
+        keys = request.query.getall("listenKey", [])
+        events = [frozenset(e for e in v.split("/") if e) for v in request.query.getall("events", [])]
         ws = web.WebSocketResponse(autoping=True, max_msg_size=1 << 20, timeout=1.0, compress=False)
         await ws.prepare(request)
         _no_delay(request)
-        conn = Conn(ws=ws, combined=combined)
+        conn = Conn(ws=ws, combined=request.path.rstrip("/").endswith("/stream"))
         self.conns.add(conn)
         self.stats["ws_connections"] += 1
-        if not self._subscribe(conn, streams):
+        fits = self._attach(conn, names)
+        for i, key in enumerate(keys):
+            wanted = events[i] if len(events) == len(keys) else (events[0] if len(events) == 1 else None)
+            fits = self._attach(conn, [key], wanted or None) and fits
+        if not fits:
             await self._kick(conn, b"Too many streams")
             return ws
-        self.on_client()
+        if not conn.keys:
+            self.on_client()
         try:
             async for msg in ws:
                 if msg.type is not WSMsgType.TEXT and msg.type is not WSMsgType.BINARY:
@@ -241,17 +227,30 @@ class Hub:
                 if self._flooding(conn):
                     await self._kick(conn, b"Too many messages")
                     break
-                reply = self._frame(conn, msg.data)
-                if conn.ws.closed:
-                    break
+                reply = self._answer(conn, msg.data)
                 if len(conn.streams) > self.config.stream_cap:
                     await self._kick(conn, b"Too many streams")
                     break
-                if reply is not None:
-                    await self._send(conn, _dumps(reply))
+                await self._send(conn, _dumps(reply))
         finally:
             self._remove(conn)
         return ws
+
+    def _answer(self, conn: Conn, data: str | bytes) -> dict[str, Any]:
+        request = ws_frames.parse(data)
+        if isinstance(request, dict):
+            return request
+        if request.method == "SUBSCRIBE":
+            self._attach(conn, request.params)
+            self.on_client()
+        elif request.method == "UNSUBSCRIBE":
+            self._detach(conn, request.params)
+        elif request.method == "LIST_SUBSCRIPTIONS":
+            return {"result": list(conn.streams) + list(conn.keys), "id": request.id}
+        else:
+            answer, conn.combined = ws_frames.property_answer(request, conn.combined)
+            return answer
+        return {"result": None, "id": request.id}
 
     def _flooding(self, conn: Conn) -> bool:
         now = time.monotonic()
@@ -265,76 +264,15 @@ class Hub:
         self._remove(conn)
         await conn.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason)
 
-    def _frame(self, conn: Conn, data: str | bytes) -> dict[str, Any] | None:
-        try:
-            frame = json.loads(data)
-        except ValueError:
-            return {"error": {"code": 3, "msg": "Invalid JSON: expected value"}}
-        if not isinstance(frame, dict):
-            return {"error": {"code": 2, "msg": "Invalid request: request ID must be an unsigned integer"}}
-        rid = frame.get("id")
-        method = frame.get("method")
-        params = frame.get("params", [])
-        if not isinstance(rid, int) or isinstance(rid, bool) or rid < 0:
-            return {
-                "error": {"code": 2, "msg": "Invalid request: request ID must be an unsigned integer"},
-                "id": rid,
-            }
-        if method in {"SUBSCRIBE", "UNSUBSCRIBE"}:
-            if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
-                return {
-                    "error": {"code": 2, "msg": "Invalid request: invalid value type for 'params'"},
-                    "id": rid,
-                }
-            if method == "SUBSCRIBE":
-                self._subscribe(conn, params)
-            else:
-                self._unsubscribe(conn, params)
-            return {"result": None, "id": rid}
-        if method == "LIST_SUBSCRIPTIONS":
-            return {"result": list(conn.streams), "id": rid}
-        if method == "SET_PROPERTY":
-            return {"result": None, "id": rid}
-        if method == "GET_PROPERTY":
-            return {"result": conn.combined, "id": rid}
-        return {"error": {"code": 2, "msg": f"Invalid request: unknown method {method!r}"}, "id": rid}
-
-    async def _user(self, request: web.Request, key: str) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(autoping=True, timeout=1.0, compress=False)
-        await ws.prepare(request)
-        lk = self.keys.get(key)
-        if lk is None or lk.expires <= time.monotonic():
-            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"Invalid listenKey")
-            return ws
-        conn = Conn(ws=ws, combined=False, listen_key=key, contract_type=lk.contract_type)
-        self.conns.add(conn)
-        self.stats["ws_connections"] += 1
-        try:
-            async for _ in ws:
-                if self._flooding(conn):
-                    await self._kick(conn, b"Too many messages")
-                    break
-        finally:
-            self._remove(conn)
-        return ws
-
     def routes(self) -> list[web.RouteDef]:
-        paths = [
-            "/stream",
-            "/market/stream",
-            "/public/stream",
-            "/ws",
-            "/market/ws",
-            "/public/ws",
-            "/private/ws",
-        ]
-        tails = ["/ws/{tail}", "/market/ws/{tail}", "/public/ws/{tail}", "/private/ws/{tail}"]
-        return [web.get(p, self.market) for p in paths + tails]
+        paths = [p + leaf for p in _PREFIXES for leaf in ("/ws", "/stream")]
+        tails = [f"{p}/ws/{{tail:.+}}" for p in _PREFIXES]
+        return [web.get(p, self.connect) for p in paths + tails]
 
     def status(self) -> dict[str, Any]:
         return {
-            "market_clients": sum(1 for c in self.conns if c.listen_key is None),
-            "user_clients": sum(1 for c in self.conns if c.listen_key is not None),
+            "market_clients": sum(1 for c in self.conns if not c.keys),
+            "user_clients": sum(1 for c in self.conns if c.keys),
             "streams": sorted(self.subs),
             **self.stats,
         }

@@ -1,58 +1,119 @@
-"""Signed endpoints: orders, algo orders, account settings and views, listenKeys."""
+"""Signed order endpoints: ``order`` (POST/GET/DELETE), ``batchOrders``, ``openOrders``, ``allOpenOrders``,
+``allOrders``; the conditional types answer -4120 here (they live in the Algo Service, ``algo_api``).
+
+``POST order`` takes MARKET and LIMIT orders (``limit_orders`` for LIMIT's time-in-force rules), checked
+against the symbol's filters (``rules``). ``priceMatch`` (OPPONENT[_5|_10|_20], QUEUE[_5|_10|_20]) prices a
+LIMIT order at that level of the synthetic book. ``newOrderRespType`` ACK answers the order as accepted,
+RESULT as it ended up. Batches take up to 5 orders (cancels: 10) and answer each in request order.
+"""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any
 
-from . import accounts, params, wire
+from ..domain.fills import best_bid
+from . import params, wire
 from .errors import SimError, known
 from .exchange import Request, SimExchange
-from .guard import KEY, SIGNED
-from .orders import ALGO_TYPES, CONDITIONAL_TYPES, AlgoOrder, Order, Side
+from .guard import SIGNED
+from .orders import CONDITIONAL_TYPES, ORDER_TYPES, TIME_IN_FORCE, Order, Side
 
 _DONE = {"code": 200, "msg": "The operation of cancel all open order is done."}
+_MATCH_LEVELS = {"": 1, "_5": 5, "_10": 10, "_20": 20}
 
 
-def _side(p: dict[str, str]) -> Side:
-    value = params.required(p, "side").upper()
-    if value not in Side.__members__:
-        raise SimError(-1117, "Invalid side.")
-    return Side(value)
+def side_of(p: dict[str, str]) -> Side:
+    return Side(params.enum(p, "side", frozenset(Side.__members__), -1117, "Invalid side."))
 
 
-def _position_side(p: dict[str, str]) -> None:
+def one_way(p: dict[str, str]) -> None:
     if p.get("positionSide", "BOTH").upper() != "BOTH":
         raise SimError(-4061, "Order's position side does not match user's setting.")
 
 
-def _rejection(v: SimExchange) -> None:
+def forced_rejection(v: SimExchange) -> None:
     forced = v.faults.take_reject()
     if forced is not None:
         raise SimError(forced[0], forced[1])
 
 
-async def new_order(v: SimExchange, r: Request) -> Any:
-    p = r.params
+def _matched_price(v: SimExchange, symbol: str, side: Side, match: str) -> Decimal:
+    spec = v.book.specs[symbol]
+    for kind in ("OPPONENT", "QUEUE"):
+        level = _MATCH_LEVELS.get(match.removeprefix(kind)) if match.startswith(kind) else None
+        if level is not None:
+            bid = Decimal(repr(best_bid(v.book.marks[symbol], spec.tick_size)))
+            ask_side = (side is Side.BUY) == (kind == "OPPONENT")
+            steps = level - 1
+            return bid + spec.tick_size * (1 + steps) if ask_side else bid - spec.tick_size * steps
+    raise SimError(-1100, "Illegal characters found in parameter 'priceMatch'.")
+
+
+def place(v: SimExchange, r: Request, p: dict[str, str]) -> Order:
+    """One new order from parameters ``p`` (also a batch element); returns it as ``newOrderRespType`` asks."""
     symbol = params.required(p, "symbol").upper()
-    side = _side(p)
+    side = side_of(p)
     order_type = params.required(p, "type").upper()
-    spec = v.symbol(symbol, r.contract_type)
+    v.symbol(symbol, r.contract_type)
     if order_type in CONDITIONAL_TYPES:
         raise known(-4120)
-    if order_type != "MARKET":
-        raise SimError(-1116, "Invalid orderType.")
-    _position_side(p)
-    qty = params.quantity(spec, params.decimal(p, "quantity"))
+    if order_type not in ORDER_TYPES:
+        raise known(-1116)
+    one_way(p)
+    rules = v.book.rules[symbol]
+    if params.boolean(p, "closePosition"):
+        raise SimError(-1106, "Parameter 'closePosition' sent when not required.")
+    qty = rules.check_quantity(params.decimal(p, "quantity"), market=order_type == "MARKET")
     reduce_only = params.boolean(p, "reduceOnly")
     client = params.client_id(p, "newClientOrderId") or secrets.token_hex(11)
-    _rejection(v)
-    snapshot, filled = v.book.place_market(
-        symbol=symbol, side=side, qty=qty, reduce_only=reduce_only, client_id=client, now=v.now_ms
-    )
-    shown = filled if p.get("newOrderRespType", "ACK").upper() == "RESULT" else snapshot
-    return wire.order_json(spec, shown)
+    if order_type == "MARKET":
+        if p.get("price"):
+            raise SimError(-1106, "Parameter 'price' sent when not required.")
+        forced_rejection(v)
+        snapshot, done = v.book.place_market(
+            symbol=symbol, side=side, qty=qty, reduce_only=reduce_only, client_id=client, now=v.now_ms
+        )
+    else:
+        tif = params.enum(p, "timeInForce", TIME_IN_FORCE, -1115, "Invalid timeInForce.")
+        match = p.get("priceMatch", "NONE").upper()
+        if match != "NONE" and p.get("price"):
+            raise SimError(-1106, "Parameter 'price' sent when not required.")
+        price = params.decimal(p, "price") if match == "NONE" else _matched_price(v, symbol, side, match)
+        rules.check_price(price)
+        rules.check_percent(price, buy=side is Side.BUY, mark=v.book.marks.get(symbol, 0.0))
+        forced_rejection(v)
+        snapshot, done = v.book.limits.place(
+            symbol=symbol,
+            side=side,
+            qty=qty,
+            price=price,
+            time_in_force=tif,
+            reduce_only=reduce_only,
+            client_id=client,
+            now=v.now_ms,
+            good_till=params.optional_int(p, "goodTillDate") or 0,
+        )
+    return done if p.get("newOrderRespType", "ACK").upper() == "RESULT" else snapshot
+
+
+async def new_order(v: SimExchange, r: Request) -> Any:
+    order = place(v, r, r.params)
+    return wire.order_json(v.book.specs[order.symbol], order)
+
+
+async def new_batch(v: SimExchange, r: Request) -> Any:
+    items = params.json_list(r.params, "batchOrders", 5, -4082, "Invalid number of batch place orders.")
+    answers: list[dict[str, Any]] = []
+    for item in items:
+        fields = {str(k): str(x) for k, x in item.items()} if isinstance(item, dict) else {}
+        try:
+            order = place(v, r, fields)
+            answers.append(wire.order_json(v.book.specs[order.symbol], order))
+        except SimError as exc:
+            answers.append(exc.body())
+    return answers
 
 
 def _order(v: SimExchange, r: Request) -> tuple[Order | None, str]:
@@ -74,199 +135,89 @@ async def get_order(v: SimExchange, r: Request) -> Any:
     return wire.order_json(v.book.specs[symbol], order)
 
 
+def _cancel(v: SimExchange, order: Order | None) -> dict[str, Any]:
+    if order is None or not order.is_open:
+        raise known(-2011)
+    v.book.finish(order, "CANCELED", v.now_ms)
+    return wire.order_json(v.book.specs[order.symbol], order)
+
+
 async def cancel_order(v: SimExchange, r: Request) -> Any:
-    _order(v, r)
-    # Market orders are filled on arrival, so there is never an open one to cancel.
-    raise known(-2011)
+    return _cancel(v, _order(v, r)[0])
+
+
+async def cancel_batch(v: SimExchange, r: Request) -> Any:
+    symbol = params.required(r.params, "symbol").upper()
+    v.symbol(symbol, r.contract_type)
+    msg = "Invalid number of batch cancel orders."
+    if r.params.get("orderIdList"):
+        found = [(i, None) for i in params.json_list(r.params, "orderIdList", 10, -4082, msg)]
+    else:
+        found = [(None, c) for c in params.json_list(r.params, "origClientOrderIdList", 10, -4082, msg)]
+    answers: list[dict[str, Any]] = []
+    for order_id, client in found:
+        try:
+            oid = int(order_id) if order_id is not None else None
+            answers.append(
+                _cancel(v, v.book.find_order(symbol, oid, None if client is None else str(client)))
+            )
+        except (SimError, ValueError) as exc:
+            answers.append(exc.body() if isinstance(exc, SimError) else known(-2011).body())
+    return answers
 
 
 async def open_orders(v: SimExchange, r: Request) -> Any:
-    if "symbol" in r.params:
-        v.symbol(r.params["symbol"].upper(), r.contract_type)
-    return []
+    symbol = r.params.get("symbol", "").upper() or None
+    if symbol is not None:
+        v.symbol(symbol, r.contract_type)
+    found = [o for o in v.book.open_orders(symbol) if o.contract_type is r.contract_type]
+    return [wire.order_json(v.book.specs[o.symbol], o) for o in found]
 
 
 async def cancel_all(v: SimExchange, r: Request) -> Any:
     symbol = params.required(r.params, "symbol").upper()
     v.symbol(symbol, r.contract_type)
+    for order in v.book.open_orders(symbol):
+        v.book.finish(order, "CANCELED", v.now_ms)
     return _DONE
 
 
-async def new_algo(v: SimExchange, r: Request) -> Any:
+async def all_orders(v: SimExchange, r: Request) -> Any:
+    """Every order of a symbol (COIN-M: or of a pair), FOK refusals excepted; ``orderId`` ≥, times, limit."""
     p = r.params
-    if params.required(p, "algoType").upper() != "CONDITIONAL":
-        raise SimError(-1116, "Invalid algoType.")
-    symbol = params.required(p, "symbol").upper()
-    side = _side(p)
-    order_type = params.required(p, "type").upper()
-    spec = v.symbol(symbol, r.contract_type)
-    if order_type not in ALGO_TYPES:
-        raise SimError(-1116, "Invalid orderType.")
-    _position_side(p)
-    close_position = params.boolean(p, "closePosition")
-    reduce_only = params.boolean(p, "reduceOnly")
-    if close_position and "quantity" in p:
-        raise SimError(-1106, "Parameter 'quantity' sent when not required.")
-    if close_position and "reduceOnly" in p:
-        raise SimError(-1106, "Parameter 'reduceOnly' sent when not required.")
-    qty = (
-        params.quantity(spec, params.decimal(p, "quantity"))
-        if not close_position
-        else spec.market_min_qty * 0
-    )
-    trigger = params.price(spec, params.decimal(p, "triggerPrice"))
-    client = params.client_id(p, "clientAlgoId") or secrets.token_hex(11)
-    _rejection(v)
-    algo = v.book.place_algo(
-        symbol=symbol,
-        side=side,
-        order_type=order_type,
-        qty=qty,
-        trigger=trigger,
-        reduce_only=reduce_only,
-        close_position=close_position,
-        client_algo_id=client,
-        working_type=p.get("workingType", "CONTRACT_PRICE"),
-        time_in_force=p.get("timeInForce", "GTC"),
-        price_protect=params.boolean(p, "priceProtect"),
-        now=v.now_ms,
-    )
-    return wire.algo_json(spec, algo)
-
-
-def _algo(v: SimExchange, r: Request) -> AlgoOrder | None:
-    algo_id = params.optional_int(r.params, "algoId")
-    client = r.params.get("clientAlgoId") or None
-    if algo_id is None and client is None:
-        raise SimError(-1102, "Param 'clientAlgoId' or 'algoId' must be sent, but both were empty/null!")
-    algo = v.book.find_algo(algo_id, client)
-    return algo if algo is not None and algo.contract_type is r.contract_type else None
-
-
-async def get_algo(v: SimExchange, r: Request) -> Any:
-    algo = _algo(v, r)
-    if algo is None:
-        raise known(-2013)
-    return wire.algo_json(v.book.specs[algo.symbol], algo)
-
-
-async def cancel_algo(v: SimExchange, r: Request) -> Any:
-    algo = _algo(v, r)
-    if algo is None:
-        raise known(-2011)
-    v.book.cancel_algo(algo, v.now_ms)
-    return {"algoId": algo.algo_id, "clientAlgoId": algo.client_algo_id, "code": "200", "msg": "success"}
-
-
-async def open_algos(v: SimExchange, r: Request) -> Any:
-    symbol = r.params.get("symbol", "").upper() or None
-    if symbol is not None:
+    pair = p.get("pair", "").upper() if r.contract_type.value == "COIN_M" else ""
+    symbol = p.get("symbol", "").upper() if pair else params.required(p, "symbol").upper()
+    if symbol:
         v.symbol(symbol, r.contract_type)
-    return [
-        wire.algo_json(v.book.specs[a.symbol], a)
-        for a in v.book.open_algos(symbol)
-        if a.contract_type is r.contract_type
+    limit = params.optional_int(p, "limit") or 500
+    if not 1 <= limit <= 1000:
+        raise SimError(-1130, "Data sent for parameter 'limit' is not valid.")
+    first = params.optional_int(p, "orderId") or 0
+    start, end = params.optional_int(p, "startTime") or 0, params.optional_int(p, "endTime")
+    found = [
+        o
+        for o in v.book.orders.values()
+        if o.contract_type is r.contract_type
+        and (o.symbol == symbol if symbol else o.symbol.removesuffix("_PERP") == pair)
+        and o.order_id >= first
+        and start <= o.time <= (end if end is not None else o.time)
     ]
-
-
-async def cancel_all_algos(v: SimExchange, r: Request) -> Any:
-    symbol = params.required(r.params, "symbol").upper()
-    v.symbol(symbol, r.contract_type)
-    for algo in v.book.open_algos(symbol):
-        v.book.cancel_algo(algo, v.now_ms)
-    return _DONE
-
-
-async def leverage(v: SimExchange, r: Request) -> Any:
-    symbol = params.required(r.params, "symbol").upper()
-    v.symbol(symbol, r.contract_type)
-    value = params.optional_int(r.params, "leverage")
-    if value is None:
-        raise SimError(-1102, "Mandatory parameter 'leverage' was not sent, was empty/null, or malformed.")
-    v.book.set_leverage(symbol, value)
-    cap = {"maxNotionalValue": "1000000"} if r.contract_type.value == "USDT_M" else {"maxQty": "1000"}
-    return {"leverage": value, **cap, "symbol": symbol}
-
-
-async def margin_type(v: SimExchange, r: Request) -> Any:
-    symbol = params.required(r.params, "symbol").upper()
-    v.symbol(symbol, r.contract_type)
-    kind = params.required(r.params, "marginType").upper()
-    if kind not in {"ISOLATED", "CROSSED", "CROSS"}:
-        raise SimError(
-            -1100, "Illegal characters found in parameter 'marginType'; legal range is 'ISOLATED, CROSSED'."
-        )
-    v.book.set_margin_type(symbol, kind == "ISOLATED")
-    return {"code": 200, "msg": "success"}
-
-
-async def get_dual(_v: SimExchange, _r: Request) -> Any:
-    return {"dualSidePosition": False}
-
-
-async def set_dual(_v: SimExchange, r: Request) -> Any:
-    if params.boolean(r.params, "dualSidePosition"):
-        raise SimError(
-            -4068, "Hedge mode is not supported by the local exchange; it trades one-way positions only."
-        )
-    raise SimError(-4059, "No need to change position side.")
-
-
-async def position_risk(v: SimExchange, r: Request) -> Any:
-    symbol = r.params.get("symbol", "").upper() or None
-    if symbol is not None:
-        v.symbol(symbol, r.contract_type)
-    return accounts.position_risk(v.book, r.contract_type, symbol)
-
-
-async def account(v: SimExchange, r: Request) -> Any:
-    return accounts.account(v.book, r.contract_type, v.now_ms)
-
-
-async def balance(v: SimExchange, r: Request) -> Any:
-    return accounts.balances(v.book, r.contract_type, v.now_ms)
-
-
-async def new_listen_key(v: SimExchange, r: Request) -> Any:
-    return {"listenKey": v.hub.create_key(r.contract_type)}
-
-
-async def keepalive_listen_key(v: SimExchange, r: Request) -> Any:
-    return {"listenKey": v.hub.keepalive(r.params.get("listenKey") or None, r.contract_type)}
-
-
-async def close_listen_key(v: SimExchange, r: Request) -> Any:
-    v.hub.delete_key(r.params.get("listenKey") or None, r.contract_type)
-    return {}
-
-
-Endpoint = tuple[str, str, Callable[[SimExchange, Request], Awaitable[Any]], str, Any, bool]
+    chosen = found[:limit] if first or p.get("startTime") else found[-limit:]
+    return [wire.order_json(v.book.specs[o.symbol], o) for o in chosen]
 
 
 def _open_weight(p: dict[str, str]) -> int:
     return 1 if p.get("symbol") else 40
 
 
-ENDPOINTS: list[Endpoint] = [
+ENDPOINTS: list[tuple[str, str, Any, str, Any, bool]] = [
     ("POST", "/v1/order", new_order, SIGNED, 1, True),
     ("GET", "/v1/order", get_order, SIGNED, 1, False),
     ("DELETE", "/v1/order", cancel_order, SIGNED, 1, True),
+    ("POST", "/v1/batchOrders", new_batch, SIGNED, 5, True),
+    ("DELETE", "/v1/batchOrders", cancel_batch, SIGNED, 1, True),
     ("GET", "/v1/openOrders", open_orders, SIGNED, _open_weight, False),
     ("DELETE", "/v1/allOpenOrders", cancel_all, SIGNED, 1, True),
-    ("POST", "/v1/algoOrder", new_algo, SIGNED, 1, True),
-    ("GET", "/v1/algoOrder", get_algo, SIGNED, 1, False),
-    ("DELETE", "/v1/algoOrder", cancel_algo, SIGNED, 1, True),
-    ("GET", "/v1/openAlgoOrders", open_algos, SIGNED, _open_weight, False),
-    ("DELETE", "/v1/algoOpenOrders", cancel_all_algos, SIGNED, 1, True),
-    ("POST", "/v1/leverage", leverage, SIGNED, 1, False),
-    ("POST", "/v1/marginType", margin_type, SIGNED, 1, False),
-    ("GET", "/v1/positionSide/dual", get_dual, SIGNED, 30, False),
-    ("POST", "/v1/positionSide/dual", set_dual, SIGNED, 1, False),
-    ("POST", "/v1/listenKey", new_listen_key, KEY, 1, False),
-    ("PUT", "/v1/listenKey", keepalive_listen_key, KEY, 1, False),
-    ("DELETE", "/v1/listenKey", close_listen_key, KEY, 1, False),
-] + [
-    ("GET", f"/v{n}/{name}", handler, SIGNED, 5, False)
-    for n in (1, 2, 3)
-    for name, handler in (("positionRisk", position_risk), ("account", account), ("balance", balance))
+    ("GET", "/v1/allOrders", all_orders, SIGNED, 5, False),
 ]
+"""(method, path under /fapi or /dapi, handler, security, weight, counts as an order)."""

@@ -1,4 +1,9 @@
-"""Binance JSON of orders, algo orders, positions and user-data events (the exchange boundary of the sim)."""
+"""REST JSON of orders, algo orders, user trades and income rows (the sim's exchange boundary).
+
+Field sets follow the official SDKs' response models. USDⓈ-M orders report ``cumQuote``, COIN-M orders
+``cumBase`` and their ``pair``; ``activatePrice``/``priceRate`` appear only on trailing-stop orders, as
+Binance documents. User-data stream events are in ``events``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,11 @@ from typing import Any
 
 from ..domain.fills import InstrumentSpec
 from ..domain.model import ContractType
-from .orders import AlgoOrder, Order, Position
+from .history import Fill, Income
+from .orders import AlgoOrder, Order
+
+ACCOUNT_ALIAS = "SgsR"
+"""The simulated account's alias (``accountAlias``; COIN-M events' ``i``)."""
 
 
 def px(spec: InstrumentSpec, value: float) -> str:
@@ -22,46 +31,52 @@ def money(value: float) -> str:
     return f"{value:.8f}"
 
 
+def _limit(spec: InstrumentSpec, value: Decimal) -> str:
+    return px(spec, float(value)) if value else "0"
+
+
 def order_json(spec: InstrumentSpec, o: Order) -> dict[str, Any]:
-    """REST order (response of POST/GET/DELETE ``order``), as in nautilus__order_response.json."""
-    coin_m = o.contract_type is ContractType.COIN_M
+    """An order (POST/GET/DELETE ``order``, ``openOrders``, ``allOrders``, ``batchOrders``)."""
+    coin = o.contract_type is ContractType.COIN_M
     body: dict[str, Any] = {
         "orderId": o.order_id,
         "symbol": o.symbol,
         "status": o.status,
         "clientOrderId": o.client_id,
-        "price": "0",
+        "price": _limit(spec, o.price),
         "avgPrice": px(spec, o.avg_price) if o.executed else "0.00",
         "origQty": qty(spec, o.qty),
         "executedQty": qty(spec, o.executed),
-        "cumQuote" if not coin_m else "cumBase": money(o.cum_quote),
-        "timeInForce": "GTC",
-        "type": "MARKET",
+        "cumQty": qty(spec, o.executed),
+        "cumBase" if coin else "cumQuote": money(o.cum_quote),
+        "timeInForce": o.time_in_force,
+        "type": o.order_type,
         "reduceOnly": o.reduce_only,
         "closePosition": o.close_position,
         "side": o.side.value,
         "positionSide": "BOTH",
         "stopPrice": o.stop_price,
-        "workingType": "CONTRACT_PRICE",
+        "workingType": o.working_type,
         "priceProtect": False,
         "origType": o.orig_type,
         "priceMatch": "NONE",
-        "selfTradePreventionMode": "NONE",
-        "goodTillDate": 0,
+        "selfTradePreventionMode": "EXPIRE_MAKER",
+        "goodTillDate": o.good_till,
         "time": o.time,
         "updateTime": o.update_time or o.time,
     }
-    if coin_m:
+    if o.activate_price:
+        body |= {"activatePrice": o.activate_price, "priceRate": o.price_rate}
+    if coin:
         body["pair"] = spec.symbol.removesuffix("_PERP")
-        body["cumQty"] = qty(spec, o.executed)
-    else:
-        body["cumQty"] = qty(spec, o.executed)
     return body
 
 
-def algo_json(spec: InstrumentSpec, a: AlgoOrder) -> dict[str, Any]:
-    """REST algo order (POST/GET/DELETE ``algoOrder``, ``openAlgoOrders``)."""
-    return {
+def algo_json(spec: InstrumentSpec, a: AlgoOrder, view: str = "new") -> dict[str, Any]:
+    """An algo order: ``view`` ``new`` (POST answer), ``query`` (GET algoOrder) or ``list`` (open / all).
+
+    ``activatePrice`` and ``callbackRate`` are in every POST answer, elsewhere only for trailing stops."""
+    body: dict[str, Any] = {
         "algoId": a.algo_id,
         "clientAlgoId": a.client_algo_id,
         "algoType": "CONDITIONAL",
@@ -73,7 +88,7 @@ def algo_json(spec: InstrumentSpec, a: AlgoOrder) -> dict[str, Any]:
         "quantity": qty(spec, a.qty),
         "algoStatus": a.status,
         "triggerPrice": f"{a.trigger}",
-        "price": "0",
+        "price": _limit(spec, a.price),
         "icebergQuantity": None,
         "selfTradePreventionMode": "EXPIRE_MAKER",
         "workingType": a.working_type,
@@ -81,163 +96,70 @@ def algo_json(spec: InstrumentSpec, a: AlgoOrder) -> dict[str, Any]:
         "closePosition": a.close_position,
         "priceProtect": a.price_protect,
         "reduceOnly": a.reduce_only,
-        "activatePrice": "",
-        "callbackRate": "",
         "createTime": a.create_time,
         "updateTime": a.update_time or a.create_time,
         "triggerTime": a.trigger_time,
-        "goodTillDate": 0,
+        "goodTillDate": a.good_till,
+    }
+    trailing = {
+        "activatePrice": "" if a.activate_price is None else f"{a.activate_price}",
+        "callbackRate": "" if a.callback_rate is None else f"{a.callback_rate}",
+    }
+    if view == "new":
+        return body | trailing
+    if a.callback_rate is not None:
+        body |= trailing
+    body |= {
         "actualOrderId": "" if a.actual_order_id is None else str(a.actual_order_id),
-        "executedQty": qty(spec, a.executed),
         "actualPrice": px(spec, a.avg_price) if a.executed else "0",
+        "tpOrderType": "",
     }
+    if view == "query":
+        if a.actual_type:
+            body["actualType"] = a.actual_type
+        if a.executed:
+            body["actualQty"] = qty(spec, a.executed)
+        return body
+    return body | {"tpTriggerPrice": "0", "tpPrice": "0", "slTriggerPrice": "0", "slPrice": "0"}
 
 
-def order_update(
-    spec: InstrumentSpec,
-    o: Order,
-    *,
-    now: int,
-    execution: str,
-    last_qty: Decimal = Decimal(0),
-    last_price: float = 0.0,
-    fee: float = 0.0,
-    realized: float = 0.0,
-) -> dict[str, Any]:
-    """``ORDER_TRADE_UPDATE`` as in nautilus__order_update_*.json."""
-    return {
-        "e": "ORDER_TRADE_UPDATE",
-        "T": now,
-        "E": now,
-        "o": {
-            "s": o.symbol,
-            "c": o.client_id,
-            "S": o.side.value,
-            "o": "MARKET",
-            "f": "GTC",
-            "q": qty(spec, o.qty),
-            "p": "0",
-            "ap": px(spec, o.avg_price) if o.executed else "0",
-            "sp": o.stop_price,
-            "x": execution,
-            "X": o.status,
-            "i": o.order_id,
-            "l": qty(spec, last_qty),
-            "z": qty(spec, o.executed),
-            "L": px(spec, last_price) if last_qty else "0",
-            "N": spec.margin_asset,
-            "n": money(fee),
-            "T": now,
-            "t": o.trade_id if last_qty else 0,
-            "b": "0",
-            "a": "0",
-            "m": False,
-            "R": o.reduce_only,
-            "wt": "CONTRACT_PRICE",
-            "ot": o.orig_type,
-            "ps": "BOTH",
-            "cp": o.close_position,
-            "AP": "0",
-            "cr": "0",
-            "rp": money(realized),
-            "pP": False,
-            "si": 0,
-            "ss": 0,
-            "V": "EXPIRE_MAKER",
-            "pm": "NONE",
-            "gtd": 0,
-        },
+def trade_json(spec: InstrumentSpec, f: Fill) -> dict[str, Any]:
+    """A ``userTrades`` row."""
+    coin = f.contract_type is ContractType.COIN_M
+    body: dict[str, Any] = {
+        "symbol": f.symbol,
+        "id": f.trade_id,
+        "orderId": f.order_id,
+        "side": f.side.value,
+        "price": px(spec, f.price),
+        "qty": qty(spec, f.qty),
+        "realizedPnl": money(f.realized),
+        "commission": money(f.commission),
+        "commissionAsset": f.asset,
+        "time": f.time,
+        "positionSide": "BOTH",
+        "buyer": f.side.value == "BUY",
+        "maker": f.maker,
     }
+    if coin:
+        return body | {
+            "pair": f.symbol.removesuffix("_PERP"),
+            "marginAsset": f.asset,
+            "baseQty": money(f.quote),
+        }
+    return body | {"quoteQty": money(f.quote)}
 
 
-def trade_lite(
-    spec: InstrumentSpec, o: Order, *, now: int, last_qty: Decimal, last_price: float
-) -> dict[str, Any]:
-    """``TRADE_LITE`` as in nautilus__trade_lite.json."""
+def income_json(row: Income, contract_type: ContractType) -> dict[str, Any]:
+    """An ``income`` row (``tranId`` is a number on USDⓈ-M, a string on COIN-M)."""
+    tran: int | str = str(row.tran_id) if contract_type is ContractType.COIN_M else row.tran_id
     return {
-        "e": "TRADE_LITE",
-        "E": now,
-        "T": now,
-        "s": o.symbol,
-        "c": o.client_id,
-        "S": o.side.value,
-        "q": qty(spec, o.qty),
-        "p": "0.00",
-        "i": o.order_id,
-        "l": qty(spec, last_qty),
-        "L": px(spec, last_price),
-        "t": o.trade_id,
-        "m": False,
-    }
-
-
-def algo_update(spec: InstrumentSpec, a: AlgoOrder, *, now: int) -> dict[str, Any]:
-    """``ALGO_UPDATE`` (Binance's Algo Service user-data event)."""
-    return {
-        "e": "ALGO_UPDATE",
-        "T": now,
-        "E": now,
-        "o": {
-            "caid": a.client_algo_id,
-            "aid": a.algo_id,
-            "at": "CONDITIONAL",
-            "o": a.order_type,
-            "s": a.symbol,
-            "S": a.side.value,
-            "ps": "BOTH",
-            "f": a.time_in_force,
-            "q": qty(spec, a.qty),
-            "X": a.status,
-            "ai": "" if a.actual_order_id is None else str(a.actual_order_id),
-            "ap": px(spec, a.avg_price) if a.executed else "0.00000",
-            "aq": qty(spec, a.executed),
-            "act": "MARKET" if a.actual_order_id else "0",
-            "tp": f"{a.trigger}",
-            "p": "0",
-            "V": "EXPIRE_MAKER",
-            "wt": a.working_type,
-            "pm": "NONE",
-            "cp": a.close_position,
-            "pP": a.price_protect,
-            "R": a.reduce_only,
-            "tt": a.trigger_time,
-            "gtd": 0,
-            "rm": a.reject_reason,
-        },
-    }
-
-
-def account_update(
-    asset: str,
-    wallet: float,
-    cross_wallet: float,
-    change: float,
-    positions: list[tuple[InstrumentSpec, Position, float, float]],
-    *,
-    now: int,
-    reason: str,
-) -> dict[str, Any]:
-    """``ACCOUNT_UPDATE`` as in nautilus__account_update.json; positions carry (spec, pos, upnl, realized)."""
-    return {
-        "e": "ACCOUNT_UPDATE",
-        "T": now,
-        "E": now,
-        "a": {
-            "m": reason,
-            "B": [{"a": asset, "wb": money(wallet), "cw": money(cross_wallet), "bc": money(change)}],
-            "P": [
-                {
-                    "s": p.symbol,
-                    "pa": qty(spec, p.amount),
-                    "ep": px(spec, p.entry) if p.amount else "0",
-                    "bep": px(spec, p.entry) if p.amount else "0",
-                    "cr": money(realized),
-                    "up": money(upnl),
-                    "mt": "isolated" if p.isolated else "cross",
-                    "iw": money(p.margin if p.isolated else 0.0),
-                    "ps": "BOTH",
-                }
-                for spec, p, upnl, realized in positions
-            ],
-        },
+        "symbol": row.symbol,
+        "incomeType": row.kind,
+        "income": money(row.amount),
+        "asset": row.asset,
+        "info": row.info,
+        "time": row.time,
+        "tranId": tran,
+        "tradeId": row.trade_id,
     }

@@ -1,4 +1,4 @@
-"""The actors of the tree, one module per actor, named after its class, with what only it uses.
+"""The actors of the tree: one module or package per actor, named after its class, with what only it uses.
 
 ``pair_timeframe`` (``PairTimeframe``), ``market/`` (``MarketStream``), ``executor/`` (``OrderExecutor``),
 ``ledger/`` (``PositionLedger``); ``actor_refs`` and ``relays`` say how they reach each other.

@@ -63,6 +63,7 @@ print(json.dumps({
 def package_files() -> set[str]:
     """The package's modules and package data, relative to the package root."""
     files = [ROOT / "supervisor.py", *(ROOT / "actors").rglob("*.py"), *(ROOT / "actors").rglob("*.json")]
+    files += [*(ROOT / "actors").rglob("*.json.gz")]
     files += [*(ROOT / "data").glob("*.csv"), *(ROOT / "config").glob("*.example")]
     return {f.relative_to(ROOT).as_posix() for f in files if "__pycache__" not in f.parts}
 

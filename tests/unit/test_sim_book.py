@@ -39,7 +39,7 @@ def buy(
 
 
 def algo(b: Book, kind: str, trigger: str, *, side: Side = Side.SELL, client: str = "a1", close: bool = True):
-    return b.place_algo(
+    return b.algo_book.place(
         symbol="BTCUSDT",
         side=side,
         order_type=kind,

@@ -50,18 +50,18 @@ def test_interval_state_closes_with_last_minute():
     feed = Feed.from_series(Series(20))
     closes = []
     for i in range(20):
-        feed.interval_state(
-            "5m", i, [float(feed.o[i]), float(feed.o[i]), float(feed.o[i]), float(feed.o[i]), 0.5]
-        )
-        bucket, agg, closed = feed.interval_state("5m", i, None)
+        partial, _ = feed.interval_state("5m", i, 1)  # the candle in progress, at its open
+        assert partial.c == float(feed.o[i])
+        agg, closed = feed.interval_state("5m", i, None)
         if closed:
-            closes.append((bucket, agg))
-    for bucket, agg in closes:
-        idx = [i for i in range(20) if int(feed.t[i]) // 300_000 * 300_000 == bucket]
-        assert agg[0] == float(feed.o[idx[0]])
-        assert agg[3] == float(feed.c[idx[-1]])
-        assert agg[1] == max(float(feed.h[i]) for i in idx)
-        assert agg[4] == len(idx)
+            closes.append(agg)
+    for agg in closes:
+        idx = [i for i in range(20) if int(feed.t[i]) // 300_000 * 300_000 == agg.open_time]
+        assert agg.o == float(feed.o[idx[0]])
+        assert agg.c == float(feed.c[idx[-1]])
+        assert agg.h == max(float(feed.h[i]) for i in idx)
+        assert agg.v == len(idx)
+        assert agg.n == 4 * len(idx)  # four synthetic trades per 1m candle
 
 
 def test_contract_type_of():
@@ -102,18 +102,14 @@ def test_signature_timestamp_and_key_checks():
     params, query = _signed(
         {"symbol": "BTCUSDT", "timestamp": str(int(time.time() * 1000))}, config.api_secret
     )
-    check(SIGNED, headers=headers, params=params, raw_query=query, raw_body="", sim_now_ms=0, config=config)
+    check(SIGNED, headers=headers, params=params, raw_query=query, raw_body="", config=config)
     bad, bad_query = _signed({"symbol": "BTCUSDT", "timestamp": str(int(time.time() * 1000))}, "wrong")
     with pytest.raises(SimError) as info:
-        check(
-            SIGNED, headers=headers, params=bad, raw_query=bad_query, raw_body="", sim_now_ms=0, config=config
-        )
+        check(SIGNED, headers=headers, params=bad, raw_query=bad_query, raw_body="", config=config)
     assert info.value.code == -1022
     old, old_query = _signed({"timestamp": str(int(time.time() * 1000) - 10_000)}, config.api_secret)
     with pytest.raises(SimError) as info:
-        check(
-            SIGNED, headers=headers, params=old, raw_query=old_query, raw_body="", sim_now_ms=0, config=config
-        )
+        check(SIGNED, headers=headers, params=old, raw_query=old_query, raw_body="", config=config)
     assert info.value.code == -1021
     with pytest.raises(SimError) as info:
         check(
@@ -122,7 +118,6 @@ def test_signature_timestamp_and_key_checks():
             params=params,
             raw_query=query,
             raw_body="",
-            sim_now_ms=0,
             config=config,
         )
     assert (info.value.code, info.value.status) == (-2015, 401)
