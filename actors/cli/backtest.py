@@ -79,7 +79,7 @@ def build_runs(
     """
     catalog = catalog or SymbolCatalog(config.exchange_info_paths())
     if funding is None:
-        funding = load_funding_args(config.replay.funding_rates)
+        funding = load_funding_args(config.funding_rate_args())
     runs = []
     bt = config.backtesting
     for symbol, path in data:

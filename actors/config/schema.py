@@ -258,6 +258,14 @@ class Config(BaseModel):
         bundled files (so the default replay works from any directory, installed or not)."""
         return tuple(self._resolve_data(p) for p in self.replay.data)
 
+    def funding_rate_args(self) -> tuple[str, ...]:
+        """``replay.funding_rates`` as ``[SYMBOL=]FILE`` arguments, relative files under ``base_dir``."""
+        out = []
+        for arg in self.replay.funding_rates:
+            symbol, sep, file = arg.partition("=")
+            out.append(f"{symbol}={self._resolve(file)}" if sep else str(self._resolve(arg)))
+        return tuple(out)
+
     def exchange_info_paths(self) -> tuple[Path, ...]:
         """``backtesting.exchange_info`` files, relative ones under ``base_dir``."""
         return tuple(self._resolve(p) for p in self.backtesting.exchange_info)

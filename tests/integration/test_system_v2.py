@@ -1,8 +1,11 @@
 """V2 through the whole actor system: a replay decides exactly what the backtester decides, and its exits
-(time, reversal — a reversal flipping the position at once) show in the report and the metrics.
+(trailing stop, time, reversal — a reversal flipping the position at once) show in the report and the
+metrics.
 
 The replay runs the bundled BTC and ETH data at ``max`` in lock-step; the trend timeframes' actors tell the
-deciding actors their trends (``TrendUpdated``), BTCUSDT's 15m actor tells ETHUSDT's (the BTC filter).
+deciding actors their trends (``TrendUpdated``), BTCUSDT's 15m actor tells ETHUSDT's (the BTC filter); the
+local exchange serves SYNTHETIC funding rates (``tests/funding_support.py``: the archive's layout, made-up
+rates) as ``premiumIndex``, and the backtest reads the same files.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 import pytest
 
 from nancemakina.supervisor import main
+from tests.funding_support import write_synthetic_funding
 from tests.integration.system_support import Cleanup, SliceMaker, bot_config, load, save_config
 
 TRADE_FIELDS = (
@@ -30,15 +34,23 @@ TRADE_FIELDS = (
 
 
 def v2_config(tmp: Path, data: list[Path]) -> dict[str, Any]:
-    """ETHUSDT with every V2 filter; BTCUSDT (the reference) without trend or StochRSI filters, so that its
-    reversal crossovers are taken and flip its position."""
+    """ETHUSDT with every V2 filter and every exit; BTCUSDT (the reference) without trend or StochRSI
+    filters, so that its reversal crossovers are taken and flip its position."""
     bare = {"trend_timeframes": [], "stoch_rsi_enabled": False}
     cfg = bot_config(tmp, data, timeframes=("1m", "5m", "15m"), pair_overrides={"BTC_USDT": bare})
+    cfg["replay"]["funding_rates"] = [str(write_synthetic_funding(tmp, s)) for s in ("BTCUSDT", "ETHUSDT")]
     gs = cfg["global_settings"]
     gs["strategy"] = "v2"
     gs["v2_strategy"] = {"trend_timeframes": ["5m", "15m"], "trend_ema_period": 20}
-    gs["filters"] = {"btc_correlation_filter_enabled": True, "btc_correlation_ema_period": 20}
+    gs["filters"] = {
+        "btc_correlation_filter_enabled": True,
+        "btc_correlation_ema_period": 20,
+        "max_funding_rate_threshold": 0.00015,
+    }
     gs["exit_strategies"] = {
+        "trailing_stop_enabled": True,
+        "trailing_callback_rate_pct": 0.1,
+        "trailing_activation_risk_ratio": 0.5,
         "time_based_exit_enabled": True,
         "max_trade_duration_candles": 20,
         "reversal_exit_enabled": True,
@@ -54,7 +66,7 @@ def key(trade: dict[str, str]) -> tuple[str, ...]:
     return tuple(trade[f] for f in TRADE_FIELDS)
 
 
-def test_v2_replay_equals_backtest_with_time_and_reversal_exits(
+def test_v2_replay_equals_backtest_with_every_exit_and_filter(
     tmp_path: Path, slices: SliceMaker, cleanup: Cleanup
 ) -> None:
     data = slices(3000)
@@ -71,7 +83,7 @@ def test_v2_replay_equals_backtest_with_time_and_reversal_exits(
     assert replayed == backtested
     rows = list(csv.DictReader((tmp_path / "backtest" / "decisions.csv").open(encoding="utf-8")))
     reasons = Counter(r["reason"] or "taken" for r in rows)
-    for reason in ("taken", "trend_filter", "btc_filter"):
+    for reason in ("taken", "trend_filter", "btc_filter", "funding_filter"):
         assert reasons[reason] > 0, reasons
 
     ours, theirs = trades(tmp_path / "report" / "trades.csv"), trades(tmp_path / "backtest" / "trades.csv")
@@ -84,12 +96,11 @@ def test_v2_replay_equals_backtest_with_time_and_reversal_exits(
         assert float(t["pnl"]) == pytest.approx(by_trade[key(t)], abs=1e-9)
 
     exits = Counter(t["exit_reason"] for t in ours)
-    assert exits["time_exit"] > 0, exits
-    assert exits["reversal"] > 0, exits
     summary = json.loads((tmp_path / "report" / "summary.json").read_text(encoding="utf-8"))
-    assert summary["exits_by_reason"]["time_exit"] == exits["time_exit"]
-    assert summary["exits_by_reason"]["reversal"] == exits["reversal"]
-    for reason in ("time_exit", "reversal"):
+    for reason in ("trailing_stop", "time_exit", "reversal"):
+        assert exits[reason] > 0, exits
+        assert summary["exits_by_reason"][reason] == exits[reason]
+    for reason in ("trailing_stop", "time_exit", "reversal"):
         counted = sum(
             float(line.rsplit(" ", 1)[1])
             for line in metrics.splitlines()
