@@ -251,3 +251,24 @@ def test_decider_time_exit_before_the_decision() -> None:
         for i, c in enumerate(CLOSES)
     ]
     assert exits == [None] * 8 + [ExitReason.TIME_EXIT, ExitReason.TIME_EXIT]
+
+
+def test_memory_stays_bounded() -> None:
+    params = V2Params(trend_timeframes=("5m",), stop_mode=StopMode.PIVOT)
+    strategy = V2Strategy("ETHUSDT", "1m", params)
+    for i in range(3_000):
+        close = 100.0 + (i % 37) * 0.1 - (i % 11) * 0.05
+        strategy.on_trend(TrendReading(symbol="ETHUSDT", timeframe="5m", close_time_ms=T0 + i * MIN, trend=1))
+        strategy.on_closed_kline(candle(i, close), position_open=False, open_positions=0)
+    held = {
+        "ema_fast": len(strategy._fast.input_values),
+        "ema_slow": len(strategy._slow.input_values),
+        "atr": len(strategy._atr.input_values),
+        "stoch": len(strategy._stoch.input_values) if strategy._stoch is not None else 0,
+    }
+    assert held["ema_fast"] <= 9 + 32
+    assert held["ema_slow"] <= 21 + 32
+    assert held["atr"] <= 14 + 32
+    assert held["stoch"] <= 14 + 14 - 1 + 3 + 32
+    assert len(strategy._lows) == params.pivot_lookback + 1
+    assert all(len(r) <= 2 for r in strategy._trends.values())

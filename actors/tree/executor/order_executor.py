@@ -179,12 +179,13 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
         self.log.info(f"executor: no new entries ({message.reason})")
 
     def on_close_position(self, command: ClosePosition) -> None:
-        """A time or reversal exit: close at market now, then cancel the position's protective orders."""
+        """A time or reversal exit: close at market now, then cancel the position's protective orders.
+
+        The balances are refreshed when the ledger reports the close (``on_position_closed``), not here:
+        a replay at full speed closes often enough for every request to count against the weight budget.
+        """
         if self._exits.close(command):
             self._slots.release(command.symbol)
-            terms = self._terms.get(command.symbol)
-            if terms is not None:
-                self._refresh_balances(terms.spec.contract_type, own=command.symbol)
 
     def on_position_closed(self, message: PositionClosed) -> None:
         """The ledger saw the position go flat: the symbol may trade again (unless the close is of the

@@ -2,11 +2,13 @@
 
 The pair decides the exit at a candle's close (``domain.exits.close_time_exit``) and tells its executor
 ``ClosePosition``. The executor sends a reduce-only MARKET order whose client id carries the exit's leg
-(``X`` time, ``V`` reversal) and the position's signal, reports its fill with the exchange's time, and then
-cancels the position's stop, take-profit and trailing stop (the close comes first: a moment without a
-stop is better than a stop left behind to close the next position). A reversal's crossover may be taken
-as an entry at the same close: the executor then enters before the ledger has heard of the close, so it
-remembers the symbols it closed itself (``closed``) until the ledger's ``PositionClosed`` for that signal.
+(``X`` time, ``V`` reversal) and the position's signal, cancels the position's stop, take-profit and
+trailing stop (the close comes first: a moment without a stop is better than a stop left behind to close
+the next position), and then reports the close's fill with the exchange's time — so the ledger, which
+closes the trade on that report, usually finds the siblings cancelled already and leaves them. A
+reversal's crossover may be taken as an entry at the same close: the executor then enters before the
+ledger has heard of the close, so it remembers the symbols it closed itself (``closed``) until the
+ledger's ``PositionClosed`` for that signal.
 """
 
 from __future__ import annotations
@@ -90,13 +92,13 @@ class PositionExits:
         except GiveUpError as exc:
             self._log.warning(f"{command.symbol}: {exc}")
             return False
+        self.closed[command.symbol] = signal
+        if signal is not None:
+            self._cancel_protection(command.symbol, terms, signal, gw)
         self._reports.order_state(
             command.symbol, cid, leg, "filled", side.value, quantity=str(result.executed_qty),
             price=result.avg_price, exchange_id=result.order_id, at_ms=result.update_time_ms or None,
         )  # fmt: skip
-        self.closed[command.symbol] = signal
-        if signal is not None:
-            self._cancel_protection(command.symbol, terms, signal, gw)
         self._log.info(f"{command.symbol}: closed at {result.avg_price} ({command.reason})")
         return True
 
