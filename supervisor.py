@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from loguru import logger
 
-from .actors.config import Config, Mode, PairSettings, load_config
+from .actors.config import Config, Mode, PairSettings, StartupError, load_config
 from .actors.connections import Connections
 from .actors.messages import PairTimeframeInbox, StopAcceptingEntries, Subscribe, Unsubscribe
 from .actors.ops.access import OperatorAccess
@@ -44,7 +44,7 @@ from .actors.runtime.thread_watch import DeadThread, ThreadWatch
 from .actors.runtime.tree import GroupSpec, ReloadResult, SupervisionTree, TreeSpec, TreeStatus
 from .actors.sim.launch import trading_pairs
 from .actors.sim.lockstep import ReplayDriver, chain_barriers, parse_with_marker
-from .actors.tree.actor_refs import PortfolioBoard, Refs
+from .actors.tree.actor_refs import BalanceBoard, PortfolioBoard, Refs
 from .actors.tree.executor.order_executor import OrderExecutor
 from .actors.tree.executor.order_terms import EntrySlots, symbol_terms
 from .actors.tree.ledger.ledger_files import archive_previous_ledger, ledger_path
@@ -85,8 +85,7 @@ class RootSupervisor:
         """``supervisor.cpu_affinity`` for every thread; the CPUs allowed are the ones at construction."""
         self.threads = ThreadWatch(on_death=self._thread_died)
         self.settings: dict[str, PairSettings] = dict(trading_pairs(config))
-        self.links = trend_links(self.settings)
-        """Which pair actors tell their trends to which (V2): part of each pair's reload fingerprint."""
+        self.links = trend_links(self.settings)  # who tells whom the trends (V2); in reload fingerprints
         if config.api.mode is Mode.REPLAY and config.replay.exchange_url is None:
             archive_previous_ledger(config.state_path())
         self.connections = Connections(config, self.settings)
@@ -94,6 +93,8 @@ class RootSupervisor:
         self.router: Router[PairTimeframeInbox] = router or Router()
         self.refs = refs or Refs()
         self.portfolio = PortfolioBoard()
+        self.balances = BalanceBoard()
+        """Wallet balances per asset: written by the executors' reads and the relays' ACCOUNT_UPDATEs."""
         self.snapshots = LedgerSnapshots()
         self.boards = {c: MarketStreamBoard(c) for c in self.connections.contracts}
         self.slots = EntrySlots()
@@ -117,6 +118,7 @@ class RootSupervisor:
         self.relays = Relays(
             refs=self.refs, router=self.router, settings=self.settings, priority=self.priority
         )
+        self.relays.balances = self.balances
         parse = cast("UserEventParser", parse_with_marker)  # the replay's SIM_STEP rides along
         self.user_streams = [
             self.connections.user_stream(c, self.relays.user_event(c, self.replay), parse)
@@ -139,9 +141,8 @@ class RootSupervisor:
     # ---- the tree, from the config ---------------------------------------------------------------
 
     def _tree_spec(self, config: Config) -> TreeSpec:
-        sup = config.supervisor
-        pair_policy = sup.pair_policy()
-        links = self.links = trend_links(trading_pairs(config))
+        pair_policy, links = config.supervisor.pair_policy(), trend_links(trading_pairs(config))
+        self.links = links
         pairs = {
             symbol: GroupSpec(
                 name=symbol,
@@ -163,8 +164,7 @@ class RootSupervisor:
                 for c in self.connections.contracts
             ),
         )
-        shared_policy = sup.shared_policy()
-        return TreeSpec(shared=shared, shared_policy=shared_policy, groups=pairs)
+        return TreeSpec(shared=shared, shared_policy=config.supervisor.shared_policy(), groups=pairs)
 
     def _start_ledger(self, monitor: Monitor, generation: int) -> pykka.ActorRef[Any]:
         specs = self.connections.specs
@@ -178,6 +178,7 @@ class RootSupervisor:
             contracts={s: x.contract_type for s, x in self.settings.items()},
             margin_assets={s: spec.margin_asset for s, spec in specs.items()},
             snapshots=self.snapshots,
+            clock_ms=self.connections.clock_ms,
             priority=self.priority,
             threads=self.threads,
             monitor=monitor,
@@ -230,6 +231,8 @@ class RootSupervisor:
                 stopping=self.stopping,
                 slots=self.slots,
                 priority=self.priority,
+                on_balances=self.balances.update,
+                clock_ms=self.connections.clock_ms,
                 name=f"pair:{symbol}:executor",
                 monitor=monitor,
                 generation=generation,
@@ -242,8 +245,8 @@ class RootSupervisor:
     def _timeframe_child(self, settings: PairSettings, timeframe: str) -> ChildSpec:
         trading = timeframe == settings.signal_timeframe
         pacer = self.replay.pacer if self.replay is not None else None
-        links = self.links.get((settings.symbol, timeframe), TrendLinks())
-        paced = pacer is not None and (trading or bool(links.publish))  # trends are told before the ack
+        links = self.links.get((settings.symbol, timeframe), TrendLinks())  # trends told before the ack:
+        on_processed = pacer.processed if pacer is not None and (trading or links.publish) else None
 
         def start(monitor: Monitor, generation: int) -> pykka.ActorRef[Any]:
             ref = PairTimeframe.start(
@@ -262,7 +265,7 @@ class RootSupervisor:
                 ledger=self.refs.ledger_address(),
                 monitor=monitor,
                 generation=generation,
-                on_processed=pacer.processed if pacer is not None and paced else None,
+                on_processed=on_processed,
                 on_status=self.pair_board.publish,
                 observe=self.relays.observe,
                 priority=self.priority,
@@ -432,9 +435,10 @@ def run(config: Config) -> int:
     """``nancemakina run``: the bot as a service until a signal, an escalation or the end of a replay."""
     try:
         bot = RootSupervisor(config)
-    except Exception as exc:
-        logger.error(f"cannot start: {exc}")
-        return 1
+    except Exception as exc:  # a StartupError has one line per setting to change
+        for line in exc.errors if isinstance(exc, StartupError) else (str(exc),):
+            logger.error(f"cannot start: {line}")
+        return 2
     return run_service(bot)
 
 

@@ -20,10 +20,12 @@ traded symbol are read here once, so the tree starts only if the exchange lists 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from .config import Config, Mode, PairSettings
+from .backtest.kline_files import DataFileError
+from .config import Config, Mode, PairSettings, StartupError
 from .domain.model import ContractType
 from .exchange.endpoints import Endpoints
 from .exchange.gateway import BinanceGateway
@@ -32,6 +34,7 @@ from .exchange.ratelimit import WeightBudget
 from .exchange.user_stream import UserStream
 from .sim.launch import paper_broker, replay_exchange
 from .sim.remote import RemoteExchange
+from .sim.server import CannotListenError
 from .tree.pair_timeframe import KlinePool
 
 if TYPE_CHECKING:
@@ -42,6 +45,38 @@ if TYPE_CHECKING:
 KLINE_GATEWAYS = 4
 """REST gateways the pair actors share for warm-up and gap reads (one lock each): a pair restart warms its
 timeframes side by side, and the shared weight budget still paces them all."""
+
+
+def unlisted(pairs: Mapping[str, PairSettings], listed: Mapping[str, object], *, hint: str) -> list[str]:
+    """One line per configured pair the exchange does not list, naming the pair's setting."""
+    return [
+        f"pairs.{p.key}: {symbol} is not listed by the exchange; {hint}"
+        for symbol, p in pairs.items()
+        if symbol not in listed
+    ]
+
+
+def unlisted_hint(config: Config, listed: Iterable[str]) -> str:
+    """What to do about a pair the exchange of ``config.api.mode`` does not list."""
+    replayed = ", ".join(sorted(listed)) or "none"
+    if config.api.mode is not Mode.REPLAY:
+        return "check the symbol, or the pair's contract type"
+    if config.replay.exchange_url is None:
+        return f"the local exchange lists only the replayed symbols ({replayed}): add its file to replay.data"
+    return f"the local exchange at replay.exchange_url lists only what it replays ({replayed})"
+
+
+def _started(config: Config, pairs: Mapping[str, PairSettings]) -> LocalExchange:
+    """The replay's in-process exchange, or the setting that stops it from starting."""
+    source = str(config.config_path or "<defaults>")
+    try:
+        return replay_exchange(config, pairs)
+    except CannotListenError as exc:
+        raise StartupError(
+            [f"replay.port: {exc}; pick another port (0: any free one)"], source=source
+        ) from exc
+    except (DataFileError, OSError) as exc:
+        raise StartupError([f"replay.data: {exc}"], source=source) from exc
 
 
 class Connections:
@@ -63,7 +98,7 @@ class Connections:
                 self.replay_speed = remote.speed
                 self.exchange = remote
             else:
-                local = replay_exchange(config, pairs)
+                local = _started(config, pairs)
                 self.replay_speed = local.config.speed
                 self.exchange = local
             endpoints = Endpoints.local(self.exchange.rest_url, self.exchange.ws_url)
@@ -107,10 +142,17 @@ class Connections:
             for contract in self.contracts:
                 listed = [spec_to_entry(x) for x in self.specs.values() if x.contract_type is contract]
                 self.paper.add_symbols(contract, listed)
-        missing = [s for s in pairs if s not in self.specs]
+        missing = unlisted(pairs, self.specs, hint=unlisted_hint(config, self.specs))
         if missing:
             self.close()
-            raise ValueError(f"symbols not listed by the exchange: {', '.join(missing)}")
+            raise StartupError(missing, source=str(config.config_path or "<defaults>"))
+
+    def clock_ms(self) -> int:
+        """The exchange's clock, in which the ledger and the executors keep every time: a replay's simulated
+        clock, else the wall clock (Binance stamps its events with its own, which signed requests track)."""
+        if self.exchange is not None and self.config.api.mode is Mode.REPLAY:
+            return self.exchange.clock_ms
+        return time.time_ns() // 1_000_000
 
     def gateway(self) -> BinanceGateway:
         """A REST gateway for orders and account reads (signed)."""

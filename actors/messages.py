@@ -9,6 +9,7 @@ imperative (``SubmitEntry``), events past tense (``KlineClosed``, ``EntryRejecte
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from .domain.fills import ExitReason
@@ -125,6 +126,26 @@ class PositionClosed:
     closed_at_ms: int
     signal_open_time_ms: int | None = None
     """The signal of the position that closed (None when adopted or not known to the sender)."""
+    direction: Direction | None = None
+    quantity: Decimal | None = None
+    entry_price: float | None = None
+    margin_asset: str | None = None
+    """The asset ``realized_pnl`` and ``fees`` are in."""
+    fees: Decimal | None = None
+    """Commissions of the trade's entry and exits, as the exchange charged them."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderFilled:
+    """Event from the ledger: one of our orders filled in full, told once per order whoever reported it
+    (the executor, the user-data stream or a reconciliation)."""
+
+    symbol: str
+    leg: Leg | None
+    """Which order of its trade: entry, stop, take-profit or close (None if its client id is not ours)."""
+    side: str
+    quantity: str | None
+    price: float | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -278,6 +299,7 @@ __all__ = [
     "KlineReceived",
     "MarketStreamInbox",
     "OrderExecutorInbox",
+    "OrderFilled",
     "OrderStateChanged",
     "PairTimeframeInbox",
     "ParkGroup",

@@ -1,7 +1,10 @@
 """The backtest's one shared account: its inputs per symbol, its positions and wallets, and what it records.
 
 Both drivers (``batch``, ``incremental``) open and close positions through ``Account`` only, so sizing,
-fills, fees and PnL are the shared rules of ``domain/fills.py`` whichever driver runs.
+fills, fees and PnL are the shared rules of ``domain/fills.py`` whichever driver runs. Wallets are kept in
+decimals (no float noise in balances); times are fill times (the README's trades.csv columns): an entry
+fills at the deciding candle's close, a path exit (stop, take-profit, trailing stop) within its candle
+(its close time, open + interval − 1 ms), a close-time exit (time, reversal) at its candle's close.
 """
 
 from __future__ import annotations
@@ -17,17 +20,23 @@ from ..domain.fills import (
     SizingError,
     SizingRequest,
     TrailingStop,
+    charged,
     fee,
     initial_margin,
     market_fill_price,
     pnl,
     protective_price,
     size_position,
+    to_decimal,
 )
 from ..domain.funding import FundingHistory
-from ..domain.model import ContractType, Decision, Direction
+from ..domain.model import TIMEFRAME_MS, ContractType, Decision, Direction
 from ..domain.strategies import AnyParams
 from .kline_files import KlineSeries
+from .results import BacktestResult, OpenPosition, Rejection, Trade
+
+CLOSE_TIME_EXITS = frozenset({ExitReason.TIME_EXIT, ExitReason.REVERSAL})
+"""Exits that fill at market after their candle closed (the others fill inside it)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,63 +67,16 @@ class SymbolRun:
     """The symbol's funding settlements (needed when a V2 funding filter is set)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Trade:
-    """A closed position."""
-
-    symbol: str
-    direction: Direction
-    signal_open_time_ms: int
-    entry_time_ms: int
-    entry_price: float
-    quantity: Decimal
-    stop_loss: float
-    take_profit: float
-    exit_time_ms: int
-    exit_price: float
-    exit_reason: ExitReason
-    margin_asset: str
-    pnl: float
-    fees: float
-    net_pnl: float
-    net_pnl_usd: float
-    fees_usd: float
-    balance_after: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Rejection:
-    """A taken decision the account could not fill (the exchange would refuse the order)."""
-
-    symbol: str
-    signal_open_time_ms: int
-    reason: SizingError
-
-
-@dataclass(slots=True, kw_only=True)
-class BacktestResult:
-    """Everything a report needs."""
-
-    decisions: list[Decision] = field(default_factory=list)
-    trades: list[Trade] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
-    equity: list[tuple[int, float]] = field(default_factory=list)
-    """(time ms, account equity valued in USD) at the start and after every exit."""
-    initial_balances: dict[str, float] = field(default_factory=dict)
-    final_balances: dict[str, float] = field(default_factory=dict)
-    klines: int = 0
-    engine_seconds: float = 0.0
-    engine: str = "batch"
-
-
 @dataclass(slots=True)
 class Position:
     """An open position of the backtest."""
 
     direction: Direction
     signal_ms: int
+    decided_ms: int
+    """Open time of the deciding candle: exits are looked for from the next candle on."""
     entry_ms: int
-    """Open time of the candle at whose close it was entered."""
+    """When the entry filled: the deciding candle's close."""
     entry_price: float
     qty: Decimal
     stop: float
@@ -126,30 +88,25 @@ class Position:
 
 
 class Account:
-    """Wallets per margin asset, locked margin, positions; converts to USD for the equity curve."""
+    """Wallets per margin asset (in decimals), locked margin, positions."""
 
     def __init__(self, runs: Sequence[SymbolRun], settings: AccountSettings, result: BacktestResult) -> None:
         self.settings = settings
         self.result = result
         coins = dict(settings.initial_balance_coin)
-        self.wallet: dict[str, float] = {}
+        self.wallet: dict[str, Decimal] = {}
         self.usd_price: dict[str, float] = {"USDT": 1.0}
         for run in runs:
             asset = run.spec.margin_asset
             if run.spec.contract_type is ContractType.COIN_M:
-                self.wallet.setdefault(asset, coins.get(asset, 1.0))
+                self.wallet.setdefault(asset, to_decimal(coins.get(asset, 1.0)))
                 if len(run.series):
                     self.usd_price.setdefault(asset, float(run.series.close[0]))
             else:
-                self.wallet.setdefault(asset, settings.initial_balance_usdt)
+                self.wallet.setdefault(asset, to_decimal(settings.initial_balance_usdt))
         self.locked: dict[str, float] = dict.fromkeys(self.wallet, 0.0)
         self.positions: dict[str, Position] = {}
-        result.initial_balances = dict(self.wallet)
-        first = min((int(r.series.open_time[0]) for r in runs if len(r.series)), default=0)
-        result.equity.append((first, self.equity_usd()))
-
-    def equity_usd(self) -> float:
-        return sum(bal * self.usd_price.get(asset, 0.0) for asset, bal in self.wallet.items())
+        result.initial_balances = {a: float(v) for a, v in self.wallet.items()}
 
     def open(self, run: SymbolRun, decision: Decision, decided_ms: int) -> bool:
         """Fill a taken decision at market (False, with a ``Rejection``, when the filters refuse it)."""
@@ -167,7 +124,7 @@ class Account:
                 direction=decision.direction,
                 entry=decision.entry,  # sized on the price known when deciding, like the live executor
                 stop=decision.stop_loss,
-                balance=self.wallet[asset] - self.locked[asset],
+                balance=float(self.wallet[asset]) - self.locked[asset],
                 leverage=run.leverage,
                 fixed_margin=run.fixed_margin,
                 dynamic=run.dynamic_sizing,
@@ -180,42 +137,44 @@ class Account:
             )
             return False
         margin = initial_margin(spec, sized, price, run.leverage)
-        entry_fee = fee(spec, sized, price, self.settings.fee_pct)
+        entry_fee = charged(fee(spec, sized, price, self.settings.fee_pct))
         self.wallet[asset] -= entry_fee
         self.locked[asset] += margin
         self.positions[spec.symbol] = Position(
             direction=decision.direction,
             signal_ms=decision.signal_open_time_ms,
-            entry_ms=decided_ms,
+            decided_ms=decided_ms,
+            entry_ms=decided_ms + TIMEFRAME_MS[run.series.timeframe],  # the deciding candle's close
             entry_price=price,
             qty=sized,
             stop=float(protective_price(decision.stop_loss, spec.tick_size, decision.direction)),
             take_profit=float(protective_price(decision.take_profit, spec.tick_size, decision.direction)),
             margin=margin,
-            entry_fee=entry_fee,
+            entry_fee=float(entry_fee),
             trailing=_trailing(run.exits, decision, spec),
         )
         return True
 
     def close(self, run: SymbolRun, at_ms: int, reason: ExitReason, trigger: float) -> None:
-        """Close ``run``'s position: at ``trigger`` moved by the slippage (exactly at it for end of data)."""
+        """Close at ``trigger`` moved by the slippage, in (or, for a close-time exit, at the close of) the
+        candle opened at ``at_ms``."""
         spec = run.spec
         pos = self.positions.pop(spec.symbol)
-        if reason is ExitReason.END_OF_DATA:
-            price = trigger
-        else:
-            sell = pos.direction is Direction.LONG
-            price = market_fill_price(
-                trigger, buy=not sell, slippage_pct=self.settings.slippage_pct, tick=spec.tick_size
-            )
-        gross = pnl(spec, pos.direction, pos.qty, pos.entry_price, price)
-        exit_fee = fee(spec, pos.qty, price, self.settings.fee_pct)
+        sell = pos.direction is Direction.LONG
+        price = market_fill_price(
+            trigger, buy=not sell, slippage_pct=self.settings.slippage_pct, tick=spec.tick_size
+        )
+        gross = charged(pnl(spec, pos.direction, pos.qty, pos.entry_price, price))
+        exit_fee = charged(fee(spec, pos.qty, price, self.settings.fee_pct))
         asset = spec.margin_asset
         self.wallet[asset] += gross - exit_fee
         self.locked[asset] -= pos.margin
         if spec.contract_type is ContractType.COIN_M:
             self.usd_price[asset] = price
-        net = gross - pos.entry_fee - exit_fee
+        fees = to_decimal(pos.entry_fee) + exit_fee
+        net = gross - fees
+        rate = to_decimal(self.usd_price.get(asset, 0.0))
+        filled_ms = at_ms + TIMEFRAME_MS[run.series.timeframe] - (0 if reason in CLOSE_TIME_EXITS else 1)
         self.result.trades.append(
             Trade(
                 symbol=spec.symbol,
@@ -226,19 +185,34 @@ class Account:
                 quantity=pos.qty,
                 stop_loss=pos.stop,
                 take_profit=pos.take_profit,
-                exit_time_ms=at_ms,
+                exit_time_ms=filled_ms,
                 exit_price=price,
                 exit_reason=reason,
                 margin_asset=asset,
-                pnl=gross,
-                fees=pos.entry_fee + exit_fee,
-                net_pnl=net,
-                net_pnl_usd=net * self.usd_price.get(asset, 0.0),
-                fees_usd=(pos.entry_fee + exit_fee) * self.usd_price.get(asset, 0.0),
-                balance_after=self.wallet[asset],
+                pnl=float(gross),
+                fees=float(fees),
+                net_pnl=float(net),
+                net_pnl_usd=float(net * rate),
+                fees_usd=float(fees * rate),
+                balance_after=float(self.wallet[asset]),
+                entry_fee=pos.entry_fee,
             )
         )
-        self.result.equity.append((at_ms, self.equity_usd()))
+
+    def still_open(self, runs: Sequence[SymbolRun]) -> list[OpenPosition]:
+        """The positions the data ended on, in the order of ``runs``."""
+        assets = {r.spec.symbol: r.spec.margin_asset for r in runs}
+        coin = ContractType.COIN_M
+        sizes = {r.spec.symbol: r.spec.contract_size if r.spec.contract_type is coin else None for r in runs}
+        return [
+            OpenPosition(
+                symbol=symbol, direction=p.direction, signal_open_time_ms=p.signal_ms,
+                entry_time_ms=p.entry_ms, entry_price=p.entry_price, quantity=p.qty, stop_loss=p.stop,
+                take_profit=p.take_profit, margin_asset=assets[symbol], entry_fee=p.entry_fee,
+                contract_size=sizes[symbol],
+            )
+            for symbol, p in sorted(self.positions.items(), key=lambda kv: list(assets).index(kv[0]))
+        ]  # fmt: skip
 
 
 def _trailing(exits: ExitParams, decision: Decision, spec: InstrumentSpec) -> TrailingStop | None:

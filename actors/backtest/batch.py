@@ -21,9 +21,10 @@ from ..domain.model import Decision
 from ..domain.strategy import StrategyParams, judge
 from ..domain.strategy_v2 import V2Facts, V2Params, judge_v2
 from ..domain.v2_scan import TrendSeries, scan_v2
-from .account import Account, BacktestResult, SymbolRun
+from .account import Account, SymbolRun
 from .exit_search import find_path_exit, reversal_index, time_exit_index
 from .progress import Throttle
+from .results import BacktestResult
 
 _PATH, _SYMBOL = 0, 1
 """Event phases at one instant: path exits of every symbol first, then each symbol in order."""
@@ -99,9 +100,10 @@ def run_batch(
         if not account.open(run, decision, at_ms):
             last_taken[order] = None
             continue
-        key, planned = _plan_exit(run, order, account, cand.decided_index, crossovers[order])
-        exits[order] = planned
-        heapq.heappush(heap, key)
+        event = _plan_exit(run, order, account, cand.decided_index, crossovers[order])
+        if event is not None:  # else it is still open when the data ends
+            exits[order] = event[1]
+            heapq.heappush(heap, event[0])
 
 
 def _judge(
@@ -144,25 +146,22 @@ def _judge(
 
 def _plan_exit(
     run: SymbolRun, order: int, account: Account, entry_index: int, crossovers: IntArray | None
-) -> tuple[tuple[int, int, int, int, int], tuple[int, ExitReason, float]]:
-    """The exit event of the position just opened at ``entry_index``: (heap key, (candle, reason, price)).
-
-    Exit events carry −1 where decisions carry their candidate's number.
-    """
+) -> tuple[tuple[int, int, int, int, int], tuple[int, ExitReason, float]] | None:
+    """The exit event of the position just opened at ``entry_index``: (heap key, (candle, reason, price)),
+    or None when it is still open at the end of the data. Exit events carry −1 where decisions carry
+    their candidate's number."""
     s = run.series
     pos = account.positions[run.spec.symbol]
-    last = len(s) - 1
     timed = time_exit_index(s, run.exits, entry_index)
     reversed_ = reversal_index(crossovers, run.exits, entry_index)
     closes = [j for j in (timed, reversed_) if j is not None]
-    limit = min(closes) if closes else last
+    limit = min(closes) if closes else len(s) - 1
     hit = find_path_exit(s, pos, entry_index + 1, limit)
     if hit is not None:
         j, reason, price = hit
         return (int(s.open_time[j]), _PATH, order, 0, _EXIT_EVENT), (j, reason, price)
-    if closes:
-        reason = ExitReason.TIME_EXIT if timed is not None and timed == limit else ExitReason.REVERSAL
-        key = (int(s.open_time[limit]), _SYMBOL, order, _CLOSE, _EXIT_EVENT)
-        return key, (limit, reason, float(s.close[limit]))
-    key = (int(s.open_time[last]) + 1, _PATH, order, 0, _EXIT_EVENT)
-    return key, (last, ExitReason.END_OF_DATA, float(s.close[last]))
+    if not closes:
+        return None
+    reason = ExitReason.TIME_EXIT if timed is not None and timed == limit else ExitReason.REVERSAL
+    key = (int(s.open_time[limit]), _SYMBOL, order, _CLOSE, _EXIT_EVENT)
+    return key, (limit, reason, float(s.close[limit]))

@@ -9,7 +9,9 @@ Two interchangeable drivers produce the same decisions and trades:
 
 Per timestamp, every symbol's path exits (stop, take-profit, trailing stop) are settled before any
 decision (the local exchange walks all symbols' candle paths before it closes the candles); then each
-symbol, in the order given, has its close-time exit (time, reversal) and its decision.
+symbol, in the order given, has its close-time exit (time, reversal) and its decision. Positions still
+open when the data ends are listed (``BacktestResult.open_positions``), never given an invented exit; the
+equity is marked at every candle close (``equity.py``).
 """
 
 from __future__ import annotations
@@ -17,19 +19,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+from ..domain.model import TIMEFRAME_MS, ContractType
 from ..domain.strategy_v2 import V2Params
 from ..domain.v2_scan import TrendSeries, trend_series
-from .account import (
-    Account,
-    AccountSettings,
-    BacktestResult,
-    Rejection,
-    SymbolRun,
-    Trade,
-)
+from .account import Account, AccountSettings, SymbolRun
 from .batch import run_batch
+from .equity import Candles, EquityCurve, mark_to_market
 from .incremental import run_incremental
 from .progress import Progress, Throttle, span
+from .results import BacktestResult, Rejection, Trade, holdings
 
 __all__ = [
     "AccountSettings",
@@ -124,7 +122,9 @@ def run_backtest(
         raise ValueError(f"unknown engine {engine!r}: expected 'batch' or 'incremental'")
     sources = btc_sources(runs)
     check_funding(runs)
-    result = BacktestResult(engine=engine, klines=sum(len(r.series) for r in runs))
+    result = BacktestResult(
+        engine=engine, klines=sum(len(r.series) for r in runs), symbols=tuple(r.spec.symbol for r in runs)
+    )
     started = clock()
     account = Account(runs, settings, result)
     tick = Throttle(progress, *span(runs))
@@ -134,6 +134,21 @@ def run_backtest(
         run_incremental(runs, account, result, tick, sources)
     if progress is not None:
         progress(1.0)
-    result.final_balances = dict(account.wallet)
+    result.open_positions = account.still_open(runs)
+    result.final_balances = {a: float(v) for a, v in account.wallet.items()}
     result.engine_seconds = clock() - started
+    result.equity = equity_of(result, runs)
     return result
+
+
+def equity_of(result: BacktestResult, runs: Sequence[SymbolRun]) -> EquityCurve:
+    """The result's equity at every candle close of ``runs`` (``equity.mark_to_market``)."""
+    coin = ContractType.COIN_M
+    sizes = {r.spec.symbol: r.spec.contract_size if r.spec.contract_type is coin else None for r in runs}
+    candles = {
+        r.spec.symbol: Candles(r.series.open_time, r.series.close, TIMEFRAME_MS[r.series.timeframe])
+        for r in runs
+        if len(r.series)
+    }
+    coins = {r.spec.margin_asset: r.spec.symbol for r in runs if r.spec.contract_type is coin}
+    return mark_to_market(holdings(result, sizes), candles, result.initial_balances, coins)

@@ -20,6 +20,8 @@ from .account import Position
 from .kline_files import KlineSeries
 
 _FIRST_CHUNK = 256
+_SLACK = 1e-9
+"""Relative widening of the raw trailing levels in the superset search (far above float rounding)."""
 
 
 def walk_candle(
@@ -87,10 +89,13 @@ def _search_chunk(
             armed_open, armed_close = peak_open >= trail.activation, peak_close >= trail.activation
         else:
             armed_open, armed_close = peak_open <= trail.activation, peak_close <= trail.activation
-        # A superset of the candles that may trigger it: the extreme a move sees is at most these peaks.
+        # A superset of the candles that may trigger it: the extreme a move sees is at most these peaks, and
+        # the levels (computed in decimals) are widened by a hair so float rounding cannot drop one.
         if long:
+            factor *= 1.0 + _SLACK
             mask |= (armed_open & (lo <= peak_open * factor)) | (armed_close & (c <= peak_close * factor))
         else:
+            factor *= 1.0 - _SLACK
             mask |= (armed_open & (h >= peak_open * factor)) | (armed_close & (c >= peak_close * factor))
     for j in np.flatnonzero(mask).tolist():
         state = trail if trail is None or before is None else _state_before(trail, float(before[j]))

@@ -7,8 +7,9 @@ Slow; it exists to prove the batch driver equal to the live code path. Per open 
 2. path exits: every symbol's position walks its candle (stop, take-profit, trailing stop);
 3. each symbol in order: its candle through ``PairDecider`` — a close-time exit (time, reversal) closes at
    the candle's close, then the decision, then an entry;
-4. the trend tracks take the candles that close on their boundaries (their readings wait for step 1);
-5. a symbol whose data ends closes its position at the last close (``end_of_data``).
+4. the trend tracks take the candles that close on their boundaries (their readings wait for step 1).
+
+Positions still open when the data ends stay open (``Account.still_open`` lists them).
 """
 
 from __future__ import annotations
@@ -19,15 +20,15 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..domain.exits import EntryFacts
-from ..domain.fills import ExitReason
 from ..domain.funding import funding_rate_for
 from ..domain.model import TIMEFRAME_MS
 from ..domain.strategies import PairDecider, make_strategy
 from ..domain.strategy_v2 import V2Params
 from ..domain.trend import TrendReading, TrendTrack
-from .account import Account, BacktestResult, SymbolRun
+from .account import Account, SymbolRun
 from .exit_search import walk_candle
 from .progress import Throttle
+from .results import BacktestResult
 
 Tracks = list[list[tuple[TrendTrack, tuple[int, ...]]]]
 """Per run: the trend tracks its candles feed, each with the runs that subscribe to its readings."""
@@ -85,7 +86,7 @@ def run_incremental(
         for order, i in present:
             run = runs[order]
             pos = account.positions.get(run.spec.symbol)
-            if pos is not None and pos.entry_ms < t:
+            if pos is not None and pos.decided_ms < t:
                 hit, trailing = walk_candle(run.series, pos, i)
                 if hit is not None:
                     account.close(run, t, hit[0], hit[1])
@@ -101,10 +102,6 @@ def run_incremental(
                     reading = track.add(end - TIMEFRAME_MS[track.timeframe], float(run.series.close[i]))
                     produced += 1
                     heapq.heappush(readings, (reading.close_time_ms, produced, reading, subscribers))
-        for order, i in present:
-            run = runs[order]
-            if i == len(run.series) - 1 and run.spec.symbol in account.positions:
-                account.close(run, t, ExitReason.END_OF_DATA, float(run.series.close[i]))
 
 
 def _candle(
@@ -114,7 +111,7 @@ def _candle(
     i, t = at
     symbol = run.spec.symbol
     pos = account.positions.get(symbol)
-    facts = None if pos is None else EntryFacts(direction=pos.direction, entry_open_time_ms=pos.entry_ms)
+    facts = None if pos is None else EntryFacts(direction=pos.direction, entry_open_time_ms=pos.decided_ms)
     funding = None
     params = run.params
     if isinstance(params, V2Params) and params.max_funding_rate is not None and run.funding is not None:

@@ -1,9 +1,12 @@
 """Backtest and ledger reports: summary.json, trades.csv, decisions.csv, equity.png and a one-screen summary.
 
-The live ``report`` command writes the same files from the ledger, so a user can diff what the bot did
-against what the backtest said. Floats are written with ``repr`` (shortest exact round-trip), so equal
-values give byte-equal files. equity.png needs matplotlib, the optional ``plot`` extra: without it the
-other files are written and the summary (file and screen) says the chart was skipped and why.
+The live ``report`` command writes the same files from the ledger, so a user can hold what the bot did
+beside what the backtest said: every shared column means the same in both (the README lists them).
+Prices are written as the exact decimals they are (``repr`` of a float carrying one), money to 8 decimal
+places, so equal values give byte-equal files and nothing shows float noise. Positions still open at the
+end are listed in the summary, marked at the last close, never given an invented exit. equity.png needs
+matplotlib, the optional ``plot`` extra: without it the other files are written and the summary (file and
+screen) says the chart was skipped and why.
 """
 
 from __future__ import annotations
@@ -11,18 +14,22 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
-import math
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ..domain.fills import charged
+from .equity import max_drawdown_pct
+from .report_chart import plot_equity
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ..domain.model import Decision
-    from .engine import BacktestResult, Trade
+    from .results import BacktestResult, OpenPosition, Trade
 
 PLOT_MISSING = "matplotlib not installed (pip install 'nancemakina[plot]')"
 """Why equity.png was skipped when the ``plot`` extra is absent (summary.json ``skipped``, and on screen)."""
@@ -61,6 +68,15 @@ def _num(value: float | None) -> str:
     return "" if value is None else repr(float(value))
 
 
+def _money(value: float | Decimal) -> Decimal:
+    """An amount of money to 8 decimal places (as the exchange books it): no 9991.068271748001."""
+    return charged(value)
+
+
+def _text(value: Decimal) -> str:
+    return format(value.normalize(), "f") if value else "0"
+
+
 def decision_row(d: Decision) -> list[str]:
     """One decisions.csv row."""
     return [
@@ -76,8 +92,9 @@ def decision_row(d: Decision) -> list[str]:
     ]
 
 
-def trade_row(t: Trade) -> list[str]:
-    """One trades.csv row."""
+def trade_row(t: Trade, balance_after: Decimal) -> list[str]:
+    """One trades.csv row; ``balance_after``: see :func:`closed_trades`."""
+    pnl, fees = _money(t.pnl), _money(t.fees)
     return [
         t.symbol,
         t.direction.value,
@@ -89,67 +106,128 @@ def trade_row(t: Trade) -> list[str]:
         _num(t.take_profit),
         str(t.exit_time_ms),
         _num(t.exit_price),
-        t.exit_reason.value,
+        str(t.exit_reason),
         t.margin_asset,
-        _num(t.pnl),
-        _num(t.fees),
-        _num(t.net_pnl),
-        _num(t.balance_after),
+        _text(pnl),
+        _text(fees),
+        _text(pnl - fees),
+        _text(balance_after),
     ]
 
 
-def max_drawdown_pct(equity: Sequence[tuple[int, float]]) -> float:
-    """Largest peak-to-trough fall of the equity curve, in % of the peak."""
-    peak = -math.inf
-    worst = 0.0
-    for _, value in equity:
-        peak = max(peak, value)
-        if peak > 0:
-            worst = max(worst, (peak - value) / peak * 100.0)
-    return worst
+def closed_trades(result: BacktestResult) -> list[tuple[Trade, Decimal]]:
+    """Each closed trade, in the order they closed (at one time, by symbol), with ``balance_after``: its
+    margin asset's starting balance plus the net PnL of every trade of that asset closed up to and including
+    it (fees of positions still open are not in it)."""
+    balances = {a: _money(v) for a, v in result.initial_balances.items()}
+    rows = []
+    for t in sorted(result.trades, key=lambda t: (t.exit_time_ms, t.symbol)):
+        balance = balances.get(t.margin_asset, Decimal(0)) + _money(t.pnl) - _money(t.fees)
+        balances[t.margin_asset] = balance
+        rows.append((t, balance))
+    return rows
+
+
+def _ratio(value: float, places: int = 6) -> float:
+    return round(value, places)
+
+
+def _asset_view(result: BacktestResult, asset: str) -> dict[str, Any]:
+    """One margin asset in its own terms: balances, realised and unrealised PnL, fees, return, drawdown."""
+    trades = [t for t in result.trades if t.margin_asset == asset]
+    open_fees = sum(
+        (_money(p.entry_fee) for p in result.open_positions if p.margin_asset == asset), Decimal(0)
+    )
+    initial = _money(result.initial_balances.get(asset, 0.0))
+    net = sum((_money(t.pnl) - _money(t.fees) for t in trades), Decimal(0))
+    wallet = initial + net - open_fees
+    curve = result.equity.by_asset.get(asset) if result.equity is not None else None
+    equity = _money(float(curve[-1])) if curve is not None and len(curve) else wallet
+    return {
+        "initial": float(initial),
+        "final": float(wallet),
+        "net_pnl": float(net),
+        "fees": float(sum((_money(t.fees) for t in trades), open_fees)),
+        "unrealized_pnl": float(equity - wallet),
+        "equity": float(equity),
+        "return_pct": _ratio(float((equity - initial) / initial * 100), 4) if initial else 0.0,
+        "max_drawdown_pct": _ratio(max_drawdown_pct(curve), 4) if curve is not None else 0.0,
+    }
+
+
+def _open_row(p: OpenPosition, mark: float | None) -> dict[str, Any]:
+    unrealized = None if mark is None else float(_money(p.unrealized(mark)))
+    return {
+        "symbol": p.symbol, "direction": p.direction.value, "quantity": str(p.quantity),
+        "signal_open_time_ms": p.signal_open_time_ms, "entry_time_ms": p.entry_time_ms,
+        "entry_price": p.entry_price, "stop_loss": p.stop_loss, "take_profit": p.take_profit,
+        "margin_asset": p.margin_asset, "entry_fee": float(_money(p.entry_fee)), "mark": mark,
+        "unrealized_pnl": unrealized,
+    }  # fmt: skip
 
 
 def summarize(result: BacktestResult, *, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The summary.json document."""
+    """The summary.json document (field meanings in the README, the same for a backtest and a report).
+
+    With one margin asset the headline numbers are in it; with several (USDT and coins) they are the USD
+    view, and each asset's own numbers are under ``balances``. A coin-margined run also gets a ``usd`` view,
+    labelled as such."""
     trades = result.trades
-    wins = [t.net_pnl_usd for t in trades if t.net_pnl_usd > 0]
-    losses = [t.net_pnl_usd for t in trades if t.net_pnl_usd <= 0]
-    gross_loss = -sum(losses)
-    initial = result.equity[0][1] if result.equity else 0.0
-    net = sum(t.net_pnl_usd for t in trades)
-    fees_usd = sum(t.fees_usd for t in trades)
+    assets = list(dict.fromkeys([*result.initial_balances, *(t.margin_asset for t in trades)]))
+    views = {a: _asset_view(result, a) for a in assets}
+    one = assets[0] if len(assets) == 1 else None
+    nets = [t.net_pnl if one else t.net_pnl_usd for t in trades]
+    wins = [n for n in nets if n > 0]
+    gross_loss = -sum(n for n in nets if n <= 0)
+    usd = _usd_view(result)
+    head = views[one] if one else usd
     reasons = Counter(d.reason.value if d.reason is not None else "taken" for d in result.decisions)
-    per_asset = {
-        asset: {
-            "initial": result.initial_balances.get(asset, 0.0),
-            "final": result.final_balances.get(asset, 0.0),
-            "net_pnl": sum(t.net_pnl for t in trades if t.margin_asset == asset),
-            "fees": sum(t.fees for t in trades if t.margin_asset == asset),
-        }
-        for asset in result.initial_balances
-    }
+    marks = result.equity.last_marks if result.equity is not None else {}
+    seconds = result.engine_seconds
+    speed = round(result.klines / seconds) if result.klines and seconds > 0 else None
     summary: dict[str, Any] = {
         "klines": result.klines,
         "crossovers": len(result.decisions),
         "trades": len(trades),
-        "win_rate": len(wins) / len(trades) if trades else 0.0,
-        "profit_factor": (sum(wins) / gross_loss) if gross_loss > 0 else None,
-        "max_drawdown_pct": max_drawdown_pct(result.equity),
-        "net_pnl": net,
-        "fees": fees_usd,
-        "return_pct": net / initial * 100.0 if initial else 0.0,
-        "klines_per_second": result.klines / result.engine_seconds if result.engine_seconds > 0 else None,
+        "open_positions": len(result.open_positions),
+        "currency": one or "USD",
+        "win_rate": _ratio(len(wins) / len(trades)) if trades else 0.0,
+        "profit_factor": _ratio(sum(wins) / gross_loss) if gross_loss > 0 else None,
+        "max_drawdown_pct": head["max_drawdown_pct"],
+        "net_pnl": head["net_pnl"],
+        "fees": head["fees"],
+        "return_pct": head["return_pct"],
+        "klines_per_second": speed,
         "decisions_by_reason": dict(sorted(reasons.items())),
         "entries_rejected": len(result.rejections),
         "rejections_by_reason": dict(Counter(r.reason.value for r in result.rejections)),
-        "exits_by_reason": dict(Counter(t.exit_reason.value for t in trades)),
-        "balances": per_asset,
+        "exits_by_reason": dict(Counter(str(t.exit_reason) for t in trades)),
+        "balances": views,
+        "still_open": [_open_row(p, marks.get(p.symbol)) for p in result.open_positions],
+        "equity_marked": "at every candle close"
+        if result.equity is None or result.equity.marked
+        else "at entries and exits only (no candles at hand)",
         "engine": result.engine,
-        "valuation": "USD: USDT at 1, COIN-M coins at their last exit price (first close before any exit)",
+        "symbols": list(result.symbols),
     }
+    if any(a != "USDT" for a in assets):
+        summary["usd"] = usd
     if extra:
         summary.update(extra)
     return summary
+
+
+def _usd_view(result: BacktestResult) -> dict[str, Any]:
+    curve = result.equity.usd if result.equity is not None else None
+    initial = float(curve[0]) if curve is not None and len(curve) else sum(result.initial_balances.values())
+    final = float(curve[-1]) if curve is not None and len(curve) else initial
+    return {
+        "net_pnl": float(_money(sum(t.net_pnl_usd for t in result.trades))),
+        "fees": float(_money(sum(t.fees_usd for t in result.trades))),
+        "return_pct": _ratio((final - initial) / initial * 100.0, 4) if initial else 0.0,
+        "max_drawdown_pct": _ratio(max_drawdown_pct(curve), 4) if curve is not None else 0.0,
+        "valuation": "USDT at 1, a coin at the close of its COIN-M symbol at each candle close",
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,34 +256,17 @@ def plotting_missing() -> str | None:
     return PLOT_MISSING if importlib.util.find_spec("matplotlib") is None else None
 
 
-def plot_equity(equity: Sequence[tuple[int, float]], path: Path, title: str) -> None:
-    """Equity and drawdown, one above the other."""
-    import matplotlib as mpl  # noqa: PLC0415 - importing pyplot costs ~0.3 s; only reports need it
-
-    mpl.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    times = [datetime.fromtimestamp(t / 1000, tz=UTC) for t, _ in equity]
-    values = [v for _, v in equity]
-    peak = -math.inf
-    dd = []
-    for v in values:
-        peak = max(peak, v)
-        dd.append(-(peak - v) / peak * 100.0 if peak > 0 else 0.0)
-    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(10, 6), height_ratios=(3, 1))
-    top.step(times, values, where="post", color="tab:blue")
-    top.set_ylabel("equity (USD)")
-    top.set_title(title)
-    top.grid(alpha=0.3)
-    bottom.fill_between(times, dd, 0, step="post", color="tab:red", alpha=0.4)
-    bottom.set_ylabel("drawdown %")
-    bottom.grid(alpha=0.3)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tmp.replace(path)
+def chart_title(label: str, result: BacktestResult, summary: dict[str, Any]) -> str:
+    """What ran, over which period, what it returned and its worst drawdown: the chart's title."""
+    times = result.equity.times if result.equity is not None else None
+    if times is not None and len(times):
+        first, last = (datetime.fromtimestamp(int(t) / 1000, tz=UTC) for t in (times[0], times[-1]))
+        period = f"{first:%Y-%m-%d %H:%M} → {last:%Y-%m-%d %H:%M} UTC"
+    else:
+        period = "no candles"
+    symbols = ", ".join(result.symbols) or "no symbols"
+    head = f"return {summary['return_pct']:+.2f}%, max drawdown {summary['max_drawdown_pct']:.2f}%"
+    return f"{label}: {symbols}\n{period} · {head} ({summary['currency']})"
 
 
 def write_reports(
@@ -217,7 +278,7 @@ def write_reports(
     plot: bool = True,
 ) -> tuple[ReportPaths, dict[str, Any]]:
     """Write the report files into ``out_dir`` (created if needed); equity.png only when ``plot`` and
-    matplotlib is installed (else ``summary["skipped"]`` says why)."""
+    matplotlib is installed (else ``summary["skipped"]`` says why). ``title`` names the run's kind."""
     out_dir.mkdir(parents=True, exist_ok=True)
     missing = plotting_missing() if plot else None
     paths = ReportPaths(
@@ -230,10 +291,16 @@ def write_reports(
         result.decisions, key=lambda d: (d.decided_open_time_ms, d.symbol, d.signal_open_time_ms)
     )
     write_csv(paths.decisions, DECISION_COLUMNS, [decision_row(d) for d in ordered])
-    write_csv(paths.trades, TRADE_COLUMNS, [trade_row(t) for t in result.trades])
-    if paths.equity is not None:
-        plot_equity(result.equity, paths.equity, title)
+    write_csv(paths.trades, TRADE_COLUMNS, [trade_row(t, b) for t, b in closed_trades(result)])
     summary = summarize(result, extra=extra)
+    if paths.equity is not None and result.equity is not None:
+        curve = result.equity
+        one = summary["currency"]
+        values = curve.by_asset.get(one, curve.usd)
+        plot_equity(
+            paths.equity, title=chart_title(title, result, summary), currency=one, times=curve.times,
+            values=values, trades=result.trades, still_open=result.open_positions,
+        )  # fmt: skip
     if missing is not None:
         summary["skipped"] = {"equity.png": missing}
     tmp = paths.summary.with_suffix(".json.tmp")
@@ -242,18 +309,29 @@ def write_reports(
     return paths, summary
 
 
+def _shown(amount: float, currency: str) -> str:
+    """Cents for USDT and USD, satoshis for a coin."""
+    return f"{amount:.2f}" if currency in {"USDT", "USD"} else f"{amount:.8f}"
+
+
 def render_summary(summary: dict[str, Any], paths: ReportPaths | None = None) -> str:
     """The one-screen text summary printed after a run."""
     pf = summary["profit_factor"]
     kps = summary.get("klines_per_second")
+    cur = summary["currency"]
+    net = _shown(summary["net_pnl"], cur)
+    klines = summary["klines"]
     lines = [
-        f"klines           {summary['klines']:>12,}",
+        f"klines           {'-' if klines is None else f'{klines:,}':>12}",
         f"crossovers       {summary['crossovers']:>12,}",
-        f"trades           {summary['trades']:>12,}   rejected entries {summary['entries_rejected']}",
+        (
+            f"trades           {summary['trades']:>12,}   rejected entries {summary['entries_rejected']}, "
+            f"still open {summary['open_positions']}"
+        ),
         f"win rate         {summary['win_rate'] * 100:>11.1f}%",
         f"profit factor    {'n/a' if pf is None else f'{pf:.2f}':>12}",
-        f"max drawdown     {summary['max_drawdown_pct']:>11.2f}%",
-        f"net PnL (USD)    {summary['net_pnl']:>12.2f}   fees {summary['fees']:.2f}",
+        f"max drawdown     {summary['max_drawdown_pct']:>11.2f}%   {cur}, marked {summary['equity_marked']}",
+        f"{f'net PnL ({cur})':<17}{net:>12}   fees {_shown(summary['fees'], cur)}",
         f"return           {summary['return_pct']:>11.2f}%",
     ]
     if kps:
@@ -261,7 +339,25 @@ def render_summary(summary: dict[str, Any], paths: ReportPaths | None = None) ->
     reasons = ", ".join(f"{k} {v}" for k, v in summary["decisions_by_reason"].items())
     lines.append(f"decisions        {reasons or '-'}")
     for asset, bal in summary["balances"].items():
-        lines.append(f"balance {asset:<8} {bal['initial']:>12.4f} → {bal['final']:.4f}")
+        lines.append(
+            f"balance {asset:<8} {bal['initial']:>12.4f} → {bal['final']:.4f}   equity {bal['equity']:.4f}, "
+            f"return {bal['return_pct']:+.2f}%, max drawdown {bal['max_drawdown_pct']:.2f}%"
+        )
+    usd = summary.get("usd")
+    if usd is not None:
+        lines.append(
+            f"USD view         net PnL {usd['net_pnl']:.2f}, return {usd['return_pct']:+.2f}%, "
+            f"max drawdown {usd['max_drawdown_pct']:.2f}% ({usd['valuation']})"
+        )
+    for p in summary.get("still_open", []):
+        pnl = p["unrealized_pnl"]
+        unrealized = (
+            "" if pnl is None else f", unrealised {_shown(pnl, p['margin_asset'])} {p['margin_asset']}"
+        )
+        lines.append(
+            f"still open       {p['symbol']} {p['direction']} {p['quantity']} at {p['entry_price']} "
+            f"(stop {p['stop_loss']}, take-profit {p['take_profit']}), last close {p['mark']}{unrealized}"
+        )
     if paths is not None:
         lines.append(f"reports          {paths.summary.parent}")
     lines.extend(f"{name} skipped: {why}" for name, why in summary.get("skipped", {}).items())

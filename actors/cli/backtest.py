@@ -245,7 +245,7 @@ def run_backtest_cli(
     paths, summary = write_reports(
         result,
         out_dir,
-        title=f"nancemakina backtest — {', '.join(symbols)}",
+        title="nancemakina backtest",
         extra=extra,
         plot=not args.no_plot,
     )

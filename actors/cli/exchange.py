@@ -15,7 +15,7 @@ import threading
 from collections.abc import Sequence
 
 from ..sim.config import DEFAULT_API_KEY, DEFAULT_API_SECRET, DEFAULT_PORT, MAX_SPEED, SimConfig
-from ..sim.server import LocalExchange
+from ..sim.server import CannotListenError, LocalExchange
 
 
 def _speed(text: str) -> float:
@@ -116,8 +116,14 @@ def run_exchange_cli(argv: Sequence[str] | None = None) -> int:
     )
     try:
         exchange = LocalExchange(args.data, config).start()
+    except CannotListenError as exc:
+        print(
+            f"nancemakina exchange: --port {args.port}: {exc}; pick another port (0: any free one)",
+            file=sys.stderr,
+        )
+        return 2
     except (OSError, ValueError, RuntimeError) as exc:
-        print(f"nancemakina exchange: {exc}")
+        print(f"nancemakina exchange: {exc}", file=sys.stderr)
         return 2
     for listing in exchange.catalog.synthesised.values():
         print(f"warning: {listing.warning()}", file=sys.stderr)

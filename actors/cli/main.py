@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+from importlib import metadata
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -18,14 +20,20 @@ def _parser() -> argparse.ArgumentParser:
         prog="nancemakina",
         description="Binance Futures SMA-crossover bot as a supervised actor system.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     from .backtest import add_arguments as add_backtest  # noqa: PLC0415 - keep start-up light
 
     add_backtest(sub.add_parser("backtest", help="backtest the strategy on kline CSV files"))
 
-    check = sub.add_parser("check-config", help="validate a config and print each pair's effective settings")
-    check.add_argument("path", nargs="?", help="YAML config (default: config/config.yaml if present)")
+    from .check import add_check_arguments  # noqa: PLC0415
+
+    add_check_arguments(
+        sub.add_parser(
+            "check-config", help="the pre-flight `run` makes: every error, or each pair's effective settings"
+        )
+    )
 
     from .report import add_report_arguments  # noqa: PLC0415
     from .run import add_run_arguments  # noqa: PLC0415
@@ -48,8 +56,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def package_version() -> str:
+    """The installed distribution's version (``pyproject.toml``)."""
+    try:
+        return metadata.version("nancemakina")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def main(argv: Sequence[str] | None = None, *, run_bot: RunBot) -> int:
-    """The ``nancemakina`` command; ``run_bot`` is the composition root's ``run`` (``supervisor.py``)."""
+    """The ``nancemakina`` command; ``run_bot`` is the composition root's ``run`` (``supervisor.py``).
+
+    Output cut short by its reader (``nancemakina check-config | head``) ends the command quietly, as
+    SIGPIPE ends other commands: exit 141, no traceback."""
+    try:
+        return _main(argv, run_bot=run_bot)
+    except BrokenPipeError:
+        # Python would print an error flushing stdout at exit: point it at /dev/null first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 128 + signal.SIGPIPE
+
+
+def _main(argv: Sequence[str] | None, *, run_bot: RunBot) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     env = dict(os.environ)
     if args_list and args_list[0] == "shell":
@@ -75,9 +105,7 @@ def main(argv: Sequence[str] | None = None, *, run_bot: RunBot) -> int:
 
         return report_cli(args, env)
     if args.command == "check-config":
-        from ..config import run_check_config  # noqa: PLC0415
-        from .backtest import resolve_config_path  # noqa: PLC0415
+        from .check import check_config_cli  # noqa: PLC0415
 
-        path = resolve_config_path(args.path, env)
-        return run_check_config(str(path) if path else None, sys.stdout, sys.stderr)
+        return check_config_cli(args, env)
     return 2

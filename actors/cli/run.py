@@ -1,4 +1,8 @@
-"""``nancemakina run``: check the config, set up logging, then run the bot (``supervisor.run``, handed in)."""
+"""``nancemakina run``: the pre-flight, logging, then the bot (``supervisor.run``, handed in).
+
+The pre-flight is ``check-config``'s (``preflight``): the same errors in the same words, exit 2. What needs
+the exchange is checked when the bot connects, and a failure there is one line naming the setting, exit 2.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import TextIO
 from ..config import Config, ConfigError, load_config
 from ..ops.logs import setup_logging
 from .backtest import resolve_config_path
+from .preflight import preflight
 
 RunBot = Callable[[Config], int]
 """Runs the bot on a checked config until it stops; returns the exit code (``supervisor.run``)."""
@@ -24,12 +29,17 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 def run_cli(args: argparse.Namespace, env: dict[str, str], run_bot: RunBot, err: TextIO = sys.stderr) -> int:
     """Load and check the config, set up logging, then ``run_bot(config)`` until it stops."""
     path = resolve_config_path(args.config, env)
+    source = str(path) if path else "<defaults>"
     try:
         config = load_config(path, env=env)
-        config.ensure_startable()
     except ConfigError as exc:
         for line in exc.errors:
-            print(f"{path or '<defaults>'}: {line}", file=err)
+            print(f"{exc.source}: {line}", file=err)
+        return 2
+    checked = preflight(config)  # the same checks and words as `check-config`
+    for line in checked.errors:
+        print(f"{source}: {line}", file=err)
+    if checked.errors:
         return 2
     secrets = [
         s.get_secret_value()

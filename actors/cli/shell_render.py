@@ -6,6 +6,7 @@ Pure functions from a command's JSON result to text; nothing here talks to the d
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import UTC, datetime
 from typing import Any
 
 ACTOR_COLUMNS = ("kind", "state", "mailbox", "msgs_per_s", "messages", "restarts", "uptime_s")
@@ -21,6 +22,8 @@ _LS_HEADERS = {
     "wait_per_wakeup_us": "µS WAIT/WAKE",
 }
 _SECONDS_PLAIN = frozenset({"cpu_s", "wait_s", "wait_per_wakeup_us"})
+CLOCK_NOTE = "times: UTC, on the exchange's clock (in a replay, its simulated clock)"
+"""Printed under every answer that shows times: the ledger keeps them all on the exchange's clock."""
 """``threads`` columns shown as plain numbers (sub-second CPU totals), not as ``1m02s`` durations."""
 
 
@@ -31,10 +34,16 @@ def render(cmd: str, result: Any) -> str:
     if cmd == "inspect":
         return render_inspect(result)
     if cmd in {"positions", "orders", "decisions"}:
-        return render_table(result, empty=f"(no {cmd})")
+        table = render_table(result, empty=f"(no {cmd})")
+        return table + (f"{CLOCK_NOTE}\n" if result else "")
     if cmd == "help":
-        lines = [f"  {c['usage']:<36} {c['summary']}" for c in result]
-        return "\n".join([*lines, f"  {'exit | quit | Ctrl-D':<36} leave the shell"]) + "\n"
+        lines = []
+        for c in result:
+            lines.append(f"  {c['usage']:<36} {c['summary']}")
+            lines.extend(f"  {'':<36}   {detail}" for detail in c.get("details") or ())
+        lines.append(f"  {'exit | quit | Ctrl-D':<36} leave the shell")
+        lines.append("  nancemakina shell --json -c CMD prints any answer as JSON (times in Unix ms)")
+        return "\n".join(lines) + "\n"
     if cmd == "health":
         checks = result.get("checks") or {}
         return f"status: {result.get('status')}\n" + "".join(
@@ -100,6 +109,7 @@ def render_inspect(data: dict[str, Any]) -> str:
         if klines:
             table = render_table(klines if isinstance(klines[0], dict) else [{"kline": k} for k in klines])
             lines.extend(f"    {row}" for row in table.splitlines())
+    lines.append(CLOCK_NOTE)
     return "\n".join(lines) + "\n"
 
 
@@ -112,8 +122,11 @@ def render_table(
     extra = [] if only else [k for row in rows for k in row]
     keys = list(dict.fromkeys([*columns, *extra]))
     cells = [[_cell(row.get(k), k) for k in keys] for row in rows]
-    numeric = [all(isinstance(row.get(k), int | float | type(None)) for row in rows) for k in keys]
-    headers = [_LS_HEADERS.get(k, k.upper()) for k in keys]
+    numeric = [
+        not _is_time(k) and all(isinstance(row.get(k), int | float | type(None)) for row in rows)
+        for k in keys
+    ]
+    headers = [_LS_HEADERS.get(k, k.removesuffix("_ms").upper() if _is_time(k) else k.upper()) for k in keys]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
 
     def line(values: list[str]) -> str:
@@ -123,11 +136,23 @@ def render_table(
     return "\n".join([line(headers), *(line(c) for c in cells)]) + "\n"
 
 
+def _is_time(key: str) -> bool:
+    """``opened_at_ms``, ``signal_open_time_ms``, ...: a moment in Unix milliseconds (not a duration)."""
+    return key.endswith(("_at_ms", "time_ms"))
+
+
+def _label(key: str) -> str:
+    """A time column is shown as a moment, so its ``_ms`` goes."""
+    return key.removesuffix("_ms") if _is_time(key) else key
+
+
 def _cell(value: Any, key: str = "") -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if _is_time(key) and isinstance(value, int) and value > 0:
+        return datetime.fromtimestamp(value / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
     if key in _SECONDS_PLAIN and isinstance(value, int | float):
         return f"{value:.3f}" if key != "wait_per_wakeup_us" else f"{value:.1f}"
     if key.endswith("_s") and isinstance(value, int | float) and key != "msgs_per_s":
@@ -135,7 +160,12 @@ def _cell(value: Any, key: str = "") -> str:
     if isinstance(value, float):
         return f"{value:.1f}" if key == "msgs_per_s" else f"{value:.10g}"
     if isinstance(value, dict):
-        return "  ".join(f"{k}={_cell(v)}" for k, v in value.items()) or "-"
+        return (
+            "  ".join(
+                f"{k.removesuffix('_ms') if _is_time(k) else k}={_cell(v, k)}" for k, v in value.items()
+            )
+            or "-"
+        )
     if isinstance(value, list):
         return ", ".join(_cell(v) for v in value) or "-"
     return str(value)

@@ -4,7 +4,7 @@ explained (``errors``, ``check``).
 Only ``loader`` sees raw YAML; everything else receives typed settings, each actor only its own slice.
 """
 
-from .check import describe_pair, run_check_config
+from .check import describe_pair
 from .field_types import iso_to_ms
 from .loader import load_config, parse_config
 from .pair_settings import PairSettings, api_symbol_for_key, base_coin, contract_type_for_symbol
@@ -21,6 +21,7 @@ from .schema import (
     Mode,
     MonitoringSettings,
     ReplaySettings,
+    StartupError,
     SupervisorSettings,
 )
 
@@ -38,6 +39,7 @@ __all__ = [
     "MonitoringSettings",
     "PairSettings",
     "ReplaySettings",
+    "StartupError",
     "SupervisorSettings",
     "api_symbol_for_key",
     "base_coin",
@@ -46,5 +48,4 @@ __all__ = [
     "iso_to_ms",
     "load_config",
     "parse_config",
-    "run_check_config",
 ]

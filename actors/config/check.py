@@ -1,36 +1,19 @@
-"""``nancemakina check-config``: the effective settings of every pair, or every error in the config."""
+"""How ``nancemakina check-config`` shows a config: header facts, then each pair's effective settings.
+
+The checks themselves are the pre-flight ``run`` makes (``actors/cli/preflight.py``)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from .errors import render_number
-from .loader import load_config
-from .pair_settings import PairSettings
-from .schema import Config, ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import TextIO
 
-
-def run_check_config(path: str | None, out: TextIO, err: TextIO) -> int:
-    """``nancemakina check-config``: print the effective settings (0) or every error (2)."""
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        for error in exc.errors:
-            print(f"{exc.source}: {error}", file=err)
-        return 2
-    source = path or "<defaults>"
-    errors = config.startup_errors(require_credentials=False)
-    for error in errors:
-        print(f"{source}: {error}", file=err)
-    if errors:
-        return 2
-    for warning in config.startup_errors()[len(errors) :]:
-        print(f"{source}: warning: {warning}", file=err)
-    render_check_config(config, out)
-    return 0
+    from .pair_settings import PairSettings
+    from .schema import Config
 
 
 def _cell(value: object) -> str:
@@ -129,8 +112,12 @@ def describe_pair(p: PairSettings) -> list[tuple[str, str]]:
     return [(label, _cell(value)) for label, value in rows]
 
 
-def render_check_config(config: Config, out: TextIO) -> None:
-    """Print the effective configuration: header facts, then one table column per pair. Never secrets."""
+def render_check_config(
+    config: Config, out: TextIO, *, pairs: Mapping[str, PairSettings] | None = None
+) -> None:
+    """Print the effective configuration: header facts, then one table column per pair. Never secrets.
+
+    ``pairs``: what ``run`` would trade (``trading_pairs``); when None, the enabled listed pairs."""
     source = str(config.config_path) if config.config_path else "(built-in defaults)"
     header = [
         ("config", source),
@@ -141,9 +128,12 @@ def render_check_config(config: Config, out: TextIO) -> None:
     ]
     for label, value in header:
         print(f"{label}: {value}", file=out)
-    pairs = config.pair_settings()
-    enabled = sum(p.enabled for p in pairs.values())
-    print(f"pairs: {enabled} enabled, {len(pairs) - enabled} disabled", file=out)
+    listed = config.pair_settings()
+    trading = dict(pairs) if pairs is not None else {s: p for s, p in listed.items() if p.enabled}
+    disabled = {s: p for s, p in listed.items() if not p.enabled}
+    origin = "" if listed or not trading else " (no pair configured: the replay.data symbols)"
+    print(f"pairs: {len(trading)} to trade{origin}, {len(disabled)} disabled", file=out)
+    pairs = {**trading, **disabled}
     if not pairs:
         return
     columns = [["pair", *(label for label, _ in describe_pair(next(iter(pairs.values()))))]]

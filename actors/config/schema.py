@@ -52,6 +52,14 @@ class ConfigError(Exception):
         return f"invalid configuration {self.source} ({len(self.errors)} error(s)):\n{lines}"
 
 
+class StartupError(ConfigError):
+    """The bot cannot start with this configuration here and now: a port in use, a symbol the exchange does
+    not list, a data file that cannot be read. Each line names the setting to change."""
+
+    def __str__(self) -> str:
+        return "\n".join(self.errors)
+
+
 class Mode(StrEnum):
     """Where orders go: recorded data, simulated fills on live data, the testnet, or real money."""
 

@@ -18,7 +18,7 @@ as an index: 0 for the first point, k ≥ 1 for the move from point k − 1 to p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 
 from .model import ContractType, Direction
@@ -63,29 +63,49 @@ class InstrumentSpec:
 
 
 def round_to_step(value: Decimal, step: Decimal, *, up: bool = False) -> Decimal:
-    """Round ``value`` to a multiple of ``step`` (down unless ``up``), keeping the step's exponent."""
+    """Round ``value`` to a multiple of ``step`` (down unless ``up``), keeping the step's exponent.
+
+    Exact: a value already on the step comes back unchanged, whichever way it would round."""
     units = (value / step).to_integral_value(rounding=ROUND_CEILING if up else ROUND_FLOOR)
     return (units * step).quantize(step)
 
 
-def to_decimal(value: float) -> Decimal:
-    """Float → Decimal through its shortest repr, so 0.1 stays 0.1 rather than 0.1000000000000000055…"""
-    return Decimal(repr(value))
+def to_decimal(value: float | Decimal) -> Decimal:
+    """Float → Decimal through its shortest repr, so 0.1 stays 0.1 rather than 0.1000000000000000055…
+
+    Prices arrive as decimal strings (CSV, Binance JSON) and are carried as the float whose repr is that
+    string, so this recovers the exact decimal the venue meant. A Decimal passes through unchanged."""
+    return value if isinstance(value, Decimal) else Decimal(repr(value))
 
 
-def protective_price(price: float, tick: Decimal, direction: Direction) -> Decimal:
+def take_profit_level(entry: float, stop: float, ratio: float) -> Decimal:
+    """entry + (entry − stop) × ratio: the stop's distance × ratio beyond the entry, on the other side of
+    it for either direction, in exact decimal arithmetic (not yet on the tick).
+
+    In binary floating point 170.51 + 3 × (170.51 − 169.97) is 172.12999999999997, which the tick
+    rounding then takes a whole tick lower; in decimals it is 172.13, and stays there."""
+    e, s = to_decimal(entry), to_decimal(stop)
+    return e + (e - s) * to_decimal(ratio)
+
+
+def protective_price(price: float | Decimal, tick: Decimal, direction: Direction) -> Decimal:
     """Round a stop-loss or take-profit to the tick, toward the losing side of the position.
 
     A LONG's levels round down and a SHORT's round up: the stop is never tighter than the pivot the
-    strategy chose, and the take-profit is never further away than the ratio promised.
+    strategy chose, and the take-profit is never further away than the ratio promised. The rounding is
+    applied to the exact decimal value, so a level already on the tick is placed where it is.
     """
     return round_to_step(to_decimal(price), tick, up=direction is Direction.SHORT)
 
 
 def market_fill_price(reference: float, *, buy: bool, slippage_pct: float, tick: Decimal) -> float:
-    """Price a market order fills at: ``reference`` moved against the taker by the slippage, on the tick."""
-    factor = 1.0 + slippage_pct / 100.0 if buy else 1.0 - slippage_pct / 100.0
-    return float(round_to_step(to_decimal(reference * factor), tick, up=buy))
+    """Price a market order fills at: ``reference`` moved against the taker by the slippage, on the tick.
+
+    Computed in decimals (reference × (1 ± slippage/100)) and rounded against the taker; the float
+    returned is the one whose repr is that on-tick decimal."""
+    move = to_decimal(slippage_pct) / 100
+    exact = to_decimal(reference) * (1 + move if buy else 1 - move)
+    return float(round_to_step(exact, tick, up=buy))
 
 
 def candle_path(
@@ -207,7 +227,9 @@ class TrailingStop:
 
 
 def _trail_level(sell: bool, callback_pct: float, extreme: float) -> float:
-    return extreme * (1.0 - callback_pct / 100.0 if sell else 1.0 + callback_pct / 100.0)
+    # in decimals, as every level: 100 × (1 − 1 %) is 99, not 98.99999999999999 (a tick lower once filled)
+    back = to_decimal(callback_pct) / 100
+    return float(to_decimal(extreme) * (1 - back if sell else 1 + back))
 
 
 def trailing_trigger(
@@ -293,15 +315,28 @@ def notional_in_margin_asset(spec: InstrumentSpec, qty: Decimal, price: float) -
 
 
 def fee(spec: InstrumentSpec, qty: Decimal, price: float, fee_pct: float) -> float:
-    """Fee of one fill at ``fee_pct`` (the taker or the maker rate), in the margin asset."""
-    return notional_in_margin_asset(spec, qty, price) * fee_pct / 100.0
+    """Fee of one fill at ``fee_pct`` (the taker or the maker rate), in the margin asset, computed in
+    decimals: 0.199 × 2502.42 × 0.04 % is 0.199195632, not 0.19919563200000002."""
+    d = to_decimal(price)
+    notional = qty * spec.contract_size / d if spec.contract_type is ContractType.COIN_M else qty * d
+    return float(notional * to_decimal(fee_pct) / 100)
 
 
 def pnl(spec: InstrumentSpec, direction: Direction, qty: Decimal, entry: float, exit_: float) -> float:
-    """Realized PnL in the margin asset; COIN-M PnL is inverse (in coins)."""
+    """Realized PnL in the margin asset, computed in decimals; COIN-M PnL is inverse (in coins)."""
+    e, x = to_decimal(entry), to_decimal(exit_)
     if spec.contract_type is ContractType.COIN_M:
-        return direction.sign * float(qty) * spec.contract_size * (1.0 / entry - 1.0 / exit_)
-    return direction.sign * float(qty) * (exit_ - entry)
+        return float(direction.sign * qty * spec.contract_size * (1 / e - 1 / x))
+    return float(direction.sign * qty * (x - e))
+
+
+MONEY_STEP = Decimal("0.00000001")
+"""Balances, PnL and fees are booked to 8 decimal places (as Binance reports them)."""
+
+
+def charged(amount: float | Decimal) -> Decimal:
+    """An amount of money as the exchange books it: to ``MONEY_STEP``, half to even."""
+    return to_decimal(amount).quantize(MONEY_STEP, rounding=ROUND_HALF_EVEN)
 
 
 def initial_margin(spec: InstrumentSpec, qty: Decimal, price: float, leverage: int) -> float:
@@ -344,28 +379,30 @@ def size_position(req: SizingRequest) -> Decimal | SizingError:
     """
     spec = req.spec
     coin_m = spec.contract_type is ContractType.COIN_M
+    # In decimals, with one division last, so a size that lands exactly on a step (500 USDT / 2,500 =
+    # 0.2) is not taken a step lower by a quotient just under it (0.19999999999999998).
+    entry, stop = to_decimal(req.entry), to_decimal(req.stop)
+    balance, size, lev = to_decimal(req.balance), Decimal(spec.contract_size), Decimal(req.leverage)
+
+    def affordable(margin: Decimal) -> Decimal:
+        """Units ``margin`` buys at ``leverage``: notional / entry (USDⓈ-M), or in contracts (COIN-M)."""
+        return margin * lev * entry / size if coin_m else margin * lev / entry
+
     if req.dynamic:
-        if (req.entry - req.stop) * req.direction.sign <= 0:
+        if (entry - stop) * req.direction.sign <= 0:
             return SizingError.INVALID_RISK
-        budget = req.balance * req.risk_percent / 100.0
-        if coin_m:
-            per_unit = spec.contract_size * abs(1.0 / req.stop - 1.0 / req.entry)
-        else:
-            per_unit = abs(req.entry - req.stop)
-        raw = budget / per_unit
-        max_margin = req.balance
+        budget = balance * to_decimal(req.risk_percent) / 100
+        # loss per unit at the stop: |entry − stop| (USDⓈ-M), size × |1/stop − 1/entry| coins (COIN-M)
+        at_risk = budget * stop * entry / (size * abs(entry - stop)) if coin_m else budget / abs(entry - stop)
+        raw = min(at_risk, affordable(balance))
     else:
-        max_margin = req.fixed_margin
-        raw = 0.0
-    per_unit_margin = (spec.contract_size / req.entry if coin_m else req.entry) / req.leverage
-    affordable = max_margin / per_unit_margin
-    raw = affordable if not req.dynamic else min(raw, affordable)
-    qty = round_to_step(to_decimal(raw), spec.market_step_size)
+        raw = affordable(to_decimal(req.fixed_margin))
+    qty = round_to_step(raw, spec.market_step_size)
     if qty < spec.market_min_qty or qty <= 0:
         return SizingError.BELOW_MIN_QTY
     qty = min(qty, spec.market_max_qty)
-    if not coin_m and to_decimal(req.entry) * qty < spec.min_notional:
+    if not coin_m and entry * qty < spec.min_notional:
         return SizingError.BELOW_MIN_NOTIONAL
-    if initial_margin(spec, qty, req.entry, req.leverage) > req.balance:
+    if (qty * size > balance * lev * entry) if coin_m else (qty * entry > balance * lev):
         return SizingError.INSUFFICIENT_BALANCE
     return qty

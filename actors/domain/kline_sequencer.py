@@ -21,8 +21,8 @@ unrepaired map is an immutable mapping replaced on change.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -80,6 +80,10 @@ class SequencerStats:
     unrepaired_gaps: int
     unrepaired_candles: int
     tracked: int
+    gaps_by_key: Mapping[Key, int] = field(default_factory=dict)
+    """``gaps_detected`` per (symbol, timeframe)."""
+    backfilled_by_key: Mapping[Key, int] = field(default_factory=dict)
+    """``candles_backfilled`` per (symbol, timeframe)."""
 
 
 class KlineSequencer:
@@ -92,6 +96,9 @@ class KlineSequencer:
         self.duplicates = 0
         self.gaps_detected = 0
         self.candles_backfilled = 0
+        # replaced whole on change (gaps are rare), so ``stats()`` may copy them from any thread
+        self._gaps: Mapping[Key, int] = {}
+        self._backfilled: Mapping[Key, int] = {}
         self.unrepaired_gaps = 0
         self.unrepaired_candles = 0
 
@@ -141,12 +148,14 @@ class KlineSequencer:
                 )
                 if not backfilled:
                     self.gaps_detected += 1
+                    self._gaps = {**self._gaps, key: self._gaps.get(key, 0) + 1}
                     return Accepted(Verdict.GAP, missing)
                 self._record_unrepaired(missing)
         self._last[key] = open_ms
         self.delivered += 1
         if backfilled:
             self.candles_backfilled += 1
+            self._backfilled = {**self._backfilled, key: self._backfilled.get(key, 0) + 1}
         return DELIVERED
 
     def settle_gap(self, missing: OpenRange) -> OpenRange | None:
@@ -208,6 +217,8 @@ class KlineSequencer:
             unrepaired_gaps=self.unrepaired_gaps,
             unrepaired_candles=self.unrepaired_candles,
             tracked=len(self._last),
+            gaps_by_key=self._gaps,
+            backfilled_by_key=self._backfilled,
         )
 
     def _record_unrepaired(self, hole: OpenRange) -> None:

@@ -119,7 +119,7 @@ class Decision:
     stop_loss: float | None = None
     """Pivot low (LONG) / high (SHORT) of the lookback candles before the signal candle."""
     take_profit: float | None = None
-    """entry ± risk × tp_sl_ratio."""
+    """entry ± risk × tp_sl_ratio, computed in decimals: the float whose repr is that exact value."""
 
     @property
     def taken(self) -> bool:

@@ -19,7 +19,8 @@ Rules, in the order they are evaluated (the first failing one names the skip rea
 - ``volatility_filter``: Bollinger width (upper − lower) at the signal candle, as % of its close,
   must be ≥ min.
 - ``max_concurrent``: open positions across all symbols already at ``max_concurrent_trades``.
-- Otherwise ``taken`` with take-profit = entry ± risk × ``tp_sl_ratio``.
+- Otherwise ``taken`` with take-profit = entry ± risk × ``tp_sl_ratio``, in exact decimal arithmetic
+  (``fills.take_profit_level``): candle prices are decimals, and so is the level decided from them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 
 from talipp.indicators import BB, SMA
 
+from .fills import take_profit_level
 from .model import Decision, Direction, Kline, Outcome, SkipReason
 from .trend import TrendReading
 
@@ -93,7 +95,9 @@ def judge(
     sign = cand.direction.sign
     stop = cand.pivot
     risk = (entry - stop) * sign if stop is not None else 0.0
-    take_profit = entry + sign * risk * params.tp_sl_ratio if risk > 0 else None
+    take_profit = (
+        float(take_profit_level(entry, stop, params.tp_sl_ratio)) if stop is not None and risk > 0 else None
+    )
     reason: SkipReason | None = None
     if not confirmed:
         reason = SkipReason.NOT_CONFIRMED

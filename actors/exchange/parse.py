@@ -255,7 +255,8 @@ def _order_update(f: _Fields, contract_type: ContractType) -> OrderUpdate:
         last_filled_price=o.number("L", "0"),
         avg_price=o.number("ap", "0"),
         realized_pnl=o.number("rp", "0"),
-        commission=o.number("n", "0"),
+        commission=o.decimal("n", "0"),
+        commission_asset=o.text("N", ""),
         reduce_only=o.flag("R", default=False),
         event_time_ms=f.integer("E"),
     )

@@ -135,9 +135,12 @@ class OrderUpdate:
     last_filled_price: float
     avg_price: float
     realized_pnl: float
-    commission: float
+    commission: Decimal
+    """``o.n``: the commission of this execution (not cumulative), in ``commission_asset``."""
     reduce_only: bool
     event_time_ms: int
+    commission_asset: str = ""
+    """``o.N``: usually the margin asset; BNB when the account pays fees in BNB."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ..runtime.scheduling import OrderPriority
     from ..runtime.thread_watch import ThreadWatch
     from ..runtime.tree import ReloadResult, TreeStatus
-    from ..tree.actor_refs import Refs
+    from ..tree.actor_refs import BalanceBoard, Refs
     from ..tree.ledger.ledger_snapshots import LedgerSnapshots
     from ..tree.market.market_stream_board import MarketStreamBoard
     from ..tree.pair_timeframe import PairBoard
@@ -46,6 +46,9 @@ class RunningBot(Protocol):
     def threads(self) -> ThreadWatch: ...
     @property
     def refs(self) -> Refs: ...
+    @property
+    def balances(self) -> BalanceBoard:
+        """Wallet balances per asset, as the exchange last reported them."""
 
     def status(self) -> TreeStatus: ...
     def restart_pair(self, symbol: str) -> bool: ...

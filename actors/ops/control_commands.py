@@ -70,18 +70,48 @@ class CommandInfo:
     summary: str
     arity: tuple[int, int] = (0, 0)
     """Fewest and most arguments."""
+    details: tuple[str, ...] = ()
+    """What ``help`` says beyond the summary: options, columns, units."""
 
 
+DEFAULT_DECISIONS = 20
+MAX_DECISIONS = 1000
+_PAIR = "PAIR: BTCUSDT, btcusdt, BTC_USDT or BTCUSD_PERP"
+_TIMES = "times: UTC, on the exchange's clock (in a replay, its simulated clock)"
 COMMANDS: tuple[CommandInfo, ...] = (
-    CommandInfo("ls", "ls", "every actor: state, mailbox depth, msgs/s, restarts, uptime"),
-    CommandInfo("top", "top [--once] [-n N] [--interval S]", "ls every second, busiest first (q quits)"),
     CommandInfo(
-        "inspect", "inspect PAIR [TF]", "SMAs, side, klines, pending signal, decision, position", (1, 2)
+        "ls",
+        "ls",
+        "every actor: state, mailbox depth, msgs/s, restarts, uptime",
+        details=(
+            "RESTARTS: after a failure, plus the ones asked for with restart PAIR (on the pair's row)",
+            "IDLE: time since the actor last handled a message",
+        ),
     ),
-    CommandInfo("positions", "positions", "open positions from the ledger"),
-    CommandInfo("orders", "orders", "open orders from the ledger"),
     CommandInfo(
-        "decisions", "decisions [PAIR] [--limit N]", "latest strategy decisions, newest last", (0, 3)
+        "top",
+        "top [--once] [-n N] [--interval S]",
+        "ls every second, busiest first (q quits)",
+        details=(
+            "-n N: stop after N refreshes; --once: one table, then exit (-n 1)",
+            "--interval S: seconds between refreshes (default 1); q or Ctrl-C quits",
+        ),
+    ),
+    CommandInfo(
+        "inspect",
+        "inspect PAIR [TF]",
+        "SMAs, side, klines, pending signal, decision, position",
+        (1, 2),
+        details=(f"{_PAIR}; TF: one of the pair's timeframes (default: all)", _TIMES),
+    ),
+    CommandInfo("positions", "positions", "open positions from the ledger", details=(_TIMES,)),
+    CommandInfo("orders", "orders", "open orders from the ledger", details=(_TIMES,)),
+    CommandInfo(
+        "decisions",
+        "decisions [PAIR] [--limit N]",
+        "latest strategy decisions, newest last",
+        (0, 3),
+        details=(f"--limit N (or -n N): 1 to {MAX_DECISIONS}, default {DEFAULT_DECISIONS}", _TIMES),
     ),
     CommandInfo("restart", "restart PAIR", "restart one pair's actors (fresh state, budget reset)", (1, 1)),
     CommandInfo("pause", "pause PAIR", "stop opening trades on a pair (positions stay protected)", (1, 1)),
@@ -93,8 +123,6 @@ COMMANDS: tuple[CommandInfo, ...] = (
 )
 SHELL_ONLY = frozenset({"top"})
 """Commands the shell runs itself (``top`` polls ``ls``); the server answers them with a pointer."""
-DEFAULT_DECISIONS = 20
-MAX_DECISIONS = 1000
 _BY_NAME = {c.name: c for c in COMMANDS}
 _PAIR_TEXT = re.compile(r"[A-Z0-9]+(?:_[A-Z0-9]+)?")
 
@@ -148,7 +176,10 @@ def dispatch(target: ControlTarget, cmd: str, args: list[str]) -> Any:
         case "threads":
             return target.threads()
         case _:  # help: answered here so it always matches the table above
-            return [{"command": c.name, "usage": c.usage, "summary": c.summary} for c in COMMANDS]
+            return [
+                {"command": c.name, "usage": c.usage, "summary": c.summary, "details": list(c.details)}
+                for c in COMMANDS
+            ]
 
 
 def _timeframe(text: str) -> str:

@@ -82,6 +82,20 @@ class _Slot:
             self._pool.release()
 
 
+def control_socket_taken(path: Path) -> str | None:
+    """Why a daemon could not listen on ``path`` (a live process serves it, or it is not a socket), or
+    None if it can: absent, or a stale socket a dead process left, which the daemon replaces."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISSOCK(mode):
+        return f"{path} exists and is not a socket; refusing to replace it"
+    if _answers(path):
+        return f"another live process serves the control socket {path} (a second daemon?); refusing to start"
+    return None
+
+
 class ControlServer:
     """Serves ``target`` on the Unix socket ``path`` until :meth:`stop`."""
 
@@ -174,19 +188,12 @@ class ControlServer:
         if not parent.exists():
             parent.mkdir(parents=True, mode=0o700)
             parent.chmod(0o700)
-        try:
-            mode = self.path.lstat().st_mode
-        except FileNotFoundError:
-            return
-        if not stat.S_ISSOCK(mode):
-            raise ControlSocketInUseError(f"{self.path} exists and is not a socket; refusing to replace it")
-        if _answers(self.path):
-            raise ControlSocketInUseError(
-                f"another live process serves the control socket {self.path} (a second daemon?); refusing "
-                "to start"
-            )
-        self.path.unlink(missing_ok=True)
-        logger.warning(f"removed stale control socket {self.path} left by a dead process")
+        problem = control_socket_taken(self.path)
+        if problem is not None:
+            raise ControlSocketInUseError(problem)
+        if self.path.is_socket():
+            self.path.unlink(missing_ok=True)
+            logger.warning(f"removed stale control socket {self.path} left by a dead process")
 
     def _accept_loop(self) -> None:
         assert self._listener is not None

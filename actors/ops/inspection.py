@@ -91,7 +91,8 @@ class Inspection:
         groups = ([status.shared] if status.shared is not None else []) + list(status.groups)
         for group in groups:
             rows.append(self._row(stats.get(group.name), group.name, "Supervisor", "root", now,
-                                  state=group.state.value, restarts=group.total_restarts,
+                                  state=group.state.value,
+                                  restarts=group.total_restarts + group.restarts_asked,
                                   symbol=None if group.name == "shared" else group.name))  # fmt: skip
             for child in group.children:
                 actor = next((s for n, s in stats.items() if n.endswith(child.child_id)), None)
@@ -155,7 +156,7 @@ class Inspection:
                     "pending": None
                     if snap.pending is None
                     else {**asdict(snap.pending), "remaining": snap.pending_remaining},
-                    "last_decision": _decision(snap.last_decision),
+                    "last_decision": _decision(st.last_decision),  # live only: never warm-up's
                     "warm": st.warm,
                     "unrepaired_gap": st.unrepaired_gap,
                 }

@@ -17,6 +17,20 @@ PREFIX = "nancemakina"
 INDICATOR_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2)
 """Seconds: one talipp SMA update takes tens of µs; past 50 ms is an outlier (the +Inf bucket)."""
 OVERFLOW = "_overflow"
+ORDER_TYPES = ("MARKET", "STOP_MARKET", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET")
+"""``orders_placed``/``orders_filled`` types: entries and closes, stop-losses, take-profits, trailing."""
+ALERT_KINDS = (
+    "naked_position",
+    "stop_failed",
+    "take_profit_failed",
+    "trailing_stop_failed",
+    "entry_unconfirmed",
+    "flatten_failed",
+    "pair_parked",
+    "shared_exhausted",
+    "thread_died",
+)
+"""Operator alerts whose ``alerts_total`` series exist from the start (others appear when first raised)."""
 
 LabelKey = tuple[str, ...]
 Reading = float | Mapping[str, float] | Mapping[tuple[str, str], float] | Mapping[LabelKey, float]
@@ -45,8 +59,28 @@ SNAPSHOTS: dict[str, tuple[str, LabelKey]] = {
         ("symbol", "interval"),
     ),
     "replay_progress_ratio": ("Replay position from the data's start (0) to its end (1).", ()),
+    "realized_pnl": (
+        "Realised PnL of the ledger's closed trades (before fees), in the margin asset.",
+        ("symbol", "asset"),
+    ),
+    "wallet_balance": ("Wallet balance of a margin asset, as the exchange last reported it.", ("asset",)),
+    "equity": ("Wallet balance plus the open positions' unrealised PnL, per margin asset.", ("asset",)),
+    "position_size": ("Open position quantity, signed (negative = short); 0 when flat.", ("symbol",)),
+    "position_entry_price": ("Entry price of the open position.", ("symbol",)),
+    "position_stop_price": (
+        "Stop-loss trigger price of the open position, as the ledger holds it.",
+        ("symbol",),
+    ),
+    "position_take_profit_price": ("Take-profit trigger price of the open position.", ("symbol",)),
 }
 """Gauge families read from providers at scrape time, by name without prefix: (help, label names)."""
+
+SNAPSHOT_COUNTERS: dict[str, tuple[str, LabelKey]] = {
+    "trades_closed": ("Trades the ledger closed, by exit reason.", ("symbol", "reason")),
+    "fees_paid": ("Commissions paid (entries and exits) as the exchange charged them.", ("symbol", "asset")),
+}
+"""Counter families whose totals the ledger keeps (its whole history), read at scrape time like
+``SNAPSHOTS``: name without prefix or ``_total``, (help, label names)."""
 
 COUNTERS: dict[str, tuple[str, LabelKey]] = {
     "errors": ("Errors caught and survived, by module and exception type.", ("module", "type")),
@@ -55,10 +89,6 @@ COUNTERS: dict[str, tuple[str, LabelKey]] = {
     "klines_processed": ("Closed klines fed to a pair's indicators.", ("symbol", "interval")),
     "signals": ("Crossovers seen by the strategy (v1: SMA, v2: EMA).", ("symbol", "strategy", "direction")),
     "decisions": ("Strategy decisions; reason is `taken` or the skip reason.", ("symbol", "reason")),
-    "trades_closed": (
-        "Trades the ledger closed, by exit reason (stop_loss, trailing_stop, time_exit, reversal, ...).",
-        ("symbol", "reason"),
-    ),
     "orders_placed": ("Orders sent to the exchange.", ("symbol", "type", "side")),
     "orders_failed": ("Orders or entries rejected or failed, by reason slug.", ("symbol", "reason")),
     "orders_filled": ("Orders filled.", ("symbol", "type", "side")),

@@ -24,13 +24,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 
-from ..domain.model import Leg
-from ..messages import EntryRejected, OrderStateChanged
+from ..domain.model import Direction, Leg, SkipReason
+from ..messages import EntryRejected, OrderFilled, OrderStateChanged
 from .metric_families import (
+    ALERT_KINDS,
     COUNTERS,
     INDICATOR_BUCKETS,
+    ORDER_TYPES,
     OVERFLOW,
     PREFIX,
+    SNAPSHOT_COUNTERS,
     SNAPSHOTS,
     LabelKey,
     Reading,
@@ -105,15 +108,17 @@ class Metrics:
 
     # -- providers -------------------------------------------------------------------------------------------
     def provide(self, family: str, provider: Callable[[], Reading]) -> None:
-        """Read ``family`` (a key of :data:`SNAPSHOTS`) from ``provider`` at every scrape; replaces any other.
+        """Read ``family`` (of :data:`SNAPSHOTS` or :data:`SNAPSHOT_COUNTERS`) from ``provider`` at every
+        scrape; replaces any other.
 
         The provider runs on the scrape thread: it reads a snapshot (lock-free or briefly locked), never
         ``ask``s an actor. It returns a number for an unlabelled family, else a mapping keyed by the label
         value (one label) or by the tuple of label values. Without a ``pairs_parked`` provider, that count
         is the sum of ``pair_parked``'s values.
         """
-        if family not in SNAPSHOTS:
-            raise ValueError(f"unknown snapshot family {family!r}; expected one of {sorted(SNAPSHOTS)}")
+        if family not in SNAPSHOTS and family not in SNAPSHOT_COUNTERS:
+            known = sorted([*SNAPSHOTS, *SNAPSHOT_COUNTERS])
+            raise ValueError(f"unknown snapshot family {family!r}; expected one of {known}")
         with self._lock:
             self._providers[family] = provider
 
@@ -165,10 +170,6 @@ class Metrics:
             reason = decision.reason.value if decision.reason is not None else "skipped"
         self._count("decisions", decision.symbol, reason)
 
-    def trade_closed(self, symbol: str, reason: str) -> None:
-        """A trade closed (``messages.PositionClosed``), by its exit reason."""
-        self._count("trades_closed", symbol, reason)
-
     def order_placed(self, symbol: str, order_type: str, side: str) -> None:
         self._count("orders_placed", symbol, order_type, side)
 
@@ -180,23 +181,52 @@ class Metrics:
         self._count("orders_filled", symbol, order_type, side)
 
     def order_event(self, event: OrderStateChanged | EntryRejected) -> None:
-        """The executor's events: ``submitted`` → placed, ``filled`` → filled, rejections → failed."""
+        """The executor's events: ``submitted`` → placed, rejections → failed. Fills are counted once per
+        order from the ledger (:meth:`fill`), which also hears of the stop and take-profit fills."""
         if isinstance(event, EntryRejected):
             self.order_failed(event.symbol, event.reason)
             return
-        order_type = _ORDER_TYPES.get(event.leg, event.leg.value)
         if event.status == "submitted":
-            self.order_placed(event.symbol, order_type, event.side)
-        elif event.status == "filled":
-            self.order_filled(event.symbol, order_type, event.side)
+            self.order_placed(event.symbol, _ORDER_TYPES.get(event.leg, event.leg.value), event.side)
         elif event.status in {"rejected", "unknown"}:
             self.order_failed(event.symbol, event.status)
+
+    def fill(self, event: OrderFilled) -> None:
+        """One of our orders filled in full (entry, stop-loss, take-profit or close), as the ledger saw it."""
+        order_type = _ORDER_TYPES.get(event.leg, "MARKET") if event.leg is not None else "MARKET"
+        self.order_filled(event.symbol, order_type, event.side)
+
+    def configured(self, symbol: str, timeframes: tuple[str, ...]) -> None:
+        """Every labelled series of a configured pair at 0 from the start, so ``rate()`` and ``increase()``
+        see its first event (a series that appears with its first event hides that event)."""
+        zero = 0.0
+        for tf in timeframes:
+            for family in ("klines_processed", "candle_gaps_detected", "candles_backfilled"):
+                self._count(family, symbol, tf, n=zero)
+        for direction in Direction:
+            self._count("signals", symbol, "v1", direction.value, n=zero)
+        for reason in ("taken", *(r.value for r in SkipReason)):
+            self._count("decisions", symbol, reason, n=zero)
+        for order_type in ORDER_TYPES:
+            for side in ("BUY", "SELL"):
+                self._count("orders_placed", symbol, order_type, side, n=zero)
+                self._count("orders_filled", symbol, order_type, side, n=zero)
+        self._count("naked_position_alerts", symbol, n=zero)
+
+    def process_started(self, markets: tuple[str, ...]) -> None:
+        """The unlabelled-by-pair families a process always has, at 0: alerts, rate limits, reconnects."""
+        for kind in ALERT_KINDS:
+            self._count("alerts", kind, n=0.0)
+        for code in ("429", "418"):
+            self._count("rate_limit_responses", code, n=0.0)
+        for market in markets:
+            self._count("websocket_reconnects", market, n=0.0)
 
     def actor_restarted(self, actor: str) -> None:
         self._count("actor_restarts", actor)
 
-    def gap_detected(self, symbol: str, interval: str) -> None:
-        self._count("candle_gaps_detected", symbol, interval)
+    def gap_detected(self, symbol: str, interval: str, count: int = 1) -> None:
+        self._count("candle_gaps_detected", symbol, interval, n=count)
 
     def candles_backfilled(self, symbol: str, interval: str, count: int) -> None:
         self._count("candles_backfilled", symbol, interval, n=count)

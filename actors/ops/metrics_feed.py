@@ -27,9 +27,6 @@ from .metrics_server import MetricsServer
 if TYPE_CHECKING:
     from .bot_view import RunningBot
 
-ALL = "all"
-"""Label value for counts kept only per market, not per symbol."""
-
 
 class MetricsFeed:
     """Owns the registry, the HTTP endpoint and the pump of one bot process."""
@@ -51,6 +48,18 @@ class MetricsFeed:
         m.provide("pair_parked", self._parked)
         m.provide("candle_gaps_unrepaired", self._unrepaired)
         m.provide("replay_progress_ratio", self._progress)
+        m.provide("trades_closed", self._trades_closed)
+        m.provide("realized_pnl", self._realized)
+        m.provide("fees_paid", self._fees)
+        m.provide("wallet_balance", self._wallets)
+        m.provide("equity", self._equity)
+        m.provide("position_size", self._position_sizes)
+        m.provide("position_entry_price", lambda: self._levels("entry_price"))
+        m.provide("position_stop_price", lambda: self._levels("stop_loss"))
+        m.provide("position_take_profit_price", lambda: self._levels("take_profit"))
+        m.process_started(tuple(c.value for c in bot.connections.contracts))
+        self._configured: frozenset[tuple[str, tuple[str, ...]]] = frozenset()
+        self._configure()
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -93,6 +102,51 @@ class MetricsFeed:
 
             out[p.symbol] = pnl(spec, Direction(p.direction), Decimal(str(p.qty)), p.entry_price, tick.price)
         return out
+
+    def _margin_assets(self) -> dict[str, str]:
+        """Margin asset of every configured pair (USDT, or the coin of a COIN-M pair)."""
+        specs = self.bot.connections.specs
+        return {s: specs[s].margin_asset for s in self.bot.settings if s in specs}
+
+    def _trades_closed(self) -> Mapping[tuple[str, str], float]:
+        out = {(s, reason): 0.0 for s in self.bot.settings for reason in ("stop_loss", "take_profit")}
+        out.update({k: float(n) for k, n in self.bot.snapshots.money().closed.items()})
+        return out
+
+    def _realized(self) -> Mapping[tuple[str, str], float]:
+        out = dict.fromkeys(self._margin_assets().items(), 0.0)
+        out.update({k: float(v) for k, v in self.bot.snapshots.money().realized_pnl.items()})
+        return out
+
+    def _fees(self) -> Mapping[tuple[str, str], float]:
+        out = dict.fromkeys(self._margin_assets().items(), 0.0)
+        out.update({k: float(v) for k, v in self.bot.snapshots.money().fees.items()})
+        return out
+
+    def _wallets(self) -> Mapping[str, float]:
+        wallets = self.bot.balances.wallets()
+        return {a: wallets[a] for a in set(self._margin_assets().values()) if a in wallets}
+
+    def _equity(self) -> Mapping[str, float]:
+        """Wallet plus the unrealised PnL of the open positions margined in the same asset."""
+        out = {asset: Decimal(repr(wallet)) for asset, wallet in self._wallets().items()}
+        assets = self._margin_assets()
+        for symbol, value in self._unrealized().items():
+            asset = assets.get(symbol)
+            if asset is not None and asset in out:
+                out[asset] += Decimal(repr(value))  # in decimals: no 9965.823035200001
+        return {asset: float(value) for asset, value in out.items()}
+
+    def _position_sizes(self) -> Mapping[str, float]:
+        out = dict.fromkeys(self.bot.settings, 0.0)
+        for p in self.bot.snapshots.positions():
+            out[p.symbol] = float(p.qty) * Direction(p.direction).sign
+        return out
+
+    def _levels(self, field: str) -> Mapping[str, float]:
+        """The entry, stop-loss or take-profit of each open position (no series while flat)."""
+        levels = ((p.symbol, getattr(p, field)) for p in self.bot.snapshots.positions())
+        return {symbol: float(level) for symbol, level in levels if level is not None}
 
     def _weight(self) -> Mapping[str, float]:
         bot = self.bot
@@ -155,10 +209,12 @@ class MetricsFeed:
                     c["websocket_messages_received"].labels(market=market, type=kind).inc(d)
             if d := self._delta(("reconnects", market), snap.reconnects):
                 c["websocket_reconnects"].labels(market=market).inc(d)
-            if d := self._delta(("gaps", market), snap.sequencer.gaps_detected):
-                c["candle_gaps_detected"].labels(symbol=ALL, interval=ALL).inc(d)
-            if d := self._delta(("backfilled", market), snap.sequencer.candles_backfilled):
-                c["candles_backfilled"].labels(symbol=ALL, interval=ALL).inc(d)
+            for (symbol, interval), n in snap.sequencer.gaps_by_key.items():
+                if d := self._delta(("gaps", market, symbol, interval), n):
+                    m.gap_detected(symbol, interval, int(d))
+            for (symbol, interval), n in snap.sequencer.backfilled_by_key.items():
+                if d := self._delta(("backfilled", market, symbol, interval), n):
+                    m.candles_backfilled(symbol, interval, int(d))
             handed = (("finished", snap.handoffs - snap.handoff_timeouts), ("timeout", snap.handoff_timeouts))
             for outcome, total in handed:
                 if d := self._delta(("handoff", market, outcome), total):
@@ -177,5 +233,14 @@ class MetricsFeed:
         status = self.bot.status()
         for group in ([status.shared] if status.shared else []) + list(status.groups):
             for child in group.children:
+                restarts = c["actor_restarts"].labels(actor=child.child_id)  # at 0 from the start
                 if d := self._delta(("restarts", child.child_id), max(0, child.generation - 1)):
-                    c["actor_restarts"].labels(actor=child.child_id).inc(d)
+                    restarts.inc(d)
+        self._configure()
+
+    def _configure(self) -> None:
+        """Series at 0 for every configured pair, at start and for the pairs a reload adds."""
+        configured = frozenset((s.symbol, s.indicator_timeframes) for s in self.bot.settings.values())
+        for symbol, timeframes in configured - self._configured:
+            self.metrics.configured(symbol, timeframes)
+        self._configured = configured

@@ -1,9 +1,10 @@
 """``ScrapeCollector``: the families computed when Prometheus scrapes, never stored between scrapes.
 
-Uptime, the live thread count and every ``SNAPSHOTS`` family, read from the providers registered with
-``Metrics.provide``: callables returning current values from the thread-safe boards (``ActorDirectory``,
-``LedgerSnapshots``, ...). Never stale, and no actor is asked through its mailbox. A provider that fails
-drops its own family from that scrape and is counted as an error; the rest of the scrape goes on.
+Uptime, the live thread count and every ``SNAPSHOTS`` and ``SNAPSHOT_COUNTERS`` family, read from the
+providers registered with ``Metrics.provide``: callables returning current values from the thread-safe
+boards (``ActorDirectory``, ``LedgerSnapshots``, ...). Never stale, and no actor is asked through its
+mailbox. A provider that fails drops its own family from that scrape and is counted as an error; the rest
+of the scrape goes on.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from loguru import logger
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from .metric_families import PREFIX, SNAPSHOTS, LabelKey, Reading, clean_label
+from .metric_families import PREFIX, SNAPSHOT_COUNTERS, SNAPSHOTS, LabelKey, Reading, clean_label
 
 
 class ScrapeSource(Protocol):
@@ -49,7 +50,14 @@ class ScrapeCollector:
         if "pairs_parked" not in providers and isinstance(parked, dict):
             readings["pairs_parked"] = float(sum(parked.values()))
         for name, (doc, labels) in SNAPSHOTS.items():
-            family = GaugeMetricFamily(f"{PREFIX}_{name}", doc, labels=labels)
+            family: GaugeMetricFamily | CounterMetricFamily = GaugeMetricFamily(
+                f"{PREFIX}_{name}", doc, labels=labels
+            )
+            for key, value in self._samples(labels, readings.get(name)):
+                family.add_metric(list(key), value)
+            yield family
+        for name, (doc, labels) in SNAPSHOT_COUNTERS.items():
+            family = CounterMetricFamily(f"{PREFIX}_{name}", doc, labels=labels)
             for key, value in self._samples(labels, readings.get(name)):
                 family.add_metric(list(key), value)
             yield family

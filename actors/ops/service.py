@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from loguru import logger
 
+from ..config import StartupError
 from .systemd import SdNotifier, Watchdog, service_signals, watchdog_interval_s
 
 if TYPE_CHECKING:
@@ -47,6 +48,11 @@ def run_service(bot: Service) -> int:
         code = bot.wait()
     except KeyboardInterrupt:
         code = bot.shutdown()
+    except StartupError as exc:  # a port in use, ...: one line each, naming the setting
+        for line in exc.errors:
+            logger.error(f"cannot start: {line}")
+        bot.shutdown()
+        code = 2
     except Exception:
         logger.exception("fatal error; shutting down")
         bot.shutdown()

@@ -158,7 +158,7 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         self._last_message = time.monotonic()
         name = self._handlers.get(type(message))
         if name is None:
-            self.log.error(f"{self.name}: {type(message).__name__} is not in its inbox; message dropped")
+            self.log.error(f"{type(message).__name__} is not in its inbox; message dropped")
             return None
         return getattr(self, name)(message)
 

@@ -36,6 +36,9 @@ class GroupStatus:
     state: GroupState
     restarts_in_window: int = 0
     total_restarts: int = 0
+    """Restarts after a child failed (the budget's count)."""
+    restarts_asked: int = 0
+    """Restarts of the whole group an operator asked for (``RestartGroup``: fresh budget, every child)."""
     children: tuple[ChildStatus, ...] = ()
     last_error: str | None = None
     incarnation: int = 0

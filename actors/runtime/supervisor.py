@@ -99,6 +99,7 @@ class Supervisor(Actor[SupervisorInbox]):
             raise ValueError(f"{name}: duplicate child ids in {ids}")
         self._slots = {c.id: _Slot(c) for c in children}
         self._budget = RestartBudget(policy)
+        self._restarts_asked = 0
         self._board = board
         self._on_exhausted = on_exhausted
         self._park_on_exhaustion = park_on_exhaustion
@@ -128,7 +129,7 @@ class Supervisor(Actor[SupervisorInbox]):
         slot.ref, slot.running = None, False
         if message.failed:
             self._last_error = f"{message.child_id}: {message.error}"
-            self.log.warning(f"{self.name}/{message.child_id}#{message.generation} failed: {message.error}")
+            self.log.warning(f"{message.child_id}#{message.generation} failed: {message.error}")
         restart = slot.spec.restart
         ended = restart is Restart.TEMPORARY or (restart is Restart.TRANSIENT and not message.failed)
         if ended or self._state is GroupState.PARKED:
@@ -157,7 +158,8 @@ class Supervisor(Actor[SupervisorInbox]):
         self._publish()
 
     def on_restart_group(self, _message: RestartGroup) -> None:
-        self.log.info(f"{self.name}: restarting every child with a fresh budget")
+        self.log.info("restarting every child with a fresh budget")
+        self._restarts_asked += 1
         self._stop_all(GroupState.STOPPED)
         self._budget.reset()
         self._start_all()
@@ -174,6 +176,7 @@ class Supervisor(Actor[SupervisorInbox]):
             state=self._state,
             restarts_in_window=self._budget.in_window(),
             total_restarts=self._budget.total,
+            restarts_asked=self._restarts_asked,
             children=tuple(
                 ChildStatus(child_id=i, alive=s.ref is not None and s.running, generation=s.generation)
                 for i, s in self._slots.items()
@@ -183,7 +186,7 @@ class Supervisor(Actor[SupervisorInbox]):
         )
 
     def _give_up(self, reason: str, *, stop_children: bool) -> None:
-        self.log.error(f"{self.name}: giving up: {reason}")
+        self.log.error(f"giving up: {reason}")
         if stop_children:
             self._stop_all(GroupState.PARKED)
         else:
@@ -192,7 +195,7 @@ class Supervisor(Actor[SupervisorInbox]):
         try:
             self._on_exhausted(self.name, reason)
         except Exception:
-            self.log.exception(f"{self.name}: on_exhausted callback raised")
+            self.log.exception("on_exhausted callback raised")
 
     def _start_all(self) -> None:
         self._state = GroupState.RUNNING
@@ -237,7 +240,7 @@ class Supervisor(Actor[SupervisorInbox]):
         try:
             slot.ref = slot.spec.start(monitor, generation)
         except Exception as exc:
-            self.log.exception(f"{self.name}/{child_id}#{generation}: start raised")
+            self.log.exception(f"{child_id}#{generation}: start raised")
             error = f"{type(exc).__name__}: {exc}"
             monitor(ChildExited(child_id=child_id, generation=generation, failed=True, error=error))
             return None

@@ -38,6 +38,11 @@ class RemoteExchange:
         result: dict[str, Any] = self._call("GET", "status")
         return result
 
+    @property
+    def clock_ms(self) -> int:
+        """The replay's simulated clock (one status request)."""
+        return int(self.status().get("clockMs", 0))
+
     def register_pacer(self, interval: str = "1m") -> str:
         return str(self._call("POST", "pacer", interval=interval)["pacerId"])
 

@@ -11,6 +11,7 @@ Every Python-side method hops onto the exchange's loop, so it is safe to call fr
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import threading
 from collections.abc import Coroutine, Iterable, Sequence
@@ -65,6 +66,10 @@ def load_feeds(data: Iterable[DataSource], catalog: SymbolCatalog) -> list[Feed]
     return feeds
 
 
+class CannotListenError(OSError):
+    """The local exchange could not bind its port (in use, or not allowed): one line says which."""
+
+
 class LocalExchange:
     """In-process launcher of the local exchange (see the module docstring)."""
 
@@ -91,6 +96,10 @@ class LocalExchange:
         self._thread = threading.Thread(target=self._run, name="local-exchange", daemon=True)
         self._thread.start()
         self._ready.wait()
+        if isinstance(self._error, OSError):
+            why = "address already in use" if self._error.errno == errno.EADDRINUSE else str(self._error)
+            where = f"{self.config.host}:{self.config.port}"
+            raise CannotListenError(f"cannot listen on {where}: {why}") from self._error
         if self._error is not None:
             raise RuntimeError(f"local exchange failed to start: {self._error}") from self._error
         return self
@@ -116,6 +125,8 @@ class LocalExchange:
         self._loop = loop
         try:
             loop.run_until_complete(self._main())
+        except OSError as exc:  # its port: start() says so in one line
+            self._error = exc
         except BaseException as exc:
             self._error = exc
             log.exception("local exchange stopped with an error")
@@ -310,6 +321,11 @@ class LocalExchange:
 
     def wait_until_done(self, timeout: float | None = None) -> bool:
         """Block until the replay has reached the end of the data; False on timeout."""
+        if self.sim.replay.done.is_set():
+            return True
+        if timeout is not None and timeout <= 0:
+            # A poll: a coroutine handed to the loop with no time to run would time out even when done.
+            return False
 
         async def wait() -> None:
             await self.sim.replay.done.wait()

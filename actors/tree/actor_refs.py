@@ -7,7 +7,7 @@ dropped with a warning, never raised into the sender.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -15,6 +15,7 @@ import pykka
 from loguru import logger
 
 from ..domain.model import ContractType, PortfolioView
+from ..exchange.types import Balance
 from ..messages import Barrier, MarketStreamInbox, OrderExecutorInbox, PositionLedgerInbox
 
 M = TypeVar("M")
@@ -31,6 +32,21 @@ class PortfolioBoard:
 
     def set(self, view: PortfolioView) -> None:
         self._view = view
+
+
+class BalanceBoard:
+    """The latest wallet balance per asset: from the executors' balance reads and from every ACCOUNT_UPDATE
+    of the user-data stream. Written from those threads, read lock-free by the metrics."""
+
+    def __init__(self) -> None:
+        self._wallets: Mapping[str, float] = {}
+
+    def update(self, balances: Iterable[Balance]) -> None:
+        """Newer balances of some assets (an ACCOUNT_UPDATE lists only the assets that changed)."""
+        self._wallets = {**self._wallets, **{b.asset: b.wallet for b in balances}}
+
+    def wallets(self) -> Mapping[str, float]:
+        return self._wallets
 
 
 @dataclass(slots=True)

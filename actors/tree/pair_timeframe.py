@@ -120,6 +120,8 @@ class PairStatus:
     strategy: StrategySnapshot
     gaps_backfilled: int
     decisions: int
+    last_decision: Decision | None = None
+    """The last decision this actor made on a live candle (warm-up replays history and decides nothing)."""
 
 
 @dataclass(slots=True)
@@ -220,6 +222,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         self._unrepaired = False
         self._gaps_backfilled = 0
         self._decisions = 0
+        self._last_decision: Decision | None = None
 
     def start_actor(self) -> None:
         history = self._rest(
@@ -240,7 +243,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         self._warm = True
         if self._on_processed is not None and history:  # replay lock-step: warm-up covered these steps
             self._on_processed(self.symbol, self.timeframe, history[-1].open_time_ms)
-        self.log.info(f"{self.name} warm with {len(history)} candles")
+        self.log.info(f"warm with {len(history)} candles")
         self._publish()
 
     def on_kline_closed(self, message: KlineClosed) -> None:
@@ -283,7 +286,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         """The market stream could not get candles the exchange should have: refuse new entries."""
         self._unrepaired = True
         self.log.warning(
-            f"{self.name}: unrepaired gap {message.start_open_ms}..{message.end_open_ms}; "
+            f"unrepaired gap {message.start_open_ms}..{message.end_open_ms}; "
             "no new entries until this pair restarts"
         )
         self._publish()
@@ -299,7 +302,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         if len(fetched) < missing:
             self._unrepaired = True
             self.log.warning(
-                f"{self.name}: exchange returned {len(fetched)} of {missing} missing candles "
+                f"exchange returned {len(fetched)} of {missing} missing candles "
                 f"{start_ms}..{end_ms}; no new entries until this pair restarts"
             )
         self._feed(fetched, live=True)
@@ -313,7 +316,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
             try:
                 return call()
             except RateLimited as exc:
-                self.log.warning(f"{self.name}: rate limited ({exc.retry_after_s:g}s), attempt {attempt}")
+                self.log.warning(f"rate limited ({exc.retry_after_s:g}s), attempt {attempt}")
         return call()
 
     def _feed(self, klines: Sequence[Kline], *, live: bool, received_ns: int = 0) -> None:
@@ -339,6 +342,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
                 if decision.taken and self._unrepaired:
                     decision = replace(decision, outcome=Outcome.SKIPPED, reason=SkipReason.GAP_UNREPAIRED)
                     self.strategy.record_rejection(decision)
+                self._last_decision = decision
                 self._emit(decision, received_ns)
             if self._trends is not None:
                 self._trends.feed(kline, publish=live)
@@ -391,4 +395,5 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
             strategy=self.strategy.snapshot(),
             gaps_backfilled=self._gaps_backfilled,
             decisions=self._decisions,
+            last_decision=self._last_decision,
         )

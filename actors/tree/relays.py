@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Protocol
 from loguru import logger
 
 from ..domain.model import ContractType, Decision, Kline
-from ..messages import Alert, EntryRejected, OrderStateChanged, PairTimeframeInbox, PositionClosed
+from ..exchange.types import AccountUpdate, UserStreamStatus
+from ..messages import (
+    Alert,
+    EntryRejected,
+    OrderFilled,
+    OrderStateChanged,
+    PairTimeframeInbox,
+    PositionClosed,
+)
 from ..sim.lockstep import SimStep
 
 if TYPE_CHECKING:
@@ -24,7 +32,7 @@ if TYPE_CHECKING:
     from ..runtime.routing import Router
     from ..runtime.scheduling import OrderPriority
     from ..sim.lockstep import ReplayDriver
-    from .actor_refs import Refs
+    from .actor_refs import BalanceBoard, Refs
 
 
 class Telemetry(Protocol):
@@ -32,9 +40,9 @@ class Telemetry(Protocol):
 
     def alert(self, kind: str, symbol: str | None) -> None: ...
     def order_event(self, event: OrderStateChanged | EntryRejected) -> None: ...
+    def fill(self, event: OrderFilled) -> None: ...
     def kline_processed(self, symbol: str, interval: str, seconds: float) -> None: ...
     def decision(self, decision: Decision, strategy: str = "v1") -> None: ...
-    def trade_closed(self, symbol: str, reason: str) -> None: ...
 
 
 class Relays:
@@ -52,6 +60,8 @@ class Relays:
         self._router = router
         self._settings = settings
         self._priority = priority
+        self.balances: BalanceBoard | None = None
+        """Takes the wallets of every ACCOUNT_UPDATE, once attached."""
         self.metrics: Telemetry | None = None
         self.executor_latency: Callable[[int], None] | None = None
         """Benchmark probe: nanoseconds from a pair's emit to the entry request, read at executor start."""
@@ -72,12 +82,13 @@ class Relays:
             self.metrics.alert(alert.kind, alert.symbol)
 
     def ledger_event(self, event: object) -> None:
-        """What the ledger learnt that an executor must know — its symbol is flat again — and the metrics:
-        the trade's exit reason."""
+        """What the ledger learnt: a closed trade (its executor may trade the symbol again; one INFO line),
+        and every fill of ours, stop-loss and take-profit included (the metrics)."""
         if isinstance(event, PositionClosed):
+            _ledger_log.info(exit_line(event))
             self._refs.tell_executor(event.symbol, event)
-            if self.metrics is not None:
-                self.metrics.trade_closed(event.symbol, event.reason)
+        elif isinstance(event, OrderFilled) and self.metrics is not None:
+            self.metrics.fill(event)
 
     def executor_notice(self, event: object) -> None:
         """Rejections go back to the deciding pair (min_interval bookkeeping); alerts go to the ledger."""
@@ -116,7 +127,25 @@ class Relays:
                 replay.on_user_event(contract, event)
             if isinstance(event, SimStep):
                 return
+            if isinstance(event, AccountUpdate) and self.balances is not None:
+                self.balances.update(event.balances)
+            if isinstance(event, UserStreamStatus) and self._refs.ledger is None:
+                return  # connected before the ledger started: its start-up reconciliation covers this
             self._priority.step_aside()
             self._refs.tell_ledger(event)
 
         return deliver
+
+
+_ledger_log = logger.bind(actor="ledger")
+
+
+def exit_line(c: PositionClosed) -> str:
+    """The INFO line of a closed trade: what closed, why, at what price, and what it made and cost."""
+    asset = f" {c.margin_asset}" if c.margin_asset else ""
+    side = f" {c.direction.value}" if c.direction is not None else ""
+    qty = f" {c.quantity}" if c.quantity is not None else ""
+    entry = f" (entry {c.entry_price})" if c.entry_price is not None else ""
+    pnl = "unknown" if c.realized_pnl is None else f"{c.realized_pnl}{asset}"
+    fees = "" if c.fees is None else f", fees {c.fees}{asset}"
+    return f"{c.symbol}{side}{qty} closed by {c.reason}: exit {c.exit_price}{entry}, realised PnL {pnl}{fees}"

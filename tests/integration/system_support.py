@@ -25,7 +25,7 @@ from typing import Any
 import pykka
 import yaml
 
-from nancemakina.actors.backtest.engine import BacktestResult, run_backtest
+from nancemakina.actors.backtest.engine import BacktestResult, Trade, run_backtest
 from nancemakina.actors.backtest.kline_files import parse_data_arg
 from nancemakina.actors.cli.backtest import account_settings, build_runs
 from nancemakina.actors.config import Config, load_config
@@ -86,6 +86,16 @@ class SliceMaker:
                     rows=rows,
                 )
             return self._made[rows]
+
+
+def entry_step(t: Trade) -> int:
+    """Open time of the 1m step whose close decided trade ``t`` (its entry fills at that close)."""
+    return t.entry_time_ms - MINUTE_MS
+
+
+def exit_step(t: Trade) -> int:
+    """Open time of the 1m step ``t``'s exit filled in (its exit time is that candle's close time)."""
+    return t.exit_time_ms + 1 - MINUTE_MS
 
 
 # ---- configuration ----------------------------------------------------------------------------------------

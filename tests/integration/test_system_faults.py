@@ -21,7 +21,9 @@ from tests.integration.system_support import (
     StepClock,
     backtest,
     bot_config,
+    entry_step,
     event_kinds,
+    exit_step,
     ledger,
     load,
     local_exchange,
@@ -148,9 +150,9 @@ def test_rate_limit_bursts_are_waited_out(tmp_path: Path, slices: SliceMaker, cl
     daemon.start(ready_timeout_s=30.0)
     assert daemon.pair_board.warm({("BTCUSDT", "1m"), ("ETHUSDT", "1m")})
 
-    clock.run_through(t.entry_time_ms - MINUTE_MS)
+    clock.run_through(entry_step(t) - MINUTE_MS)
     exchange.fail_next("429", count=1, path="/fapi/v1/order", method="POST", retry_after_s=1)
-    clock.run_through(t.entry_time_ms)
+    clock.run_through(entry_step(t))
 
     budget = daemon.connections.budget
     assert budget.responses_429 == 4
@@ -187,10 +189,10 @@ def test_rejected_stop_flattens_the_position_and_alerts(
     clock = StepClock(exchange)
     daemon.start()
 
-    clock.run_through(t.entry_time_ms - MINUTE_MS)
+    clock.run_through(entry_step(t) - MINUTE_MS)
     # Hold the stop's request on the wire so the rejection is armed after the entry has filled.
     exchange.set_latency(1.0, path="/fapi/v1/algoOrder")
-    exchange.ack(clock.pacer, t.entry_time_ms - MINUTE_MS)
+    exchange.ack(clock.pacer, entry_step(t) - MINUTE_MS)
 
     def stop_sent() -> bool:
         with ledger(config.state_path()) as store:
@@ -199,7 +201,7 @@ def test_rejected_stop_flattens_the_position_and_alerts(
 
     wait_until(stop_sent, 30.0, "the executor to send the stop")
     exchange.reject_next_order(-2021)
-    wait_until(lambda: clock.bot_acked() >= t.entry_time_ms, 30.0, "the entry step to complete")
+    wait_until(lambda: clock.bot_acked() >= entry_step(t), 30.0, "the entry step to complete")
     exchange.set_latency(0.0)
 
     state = exchange.state()
@@ -230,10 +232,10 @@ def test_entry_answered_503_unknown_opens_exactly_one_position(
     clock = StepClock(exchange)
     daemon.start()
 
-    clock.run_through(t.entry_time_ms - MINUTE_MS)
+    clock.run_through(entry_step(t) - MINUTE_MS)
     # Executed by the exchange, answered 503 -1007 "execution status unknown".
     exchange.fail_next("unknown", count=1, path="/fapi/v1/order", method="POST")
-    clock.run_through(t.entry_time_ms)
+    clock.run_through(entry_step(t))
 
     assert exchange.status()["stats"]["faults_fired"]["unknown"] == 1
     state = exchange.state()
@@ -257,13 +259,13 @@ def test_listen_key_expiry_recovers_and_later_fills_reach_the_ledger(
     data = slices(300)
     config = load(save_config(tmp_path / "config.yaml", bot_config(tmp_path, [data.btc, data.eth])))
     trades = backtest(config).trades
-    t = next(x for x in trades if x.exit_time_ms - x.entry_time_ms >= 5 * MINUTE_MS)
+    t = next(x for x in trades if exit_step(x) - entry_step(x) >= 5 * MINUTE_MS)
     daemon = cleanup.daemon(config)
     exchange = local_exchange(daemon)
     clock = StepClock(exchange)
     daemon.start()
 
-    clock.run_through(t.entry_time_ms + MINUTE_MS)
+    clock.run_through(entry_step(t) + MINUTE_MS)
     state = config.state_path()
     ups = event_kinds(state).count("user_stream_up")
     assert len(exchange.expire_listen_key()) == 1
@@ -276,7 +278,7 @@ def test_listen_key_expiry_recovers_and_later_fills_reach_the_ledger(
         30.0,
         "the user-data stream to come back on a new listenKey",
     )
-    clock.run_through(t.exit_time_ms)
+    clock.run_through(exit_step(t))
 
     with ledger(state) as store:
         closed = [p for p in store.trades() if p.signal_open_time_ms == t.signal_open_time_ms]

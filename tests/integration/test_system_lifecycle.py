@@ -21,6 +21,8 @@ from tests.integration.system_support import (
     StepClock,
     backtest,
     bot_config,
+    entry_step,
+    exit_step,
     ledger,
     load,
     local_exchange,
@@ -33,15 +35,11 @@ LEGS = {ExitReason.STOP_LOSS: Leg.STOP, ExitReason.TAKE_PROFIT: Leg.TAKE_PROFIT}
 
 def pick_trades(trades: list[Trade], last_open: int) -> list[Trade]:
     """The first trade of each (direction, exit reason) whose symbol stays flat after its exit candle."""
-    entries = {(t.symbol, t.entry_time_ms) for t in trades}
+    entries = {(t.symbol, entry_step(t)) for t in trades}
     picked: dict[tuple[Direction, ExitReason], Trade] = {}
     for t in trades:
         key = (t.direction, t.exit_reason)
-        if (
-            t.exit_reason in KINDS
-            and t.exit_time_ms <= last_open
-            and (t.symbol, t.exit_time_ms) not in entries
-        ):
+        if t.exit_reason in KINDS and exit_step(t) <= last_open and (t.symbol, exit_step(t)) not in entries:
             picked.setdefault(key, t)
     return list(picked.values())
 
@@ -72,7 +70,7 @@ def test_entries_get_both_protective_orders_and_one_exit_cancels_the_other(
     clock = StepClock(exchange)
     daemon.start()
 
-    checkpoints = sorted({t.entry_time_ms for t in picked} | {t.exit_time_ms for t in picked})
+    checkpoints = sorted({entry_step(t) for t in picked} | {exit_step(t) for t in picked})
     for at in checkpoints:
         clock.run_through(at)
         state = exchange.state()
@@ -84,7 +82,7 @@ def test_entries_get_both_protective_orders_and_one_exit_cancels_the_other(
             stop_id = client_order_id(t.symbol, t.signal_open_time_ms, Leg.STOP)
             take_id = client_order_id(t.symbol, t.signal_open_time_ms, Leg.TAKE_PROFIT)
             amount, algos = exchange_side(state, t.symbol)
-            if at == t.entry_time_ms:
+            if at == entry_step(t):
                 held = open_positions[t.symbol]
                 assert (held.signal_open_time_ms, held.direction) == (t.signal_open_time_ms, t.direction)
                 assert (held.entry_price, held.qty) == (t.entry_price, t.quantity)
@@ -95,7 +93,7 @@ def test_entries_get_both_protective_orders_and_one_exit_cancels_the_other(
                     ("STOP_MARKET", t.stop_loss, stop_id),
                     ("TAKE_PROFIT_MARKET", t.take_profit, take_id),
                 }, f"{t.symbol} {t.direction}: both protective orders must rest on the exchange"
-            if at == t.exit_time_ms:
+            if at == exit_step(t):
                 trade = closed[(t.symbol, t.signal_open_time_ms)]
                 assert trade.close_reason == t.exit_reason.value
                 assert trade.exit_price == t.exit_price
@@ -119,7 +117,7 @@ def test_entries_get_both_protective_orders_and_one_exit_cancels_the_other(
         (t.symbol, t.direction, t.signal_open_time_ms, t.entry_price, t.quantity, t.stop_loss, t.take_profit,
          t.exit_price, t.exit_reason.value)
         for t in expected
-        if t.exit_time_ms <= checkpoints[-1]
+        if exit_step(t) <= checkpoints[-1]
     ]  # fmt: skip
     assert sorted(replayed) == sorted(backtested)
     # every entry the pairs announced to the market reader went out (none waited out its hold)

@@ -1,12 +1,14 @@
 """Replay parity: the whole bot replaying BTC+ETH decides exactly what the backtester decides.
 
 ``nancemakina run`` (replay at ``max``, lock-step, ``exit_at_end``) then ``nancemakina report`` must write a
-decisions.csv byte-equal to ``nancemakina backtest``'s on the same data and config.
+decisions.csv and a trades.csv byte-equal to ``nancemakina backtest``'s on the same data and config, and the
+same summary numbers (open positions, PnL, fees, return and drawdown marked at every candle close).
 """
 
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 from nancemakina.supervisor import main
@@ -49,3 +51,13 @@ def test_report_decisions_equal_backtest_decisions(
     assert replayed == backtested
     with ledger(config.state_path()) as store:
         assert len(store.trades()) >= len(taken) - 2  # every taken decision traded (two may still be open)
+    # The same trades, to the byte: times, prices, fees and balances mean the same in both reports.
+    assert (tmp_path / "report" / "trades.csv").read_bytes() == (
+        tmp_path / "backtest" / "trades.csv"
+    ).read_bytes()
+    report, backtest = (
+        json.loads((tmp_path / d / "summary.json").read_text()) for d in ("report", "backtest")
+    )
+    same = ("trades", "open_positions", "still_open", "net_pnl", "fees", "return_pct", "max_drawdown_pct",
+            "balances", "klines", "exits_by_reason", "currency")  # fmt: skip
+    assert {k: report[k] for k in same} == {k: backtest[k] for k in same}

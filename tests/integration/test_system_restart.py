@@ -20,7 +20,9 @@ from tests.integration.system_support import (
     StepClock,
     backtest,
     bot_config,
+    entry_step,
     event_kinds,
+    exit_step,
     ledger,
     load,
     save_config,
@@ -42,7 +44,7 @@ def test_kill_9_with_an_open_position_then_restart_reconciles_and_carries_on(
     data = slices(400)
     raw = bot_config(tmp_path, [data.btc, data.eth])
     offline = load(save_config(tmp_path / "offline.yaml", raw))
-    t = next(x for x in backtest(offline).trades if x.exit_time_ms - x.entry_time_ms >= 10 * MINUTE_MS)
+    t = next(x for x in backtest(offline).trades if exit_step(x) - entry_step(x) >= 10 * MINUTE_MS)
     costs = offline.backtesting  # the exchange fills as the backtester assumes
     exchange = cleanup.exchange(
         LocalExchange(
@@ -69,7 +71,7 @@ def test_kill_9_with_an_open_position_then_restart_reconciles_and_carries_on(
     first = cleanup.bot(path, tmp_path / "bot1.log")
     wait_until(pacers, 60.0, "the first bot to start pacing the replay")
     (first_pacer,) = pacers()
-    clock.run_through(t.entry_time_ms)
+    clock.run_through(entry_step(t))
     with ledger(state) as store:
         assert [p.signal_open_time_ms for p in store.open_positions() if p.symbol == t.symbol] == [
             t.signal_open_time_ms
@@ -105,8 +107,8 @@ def test_kill_9_with_an_open_position_then_restart_reconciles_and_carries_on(
 
     # The restarted bot joined after the killed one had acked the entry candle: carry on from there.
     exchange.unregister_pacer(first_pacer)
-    exchange.ack(second_pacer, t.entry_time_ms)
-    clock.run_through(t.exit_time_ms)
+    exchange.ack(second_pacer, entry_step(t))
+    clock.run_through(exit_step(t))
     with ledger(state) as store:
         closed = [p for p in store.trades() if p.signal_open_time_ms == t.signal_open_time_ms]
         assert [(p.close_reason, p.exit_price) for p in closed] == [(t.exit_reason.value, t.exit_price)]

@@ -259,7 +259,7 @@ def fill(
         contract_type=USDT, symbol=symbol, client_order_id=client, order_id=99, side=side, order_type="MARKET",
         execution_type="TRADE", status=OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED,
         last_filled_qty=Decimal(last or cum), cumulative_qty=Decimal(cum), last_filled_price=price,
-        avg_price=price, realized_pnl=rp, commission=0.01, reduce_only=reduce_only, event_time_ms=at,
+        avg_price=price, realized_pnl=rp, commission=Decimal("0.01"), reduce_only=reduce_only, event_time_ms=at,
     )  # fmt: skip
 
 

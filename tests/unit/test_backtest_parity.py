@@ -12,7 +12,8 @@ import pytest
 
 from nancemakina.actors.backtest.engine import AccountSettings, SymbolRun, run_backtest
 from nancemakina.actors.backtest.kline_files import KlineSeries, load_klines
-from nancemakina.actors.backtest.report_files import decision_row, trade_row
+from nancemakina.actors.backtest.report_files import closed_trades, decision_row, trade_row
+from nancemakina.actors.backtest.results import BacktestResult
 from nancemakina.actors.domain.model import ContractType, Direction
 from nancemakina.actors.domain.strategy import StrategyParams
 from nancemakina.actors.exchange.instruments import spec_for
@@ -43,6 +44,10 @@ def pandas_crossovers(path: Path, short: int, long: int) -> list[tuple[int, str]
         (int(t), "LONG" if s > 0 else "SHORT")
         for t, s in zip(hits["open_time_ms"], side[hits.index], strict=True)
     ]
+
+
+def trade_rows(result: BacktestResult) -> list[list[str]]:
+    return [trade_row(t, balance) for t, balance in closed_trades(result)]
 
 
 def run_for(series: KlineSeries, params: StrategyParams, **kw: object) -> SymbolRun:
@@ -86,7 +91,8 @@ def test_batch_driver_equals_incremental_driver(
     batch = run_backtest(runs, AccountSettings(), engine="batch")
     incremental = run_backtest(runs, AccountSettings(), engine="incremental")
     assert [decision_row(d) for d in batch.decisions] == [decision_row(d) for d in incremental.decisions]
-    assert [trade_row(t) for t in batch.trades] == [trade_row(t) for t in incremental.trades]
+    assert trade_rows(batch) == trade_rows(incremental)
+    assert batch.open_positions == incremental.open_positions
     assert batch.final_balances == incremental.final_balances
     assert len(batch.trades) > 0
 
@@ -97,13 +103,13 @@ def test_coin_m_parity_and_inverse_pnl(btc: KlineSeries) -> None:
     settings = AccountSettings(initial_balance_coin=(("BTC", 0.5),))
     batch = run_backtest(runs, settings, engine="batch")
     incremental = run_backtest(runs, settings, engine="incremental")
-    assert [trade_row(t) for t in batch.trades] == [trade_row(t) for t in incremental.trades]
+    assert trade_rows(batch) == trade_rows(incremental)
     assert batch.initial_balances == {"BTC": 0.5}
     t = batch.trades[0]
     assert t.margin_asset == "BTC"
     assert t.quantity == t.quantity.to_integral_value()  # whole contracts
     expected = t.direction.sign * float(t.quantity) * 100 * (1 / t.entry_price - 1 / t.exit_price)
-    assert t.pnl == pytest.approx(expected)
+    assert t.pnl == pytest.approx(expected, abs=5e-9)  # booked to 8 decimal places, as the exchange does
 
 
 def test_max_concurrent_is_shared_across_symbols(btc: KlineSeries, eth: KlineSeries) -> None:
@@ -116,15 +122,15 @@ def test_max_concurrent_is_shared_across_symbols(btc: KlineSeries, eth: KlineSer
         assert start >= end  # never two positions at once
 
 
-def test_exits_respect_levels_and_end_of_data(btc: KlineSeries) -> None:
+def test_exits_respect_levels_and_positions_open_at_the_end_stay_open(btc: KlineSeries) -> None:
     result = run_backtest([run_for(btc, StrategyParams())], AccountSettings(slippage_pct=0.0))
     for t in result.trades:
-        if t.exit_reason.value == "stop_loss":
+        if t.exit_reason == "stop_loss":
             worse_or_equal = (
                 t.exit_price <= t.stop_loss if t.direction is Direction.LONG else t.exit_price >= t.stop_loss
             )
             assert worse_or_equal
-        elif t.exit_reason.value == "take_profit":
+        elif t.exit_reason == "take_profit":
             assert t.exit_price == t.take_profit
     short = dataclasses.replace(
         btc,
@@ -136,15 +142,37 @@ def test_exits_respect_levels_and_end_of_data(btc: KlineSeries) -> None:
         volume=btc.volume[:1500],
     )
     tail = run_backtest([run_for(short, StrategyParams(tp_sl_ratio=50.0))], AccountSettings())
-    last = tail.trades[-1]
-    assert last.exit_reason.value == "end_of_data"
-    assert last.exit_price == float(short.close[-1])
-    assert last.exit_time_ms == int(short.open_time[-1])
+    assert {t.exit_reason for t in tail.trades} <= {"stop_loss", "take_profit"}  # no invented exit
+    [still] = tail.open_positions
+    assert still.entry_time_ms > tail.trades[-1].exit_time_ms if tail.trades else True
+    assert tail.equity is not None
+    assert tail.equity.last_marks["BTCUSDT"] == float(short.close[-1])
+    wallet = tail.final_balances["USDT"]
+    assert tail.equity.by_asset["USDT"][-1] == pytest.approx(
+        wallet + still.unrealized(float(short.close[-1]))
+    )
 
 
 def test_fees_and_balance_accounting(btc: KlineSeries) -> None:
     result = run_backtest([run_for(btc, StrategyParams())], AccountSettings(fee_pct=0.05))
-    total = sum(t.net_pnl for t in result.trades)
+    total = sum(t.net_pnl for t in result.trades) - sum(p.entry_fee for p in result.open_positions)
     assert result.final_balances["USDT"] == pytest.approx(10_000.0 + total)
     assert all(t.fees > 0 for t in result.trades)
-    assert result.equity[-1][1] == pytest.approx(result.final_balances["USDT"])
+    *_, (_, balance) = closed_trades(result)
+    assert float(balance) == pytest.approx(10_000.0 + sum(t.net_pnl for t in result.trades))
+
+
+def test_the_equity_is_marked_to_market_at_every_candle_close(btc: KlineSeries) -> None:
+    result = run_backtest([run_for(btc, StrategyParams())], AccountSettings())
+    curve = result.equity
+    assert curve is not None
+    assert list(curve.times) == [int(t) + 60_000 for t in btc.open_time]  # each candle's close
+    t = result.trades[0]
+    inside = int(np.searchsorted(curve.times, t.entry_time_ms))  # the deciding candle's close
+    assert curve.times[inside] == t.entry_time_ms
+    close = float(btc.close[inside])
+    held = t.direction.sign * float(t.quantity) * (close - t.entry_price)
+    assert curve.by_asset["USDT"][inside] == pytest.approx(10_000.0 - t.entry_fee + held)
+    after = int(np.searchsorted(curve.times, t.exit_time_ms, side="right"))  # the exit candle's close
+    assert curve.by_asset["USDT"][after] == pytest.approx(10_000.0 + t.net_pnl)
+    assert curve.by_asset["USDT"][0] == 10_000.0

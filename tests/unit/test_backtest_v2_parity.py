@@ -21,7 +21,7 @@ from nancemakina.actors.backtest.engine import (
 )
 from nancemakina.actors.backtest.funding_files import load_funding
 from nancemakina.actors.backtest.kline_files import KlineSeries, load_klines
-from nancemakina.actors.backtest.report_files import decision_row, trade_row
+from nancemakina.actors.backtest.report_files import closed_trades, decision_row, trade_row
 from nancemakina.actors.domain.exits import ExitParams
 from nancemakina.actors.domain.funding import FundingHistory
 from nancemakina.actors.domain.model import ContractType
@@ -90,11 +90,16 @@ def run_for(
     return SymbolRun(**base)  # type: ignore[arg-type]
 
 
+def trade_rows(result: BacktestResult) -> list[list[str]]:
+    return [trade_row(t, balance) for t, balance in closed_trades(result)]
+
+
 def assert_same(runs: list[SymbolRun], settings: AccountSettings) -> BacktestResult:
     batch = run_backtest(runs, settings, engine="batch")
     incremental = run_backtest(runs, settings, engine="incremental")
     assert [decision_row(d) for d in batch.decisions] == [decision_row(d) for d in incremental.decisions]
-    assert [trade_row(t) for t in batch.trades] == [trade_row(t) for t in incremental.trades]
+    assert trade_rows(batch) == trade_rows(incremental)
+    assert batch.open_positions == incremental.open_positions
     assert batch.final_balances == incremental.final_balances
     return batch
 

@@ -1,13 +1,16 @@
-"""Config schema, loader, error messages, secrets and check-config."""
+"""Config schema, loader, error messages and secrets (check-config itself: test_preflight.py)."""
 
 from __future__ import annotations
 
+import argparse
 import io
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from nancemakina.actors.cli.check import check_config_cli
 from nancemakina.actors.config import (
     Config,
     ConfigError,
@@ -18,7 +21,6 @@ from nancemakina.actors.config import (
     describe_pair,
     load_config,
     parse_config,
-    run_check_config,
 )
 from nancemakina.actors.domain.model import ContractType
 
@@ -608,86 +610,7 @@ def test_secrets_never_appear_in_output(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("NANCEMAKINA_API_SECRET", SECRET)
     for path in (good, bad):
         out, err = io.StringIO(), io.StringIO()
-        run_check_config(str(path), out, err)
+        args = argparse.Namespace(path=str(path), online=False)
+        check_config_cli(args, dict(os.environ), out, err)
         assert KEY not in out.getvalue() + err.getvalue()
         assert SECRET not in out.getvalue() + err.getvalue()
-
-
-# -- check-config --------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "NANCEMAKINA_API_KEY",
-        "NANCEMAKINA_API_SECRET",
-        "NANCEMAKINA_API_KEY_FILE",
-        "NANCEMAKINA_API_SECRET_FILE",
-        "CREDENTIALS_DIRECTORY",
-    ):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.mark.usefixtures("clean_env")
-def test_check_config_ok_prints_effective_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NANCEMAKINA_API_KEY", KEY)
-    out, err = io.StringIO(), io.StringIO()
-    assert run_check_config(str(EXAMPLE), out, err) == 0
-    text = out.getvalue()
-    assert err.getvalue() == ""
-    assert "mode: replay" in text
-    assert f"state_dir: {REPO / 'state'}" in text
-    assert "api key: set (from env NANCEMAKINA_API_KEY)" in text
-    assert "api secret: not set" in text
-    assert "pairs: 2 enabled, 1 disabled" in text
-    header = next(line for line in text.splitlines() if line.startswith("pair "))
-    assert header.split() == ["pair", "BTC_USDT", "ETH_USDT", "BTCUSD_PERP"]
-    leverage = next(line for line in text.splitlines() if line.startswith("leverage "))
-    assert leverage.split() == ["leverage", "10", "10", "5"]
-
-
-@pytest.mark.usefixtures("clean_env")
-def test_check_config_defaults_without_a_path() -> None:
-    out, err = io.StringIO(), io.StringIO()
-    assert run_check_config(None, out, err) == 0
-    assert "config: (built-in defaults)" in out.getvalue()
-    assert "pairs: 0 enabled, 0 disabled" in out.getvalue()
-
-
-@pytest.mark.usefixtures("clean_env")
-def test_check_config_errors_exit_2_each_on_its_own_line(tmp_path: Path) -> None:
-    path = write(tmp_path, "pairs:\n  BTC_USDT:\n    leverage: 0\nmonitoring:\n  prometheus_port: abc\n")
-    out, err = io.StringIO(), io.StringIO()
-    assert run_check_config(str(path), out, err) == 2
-    assert out.getvalue() == ""
-    assert err.getvalue().splitlines() == [
-        f"{path}: pairs.BTC_USDT.leverage: must be between 1 and 125, got 0",
-        f"{path}: monitoring.prometheus_port: must be an integer, got 'abc'",
-    ]
-
-
-@pytest.mark.usefixtures("clean_env")
-def test_check_config_live_without_confirmation_is_an_error(tmp_path: Path) -> None:
-    path = write(tmp_path, "api:\n  mode: live\n")
-    out, err = io.StringIO(), io.StringIO()
-    assert run_check_config(str(path), out, err) == 2
-    assert err.getvalue().splitlines() == [
-        f"{path}: api.live_trading_confirmed: must be true to trade real money in mode live, got false"
-    ]
-
-
-@pytest.mark.usefixtures("clean_env")
-def test_check_config_warns_about_missing_credentials(tmp_path: Path) -> None:
-    path = write(tmp_path, "api:\n  mode: testnet\n")
-    out, err = io.StringIO(), io.StringIO()
-    assert run_check_config(str(path), out, err) == 0
-    assert f"{path}: warning: api.binance_api_key: is required in mode testnet" in err.getvalue()
-    assert "mode: testnet" in out.getvalue()
-
-
-@pytest.mark.usefixtures("clean_env")
-def test_check_config_yaml_error(tmp_path: Path) -> None:
-    path = write(tmp_path, "api: [\n")
-    out, err = io.StringIO(), io.StringIO()
-    assert run_check_config(str(path), out, err) == 2
-    assert err.getvalue().startswith(f"{path}: line 2, column 1: invalid YAML:")

@@ -172,6 +172,10 @@ def test_alert_rules_cover_the_operational_risks():
         "NancemakinaCandleGapUnrepaired",
         "NancemakinaIpBanned",
         "NancemakinaRateLimited",
+        "NancemakinaPositionWithoutStopPrice",
+        "NancemakinaEquityDrawdown",
+        "NancemakinaStopLossStreak",
+        "NancemakinaWalletBalanceUnknown",
     } <= set(rules)
     assert "up" in str(rules["NancemakinaDown"]["expr"])
     assert rules["NancemakinaDown"]["for"] == "1m"
@@ -212,7 +216,8 @@ def test_dashboard_is_valid_grafana_json_with_the_expected_panels():
     assert len(ids) == len(set(ids))
     titles = " | ".join(p["title"].lower() for p in panels)
     for wanted in ("websocket", "klines", "decisions", "orders", "active positions", "unrealized pnl",
-                   "mailbox", "restarts", "gaps", "request weight", "alerts"):  # fmt: skip
+                   "mailbox", "restarts", "gaps", "request weight", "alerts", "wallet balance and equity",
+                   "realised pnl and fees", "closed trades by exit reason", "open positions with their stop"):  # fmt: skip
         assert wanted in titles, wanted
     for p in panels:
         assert {"x", "y", "w", "h"} <= set(p["gridPos"])
@@ -223,6 +228,31 @@ def test_every_metric_in_the_dashboard_exists():
     used = {n for e in dashboard_exprs() for n in METRIC_NAME.findall(e)}
     assert len(used) > 20
     assert used - exposed == set()
+
+
+def test_promtool_accepts_the_rules_and_a_scrape() -> None:
+    """``promtool check rules`` and ``promtool check metrics`` (Debian's prometheus package; CI installs it)."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (apt-get install prometheus)")
+    rules = subprocess.run(
+        [promtool, "check", "rules", str(DEPLOY / "prometheus" / "alerts.yml")],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert rules.returncode == 0, rules.stdout + rules.stderr
+    m = Metrics(mode="replay", version="9.9")
+    m.configured("BTCUSDT", ("1m", "5m"))
+    m.process_started(("USDT_M",))
+    m.provide("trades_closed", lambda: {("BTCUSDT", "stop_loss"): 2})
+    m.provide("fees_paid", lambda: {("BTCUSDT", "USDT"): 0.34351968})
+    m.provide("realized_pnl", lambda: {("BTCUSDT", "USDT"): -2.0288})
+    m.provide("equity", lambda: {"USDT": 9_997.6})
+    m.provide("position_stop_price", lambda: {"BTCUSDT": 107_592.7})
+    lint = subprocess.run(
+        [promtool, "check", "metrics"], input=m.exposition(), capture_output=True, check=False, timeout=60
+    )
+    assert lint.returncode == 0, (lint.stdout + lint.stderr).decode()
+    assert (lint.stdout + lint.stderr).decode().strip() == ""
 
 
 def test_metric_name_check_rejects_wrong_suffixes():

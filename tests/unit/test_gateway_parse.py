@@ -131,7 +131,7 @@ def test_order_trade_update():
     assert event.last_filled_qty == Decimal("0.001")
     assert event.last_filled_price == 7100.5
     assert event.realized_pnl == 12.34
-    assert event.commission == 0.01
+    assert (event.commission, event.commission_asset) == (Decimal("0.01000000"), "USDT")
     assert event.event_time_ms == 1568879465651
 
 

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from nancemakina.actors.domain.model import Decision, Direction, Leg, Outcome, SkipReason
-from nancemakina.actors.messages import EntryRejected, OrderStateChanged
+from nancemakina.actors.messages import EntryRejected, OrderFilled, OrderStateChanged
 from nancemakina.actors.ops.metric_families import COUNTERS, OVERFLOW, SNAPSHOTS, clean_label
 from nancemakina.actors.ops.metrics import Metrics
 from nancemakina.actors.ops.metrics_server import MetricsServer
@@ -48,6 +48,15 @@ EXPECTED_FAMILIES = {
     "nancemakina_entry_priority_entries",
     "nancemakina_candle_handoffs",
     "nancemakina_replay_progress_ratio",
+    "nancemakina_trades_closed",
+    "nancemakina_realized_pnl",
+    "nancemakina_fees_paid",
+    "nancemakina_wallet_balance",
+    "nancemakina_equity",
+    "nancemakina_position_size",
+    "nancemakina_position_entry_price",
+    "nancemakina_position_stop_price",
+    "nancemakina_position_take_profit_price",
 }
 
 
@@ -102,6 +111,15 @@ def exercise(m: Metrics) -> None:
     m.provide("pair_parked", lambda: {"BTCUSDT": 0, "ETHUSDT": 1})
     m.provide("candle_gaps_unrepaired", lambda: {("BTCUSDT", "1m"): 2})
     m.provide("replay_progress_ratio", lambda: 0.25)
+    m.provide("trades_closed", lambda: {("BTCUSDT", "stop_loss"): 2, ("BTCUSDT", "take_profit"): 1})
+    m.provide("realized_pnl", lambda: {("BTCUSDT", "USDT"): -2.0288})
+    m.provide("fees_paid", lambda: {("BTCUSDT", "USDT"): 0.34351968})
+    m.provide("wallet_balance", lambda: {"USDT": 9_994.40435553})
+    m.provide("equity", lambda: {"USDT": 9_993.1})
+    m.provide("position_size", lambda: {"BTCUSDT": -0.004, "ETHUSDT": 0.0})
+    m.provide("position_entry_price", lambda: {"BTCUSDT": 107_096.3})
+    m.provide("position_stop_price", lambda: {"BTCUSDT": 107_592.7})
+    m.provide("position_take_profit_price", lambda: {"BTCUSDT": 105_650.3})
 
 
 def test_every_family_is_exposed_with_samples_after_the_helpers_ran():
@@ -161,6 +179,30 @@ def test_websocket_status_is_one_hot_and_unknown_states_count_as_error():
     assert value(m, "nancemakina_websocket_status", market="COIN_M", state="connected") == 0
 
 
+def test_a_configured_pair_has_its_series_at_zero_from_the_start():
+    m = Metrics()
+    m.configured("ETHUSDT", ("1m", "5m"))
+    m.process_started(("USDT_M",))
+    zero = {
+        ("nancemakina_klines_processed_total", ("symbol", "ETHUSDT"), ("interval", "5m")),
+        ("nancemakina_candle_gaps_detected_total", ("symbol", "ETHUSDT"), ("interval", "1m")),
+        ("nancemakina_candles_backfilled_total", ("symbol", "ETHUSDT"), ("interval", "5m")),
+        ("nancemakina_decisions_total", ("symbol", "ETHUSDT"), ("reason", "taken")),
+        ("nancemakina_decisions_total", ("symbol", "ETHUSDT"), ("reason", "paused")),
+        ("nancemakina_naked_position_alerts_total", ("symbol", "ETHUSDT")),
+        ("nancemakina_alerts_total", ("kind", "stop_failed")),
+        ("nancemakina_rate_limit_responses_total", ("code", "418")),
+        ("nancemakina_websocket_reconnects_total", ("market", "USDT_M")),
+    }
+    for name, *labels in zero:
+        assert value(m, name, **dict(labels)) == 0, name
+    for order_type in ("MARKET", "STOP_MARKET", "TAKE_PROFIT_MARKET"):
+        for side in ("BUY", "SELL"):
+            labels = {"symbol": "ETHUSDT", "type": order_type, "side": side}
+            assert value(m, "nancemakina_orders_filled_total", **labels) == 0
+            assert value(m, "nancemakina_orders_placed_total", **labels) == 0
+
+
 def test_order_events_map_to_placed_filled_failed():
     m = Metrics()
 
@@ -168,12 +210,18 @@ def test_order_events_map_to_placed_filled_failed():
         return OrderStateChanged(symbol="BTCUSDT", client_id="nm-x", leg=leg, status=status, side="SELL")
 
     m.order_event(changed(Leg.STOP, "submitted"))
-    m.order_event(changed(Leg.STOP, "filled"))
+    m.order_event(changed(Leg.ENTRY, "filled"))  # counted from the ledger's OrderFilled, once per order
     m.order_event(changed(Leg.TAKE_PROFIT, "rejected"))
     m.order_event(changed(Leg.ENTRY, "new"))  # acknowledged: neither placed again nor failed
     m.order_event(EntryRejected(symbol="BTCUSDT", signal_open_time_ms=0, reason="max_concurrent"))
+    for leg in (Leg.ENTRY, Leg.STOP, Leg.TAKE_PROFIT, Leg.CLOSE, None):
+        m.fill(OrderFilled(symbol="BTCUSDT", leg=leg, side="SELL", quantity="0.004", price=105_650.3))
     assert value(m, "nancemakina_orders_placed_total", symbol="BTCUSDT", type="STOP_MARKET", side="SELL") == 1
-    assert value(m, "nancemakina_orders_filled_total", symbol="BTCUSDT", type="STOP_MARKET", side="SELL") == 1
+    filled = {
+        t: value(m, "nancemakina_orders_filled_total", symbol="BTCUSDT", type=t, side="SELL")
+        for t in ("MARKET", "STOP_MARKET", "TAKE_PROFIT_MARKET")
+    }
+    assert filled == {"MARKET": 3, "STOP_MARKET": 1, "TAKE_PROFIT_MARKET": 1}
     assert value(m, "nancemakina_orders_failed_total", symbol="BTCUSDT", reason="rejected") == 1
     assert value(m, "nancemakina_orders_failed_total", symbol="BTCUSDT", reason="max_concurrent") == 1
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 
 from ...domain.fills import SizingError, SizingRequest, size_position
@@ -71,8 +71,11 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         sleep: Callable[[float], None] = time.sleep,
         priority: OrderPriority | None = None,
+        on_balances: Callable[[Iterable[Balance]], None] | None = None,
     ) -> None:
         super().__init__(name=name, monitor=monitor, generation=generation)
+        self._on_balances = on_balances
+        """Told every balance read (the metrics' wallet balances)."""
         self._gateways = gateways
         self._terms = dict(terms)
         self._ledger = ledger
@@ -155,6 +158,9 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
             self._balances[contract] = self._gateways[contract].balances(contract)
         except (TransientError, RateLimited, IpBanned, UnknownStatus, Rejected) as exc:
             self.log.warning(f"balance refresh failed for {contract}: {exc}")
+            return
+        if self._on_balances is not None:
+            self._on_balances(self._balances[contract].values())
 
     # ---- commands --------------------------------------------------------------------------------
 
@@ -164,6 +170,9 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
             self._paused_all = True
         else:
             self._paused.add(message.symbol)
+        self.log.info(
+            f"paused: no new entries for {message.symbol or 'any pair'}; open positions keep their orders"
+        )
 
     def on_resume_entries(self, message: ResumeEntries) -> None:
         """Allow entries again."""
@@ -172,11 +181,12 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
             self._paused.clear()
         else:
             self._paused.discard(message.symbol)
+        self.log.info(f"resumed: entries allowed again for {message.symbol or 'every pair'}")
 
     def on_stop_accepting_entries(self, message: StopAcceptingEntries) -> None:
         """Shutdown has begun: refuse every entry from now on."""
         self._accepting = False
-        self.log.info(f"executor: no new entries ({message.reason})")
+        self.log.info(f"no new entries ({message.reason})")
 
     def on_close_position(self, command: ClosePosition) -> None:
         """A time or reversal exit: close at market now, then cancel the position's protective orders.
@@ -318,6 +328,10 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
             exchange_id=result.order_id,
         )
         self.counters["entries"] += 1
+        self.log.info(
+            f"entry filled: {d.direction.value} {result.executed_qty} {d.symbol} at {result.avg_price} "
+            f"(signal {d.signal_open_time_ms}, decided at {d.entry}, {cid})"
+        )
         return result
 
     def _protect(self, d: Decision, t: SymbolTerms, entry: OrderResult) -> None:

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from loguru import Logger
 
 
+_NAMES = {Leg.STOP: "stop-loss", Leg.TAKE_PROFIT: "take-profit"}
+
+
 class ProtectiveOrders:
     """Protects the positions one executor opens (see the module docstring)."""
 
@@ -169,6 +172,7 @@ class ProtectiveOrders:
                 self._reports.order_state(
                     d.symbol, cid, leg, "new", side.value, price=float(price), exchange_id=result.algo_id
                 )
+                self._log.info(f"{_NAMES[leg]} placed: {side.value} {kind} {d.symbol} at {price} ({cid})")
                 return result
             self._retries.wait(self._retries.delay_s * (2**attempt))
         return None

@@ -35,6 +35,8 @@ class PositionRecord:
     exit_price: float | None = None
     realized_pnl: float | None = None
     close_reason: str | None = None
+    fees: Decimal | None = None
+    """Commissions of the trade's entry and exits as the exchange charged them (set when it closes)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,6 +55,9 @@ class OrderRecord:
     updated_at_ms: int = 0
     filled_qty: Decimal = Decimal(0)
     realized_pnl: float = 0.0
+    commission: Decimal = Decimal(0)
+    """Commission charged over the order's fills so far, in ``commission_asset``."""
+    commission_asset: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -43,18 +43,25 @@ _V2 = (
     "CREATE INDEX orders_symbol_status ON orders (symbol, status)",
     "CREATE INDEX events_at ON events (at_ms)",
 )
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+_V3 = (
+    # Commissions as the exchange charged them, accumulated per order over its fills (exact decimal text),
+    # and each closed trade's fees, so reports and metrics show what was paid rather than an estimate.
+    "ALTER TABLE orders ADD COLUMN commission TEXT NOT NULL DEFAULT '0'",
+    "ALTER TABLE orders ADD COLUMN commission_asset TEXT",
+    "ALTER TABLE positions ADD COLUMN fees TEXT",
+)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 """Schema version N is reached by running ``MIGRATIONS[N-1]``; never edit a released entry, append one."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
 POSITION_COLUMNS = (
     "symbol, state, direction, qty, entry_price, stop_loss, take_profit, signal_open_time_ms, "
-    "opened_at_ms, closed_at_ms, exit_price, realized_pnl, close_reason, contract_type, margin_asset"
+    "opened_at_ms, closed_at_ms, exit_price, realized_pnl, close_reason, contract_type, margin_asset, fees"
 )
 """The columns of ``positions`` in the order ``position_from_row`` reads them."""
 ORDER_COLUMNS = (
     "client_id, symbol, leg, side, status, qty, price, exchange_id, detail, updated_at_ms, filled_qty, "
-    "realized_pnl"
+    "realized_pnl, commission, commission_asset"
 )
 """The columns of ``orders`` in the order ``order_from_row`` reads them."""
 DECISION_COLUMNS = (
@@ -111,6 +118,7 @@ def position_from_row(r: tuple[object, ...]) -> PositionRecord:
         close_reason=_opt_str(r[12]),
         contract_type=ContractType(str(r[13])),
         margin_asset=_opt_str(r[14]),
+        fees=None if r[15] is None else Decimal(str(r[15])),
     )
 
 
@@ -128,6 +136,8 @@ def order_from_row(r: tuple[object, ...]) -> OrderRecord:
         updated_at_ms=int(str(r[9])),
         filled_qty=Decimal(str(r[10])),
         realized_pnl=float(str(r[11])),
+        commission=Decimal(str(r[12])),
+        commission_asset=_opt_str(r[13]),
     )
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
 
@@ -44,6 +45,63 @@ class OpenPositionView:
     contract_type: ContractType
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MoneyTotals:
+    """What the ledger's trades made and cost, summed exactly (decimals) from its rows."""
+
+    closed: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    """Closed trades by (symbol, exit reason)."""
+    realized_pnl: Mapping[tuple[str, str], Decimal] = field(default_factory=dict)
+    """Realised PnL of closed trades as the exchange reported it (before fees), by (symbol, margin asset)."""
+    fees: Mapping[tuple[str, str], Decimal] = field(default_factory=dict)
+    """Commissions paid, open trades' entries included, by (symbol, asset)."""
+
+    def closing(
+        self, symbol: str, asset: str, reason: str | None, pnl: float | None, *, undo: bool = False
+    ) -> MoneyTotals:
+        """With one more closed trade (or one less, ``undo``: a late fill amends it)."""
+        sign = -1 if undo else 1
+        closed = dict(self.closed)
+        key = (symbol, reason or "unknown")
+        closed[key] = closed.get(key, 0) + sign
+        if not closed[key]:
+            del closed[key]
+        realized = dict(self.realized_pnl)
+        if pnl is not None:
+            realized[symbol, asset] = realized.get((symbol, asset), Decimal(0)) + sign * Decimal(repr(pnl))
+        return MoneyTotals(closed=closed, realized_pnl=realized, fees=self.fees)
+
+    def paying(self, symbol: str, asset: str, amount: Decimal) -> MoneyTotals:
+        """With ``amount`` more commission paid in ``asset``."""
+        fees = dict(self.fees)
+        fees[symbol, asset] = fees.get((symbol, asset), Decimal(0)) + amount
+        return MoneyTotals(closed=self.closed, realized_pnl=self.realized_pnl, fees=fees)
+
+
+def money_totals(
+    closed: Iterable[tuple[str, str | None, str, str | None, float | None, str | None]],
+    commissions: Iterable[tuple[str, str | None, str]],
+) -> MoneyTotals:
+    """``MoneyTotals`` from ``LedgerStore.closed_money()`` and ``LedgerStore.commissions()`` rows."""
+    trades: Counter[tuple[str, str]] = Counter()
+    pnl: dict[tuple[str, str], Decimal] = {}
+    for symbol, asset, contract, reason, realized, _ in closed:
+        trades[symbol, reason or "unknown"] += 1
+        key = (symbol, asset or margin_asset_of(symbol, ContractType(contract)))
+        if realized is not None:
+            pnl[key] = pnl.get(key, Decimal(0)) + Decimal(repr(realized))
+    fees: dict[tuple[str, str], Decimal] = {}
+    for symbol, fee_asset, amount in commissions:
+        key = (symbol, fee_asset or "")
+        fees[key] = fees.get(key, Decimal(0)) + Decimal(amount)
+    return MoneyTotals(closed=dict(trades), realized_pnl=pnl, fees=fees)
+
+
+def margin_asset_of(symbol: str, contract: ContractType) -> str:
+    """USDT for a USDⓈ-M symbol, the coin for COIN-M (``BTCUSD_PERP`` → ``BTC``), when none was recorded."""
+    return "USDT" if contract is ContractType.USDT_M else symbol.split("USD", maxsplit=1)[0]
+
+
 class LedgerSnapshots:
     """Thread-safe reads of the ledger's state for the shell and metrics, without asking the actor."""
 
@@ -54,6 +112,7 @@ class LedgerSnapshots:
         self._positions: tuple[OpenPositionView, ...] = ()
         self._counters: Counter[str] = Counter()
         self._discrepancies: Counter[str] = Counter()
+        self._money = MoneyTotals()
         self.reconciled = threading.Event()
         """Set once a reconciliation covered every contract type: the bot may start trading."""
 
@@ -74,6 +133,13 @@ class LedgerSnapshots:
         """Block until ``counter`` reaches ``at_least`` (tests, and the runner at start-up)."""
         with self._lock:
             return self._lock.wait_for(lambda: self._counters[counter] >= at_least, timeout)
+
+    def money(self) -> MoneyTotals:
+        """Closed trades, realised PnL and fees of the whole ledger (replaced whole on every change)."""
+        return self._money
+
+    def set_money(self, totals: MoneyTotals) -> None:
+        self._money = totals
 
     def set_positions(self, positions: tuple[OpenPositionView, ...]) -> None:
         self._positions = positions

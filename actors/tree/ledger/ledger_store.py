@@ -49,6 +49,10 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
 class LedgerStore:
     """Typed reads and atomic writes over the ledger database (see the module docstring)."""
 
@@ -154,13 +158,13 @@ class LedgerStore:
     def upsert_orders(self, orders: Iterable[OrderRecord]) -> None:
         rows = [
             (o.client_id, o.symbol, o.leg, o.side, o.status, o.qty, o.price, o.exchange_id, o.detail,
-             o.updated_at_ms, str(o.filled_qty), o.realized_pnl)
+             o.updated_at_ms, str(o.filled_qty), o.realized_pnl, str(o.commission), o.commission_asset)
             for o in orders
         ]  # fmt: skip
         with self.atomic():
             self._db.executemany(
                 f"INSERT OR REPLACE INTO orders ({ORDER_COLUMNS}) "  # noqa: S608 - constant
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
 
@@ -169,7 +173,7 @@ class LedgerStore:
         with self.atomic():
             self._db.execute(
                 f"INSERT INTO positions ({POSITION_COLUMNS}) VALUES "  # noqa: S608 - constant
-                "(?, 'open', ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, ?)",
+                "(?, 'open', ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, ?, NULL)",
                 (position.symbol, position.direction.value, str(position.qty), position.entry_price,
                  position.stop_loss, position.take_profit, position.signal_open_time_ms,
                  position.opened_at_ms, position.contract_type.value, position.margin_asset),
@@ -190,24 +194,40 @@ class LedgerStore:
                 )
 
     def close_position(
-        self, symbol: str, *, at_ms: int, exit_price: float | None, realized_pnl: float | None, reason: str
+        self,
+        symbol: str,
+        *,
+        at_ms: int,
+        exit_price: float | None,
+        realized_pnl: float | None,
+        reason: str,
+        fees: Decimal | None = None,
     ) -> bool:
         """Mark the open position of ``symbol`` closed; False if there was none."""
         with self.atomic():
             cursor = self._db.execute(
                 "UPDATE positions SET state = 'closed', closed_at_ms = ?, exit_price = ?, realized_pnl = ?, "
-                "close_reason = ? WHERE symbol = ? AND state = 'open'",
-                (at_ms, exit_price, realized_pnl, reason, symbol),
+                "close_reason = ?, fees = ? WHERE symbol = ? AND state = 'open'",
+                (at_ms, exit_price, realized_pnl, reason, None if fees is None else str(fees), symbol),
             )
             return cursor.rowcount > 0
 
-    def amend_last_close(self, symbol: str, *, exit_price: float, realized_pnl: float) -> None:
+    def amend_last_close(
+        self,
+        symbol: str,
+        *,
+        exit_price: float,
+        realized_pnl: float,
+        fees: Decimal | None = None,
+        reason: str | None = None,
+    ) -> None:
         """Fill in the exit of the latest closed trade when its fills arrived after the flat position."""
         with self.atomic():
             self._db.execute(
-                "UPDATE positions SET exit_price = ?, realized_pnl = ? WHERE id = (SELECT max(id) "
-                "FROM positions WHERE symbol = ? AND state = 'closed')",
-                (exit_price, realized_pnl, symbol),
+                "UPDATE positions SET exit_price = ?, realized_pnl = ?, fees = coalesce(?, fees), "
+                "close_reason = coalesce(?, close_reason) "
+                "WHERE id = (SELECT max(id) FROM positions WHERE symbol = ? AND state = 'closed')",
+                (exit_price, realized_pnl, None if fees is None else str(fees), reason, symbol),
             )
 
     def add_events(self, events: Iterable[EventRecord]) -> None:
@@ -250,6 +270,29 @@ class LedgerStore:
             (symbol, symbol, *terminal),
         )
         return [order_from_row(r) for r in rows]
+
+    def closed_money(self) -> list[tuple[str, str | None, str, str | None, float | None, str | None]]:
+        """(symbol, margin asset, contract type, close reason, realised PnL, fees) of every closed trade."""
+        rows = self._rows(
+            "SELECT symbol, margin_asset, contract_type, close_reason, realized_pnl, fees FROM positions "
+            "WHERE state = 'closed' ORDER BY id"
+        )
+        return [
+            (
+                str(r[0]),
+                _text(r[1]),
+                str(r[2]),
+                _text(r[3]),
+                None if r[4] is None else float(str(r[4])),
+                _text(r[5]),
+            )
+            for r in rows
+        ]
+
+    def commissions(self) -> list[tuple[str, str | None, str]]:
+        """(symbol, asset, commission) of every order that paid one."""
+        rows = self._rows("SELECT symbol, commission_asset, commission FROM orders WHERE commission != '0'")
+        return [(str(r[0]), _text(r[1]), str(r[2])) for r in rows]
 
     def order(self, client_id: str) -> OrderRecord | None:
         rows = self._rows(f"SELECT {ORDER_COLUMNS} FROM orders WHERE client_id = ?", (client_id,))  # noqa: S608

@@ -20,9 +20,16 @@ from decimal import Decimal
 
 from ...domain.model import ContractType, HeldPosition, Leg, PortfolioView, client_order_id
 from ...exchange.errors import ExchangeError
-from ...messages import PositionClosed
+from ...messages import OrderFilled, PositionClosed
 from .ledger_records import TERMINAL, EventRecord, OrderRecord, PositionRecord
-from .ledger_snapshots import LedgerGateway, LedgerSnapshots, OpenPositionView
+from .ledger_snapshots import (
+    LedgerGateway,
+    LedgerSnapshots,
+    MoneyTotals,
+    OpenPositionView,
+    margin_asset_of,
+    money_totals,
+)
 from .ledger_store import LedgerStore
 from .reconciliation import closing_side, parse_client_id
 
@@ -38,8 +45,15 @@ EXIT_REASON = {
 PROTECTIVE = (Leg.STOP, Leg.TAKE_PROFIT, Leg.TRAILING_STOP)
 _EXIT_LEGS = frozenset(leg.value for leg in EXIT_REASON)
 _RANK = {"submitted": 0, "unknown": 0, "new": 1, "partially_filled": 2, "triggering": 2, "triggered": 3}
+_LEGS = frozenset(leg.value for leg in Leg)
+_GUESSED = frozenset({"reconciled_flat", "closed_on_exchange"})
+"""Close reasons given without a fill to go by (a later closing fill of ours replaces them)."""
 _LATE_FILL_MS = 60_000
 """A reduce-only fill this close to a trade's close belongs to it (later ones are someone else's)."""
+
+
+def _asset(p: PositionRecord) -> str:
+    return p.margin_asset or margin_asset_of(p.symbol, p.contract_type)
 
 
 def _rank(status: str) -> int:
@@ -73,13 +87,21 @@ class LedgerTrades:
         self._clock_ms = clock_ms
         self._open: dict[str, PositionRecord] = {}
         self._exit_reason: dict[str, str] = {}
+        self._totals = MoneyTotals()
 
     # ---- open positions ------------------------------------------------------------------------------
 
     def load(self) -> None:
-        """Take the open positions from the store (at start) and publish them."""
+        """Take the open positions and the money totals from the store (at start) and publish them."""
         self._open = {p.symbol: p for p in self._store.open_positions()}
         self._publish()
+        self._money(money_totals(self._store.closed_money(), self._store.commissions()))
+
+    def _money(self, totals: MoneyTotals) -> None:
+        """Closed trades, realised PnL and fees of the whole ledger for the metrics: read from the store
+        once, then kept up to date with every close, amendment and commission."""
+        self._totals = totals
+        self._snapshots.set_money(totals)
 
     def held(self, symbol: str) -> PositionRecord | None:
         return self._open.get(symbol)
@@ -103,6 +125,7 @@ class LedgerTrades:
                     realized_pnl=None,
                     reason="superseded",
                 )
+                self._money(self._totals.closing(record.symbol, _asset(superseded), "superseded", None))
             self._store.open_position(record)
         self._open[record.symbol] = record
         self._exit_reason.pop(record.symbol, None)
@@ -132,17 +155,13 @@ class LedgerTrades:
 
     def reason_from_fills(self, held: PositionRecord) -> str:
         """Why it closed: the leg of our order that took it out, else what the algo updates said."""
-        side = closing_side(held.direction).value
-        for o in self._store.orders(symbol=held.symbol):
-            if (
-                o.side == side
-                and o.filled_qty > 0
-                and o.updated_at_ms >= held.opened_at_ms
-                and o.leg in _EXIT_LEGS
-                and belongs(o.client_id, held)
-            ):
-                return EXIT_REASON[Leg(o.leg)]
-        return self._exit_reason.get(held.symbol, "closed_on_exchange")
+        reason = self._reason_of(self._closing_fills(held))
+        return reason or self._exit_reason.get(held.symbol, "closed_on_exchange")
+
+    @staticmethod
+    def _reason_of(fills: list[OrderRecord]) -> str | None:
+        legs = [o.leg for o in fills if o.leg in _EXIT_LEGS]
+        return EXIT_REASON[Leg(legs[0])] if legs else None
 
     def close(self, symbol: str, reason: str, *, at_ms: int, exit_price: float | None = None) -> None:
         """Close the open trade of ``symbol`` (no-op if there is none) and tell the listeners."""
@@ -151,23 +170,25 @@ class LedgerTrades:
             return
         _, price, pnl = self._exit_fills(held)
         price = price if price is not None else exit_price
+        fees = self._fees(held)
         with self._store.atomic():
-            self._store.close_position(symbol, at_ms=at_ms, exit_price=price, realized_pnl=pnl, reason=reason)
-            self.event("position_closed", symbol, f"{reason} exit {price} pnl {pnl}")
+            self._store.close_position(
+                symbol, at_ms=at_ms, exit_price=price, realized_pnl=pnl, reason=reason, fees=fees
+            )
+            self.event("position_closed", symbol, f"{reason} exit {price} pnl {pnl} fees {fees}")
         self._exit_reason.pop(symbol, None)
         self._snapshots.bump("closed")
         self._cancel_siblings(held)
         self._publish()
+        asset = _asset(held)
+        self._money(self._totals.closing(symbol, asset, reason, pnl))
         self._listeners(
             PositionClosed(
-                symbol=symbol,
-                reason=reason,
-                exit_price=price,
-                realized_pnl=pnl,
-                closed_at_ms=at_ms,
-                signal_open_time_ms=held.signal_open_time_ms,
+                symbol=symbol, reason=reason, exit_price=price, realized_pnl=pnl, closed_at_ms=at_ms,
+                direction=held.direction, quantity=held.qty, entry_price=held.entry_price,
+                margin_asset=asset, fees=fees, signal_open_time_ms=held.signal_open_time_ms,
             )
-        )
+        )  # fmt: skip
 
     def amend_last_close(self, symbol: str, fill_ms: int) -> None:
         """A closing fill that arrived after the flat position: complete that trade's exit and PnL."""
@@ -175,7 +196,17 @@ class LedgerTrades:
         if last and abs(fill_ms - (last[0].closed_at_ms or 0)) <= _LATE_FILL_MS:
             qty, price, pnl = self._exit_fills(last[0])
             if qty and price is not None and pnl is not None:
-                self._store.amend_last_close(symbol, exit_price=price, realized_pnl=pnl)
+                fees = self._fees(last[0])
+                # A reconciliation that found the symbol flat before its fill arrived could only guess why;
+                # the fill of our stop, take-profit or close says.
+                known = last[0].close_reason not in _GUESSED
+                reason = None if known else self._reason_of(self._closing_fills(last[0]))
+                self._store.amend_last_close(
+                    symbol, exit_price=price, realized_pnl=pnl, fees=fees, reason=reason
+                )
+                was, asset = last[0], _asset(last[0])
+                totals = self._totals.closing(symbol, asset, was.close_reason, was.realized_pnl, undo=True)
+                self._money(totals.closing(symbol, asset, reason or was.close_reason, pnl))
 
     def cancel_algo(self, symbol: str, contract: ContractType, cid: str) -> None:
         """Cancel one of our algo orders on the exchange; a failure is recorded, not raised."""
@@ -186,10 +217,9 @@ class LedgerTrades:
             return
         self.merge_order(cid, symbol, status="canceled", detail="" if existed else "already gone")
 
-    def _exit_fills(self, held: PositionRecord) -> tuple[Decimal, float | None, float | None]:
-        """Quantity, average price and realised PnL of closing-side fills since the position opened."""
+    def _closing_fills(self, held: PositionRecord) -> list[OrderRecord]:
         side = closing_side(held.direction).value
-        fills = [
+        return [
             o
             for o in self._store.orders(symbol=held.symbol)
             if o.side == side
@@ -198,11 +228,28 @@ class LedgerTrades:
             and o.leg != "E"
             and belongs(o.client_id, held)
         ]
+
+    def _exit_fills(self, held: PositionRecord) -> tuple[Decimal, float | None, float | None]:
+        """Quantity, average price and realised PnL of closing-side fills since the position opened.
+
+        Summed in decimals: one fill's price comes back as the exchange wrote it (no 105650.30000000003),
+        several average to the exact quotient."""
+        fills = self._closing_fills(held)
         qty = sum((o.filled_qty for o in fills), Decimal(0))
         if not qty:
             return qty, None, None
-        price = sum(float(o.filled_qty) * (o.price or 0.0) for o in fills) / float(qty)
-        return qty, price, sum(o.realized_pnl for o in fills)
+        notional = sum((o.filled_qty * Decimal(repr(o.price or 0.0)) for o in fills), Decimal(0))
+        pnl = sum((Decimal(repr(o.realized_pnl)) for o in fills), Decimal(0))
+        return qty, float(notional / qty), float(pnl)
+
+    def _fees(self, held: PositionRecord) -> Decimal:
+        """Commissions of the trade's entry order and its closing fills (the exchange's own numbers)."""
+        orders = list(self._closing_fills(held))
+        if held.signal_open_time_ms is not None:
+            entry = self._store.order(client_order_id(held.symbol, held.signal_open_time_ms, Leg.ENTRY))
+            if entry is not None:
+                orders.append(entry)
+        return sum((o.commission for o in orders), Decimal(0))
 
     def _cancel_siblings(self, held: PositionRecord) -> None:
         """Cancel our protective orders of a closed position (already gone is fine; failures → reconcile)."""
@@ -238,26 +285,40 @@ class LedgerTrades:
         at_ms: int | None = None,
         filled: Decimal | None = None,
         pnl: float | None = None,
+        commission: Decimal | None = None,
+        commission_asset: str | None = None,
     ) -> None:
-        """Upsert one order row; a late event never moves its status backwards (NEW after FILLED)."""
+        """Upsert one order row; a late event never moves its status backwards (NEW after FILLED).
+
+        The first report that an order filled, whoever makes it, is told to the listeners (``OrderFilled``);
+        a changed commission updates the money totals."""
         old = self._store.order(cid)
         if old is not None and _rank(status) < _rank(old.status):
             status = old.status
-        self._store.upsert_orders(
-            [
-                OrderRecord(
-                    client_id=cid, symbol=symbol, status=status,
-                    leg=leg or (old.leg if old else None), side=side or (old.side if old else None),
-                    qty=qty or (old.qty if old else None),
-                    price=price if price is not None else (old.price if old else None),
-                    exchange_id=exchange_id or (old.exchange_id if old else None),
-                    detail=detail or (old.detail if old else ""),
-                    updated_at_ms=at_ms or (old.updated_at_ms if old else self._clock_ms()),
-                    filled_qty=filled if filled is not None else (old.filled_qty if old else Decimal(0)),
-                    realized_pnl=pnl if pnl is not None else (old.realized_pnl if old else 0.0),
-                )
-            ]
+        paid = old.commission if old else Decimal(0)
+        row = OrderRecord(
+            client_id=cid, symbol=symbol, status=status,
+            leg=leg or (old.leg if old else None), side=side or (old.side if old else None),
+            qty=qty or (old.qty if old else None),
+            price=price if price is not None else (old.price if old else None),
+            exchange_id=exchange_id or (old.exchange_id if old else None),
+            detail=detail or (old.detail if old else ""),
+            updated_at_ms=at_ms or (old.updated_at_ms if old else self._clock_ms()),
+            filled_qty=filled if filled is not None else (old.filled_qty if old else Decimal(0)),
+            realized_pnl=pnl if pnl is not None else (old.realized_pnl if old else 0.0),
+            commission=commission if commission is not None else paid,
+            commission_asset=commission_asset or (old.commission_asset if old else None),
         )  # fmt: skip
+        self._store.upsert_orders([row])
+        if status == "filled" and (old is None or old.status != "filled"):
+            self._listeners(
+                OrderFilled(
+                    symbol=symbol, leg=Leg(row.leg) if row.leg in _LEGS else None, side=row.side or "",
+                    quantity=row.qty, price=row.price,
+                )
+            )  # fmt: skip
+        if row.commission != paid:
+            self._money(self._totals.paying(symbol, row.commission_asset or "", row.commission - paid))
 
     def is_used(self, client_id: str) -> bool:
         """Whether the client id was ever sent (any status): a repair or a flatten must not reuse it."""

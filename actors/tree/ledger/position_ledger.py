@@ -47,7 +47,7 @@ from ...messages import (
 from ...runtime.actor import Actor, Monitor
 from ...runtime.scheduling import OrderPriority
 from .ledger_records import PositionRecord
-from .ledger_snapshots import LedgerGateway, LedgerSnapshots
+from .ledger_snapshots import LedgerGateway, LedgerSnapshots, margin_asset_of
 from .ledger_store import LedgerStore
 from .ledger_trades import EXIT_REASON, PROTECTIVE, LedgerTrades
 from .reconciliation import closing_side, is_ours, parse_client_id
@@ -222,14 +222,22 @@ class PositionLedger(Actor[PositionLedgerInbox]):
         parsed = parse_client_id(u.client_order_id)
         before = self.store.order(u.client_order_id)
         filled, pnl = (before.filled_qty, before.realized_pnl) if before else (Decimal(0), 0.0)
+        commission = before.commission if before else Decimal(0)
         is_new_fill = u.cumulative_qty > filled
         if is_new_fill:
-            pnl += u.realized_pnl
+            pnl = float(Decimal(repr(pnl)) + Decimal(repr(u.realized_pnl)))  # exact: no float noise
             filled = u.cumulative_qty
+            commission += u.commission
+        fee_asset = (
+            u.commission_asset
+            or self._margin_assets.get(u.symbol)
+            or margin_asset_of(u.symbol, u.contract_type)
+        )
         self._trades.merge_order(
             u.client_order_id, u.symbol, status=u.status.value.lower(),
             leg=parsed[2].value if parsed else None, side=u.side.value, qty=str(u.cumulative_qty),
             price=u.avg_price or None, exchange_id=u.order_id, at_ms=u.event_time_ms, filled=filled, pnl=pnl,
+            commission=commission, commission_asset=fee_asset,
         )  # fmt: skip
         if not is_new_fill:
             return

@@ -103,6 +103,7 @@ class ReconciliationRunner:
                     self._snapshots.bump("naked_alerts")
                     self._alert(Alert(kind="naked_position", symbol=d.symbol, detail=d.detail))
             for action in plan.actions:
+                self._log.info(f"reconcile ({reason}): {action}")
                 try:
                     self._apply(action)
                 except ExchangeError as exc:

@@ -198,7 +198,7 @@ class MarketStream(Actor[MarketStreamInbox]):
         with self._lock:
             for symbol, tf in fresh:
                 if tf not in TIMEFRAME_MS:
-                    self.log.error(f"{self.name}: unknown timeframe {tf!r} for {symbol}; not subscribed")
+                    self.log.error(f"unknown timeframe {tf!r} for {symbol}; not subscribed")
                     continue
                 if now is not None:  # the first streamed candle must then prove continuity from here
                     step = TIMEFRAME_MS[tf]
@@ -246,7 +246,7 @@ class MarketStream(Actor[MarketStreamInbox]):
     def on_connection_status_changed(self, msg: ConnectionStatusChanged) -> None:
         event = msg.event
         self.log.info(
-            f"{self.name}: connection #{event.conn_id} {'up' if event.connected else 'down'}"
+            f"connection #{event.conn_id} {'up' if event.connected else 'down'}"
             f"{' (resumed)' if event.resumed else ''} {event.reason}".rstrip()
         )
         try:
@@ -302,7 +302,7 @@ class MarketStream(Actor[MarketStreamInbox]):
         if hole is None:
             return
         self.log.error(
-            f"{self.name}: {hole.symbol} {hole.timeframe}: {hole.count} candle(s) from {hole.start_ms} "
+            f"{hole.symbol} {hole.timeframe}: {hole.count} candle(s) from {hole.start_ms} "
             f"to {hole.end_ms} missing on the exchange; not invented, pair told"
         )
         self._tell_unrepaired(hole)
