@@ -440,10 +440,3 @@ def run(config: Config) -> int:
             logger.error(f"cannot start: {line}")
         return 2
     return run_service(bot)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """The ``nancemakina`` console script: the CLI, with ``run`` starting this tree."""
-    from .actors.cli.main import main as cli_main  # noqa: PLC0415 - `backtest` and `shell` never need the tree
-
-    return cli_main(argv, run_bot=run)

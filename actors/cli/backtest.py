@@ -189,9 +189,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_backtest_cli(
-    args: argparse.Namespace, env: dict[str, str], out: TextIO = sys.stdout, err: TextIO = sys.stderr
+    args: argparse.Namespace, env: dict[str, str], out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     """Entry point; returns the process exit code (0 ok, 2 bad config or data)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
     config_path = resolve_config_path(args.config, env)
     config = load_or_report(config_path, env, err)
     if config is None:
