@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from nancemakina.supervisor import main
+from nancemakina.actors.cli.main import main
 from tests.funding_support import write_synthetic_funding
 from tests.integration.system_support import Cleanup, SliceMaker, bot_config, load, save_config
 
