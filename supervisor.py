@@ -38,7 +38,7 @@ from .actors.ops.reload import ProcessSettings, dropped_timeframes, refusals
 from .actors.ops.service import run_service
 from .actors.ops.state_lock import claim_state_dir
 from .actors.ops.systemd import SdNotifier
-from .actors.runtime.child_spec import ChildSpec, Restart, RestartPolicy
+from .actors.runtime.child_spec import ChildSpec, Restart
 from .actors.runtime.cpu_affinity import CpuPinning
 from .actors.runtime.routing import Router
 from .actors.runtime.scheduling import OrderPriority
@@ -57,13 +57,13 @@ from .actors.tree.market.market_stream import MarketStream
 from .actors.tree.market.market_stream_board import MarketStreamBoard
 from .actors.tree.pair_timeframe import PairBoard, PairTimeframe
 from .actors.tree.relays import Relays
+from .actors.tree.trend_links import TrendLinks, paced_keys, trend_links
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     import pykka
 
-    from .actors.config import SupervisorSettings
     from .actors.domain.model import ContractType
     from .actors.exchange.user_stream import UserEventParser
     from .actors.runtime.actor import Monitor
@@ -89,6 +89,7 @@ class RootSupervisor:
         """``supervisor.cpu_affinity`` for every thread; the CPUs allowed are the ones at construction."""
         self.threads = ThreadWatch(on_death=self._thread_died)
         self.settings: dict[str, PairSettings] = dict(trading_pairs(config))
+        self.links = trend_links(self.settings)  # who tells whom the trends (V2); in reload fingerprints
         self.connections = Connections(config, self.settings)
         self.pair_board = PairBoard()
         self.router: Router[PairTimeframeInbox] = router or Router()
@@ -111,7 +112,7 @@ class RootSupervisor:
                 exchange,
                 speed=self.connections.replay_speed,
                 contracts=self.connections.contracts,
-                expected=[(s.symbol, s.signal_timeframe) for s in self.settings.values()],
+                expected=paced_keys(self.settings, self.links),
                 barriers=self._drain_executors_then_ledger,
                 tell_ledger=self.refs.tell_ledger,
                 streamed=self.router.keys,
@@ -142,12 +143,12 @@ class RootSupervisor:
     # ---- the tree, from the config ---------------------------------------------------------------
 
     def _tree_spec(self, config: Config) -> TreeSpec:
-        sup = config.supervisor
-        pair_policy = _policy(sup.pair_max_restarts, sup.pair_restart_period_s, sup)
+        pair_policy, links = config.supervisor.pair_policy(), trend_links(trading_pairs(config))
+        self.links = links
         pairs = {
             symbol: GroupSpec(
                 name=symbol,
-                fingerprint=settings,
+                fingerprint=(settings, *(links.get((symbol, tf)) for tf in settings.indicator_timeframes)),
                 children=(
                     self._executor_child(settings),
                     *(self._timeframe_child(settings, tf) for tf in settings.indicator_timeframes),
@@ -165,8 +166,7 @@ class RootSupervisor:
                 for c in self.connections.contracts
             ),
         )
-        shared_policy = _policy(sup.shared_max_restarts, sup.shared_restart_period_s, sup)
-        return TreeSpec(shared=shared, shared_policy=shared_policy, groups=pairs)
+        return TreeSpec(shared=shared, shared_policy=config.supervisor.shared_policy(), groups=pairs)
 
     def _start_ledger(self, monitor: Monitor, generation: int) -> pykka.ActorRef[Any]:
         specs = self.connections.specs
@@ -249,6 +249,8 @@ class RootSupervisor:
     def _timeframe_child(self, settings: PairSettings, timeframe: str) -> ChildSpec:
         trading = timeframe == settings.signal_timeframe
         pacer = self.replay.pacer if self.replay is not None else None
+        links = self.links.get((settings.symbol, timeframe), TrendLinks())  # trends told before the ack:
+        on_processed = pacer.processed if pacer is not None and (trading or links.publish) else None
 
         def start(monitor: Monitor, generation: int) -> pykka.ActorRef[Any]:
             ref = PairTimeframe.start(
@@ -258,12 +260,16 @@ class RootSupervisor:
                 params=settings.strategy_params(),
                 trading=trading,
                 klines=self.kline_pool,
+                exits=settings.exit_params(),
+                links=links,
+                tell_pair=self.router.tell,
+                funding=self.kline_pool,
                 portfolio=self.portfolio.get,
                 executor=self.refs.executor_address(settings.symbol),
                 ledger=self.refs.ledger_address(),
                 monitor=monitor,
                 generation=generation,
-                on_processed=pacer.processed if pacer is not None and trading else None,
+                on_processed=on_processed,
                 on_status=self.pair_board.publish,
                 observe=self.relays.observe,
                 priority=self.priority,
@@ -423,7 +429,7 @@ class RootSupervisor:
                 self.pair_board.drop(symbol)
                 self.refs.executors.pop(symbol, None)
             if self.replay is not None and self.replay.pacer is not None:
-                self.replay.pacer.set_expected((s.symbol, s.signal_timeframe) for s in kept.values())
+                self.replay.pacer.set_expected(paced_keys(kept, self.links))
             logger.info(
                 f"reload applied: added {result.added}, removed {result.removed}, "
                 f"restarted {result.restarted}, unchanged {len(result.unchanged)}"
@@ -431,20 +437,6 @@ class RootSupervisor:
             return result
 
 
-def _policy(intensity: int, period_s: float, sup: SupervisorSettings) -> RestartPolicy:
-    initial, most = sup.backoff_initial_s, sup.backoff_max_s
-    return RestartPolicy(
-        intensity=intensity, period_s=period_s, backoff_initial_s=initial, backoff_max_s=most
-    )
-
-
 def run(config: Config) -> int:
     """``nancemakina run``: the bot as a service until a signal, an escalation or the end of a replay."""
     return run_service(lambda: RootSupervisor(config))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """The ``nancemakina`` console script: the CLI, with ``run`` starting this tree."""
-    from .actors.cli.main import main as cli_main  # noqa: PLC0415 - `backtest` and `shell` never need the tree
-
-    return cli_main(argv, run_bot=run)

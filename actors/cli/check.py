@@ -26,9 +26,11 @@ def add_check_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_config_cli(
-    args: argparse.Namespace, env: dict[str, str], out: TextIO = sys.stdout, err: TextIO = sys.stderr
+    args: argparse.Namespace, env: dict[str, str], out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     """Exit 0 with the effective settings, or 2 with every error, one per line, as ``run`` prints them."""
+    out = out or sys.stdout
+    err = err or sys.stderr
     path = resolve_config_path(args.path, env)
     source = str(path) if path else "<defaults>"
     try:

@@ -1,4 +1,9 @@
-"""The ``nancemakina`` command: one sub-command per job, each in its own module."""
+"""The ``nancemakina`` command: one sub-command per job, each in its own module.
+
+``run`` starts the bot the package declares under the ``nancemakina.bot`` entry point (``pyproject.toml``:
+``supervisor.run``, the composition root), so the CLI never imports the tree it starts, and ``backtest``,
+``shell`` or ``check-config`` never pay for loading it.
+"""
 
 from __future__ import annotations
 
@@ -64,8 +69,8 @@ def package_version() -> str:
         return "unknown (not installed)"
 
 
-def main(argv: Sequence[str] | None = None, *, run_bot: RunBot) -> int:
-    """The ``nancemakina`` command; ``run_bot`` is the composition root's ``run`` (``supervisor.py``).
+def main(argv: Sequence[str] | None = None, *, run_bot: RunBot | None = None) -> int:
+    """The ``nancemakina`` command; ``run_bot`` defaults to the ``nancemakina.bot`` entry point.
 
     Output cut short by its reader (``nancemakina check-config | head``) ends the command quietly, as
     SIGPIPE ends other commands: exit 141, no traceback."""
@@ -79,7 +84,18 @@ def main(argv: Sequence[str] | None = None, *, run_bot: RunBot) -> int:
         return 128 + signal.SIGPIPE
 
 
-def _main(argv: Sequence[str] | None, *, run_bot: RunBot) -> int:
+def _installed_bot() -> RunBot:
+    """``supervisor.run``, as the installed package declares it (entry point group ``nancemakina.bot``)."""
+    found = metadata.entry_points(group="nancemakina.bot", name="run")
+    if not found:
+        raise SystemExit(
+            "nancemakina is not installed: `pip install -e .` (no `nancemakina.bot` entry point)"
+        )
+    bot: RunBot = next(iter(found)).load()
+    return bot
+
+
+def _main(argv: Sequence[str] | None, *, run_bot: RunBot | None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     env = dict(os.environ)
     if args_list and args_list[0] == "shell":
@@ -99,7 +115,7 @@ def _main(argv: Sequence[str] | None, *, run_bot: RunBot) -> int:
     if args.command == "run":
         from .run import run_cli  # noqa: PLC0415
 
-        return run_cli(args, env, run_bot)
+        return run_cli(args, env, run_bot or _installed_bot())
     if args.command == "report":
         from .report import report_cli  # noqa: PLC0415
 

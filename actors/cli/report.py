@@ -159,9 +159,11 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def report_cli(
-    args: argparse.Namespace, env: dict[str, str], out: TextIO = sys.stdout, err: TextIO = sys.stderr
+    args: argparse.Namespace, env: dict[str, str], out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     """Write the backtester's report files from the ledger."""
+    out = out or sys.stdout
+    err = err or sys.stderr
     path = resolve_config_path(args.config, env)
     config = load_or_report(path, env, err)
     if config is None:

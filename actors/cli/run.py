@@ -30,8 +30,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run_cli(args: argparse.Namespace, env: dict[str, str], run_bot: RunBot, err: TextIO = sys.stderr) -> int:
+def run_cli(args: argparse.Namespace, env: dict[str, str], run_bot: RunBot, err: TextIO | None = None) -> int:
     """Load and check the config, set up logging, then ``run_bot(config)`` until it stops."""
+    err = err or sys.stderr
     path = resolve_config_path(args.config, env)
     source = str(path) if path else "<defaults>"
     try:

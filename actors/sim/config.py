@@ -71,6 +71,9 @@ class SimConfig:
     """Saved exchangeInfo answers whose filters come before the bundled ones (``--exchange-info``)."""
     maker_fee_pct: float = 0.02
     """Maker fee in percent of the notional (resting LIMIT fills)."""
+    funding_rates: tuple[str, ...] = ()
+    """Binance funding-rate archive files (``[SYMBOL=]FILE``): ``premiumIndex``, ``markPrice`` and
+    ``fundingRate`` serve their settled rates as of the replay clock (``--funding``)."""
 
     def __post_init__(self) -> None:
         if self.host not in {"127.0.0.1", "localhost", "::1"}:

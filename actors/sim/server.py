@@ -21,6 +21,7 @@ from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
+from ..backtest.funding_files import load_funding_args
 from ..domain.model import ContractType, Kline
 from ..exchange.instruments import SymbolCatalog
 from . import admin
@@ -76,6 +77,9 @@ class LocalExchange:
         self.config = config or SimConfig()
         self.catalog = SymbolCatalog(self.config.exchange_info)
         self._feeds = load_feeds(data, self.catalog)
+        funding = load_funding_args(self.config.funding_rates)
+        for feed in self._feeds:
+            feed.funding = funding.get(feed.symbol)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()

@@ -67,7 +67,7 @@ def test_backtest_bundled_file_writes_every_report(tmp_path: Path) -> None:
 
 def without_matplotlib(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """The CLI where matplotlib (the optional `plot` extra) cannot be imported, as if not installed."""
-    hide = "import sys; sys.modules['matplotlib'] = None; from nancemakina.supervisor import main; sys.exit(main())"
+    hide = "import sys; sys.modules['matplotlib'] = None; from nancemakina.actors.cli.main import main; sys.exit(main())"
     cmd = [sys.executable, "-c", hide, *args]
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
 

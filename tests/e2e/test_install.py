@@ -116,7 +116,8 @@ def assert_wheel_holds_only_the_package(wheel: Path) -> None:
         f"nancemakina/{f}" for f in package_files()
     }
     assert info["top_level.txt"].split() == ["nancemakina"]
-    assert "nancemakina = nancemakina.supervisor:main" in info["entry_points.txt"]
+    assert "nancemakina = nancemakina.actors.cli.main:main" in info["entry_points.txt"]
+    assert "run = nancemakina.supervisor:run" in info["entry_points.txt"]
     requires = [line for line in info["METADATA"].splitlines() if line.startswith("Requires-Dist:")]
     assert [r for r in requires if "matplotlib" in r] == [
         'Requires-Dist: matplotlib<4,>=3.8; extra == "plot"'

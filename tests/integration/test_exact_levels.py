@@ -12,7 +12,7 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-from nancemakina.supervisor import main
+from nancemakina.actors.cli.main import main
 from tests.integration.system_support import Cleanup, bot_config, ledger, load, local_exchange, save_config
 
 SIGNAL_MS = 1748193600000

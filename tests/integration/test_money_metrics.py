@@ -12,7 +12,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from nancemakina.supervisor import main
+from nancemakina.actors.cli.main import main
 from tests.integration.system_support import Cleanup, SliceMaker, bot_config, load, save_config
 from tests.waiting import wait_until
 

@@ -11,7 +11,7 @@ import csv
 import json
 from pathlib import Path
 
-from nancemakina.supervisor import main
+from nancemakina.actors.cli.main import main
 from tests.integration.system_support import (
     Cleanup,
     SliceMaker,

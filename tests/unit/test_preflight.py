@@ -19,10 +19,10 @@ import yaml
 
 from nancemakina.actors.cli.check import check_config_cli
 from nancemakina.actors.cli.exchange import run_exchange_cli
+from nancemakina.actors.cli.main import main
 from nancemakina.actors.cli.run import run_cli
 from nancemakina.actors.config import Config
 from nancemakina.actors.sim import LocalExchange, SimConfig
-from nancemakina.supervisor import main
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config" / "config.yaml.example"

@@ -1,11 +1,13 @@
 """OrderExecutor actor: turns a taken decision into a protected position, exactly once.
 
 Per entry: gate (accepting entries, not paused, symbol flat, ``max_concurrent``), size with the backtester's
-rules on the exchange's filters, MARKET entry, then STOP_MARKET and TAKE_PROFIT_MARKET through the algo-order
-API (:mod:`.protective_orders`). Every order's client id derives from (symbol, signal candle, leg), and after
-a timeout or a 503 "unknown" the order is looked up by that id before anything is resent
-(:mod:`.order_retries`), so one signal can never open two positions. A stop that cannot be placed within
-its deadline → the position is closed at market (reduce-only) and a ``stop_failed`` alert is raised: the
+rules on the exchange's filters, MARKET entry, then STOP_MARKET, TAKE_PROFIT_MARKET and the pair's
+TRAILING_STOP_MARKET through the algo-order API (:mod:`.protective_orders`). A time or reversal exit closes
+the position at market and cancels its protective orders (:mod:`.position_exits`). Every order's client id
+derives from (symbol, signal candle, leg), and after a timeout or a 503 "unknown" the order is looked up by
+that id before anything is resent (:mod:`.order_retries`), so one signal can never open two positions. A
+stop that cannot be placed within its deadline → the position is closed at market (reduce-only) and a
+``stop_failed`` alert is raised: the
 bot never holds a naked position it knows of. Every order state and refused entry is reported to the ledger
 (:mod:`.order_reports`).
 
@@ -31,6 +33,7 @@ from ...exchange.parse import MalformedPayload
 from ...exchange.types import Balance, OrderResult, OrderStatus, Side
 from ...messages import (
     Alert,
+    ClosePosition,
     EntryFinished,
     OrderExecutorInbox,
     PauseEntries,
@@ -46,6 +49,7 @@ from ...runtime.scheduling import OrderPriority
 from .order_reports import OrderReports
 from .order_retries import GiveUpError, OrderRetries
 from .order_terms import EntrySlots, OrderGateway, SymbolTerms
+from .position_exits import PositionExits
 from .protective_orders import Levels, ProtectiveOrders
 
 
@@ -126,6 +130,16 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
             counters=self.counters,
             log=self.log,
         )
+        self._exits = PositionExits(
+            gateways=gateways,
+            terms=self._terms,
+            retries=self._retries,
+            reports=self._reports,
+            priority=self._priority,
+            log=self.log,
+        )
+        self._entered: dict[str, int] = {}
+        """The signal of the last position this executor opened, per symbol."""
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -186,8 +200,22 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
         self._accepting = False
         self.log.info(f"no new entries ({message.reason})")
 
+    def on_close_position(self, command: ClosePosition) -> None:
+        """A time or reversal exit: close at market now, then cancel the position's protective orders.
+
+        The balances are refreshed when the ledger reports the close (``on_position_closed``), not here:
+        a replay at full speed closes often enough for every request to count against the weight budget.
+        """
+        if self._exits.close(command):
+            self._slots.release(command.symbol)
+
     def on_position_closed(self, message: PositionClosed) -> None:
-        """The ledger saw the position go flat: the symbol may trade again."""
+        """The ledger saw the position go flat: the symbol may trade again (unless the close is of the
+        position a reversal replaced: the slot is the new one's)."""
+        self._exits.forget(message.symbol, message.signal_open_time_ms)
+        newer = self._entered.get(message.symbol)
+        if message.signal_open_time_ms is not None and newer not in {None, message.signal_open_time_ms}:
+            return
         self._slots.release(message.symbol)
         terms = self._terms.get(message.symbol)
         if terms is not None:
@@ -277,9 +305,8 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
             return "unknown_symbol"
         if d.entry is None or d.stop_loss is None or d.take_profit is None:
             return "invalid_decision"
-        return self._slots.claim(
-            d.symbol, self._terms[d.symbol].max_concurrent, self._portfolio().open_symbols
-        )
+        ledger_open = self._portfolio().open_symbols - frozenset(self._exits.closed)  # closed here, unheard
+        return self._slots.claim(d.symbol, self._terms[d.symbol].max_concurrent, ledger_open)
 
     def _size(self, d: Decision, t: SymbolTerms) -> Decimal | SizingError:
         if d.entry is None or d.stop_loss is None:
@@ -338,6 +365,8 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
         return result
 
     def _protect(self, d: Decision, t: SymbolTerms, entry: OrderResult) -> None:
+        self._entered[d.symbol] = d.signal_open_time_ms
+        self._exits.closed.pop(d.symbol, None)  # the ledger hears of this position after that close
         contract = t.spec.contract_type
 
         def opened(levels: Levels) -> None:

@@ -9,15 +9,17 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Protocol
 
 from loguru import logger
 
 from ...config import PairSettings
+from ...domain.exits import ExitParams
 from ...domain.fills import InstrumentSpec
 from ...domain.model import ContractType
-from ...exchange.types import AlgoOrderResult, Balance, OrderPlacement, OrderResult
+from ...exchange.types import AlgoOrderResult, Balance, OrderPlacement, OrderResult, Side
 
 
 class OrderGateway(OrderPlacement, Protocol):
@@ -32,6 +34,18 @@ class OrderGateway(OrderPlacement, Protocol):
     def get_algo_order(
         self, symbol: str, contract: ContractType, *, client_algo_id: str
     ) -> AlgoOrderResult | None: ...
+    def place_trailing_stop(  # noqa: PLR0917 - mirrors BinanceGateway.place_trailing_stop
+        self,
+        symbol: str,
+        contract: ContractType,
+        side: Side,
+        quantity: Decimal,
+        callback_rate: Decimal,
+        client_algo_id: str,
+        *,
+        activate_price: Decimal | None = None,
+    ) -> AlgoOrderResult: ...
+    def cancel_algo_order(self, symbol: str, contract: ContractType, *, client_algo_id: str) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,6 +59,8 @@ class SymbolTerms:
     dynamic_sizing: bool
     risk_percent: float
     max_concurrent: int | None
+    exits: ExitParams = field(default_factory=ExitParams)
+    """The pair's exits: with a trailing stop, it is placed after the stop and the take-profit."""
 
 
 def symbol_terms(settings: PairSettings, spec: InstrumentSpec) -> SymbolTerms:
@@ -58,6 +74,7 @@ def symbol_terms(settings: PairSettings, spec: InstrumentSpec) -> SymbolTerms:
         dynamic_sizing=settings.dynamic_sizing_enabled,
         risk_percent=settings.risk_percent,
         max_concurrent=settings.max_concurrent_trades,
+        exits=settings.exit_params(),
     )
 
 

@@ -1,12 +1,15 @@
-"""A new position's protective orders: its STOP_MARKET and TAKE_PROFIT_MARKET, or a close at market.
+"""A new position's protective orders: its STOP_MARKET, TAKE_PROFIT_MARKET and (when the pair has one) its
+TRAILING_STOP_MARKET, or a close at market.
 
-Both are placed through the algo-order API with client ids derived from (symbol, signal candle, leg),
+All are placed through the algo-order API with client ids derived from (symbol, signal candle, leg),
 through the executor's retry discipline (:mod:`.order_retries`). The stop goes out first and at once (no
 other symbol's entry goes before it), and is given ``STOP_DEADLINE_S``: a stop the exchange refuses, or
 whose outcome is still unknown once the deadline passes, is not tried again; the position is closed at
 market (reduce-only) and a ``stop_failed`` alert is raised. If even the close cannot be confirmed, a
 ``naked_position`` alert, and the ledger's reconciliation takes over (it retries until the exchange shows
-the position protected or flat). A missing take-profit only alerts: the stop protects the position.
+the position protected or flat). A missing take-profit or trailing stop only alerts: the stop protects the
+position. The trailing stop's activation comes from ``domain.exits.trailing_activation``; when the price has
+already passed it (-2021) it is placed without one, armed at once, as the backtest models it.
 
 The window a fill leaves unprotected is the stop's own round trip: ``protect`` places the stop before it
 tells anyone anything.
@@ -18,9 +21,10 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from ...domain.fills import protective_price
+from ...domain.exits import trailing_activation
+from ...domain.fills import protective_price, to_decimal
 from ...domain.model import ContractType, Decision, Direction, Leg, client_order_id
-from ...exchange.errors import Rejected
+from ...exchange.errors import WOULD_TRIGGER, Rejected
 from ...exchange.types import AlgoOrderResult, OrderResult, ProtectiveKind, Side
 from ...messages import Alert
 from ...runtime.scheduling import OrderPriority
@@ -61,6 +65,7 @@ class ProtectiveOrders:
         self._reports = reports
         self._priority = priority
         self._notify = notify
+        self._stop_retries = stop_retries
         self._stop_pace = Pace(
             attempts=stop_retries + 1, delay_s=STOP_LOOKUP_DELAY_S, deadline_s=stop_deadline_s
         )
@@ -102,7 +107,56 @@ class ProtectiveOrders:
                     kind="take_profit_failed", symbol=d.symbol, detail="position protected by its stop only"
                 )
             )
+        if t.exits.callback_pct is not None and not self._trail(d, t, exit_side, entry.executed_qty):
+            self._notify(
+                Alert(kind="trailing_stop_failed", symbol=d.symbol, detail="position protected by its stop")
+            )
         return "protected"
+
+    def _trail(self, d: Decision, t: SymbolTerms, side: Side, qty: Decimal) -> bool:
+        """Place the TRAILING_STOP_MARKET for ``qty``; False when it could not be placed."""
+        callback = t.exits.callback_pct
+        if callback is None or d.entry is None or d.stop_loss is None:
+            return True
+        gw = self._gateways[t.spec.contract_type]
+        level = trailing_activation(
+            t.exits, d.direction, entry=d.entry, stop=d.stop_loss, tick=t.spec.tick_size
+        )
+        activation = None if level is None else to_decimal(level)
+        cid = client_order_id(d.symbol, d.signal_open_time_ms, Leg.TRAILING_STOP)
+        leg = Leg.TRAILING_STOP
+        for attempt in range(self._stop_retries + 1):
+            shown = None if activation is None else float(activation)
+            self._reports.order_state(
+                d.symbol, cid, leg, "submitted", side.value, quantity=str(qty), price=shown
+            )
+
+            def place(at: Decimal | None = activation) -> AlgoOrderResult:
+                return gw.place_trailing_stop(
+                    d.symbol, t.spec.contract_type, side, qty, to_decimal(callback), cid, activate_price=at
+                )
+
+            def lookup() -> AlgoOrderResult | None:
+                return gw.get_algo_order(d.symbol, t.spec.contract_type, client_algo_id=cid)
+
+            self._priority.step_aside(own=d.symbol)
+            try:
+                result = self._retries.idempotent(place, lookup, what=f"{d.symbol} trailing stop {cid}")
+            except Rejected as exc:
+                if exc.code == WOULD_TRIGGER and activation is not None:
+                    activation = None  # the price passed the activation already: armed at once
+                    continue
+                self._reports.order_state(d.symbol, cid, leg, "rejected", side.value, detail=str(exc.code))
+                self._log.warning(f"{d.symbol}: trailing stop rejected ({exc.code} {exc.msg})")
+            except GiveUpError as exc:
+                self._log.warning(f"{d.symbol}: {exc}")
+            else:
+                self._reports.order_state(
+                    d.symbol, cid, leg, "new", side.value, quantity=str(qty), exchange_id=result.algo_id
+                )
+                return True
+            self._retries.wait(self._retries.delay_s * (2**attempt))
+        return False
 
     def _place(
         self,

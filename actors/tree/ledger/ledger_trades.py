@@ -8,12 +8,11 @@ runs on its thread only.
 - A trade is closed with the exit price and realised PnL of its closing-side fills, the reason taken from
   the leg of our order that filled (else what the algo updates said), and then its sibling protective
   orders are cancelled on the exchange (already gone is fine; a failure is an event for reconciliation).
+- A fill or order belongs to the trade of the signal in its client id: a reversal can open the next trade
+  of a symbol before the previous one's fills have all arrived, and neither may count or cancel the other's.
 - A closing fill that arrives after the trade was closed completes that trade's exit and PnL (a close at
   market is answered before its fill is streamed: the trade is closed with the answer's price, and its
   realised PnL, which only the stream reports, is filled in when the fill arrives).
-- A trade's closing fills are those of our orders for its signal (their client ids carry it), and fills of
-  orders not ours made after it opened; the exchange stamps fills on its own clock, so a time comparison is
-  used only where no signal tells.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
-from ...domain.model import ContractType, Leg, PortfolioView, client_order_id
+from ...domain.model import ContractType, HeldPosition, Leg, PortfolioView, client_order_id
 from ...exchange.errors import ExchangeError
 from ...messages import OrderFilled, PositionClosed
 from .ledger_records import TERMINAL, EventRecord, OrderRecord, PositionRecord
@@ -36,8 +35,17 @@ from .ledger_snapshots import (
 from .ledger_store import LedgerStore
 from .reconciliation import closing_side, parse_client_id
 
-EXIT_REASON = {Leg.STOP: "stop_loss", Leg.TAKE_PROFIT: "take_profit", Leg.CLOSE: "flattened"}
+EXIT_REASON = {
+    Leg.STOP: "stop_loss",
+    Leg.TAKE_PROFIT: "take_profit",
+    Leg.TRAILING_STOP: "trailing_stop",
+    Leg.TIME_EXIT: "time_exit",
+    Leg.REVERSAL: "reversal",
+    Leg.CLOSE: "flattened",
+}
 """Why a trade closed, by the leg of our order that closed it."""
+PROTECTIVE = (Leg.STOP, Leg.TAKE_PROFIT, Leg.TRAILING_STOP)
+_EXIT_LEGS = frozenset(leg.value for leg in EXIT_REASON)
 _RANK = {"submitted": 0, "unknown": 0, "new": 1, "partially_filled": 2, "triggering": 2, "triggered": 3}
 _LEGS = frozenset(leg.value for leg in Leg)
 _GUESSED = frozenset({"reconciled_flat", "closed_on_exchange"})
@@ -52,6 +60,12 @@ def _asset(p: PositionRecord) -> str:
 
 def _rank(status: str) -> int:
     return 4 if status in TERMINAL else _RANK.get(status, 1)
+
+
+def belongs(client_id: str, held: PositionRecord) -> bool:
+    """Whether an order is the trade's: its id carries the trade's signal (any id, for an adopted trade)."""
+    parsed = parse_client_id(client_id)
+    return held.signal_open_time_ms is None or parsed is None or parsed[1] == held.signal_open_time_ms
 
 
 class LedgerTrades:
@@ -148,25 +162,8 @@ class LedgerTrades:
 
     @staticmethod
     def _reason_of(fills: list[OrderRecord]) -> str | None:
-        legs = [o.leg for o in fills if o.leg in {"S", "T", "C"}]
+        legs = [o.leg for o in fills if o.leg in _EXIT_LEGS]
         return EXIT_REASON[Leg(legs[0])] if legs else None
-
-    def _closing_fills(self, held: PositionRecord) -> list[OrderRecord]:
-        """Filled orders on the closing side that belong to ``held`` (see the module docstring)."""
-        side = closing_side(held.direction).value
-        signal = held.signal_open_time_ms
-
-        def belongs(o: OrderRecord) -> bool:
-            parsed = parse_client_id(o.client_id)
-            if parsed is None or signal is None:
-                return o.updated_at_ms >= held.opened_at_ms
-            return parsed[1] == signal
-
-        return [
-            o
-            for o in self._store.orders(symbol=held.symbol)
-            if o.side == side and o.filled_qty > 0 and o.leg != "E" and belongs(o)
-        ]
 
     def close(self, symbol: str, reason: str, *, at_ms: int, exit_price: float | None = None) -> None:
         """Close the open trade of ``symbol`` (no-op if there is none) and tell the listeners."""
@@ -191,7 +188,7 @@ class LedgerTrades:
             PositionClosed(
                 symbol=symbol, reason=reason, exit_price=price, realized_pnl=pnl, closed_at_ms=at_ms,
                 direction=held.direction, quantity=held.qty, entry_price=held.entry_price,
-                margin_asset=asset, fees=fees,
+                margin_asset=asset, fees=fees, signal_open_time_ms=held.signal_open_time_ms,
             )
         )  # fmt: skip
 
@@ -223,6 +220,18 @@ class LedgerTrades:
             return
         self.merge_order(cid, symbol, status="canceled", detail="" if existed else "already gone")
 
+    def _closing_fills(self, held: PositionRecord) -> list[OrderRecord]:
+        side = closing_side(held.direction).value
+        return [
+            o
+            for o in self._store.orders(symbol=held.symbol)
+            if o.side == side
+            and o.filled_qty > 0
+            and o.updated_at_ms >= held.opened_at_ms
+            and o.leg != "E"
+            and belongs(o.client_id, held)
+        ]
+
     def _exit_fills(self, held: PositionRecord) -> tuple[Decimal, float | None, float | None]:
         """Quantity, average price and realised PnL of the fills that closed ``held``.
 
@@ -248,13 +257,16 @@ class LedgerTrades:
     def _cancel_siblings(self, held: PositionRecord) -> None:
         """Cancel our protective orders of a closed position (already gone is fine; failures → reconcile)."""
         ids = {
-            o.client_id for o in self._store.orders(open_only=True, symbol=held.symbol) if o.leg in {"S", "T"}
+            o.client_id
+            for o in self._store.orders(open_only=True, symbol=held.symbol)
+            if o.leg in {leg.value for leg in PROTECTIVE} and belongs(o.client_id, held)
         }
         if held.signal_open_time_ms is not None:
-            for leg in (Leg.STOP, Leg.TAKE_PROFIT):
+            for leg in PROTECTIVE:
                 cid = client_order_id(held.symbol, held.signal_open_time_ms, leg)
                 known = self._store.order(cid)
-                if known is None or known.status not in TERMINAL:
+                placed = known is not None or leg is not Leg.TRAILING_STOP  # a trailing stop only if sent
+                if placed and (known is None or known.status not in TERMINAL):
                     ids.add(cid)
         for cid in sorted(ids):
             self.cancel_algo(held.symbol, held.contract_type, cid)
@@ -329,4 +341,14 @@ class LedgerTrades:
                 for p in sorted(self._open.values(), key=lambda p: p.symbol)
             )
         )  # fmt: skip
-        self._publish_portfolio(PortfolioView(open_symbols=frozenset(self._open)))
+        held = tuple(
+            HeldPosition(
+                symbol=p.symbol,
+                direction=p.direction,
+                quantity=str(p.qty),
+                signal_open_time_ms=p.signal_open_time_ms,
+                opened_at_ms=p.opened_at_ms,
+            )
+            for p in sorted(self._open.values(), key=lambda p: p.symbol)
+        )
+        self._publish_portfolio(PortfolioView(open_symbols=frozenset(self._open), held=held))

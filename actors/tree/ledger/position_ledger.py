@@ -14,9 +14,12 @@ are freed whatever happened to the executor that claimed them.
 
 Closing is driven by whichever of these arrives first, so any order and any duplicate of them is fine:
 exit fills (ORDER_TRADE_UPDATE on the closing side) that add up to the position's quantity, an
-ACCOUNT_UPDATE showing the symbol flat, or the algo update FINISHED of our stop/take-profit. Exit fills
-are stored per order with their cumulative quantity, so a duplicated fill is ignored and a fill that
-arrives after the close amends the trade's exit price and PnL.
+ACCOUNT_UPDATE showing the symbol flat, the algo update FINISHED of our stop/take-profit/trailing stop,
+or the executor's report that its time or reversal close filled (it comes before the executor's next
+entry on the symbol, which a reversal may make at once). Exit fills are stored per order with their
+cumulative quantity, so a duplicated fill is ignored and a fill that arrives after the close — or after
+the next trade of the symbol opened — amends the trade's exit price and PnL. An ACCOUNT_UPDATE older
+than the position it would close is a report on the previous one.
 """
 
 from __future__ import annotations
@@ -55,13 +58,14 @@ from .entry_intents import EntryIntents
 from .ledger_records import PositionRecord
 from .ledger_snapshots import LedgerGateway, LedgerSnapshots, margin_asset_of
 from .ledger_store import LedgerStore
-from .ledger_trades import EXIT_REASON, LedgerTrades
+from .ledger_trades import EXIT_REASON, PROTECTIVE, LedgerTrades
 from .reconciliation import closing_side, is_ours, parse_client_id
 from .reconciliation_runner import ReconciliationRunner
 
 if TYPE_CHECKING:
     from ...runtime.thread_watch import ThreadWatch
 
+_CLOSE_TIME_LEGS = frozenset({Leg.TIME_EXIT, Leg.REVERSAL})
 _ENTRY_GRACE_S = 120.0
 """How long an entry may stay in flight (no EntryFinished yet) before reconciliation judges its symbol: a
 fallback only, for an executor that hangs (one that fails tells ``EntryFinished`` as it goes)."""
@@ -199,6 +203,14 @@ class PositionLedger(Actor[PositionLedgerInbox]):
             m.client_id, m.symbol, status=m.status, leg=m.leg.value, side=m.side, qty=m.quantity,
             price=m.price, exchange_id=m.exchange_id, detail=m.detail, at_ms=m.at_ms or self._clock_ms(),
         )  # fmt: skip
+        held = self._trades.held(m.symbol)
+        parsed = parse_client_id(m.client_id)
+        ours = held is not None and parsed is not None and held.signal_open_time_ms in {parsed[1], None}
+        if (
+            m.leg in _CLOSE_TIME_LEGS and m.status == "filled" and ours
+        ):  # a time or reversal exit of this trade
+            self._trades.note_exit(m.symbol, m.leg)
+            self._trades.close(m.symbol, EXIT_REASON[m.leg], at_ms=m.at_ms, exit_price=m.price)
 
     def on_entry_rejected(self, m: EntryRejected) -> None:
         self._in_flight.pop(m.symbol, None)
@@ -265,8 +277,11 @@ class PositionLedger(Actor[PositionLedgerInbox]):
         )  # fmt: skip
         if not is_new_fill:
             return
-        if held is None:
-            if u.reduce_only:
+        earlier = (
+            held is not None and parsed is not None and held.signal_open_time_ms not in {parsed[1], None}
+        )
+        if held is None or (earlier and parsed is not None and parsed[2] is not Leg.ENTRY):
+            if u.reduce_only:  # a late fill of a closed trade (held: the symbol's next one)
                 self._trades.amend_last_close(u.symbol, u.event_time_ms)
             return
         if exit_fill:
@@ -289,7 +304,7 @@ class PositionLedger(Actor[PositionLedgerInbox]):
         held = self._trades.held(u.symbol)
         if held is None or held.signal_open_time_ms not in {signal, None}:
             return
-        if u.status in {AlgoStatus.TRIGGERED, AlgoStatus.FINISHED} and leg in {Leg.STOP, Leg.TAKE_PROFIT}:
+        if u.status in {AlgoStatus.TRIGGERED, AlgoStatus.FINISHED} and leg in PROTECTIVE:
             self._trades.note_exit(u.symbol, leg)
             if u.status is AlgoStatus.FINISHED:
                 self._trades.close(u.symbol, EXIT_REASON[leg], at_ms=u.event_time_ms)
@@ -304,7 +319,9 @@ class PositionLedger(Actor[PositionLedgerInbox]):
     def on_account_update(self, u: AccountUpdate) -> None:
         for pos in u.positions:
             held = self._trades.held(pos.symbol)
-            if held is not None and held.contract_type is pos.contract_type and pos.amount == 0:
+            if held is None or held.contract_type is not pos.contract_type or pos.amount != 0:
+                continue
+            if u.event_time_ms > held.opened_at_ms:  # not a report on the trade before it
                 self._trades.close(pos.symbol, self._trades.reason_from_fills(held), at_ms=u.event_time_ms)
 
     def on_listen_key_expired(self, u: ListenKeyExpired) -> None:
