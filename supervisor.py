@@ -24,20 +24,22 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from loguru import logger
 
-from .actors.config import Config, Mode, PairSettings, StartupError, load_config
+from .actors.config import Config, Mode, PairSettings, load_config
 from .actors.connections import Connections
 from .actors.messages import PairTimeframeInbox, StopAcceptingEntries, Subscribe
 from .actors.ops.access import OperatorAccess
 from .actors.ops.config_watch import watch_config
 from .actors.ops.reload import ProcessSettings, forget_dropped, refusals
 from .actors.ops.service import run_service
+from .actors.ops.state_lock import claim_state_dir
 from .actors.ops.systemd import SdNotifier
 from .actors.ops.warmup_progress import WarmupProgress
-from .actors.runtime.child_spec import ChildSpec, Restart, RestartPolicy
+from .actors.runtime.child_spec import ChildSpec, Restart
 from .actors.runtime.cpu_affinity import CpuPinning
 from .actors.runtime.routing import Router
 from .actors.runtime.scheduling import OrderPriority
@@ -48,20 +50,21 @@ from .actors.sim.lockstep import ReplayDriver, chain_barriers, parse_with_marker
 from .actors.tree.actor_refs import BalanceBoard, PortfolioBoard, Refs
 from .actors.tree.executor.order_executor import OrderExecutor
 from .actors.tree.executor.order_terms import EntrySlots, symbol_terms
-from .actors.tree.ledger.ledger_files import archive_previous_ledger, ledger_path
+from .actors.tree.ledger.ledger_files import ledger_path
 from .actors.tree.ledger.ledger_snapshots import LedgerSnapshots
+from .actors.tree.ledger.ledger_store import decided_through
 from .actors.tree.ledger.position_ledger import PositionLedger
 from .actors.tree.market.market_stream import MarketStream
 from .actors.tree.market.market_stream_board import MarketStreamBoard
 from .actors.tree.pair_timeframe import PairBoard, PairTimeframe
 from .actors.tree.relays import Relays
+from .actors.tree.trend_links import TrendLinks, paced_keys, trend_links
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     import pykka
 
-    from .actors.config import SupervisorSettings
     from .actors.domain.model import ContractType
     from .actors.exchange.user_stream import UserEventParser
     from .actors.runtime.actor import Monitor
@@ -80,14 +83,14 @@ class RootSupervisor:
     ) -> None:
         """``refs`` and ``router`` may come instrumented (the latency benchmark stamps what they carry)."""
         self.config = config
+        self.state_lock = claim_state_dir(config)  # first: one bot per state directory, its ledger checked
         self.notifier = notifier or SdNotifier.from_env()
         self.started_at = time.time()
         self.cpu = CpuPinning()
         """``supervisor.cpu_affinity`` for every thread; the CPUs allowed are the ones at construction."""
         self.threads = ThreadWatch(on_death=self._thread_died)
         self.settings: dict[str, PairSettings] = dict(trading_pairs(config))
-        if config.api.mode is Mode.REPLAY and config.replay.exchange_url is None:
-            archive_previous_ledger(config.state_path())
+        self.links = trend_links(self.settings)  # who tells whom the trends (V2); in reload fingerprints
         self.connections = Connections(config, self.settings)
         self.pair_board = PairBoard()
         self.router: Router[PairTimeframeInbox] = router or Router()
@@ -103,6 +106,8 @@ class RootSupervisor:
         self.stopping = threading.Event()
         """Set at the start of shutdown, read directly by the executors (never queued behind a mailbox)."""
         self.ready_after_s: float | None = None
+        self.funding = self.connections.market_gateway()
+        """Funding rates (``premiumIndex``) for the V2 pairs that filter on them; one shared gateway."""
         self.replay: ReplayDriver | None = None
         exchange = self.connections.exchange
         if config.api.mode is Mode.REPLAY and exchange is not None:
@@ -110,7 +115,7 @@ class RootSupervisor:
                 exchange,
                 speed=self.connections.replay_speed,
                 contracts=self.connections.contracts,
-                expected=[(s.symbol, s.signal_timeframe) for s in self.settings.values()],
+                expected=paced_keys(self.settings, self.links),
                 barriers=self._drain_executors_then_ledger,
                 tell_ledger=self.refs.tell_ledger,
                 streamed=self.router.keys,
@@ -141,12 +146,12 @@ class RootSupervisor:
     # ---- the tree, from the config ---------------------------------------------------------------
 
     def _tree_spec(self, config: Config) -> TreeSpec:
-        sup = config.supervisor
-        pair_policy = _policy(sup.pair_max_restarts, sup.pair_restart_period_s, sup)
+        pair_policy, links = config.supervisor.pair_policy(), trend_links(trading_pairs(config))
+        self.links = links
         pairs = {
             symbol: GroupSpec(
                 name=symbol,
-                fingerprint=settings,
+                fingerprint=(settings, *(links.get((symbol, tf)) for tf in settings.indicator_timeframes)),
                 children=(
                     self._executor_child(settings),
                     *(self._timeframe_child(settings, tf) for tf in settings.indicator_timeframes),
@@ -164,20 +169,21 @@ class RootSupervisor:
                 for c in self.connections.contracts
             ),
         )
-        shared_policy = _policy(sup.shared_max_restarts, sup.shared_restart_period_s, sup)
-        return TreeSpec(shared=shared, shared_policy=shared_policy, groups=pairs)
+        return TreeSpec(shared=shared, shared_policy=config.supervisor.shared_policy(), groups=pairs)
 
     def _start_ledger(self, monitor: Monitor, generation: int) -> pykka.ActorRef[Any]:
         specs = self.connections.specs
         ref = PositionLedger.start(
             store_path=ledger_path(self.config.state_path()),
-            gateways={c: self.connections.gateway() for c in self.connections.contracts},
+            gateways={c: self.connections.gateway(max_wait_s=0.0) for c in self.connections.contracts},
             execution=self.config.execution,
             publish_portfolio=self.portfolio.set,
             alert=self.relays.ledger_alert,
             listeners=self.relays.ledger_event,
             contracts={s: x.contract_type for s, x in self.settings.items()},
             margin_assets={s: spec.margin_asset for s, spec in specs.items()},
+            ticks={s: spec.tick_size for s, spec in specs.items()},
+            on_settled=self.slots.settle,  # symbols found flat trade again, whatever held their slot
             snapshots=self.snapshots,
             clock_ms=self.connections.clock_ms,
             priority=self.priority,
@@ -223,7 +229,7 @@ class RootSupervisor:
 
         def start(monitor: Monitor, generation: int) -> pykka.ActorRef[Any]:
             ref = OrderExecutor.start(
-                gateways={c: self.connections.gateway() for c in self.connections.contracts},
+                gateways={c: self.connections.gateway(max_wait_s=0.0) for c in self.connections.contracts},
                 terms={symbol: symbol_terms(self.settings[symbol], self.connections.specs[symbol])},
                 ledger=self.refs.ledger_address(),
                 portfolio=self.portfolio.get,
@@ -249,6 +255,8 @@ class RootSupervisor:
     def _timeframe_child(self, settings: PairSettings, timeframe: str) -> ChildSpec:
         trading = timeframe == settings.signal_timeframe
         pacer = self.replay.pacer if self.replay is not None else None
+        links = self.links.get((settings.symbol, timeframe), TrendLinks())  # trends told before the ack:
+        on_processed = pacer.processed if pacer is not None and (trading or links.publish) else None
 
         def start(monitor: Monitor, generation: int) -> pykka.ActorRef[Any]:
             ref = PairTimeframe.start(
@@ -258,16 +266,21 @@ class RootSupervisor:
                 params=settings.strategy_params(),
                 trading=trading,
                 rest=self.connections.rest,
+                exits=settings.exit_params(),
+                links=links,
+                tell_pair=self.router.tell,
+                funding=self.funding,
                 portfolio=self.portfolio.get,
                 executor=self.refs.executor_address(settings.symbol),
                 ledger=self.refs.ledger_address(),
                 monitor=monitor,
                 generation=generation,
-                on_processed=pacer.processed if pacer is not None and trading else None,
+                on_processed=on_processed,
                 on_status=self.pair_board.publish,
                 observe=self.relays.observe,
                 priority=self.priority,
                 rank=list(self.settings).index(settings.symbol),
+                decided_through=partial(decided_through, ledger_path(self.config.state_path())),
             )
             self.router.register(settings.symbol, timeframe, ref)
             stream = self.refs.streams.get(settings.contract_type)
@@ -353,6 +366,7 @@ class RootSupervisor:
         self.connections.close()
         self.access.stop()
         self.cpu.apply(None)  # the process's CPUs as it started with (another daemon may follow in it)
+        self.state_lock.release()
         return code
 
     def status(self) -> TreeStatus:
@@ -417,7 +431,7 @@ class RootSupervisor:
             result = self.tree.reload(self._tree_spec(new))
             forget_dropped(previous, kept, router=self.router, refs=self.refs, board=self.pair_board)
             if self.replay is not None and self.replay.pacer is not None:
-                self.replay.pacer.set_expected((s.symbol, s.signal_timeframe) for s in kept.values())
+                self.replay.pacer.set_expected(paced_keys(kept, self.links))
             logger.info(
                 f"reload applied: added {result.added}, removed {result.removed}, "
                 f"restarted {result.restarted}, unchanged {len(result.unchanged)}"
@@ -425,19 +439,6 @@ class RootSupervisor:
             return result
 
 
-def _policy(intensity: int, period_s: float, sup: SupervisorSettings) -> RestartPolicy:
-    initial, most = sup.backoff_initial_s, sup.backoff_max_s
-    return RestartPolicy(
-        intensity=intensity, period_s=period_s, backoff_initial_s=initial, backoff_max_s=most
-    )
-
-
 def run(config: Config) -> int:
     """``nancemakina run``: the bot as a service until a signal, an escalation or the end of a replay."""
-    try:
-        bot = RootSupervisor(config)
-    except Exception as exc:  # a StartupError has one line per setting to change
-        for line in exc.errors if isinstance(exc, StartupError) else (str(exc),):
-            logger.error(f"cannot start: {line}")
-        return 2
-    return run_service(bot)
+    return run_service(lambda: RootSupervisor(config))

@@ -13,9 +13,11 @@ mode            orders, account, user-data stream            market data
 ==============  ===========================================  ================================================
 
 Gateways are made on demand (one python-binance client and lock each); every gateway on one set of
-endpoints shares one ``WeightBudget``, as Binance counts weight per IP, and one ``ServerClock``, so the
-venue's time is measured once per process. The exchange filters of every traded symbol are read here once,
-so the tree starts only if the exchange lists every configured pair.
+endpoints shares one ``WeightBudget``, as Binance counts weight per IP, one ``OrderBudget``, as it counts
+new orders per account, and one ``ServerClock``, so the venue's time is measured once per process. Only the
+warm-up's and backfills' klines reads are ``bulk``: held to the budget's bulk share, they leave the rest of
+each minute to the reads that keep positions protected. The exchange filters of every traded symbol are
+read here once, so the tree starts only if the exchange lists every configured pair.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from .domain.model import ContractType
 from .exchange.endpoints import Endpoints
 from .exchange.gateway import BinanceGateway
 from .exchange.instruments import spec_to_entry
+from .exchange.order_rate import OrderBudget
 from .exchange.ratelimit import WeightBudget
 from .exchange.server_clock import ServerClock
 from .exchange.user_stream import UserStream
@@ -143,6 +146,7 @@ class Connections:
         self.market_clock = (
             self.clock if market is endpoints else ServerClock(tracks_wall_clock=not market.is_local)
         )
+        self.orders = OrderBudget()
         self.contracts = sorted({s.contract_type for s in pairs.values()}) or [ContractType.USDT_M]
         self.specs: dict[str, InstrumentSpec] = {}
         info = self.market_gateway()
@@ -203,8 +207,9 @@ class Connections:
 
         return job
 
-    def gateway(self, *, bulk: bool = False) -> BinanceGateway:
-        """A REST gateway for orders and account reads (signed)."""
+    def gateway(self, *, bulk: bool = False, max_wait_s: float | None = None) -> BinanceGateway:
+        """A REST gateway for orders and account reads (signed); ``max_wait_s=0`` for an actor that must
+        never block on the weight budget (it retries later instead)."""
         return BinanceGateway(
             self.endpoints,
             api_key=self._key,
@@ -213,7 +218,9 @@ class Connections:
             recv_window_ms=self.config.api.recv_window_ms,
             timeout_s=self.config.api.request_timeout_s,
             clock=self.clock,
+            orders=self.orders,
             bulk=bulk,
+            max_wait_s=max_wait_s,
         )
 
     def market_gateway(self, *, bulk: bool = False) -> BinanceGateway:
@@ -236,7 +243,7 @@ class Connections:
         """The user-data stream of one market (not started)."""
         return UserStream(
             contract=contract,
-            gateway=self.gateway(),
+            gateway=self.gateway(max_wait_s=0.0),  # its loop retries; never block its close at exit
             roots=self.endpoints,
             on_event=on_event,
             parse=parse,

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from .domain.fills import ExitReason
 from .domain.model import ContractType, Decision, Direction, Kline, Leg
+from .domain.trend import TrendReading
 from .exchange.types import UserEvent
 from .runtime.actor import Barrier, ChildExited
 from .runtime.protocol import ParkGroup, Ping, RestartChild, RestartGroup, SupervisorInbox
@@ -47,6 +49,46 @@ class HistoryFetched:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TrendUpdated:
+    """Event between pair actors: a candle of a trend timeframe closed, with its trend (``domain.trend``).
+
+    Told by the actor of that (symbol, timeframe) to each deciding actor that follows it — its own pair's
+    signal timeframe, and with the BTC correlation filter every other pair's — before it reports the candle
+    done, so in a replay it is in their mailbox before the next step's candles.
+    """
+
+    reading: TrendReading
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendTrend:
+    """Command to a trend timeframe's actor: tell your latest readings to this deciding actor (it just
+    started, and a reading comes only once per candle of that timeframe)."""
+
+    to_symbol: str
+    to_timeframe: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClosePosition:
+    """Command to the executor: close this position at market now, for a time or reversal exit.
+
+    The executor sends a reduce-only MARKET order with the leg of ``reason`` (``X`` time, ``V`` reversal),
+    then cancels the position's stop, take-profit and trailing stop.
+    """
+
+    symbol: str
+    direction: Direction
+    quantity: str
+    """Decimal string, the ledger's quantity of the position."""
+    signal_open_time_ms: int | None
+    """The position's signal (its orders' ids derive from it); None for an adopted position."""
+    reason: ExitReason
+    candle_open_time_ms: int
+    """The signal-timeframe candle at whose close the exit was decided."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SubmitEntry:
     """Command to the executor: open the position a taken decision asks for."""
 
@@ -66,8 +108,25 @@ class EntryRejected:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class EntryFinished:
+    """Event from the executor to the ledger: it is done with an entry it sent (it holds nothing more of it).
+
+    Until then the ledger leaves the symbol to the executor; from then on the exchange decides: any outcome
+    but ``protected`` makes the ledger reconcile at once (adopt, protect or close what the exchange holds,
+    and free the symbol's entry slot if the exchange is flat).
+    """
+
+    symbol: str
+    signal_open_time_ms: int
+    outcome: str
+    """``protected`` (its stop is on the exchange), ``flattened`` (the stop failed, closed at market),
+    ``unconfirmed`` (the entry's or the close's outcome is unknown), ``failed`` (the executor crashed)."""
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PositionOpened:
-    """Event: an entry filled and its protective orders are on the exchange."""
+    """Event: an entry filled (told before its protective orders are placed, with their levels)."""
 
     symbol: str
     direction: Direction
@@ -91,6 +150,8 @@ class PositionClosed:
     exit_price: float | None
     realized_pnl: float | None
     closed_at_ms: int
+    signal_open_time_ms: int | None = None
+    """The signal of the position that closed (None when adopted or not known to the sender)."""
     direction: Direction | None = None
     quantity: Decimal | None = None
     entry_price: float | None = None
@@ -241,15 +302,28 @@ class KlineGapUnrepaired:
 
 # --- who accepts what (checked when each actor class is defined; senders are typed with these) -------------
 
-PairTimeframeInbox = KlineClosed | HistoryFetched | EntryRejected | KlineGapUnrepaired
+PairTimeframeInbox = (
+    KlineClosed | HistoryFetched | EntryRejected | KlineGapUnrepaired | TrendUpdated | SendTrend
+)
 """``tree/pair_timeframe.py``: candles from the market stream, its warm-up history, its rejected entries,
-unrepairable gaps."""
+unrepairable gaps, and from other pair actors the trends it follows and the requests for the trends it
+publishes."""
 
-OrderExecutorInbox = SubmitEntry | PauseEntries | ResumeEntries | StopAcceptingEntries | PositionClosed
-"""``tree/executor/``: entries from its pair, operator pauses, shutdown, the ledger's closes."""
+OrderExecutorInbox = (
+    SubmitEntry | ClosePosition | PauseEntries | ResumeEntries | StopAcceptingEntries | PositionClosed
+)
+"""``tree/executor/``: entries and close-time exits from its pair, operator pauses, shutdown, the ledger's
+closes."""
 
 PositionLedgerInbox = (
-    Decision | OrderStateChanged | EntryRejected | Alert | PositionOpened | Reconcile | UserEvent
+    Decision
+    | OrderStateChanged
+    | EntryRejected
+    | EntryFinished
+    | Alert
+    | PositionOpened
+    | Reconcile
+    | UserEvent
 )
 """``tree/ledger/``: decisions, the executors' order events, alerts, and the exchange's user-data events
 (``exchange/types.py``: ``OrderUpdate``, ``AlgoUpdate``, ``AccountUpdate``, ``ListenKeyExpired``,
@@ -262,7 +336,9 @@ __all__ = [
     "Alert",
     "Barrier",
     "ChildExited",
+    "ClosePosition",
     "ConnectionStatusChanged",
+    "EntryFinished",
     "EntryRejected",
     "HistoryFetched",
     "KlineClosed",
@@ -284,6 +360,7 @@ __all__ = [
     "RestartChild",
     "RestartGroup",
     "ResumeEntries",
+    "SendTrend",
     "SetCandleHandoff",
     "StartTree",
     "StopAcceptingEntries",
@@ -292,6 +369,7 @@ __all__ = [
     "Subscribe",
     "SupervisorInbox",
     "TreeRootInbox",
+    "TrendUpdated",
     "Unsubscribe",
     "UserEvent",
 ]

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from ..backtest.engine import AccountSettings, SymbolRun, run_backtest
+from ..backtest.engine import AccountSettings, BacktestSetupError, SymbolRun, check_runs, run_backtest
+from ..backtest.funding_files import load_funding_args
 from ..backtest.kline_files import DataFileError, KlineSeries, load_klines, parse_data_arg
 from ..backtest.report_files import render_summary, write_reports
 from ..config import Config, ConfigError, load_config
@@ -18,7 +19,9 @@ from ..domain.model import ContractType
 from ..exchange.instruments import ExchangeInfoError, SymbolCatalog
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
+
+    from ..domain.funding import FundingHistory
 
 DEFAULT_CONFIG = Path("config/config.yaml")
 
@@ -63,14 +66,20 @@ def _slice(series: KlineSeries, start_ms: int | None, end_ms: int | None) -> Kli
 
 
 def build_runs(
-    config: Config, data: Sequence[tuple[str, Path]], catalog: SymbolCatalog | None = None
+    config: Config,
+    data: Sequence[tuple[str, Path]],
+    catalog: SymbolCatalog | None = None,
+    funding: Mapping[str, FundingHistory] | None = None,
 ) -> list[SymbolRun]:
-    """Load each file and pair it with its symbol's effective settings and exchange filters.
+    """Load each file and pair it with its symbol's effective settings, exchange filters and funding rates.
 
     Filters come from ``catalog`` (default: ``backtesting.exchange_info`` then the bundled ones); the
-    symbols it had to synthesise are left in ``catalog.synthesised`` for the caller to announce.
+    symbols it had to synthesise are left in ``catalog.synthesised`` for the caller to announce. Funding
+    rates (by symbol) default to the config's ``replay.funding_rates``.
     """
     catalog = catalog or SymbolCatalog(config.exchange_info_paths())
+    if funding is None:
+        funding = load_funding_args(config.funding_rate_args())
     runs = []
     bt = config.backtesting
     for symbol, path in data:
@@ -95,6 +104,8 @@ def build_runs(
                 fixed_margin=(settings.margin_coin or 0.0) if coin else settings.margin_usdt,
                 dynamic_sizing=settings.dynamic_sizing_enabled,
                 risk_percent=settings.risk_percent,
+                exits=settings.exit_params(),
+                funding=funding.get(symbol),
             )
         )
     return runs
@@ -140,6 +151,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="[SYMBOL=]FILE",
         help="kline CSV (repeatable); symbol from the file name's leading token unless given. "
         "Default: the config's replay.data (the bundled BTC and ETH month)",
+    )
+    parser.add_argument(
+        "--funding",
+        action="append",
+        metavar="[SYMBOL=]FILE",
+        help="funding-rate CSV or zip from Binance's archive (repeatable; SYMBOL-fundingRate-YYYY-MM.*), "
+        "for V2's funding filter. Default: the config's replay.funding_rates",
     )
     parser.add_argument(
         "--config", metavar="PATH", help="YAML config (default: config/config.yaml if present)"
@@ -193,8 +211,10 @@ def run_backtest_cli(
             return 2
         started = time.perf_counter()
         catalog = SymbolCatalog([*config.exchange_info_paths(), *args.exchange_info])
-        runs = build_runs(config, resolved, catalog)
-    except (DataFileError, ExchangeInfoError) as exc:
+        funding = load_funding_args(args.funding) if args.funding else None
+        runs = build_runs(config, resolved, catalog, funding)
+        check_runs(runs)
+    except (DataFileError, ExchangeInfoError, BacktestSetupError) as exc:
         print(f"error: {exc}", file=err)
         return 2
     for listing in catalog.synthesised.values():

@@ -90,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="a saved GET /fapi/v1/exchangeInfo or /dapi/v1/exchangeInfo answer (JSON or .json.gz; "
         "repeatable): its filters come before the bundled ones",
     )
+    p.add_argument(
+        "--funding",
+        action="append",
+        default=[],
+        metavar="[SYMBOL=]FILE",
+        help="a Binance funding-rate archive file (CSV or zip, SYMBOL-fundingRate-YYYY-MM.*; repeatable): "
+        "premiumIndex and fundingRate serve its settled rates",
+    )
     p.add_argument("--paused", action="store_true", help="start with the clock paused (POST /sim/v1/resume)")
     return p
 
@@ -112,6 +120,7 @@ def run_exchange_cli(argv: Sequence[str] | None = None) -> int:
         pacer_timeout_s=args.pacer_timeout,
         weight_limit=args.weight_limit,
         exchange_info=tuple(args.exchange_info),
+        funding_rates=tuple(args.funding),
     )
     try:
         exchange = LocalExchange(args.data, config).start()

@@ -1,4 +1,7 @@
-"""``nancemakina run``: the pre-flight, logging, then the bot (``supervisor.run``, handed in).
+"""``nancemakina run``: the state directory's lock, the pre-flight, logging, then the bot.
+
+The lock comes first (``ops.state_lock``): a second ``run`` on the same state directory is refused in one
+line naming the bot that holds it, before anything else is checked or touched.
 
 The pre-flight is ``check-config``'s (``preflight``): the same errors in the same words, exit 2. What needs
 the exchange is checked when the bot connects, and a failure there is one line naming the setting, exit 2.
@@ -13,6 +16,7 @@ from typing import TextIO
 
 from ..config import Config, ConfigError, load_config
 from ..ops.logs import setup_logging
+from ..ops.state_lock import StateDirInUseError, StateLock
 from .backtest import resolve_config_path
 from .preflight import preflight
 
@@ -37,11 +41,21 @@ def run_cli(args: argparse.Namespace, env: dict[str, str], run_bot: RunBot, err:
         for line in exc.errors:
             print(f"{exc.source}: {line}", file=err)
         return 2
-    checked = preflight(config)  # the same checks and words as `check-config`
-    for line in checked.errors:
-        print(f"{source}: {line}", file=err)
-    if checked.errors:
+    try:  # first: a second bot on the same state directory must change nothing, not even its log
+        lock = StateLock.acquire(config.state_path())
+    except StateDirInUseError as exc:
+        print(f"nancemakina run: {exc}", file=err)
         return 2
+    with lock:
+        checked = preflight(config)  # the same checks and words as `check-config`
+        for line in checked.errors:
+            print(f"{source}: {line}", file=err)
+        if checked.errors:
+            return 2
+        return _run(config, run_bot)
+
+
+def _run(config: Config, run_bot: RunBot) -> int:
     secrets = [
         s.get_secret_value()
         for s in (config.api.binance_api_key, config.api.binance_api_secret)

@@ -97,10 +97,13 @@ def render_inspect(data: dict[str, Any]) -> str:
     for tf in data.get("timeframes") or []:
         warm = "warm" if tf.get("warm") else "warming up"
         gap = "UNREPAIRED GAP" if tf.get("unrepaired_gap") else "no gap"
-        lines.append(
-            f"{tf.get('timeframe')}  {warm}  {gap}  side {_cell(tf.get('side'))}  "
-            f"sma_short {_cell(tf.get('sma_short'))}  sma_long {_cell(tf.get('sma_long'))}"
+        indicators = tf.get("indicators") or {}
+        values = (
+            "  ".join(f"{name} {_cell(value)}" for name, value in indicators.items())
+            if tf.get("strategy") == "v2"
+            else f"sma_short {_cell(tf.get('sma_short'))}  sma_long {_cell(tf.get('sma_long'))}"
         )
+        lines.append(f"{tf.get('timeframe')}  {warm}  {gap}  side {_cell(tf.get('side'))}  {values}")
         lines.append(f"    pending: {_cell(tf.get('pending'))}")
         lines.append(f"    last decision: {_cell(tf.get('last_decision'))}")
         klines = tf.get("last_klines") or []

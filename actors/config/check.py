@@ -26,6 +26,58 @@ def _cell(value: object) -> str:
     return render_number(value)
 
 
+def _btc(p: PairSettings) -> str:
+    v2 = p.v2
+    if v2 is None or not v2.btc_correlation_filter_enabled:
+        return "off"
+    return f"{v2.btc_correlation_symbol} {v2.btc_correlation_timeframe} ema {v2.btc_correlation_ema_period}"
+
+
+def _v2_rows(p: PairSettings) -> list[tuple[str, object]]:
+    """V2's rows (``-`` on a V1 pair) and the exits' (both strategies)."""
+    v2 = p.v2 if p.strategy == "v2" else None
+    rows: list[tuple[str, object]] = [
+        ("ema fast/slow", None if v2 is None else f"{v2.ema_fast_period}/{v2.ema_slow_period}"),
+        ("trend tfs", None if v2 is None else v2.trend_timeframes or "off"),
+        ("trend ema", None if v2 is None else v2.trend_ema_period),
+        (
+            "stoch rsi",
+            None
+            if v2 is None
+            else (
+                f"{v2.stoch_rsi_rsi_period}/{v2.stoch_rsi_stoch_period}/{v2.stoch_rsi_k_smoothing}/"
+                f"{v2.stoch_rsi_d_smoothing} <{render_number(v2.stoch_rsi_overbought)} "
+                f">{render_number(v2.stoch_rsi_oversold)}"
+                if v2.stoch_rsi_enabled
+                else "off"
+            ),
+        ),
+        (
+            "atr/stop/tp",
+            None
+            if v2 is None
+            else f"{v2.atr_period}/{v2.stop_mode} {render_number(v2.sl_atr_multiplier)}x/"
+            f"{render_number(v2.tp_atr_multiplier)}x",
+        ),
+        ("btc filter", None if v2 is None else _btc(p)),
+        ("max funding", None if v2 is None else v2.max_funding_rate_threshold),
+    ]
+    ex = p.exits
+    if ex is not None:
+        ratio = ex.trailing_activation_risk_ratio
+        armed = "once" if ratio is None else f"{render_number(ratio)}R"
+        trailing = f"{render_number(ex.trailing_callback_rate_pct)}% at {armed}"
+        rows += [
+            ("trailing stop", trailing if ex.trailing_stop_enabled else "off"),
+            (
+                "time exit",
+                f"{ex.max_trade_duration_candles} candles" if ex.time_based_exit_enabled else "off",
+            ),
+            ("reversal exit", ex.reversal_exit_enabled),
+        ]
+    return rows
+
+
 def describe_pair(p: PairSettings) -> list[tuple[str, str]]:
     """(label, value) rows of one pair's effective settings, in reading order."""
     rows: list[tuple[str, object]] = [
@@ -40,6 +92,7 @@ def describe_pair(p: PairSettings) -> list[tuple[str, str]]:
         ("dynamic sizing", p.dynamic_sizing_enabled),
         ("risk % per trade", p.risk_percent),
         ("max concurrent", p.max_concurrent_trades),
+        ("strategy", p.strategy),
         ("sma short/long", f"{p.sma_short_period}/{p.sma_long_period}"),
         ("timeframes", p.indicator_timeframes),
         ("signal timeframe", p.signal_timeframe),
@@ -54,6 +107,7 @@ def describe_pair(p: PairSettings) -> list[tuple[str, str]]:
             "bb period/std/min%",
             f"{p.bb_period}/{render_number(p.bb_std_dev)}/{render_number(p.bb_min_width_percentage)}",
         ),
+        *_v2_rows(p),
     ]
     return [(label, _cell(value)) for label, value in rows]
 

@@ -58,6 +58,27 @@ def _no_duplicates(value: tuple[str, ...]) -> tuple[str, ...]:
     return value
 
 
+def _unique(value: tuple[str, ...]) -> tuple[str, ...]:
+    dupes = sorted({tf for tf in value if value.count(tf) > 1})
+    if dupes:
+        raise ValueError(f"lists {', '.join(dupes)} more than once")
+    return value
+
+
+def _one_decimal(value: float) -> float:
+    if abs(value * 10 - round(value * 10)) > 1e-9:
+        raise ValueError("must have at most one decimal (Binance's callbackRate step is 0.1)")
+    return round(value, 1)
+
+
+def _api_symbol(value: object) -> object:
+    if isinstance(value, str):
+        value = value.upper()
+        if not re.fullmatch(r"[A-Z0-9]+(_[A-Z0-9]+)?", value):
+            raise ValueError("must be an API symbol like BTCUSDT or BTCUSD_PERP")
+    return value
+
+
 def _iso_text(value: object) -> object:
     # Unquoted YAML dates arrive as date/datetime objects; keep the user's ISO text form either way.
     return value.isoformat() if isinstance(value, date) else value
@@ -106,6 +127,13 @@ NonNeg = Annotated[float, Field(ge=0)]
 Percent = Annotated[float, Field(gt=0, le=100)]
 BbPeriod = Annotated[int, Field(ge=2)]
 Port = Annotated[int, Field(ge=0, le=65535)]
+RsiPeriod = Annotated[int, Field(ge=2)]
+"""talipp's RSI divides by period − 1."""
+StochLevel = Annotated[float, Field(ge=0, le=100)]
+CallbackRate = Annotated[float, Field(ge=0.1, le=10), AfterValidator(_one_decimal)]
+"""Binance's ``callbackRate``: a percentage from 0.1 to 10 in steps of 0.1."""
+FundingThreshold = Annotated[float, Field(gt=0, lt=1)]
+"""A funding rate as a fraction per interval (0.001 = 0.1 %)."""
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
@@ -122,6 +150,11 @@ CpuSet = Annotated[tuple[Annotated[int, Field(ge=0, le=4095)], ...], AfterValida
 MarginMode = Annotated[Literal["ISOLATED", "CROSSED"], BeforeValidator(_margin_mode)]
 Timeframe = Annotated[str, AfterValidator(_timeframe)]
 Timeframes = Annotated[tuple[Timeframe, ...], AfterValidator(_no_duplicates)]
+TrendTimeframes = Annotated[tuple[Timeframe, ...], AfterValidator(_unique)]
+"""Like ``Timeframes``, but an empty list is allowed (no trend filter)."""
+StrategyName = Annotated[Literal["v1", "v2"], case_insensitive("v1", "v2")]
+StopModeName = Annotated[Literal["atr", "pivot"], case_insensitive("atr", "pivot")]
+ApiSymbol = Annotated[str, BeforeValidator(_api_symbol)]
 IsoTime = Annotated[str | None, BeforeValidator(_iso_text), AfterValidator(_iso_checked)]
 
 CoinName = Annotated[str, BeforeValidator(_upper_coin)]

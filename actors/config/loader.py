@@ -31,6 +31,7 @@ from .schema import (
     Mode,
     SupervisorSettings,
 )
+from .v2_checks import check_btc_references, check_global_v2, check_pair_v2
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -344,8 +345,11 @@ def _cross_check(loader: _Loader, sections: dict[str, Any]) -> None:
                 f"{base}.signal_timeframe: must be one of indicator_timeframes "
                 f"({', '.join(v1.indicator_timeframes)}), got {v1.signal_timeframe!r}"
             )
+        check_global_v2(errs, bad, gs)
         for key, overrides in sections.get("pairs", {}).items():
             _check_pair(loader, key, overrides, gs)
+            check_pair_v2(errs, bad, key, overrides, gs)
+        check_btc_references(errs, sections.get("pairs", {}), gs)
     sup = sections.get("supervisor")
     if isinstance(sup, SupervisorSettings) and sup.backoff_max_s < sup.backoff_initial_s:
         errs.append(

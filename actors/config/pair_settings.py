@@ -14,10 +14,14 @@ from typing import Annotated, TypeVar
 
 from pydantic import Field
 
+from ..domain.exits import ExitParams
 from ..domain.model import ContractType
+from ..domain.strategies import AnyParams
 from ..domain.strategy import StrategyParams
 from .field_types import (
+    ApiSymbol,
     BbPeriod,
+    FundingThreshold,
     Leverage,
     MarginMode,
     NonNeg,
@@ -26,9 +30,19 @@ from .field_types import (
     Period,
     Positive,
     Section,
+    StrategyName,
     Timeframe,
     Timeframes,
     case_insensitive,
+)
+from .strategy_sections import (
+    ExitSettings,
+    ExitStrategies,
+    StrategyOverrides,
+    V2Settings,
+    V2Strategy,
+    resolve_exits,
+    resolve_v2,
 )
 
 _T = TypeVar("_T")
@@ -83,18 +97,30 @@ class Filters(Section):
     bb_period: BbPeriod = 20
     bb_std_dev: Positive = 2.0
     bb_min_width_percentage: NonNeg = 0.5
+    btc_correlation_filter_enabled: bool = False
+    """V2: an altcoin trade only when the reference symbol's trend agrees (``btc_correlation_*``)."""
+    btc_correlation_symbol: ApiSymbol | None = None
+    """The reference; None: BTCUSDT for USDⓈ-M pairs, BTCUSD_PERP for COIN-M pairs."""
+    btc_correlation_timeframe: Timeframe = "15m"
+    btc_correlation_ema_period: Period = 50
+    max_funding_rate_threshold: FundingThreshold | None = None
+    """V2: skip when |funding rate| exceeds this fraction per interval (0.001 = 0.1 %); None: no filter."""
 
 
 class GlobalSettings(Section):
+    strategy: StrategyName = "v1"
     v1_strategy: V1Strategy = Field(default_factory=V1Strategy)
+    v2_strategy: V2Strategy = Field(default_factory=V2Strategy)
     risk_management: RiskManagement = Field(default_factory=RiskManagement)
     filters: Filters = Field(default_factory=Filters)
+    exit_strategies: ExitStrategies = Field(default_factory=ExitStrategies)
 
 
-class PairOverrides(Section):
+class PairOverrides(StrategyOverrides):
     """One ``pairs.<KEY>`` entry as written: every field but ``enabled`` falls back to the global value."""
 
     enabled: bool = True
+    strategy: StrategyName | None = None
     contract_type: Annotated[ContractType | None, case_insensitive(*ContractType)] = None
     leverage: Leverage | None = None
     margin_usdt: Positive | None = None
@@ -152,9 +178,28 @@ class PairSettings:
     bb_period: int
     bb_std_dev: float
     bb_min_width_percentage: float
+    strategy: str = "v1"
+    """``v1`` or ``v2``."""
+    v2: V2Settings | None = None
+    """The V2 settings (also resolved for a V1 pair, unused there)."""
+    exits: ExitSettings | None = None
 
-    def strategy_params(self) -> StrategyParams:
-        """The strategy's parameters for this pair (the domain never reads the config itself)."""
+    def strategy_params(self) -> AnyParams:
+        """The parameters of the strategy this pair trades (the domain never reads the config itself)."""
+        if self.strategy == "v2" and self.v2 is not None:
+            return self.v2.params(
+                pivot_lookback=self.pivot_lookback_candles,
+                min_interval_ms=self.min_signal_interval_minutes * 60_000,
+                max_concurrent=self.max_concurrent_trades,
+            )
+        return self.v1_params()
+
+    def exit_params(self) -> ExitParams:
+        """The exits this pair trades with (both strategies)."""
+        return ExitParams() if self.exits is None else self.exits.params()
+
+    def v1_params(self) -> StrategyParams:
+        """V1's parameters, whichever strategy the pair trades."""
         return StrategyParams(
             short_period=self.sma_short_period,
             long_period=self.sma_long_period,
@@ -217,4 +262,7 @@ def resolve_pair(
         bb_period=_pick(o.bb_period, flt.bb_period),
         bb_std_dev=_pick(o.bb_std_dev, flt.bb_std_dev),
         bb_min_width_percentage=_pick(o.bb_min_width_percentage, flt.bb_min_width_percentage),
+        strategy=_pick(o.strategy, gs.strategy),
+        v2=resolve_v2(o, gs.v2_strategy, flt, ctype),
+        exits=resolve_exits(o, gs.exit_strategies),
     )

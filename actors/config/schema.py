@@ -15,6 +15,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from ..bundled import bundled_path
+from ..runtime.child_spec import RestartPolicy
 from .field_types import (
     CoinName,
     CpuSet,
@@ -131,6 +132,9 @@ class ReplaySettings(Section):
     exit_at_end: bool = True
     start: IsoTime = None
     port: Port = 0
+    funding_rates: tuple[str, ...] = ()
+    """Funding-rate archive files (``[SYMBOL=]FILE``): served by the local exchange as ``premiumIndex``
+    and read by the backtest (``backtest.funding_files``)."""
     exchange_url: LoopbackUrl = None
     """Use an already-running local exchange (``nancemakina exchange``) at this loopback URL instead of
     starting one in-process; ``data``, ``speed``, ``start`` and ``port`` are then that exchange's."""
@@ -166,6 +170,22 @@ class SupervisorSettings(Section):
     CPU, the least busy at start; a list, those; None leaves them wherever systemd or the shell started the
     process. One CPU halved the signal → order p99 in ``bench/live_latency.py``: the GIL hands over between
     threads sharing one run queue instead of waking them on a busy core."""
+
+    def pair_policy(self) -> RestartPolicy:
+        """Each pair supervisor's restart budget and back-off."""
+        return self._policy(self.pair_max_restarts, self.pair_restart_period_s)
+
+    def shared_policy(self) -> RestartPolicy:
+        """The shared supervisor's restart budget and back-off."""
+        return self._policy(self.shared_max_restarts, self.shared_restart_period_s)
+
+    def _policy(self, intensity: int, period_s: float) -> RestartPolicy:
+        return RestartPolicy(
+            intensity=intensity,
+            period_s=period_s,
+            backoff_initial_s=self.backoff_initial_s,
+            backoff_max_s=self.backoff_max_s,
+        )
 
 
 class ExecutionSettings(Section):
@@ -245,6 +265,14 @@ class Config(BaseModel):
         """``replay.data`` files; a relative one that is not under ``base_dir`` is looked up among the
         bundled files (so the default replay works from any directory, installed or not)."""
         return tuple(self._resolve_data(p) for p in self.replay.data)
+
+    def funding_rate_args(self) -> tuple[str, ...]:
+        """``replay.funding_rates`` as ``[SYMBOL=]FILE`` arguments, relative files under ``base_dir``."""
+        out = []
+        for arg in self.replay.funding_rates:
+            symbol, sep, file = arg.partition("=")
+            out.append(f"{symbol}={self._resolve(file)}" if sep else str(self._resolve(arg)))
+        return tuple(out)
 
     def exchange_info_paths(self) -> tuple[Path, ...]:
         """``backtesting.exchange_info`` files, relative ones under ``base_dir``."""

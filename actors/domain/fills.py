@@ -29,6 +29,11 @@ class ExitReason(StrEnum):
 
     STOP_LOSS = "stop_loss"
     TAKE_PROFIT = "take_profit"
+    TRAILING_STOP = "trailing_stop"
+    TIME_EXIT = "time_exit"
+    """Closed at market at the close of the N-th signal candle after the entry candle."""
+    REVERSAL = "reversal"
+    """Closed at market at the close of a crossover against the position."""
     END_OF_DATA = "end_of_data"
     MANUAL = "manual"
     LIQUIDATION = "liquidation"
@@ -152,19 +157,22 @@ def exit_on_candle(
     *,
     direction: Direction,
     stop: float,
-    take_profit: float,
+    take_profit: float | None,
     open_: float,
     high: float,
     low: float,
     close: float,
+    trailing: TrailingStop | None = None,
 ) -> tuple[ExitReason, float] | None:
-    """Whether a candle closes the position and at which (pre-slippage) price."""
-    return first_trigger(
+    """Whether a candle closes the position and at which (pre-slippage) price (``first_exit`` on its path)."""
+    hit, _ = first_exit(
         candle_path(open_, high, low, close, direction),
         direction=direction,
         stop=stop,
         take_profit=take_profit,
+        trailing=trailing,
     )
+    return hit
 
 
 def best_bid(last: float, tick: Decimal) -> float:
@@ -251,6 +259,52 @@ def trailing_trigger(
         if point > state.extreme if state.sell else point < state.extreme:
             state = TrailingStop(sell=state.sell, callback_pct=state.callback_pct, extreme=point)
     return state, None
+
+
+_RANKS = {ExitReason.STOP_LOSS: (0, 0), ExitReason.TRAILING_STOP: (0, 2), ExitReason.TAKE_PROFIT: (1, 1)}
+"""(rank, placement order) of a position's protective orders: stops (the stop-loss and the trailing stop)
+before the take-profit at one spot, then the order placed first (stop, take-profit, trailing stop)."""
+
+
+def first_exit(
+    path: tuple[float, ...],
+    *,
+    direction: Direction,
+    stop: float | None,
+    take_profit: float | None,
+    trailing: TrailingStop | None,
+) -> tuple[tuple[ExitReason, float] | None, TrailingStop | None]:
+    """The first of a position's protective orders the path reaches (reason, pre-slippage price), and the
+    trailing stop's state after the path (None when there is none or it triggered).
+
+    Each order says where it is hit — ``first_touch`` for the stop-loss and the take-profit,
+    ``trailing_trigger`` for the trailing stop — and the earliest wins: the lowest path index, then the
+    shortest way along that move from its previous point, then a stop before a take-profit, then the order
+    placed first. The local exchange's matching orders its hits the same way, so this is what it fills.
+    Without a trailing stop the result is ``first_trigger``'s.
+    """
+    long = direction is Direction.LONG
+    hits: list[tuple[int, float, int, int, ExitReason, float]] = []
+    after = trailing
+    touches: list[tuple[ExitReason, tuple[int, float] | None]] = [
+        (ExitReason.STOP_LOSS, None if stop is None else first_touch(path, stop, from_above=long)),
+        (
+            ExitReason.TAKE_PROFIT,
+            None if take_profit is None else first_touch(path, take_profit, from_above=not long),
+        ),
+    ]
+    if trailing is not None:
+        after, hit = trailing_trigger(path, trailing)
+        touches.append((ExitReason.TRAILING_STOP, hit))
+    for reason, touch in touches:
+        if touch is not None:
+            index, price = touch
+            distance = abs(price - path[index - 1]) if index else 0.0
+            hits.append((index, distance, *_RANKS[reason], reason, price))
+    if not hits:
+        return None, after
+    *_, reason, price = min(hits)
+    return (reason, price), None
 
 
 def notional_in_margin_asset(spec: InstrumentSpec, qty: Decimal, price: float) -> float:

@@ -64,6 +64,22 @@ class SkipReason(StrEnum):
     MAX_CONCURRENT = "max_concurrent"
     GAP_UNREPAIRED = "gap_unrepaired"
     PAUSED = "paused"
+    LATE = "late"
+    """Live only: decided after a restart from a candle that closed while the bot was down (never traded)."""
+    WARMUP = "warmup"
+    """V2: ATR or StochRSI not defined yet at the signal candle."""
+    TREND_STALE = "trend_stale"
+    """V2: a trend timeframe's candle that closed at the last boundary is not known."""
+    TREND_FILTER = "trend_filter"
+    """V2: a trend timeframe's close is not on the trade's side of its EMA."""
+    BTC_STALE = "btc_stale"
+    BTC_FILTER = "btc_filter"
+    """V2: the same two checks on the BTC reference symbol's trend."""
+    STOCH_RSI_FILTER = "stoch_rsi_filter"
+    """V2: StochRSI %K overbought for a LONG, oversold for a SHORT."""
+    FUNDING_UNKNOWN = "funding_unknown"
+    FUNDING_FILTER = "funding_filter"
+    """V2: no usable funding rate, or its magnitude above ``max_funding_rate_threshold``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,6 +136,9 @@ class Leg(StrEnum):
     STOP = "S"
     TAKE_PROFIT = "T"
     CLOSE = "C"
+    TRAILING_STOP = "R"
+    TIME_EXIT = "X"
+    REVERSAL = "V"
 
 
 def client_order_id(symbol: str, signal_open_time_ms: int, leg: Leg) -> str:
@@ -131,10 +150,30 @@ def client_order_id(symbol: str, signal_open_time_ms: int, leg: Leg) -> str:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HeldPosition:
+    """One open position as the ledger knows it: what a time or reversal exit needs."""
+
+    symbol: str
+    direction: Direction
+    quantity: str
+    """Decimal string, as the exchange reported the fill."""
+    signal_open_time_ms: int | None
+    """The signal that opened it (None for a position adopted from the exchange)."""
+    opened_at_ms: int
+    """When the entry filled (exchange time): at or just after the close of the deciding candle."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PortfolioView:
     """Immutable snapshot of open positions that pair actors read without asking the ledger."""
 
     open_symbols: frozenset[str] = frozenset()
+    held: tuple[HeldPosition, ...] = ()
+    """The open positions themselves, for the exits that close at a candle's close."""
+
+    def position(self, symbol: str) -> HeldPosition | None:
+        """The open position of ``symbol``, if the ledger holds one."""
+        return next((h for h in self.held if h.symbol == symbol), None)
 
     @property
     def open_positions(self) -> int:

@@ -32,6 +32,7 @@ from talipp.indicators import BB, SMA
 
 from .fills import take_profit_level
 from .model import Decision, Direction, Kline, Outcome, SkipReason
+from .trend import TrendReading
 
 _PURGE_BATCH = 32
 """talipp keeps every value unless purged. Purging copies the list, so it runs in batches; a small batch
@@ -157,6 +158,10 @@ class StrategySnapshot:
     last_taken_signal_ms: int | None
     last_decision: Decision | None
     recent: tuple[Kline, ...]
+    kind: str = "v1"
+    """Which strategy: ``v1`` (``sma_short``/``sma_long`` are its SMAs) or ``v2`` (see ``indicators``)."""
+    indicators: tuple[tuple[str, float | None], ...] = ()
+    """V2's indicator values by name (EMAs, ATR, StochRSI %K, trends), for the inspection shell."""
 
 
 class PairStrategy:
@@ -180,6 +185,8 @@ class PairStrategy:
         self._last_open: int | None = None
         self._last_decision: Decision | None = None
         self._candles = 0
+        self._due: tuple[Kline, Candidate, bool] | None = None
+        """The decision ``observe`` settled: (deciding candle, crossover, confirmed), for ``decide``."""
 
     @property
     def last_open_time_ms(self) -> int | None:
@@ -187,10 +194,19 @@ class PairStrategy:
         return self._last_open
 
     def on_closed_kline(self, kline: Kline, *, position_open: bool, open_positions: int) -> Decision | None:
-        """Feed one closed candle; returns the decision settled by it, if any.
+        """Feed one closed candle; returns the decision settled by it, if any (``observe`` then ``decide``).
 
         ``position_open``/``open_positions``: the portfolio after every fill up to this candle's close.
         """
+        self.observe(kline)
+        return self.decide(position_open=position_open, open_positions=open_positions)
+
+    def observe(self, kline: Kline) -> Direction | None:
+        """Feed one closed candle to the indicators; the direction of the crossover it is, if it is one.
+
+        A decision it settles (a crossover, or a pending one confirmed or broken) waits for ``decide``.
+        """
+        self._due = None
         if self._last_open is not None and kline.open_time_ms <= self._last_open:
             return None
         self._last_open = kline.open_time_ms
@@ -206,30 +222,59 @@ class PairStrategy:
             self._bands.add(kline.close)
         self._purge()
         side = self._current_side()
-        decision = None
         if self._pending is not None:
             if side != self._pending.direction.sign:
-                decision = self._decide(
-                    kline, confirmed=False, position_open=position_open, open_positions=open_positions
-                )
+                self._due = (kline, self._pending, False)
+                self._pending = None
             else:
                 self._remaining -= 1
                 if self._remaining == 0:
-                    decision = self._decide(
-                        kline, confirmed=True, position_open=position_open, open_positions=open_positions
-                    )
+                    self._due = (kline, self._pending, True)
+                    self._pending = None
+        crossover = None
         if side != 0:
             if self._side not in (0, side):
-                self._pending = self._candidate(kline, Direction.LONG if side > 0 else Direction.SHORT)
+                crossover = Direction.LONG if side > 0 else Direction.SHORT
+                self._pending = self._candidate(kline, crossover)
                 self._remaining = self.params.buffer_candles
                 if self._remaining == 0:
-                    decision = self._decide(
-                        kline, confirmed=True, position_open=position_open, open_positions=open_positions
-                    )
+                    self._due = (kline, self._pending, True)
+                    self._pending = None
             self._side = side
-        if decision is not None:
-            self._last_decision = decision
+        return crossover
+
+    def decide(
+        self, *, position_open: bool, open_positions: int, funding: float | None = None
+    ) -> Decision | None:
+        """The decision the last ``observe``d candle settles, if any, on the portfolio after its exits.
+
+        ``funding`` is ignored (V1 has no funding filter); it is part of the interface both strategies share.
+        """
+        del funding
+        due, self._due = self._due, None
+        if due is None:
+            return None
+        kline, cand, confirmed = due
+        decision = judge(
+            self.params,
+            cand,
+            symbol=self.symbol,
+            timeframe=self.timeframe,
+            decided_open_time_ms=kline.open_time_ms,
+            entry=kline.close,
+            confirmed=confirmed,
+            position_open=position_open,
+            open_positions=open_positions,
+            last_taken_signal_ms=self._last_taken,
+        )
+        if decision.taken:
+            self._last_taken = cand.signal_open_time_ms
+        self._last_decision = decision
         return decision
+
+    def on_trend(self, reading: TrendReading) -> None:
+        """V1 uses no higher-timeframe trend: readings are ignored."""
+        del reading
 
     def _current_side(self) -> int:
         short, long = self._short[-1], self._long[-1]
@@ -250,27 +295,6 @@ class PairStrategy:
             volume_sma=volume_sma,
             bb_width_pct=width,
         )
-
-    def _decide(self, kline: Kline, *, confirmed: bool, position_open: bool, open_positions: int) -> Decision:
-        cand = self._pending
-        if cand is None:
-            raise RuntimeError("decision without a pending crossover")
-        self._pending = None
-        decision = judge(
-            self.params,
-            cand,
-            symbol=self.symbol,
-            timeframe=self.timeframe,
-            decided_open_time_ms=kline.open_time_ms,
-            entry=kline.close,
-            confirmed=confirmed,
-            position_open=position_open,
-            open_positions=open_positions,
-            last_taken_signal_ms=self._last_taken,
-        )
-        if decision.taken:
-            self._last_taken = cand.signal_open_time_ms
-        return decision
 
     def record_rejection(self, decision: Decision) -> None:
         """The executor refused a taken decision (e.g. max_concurrent raced): forget it as the last taken."""

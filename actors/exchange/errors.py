@@ -40,9 +40,11 @@ NO_NEED_MARGIN_TYPE = -4046
 NO_NEED_POSITION_SIDE = -4059
 TIMESTAMP = -1021
 STATUS_UNKNOWN = -1007
+ORDER_RATE_EXCEEDED = -1015
+"""429 "Too many new orders": the account's order rate (10 s / 1 min), not the IP's request weight."""
 
 _AUTH_CODES = frozenset({-1002, -1022, -2014, -2015, -2008})
-_RATE_CODES = frozenset({-1003, -1015})
+_RATE_CODES = frozenset({-1003, ORDER_RATE_EXCEEDED})
 _TRANSIENT_CODES = frozenset({-1000, -1001, -1006, -1008, STATUS_UNKNOWN})
 _REASONS = {
     MARGIN_INSUFFICIENT: "margin_insufficient",

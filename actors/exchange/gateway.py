@@ -2,32 +2,31 @@
 
 Every method returns domain types (``actors.exchange.types``) or raises an ``ExchangeError`` subclass
 that names the recovery (``actors.exchange.errors``). Thread-safe: one python-binance client per
-gateway behind a lock; the ``WeightBudget`` and the ``ServerClock`` are shared by every gateway of the
-process on one venue.
+gateway behind a lock; the ``WeightBudget`` (IP weight), the ``OrderBudget`` (the account's new orders) and
+the ``ServerClock`` are shared by every gateway of the process on one venue. New orders cost no weight;
+stops and closes may use the order budget's reserve.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from ..domain.fills import InstrumentSpec
 from ..domain.model import ContractType, Kline
+from .algo_orders import GONE, W_OPEN_ALL, AlgoOrders, pick, qty_text
 from .endpoints import SIM_CLOCK_HEADER, Endpoints
 from .errors import (
     NO_NEED_MARGIN_TYPE,
     NO_NEED_POSITION_SIDE,
-    NO_SUCH_ORDER,
-    UNKNOWN_ORDER,
     Rejected,
 )
 from .instruments import ExchangeInfoError, parse_symbol
 from .kline_pages import KlineReader, TransportFetch
+from .order_rate import OrderBudget
 from .parse import (
     MalformedPayload,
-    is_protective_type,
-    parse_algo_order,
+    order_rate_limits,
     parse_balance,
     parse_order,
     parse_position,
@@ -38,40 +37,18 @@ from .parse import (
 from .ratelimit import WeightBudget
 from .server_clock import ServerClock
 from .transport import GatewayCounters, Transport, endpoint, server_time_of, sim_clock_of
-from .types import (
-    AlgoOrderResult,
-    Balance,
-    OrderResult,
-    PositionInfo,
-    ProtectiveKind,
-    Side,
-    SymbolSettings,
-)
+from .types import Balance, OrderResult, PositionInfo, Side, SymbolSettings
 
-_GONE = frozenset({NO_SUCH_ORDER, UNKNOWN_ORDER})
 _MARGIN_TYPES = frozenset({"ISOLATED", "CROSSED"})
 _W_ACCOUNT = 5
 """balance / positionRisk / account weight (USDⓈ-M; COIN-M charges less, we budget the larger)."""
-_W_OPEN_ALL = 40
-"""openOrders / openAlgoOrders without a symbol."""
 
 
-def _qty(value: Decimal, what: str = "quantity") -> str:
-    if not value.is_finite() or value <= 0:
-        raise ValueError(f"{what} must be a positive finite Decimal, got {value}")
-    return f"{value:f}"
-
-
-def _pick(contract: ContractType, usd: Callable[..., Any], coin: Callable[..., Any]) -> Callable[..., Any]:
-    return usd if contract is ContractType.USDT_M else coin
-
-
-class BinanceGateway:
+class BinanceGateway(AlgoOrders):
     """REST gateway for one venue and one account (see the module docstring).
 
     ``clock`` is the venue's ``ServerClock``, shared by all its gateways (a gateway made without one keeps
-    its own); signed timestamps follow python-binance's ``time.time()`` plus its offset. ``bulk``: a gateway
-    for bulk reads (warm-up and backfill klines), which stay inside the budget's bulk share.
+    its own); signed timestamps follow python-binance's ``time.time()`` plus its offset.
     """
 
     def __init__(
@@ -84,8 +61,13 @@ class BinanceGateway:
         recv_window_ms: int = 5000,
         timeout_s: float = 10.0,
         clock: ServerClock | None = None,
+        orders: OrderBudget | None = None,
         bulk: bool = False,
+        max_wait_s: float | None = None,
     ) -> None:
+        """``bulk``: a gateway for bulk reads (warm-up and backfill klines), held to the budget's bulk share
+        so the rest of the minute stays for the reads that keep positions protected; ``max_wait_s``: how
+        long a read may wait for weight."""
         self.endpoints = endpoints
         self.budget = budget
         self.clock = clock or ServerClock(tracks_wall_clock=not endpoints.is_local)
@@ -97,8 +79,11 @@ class BinanceGateway:
             recv_window_ms=recv_window_ms,
             timeout_s=timeout_s,
             clock=self.clock,
+            orders=orders,
             bulk=bulk,
+            max_wait_s=max_wait_s,
         )
+        self.orders = self._t.orders
         self._c = self._t.client
         self._klines = KlineReader(
             TransportFetch(self._t, local=endpoints.is_local),
@@ -126,7 +111,7 @@ class BinanceGateway:
         On Binance that is the server time. The local exchange's server time is the wall clock too, but its
         candles close on the replay clock, which it reports in the ``X-SIM-Clock-Ms`` header: read there.
         """
-        fn = _pick(contract, self._c.futures_time, self._c.futures_coin_time)
+        fn = pick(contract, self._c.futures_time, self._c.futures_coin_time)
         name = endpoint("GET", contract, "time")
         if not self.endpoints.is_local:
             return server_time_of(self._t.call(name, 1, fn))
@@ -151,13 +136,14 @@ class BinanceGateway:
 
         Symbols whose filters cannot be parsed are left out (counted as ``ExchangeInfoError``).
         """
-        fn = _pick(contract, self._c.futures_exchange_info, self._c.futures_coin_exchange_info)
+        fn = pick(contract, self._c.futures_exchange_info, self._c.futures_coin_exchange_info)
         body = self._t.call(endpoint("GET", contract, "exchangeInfo"), 1, fn)
         if not isinstance(body, dict):
             raise MalformedPayload(f"exchangeInfo: expected a JSON object, got {type(body).__name__}")
         limit = request_weight_limit(body)
         if limit is not None:
             self.budget.set_limit(limit)
+        self.orders.set_limits(*order_rate_limits(body))
         specs: dict[str, InstrumentSpec] = {}
         for raw in body.get("symbols", ()):
             try:
@@ -197,7 +183,7 @@ class BinanceGateway:
 
     def set_leverage(self, symbol: str, contract: ContractType, leverage: int) -> int:
         """Set the symbol's leverage; returns the leverage the venue reports."""
-        fn = _pick(contract, self._c.futures_change_leverage, self._c.futures_coin_change_leverage)
+        fn = pick(contract, self._c.futures_change_leverage, self._c.futures_coin_change_leverage)
         name = endpoint("POST", contract, "leverage")
         body = self._t.call(name, 1, lambda: fn(symbol=symbol, leverage=leverage), signed=True)
         value = body.get("leverage") if isinstance(body, dict) else None
@@ -207,7 +193,7 @@ class BinanceGateway:
         """``ISOLATED`` or ``CROSSED``; already set (-4046) counts as success."""
         if margin_type not in _MARGIN_TYPES:
             raise ValueError(f"margin_type must be ISOLATED or CROSSED, got {margin_type!r}")
-        fn = _pick(contract, self._c.futures_change_margin_type, self._c.futures_coin_change_margin_type)
+        fn = pick(contract, self._c.futures_change_margin_type, self._c.futures_coin_change_margin_type)
         name = endpoint("POST", contract, "marginType")
         try:
             self._t.call(
@@ -223,7 +209,7 @@ class BinanceGateway:
 
     def ensure_one_way(self, contract: ContractType) -> None:
         """Turn hedge mode off (dualSidePosition=false); already one-way (-4059) counts as success."""
-        fn = _pick(contract, self._c.futures_change_position_mode, self._c.futures_coin_change_position_mode)
+        fn = pick(contract, self._c.futures_change_position_mode, self._c.futures_coin_change_position_mode)
         name = endpoint("POST", contract, "positionSide/dual")
         try:
             self._t.call(
@@ -254,20 +240,20 @@ class BinanceGateway:
             "symbol": symbol,
             "side": Side(side).value,
             "type": "MARKET",
-            "quantity": _qty(qty),
+            "quantity": qty_text(qty),
             "newClientOrderId": client_order_id,
             "newOrderRespType": "RESULT",
         }
         if reduce_only:
             params["reduceOnly"] = "true"
-        fn = _pick(contract, self._c.futures_create_order, self._c.futures_coin_create_order)
+        fn = pick(contract, self._c.futures_create_order, self._c.futures_coin_create_order)
         name = endpoint("POST", contract, "order")
-        body = self._t.call(name, 1, lambda: fn(**params), signed=True, placing=True)
+        body = self._t.call(name, 0, lambda: fn(**params), signed=True, placing=True, protective=reduce_only)
         return parse_order(body, contract)
 
     def get_order(self, symbol: str, contract: ContractType, *, client_order_id: str) -> OrderResult | None:
         """The order with this client id, or None when the venue does not know it."""
-        fn = _pick(contract, self._c.futures_get_order, self._c.futures_coin_get_order)
+        fn = pick(contract, self._c.futures_get_order, self._c.futures_coin_get_order)
         name = endpoint("GET", contract, "order")
         try:
             body = self._t.call(
@@ -275,119 +261,26 @@ class BinanceGateway:
                 1,
                 lambda: fn(symbol=symbol, origClientOrderId=client_order_id),
                 signed=True,
-                expect=_GONE,
+                expect=GONE,
             )
         except Rejected as exc:
-            if exc.code in _GONE:
+            if exc.code in GONE:
                 return None
             raise
         return parse_order(body, contract)
 
     def open_orders(self, contract: ContractType, symbol: str | None = None) -> list[OrderResult]:
         params = {"symbol": symbol} if symbol else {}
-        fn = _pick(contract, self._c.futures_get_open_orders, self._c.futures_coin_get_open_orders)
+        fn = pick(contract, self._c.futures_get_open_orders, self._c.futures_coin_get_open_orders)
         name = endpoint("GET", contract, "openOrders")
-        body = self._t.call(name, 1 if symbol else _W_OPEN_ALL, lambda: fn(**params), signed=True)
+        body = self._t.call(name, 1 if symbol else W_OPEN_ALL, lambda: fn(**params), signed=True)
         return [parse_order(row, contract) for row in rows_of(body, "openOrders")]
-
-    # --- algo (conditional) orders -------------------------------------------------------------------
-
-    def _algo(self, contract: ContractType, method: str, path: str) -> Callable[..., Any]:
-        if contract is ContractType.USDT_M:
-            method_fn: Callable[..., Any] = {
-                ("post", "algoOrder"): self._c.futures_create_algo_order,
-                ("get", "algoOrder"): self._c.futures_get_algo_order,
-                ("delete", "algoOrder"): self._c.futures_cancel_algo_order,
-                ("get", "openAlgoOrders"): self._c.futures_get_open_algo_orders,
-            }[method, path]
-            return method_fn
-        # python-binance 1.0.37 has no COIN-M algo methods; its generic COIN-M request builds the same URL.
-        request = self._c._request_futures_coin_api  # noqa: SLF001
-
-        def call(**params: Any) -> Any:
-            return request(method, path, signed=True, data=params)
-
-        return call
-
-    def place_protective(  # noqa: PLR0917 - the positional order is the agreed API
-        self,
-        symbol: str,
-        contract: ContractType,
-        kind: ProtectiveKind,
-        side: Side,
-        trigger_price: Decimal,
-        client_algo_id: str,
-        *,
-        close_position: bool = True,
-        quantity: Decimal | None = None,
-    ) -> AlgoOrderResult:
-        """A STOP_MARKET / TAKE_PROFIT_MARKET on the algo-order API (``POST .../algoOrder``).
-
-        ``close_position=True`` closes the whole position (no quantity); otherwise ``quantity`` is
-        required and the order is reduce-only. ``UnknownStatus`` → ``get_algo_order``.
-        """
-        if close_position == (quantity is not None):
-            raise ValueError("place_protective: give quantity exactly when close_position is False")
-        params: dict[str, Any] = {
-            "algoType": "CONDITIONAL",
-            "symbol": symbol,
-            "side": Side(side).value,
-            "type": ProtectiveKind(kind).value,
-            "triggerPrice": _qty(trigger_price, "trigger price"),
-            "clientAlgoId": client_algo_id,
-            "workingType": "CONTRACT_PRICE",
-        }
-        if quantity is not None:
-            params |= {"quantity": _qty(quantity), "reduceOnly": "true"}
-        else:
-            params["closePosition"] = "true"
-        fn = self._algo(contract, "post", "algoOrder")
-        name = endpoint("POST", contract, "algoOrder")
-        body = self._t.call(name, 1, lambda: fn(**params), signed=True, placing=True)
-        return parse_algo_order(body, contract)
-
-    def get_algo_order(
-        self, symbol: str, contract: ContractType, *, client_algo_id: str
-    ) -> AlgoOrderResult | None:
-        """The algo order with this client id on ``symbol``, or None when the venue does not know it."""
-        fn = self._algo(contract, "get", "algoOrder")
-        name = endpoint("GET", contract, "algoOrder")
-        try:
-            body = self._t.call(name, 1, lambda: fn(clientAlgoId=client_algo_id), signed=True, expect=_GONE)
-        except Rejected as exc:
-            if exc.code in _GONE:
-                return None
-            raise
-        result = parse_algo_order(body, contract)
-        return result if result.symbol == symbol else None
-
-    def open_algo_orders(self, contract: ContractType, symbol: str | None = None) -> list[AlgoOrderResult]:
-        """Open STOP_MARKET / TAKE_PROFIT_MARKET algo orders (other algo types are not the bot's: skipped)."""
-        params = {"symbol": symbol} if symbol else {}
-        fn = self._algo(contract, "get", "openAlgoOrders")
-        name = endpoint("GET", contract, "openAlgoOrders")
-        body = self._t.call(name, 1 if symbol else _W_OPEN_ALL, lambda: fn(**params), signed=True)
-        rows = rows_of(body, "openAlgoOrders")
-        return [parse_algo_order(r, contract) for r in rows if is_protective_type(r)]
-
-    def cancel_algo_order(self, symbol: str, contract: ContractType, *, client_algo_id: str) -> bool:
-        """Cancel it; False when it is already gone (triggered, cancelled or unknown)."""
-        del symbol  # the algo API identifies the order by its client id alone
-        fn = self._algo(contract, "delete", "algoOrder")
-        name = endpoint("DELETE", contract, "algoOrder")
-        try:
-            self._t.call(name, 1, lambda: fn(clientAlgoId=client_algo_id), signed=True, expect=_GONE)
-        except Rejected as exc:
-            if exc.code in _GONE:
-                return False
-            raise
-        return True
 
     # --- account -----------------------------------------------------------------------------------
 
     def positions(self, contract: ContractType) -> list[PositionInfo]:
         """Non-zero one-way positions."""
-        fn = _pick(contract, self._c.futures_position_information, self._c.futures_coin_position_information)
+        fn = pick(contract, self._c.futures_position_information, self._c.futures_coin_position_information)
         name = endpoint("GET", contract, "positionRisk", 3 if contract is ContractType.USDT_M else 1)
         rows = rows_of(self._t.call(name, _W_ACCOUNT, fn, signed=True), "positionRisk")
         found = [parse_position(r, contract) for r in rows]
@@ -407,7 +300,7 @@ class BinanceGateway:
 
     def balances(self, contract: ContractType) -> dict[str, Balance]:
         """Wallet balance and available balance per asset."""
-        fn = _pick(contract, self._c.futures_account_balance, self._c.futures_coin_account_balance)
+        fn = pick(contract, self._c.futures_account_balance, self._c.futures_coin_account_balance)
         name = endpoint("GET", contract, "balance", 3 if contract is ContractType.USDT_M else 1)
         rows = rows_of(self._t.call(name, _W_ACCOUNT, fn, signed=True), "balance")
         return {b.asset: b for b in (parse_balance(r) for r in rows)}
@@ -415,18 +308,16 @@ class BinanceGateway:
     # --- user-data stream keys -------------------------------------------------------------------------
 
     def create_listen_key(self, contract: ContractType) -> str:
-        fn = _pick(
-            contract, self._c.futures_stream_get_listen_key, self._c.futures_coin_stream_get_listen_key
-        )
+        fn = pick(contract, self._c.futures_stream_get_listen_key, self._c.futures_coin_stream_get_listen_key)
         key = self._t.call(endpoint("POST", contract, "listenKey"), 1, fn)
         if not isinstance(key, str) or not key:
             raise MalformedPayload("listenKey: missing field 'listenKey'")
         return key
 
     def keepalive_listen_key(self, contract: ContractType, key: str) -> None:
-        fn = _pick(contract, self._c.futures_stream_keepalive, self._c.futures_coin_stream_keepalive)
+        fn = pick(contract, self._c.futures_stream_keepalive, self._c.futures_coin_stream_keepalive)
         self._t.call(endpoint("PUT", contract, "listenKey"), 1, lambda: fn(listenKey=key))
 
     def close_listen_key(self, contract: ContractType, key: str) -> None:
-        fn = _pick(contract, self._c.futures_stream_close, self._c.futures_coin_stream_close)
+        fn = pick(contract, self._c.futures_stream_close, self._c.futures_coin_stream_close)
         self._t.call(endpoint("DELETE", contract, "listenKey"), 1, lambda: fn(listenKey=key))

@@ -11,6 +11,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from ..domain.funding import FundingReading
 from ..domain.model import TIMEFRAME_MS, ContractType, Kline
 from .types import (
     AccountUpdate,
@@ -146,20 +147,31 @@ def parse_algo_order(raw: Any, contract_type: ContractType) -> AlgoOrderResult:
     f = _Fields(raw, "algo order")
     close_position = f.flag("closePosition", default=False)
     kind_key = "orderType" if "orderType" in f.raw else "type"
+    kind = f.enum(kind_key, ProtectiveKind)
+    trigger_key = "triggerPrice"
+    if kind is ProtectiveKind.TRAILING_STOP_MARKET:  # no trigger price: its activation instead (0: none)
+        trigger_key = "activatePrice" if f.raw.get("activatePrice") else "triggerPrice"
     return AlgoOrderResult(
         symbol=f.text("symbol"),
         contract_type=contract_type,
         algo_id=f.integer("algoId"),
         client_algo_id=f.text("clientAlgoId"),
-        kind=f.enum(kind_key, ProtectiveKind),
+        kind=kind,
         side=f.enum("side", Side),
         status=f.enum("algoStatus", AlgoStatus),
-        trigger_price=f.decimal("triggerPrice"),
+        trigger_price=f.decimal(trigger_key, "0"),
         quantity=None if close_position else f.decimal("quantity"),
         close_position=close_position,
         reduce_only=f.flag("reduceOnly", default=False),
         update_time_ms=f.integer("updateTime", f.raw.get("createTime", 0)),
     )
+
+
+def parse_funding(raw: Any) -> FundingReading:
+    """``/fapi|dapi/v1/premiumIndex`` of one symbol (COIN-M answers a one-row list) → its funding reading."""
+    row = raw[0] if isinstance(raw, list) and raw else raw
+    f = _Fields(row, "premiumIndex")
+    return FundingReading(rate=f.number("lastFundingRate"), next_funding_ms=f.integer("nextFundingTime"))
 
 
 def _margin_type(f: _Fields) -> str:
@@ -238,6 +250,21 @@ def request_weight_limit(exchange_info: Any) -> int | None:
             if f.text("interval", "") == "MINUTE" and f.integer("intervalNum", 1) == 1:
                 return f.integer("limit")
     return None
+
+
+def order_rate_limits(exchange_info: Any) -> tuple[int | None, int | None]:
+    """``ORDERS`` per 10 seconds and per minute from exchangeInfo ``rateLimits`` (None when absent)."""
+    ten_s = minute = None
+    limits = exchange_info.get("rateLimits", ()) if isinstance(exchange_info, Mapping) else ()
+    for raw in limits if isinstance(limits, list) else ():
+        if isinstance(raw, Mapping) and raw.get("rateLimitType") == "ORDERS":
+            f = _Fields(raw, "exchangeInfo.rateLimits[]")
+            span = (f.text("interval", ""), f.integer("intervalNum", 1))
+            if span == ("SECOND", 10):
+                ten_s = f.integer("limit")
+            elif span == ("MINUTE", 1):
+                minute = f.integer("limit")
+    return ten_s, minute
 
 
 def kline_close_time_ms(open_time_ms: int, interval: str) -> int:

@@ -8,7 +8,9 @@ the estimate into the safety margin, and stops everyone until ``Retry-After`` af
 
 Bulk reads (the klines of warm-ups and gap repairs: thousands of them at a cold start) may only fill the
 minute up to ``bulk_share`` of the limit; the rest is kept for everything else (order lookups, balances,
-reconciliation, listenKeys), so a warm-up that spends every minute it can never makes the order path wait.
+reconciliation, listenKeys), so a warm-up that spends every minute it can never starve the reads that keep
+positions protected. New orders cost no IP weight (``order_rate.OrderBudget`` counts them): they pass
+``admit``, which holds them only during a ban.
 """
 
 from __future__ import annotations
@@ -149,6 +151,26 @@ class WeightBudget:
                         "weight budget",
                         f"{weight} weight would wait {wait:.1f} s (used {self._used}/{self._limit})",
                         retry_after_s=round(wait, 3),
+                    )
+            self._sleep(wait)
+            waited += wait
+
+    def admit(self, weight: int = 0, *, max_wait_s: float | None = None) -> float:
+        """Let a request through whatever the minute's count (a new order: 0 weight; a time sync an order
+        needs): it waits only while a 429/418's Retry-After holds. Returns seconds waited."""
+        limit_s = self.max_wait_s if max_wait_s is None else max_wait_s
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock()
+                self._roll(now)
+                wait = self._blocked_until - now
+                if wait <= 0.0:
+                    self._used += weight
+                    return waited
+                if waited + wait > limit_s:
+                    raise RateLimited(
+                        "weight budget", f"banned for {wait:.1f} s more", retry_after_s=round(wait, 3)
                     )
             self._sleep(wait)
             waited += wait

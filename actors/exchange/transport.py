@@ -1,8 +1,10 @@
 """``Transport``: one python-binance client behind a lock, the weight budget, error translation, time sync.
 
 Every request goes through ``Transport.call``: acquire its weight, call the library, adopt the
-``X-MBX-USED-WEIGHT-1M`` header (and the local exchange's ``X-SIM-Clock-Ms``), translate failures (429/418
-also hold the shared budget).
+``X-MBX-USED-WEIGHT-1M`` and ``X-MBX-ORDER-COUNT-*`` headers (and the local exchange's ``X-SIM-Clock-Ms``),
+translate failures (429/418 also hold the shared budget). A new order acquires no weight: it counts against
+the account's order rate (``OrderBudget``) and waits only for an IP ban, so market-data reads can never
+delay a stop (the time sync an order needs passes the weight budget like the order does).
 
 python-binance's sync ``Client`` stamps signed requests with ``time.time() * 1000 + timestamp_offset``
 and never sets the offset itself. The offset is the venue's ``ServerClock`` (``exchange/server_clock.py``),
@@ -26,7 +28,8 @@ from binance.exceptions import BinanceAPIException, BinanceRequestException
 
 from ..domain.model import ContractType
 from .endpoints import SIM_CLOCK_HEADER, Endpoints, TimeSource, make_client
-from .errors import ClockSkew, ExchangeError, IpBanned, RateLimited, Rejected, translate
+from .errors import ORDER_RATE_EXCEEDED, ClockSkew, ExchangeError, IpBanned, RateLimited, Rejected, translate
+from .order_rate import OrderBudget
 from .parse import MalformedPayload
 from .ratelimit import WeightBudget
 from .server_clock import ServerClock
@@ -66,13 +69,20 @@ class Transport:
         recv_window_ms: int,
         timeout_s: float,
         clock: ServerClock,
+        orders: OrderBudget | None = None,
         bulk: bool = False,
+        max_wait_s: float | None = None,
     ) -> None:
+        """``bulk``: this gateway's reads (warm-up and backfill klines) stay inside the budget's bulk share,
+        leaving the rest to the reads that keep positions protected. ``max_wait_s``: the longest a read waits
+        for the weight budget before ``RateLimited`` (None: the budget's own), so an actor that must stay
+        responsive retries later instead of blocking its mailbox for a minute."""
         self.endpoints = endpoints
         self.budget = budget
         self.clock = clock
+        self.orders = orders or OrderBudget()
         self.bulk = bulk
-        """Bulk reads (klines) stay inside the budget's bulk share, leaving the rest to orders and account."""
+        self.max_wait_s = max_wait_s
         self.client: Client = make_client(
             endpoints, api_key, api_secret, timeout_s, recv_window_ms=recv_window_ms
         )
@@ -94,25 +104,27 @@ class Transport:
         *,
         signed: bool = False,
         placing: bool = False,
+        protective: bool = False,
         expect: frozenset[int] = frozenset(),
     ) -> Any:
         """``fn()`` (a python-binance call) under the lock and the budget; raises ``ExchangeError``.
 
+        ``placing``: a new order (no IP weight; the order rate; ``protective`` ones may use its reserve).
         ``expect``: rejection codes the caller treats as an answer (e.g. -4046): not counted as errors.
         """
         with self._lock:
             if signed:
                 clock = self.clock
                 if clock.never_synced() or (not placing and clock.sync_due()):
-                    self._sync_locked()
+                    self._sync_locked(admit=placing)
                 self.client.timestamp_offset = clock.offset_ms or 0
             try:
-                return self._once(name, weight, fn, placing=placing, expect=expect)
+                return self._once(name, weight, fn, placing=placing, protective=protective, expect=expect)
             except ClockSkew:
                 if not signed:
                     raise
-                self._sync_locked()
-                return self._once(name, weight, fn, placing=placing, expect=expect)
+                self._sync_locked(admit=placing)
+                return self._once(name, weight, fn, placing=placing, protective=protective, expect=expect)
 
     def _once(
         self,
@@ -121,10 +133,18 @@ class Transport:
         fn: Callable[[], Any],
         *,
         placing: bool,
+        protective: bool = False,
+        admit: bool = False,
         expect: frozenset[int] = frozenset(),
     ) -> Any:
         try:
-            self.budget.acquire(weight, bulk=self.bulk)
+            if placing:
+                self.budget.admit()
+                self.orders.acquire(protective=protective)
+            elif admit:
+                self.budget.admit(weight)
+            else:
+                self.budget.acquire(weight, bulk=self.bulk, max_wait_s=self.max_wait_s)
         except RateLimited:
             self.count_error("RateLimited")
             raise
@@ -146,7 +166,10 @@ class Transport:
         if isinstance(exc, BinanceAPIException):
             self._record_headers(getattr(exc.response, "headers", None))
         if isinstance(err, RateLimited):
-            self.budget.record_rate_limited(err.retry_after_s, banned=isinstance(err, IpBanned))
+            if err.code == ORDER_RATE_EXCEEDED:  # the account's order rate, not the IP's weight
+                self.orders.record_refused()
+            else:
+                self.budget.record_rate_limited(err.retry_after_s, banned=isinstance(err, IpBanned))
 
     def _record_headers(self, headers: Any) -> None:
         if headers is None:
@@ -154,11 +177,13 @@ class Transport:
         replay_clock = headers.get(SIM_CLOCK_HEADER)
         if replay_clock is not None and str(replay_clock).isdigit():
             self.clock.observe(int(replay_clock))
-        value = headers.get("X-MBX-USED-WEIGHT-1M")
-        try:
-            self.budget.record_used(int(value) if value is not None else None)
-        except (TypeError, ValueError):
-            return
+        self.budget.record_used(_header_int(headers, "X-MBX-USED-WEIGHT-1M"))
+        ten_s, minute = (
+            _header_int(headers, "X-MBX-ORDER-COUNT-10S"),
+            _header_int(headers, "X-MBX-ORDER-COUNT-1M"),
+        )
+        if ten_s is not None or minute is not None:
+            self.orders.record_counts(ten_s, minute)
 
     def count_error(self, name: str) -> None:
         """Count a failure found after the call (e.g. a malformed payload) under ``name``."""
@@ -172,14 +197,14 @@ class Transport:
         with self._lock:
             return self._sync_locked()
 
-    def _sync_locked(self) -> int:
+    def _sync_locked(self, *, admit: bool = False) -> int:
         if self.endpoints.time_source is TimeSource.API:
             name, fn = "GET /api/v3/time", self.client.get_server_time
         else:
             name, fn = "GET /fapi/v1/time", self.client.futures_time
         # python-binance stamps with time.time(), not our injectable clock: measure against the same.
         before = time.time()
-        body = self._once(name, 1, fn, placing=False)
+        body = self._once(name, 1, fn, placing=False, admit=admit)
         after = time.time()
         offset = self.clock.record_sync(server_time_of(body), before, after)
         self.client.timestamp_offset = offset
@@ -199,6 +224,14 @@ class Transport:
                 time_offset_ms=self.clock.offset_ms,
                 time_syncs=self._syncs,
             )
+
+
+def _header_int(headers: Any, name: str) -> int | None:
+    value = headers.get(name)
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 def server_time_of(body: Any) -> int:

@@ -45,10 +45,11 @@ class AlgoStatus(StrEnum):
 
 
 class ProtectiveKind(StrEnum):
-    """The two conditional orders that protect a position."""
+    """The conditional orders that protect a position."""
 
     STOP_MARKET = "STOP_MARKET"
     TAKE_PROFIT_MARKET = "TAKE_PROFIT_MARKET"
+    TRAILING_STOP_MARKET = "TRAILING_STOP_MARKET"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,6 +81,7 @@ class AlgoOrderResult:
     side: Side
     status: AlgoStatus
     trigger_price: Decimal
+    """A trailing stop's ``activatePrice`` (0 when it was placed without one)."""
     quantity: Decimal | None
     """None with closePosition=true."""
     close_position: bool

@@ -147,8 +147,10 @@ class Inspection:
                     "timeframe": tf,
                     "trading": st.trading,
                     "candles": snap.candles,
+                    "strategy": snap.kind,
                     "sma_short": snap.sma_short,
                     "sma_long": snap.sma_long,
+                    "indicators": dict(snap.indicators),
                     "side": snap.side,
                     "last_klines": [_kline(k) for k in snap.recent],
                     "pending": None

@@ -17,12 +17,13 @@ PREFIX = "nancemakina"
 INDICATOR_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2)
 """Seconds: one talipp SMA update takes tens of µs; past 50 ms is an outlier (the +Inf bucket)."""
 OVERFLOW = "_overflow"
-ORDER_TYPES = ("MARKET", "STOP_MARKET", "TAKE_PROFIT_MARKET")
-"""``orders_placed``/``orders_filled`` types: entries and closes, stop-losses, take-profits."""
+ORDER_TYPES = ("MARKET", "STOP_MARKET", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET")
+"""``orders_placed``/``orders_filled`` types: entries and closes, stop-losses, take-profits, trailing."""
 ALERT_KINDS = (
     "naked_position",
     "stop_failed",
     "take_profit_failed",
+    "trailing_stop_failed",
     "entry_unconfirmed",
     "flatten_failed",
     "pair_parked",
@@ -88,7 +89,7 @@ COUNTERS: dict[str, tuple[str, LabelKey]] = {
     "websocket_messages_received": ("WebSocket frames received, by market and type.", ("market", "type")),
     "websocket_reconnects": ("WebSocket reconnections, by market.", ("market",)),
     "klines_processed": ("Closed klines fed to a pair's indicators.", ("symbol", "interval")),
-    "signals": ("SMA crossovers seen by the strategy.", ("symbol", "strategy", "direction")),
+    "signals": ("Crossovers seen by the strategy (v1: SMA, v2: EMA).", ("symbol", "strategy", "direction")),
     "decisions": ("Strategy decisions; reason is `taken` or the skip reason.", ("symbol", "reason")),
     "orders_placed": ("Orders sent to the exchange.", ("symbol", "type", "side")),
     "orders_failed": ("Orders or entries rejected or failed, by reason slug.", ("symbol", "reason")),

@@ -50,8 +50,11 @@ _M = TypeVar("_M", bound=MetricWrapperBase)
 _ORDER_TYPES = {
     Leg.ENTRY: "MARKET",
     Leg.CLOSE: "MARKET",
+    Leg.TIME_EXIT: "MARKET",
+    Leg.REVERSAL: "MARKET",
     Leg.STOP: "STOP_MARKET",
     Leg.TAKE_PROFIT: "TAKE_PROFIT_MARKET",
+    Leg.TRAILING_STOP: "TRAILING_STOP_MARKET",
 }
 _MAX_CACHED_CHILDREN = 50_000
 """Labelled children remembered by raw values; past this, lookups go the uncached (same-result) way."""

@@ -8,11 +8,14 @@ shared actor or a dead essential thread lets systemd restart the process.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from loguru import logger
 
 from ..config import StartupError
+from ..tree.ledger.ledger_files import LedgerStoreError
+from .state_lock import StateDirInUseError
 from .systemd import SdNotifier, Watchdog, service_signals, watchdog_interval_s
 
 if TYPE_CHECKING:
@@ -34,8 +37,19 @@ class Service(Protocol):
     def alive(self) -> bool: ...
 
 
-def run_service(bot: Service) -> int:
-    """Run ``bot`` until a signal, an escalation or (replay) the end of the data; returns the exit code."""
+def run_service(build: Callable[[], Service]) -> int:
+    """Build the bot and run it until a signal, an escalation or (replay) the end of the data; returns the
+    exit code: 2 when it cannot start (its state directory or ledger may not be used, a setting is wrong:
+    one line each saying why and what to do; nothing was changed)."""
+    try:
+        bot = build()
+    except (StateDirInUseError, LedgerStoreError) as exc:
+        logger.error(f"refusing to start: {exc}")
+        return 2
+    except Exception as exc:  # a StartupError has one line per setting to change
+        for line in exc.errors if isinstance(exc, StartupError) else (str(exc),):
+            logger.error(f"cannot start: {line}")
+        return 2
     relay = service_signals(bot.stop, bot.reload, bot.notifier)
     bot.threads.watch(relay.thread, role="signal handling (SIGTERM, SIGHUP)", essential=True)
     watchdog: Watchdog | None = None

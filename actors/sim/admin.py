@@ -11,8 +11,20 @@
 ``DELETE /sim/v1/pacer/{id}``               unregister
 ``POST /sim/v1/faults/drop-connections``    close every WebSocket now
 ``POST /sim/v1/faults/stall``               ``seconds``, ``stream`` ('' = all): send nothing on it meanwhile
-``POST /sim/v1/faults/http``                ``kind`` (500/502/503/504/429/418/unknown), ``count``, ``path``,
-                                            ``method``, ``retryAfter``
+``POST /sim/v1/faults/http``                ``kind``: 500/502/503/504/429/418/html/-1021 answer instead;
+                                            unknown/truncated/empty/reset/slow run it, damage the answer;
+                                            ``count``, ``path``, ``method``, ``retryAfter``, ``seconds``,
+                                            ``skip`` (let that many matching requests through first),
+                                            ``for`` (s: every matching request that long, not ``count``)
+``POST /sim/v1/faults/ws-frame``            ``kind`` (malformed/truncated/unknown-stream), ``count``,
+                                            ``target`` (market/user): damage the next frames sent
+``POST /sim/v1/faults/expire-stop``         ``count``, ``after`` (s), ``status`` (EXPIRED/CANCELED),
+                                            ``symbol``: accept the next stops, then end them
+``POST /sim/v1/faults/clock-skew``          ``ms``: the exchange's clock runs this far ahead (0 = in step)
+``POST /sim/v1/faults/clear``               disarm every fault (latency, stalls and skew back to none)
+``GET  /sim/v1/faults?since=S``             armed faults, and each fault fired since wall time S (s)
+``GET  /sim/v1/exposure?since=S``           wall-clock episodes of positions without a stop (``exposure``)
+``GET  /sim/v1/orders?after=ID``            every regular order after order id ``ID``: entries, closes, fills
 ``POST /sim/v1/faults/reject-order``        ``code``, ``msg``: the next order (or algo order) is rejected
 ``POST /sim/v1/faults/latency``             ``seconds``, ``path``: delay every matching REST answer
 ``POST /sim/v1/faults/expire-listen-key``   ``listenKey`` (default: all): push listenKeyExpired, close
@@ -24,6 +36,7 @@ Parameters may come in the query string or a JSON object body.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,7 +44,7 @@ from aiohttp import web
 
 from .errors import KNOWN_MESSAGES
 from .exchange import SimExchange
-from .faults import HttpFault
+from .faults import HttpFault, StopExpiry, WsFrameFault
 
 AdminHandler = Callable[[SimExchange, dict[str, Any], web.Request], Awaitable[Any]]
 
@@ -164,9 +177,95 @@ async def _http(v: SimExchange, p: dict[str, Any], _r: web.Request) -> Any:
         path=str(p.get("path", "")),
         method=str(p.get("method", "")).upper(),
         retry_after_s=int(p.get("retryAfter", 1)),
+        seconds=float(p.get("seconds", 0.0)),
+        skip=int(p.get("skip", 0)),
+        until=time.monotonic() + float(p["for"]) if p.get("for") else 0.0,
     )
     v.faults.add_http(fault)
     return {}
+
+
+async def _ws_frame(v: SimExchange, p: dict[str, Any], _r: web.Request) -> Any:
+    kind, target = str(p["kind"]), str(p.get("target", "market"))
+    v.faults.add_ws_frame(WsFrameFault(kind=kind, count=int(p.get("count", 1)), target=target))
+    return {}
+
+
+async def _expire_stop(v: SimExchange, p: dict[str, Any], _r: web.Request) -> Any:
+    fault = StopExpiry(
+        count=int(p.get("count", 1)),
+        after_s=float(p.get("after", 0.5)),
+        status=str(p.get("status", "EXPIRED")).upper(),
+        symbol=str(p.get("symbol", "")).upper(),
+    )
+    v.faults.add_stop_expiry(fault)
+    return {}
+
+
+async def _clock_skew(v: SimExchange, p: dict[str, Any], _r: web.Request) -> Any:
+    v.faults.clock_skew_ms = int(p["ms"])
+    return {"clockSkewMs": v.faults.clock_skew_ms}
+
+
+async def _clear(v: SimExchange, _p: dict[str, Any], _r: web.Request) -> Any:
+    clear(v)
+    return {}
+
+
+def clear(v: SimExchange) -> None:
+    """Disarm every fault (counts of those fired are kept)."""
+    f = v.faults
+    f.http.clear()
+    f.reject_codes.clear()
+    f.ws_frames.clear()
+    f.stop_expiries.clear()
+    f.stalls.clear()
+    f.latency_s, f.latency_path, f.clock_skew_ms = 0.0, "", 0
+
+
+async def _faults(v: SimExchange, p: dict[str, Any], _r: web.Request) -> Any:
+    since = float(p.get("since", 0.0))
+    f = v.faults
+    return {
+        "armed": {
+            "http": [{"kind": h.kind, "count": h.count, "path": h.path, "method": h.method} for h in f.http],
+            "ws": [{"kind": w.kind, "count": w.count, "target": w.target} for w in f.ws_frames],
+            "stopExpiries": len(f.stop_expiries),
+            "rejects": len(f.reject_codes),
+            "latencyS": f.latency_s,
+            "clockSkewMs": f.clock_skew_ms,
+        },
+        "fired": [list(entry) for entry in f.log if entry[0] >= since],
+    }
+
+
+async def _exposure(v: SimExchange, p: dict[str, Any], _r: web.Request) -> Any:
+    return v.exposure.report(float(p.get("since", 0.0)))
+
+
+async def _orders(v: SimExchange, p: dict[str, Any], _r: web.Request) -> Any:
+    return orders(v, int(p.get("after", 0)))
+
+
+def orders(v: SimExchange, after: int = 0) -> list[dict[str, Any]]:
+    """Regular orders (entries, closes, triggered stops) with an id above ``after``, oldest first."""
+    return [
+        {
+            "orderId": o.order_id,
+            "clientOrderId": o.client_id,
+            "symbol": o.symbol,
+            "side": o.side.value,
+            "type": o.orig_type,
+            "status": o.status,
+            "reduceOnly": o.reduce_only,
+            "executedQty": str(o.executed),
+            "avgPrice": o.avg_price,
+            "realizedPnl": o.realized,
+            "updateTime": o.update_time,
+        }
+        for order_id, o in v.book.orders.items()  # ids ascend in insertion order
+        if order_id > after
+    ]
 
 
 async def _reject(v: SimExchange, p: dict[str, Any], _r: web.Request) -> Any:
@@ -203,6 +302,13 @@ ADMIN: list[tuple[str, str, AdminHandler]] = [
     ("POST", "/faults/reject-order", _reject),
     ("POST", "/faults/latency", _latency),
     ("POST", "/faults/expire-listen-key", _expire),
+    ("POST", "/faults/ws-frame", _ws_frame),
+    ("POST", "/faults/expire-stop", _expire_stop),
+    ("POST", "/faults/clock-skew", _clock_skew),
+    ("POST", "/faults/clear", _clear),
+    ("GET", "/faults", _faults),
+    ("GET", "/exposure", _exposure),
+    ("GET", "/orders", _orders),
 ]
 
 

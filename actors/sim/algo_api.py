@@ -9,6 +9,7 @@ Matching rules: ``algos``.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from decimal import Decimal
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from . import params, wire
 from .errors import SimError, known
 from .exchange import Request, SimExchange
+from .faults import StopExpiry
 from .guard import SIGNED
 from .orders import CONDITIONAL_TYPES, LIMIT_TRIGGERED, TIME_IN_FORCE, AlgoOrder
 from .trading import forced_rejection, one_way, side_of
@@ -78,7 +80,24 @@ async def new_algo(v: SimExchange, r: Request) -> Any:
         callback_rate=callback,
         good_till=params.optional_int(p, "goodTillDate") or 0,
     )
+    expiry = v.faults.take_stop_expiry(symbol) if algo.is_stop else None
+    if expiry is not None:
+        task = asyncio.get_running_loop().create_task(_end_later(v, algo, expiry))
+        _ENDING.add(task)
+        task.add_done_callback(_ENDING.discard)
     return wire.algo_json(spec, algo)
+
+
+_ENDING: set[asyncio.Task[None]] = set()
+"""Stops a fault will end (kept referenced until they have run)."""
+
+
+async def _end_later(v: SimExchange, algo: AlgoOrder, fault: StopExpiry) -> None:
+    """Fault: the exchange ends a stop it accepted, as Binance may (expiry, system cancel)."""
+    await asyncio.sleep(fault.after_s)
+    if algo.status == "NEW":
+        v.book.algo_book.end(algo, fault.status, v.now_ms)
+        await v.replay.flush_user_events()
 
 
 def _algo(v: SimExchange, r: Request) -> AlgoOrder | None:
@@ -150,11 +169,11 @@ def _open_weight(p: dict[str, str]) -> int:
 
 
 ENDPOINTS: list[tuple[str, str, Any, str, Any, bool]] = [
-    ("POST", "/v1/algoOrder", new_algo, SIGNED, 1, True),
+    ("POST", "/v1/algoOrder", new_algo, SIGNED, 0, True),  # no IP weight: the order rate counts it
     ("GET", "/v1/algoOrder", get_algo, SIGNED, 1, False),
-    ("DELETE", "/v1/algoOrder", cancel_algo, SIGNED, 1, True),
+    ("DELETE", "/v1/algoOrder", cancel_algo, SIGNED, 1, False),
     ("GET", "/v1/openAlgoOrders", open_algos, SIGNED, _open_weight, False),
-    ("DELETE", "/v1/algoOpenOrders", cancel_all_algos, SIGNED, 1, True),
+    ("DELETE", "/v1/algoOpenOrders", cancel_all_algos, SIGNED, 1, False),
     ("GET", "/v1/allAlgoOrders", all_algos, SIGNED, 5, False),
 ]
 """(method, path under /fapi or /dapi, handler, security, weight, counts as an order)."""

@@ -146,6 +146,10 @@ class AlgoBook:
         self._announce(algo, "CANCELED", now)
         return algo
 
+    def end(self, algo: AlgoOrder, status: str, now: int) -> None:
+        """The exchange ends an open algo order on its own (an expiry, a system cancel)."""
+        self._announce(algo, status, now)
+
     def _announce(self, algo: AlgoOrder, status: str, now: int) -> None:
         algo.status, algo.update_time = status, now
         if status != "NEW":

@@ -58,6 +58,10 @@ class SimConfig:
     default_leverage: int = 20
     weight_limit: int = 2400
     """REQUEST_WEIGHT per minute (wall clock) before HTTP 429."""
+    order_limit_10s: int = 300
+    """New orders per 10 s (wall clock) before HTTP 429 -1015; they cost no request weight."""
+    order_limit_1m: int = 1200
+    """New orders per minute (wall clock) before HTTP 429 -1015."""
     stream_cap: int = 1024
     """Streams per WebSocket connection (Binance's hard cap)."""
     max_frames_per_s: int = 10
@@ -70,6 +74,9 @@ class SimConfig:
     """Saved exchangeInfo answers whose filters come before the bundled ones (``--exchange-info``)."""
     maker_fee_pct: float = 0.02
     """Maker fee in percent of the notional (resting LIMIT fills)."""
+    funding_rates: tuple[str, ...] = ()
+    """Binance funding-rate archive files (``[SYMBOL=]FILE``): ``premiumIndex``, ``markPrice`` and
+    ``fundingRate`` serve their settled rates as of the replay clock (``--funding``)."""
 
     def __post_init__(self) -> None:
         if self.host not in {"127.0.0.1", "localhost", "::1"}:

@@ -15,6 +15,7 @@ from .book import Book
 from .clock import Pacers
 from .config import SimConfig
 from .errors import known
+from .exposure import Exposure
 from .faults import Faults
 from .guard import WeightWindow
 from .market import Feed
@@ -49,6 +50,8 @@ class SimExchange:
     """REST requests served, by ``METHOD /path`` (what a client really asked for, e.g. at warm-up)."""
     extra: dict[ContractType, list[dict[str, Any]]] = field(default_factory=dict)
     """exchangeInfo entries added at run time (paper trading lists the real exchange's symbols)."""
+    exposure: Exposure = field(default_factory=Exposure)
+    """Positions without a stop, timed on the wall clock (``GET /sim/v1/exposure``)."""
 
     def add_symbols(self, contract_type: ContractType, entries: list[dict[str, Any]]) -> None:
         """List more symbols (raw exchangeInfo entries) on this market; known ones are kept."""
@@ -75,6 +78,9 @@ class SimExchange:
             for limit in doc.get("rateLimits", []):
                 if limit.get("rateLimitType") == "REQUEST_WEIGHT":
                     limit["limit"] = self.config.weight_limit
+                elif limit.get("rateLimitType") == "ORDERS":
+                    ten = limit.get("interval") == "SECOND"
+                    limit["limit"] = self.config.order_limit_10s if ten else self.config.order_limit_1m
             self.info[contract_type] = doc
         return doc | {"serverTime": int(time.time() * 1000)}
 

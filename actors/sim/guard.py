@@ -23,24 +23,52 @@ NONE, KEY, SIGNED = "NONE", "USER_STREAM", "SIGNED"
 
 @dataclass(slots=True)
 class WeightWindow:
-    """IP request weight of the current wall-clock minute."""
+    """IP request weight of the current wall-clock minute, and the account's new orders per 10 s and 1 min.
+
+    As on Binance, a new order (``POST order`` / ``POST algoOrder``) costs no IP weight: it counts against
+    ``ORDERS`` limits instead (``X-MBX-ORDER-COUNT-10S`` / ``-1M``), answered 429 -1015 when exceeded.
+    """
 
     limit: int
     minute: int = 0
     used: int = 0
     orders: int = 0
+    """New orders in the current minute."""
+    order_limit_10s: int = 300
+    order_limit_1m: int = 1200
+    ten: int = 0
+    orders_10s: int = 0
 
     def charge(self, weight: int, *, order: bool = False, now: float | None = None) -> int | None:
         """Add ``weight``; returns seconds to wait (Retry-After) when the minute's limit is exceeded."""
         now = time.time() if now is None else now
-        minute = int(now // 60)
-        if minute != self.minute:
-            self.minute, self.used, self.orders = minute, 0, 0
+        self._roll(now)
         self.used += weight
-        self.orders += int(order)
+        if order:
+            self.orders += 1
+            self.orders_10s += 1
         if self.used > self.limit:
             return max(1, int(60 - now % 60) + 1)
         return None
+
+    def order_refused(self, now: float | None = None) -> tuple[int, str] | None:
+        """After charging a new order: (Retry-After seconds, message) when an order limit is exceeded."""
+        now = time.time() if now is None else now
+        self._roll(now)
+        if self.orders_10s > self.order_limit_10s:
+            limit = f"{self.order_limit_10s} orders per TEN_SECONDS"
+            return max(1, int(10 - now % 10) + 1), f"Too many new orders; current limit is {limit}."
+        if self.orders > self.order_limit_1m:
+            limit = f"{self.order_limit_1m} orders per MINUTE"
+            return max(1, int(60 - now % 60) + 1), f"Too many new orders; current limit is {limit}."
+        return None
+
+    def _roll(self, now: float) -> None:
+        minute, ten = int(now // 60), int(now // 10)
+        if minute != self.minute:
+            self.minute, self.used, self.orders = minute, 0, 0
+        if ten != self.ten:
+            self.ten, self.orders_10s = ten, 0
 
 
 def _strip_signature(text: str) -> str:
@@ -55,6 +83,7 @@ def check(
     raw_query: str,
     raw_body: str,
     config: SimConfig,
+    skew_ms: int = 0,
 ) -> None:
     """Raise the Binance error a request deserves, or return when it is admitted."""
     if security == NONE:
@@ -88,7 +117,7 @@ def check(
         for c in candidates
     ):
         raise known(-1022)
-    wall = int(time.time() * 1000)
+    wall = int(time.time() * 1000) + skew_ms
     if not (stamp < wall + 1000 and wall - stamp <= window):
         raise known(-1021)
 

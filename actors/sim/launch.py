@@ -57,6 +57,7 @@ def replay_exchange(config: Config, pairs: Mapping[str, PairSettings]) -> LocalE
         fee_pct=bt.fee_percent,
         balances=balances,
         exchange_info=tuple(str(p) for p in config.exchange_info_paths()),
+        funding_rates=config.funding_rate_args(),
     )
     data = [parse_data_arg(str(p)) for p in config.replay_data_paths()]
     return LocalExchange(data, sim).start()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from ..domain.fills import InstrumentSpec
+from ..domain.funding import FundingHistory
 from ..domain.model import TIMEFRAME_MS, ContractType
 from ..exchange.instruments import SymbolCatalog, parse_symbol
 from .depth import Depth
@@ -111,6 +112,8 @@ class Feed:
     live: int = 0
     """Path points (1..4) the candle in progress has reached during a replay step; 0 between steps."""
     running: dict[str, tuple[int, int, Candle | None]] = field(default_factory=dict)
+    funding: FundingHistory | None = None
+    """Settled funding rates (``SimConfig.funding_rates``); None: rate 0 every 8 h (``market_wire``)."""
 
     @classmethod
     def from_series(

@@ -130,7 +130,7 @@ async def premium_index(v: SimExchange, r: Request) -> Any:
 
 
 async def funding_rate(v: SimExchange, r: Request) -> Any:
-    """Every 8 h funding time from the data's first candle up to the replay clock (rate 0)."""
+    """Settlements up to the replay clock: the funding-rate file's, else rate 0 every 8 h from the data."""
     p = r.params
     coin = r.contract_type is ContractType.COIN_M
     symbol = params.required(p, "symbol") if coin else p.get("symbol", "")
@@ -139,14 +139,21 @@ async def funding_rate(v: SimExchange, r: Request) -> Any:
     start, end = params.optional_int(p, "startTime"), params.optional_int(p, "endTime")
     every = market_wire.FUNDING_INTERVAL_MS
     last = min(v.now_ms, v.now_ms if end is None else end)
-    rows = []
+    rows: list[tuple[int, Feed, float | None]] = []
     for feed in feeds:
-        if len(feed.t):
+        if feed.funding is not None:
+            history = feed.funding
+            rows += [
+                (t, feed, rate)
+                for t, rate in zip(history.times_ms, history.rates, strict=True)
+                if (start or 0) <= t <= last
+            ]
+        elif len(feed.t):
             first = max(int(feed.t[0]), start or 0)
-            rows += [(t, feed) for t in range(-(-first // every) * every, last + 1, every)]
+            rows += [(t, feed, None) for t in range(-(-first // every) * every, last + 1, every)]
     rows.sort(key=lambda x: (x[0], x[1].symbol))
     chosen = rows[:limit] if start is not None else rows[-limit:]
-    return [market_wire.funding_record(feed, t) for t, feed in chosen]
+    return [market_wire.funding_record(feed, t, rate) for t, feed, rate in chosen]
 
 
 def _visible(feed: Feed, i: int) -> list[Trade]:

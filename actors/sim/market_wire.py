@@ -8,12 +8,17 @@ Derivations (see ``tape`` and ``depth`` for trades and the book):
 * 24 h statistics = the rolling window of 1m candles opened in the last 24 h of replay time, plus the
   part of the candle in progress walked so far (``Feed.window``);
 * mark price = index price = estimated settle price = the last price (no separate index series exists);
-* funding: rate 0 (``lastFundingRate``/``r``/``fundingRate`` = ``"0.00000000"``), interest rate 0.01 %,
-  funding every 8 h at 00:00, 08:00 and 16:00 UTC; no funding fee is charged (the backtester charges none).
+* funding: without a funding-rate file, rate 0 (``lastFundingRate``/``r``/``fundingRate`` =
+  ``"0.00000000"``) every 8 h at 00:00, 08:00 and 16:00 UTC; with one (``SimConfig.funding_rates``, Binance's
+  archive), ``lastFundingRate`` and ``r`` are the last settled rate at or before the replay clock and
+  ``nextFundingTime``/``T`` its settlement plus its interval (``domain.funding.FundingHistory``), as the
+  backtest reads them; ``fundingRate`` lists the file's settlements. Interest rate 0.01 %; no funding fee
+  is charged (the backtester charges none).
 """
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from ..domain.model import ContractType
@@ -28,6 +33,20 @@ INTEREST_RATE = "0.00010000"
 
 def next_funding(now_ms: int) -> int:
     return (now_ms // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS
+
+
+def rate_text(rate: float) -> str:
+    """A rate as Binance writes it (8 decimals), or exactly when 8 decimals would change its float."""
+    text = f"{rate:.8f}"
+    return text if float(text) == rate else format(Decimal(repr(rate)), "f")
+
+
+def funding_now(feed: Feed, now_ms: int) -> tuple[str, int]:
+    """(``lastFundingRate``, ``nextFundingTime``) at ``now_ms``."""
+    reading = None if feed.funding is None else feed.funding.reading_at(now_ms)
+    if reading is None:
+        return ZERO_RATE, next_funding(now_ms)
+    return rate_text(reading.rate), reading.next_funding_ms
 
 
 def _coin(feed: Feed) -> bool:
@@ -163,15 +182,16 @@ def book_ticker_event(feed: Feed, now_ms: int) -> dict[str, Any]:
 def premium_index(feed: Feed, price: float, now_ms: int) -> dict[str, Any]:
     """``GET /v1/premiumIndex`` row."""
     mark = feed.price(price)
+    rate, next_ms = funding_now(feed, now_ms)
     return {
         "symbol": feed.symbol,
         **_pair_fields(feed),
         "markPrice": mark,
         "indexPrice": mark,
         "estimatedSettlePrice": mark,
-        "lastFundingRate": ZERO_RATE,
+        "lastFundingRate": rate,
         "interestRate": INTEREST_RATE,
-        "nextFundingTime": next_funding(now_ms),
+        "nextFundingTime": next_ms,
         "time": now_ms,
     }
 
@@ -179,7 +199,8 @@ def premium_index(feed: Feed, price: float, now_ms: int) -> dict[str, Any]:
 def mark_price_event(feed: Feed, price: float, now_ms: int) -> dict[str, Any]:
     mark = feed.price(price)
     body: dict[str, Any] = {"e": "markPriceUpdate", "E": now_ms, "s": feed.symbol, "p": mark, "i": mark}
-    body |= {"P": mark, "r": ZERO_RATE, "T": next_funding(now_ms)}
+    rate, next_ms = funding_now(feed, now_ms)
+    body |= {"P": mark, "r": rate, "T": next_ms}
     return body if _coin(feed) else body | {"ap": mark}
 
 
@@ -238,7 +259,8 @@ def depth_event(
     }
 
 
-def funding_record(feed: Feed, time_ms: int) -> dict[str, Any]:
-    """``GET /v1/fundingRate`` row."""
-    body: dict[str, Any] = {"symbol": feed.symbol, "fundingTime": time_ms, "fundingRate": ZERO_RATE}
+def funding_record(feed: Feed, time_ms: int, rate: float | None = None) -> dict[str, Any]:
+    """``GET /v1/fundingRate`` row (rate 0 without a funding-rate file)."""
+    shown = ZERO_RATE if rate is None else rate_text(rate)
+    body: dict[str, Any] = {"symbol": feed.symbol, "fundingTime": time_ms, "fundingRate": shown}
     return body if _coin(feed) else body | {"markPrice": feed.price(feed.price_at(time_ms))}

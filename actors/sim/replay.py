@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -79,6 +79,8 @@ class Replay:
         self.progress = asyncio.Event()
         self.done = asyncio.Event()
         self.client_arrived = asyncio.Event()
+        self.on_book_change: Callable[[Book], None] = lambda _book: None
+        """Called before the user-data events of each change of the book go out (``Exposure.observe``)."""
         if not config.hold_until_client:
             self.client_arrived.set()
 
@@ -157,6 +159,7 @@ class Replay:
 
     async def flush_user_events(self) -> None:
         if self.book.events:
+            self.on_book_change(self.book)
             events, self.book.events = self.book.events, []
             await self.hub.publish_user(events)
 

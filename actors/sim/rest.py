@@ -24,25 +24,14 @@ from aiohttp import web
 
 from ..domain.model import ContractType
 from ..exchange.endpoints import SIM_CLOCK_HEADER
-from . import account_api, algo_api, guard, market_api, trading
+from . import account_api, algo_api, fault_answers, guard, market_api, trading
 from .errors import UNKNOWN_MSG, SimError, known
 from .exchange import Request, SimExchange
+from .faults import EXECUTED_KINDS
 from .guard import NONE, SIGNED, Weight
 
 log = logging.getLogger(__name__)
 Handler = Callable[[SimExchange, Request], Awaitable[Any]]
-
-_FAULT_BODIES: dict[str, tuple[int, int, str]] = {
-    "500": (500, -1000, UNKNOWN_MSG),
-    "502": (502, -1001, "Internal error; unable to process your request. Please try again."),
-    "503": (503, -1001, "Service Unavailable."),
-    "504": (504, -1001, "Internal error; unable to process your request. Please try again."),
-    "unknown": (
-        503,
-        -1007,
-        "Timeout waiting for response from backend server. Send status unknown; execution status unknown.",
-    ),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +61,8 @@ async def _ping(_v: SimExchange, _r: Request) -> Any:
     return {}
 
 
-async def _time(_v: SimExchange, _r: Request) -> Any:
-    return {"serverTime": int(time.time() * 1000)}
+async def _time(v: SimExchange, _r: Request) -> Any:
+    return {"serverTime": int(time.time() * 1000) + v.faults.clock_skew_ms}
 
 
 async def _exchange_info(v: SimExchange, r: Request) -> Any:
@@ -120,18 +109,20 @@ class RestApi:
         for ctype, route in routes():
             app.router.add_route(route.method, route.path, self._bind(route, ctype or ContractType.USDT_M))
 
-    def _bind(self, route: Route, ctype: ContractType) -> Callable[[web.Request], Awaitable[web.Response]]:
-        async def handle(request: web.Request) -> web.Response:
+    def _bind(
+        self, route: Route, ctype: ContractType
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handle(request: web.Request) -> web.StreamResponse:
             return await self.serve(request, route, ctype)
 
         return handle
 
-    async def serve(self, request: web.Request, route: Route, ctype: ContractType) -> web.Response:
+    async def serve(self, request: web.Request, route: Route, ctype: ContractType) -> web.StreamResponse:
         v = self.exchange
         v.stats["rest_requests"] = v.stats.get("rest_requests", 0) + 1
         v.requests[f"{request.method} {route.path}"] += 1
         try:
-            delay = v.faults.latency_for(request.path)
+            delay = v.faults.latency_for(request.method, request.path)
             if delay:
                 await asyncio.sleep(delay)
             body = await request.text()
@@ -146,9 +137,14 @@ class RestApi:
                     "per minute. Please use the websocket for live updates to avoid polling the API."
                 )
                 return _json({"code": -1003, "msg": msg}, 429, headers)
+            refused = v.weights.order_refused() if route.order else None
+            if refused is not None:
+                headers["Retry-After"] = str(refused[0])
+                return _json({"code": -1015, "msg": refused[1]}, 429, headers)
             fault = v.faults.take_http(request.method, request.path)
-            if fault is not None and fault.kind != "unknown":
-                return self._fault(fault.kind, fault.retry_after_s, headers)
+            if fault is not None and fault.kind not in EXECUTED_KINDS:
+                return fault_answers.refusal(fault, headers)
+            status, answer = 200, None
             try:
                 guard.check(
                     route.security,
@@ -157,19 +153,18 @@ class RestApi:
                     raw_query=request.rel_url.raw_query_string,
                     raw_body=body,
                     config=v.config,
+                    skew_ms=v.faults.clock_skew_ms,
                 )
-                result = await route.handler(
+                answer = await route.handler(
                     v, Request(method=request.method, path=request.path, contract_type=ctype, params=merged)
                 )
             except SimError as exc:
-                if fault is not None:
-                    return self._fault(fault.kind, 0, headers)
-                return _json(exc.body(), exc.status, headers)
+                status, answer = exc.status, exc.body()
             finally:
                 await v.replay.flush_user_events()
             if fault is not None:
-                return self._fault(fault.kind, 0, headers)
-            return _json(result, 200, headers)
+                return await fault_answers.damaged(request, fault, status, answer, headers)
+            return _json(answer, status, headers)
         except Exception:
             log.exception("local exchange: %s %s failed", request.method, request.path)
             return _json({"code": -1000, "msg": UNKNOWN_MSG}, 500)
@@ -182,23 +177,9 @@ class RestApi:
             SIM_CLOCK_HEADER: str(self.exchange.now_ms),
         }
         if route.order:
+            headers["X-MBX-ORDER-COUNT-10S"] = str(w.orders_10s)
             headers["X-MBX-ORDER-COUNT-1M"] = str(w.orders)
         return headers
-
-    def _fault(self, kind: str, retry_after: int, headers: dict[str, str]) -> web.Response:
-        if kind in {"429", "418"}:
-            headers["Retry-After"] = str(max(1, retry_after))
-            msg = (
-                "Too many requests; please use the websocket for live updates."
-                if kind == "429"
-                else (
-                    "Way too many requests; IP(127.0.0.1) banned until further notice. "
-                    "Please use the websocket for live updates to avoid bans."
-                )
-            )
-            return _json({"code": -1003, "msg": msg}, int(kind), headers)
-        status, code, msg = _FAULT_BODIES[kind]
-        return _json({"code": code, "msg": msg}, status, headers)
 
 
 @web.middleware

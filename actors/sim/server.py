@@ -21,6 +21,7 @@ from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
+from ..backtest.funding_files import load_funding_args
 from ..domain.model import ContractType, Kline
 from ..exchange.instruments import SymbolCatalog
 from . import admin
@@ -28,7 +29,7 @@ from .book import Book
 from .clock import Pacers
 from .config import SimConfig
 from .exchange import SimExchange
-from .faults import Faults, HttpFault
+from .faults import Faults, HttpFault, StopExpiry, WsFrameFault
 from .guard import WeightWindow
 from .market import Feed, KlineArrays
 from .replay import Replay
@@ -76,6 +77,9 @@ class LocalExchange:
         self.config = config or SimConfig()
         self.catalog = SymbolCatalog(self.config.exchange_info)
         self._feeds = load_feeds(data, self.catalog)
+        funding = load_funding_args(self.config.funding_rates)
+        for feed in self._feeds:
+            feed.funding = funding.get(feed.symbol)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
@@ -181,8 +185,13 @@ class LocalExchange:
             replay=replay,
             faults=faults,
             pacers=pacers,
-            weights=WeightWindow(self.config.weight_limit),
+            weights=WeightWindow(
+                self.config.weight_limit,
+                order_limit_10s=self.config.order_limit_10s,
+                order_limit_1m=self.config.order_limit_1m,
+            ),
         )
+        replay.on_book_change = self._exchange.exposure.observe
         return self._exchange
 
     @staticmethod
@@ -357,13 +366,50 @@ class LocalExchange:
         self._do(admin.stall, self.sim, seconds, stream)
 
     def fail_next(
-        self, kind: str, count: int = 1, *, path: str = "", method: str = "", retry_after_s: int = 1
+        self,
+        kind: str,
+        count: int = 1,
+        *,
+        path: str = "",
+        method: str = "",
+        retry_after_s: int = 1,
+        seconds: float = 0.0,
+        skip: int = 0,
     ) -> None:
-        """Answer the next ``count`` matching requests with ``kind`` (500/502/503/504/429/418/unknown)."""
+        """Answer the next ``count`` matching requests (after ``skip``) with ``kind``."""
         fault = HttpFault(
-            kind=str(kind), count=count, path=path, method=method.upper(), retry_after_s=retry_after_s
+            kind=str(kind),
+            count=count,
+            path=path,
+            method=method.upper(),
+            retry_after_s=retry_after_s,
+            seconds=seconds,
+            skip=skip,
         )
         self._do(self.sim.faults.add_http, fault)
+
+    def damage_frames(self, kind: str, count: int = 1, target: str = "market") -> None:
+        """Damage the next ``count`` WebSocket frames sent to ``target`` clients (``WS_FRAME_KINDS``)."""
+        self._do(self.sim.faults.add_ws_frame, WsFrameFault(kind=kind, count=count, target=target))
+
+    def expire_next_stops(
+        self, count: int = 1, *, after_s: float = 0.5, status: str = "EXPIRED", symbol: str = ""
+    ) -> None:
+        """Accept the next ``count`` stops, then end them ``after_s`` later with ``status``."""
+        fault = StopExpiry(count=count, after_s=after_s, status=status, symbol=symbol)
+        self._do(self.sim.faults.add_stop_expiry, fault)
+
+    def skew_clock(self, ms: int) -> None:
+        """Run the exchange's clock ``ms`` ahead of the host's (negative: behind; 0: in step)."""
+
+        def apply() -> None:
+            self.sim.faults.clock_skew_ms = ms
+
+        self._do(apply)
+
+    def exposure(self, since_s: float = 0.0) -> dict[str, Any]:
+        """Positions without a stop, timed on the wall clock (see ``exposure.Exposure``)."""
+        return dict(self._do(self.sim.exposure.report, since_s))
 
     def reject_next_order(self, code: int, msg: str | None = None) -> None:
         from .errors import KNOWN_MESSAGES  # noqa: PLC0415

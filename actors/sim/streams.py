@@ -32,7 +32,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from ..domain.model import ContractType
 from . import ws_frames
 from .config import SimConfig
-from .faults import Faults
+from .faults import Faults, damage_frame
 from .listen_keys import ListenKeys
 from .orders import UserEvent
 from .stream_names import StreamSpec, parse_stream
@@ -128,8 +128,12 @@ class Hub:
     async def _send(self, conn: Conn, text: str) -> None:
         if conn.ws.closed:
             return
+        target = "user" if conn.keys else "market"
+        fault = self.faults.take_ws_frame(target) if self.faults.ws_frames else None
+        frames = [text] if fault is None else damage_frame(fault, text, combined=conn.combined)
         try:
-            await conn.ws.send_str(text)
+            for frame in frames:
+                await conn.ws.send_str(frame)
             self.stats["ws_messages"] += 1
         except (ConnectionError, RuntimeError):
             self._remove(conn)

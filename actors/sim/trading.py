@@ -211,13 +211,14 @@ def _open_weight(p: dict[str, str]) -> int:
 
 
 ENDPOINTS: list[tuple[str, str, Any, str, Any, bool]] = [
-    ("POST", "/v1/order", new_order, SIGNED, 1, True),
+    # A new order costs no IP weight: it counts against the account's order rate (10 s and 1 min).
+    ("POST", "/v1/order", new_order, SIGNED, 0, True),
     ("GET", "/v1/order", get_order, SIGNED, 1, False),
-    ("DELETE", "/v1/order", cancel_order, SIGNED, 1, True),
+    ("DELETE", "/v1/order", cancel_order, SIGNED, 1, False),
     ("POST", "/v1/batchOrders", new_batch, SIGNED, 5, True),
-    ("DELETE", "/v1/batchOrders", cancel_batch, SIGNED, 1, True),
+    ("DELETE", "/v1/batchOrders", cancel_batch, SIGNED, 1, False),
     ("GET", "/v1/openOrders", open_orders, SIGNED, _open_weight, False),
-    ("DELETE", "/v1/allOpenOrders", cancel_all, SIGNED, 1, True),
+    ("DELETE", "/v1/allOpenOrders", cancel_all, SIGNED, 1, False),
     ("GET", "/v1/allOrders", all_orders, SIGNED, 5, False),
 ]
 """(method, path under /fapi or /dapi, handler, security, weight, counts as an order)."""

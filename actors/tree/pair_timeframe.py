@@ -1,4 +1,4 @@
-"""PairTimeframe actor: one (symbol, timeframe), its talipp state and the V1 strategy, unchanged.
+"""PairTimeframe actor: one (symbol, timeframe), its talipp state, its pair's strategy (V1 or V2) and exits.
 
 Life of an incarnation: the supervisor registers it in the router (so candles closing from now on reach it),
 ``start_actor`` asks the ``RestQueue`` for its history and returns at once; candles arriving before the
@@ -10,7 +10,15 @@ triggers an exact REST backfill first; if the exchange cannot supply the missing
 Its history is read in its turn: a cold start serves pairs by ``rank`` (their place in the config), so each
 pair is warm, and trades, as soon as its own reads are done; a restarted incarnation goes first.
 
-Only the signal timeframe trades; other timeframes keep the same bounded indicator state for inspection.
+Only the signal timeframe trades: per closed candle, the pair's ``PairDecider`` may ask for a time or
+reversal exit of the open position (told to the executor as ``ClosePosition``) and then decides the
+crossover (``SubmitEntry``). Other timeframes keep the same bounded indicator state for inspection; those a
+V2 pair follows also keep trend tracks and tell each closed candle's trend to the deciding actors
+(``TrendUpdated``, ``trend_links``), after that candle is done here and before it is reported done.
+
+A signal timeframe that a run before this one traded resumes where that run's decisions end
+(:mod:`.decision_resume`): the candles that closed while no incarnation was deciding are decided now, once,
+only the newest of them may trade, the others are recorded ``late``.
 """
 
 from __future__ import annotations
@@ -24,10 +32,24 @@ from dataclasses import dataclass, field, replace
 
 import pykka
 
-from ..domain.model import TIMEFRAME_MS, ContractType, Decision, Kline, Outcome, PortfolioView, SkipReason
-from ..domain.strategy import PairStrategy, StrategyParams, StrategySnapshot
+from ..domain.exits import EntryFacts, ExitParams, entry_candle_open
+from ..domain.fills import ExitReason
+from ..domain.model import (
+    TIMEFRAME_MS,
+    ContractType,
+    Decision,
+    HeldPosition,
+    Kline,
+    Outcome,
+    PortfolioView,
+    SkipReason,
+)
+from ..domain.strategies import AnyParams, PairDecider, make_strategy
+from ..domain.strategy import StrategySnapshot
+from ..domain.strategy_v2 import V2Params
 from ..exchange.kline_pages import plan_weight
 from ..messages import (
+    ClosePosition,
     EntryRejected,
     HistoryFetched,
     KlineClosed,
@@ -35,19 +57,26 @@ from ..messages import (
     OrderExecutorInbox,
     PairTimeframeInbox,
     PositionLedgerInbox,
+    SendTrend,
     SubmitEntry,
+    TrendUpdated,
 )
 from ..runtime.actor import Actor, Address, Monitor
 from ..runtime.scheduling import OrderPriority
+from .decision_resume import DecidedThrough, resume_after, resumed
+from .funding_watch import FundingSource, FundingWatch
 from .rest_queue import COLD, URGENT, RestQueue
+from .trend_links import Tell, TrendLinks, TrendPublisher
 
+MAX_WARMUP = 1500
+"""Binance's largest klines page: one REST call warms any actor up."""
 WARMUP_EXTRA = 10
 """Candles read at warm-up beyond what the strategy needs: headroom for the talipp purge batches."""
 
 
-def history_weight(params: StrategyParams, extra: int = WARMUP_EXTRA) -> int:
+def history_weight(params: AnyParams, extra: int = WARMUP_EXTRA) -> int:
     """Request weight of one pair actor's warm-up read (the cheapest pages for its history)."""
-    return plan_weight(params.warmup_candles() + extra)
+    return plan_weight(min(MAX_WARMUP, params.warmup_candles() + extra))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,7 +132,7 @@ class PairBoard:
 
 
 class PairTimeframe(Actor[PairTimeframeInbox]):
-    """Runs ``PairStrategy`` on one (symbol, timeframe)."""
+    """Runs its pair's strategy and exits on one (symbol, timeframe) (see the module docstring)."""
 
     def __init__(
         self,
@@ -111,12 +140,16 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         symbol: str,
         timeframe: str,
         contract: ContractType,
-        params: StrategyParams,
+        params: AnyParams,
         trading: bool,
         rest: RestQueue,
         portfolio: Callable[[], PortfolioView],
         executor: Address[OrderExecutorInbox] | None,
         ledger: Address[PositionLedgerInbox] | None,
+        exits: ExitParams | None = None,
+        links: TrendLinks | None = None,
+        tell_pair: Tell | None = None,
+        funding: FundingSource | None = None,
         monitor: Monitor | None = None,
         generation: int = 0,
         on_processed: Callable[[str, str, int], None] | None = None,
@@ -124,6 +157,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         observe: Callable[[Kline, float, Decision | None], None] | None = None,
         warmup_extra: int = WARMUP_EXTRA,
         priority: OrderPriority | None = None,
+        decided_through: DecidedThrough | None = None,
         rank: int = 0,
     ) -> None:
         """``rank``: the pair's place in the config; a cold start reads history in that order."""
@@ -142,9 +176,23 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         self._observe = observe
         self._priority = priority
         """Told before each entry, so the market-data reader steps aside until it is sent."""
-        self._warmup = params.warmup_candles() + warmup_extra
+        self._decided_through = decided_through
+        self._links = links or TrendLinks()
+        self._tell_pair = tell_pair
+        periods = [period for period, _ in self._links.publish]
+        self._warmup = min(
+            MAX_WARMUP, max([params.warmup_candles(), *(5 * p for p in periods)]) + warmup_extra
+        )
         self._tf_ms = TIMEFRAME_MS[timeframe]
-        self.strategy = PairStrategy(symbol, timeframe, params)
+        self.decider = PairDecider(make_strategy(symbol, timeframe, params), exits or ExitParams())
+        self.strategy = self.decider.strategy
+        self._trends = TrendPublisher(symbol, timeframe, self._links, tell_pair) if tell_pair else None
+        filtered = isinstance(params, V2Params) and params.max_funding_rate is not None
+        self._funding = (
+            FundingWatch(symbol, contract, funding, self.log) if trading and filtered and funding else None
+        )
+        self._exited: tuple[int | None, int] | None = None
+        """(signal, opened at) of the position a close was last told for: not told twice."""
         self._warm = False
         self._unrepaired = False
         self._gaps_backfilled = 0
@@ -177,8 +225,16 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         actor, and its supervisor starts a fresh one (with backoff, within the pair's restart budget)."""
         if message.error is not None:
             raise RuntimeError(f"{self.name}: history unavailable: {message.error}")
-        history = message.klines
-        self._feed(history, live=False)
+        history = self._warm_up(list(message.klines))
+        if self._trends is not None:
+            self._trends.publish_latest()
+        if self._funding is not None:
+            self._funding.refresh(history[-1].open_time_ms + self._tf_ms if history else 0)
+        if self._tell_pair is not None:  # a reading comes once per candle of its timeframe: ask now
+            for symbol, timeframe in self._links.follows:
+                self._tell_pair(
+                    symbol, timeframe, SendTrend(to_symbol=self.symbol, to_timeframe=self.timeframe)
+                )
         self._warm = True
         if self._on_processed is not None and history:  # replay lock-step: warm-up covered these steps
             self._on_processed(self.symbol, self.timeframe, history[-1].open_time_ms)
@@ -187,6 +243,35 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         for candle in early:
             self._on_candle(candle)
         self._publish()
+
+    def _warm_up(self, history: list[Kline]) -> list[Kline]:
+        """Feed the warm-up; a pair resuming a previous run's decisions decides what it missed."""
+        deciding = self._decided_through if self.trading else None
+        resume = resume_after(deciding, self.symbol, self.timeframe, history)
+        if resume is None:
+            self._feed(history, live=False)
+            return history
+        split = resumed(
+            resume,
+            history,
+            warmup=self._warmup,
+            tf_ms=self._tf_ms,
+            read_range=self._range,
+            warn=self.log.warning,
+        )
+        self._feed(split.known, live=False)
+        self._feed(split.missed[:-1], live=True, late=True)
+        self._feed(split.missed[-1:], live=True)
+        self.log.info(f"resumed after {resume}: {len(split.missed)} candles decided on warm-up")
+        return [*split.known, *split.missed]
+
+    def _range(self, first_ms: int, last_ms: int) -> list[Kline]:
+        return self._rest.run(
+            lambda source: source.closed_klines_range(
+                self.symbol, self.contract, self.timeframe, first_ms, last_ms
+            ),
+            rank=(URGENT,),
+        )
 
     def on_kline_closed(self, message: KlineClosed) -> None:
         """A closed candle from the stream (or its backfill); older or duplicate ones are ignored.
@@ -217,6 +302,15 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         if self._on_processed is not None:
             self._on_processed(self.symbol, self.timeframe, kline.open_time_ms)
 
+    def on_trend_updated(self, message: TrendUpdated) -> None:
+        """A trend this pair follows: its timeframe's candle closed (kept for the decisions it serves)."""
+        self.strategy.on_trend(message.reading)
+
+    def on_send_trend(self, message: SendTrend) -> None:
+        """A deciding actor (re)started and asks for the trends it follows from here."""
+        if self._trends is not None:
+            self._trends.publish_latest(message)
+
     def on_entry_rejected(self, message: EntryRejected) -> None:
         """The executor refused our taken decision: it no longer counts for ``min_interval``."""
         snap = self.strategy.snapshot()
@@ -235,12 +329,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
 
     def _backfill(self, start_ms: int, end_ms: int) -> None:
         missing = (end_ms - start_ms) // self._tf_ms + 1
-        fetched = self._rest.run(
-            lambda source: source.closed_klines_range(
-                self.symbol, self.contract, self.timeframe, start_ms, end_ms
-            ),
-            rank=(URGENT,),
-        )
+        fetched = self._range(start_ms, end_ms)
         self._gaps_backfilled += 1
         if len(fetched) < missing:
             self._unrepaired = True
@@ -250,24 +339,59 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
             )
         self._feed(fetched, live=True)
 
-    def _feed(self, klines: Sequence[Kline], *, live: bool, received_ns: int = 0) -> None:
+    def _feed(self, klines: Sequence[Kline], *, live: bool, received_ns: int = 0, late: bool = False) -> None:
+        acting = live and self.trading
         for kline in klines:
             view = self._portfolio()
+            held = view.position(self.symbol) if acting else None
             started = time.perf_counter()
-            decision = self.strategy.on_closed_kline(
-                kline, position_open=self.symbol in view.open_symbols, open_positions=view.open_positions
+            outcome = self.decider.on_closed_kline(
+                kline,
+                position=self._entry_facts(held),
+                position_open=self.symbol in view.open_symbols,
+                open_positions=view.open_positions,
+                funding=None if self._funding is None else self._funding.rate_for(kline.open_time_ms),
             )
+            decision = outcome.decision
             if live and self._observe is not None:
                 self._observe(kline, time.perf_counter() - started, decision if self.trading else None)
-            if decision is None or not live or not self.trading:
-                continue
-            self._decisions += 1
-            if decision.taken and self._unrepaired:
-                decision = replace(decision, outcome=Outcome.SKIPPED, reason=SkipReason.GAP_UNREPAIRED)
-                self.strategy.record_rejection(decision)
-            self._last_decision = decision
-            self._emit(decision, received_ns)
+            if acting and outcome.exit is not None and held is not None:
+                self._close(held, outcome.exit, kline)
+            if acting and decision is not None:
+                self._decisions += 1
+                if decision.taken and (self._unrepaired or late):
+                    reason = SkipReason.GAP_UNREPAIRED if self._unrepaired else SkipReason.LATE
+                    decision = replace(decision, outcome=Outcome.SKIPPED, reason=reason)
+                    self.strategy.record_rejection(decision)
+                self._last_decision = decision
+                self._emit(decision, received_ns)
+            if self._trends is not None:
+                self._trends.feed(kline, publish=live)
+            if acting and self._funding is not None:
+                self._funding.after_candle(kline.open_time_ms + self._tf_ms)
         self._publish()
+
+    def _entry_facts(self, held: HeldPosition | None) -> EntryFacts | None:
+        """The ledger's position as the exits see it (None once a close was told for it)."""
+        if held is None or self._exited == (held.signal_open_time_ms, held.opened_at_ms):
+            return None
+        return EntryFacts(
+            direction=held.direction, entry_open_time_ms=entry_candle_open(held.opened_at_ms, self._tf_ms)
+        )
+
+    def _close(self, held: HeldPosition, reason: ExitReason, kline: Kline) -> None:
+        self._exited = (held.signal_open_time_ms, held.opened_at_ms)
+        if self._executor is not None:
+            self._executor.tell(
+                ClosePosition(
+                    symbol=self.symbol,
+                    direction=held.direction,
+                    quantity=held.quantity,
+                    signal_open_time_ms=held.signal_open_time_ms,
+                    reason=reason,
+                    candle_open_time_ms=kline.open_time_ms,
+                )
+            )
 
     def _emit(self, decision: Decision, received_ns: int) -> None:
         if decision.taken and self._executor is not None:

@@ -42,7 +42,7 @@ class Telemetry(Protocol):
     def order_event(self, event: OrderStateChanged | EntryRejected) -> None: ...
     def fill(self, event: OrderFilled) -> None: ...
     def kline_processed(self, symbol: str, interval: str, seconds: float) -> None: ...
-    def decision(self, decision: Decision) -> None: ...
+    def decision(self, decision: Decision, strategy: str = "v1") -> None: ...
 
 
 class Relays:
@@ -113,7 +113,8 @@ class Relays:
             return
         self.metrics.kline_processed(kline.symbol, kline.timeframe, seconds)
         if decision is not None:
-            self.metrics.decision(decision)
+            settings = self._settings.get(decision.symbol)
+            self.metrics.decision(decision, "v1" if settings is None else settings.strategy)
 
     def user_event(
         self, contract: ContractType, replay: ReplayDriver | None

@@ -29,6 +29,7 @@ from nancemakina.actors.backtest.engine import BacktestResult, Trade, run_backte
 from nancemakina.actors.backtest.kline_files import parse_data_arg
 from nancemakina.actors.cli.backtest import account_settings, build_runs
 from nancemakina.actors.config import Config, load_config
+from nancemakina.actors.sim.process import ExchangeProcess
 from nancemakina.actors.sim.server import LocalExchange
 from nancemakina.actors.tree.ledger.ledger_store import LedgerStore
 from nancemakina.supervisor import RootSupervisor
@@ -270,6 +271,7 @@ class Cleanup:
     exchanges: list[LocalExchange] = field(default_factory=list)
     bots: list[BotProcess] = field(default_factory=list)
     sockets: list[NotifySocket] = field(default_factory=list)
+    venues: list[ExchangeProcess] = field(default_factory=list)
 
     def daemon(self, config: Config) -> RootSupervisor:
         daemon = RootSupervisor(config)
@@ -295,6 +297,14 @@ class Cleanup:
         self.bots.append(bot)
         return bot
 
+    def venue(
+        self, data: Sequence[Path], log: Path, *, speed: float | str, start_ms: int | None = None
+    ) -> ExchangeProcess:
+        """A free-running ``nancemakina exchange`` in its own process (it outlives the bots of the test)."""
+        venue = ExchangeProcess(data, speed=speed, log=log, start_ms=start_ms)
+        self.venues.append(venue)
+        return venue.start()
+
     def notify_socket(self, path: Path) -> NotifySocket:
         sock = NotifySocket(path)
         self.sockets.append(sock)
@@ -309,6 +319,8 @@ class Cleanup:
             daemon.shutdown()
         for exchange in self.exchanges:
             exchange.stop()
+        for venue in self.venues:
+            venue.stop()
         for sock in self.sockets:
             sock.close()
         pykka.ActorRegistry.stop_all()

@@ -5,13 +5,22 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from decimal import Decimal
+from functools import partial
 
 import pytest
 import requests
 import websockets
 from binance.exceptions import BinanceAPIException
 
+from nancemakina.actors.domain.model import ContractType
+from nancemakina.actors.exchange.errors import TransientError, UnknownStatus
+from nancemakina.actors.exchange.parse import MalformedPayload
+from nancemakina.actors.exchange.types import OrderStatus, Side
+from nancemakina.actors.sim.faults import UNKNOWN_STREAM
+from tests.integration.gateway_support import make_gateway
 from tests.integration.sim_support import (
+    WAIT_S,
     async_client,
     release_sockets,
     running,
@@ -20,6 +29,7 @@ from tests.integration.sim_support import (
     sync_client,
     user_connected,
 )
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -217,3 +227,125 @@ def test_internal_error_is_minus_1000_without_traceback(exchange):
 
 async def _break_book(exchange):
     exchange.engine.wallet = None  # type: ignore[assignment]
+
+
+# ---- what real venues and networks do besides 5xx -----------------------------------------------------------
+
+
+def new_order(client, cid: str) -> dict:
+    return client.futures_create_order(
+        symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.010", newClientOrderId=cid
+    )
+
+
+def test_orders_cost_no_weight_and_count_against_the_order_rate():
+    with running(order_limit_10s=3) as ex:
+        client = sync_client(ex)
+        client.futures_ping()
+        used = int(client.response.headers["X-MBX-USED-WEIGHT-1M"])
+        new_order(client, "o-1")
+        headers = client.response.headers
+        assert int(headers["X-MBX-USED-WEIGHT-1M"]) == used
+        assert headers["X-MBX-ORDER-COUNT-10S"] == headers["X-MBX-ORDER-COUNT-1M"] == "1"
+        new_order(client, "o-2")
+        new_order(client, "o-3")
+        err = raises(new_order, client=client, cid="o-4")
+        assert (err.status_code, err.code) == (429, -1015)
+        assert "orders per TEN_SECONDS" in err.message
+        assert 1 <= int(err.response.headers["Retry-After"]) <= 11
+        client.futures_ping()  # reads are not held by the order rate
+
+
+@pytest.mark.parametrize(
+    ("kind", "outcome", "executed"),
+    [
+        ("html", TransientError, False),  # a CDN's 502 page: not Binance's JSON, not executed
+        ("-1021", None, True),  # refused; the gateway resyncs its clock and the retry goes through
+        ("truncated", UnknownStatus, True),
+        ("reset", UnknownStatus, True),
+        ("empty", MalformedPayload, True),
+    ],
+)
+def test_damaged_answers_as_the_gateway_sees_them(exchange, kind, outcome, executed):
+    gateway = make_gateway(exchange)
+    exchange.fail_next(kind, 1, path="/fapi/v1/order", method="POST")
+    place = partial(
+        gateway.market_order, "BTCUSDT", ContractType.USDT_M, Side.BUY, Decimal("0.010"), f"dmg-{kind}"
+    )
+    if outcome is None:
+        assert place().status is OrderStatus.FILLED
+    else:
+        with pytest.raises(outcome):
+            place()
+    found = gateway.get_order("BTCUSDT", ContractType.USDT_M, client_order_id=f"dmg-{kind}")
+    assert (found is not None) == executed
+    placed = gateway.market_order("BTCUSDT", ContractType.USDT_M, Side.BUY, Decimal("0.010"), f"after-{kind}")
+    assert placed.status is OrderStatus.FILLED  # the connection pool recovers
+
+
+def test_a_slow_answer_outlasts_the_clients_timeout_but_the_order_executed(exchange):
+    client = sync_client(exchange)
+    exchange.fail_next("slow", 1, seconds=1.5, path="/fapi/v1/order", method="POST")
+    with pytest.raises(requests.Timeout):
+        client.futures_create_order(
+            symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.010", newClientOrderId="slow-1",
+            requests_params={"timeout": 0.5},
+        )  # fmt: skip
+    found = client.futures_get_order(symbol="BTCUSDT", origClientOrderId="slow-1")
+    assert found["status"] == "FILLED"
+
+
+def test_clock_skew_refuses_old_stamps_until_the_client_resyncs(exchange):
+    client = sync_client(exchange)
+    exchange.skew_clock(30_000)
+    err = raises(client.futures_account)
+    assert err.code == -1021
+    server = client.get_server_time()["serverTime"]
+    assert server - int(time.time() * 1000) > 25_000
+    client.timestamp_offset = server - int(time.time() * 1000)
+    assert client.futures_account()["assets"]
+    exchange.skew_clock(0)
+
+
+def test_a_stop_the_exchange_accepted_is_ended_by_it(exchange):
+    client = sync_client(exchange)
+    new_order(client, "long-1")
+    exchange.expire_next_stops(1, after_s=0.2, status="EXPIRED")
+    mark = exchange.state()["marks"]["BTCUSDT"]
+    placed = client.futures_create_algo_order(
+        algoType="CONDITIONAL", symbol="BTCUSDT", side="SELL", type="STOP_MARKET",
+        triggerPrice=f"{mark * 0.9:.1f}", closePosition="true", clientAlgoId="stop-1",
+    )  # fmt: skip
+    assert placed["algoStatus"] == "NEW"
+    wait_until(lambda: not exchange.state()["openAlgoOrders"], WAIT_S, "the exchange to end the stop")
+    report = exchange.exposure()
+    assert "BTCUSDT" in report["open"], "a position whose stop ended is unprotected"
+    assert [e["ended"] for e in report["episodes"]] == ["stop"]  # the stop first protected it
+    assert exchange.status()["stats"]["faults_fired"]["stop-expiry"] == 1
+
+
+async def _frames(exchange, kind: str, target: str) -> list[str]:
+    uri = exchange.ws_url + "market/stream?streams=btcusdt@kline_1m"
+    async with websockets.connect(uri) as ws:
+        await subscribed(exchange, "btcusdt@kline_1m")
+        exchange.damage_frames(kind, 1, target=target)
+        exchange.step(1)
+        return [await asyncio.wait_for(ws.recv(), WAIT_S) for _ in range(3)]
+
+
+@pytest.mark.parametrize("kind", ["malformed", "truncated", "unknown-stream"])
+def test_damaged_websocket_frames(exchange, kind):
+    frames = asyncio.run(_frames(exchange, kind, "market"))
+    parsed = []
+    for frame in frames:
+        try:
+            parsed.append(json.loads(frame))
+        except ValueError:
+            parsed.append(None)
+    if kind in {"malformed", "truncated"}:  # a truncated frame's content is lost
+        assert parsed[0] is None
+        assert parsed[1] is not None
+    else:
+        assert parsed[0]["stream"] == UNKNOWN_STREAM
+        assert parsed[1]["stream"] == "btcusdt@kline_1m"
+    assert exchange.status()["stats"]["faults_fired"][f"ws-{kind}"] == 1

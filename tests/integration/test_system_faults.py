@@ -157,6 +157,10 @@ def test_rate_limit_bursts_are_waited_out(tmp_path: Path, slices: SliceMaker, cl
     budget = daemon.connections.budget
     assert budget.responses_429 == 4
     assert exchange.status()["stats"]["faults_fired"]["429"] == 4
+    # Waited out, not retried at once: the entry filled (the exchange's wall clock) a Retry-After after its 429.
+    [refused] = [at for at, kind, what in exchange.sim.faults.log if kind == "429" and "POST" in what]
+    [filled] = [e["start"] for e in exchange.exposure()["episodes"] if e["symbol"] == t.symbol][:1]
+    assert filled - refused >= 0.95
     state = exchange.state()
     assert state["positions"][t.symbol]["amount"] == signed_amount(t)  # entered once, after the wait
     assert protective(state, t.symbol) == {

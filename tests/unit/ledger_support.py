@@ -171,7 +171,17 @@ class Recorder:
 class Harness:
     """One ledger on a fake exchange, with recorders for every callback."""
 
-    def __init__(self, tmp: Path, exchange: FakeExchange | None = None, **execution: Any) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        exchange: FakeExchange | None = None,
+        *,
+        ticks: dict[str, Decimal] | None = None,
+        on_settled: Callable[[frozenset[str], float], None] | None = None,
+        **execution: Any,
+    ) -> None:
+        self.ticks = ticks
+        self.on_settled = on_settled
         self.path = tmp / "ledger.sqlite3"
         self.exchange = exchange or FakeExchange()
         self.execution = ExecutionSettings.model_validate({"reconcile_interval_s": 3600.0, **execution})
@@ -186,6 +196,7 @@ class Harness:
             store_path=self.path, gateways={USDT: self.exchange}, execution=self.execution,
             publish_portfolio=self.portfolio, alert=self.alerts, listeners=self.events,
             contracts={"BTCUSDT": USDT, "ETHUSDT": USDT}, snapshots=self.snapshots, clock_ms=lambda: OPENED + 5,
+            ticks=self.ticks, on_settled=self.on_settled,
         )  # fmt: skip
         self.ref.ask(Reconcile(reason="test start"), timeout=5)  # start-up reconciliation has run
         return self

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
 from typing import Any
 
-import pykka
 import pytest
 
-from nancemakina.actors.domain.model import ContractType, Decision, Direction, Outcome, PortfolioView
-from nancemakina.actors.exchange.errors import Rejected, UnknownStatus
-from nancemakina.actors.exchange.instruments import spec_for
-from nancemakina.actors.exchange.types import (
-    AlgoOrderResult,
-    AlgoStatus,
-    Balance,
-    OrderResult,
-    OrderStatus,
-    ProtectiveKind,
-    Side,
-    SymbolSettings,
-)
+from nancemakina.actors.domain.model import ContractType, Decision, Direction, PortfolioView
+from nancemakina.actors.exchange.errors import Rejected, TransientError, UnknownStatus
+from nancemakina.actors.exchange.types import Balance, OrderResult, Side, SymbolSettings
 from nancemakina.actors.messages import (
     Alert,
+    EntryFinished,
     EntryRejected,
     OrderStateChanged,
     PauseEntries,
@@ -33,182 +22,15 @@ from nancemakina.actors.messages import (
 )
 from nancemakina.actors.runtime.scheduling import OrderPriority
 from nancemakina.actors.tree.executor.account_view import AccountView
-from nancemakina.actors.tree.executor.order_executor import OrderExecutor
-from nancemakina.actors.tree.executor.order_terms import SymbolTerms
-
-BTC = spec_for("BTCUSDT", ContractType.USDT_M)
-
-
-class FakeGateway:
-    """Records every call; scripted failures per method."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, Any]] = []
-        self.orders: dict[str, OrderResult] = {}
-        self.algos: dict[str, AlgoOrderResult] = {}
-        self.fail: dict[str, list[Exception]] = {}
-        self.execute_then_fail: set[str] = set()
-        self.ids = 0
-
-    def _maybe_fail(self, name: str) -> None:
-        queue = self.fail.get(name)
-        if queue:
-            raise queue.pop(0)
-
-    def set_leverage(self, symbol: str, contract: ContractType, leverage: int) -> None:
-        self.calls.append(("leverage", (symbol, leverage)))
-
-    def set_margin_type(self, symbol: str, contract: ContractType, margin_type: str) -> None:
-        self.calls.append(("margin", (symbol, margin_type)))
-
-    def balances(self, contract: ContractType) -> dict[str, Balance]:
-        return {"USDT": Balance(asset="USDT", wallet=10_000.0, available=10_000.0)}
-
-    def market_order(
-        self,
-        symbol: str,
-        contract: ContractType,
-        side: Side,
-        qty: Decimal,
-        client_order_id: str,
-        *,
-        reduce_only: bool = False,
-    ) -> OrderResult:
-        self.calls.append(("market", (client_order_id, side, qty, reduce_only)))
-        if "market" not in self.execute_then_fail:
-            self._maybe_fail("market")
-        self.ids += 1
-        result = OrderResult(
-            symbol=symbol,
-            contract_type=contract,
-            order_id=self.ids,
-            client_order_id=client_order_id,
-            side=side,
-            status=OrderStatus.FILLED,
-            orig_qty=qty,
-            executed_qty=qty,
-            avg_price=100_000.0,
-            reduce_only=reduce_only,
-            update_time_ms=1,
-        )
-        self.orders[client_order_id] = result
-        if "market" in self.execute_then_fail:
-            self._maybe_fail("market")
-        return result
-
-    def get_order(self, symbol: str, contract: ContractType, *, client_order_id: str) -> OrderResult | None:
-        self.calls.append(("get_order", client_order_id))
-        return self.orders.get(client_order_id)
-
-    def place_protective(  # noqa: PLR0917 - the gateway's signature
-        self,
-        symbol: str,
-        contract: ContractType,
-        kind: ProtectiveKind,
-        side: Side,
-        trigger_price: Decimal,
-        client_algo_id: str,
-        *,
-        close_position: bool = True,
-        quantity: Decimal | None = None,
-    ) -> AlgoOrderResult:
-        self.calls.append((kind.value, (client_algo_id, side, trigger_price)))
-        self._maybe_fail(kind.value)
-        self.ids += 1
-        result = AlgoOrderResult(
-            symbol=symbol,
-            contract_type=contract,
-            algo_id=self.ids,
-            client_algo_id=client_algo_id,
-            kind=kind,
-            side=side,
-            status=AlgoStatus.NEW,
-            trigger_price=trigger_price,
-            quantity=None,
-            close_position=True,
-            reduce_only=True,
-            update_time_ms=1,
-        )
-        self.algos[client_algo_id] = result
-        return result
-
-    def get_algo_order(
-        self, symbol: str, contract: ContractType, *, client_algo_id: str
-    ) -> AlgoOrderResult | None:
-        return self.algos.get(client_algo_id)
-
-    def count(self, name: str) -> int:
-        return sum(1 for n, _ in self.calls if n == name)
-
-
-class Inbox:
-    """A fake ledger/notify sink collecting messages."""
-
-    def __init__(self) -> None:
-        self.items: list[object] = []
-        self.cond = threading.Condition()
-
-    def tell(self, message: object) -> None:
-        with self.cond:
-            self.items.append(message)
-            self.cond.notify_all()
-
-    def wait_for(self, kind: type, n: int = 1) -> list[Any]:
-        with self.cond:
-            ok = self.cond.wait_for(lambda: sum(isinstance(m, kind) for m in self.items) >= n, timeout=5)
-        assert ok, f"no {kind.__name__} in {self.items}"
-        return [m for m in self.items if isinstance(m, kind)]
-
-
-def decision(
-    direction: Direction = Direction.LONG, signal: int = 1_700_000_000_000, symbol: str = "BTCUSDT"
-) -> Decision:
-    long = direction is Direction.LONG
-    return Decision(
-        symbol=symbol,
-        timeframe="1m",
-        signal_open_time_ms=signal,
-        decided_open_time_ms=signal,
-        direction=direction,
-        outcome=Outcome.TAKEN,
-        entry=100_000.0,
-        stop_loss=99_000.05 if long else 101_000.05,
-        take_profit=103_000.07 if long else 96_999.93,
-    )
-
-
-def start(
-    gw: FakeGateway, ledger: Inbox, notes: Inbox, view: PortfolioView | None = None, **kw: Any
-) -> pykka.ActorRef[Any]:
-    terms = {
-        "BTCUSDT": SymbolTerms(
-            spec=BTC,
-            leverage=10,
-            margin_mode="ISOLATED",
-            fixed_margin=50.0,
-            dynamic_sizing=False,
-            risk_percent=1.0,
-            max_concurrent=kw.pop("max_concurrent", None),
-        )
-    }
-    current = view or PortfolioView()
-    return OrderExecutor.start(
-        gateways={ContractType.USDT_M: gw},
-        terms=terms,
-        ledger=ledger,
-        portfolio=lambda: current,
-        notify=notes.tell,
-        retry_delay_s=0.0,
-        sleep=lambda _s: None,
-        **kw,
-    )
+from nancemakina.actors.tree.executor.order_terms import EntrySlots
+from tests.unit.executor_support import FakeGateway, Inbox, decision, settled, start
 
 
 def test_entry_then_stop_and_take_profit_with_deterministic_ids() -> None:
     gw, ledger, notes = FakeGateway(), Inbox(), Inbox()
     ref = start(gw, ledger, notes)
     ref.tell(SubmitEntry(decision=decision()))
-    [opened] = ledger.wait_for(PositionOpened)
+    [opened] = settled(ledger)
     assert gw.calls[:2] == [("margin", ("BTCUSDT", "ISOLATED")), ("leverage", ("BTCUSDT", 10))]
     [(_, (entry_id, side, qty, reduce_only))] = [c for c in gw.calls if c[0] == "market"]
     assert entry_id == "nm-BTCUSDT-1700000000000-E"
@@ -230,7 +52,7 @@ def test_short_entry_sells_and_protects_above() -> None:
     gw, ledger, notes = FakeGateway(), Inbox(), Inbox()
     ref = start(gw, ledger, notes)
     ref.tell(SubmitEntry(decision=decision(Direction.SHORT)))
-    ledger.wait_for(PositionOpened)
+    settled(ledger)
     stop = next(args for name, args in gw.calls if name == "STOP_MARKET")
     assert stop == ("nm-BTCUSDT-1700000000000-S", Side.BUY, Decimal("101000.1"))
 
@@ -241,7 +63,7 @@ def test_unknown_status_is_looked_up_before_any_resend() -> None:
     gw.execute_then_fail.add("market")
     ref = start(gw, ledger, notes)
     ref.tell(SubmitEntry(decision=decision()))
-    ledger.wait_for(PositionOpened)
+    settled(ledger)
     assert gw.count("market") == 1  # found by client id: never resent
     assert gw.count("get_order") == 1
 
@@ -251,7 +73,7 @@ def test_unknown_status_not_executed_is_resent_with_the_same_id() -> None:
     gw.fail["market"] = [UnknownStatus("POST /fapi/v1/order", "timeout")]
     ref = start(gw, ledger, notes)
     ref.tell(SubmitEntry(decision=decision()))
-    ledger.wait_for(PositionOpened)
+    settled(ledger)
     ids = [args[0] for name, args in gw.calls if name == "market"]
     assert ids == ["nm-BTCUSDT-1700000000000-E"] * 2
     assert len(gw.orders) == 1
@@ -266,7 +88,7 @@ def test_duplicate_submit_is_ignored() -> None:
     assert gw.count("market") == 1
 
 
-def test_stop_rejected_everywhere_flattens_and_alerts() -> None:
+def test_stop_the_exchange_refuses_is_not_retried_the_position_is_closed_at_once() -> None:
     gw, ledger, notes = FakeGateway(), Inbox(), Inbox()
     gw.fail["STOP_MARKET"] = [
         Rejected("POST /fapi/v1/algoOrder", -2021, "Order would immediately trigger.")
@@ -275,20 +97,75 @@ def test_stop_rejected_everywhere_flattens_and_alerts() -> None:
     ref.tell(SubmitEntry(decision=decision()))
     [alert] = notes.wait_for(Alert)
     assert alert.kind == "stop_failed"
-    assert gw.count("STOP_MARKET") == 4
+    assert gw.count("STOP_MARKET") == 1  # the exchange said no: every retry is time unprotected
     close = [args for name, args in gw.calls if name == "market"][-1]
     assert close == ("nm-BTCUSDT-1700000000000-C", Side.SELL, Decimal("0.005"), True)
-    assert not [m for m in ledger.items if isinstance(m, PositionOpened)]
+    [opened] = settled(ledger)  # the trade is recorded; its close fill closes it
+    assert opened.signal_open_time_ms == 1_700_000_000_000
+    [finished] = ledger.wait_for(EntryFinished)
+    assert finished.outcome == "flattened"
 
 
 def test_stop_retried_then_placed() -> None:
     gw, ledger, notes = FakeGateway(), Inbox(), Inbox()
-    gw.fail["STOP_MARKET"] = [Rejected("POST /fapi/v1/algoOrder", -1001, "Internal error")]
+    gw.fail["STOP_MARKET"] = [TransientError("POST /fapi/v1/algoOrder", "HTTP 502 Internal error")]
     ref = start(gw, ledger, notes, stop_retries=3)
     ref.tell(SubmitEntry(decision=decision()))
-    ledger.wait_for(PositionOpened)
+    settled(ledger)
     assert gw.count("STOP_MARKET") == 2
     assert not notes.items
+    [finished] = ledger.wait_for(EntryFinished)
+    assert finished.outcome == "protected"
+
+
+def test_stop_whose_outcome_stays_unknown_past_its_deadline_closes_the_position() -> None:
+    gw, ledger, notes = FakeGateway(), Inbox(), Inbox()
+    gw.fail["STOP_MARKET"] = [TransientError("POST /fapi/v1/algoOrder", "HTTP 503")] * 100
+    ref = start(gw, ledger, notes, stop_retries=100)
+    ref.tell(SubmitEntry(decision=decision()))
+    [finished] = ledger.wait_for(EntryFinished)
+    assert finished.outcome == "flattened"
+    assert 1 < gw.count("STOP_MARKET") < 100  # bounded by its deadline, not by the retry count
+    assert [n.kind for n in notes.items if isinstance(n, Alert)] == ["stop_failed"]
+
+
+def test_stop_whose_id_is_taken_counts_as_placed_even_when_it_cannot_be_looked_up() -> None:
+    gw, ledger, notes = FakeGateway(), Inbox(), Inbox()
+    gw.fail["STOP_MARKET"] = [Rejected("POST /fapi/v1/algoOrder", -4116, "ClientOrderId is duplicated.")]
+    ref = start(gw, ledger, notes)
+    ref.tell(SubmitEntry(decision=decision()))
+    [finished] = ledger.wait_for(EntryFinished)
+    assert finished.outcome == "protected"
+    assert gw.count("market") == 1  # no close at market: the stop is on the exchange
+
+
+def test_entry_whose_lookups_fail_after_a_lost_answer_is_left_to_reconciliation() -> None:
+    """Hole 1: 503 "unknown" on the entry, the lookups 503 too, the resend -4116: nothing escapes."""
+    gw, ledger, notes = FakeGateway(), Inbox(), Inbox()
+    gw.fail["market"] = [
+        UnknownStatus("POST /fapi/v1/order", "503 execution status unknown"),
+        Rejected("POST /fapi/v1/order", -4116, "ClientOrderId is duplicated."),
+    ]
+    gw.fail["get_order"] = [TransientError("GET /fapi/v1/order", "HTTP 503")] * 12
+    ref = start(gw, ledger, notes)
+    ref.tell(SubmitEntry(decision=decision()))
+    [finished] = ledger.wait_for(EntryFinished)
+    assert finished.outcome == "unconfirmed"
+    assert [r.reason for r in ledger.items if isinstance(r, EntryRejected)] == ["entry_unconfirmed"]
+    assert ref.is_alive()
+    ref.tell(SubmitEntry(decision=decision(signal=1_700_000_060_000)))  # the slot stays taken meanwhile
+    [_, second] = ledger.wait_for(EntryRejected, 2)
+    assert second.reason == "position_open"
+
+
+def test_an_executor_that_fails_mid_entry_hands_the_entry_to_the_ledger() -> None:
+    gw, ledger, notes = FakeGateway(), Inbox(), Inbox()
+    gw.fail["STOP_MARKET"] = [RuntimeError("a bug")]
+    ref = start(gw, ledger, notes)
+    ref.tell(SubmitEntry(decision=decision()))
+    [finished] = ledger.wait_for(EntryFinished)
+    assert finished.outcome == "failed"
+    assert "RuntimeError: a bug" in finished.detail
 
 
 @pytest.mark.parametrize(
@@ -348,7 +225,7 @@ def test_entry_releases_the_market_reader_before_its_request_goes_out() -> None:
     ref = start(gw, ledger, notes, priority=priority)
     priority.begin("BTCUSDT")  # as the pair does before telling the executor
     ref.tell(SubmitEntry(decision=decision()))
-    ledger.wait_for(PositionOpened)
+    settled(ledger)
     assert gw.pending_at == [("market", 0)]
     stats = priority.stats()
     assert (stats.begun, stats.ended, stats.pending, stats.expired) == (1, 1, 0, 0)
@@ -407,3 +284,17 @@ class _Read:
 
     def balances(self, contract: ContractType) -> dict[str, Balance]:
         return {"USDT": Balance(asset="USDT", wallet=10_000.0, available=10_000.0)}
+
+
+def test_a_slot_is_freed_only_by_a_reconciliation_that_read_the_exchange_after_the_entry_ended() -> None:
+    now = [0.0]
+    slots = EntrySlots(clock=lambda: now[0])
+    assert slots.claim("BTCUSDT", None, frozenset()) is None
+    now[0] = 1.0
+    assert slots.settle(frozenset(), since=2.0) == frozenset()  # still entering: the executor decides
+    now[0] = 3.0
+    slots.entered("BTCUSDT")
+    assert slots.settle(frozenset(), since=2.5) == frozenset()  # read before the entry ended: cannot tell
+    assert slots.settle(frozenset({"BTCUSDT"}), since=4.0) == frozenset()  # the exchange holds it
+    assert slots.settle(frozenset(), since=4.0) == {"BTCUSDT"}
+    assert slots.claim("BTCUSDT", None, frozenset()) is None

@@ -65,10 +65,21 @@ def test_algo_order_close_position_has_no_quantity():
 
 
 def test_foreign_algo_type_is_not_protective_and_does_not_parse():
-    raw = sample("algo_order_response.json") | {"orderType": "TRAILING_STOP_MARKET"}
+    raw = sample("algo_order_response.json") | {"orderType": "STOP"}  # a stop-limit: not one we place
     assert not is_protective_type(raw)
     with pytest.raises(MalformedPayload, match="orderType"):
         parse_algo_order(raw, USD)
+
+
+def test_trailing_stop_is_ours_and_reads_its_activation():
+    raw = {k: v for k, v in sample("algo_order_response.json").items() if k != "triggerPrice"}
+    raw |= {"orderType": "TRAILING_STOP_MARKET", "activatePrice": "105000.0", "callbackRate": "0.5"}
+    assert is_protective_type(raw)
+    algo = parse_algo_order(raw, USD)
+    assert algo.kind is ProtectiveKind.TRAILING_STOP_MARKET
+    assert algo.trigger_price == Decimal("105000.0")
+    without = parse_algo_order({k: v for k, v in raw.items() if k != "activatePrice"}, USD)
+    assert without.trigger_price == 0
 
 
 def test_position_risk_v2_and_v3_shapes():
@@ -160,7 +171,7 @@ def test_algo_update():
 
 def test_algo_update_of_other_type_has_no_kind():
     raw = sample("algo_update.json")
-    raw["o"]["o"] = "TRAILING_STOP_MARKET"
+    raw["o"]["o"] = "STOP"
     event = parse_user_event(raw, USD)
     assert isinstance(event, AlgoUpdate)
     assert event.kind is None

@@ -36,6 +36,26 @@ def test_spends_up_to_the_safety_margin_without_waiting():
     assert clock.slept == []
 
 
+def test_market_data_reads_leave_a_reserve_for_the_reads_that_protect_positions():
+    b, clock = budget(100, safety=0.1, bulk_share=0.7)
+    for _ in range(7):
+        assert b.acquire(10, bulk=True) == 0.0  # warm-up and backfill klines: up to 70
+    assert b.acquire(10) == 0.0  # an order lookup or a reconciliation still goes at once
+    assert b.acquire(10) == 0.0
+    assert clock.slept == []
+    assert b.acquire(10, bulk=True) > 0  # a bulk read waits for the next minute
+
+
+def test_an_order_is_never_held_by_spent_weight_only_by_a_ban():
+    b, clock = budget(100, safety=0.1)
+    b.acquire(90)
+    b.record_used(2400)  # the venue says the minute is spent (another process on this IP)
+    assert b.admit() == 0.0
+    assert clock.slept == []
+    b.record_rate_limited(7.0)  # a 429: nothing goes, orders included, until Retry-After
+    assert b.admit() == pytest.approx(7.0)
+
+
 def test_waits_for_the_next_minute_when_the_margin_would_be_crossed():
     b, _ = budget(100, safety=0.1)
     b.acquire(85)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from contextlib import closing
 from decimal import Decimal
 
 import pytest
@@ -16,7 +17,14 @@ from nancemakina.actors.exchange.types import (
     Side,
     UserStreamStatus,
 )
-from nancemakina.actors.messages import Alert, OrderStateChanged, PositionClosed, PositionOpened, Reconcile
+from nancemakina.actors.messages import (
+    Alert,
+    EntryFinished,
+    OrderStateChanged,
+    PositionClosed,
+    PositionOpened,
+    Reconcile,
+)
 from nancemakina.actors.tree.ledger.ledger_store import LedgerStore, LedgerStoreError
 from tests.unit.ledger_support import (
     SIGNAL,
@@ -233,16 +241,104 @@ def test_entry_in_flight_is_not_judged_before_position_opened(h):
     assert h.exchange.called("market_order") == []
 
 
-def test_executor_alert_ends_the_in_flight_grace_at_once(h):
+def test_an_executor_alert_alone_does_not_race_the_executor(h):
+    """Hole 5: the stop failed and the executor is closing at market; the ledger must not act meanwhile."""
     h.send(
         OrderStateChanged(
             symbol="BTCUSDT", client_id=cid(Leg.ENTRY), leg=Leg.ENTRY, status="filled", side="BUY"
         )
     )
     h.exchange.set_position("BTCUSDT", "0.010")
-    h.send(Alert(kind="naked_position", symbol="BTCUSDT", detail="stop placement failed; flatten failed too"))
-    assert h.exchange.positions(USDT) == []  # adopted without a stop level, so flattened
+    h.send(Alert(kind="stop_failed", symbol="BTCUSDT", detail="stop placement failed"))
+    h.send(Reconcile(reason="periodic"))
+    assert h.snapshots.discrepancies() == {}  # not adopted as unknown while the executor still holds it
+    assert h.exchange.called("market_order") == []
+
+
+def test_entry_finished_unconfirmed_hands_the_symbol_to_reconciliation(h):
+    h.send(
+        OrderStateChanged(
+            symbol="BTCUSDT", client_id=cid(Leg.ENTRY), leg=Leg.ENTRY, status="submitted", side="BUY"
+        )
+    )
+    h.exchange.set_position("BTCUSDT", "0.010")
+    h.send(EntryFinished(symbol="BTCUSDT", signal_open_time_ms=SIGNAL, outcome="unconfirmed"))
+    # no decision stored for it: a position nobody can say the stop of is closed
+    assert h.exchange.positions(USDT) == []
     assert h.snapshots.counters()["flattens"] == 1
+
+
+def taken(symbol: str = "BTCUSDT", stop: float = 95.04, take: float = 115.06) -> Decision:
+    return Decision(
+        symbol=symbol, timeframe="1m", signal_open_time_ms=SIGNAL, decided_open_time_ms=SIGNAL,
+        direction=Direction.LONG, outcome=Outcome.TAKEN, entry=100.0, stop_loss=stop, take_profit=take,
+    )  # fmt: skip
+
+
+def test_an_unconfirmed_entry_the_exchange_filled_is_adopted_as_ours_and_protected(tmp_path):
+    """Hole 1: the entry filled but the executor never learnt it; the exchange says so, the ledger acts."""
+    h = Harness(tmp_path, ticks={"BTCUSDT": Decimal("0.1")}).start()
+    h.send(taken())
+    h.send(
+        OrderStateChanged(
+            symbol="BTCUSDT", client_id=cid(Leg.ENTRY), leg=Leg.ENTRY, status="submitted", side="BUY"
+        )
+    )
+    h.exchange.set_position("BTCUSDT", "0.010")
+    h.send(EntryFinished(symbol="BTCUSDT", signal_open_time_ms=SIGNAL, outcome="unconfirmed"))
+    assert h.exchange.called("market_order") == []
+    assert h.exchange.called("place_protective") == [cid(Leg.STOP), cid(Leg.TAKE_PROFIT)]
+    assert {(a.kind, a.trigger_price) for a in h.exchange.algos.values()} == {
+        (ProtectiveKind.STOP_MARKET, Decimal("95.0")),  # rounded toward the losing side, as the executor
+        (ProtectiveKind.TAKE_PROFIT_MARKET, Decimal("115.0")),
+    }
+    [held] = h.snapshots.positions()
+    assert (held.symbol, held.stop_loss) == ("BTCUSDT", 95.0)
+    with closing(h.reader()) as store:
+        [position] = store.open_positions()
+    assert position.signal_open_time_ms == SIGNAL
+    assert "entry_found" in h.snapshots.discrepancies()
+
+
+def test_an_unconfirmed_entry_the_exchange_never_saw_is_void_and_frees_the_slot(tmp_path):
+    """Hole 2: a reconciliation that finds the exchange flat settles the entry and frees the slot."""
+    settled: list[frozenset[str]] = []
+    h = Harness(tmp_path, on_settled=lambda open_symbols, _since: settled.append(open_symbols)).start()
+    h.send(taken())
+    h.send(
+        OrderStateChanged(
+            symbol="BTCUSDT", client_id=cid(Leg.ENTRY), leg=Leg.ENTRY, status="submitted", side="BUY"
+        )
+    )
+    h.send(EntryFinished(symbol="BTCUSDT", signal_open_time_ms=SIGNAL, outcome="unconfirmed"))
+    assert settled[-1] == frozenset()  # nothing open anywhere: every slot may go
+    with closing(h.reader()) as store:
+        assert store.order(cid(Leg.ENTRY)).status == "expired"
+    h.exchange.set_position("BTCUSDT", "0.010")  # a position appearing later is not that entry's
+    h.send(Reconcile(reason="later"))
+    assert "unknown_position" in h.snapshots.discrepancies()
+
+
+def test_a_flatten_by_reconciliation_stores_the_pnl_its_fill_reports(h):
+    """Hole 6: ``flattened_unprotected`` closes with the exit price at once and the PnL when its fill comes."""
+    h.exchange.set_position("BTCUSDT", "0.010")
+    h.send(opened())  # the ledger holds it; the exchange has no stop for it
+    h.exchange.fail(
+        "place_protective", Rejected("POST /fapi/v1/algoOrder", -2021, "Order would immediately trigger.")
+    )
+    h.send(Reconcile(reason="test"))
+    with closing(h.reader()) as store:
+        [trade] = store.trades()
+        close_id = next(o.client_id for o in store.orders() if o.leg == "C")
+    assert (trade.close_reason, trade.exit_price, trade.realized_pnl) == (
+        "flattened_unprotected",
+        100.0,
+        None,
+    )
+    h.send(fill(close_id, Side.SELL, cum="0.010", price=100.0, rp=0.0123))
+    with closing(h.reader()) as store:
+        [trade] = store.trades()
+    assert trade.realized_pnl == pytest.approx(0.0123)
 
 
 def test_stop_cancelled_behind_our_back_triggers_a_repair(h):

@@ -1,17 +1,25 @@
 """OrderExecutor actor: turns a taken decision into a protected position, exactly once.
 
 Per entry: gate (accepting entries, not paused, symbol flat, ``max_concurrent``), size with the backtester's
-rules on the exchange's filters, MARKET entry, then STOP_MARKET and TAKE_PROFIT_MARKET through the algo-order
-API (:mod:`.protective_orders`). Every order's client id derives from (symbol, signal candle, leg), and after
-a timeout or a 503 "unknown" the order is looked up by that id before anything is resent
-(:mod:`.order_retries`), so one signal can never open two positions. A stop that cannot be placed after
-bounded retries → the position is closed at market (reduce-only) and a ``stop_failed`` alert is raised: the
+rules on the exchange's filters, MARKET entry, then STOP_MARKET, TAKE_PROFIT_MARKET and the pair's
+TRAILING_STOP_MARKET through the algo-order API (:mod:`.protective_orders`). A time or reversal exit closes
+the position at market and cancels its protective orders (:mod:`.position_exits`). Every order's client id
+derives from (symbol, signal candle, leg), and after a timeout or a 503 "unknown" the order is looked up by
+that id before anything is resent (:mod:`.order_retries`), so one signal can never open two positions. A
+stop that cannot be placed within its deadline → the position is closed at market (reduce-only) and a
+``stop_failed`` alert is raised: the
 bot never holds a naked position it knows of. Every order state and refused entry is reported to the ledger
 (:mod:`.order_reports`).
 
 Starting costs no request: the shared ``AccountView`` (read once per account) tells whether the symbol's
 margin type and leverage are as the pair wants them; if not, they are changed late in a cold start (after
 every warm-up read) or, at the latest, before the symbol's first entry — only what differs.
+
+The executor holds an entry only while it works on it. Once it sent one, it ends by telling the ledger
+``EntryFinished`` — also when the entry's outcome could not be confirmed, and also when the executor itself
+fails mid-entry — and from then on the exchange decides: the ledger's reconciliation adopts and protects
+what the exchange holds, and frees the symbol's slot when the exchange is flat. No error from the venue can
+leave an entry, a slot or a missing stop in a state only a dead actor knew.
 """
 
 from __future__ import annotations
@@ -24,10 +32,13 @@ from decimal import Decimal
 
 from ...domain.fills import SizingError, SizingRequest, size_position
 from ...domain.model import ContractType, Decision, Direction, Leg, PortfolioView, client_order_id
-from ...exchange.errors import IpBanned, RateLimited, Rejected, TransientError, UnknownStatus
+from ...exchange.errors import ExchangeError, Rejected
+from ...exchange.parse import MalformedPayload
 from ...exchange.types import Balance, OrderResult, OrderStatus, Side
 from ...messages import (
     Alert,
+    ClosePosition,
+    EntryFinished,
     OrderExecutorInbox,
     PauseEntries,
     PositionClosed,
@@ -43,7 +54,8 @@ from .account_view import AccountView
 from .order_reports import OrderReports
 from .order_retries import GiveUpError, OrderRetries
 from .order_terms import EntrySlots, OrderGateway, SymbolTerms
-from .protective_orders import ProtectiveOrders
+from .position_exits import PositionExits
+from .protective_orders import Levels, ProtectiveOrders
 
 
 class OrderExecutor(Actor[OrderExecutorInbox]):
@@ -71,10 +83,12 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
         generation: int = 0,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
         priority: OrderPriority | None = None,
         account: AccountView | None = None,
         on_balances: Callable[[Iterable[Balance]], None] | None = None,
     ) -> None:
+        """``sleep`` and ``monotonic`` pace retries and their deadlines (tests pass a fake clock)."""
         super().__init__(name=name, monitor=monitor, generation=generation)
         self._on_balances = on_balances
         """Told every balance read (the metrics' wallet balances)."""
@@ -89,6 +103,8 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
         self._clock_ms = clock_ms
         self._priority = priority or OrderPriority(0)
         self._entry_pending: str | None = None
+        self._sent = False
+        """The entry in hand has been sent (its outcome is the exchange's to tell from then on)."""
         """A ``SubmitEntry`` whose pair called ``priority.begin()`` is in hand, its request not yet sent."""
         self._accepting = True
         self._stopping = stopping or threading.Event()
@@ -108,6 +124,7 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
             stopping=self._stopping,
             sleep=sleep,
             log=self.log,
+            clock=monotonic,
         )
         self._reports = OrderReports(ledger=ledger, notify=notify, events=events, clock_ms=clock_ms)
         self._protective = ProtectiveOrders(
@@ -115,12 +132,21 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
             retries=self._retries,
             reports=self._reports,
             priority=self._priority,
-            slots=self._slots,
             notify=notify,
             stop_retries=stop_retries,
             counters=self.counters,
             log=self.log,
         )
+        self._exits = PositionExits(
+            gateways=gateways,
+            terms=self._terms,
+            retries=self._retries,
+            reports=self._reports,
+            priority=self._priority,
+            log=self.log,
+        )
+        self._entered: dict[str, int] = {}
+        """The signal of the last position this executor opened, per symbol."""
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -149,7 +175,7 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
             self._priority.step_aside(own=own)
         try:
             self._account.set_balances(contract, self._gateways[contract].balances(contract))
-        except (TransientError, RateLimited, IpBanned, UnknownStatus, Rejected) as exc:
+        except (ExchangeError, MalformedPayload) as exc:
             self.log.warning(f"balance refresh failed for {contract}: {exc}")
             return
         balances = self._account.balances(contract)
@@ -182,8 +208,22 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
         self._accepting = False
         self.log.info(f"no new entries ({message.reason})")
 
+    def on_close_position(self, command: ClosePosition) -> None:
+        """A time or reversal exit: close at market now, then cancel the position's protective orders.
+
+        The balances are refreshed when the ledger reports the close (``on_position_closed``), not here:
+        a replay at full speed closes often enough for every request to count against the weight budget.
+        """
+        if self._exits.close(command):
+            self._slots.release(command.symbol)
+
     def on_position_closed(self, message: PositionClosed) -> None:
-        """The ledger saw the position go flat: the symbol may trade again."""
+        """The ledger saw the position go flat: the symbol may trade again (unless the close is of the
+        position a reversal replaced: the slot is the new one's)."""
+        self._exits.forget(message.symbol, message.signal_open_time_ms)
+        newer = self._entered.get(message.symbol)
+        if message.signal_open_time_ms is not None and newer not in {None, message.signal_open_time_ms}:
+            return
         self._slots.release(message.symbol)
         terms = self._terms.get(message.symbol)
         if terms is not None:
@@ -197,11 +237,27 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
 
     def on_submit_entry(self, command: SubmitEntry) -> None:
         """Open the position a taken decision asks for, or emit EntryRejected with the reason."""
-        self._entry_pending = command.decision.symbol
+        d = command.decision
+        self._entry_pending = d.symbol
+        self._sent = False
         try:
             self._submit(command)
+        except BaseException as exc:
+            if self._sent:  # whatever reached the exchange, the ledger settles it from there, now
+                self._finished(d, "failed", f"{type(exc).__name__}: {exc}")
+            else:
+                self._slots.release(d.symbol)
+            raise
         finally:
+            self._slots.entered(d.symbol)
             self._entry_out()
+
+    def _finished(self, d: Decision, outcome: str, detail: str = "") -> None:
+        self._ledger.tell(
+            EntryFinished(
+                symbol=d.symbol, signal_open_time_ms=d.signal_open_time_ms, outcome=outcome, detail=detail
+            )
+        )
 
     def _entry_out(self) -> None:
         """The entry in hand is sent or refused: the market-data reader may go on (``OrderPriority``)."""
@@ -239,9 +295,10 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
             self._reject(d, exc.reason)
             return
         except GiveUpError as exc:
-            # the entry may or may not exist: keep the slot; reconciliation tells the truth
+            # the entry may or may not exist: keep the slot; reconciliation tells the truth, now
             self._reject(d, "entry_unconfirmed")
             self._notify(Alert(kind="entry_unconfirmed", symbol=d.symbol, detail=str(exc)))
+            self._finished(d, "unconfirmed", str(exc))
             return
         self._protect(d, terms, entry)
 
@@ -256,9 +313,8 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
             return "unknown_symbol"
         if d.entry is None or d.stop_loss is None or d.take_profit is None:
             return "invalid_decision"
-        return self._slots.claim(
-            d.symbol, self._terms[d.symbol].max_concurrent, self._portfolio().open_symbols
-        )
+        ledger_open = self._portfolio().open_symbols - frozenset(self._exits.closed)  # closed here, unheard
+        return self._slots.claim(d.symbol, self._terms[d.symbol].max_concurrent, ledger_open)
 
     def _size(self, d: Decision, t: SymbolTerms) -> Decimal | SizingError:
         if d.entry is None or d.stop_loss is None:
@@ -285,6 +341,7 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
         side = Side.BUY if d.direction is Direction.LONG else Side.SELL
         cid = client_order_id(d.symbol, d.signal_open_time_ms, Leg.ENTRY)
         self._reports.order_state(d.symbol, cid, Leg.ENTRY, "submitted", side, quantity=str(qty))
+        self._sent = True
         if self._latency is not None and received_ns:
             self._latency(time.perf_counter_ns() - received_ns)
         self._entry_out()
@@ -316,24 +373,28 @@ class OrderExecutor(Actor[OrderExecutorInbox]):
         return result
 
     def _protect(self, d: Decision, t: SymbolTerms, entry: OrderResult) -> None:
-        levels = self._protective.protect(d, t, entry)
-        if levels is None:
-            return
-        stop, take = levels
+        self._entered[d.symbol] = d.signal_open_time_ms
+        self._exits.closed.pop(d.symbol, None)  # the ledger hears of this position after that close
         contract = t.spec.contract_type
-        self._ledger.tell(
-            PositionOpened(
-                symbol=d.symbol,
-                direction=d.direction,
-                quantity=str(entry.executed_qty),
-                entry_price=entry.avg_price,
-                stop_loss=float(stop),
-                take_profit=float(take),
-                signal_open_time_ms=d.signal_open_time_ms,
-                opened_at_ms=entry.update_time_ms or self._clock_ms(),
-                contract_type=contract,
+
+        def opened(levels: Levels) -> None:
+            stop, take = levels
+            self._ledger.tell(
+                PositionOpened(
+                    symbol=d.symbol,
+                    direction=d.direction,
+                    quantity=str(entry.executed_qty),
+                    entry_price=entry.avg_price,
+                    stop_loss=float(stop),
+                    take_profit=float(take),
+                    signal_open_time_ms=d.signal_open_time_ms,
+                    opened_at_ms=entry.update_time_ms or self._clock_ms(),
+                    contract_type=contract,
+                )
             )
-        )
+
+        outcome = self._protective.protect(d, t, entry, opened)
+        self._finished(d, outcome)
         self._refresh_balances(contract, own=d.symbol)
 
     def _reject(self, d: Decision, reason: str) -> None:

@@ -42,7 +42,9 @@ class OrderReports:
         price: float | None = None,
         exchange_id: int | None = None,
         detail: str = "",
+        at_ms: int | None = None,
     ) -> None:
+        """``at_ms``: the exchange's time of the state when it said (a fill), else our clock's now."""
         event = OrderStateChanged(
             symbol=symbol,
             client_id=cid,
@@ -53,7 +55,7 @@ class OrderReports:
             price=price,
             exchange_id=exchange_id,
             detail=detail,
-            at_ms=self._clock_ms(),
+            at_ms=self._clock_ms() if at_ms is None else at_ms,
         )
         self._ledger.tell(event)
         if self._events is not None:

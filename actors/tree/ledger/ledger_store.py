@@ -22,7 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from ...domain.model import Decision
-from .ledger_files import ledger_path
+from .ledger_files import LedgerStoreError, check_ledger_file, ledger_path
 from .ledger_records import TERMINAL, DecisionRecord, EventRecord, OrderRecord, PositionRecord
 from .ledger_schema import (
     DECISION_COLUMNS,
@@ -41,12 +41,51 @@ LEDGER_CACHE_KIB = 512
 """Page cache of the ledger's own connection (``PRAGMA cache_size``)."""
 
 
-class LedgerStoreError(Exception):
-    """The ledger file cannot be used; the message names it. The bot must not trade without its ledger."""
-
-
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    """A connection that can never write, checkpoint or delete the WAL (it still reads its commits)."""
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+
+
+def _verify(path: Path) -> None:
+    """``quick_check`` through a read-only connection: a damaged ledger is refused before a read-write
+    connection could fold its WAL into it."""
+    db = _read_only(path)
+    try:
+        check = db.execute("PRAGMA quick_check").fetchone()
+    finally:
+        db.close()
+    if check is None or check[0] != "ok":
+        raise LedgerStoreError(
+            f"ledger database {path} is damaged ({check[0] if check else 'no answer'}): the bot will not "
+            "trade on it. Keep it and its -wal file together; restore it from a backup, or move the files "
+            f"aside to start a new, empty ledger (mv {path} {path}.damaged)"
+        )
+
+
+def _create(path: Path) -> None:
+    """A new ledger, built whole under a temporary name and renamed into place: a ``ledger.sqlite3`` that
+    exists always has its tables (so an empty one is damage, never a fresh start)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    building = path.with_name(path.name + ".creating")
+    for leftover in (building, Path(f"{building}-wal"), Path(f"{building}-shm")):
+        leftover.unlink(missing_ok=True)  # a creation killed half-way: nothing was ever committed there
+    db = sqlite3.connect(building, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode = WAL")
+        for version, statements in enumerate(MIGRATIONS, start=1):
+            db.execute("BEGIN IMMEDIATE")
+            for statement in statements:
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {version}")
+            db.execute("COMMIT")
+    finally:
+        db.close()
+    building.replace(path)
 
 
 def _text(value: object) -> str | None:
@@ -62,16 +101,15 @@ class LedgerStore:
         self._depth = 0
         try:
             if read_only:
-                uri = f"{path.resolve().as_uri()}?mode=ro"
-                self._db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+                check_ledger_file(path)
+                self._db = _read_only(path)
             else:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                if not check_ledger_file(path):
+                    _create(path)
+                _verify(path)
                 # Built on the caller's thread, then owned by the ledger actor's thread alone.
                 self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA busy_timeout = 5000")
-            check = self._db.execute("PRAGMA quick_check").fetchone()
-            if check is None or check[0] != "ok":
-                raise LedgerStoreError(f"ledger database {path} is corrupt: {check}")
             if not read_only:
                 self._db.execute("PRAGMA journal_mode = WAL")
                 self._db.execute("PRAGMA synchronous = FULL")
@@ -271,6 +309,31 @@ class LedgerStore:
         )
         return [order_from_row(r) for r in rows]
 
+    def taken_decision(self, symbol: str, signal_open_time_ms: int) -> Decision | None:
+        """The taken decision of ``symbol`` on the signal candle opened at ``signal_open_time_ms``."""
+        rows = self._rows(
+            f"SELECT {DECISION_COLUMNS} FROM decisions WHERE symbol = ? AND signal_open_time_ms = ? "  # noqa: S608
+            "AND outcome = 'taken' LIMIT 1",
+            (symbol, signal_open_time_ms),
+        )
+        return decision_from_row(rows[0]).decision if rows else None
+
+    def last_decided(self, symbol: str, timeframe: str) -> int | None:
+        """Open time of the latest candle a decision of (``symbol``, ``timeframe``) was settled on."""
+        rows = self._rows(
+            "SELECT max(decided_open_time_ms) FROM decisions WHERE symbol = ? AND timeframe = ?",
+            (symbol, timeframe),
+        )
+        return None if not rows or rows[0][0] is None else int(str(rows[0][0]))
+
+    def has_position(self, symbol: str, signal_open_time_ms: int) -> bool:
+        """Whether a position (open or closed) of ``symbol`` came from that signal."""
+        rows = self._rows(
+            "SELECT 1 FROM positions WHERE symbol = ? AND signal_open_time_ms = ? LIMIT 1",
+            (symbol, signal_open_time_ms),
+        )
+        return bool(rows)
+
     def closed_money(self) -> list[tuple[str, str | None, str, str | None, float | None, str | None]]:
         """(symbol, margin asset, contract type, close reason, realised PnL, fees) of every closed trade."""
         rows = self._rows(
@@ -306,3 +369,15 @@ class LedgerStore:
             (kind, kind, limit),
         )
         return [event_from_row(r) for r in rows]
+
+
+def decided_through(path: Path, symbol: str, timeframe: str) -> int | None:
+    """The latest candle a run before this one decided for (``symbol``, ``timeframe``), read through a
+    connection of its own (any thread): where a restarted pair resumes deciding. None without a ledger."""
+    if not path.exists():
+        return None
+    store = LedgerStore.open_read_only(path)
+    try:
+        return store.last_decided(symbol, timeframe)
+    finally:
+        store.close()

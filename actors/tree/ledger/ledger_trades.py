@@ -8,7 +8,11 @@ runs on its thread only.
 - A trade is closed with the exit price and realised PnL of its closing-side fills, the reason taken from
   the leg of our order that filled (else what the algo updates said), and then its sibling protective
   orders are cancelled on the exchange (already gone is fine; a failure is an event for reconciliation).
-- A closing fill that arrives after the trade was closed completes that trade's exit and PnL.
+- A fill or order belongs to the trade of the signal in its client id: a reversal can open the next trade
+  of a symbol before the previous one's fills have all arrived, and neither may count or cancel the other's.
+- A closing fill that arrives after the trade was closed completes that trade's exit and PnL (a close at
+  market is answered before its fill is streamed: the trade is closed with the answer's price, and its
+  realised PnL, which only the stream reports, is filled in when the fill arrives).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
-from ...domain.model import ContractType, Leg, PortfolioView, client_order_id
+from ...domain.model import ContractType, HeldPosition, Leg, PortfolioView, client_order_id
 from ...exchange.errors import ExchangeError
 from ...messages import OrderFilled, PositionClosed
 from .ledger_records import TERMINAL, EventRecord, OrderRecord, PositionRecord
@@ -29,10 +33,19 @@ from .ledger_snapshots import (
     money_totals,
 )
 from .ledger_store import LedgerStore
-from .reconciliation import closing_side
+from .reconciliation import closing_side, parse_client_id
 
-EXIT_REASON = {Leg.STOP: "stop_loss", Leg.TAKE_PROFIT: "take_profit", Leg.CLOSE: "flattened"}
+EXIT_REASON = {
+    Leg.STOP: "stop_loss",
+    Leg.TAKE_PROFIT: "take_profit",
+    Leg.TRAILING_STOP: "trailing_stop",
+    Leg.TIME_EXIT: "time_exit",
+    Leg.REVERSAL: "reversal",
+    Leg.CLOSE: "flattened",
+}
 """Why a trade closed, by the leg of our order that closed it."""
+PROTECTIVE = (Leg.STOP, Leg.TAKE_PROFIT, Leg.TRAILING_STOP)
+_EXIT_LEGS = frozenset(leg.value for leg in EXIT_REASON)
 _RANK = {"submitted": 0, "unknown": 0, "new": 1, "partially_filled": 2, "triggering": 2, "triggered": 3}
 _LEGS = frozenset(leg.value for leg in Leg)
 _GUESSED = frozenset({"reconciled_flat", "closed_on_exchange"})
@@ -47,6 +60,12 @@ def _asset(p: PositionRecord) -> str:
 
 def _rank(status: str) -> int:
     return 4 if status in TERMINAL else _RANK.get(status, 1)
+
+
+def belongs(client_id: str, held: PositionRecord) -> bool:
+    """Whether an order is the trade's: its id carries the trade's signal (any id, for an adopted trade)."""
+    parsed = parse_client_id(client_id)
+    return held.signal_open_time_ms is None or parsed is None or parsed[1] == held.signal_open_time_ms
 
 
 class LedgerTrades:
@@ -143,7 +162,7 @@ class LedgerTrades:
 
     @staticmethod
     def _reason_of(fills: list[OrderRecord]) -> str | None:
-        legs = [o.leg for o in fills if o.leg in {"S", "T", "C"}]
+        legs = [o.leg for o in fills if o.leg in _EXIT_LEGS]
         return EXIT_REASON[Leg(legs[0])] if legs else None
 
     def close(self, symbol: str, reason: str, *, at_ms: int, exit_price: float | None = None) -> None:
@@ -169,27 +188,28 @@ class LedgerTrades:
             PositionClosed(
                 symbol=symbol, reason=reason, exit_price=price, realized_pnl=pnl, closed_at_ms=at_ms,
                 direction=held.direction, quantity=held.qty, entry_price=held.entry_price,
-                margin_asset=asset, fees=fees,
+                margin_asset=asset, fees=fees, signal_open_time_ms=held.signal_open_time_ms,
             )
         )  # fmt: skip
 
     def amend_last_close(self, symbol: str, fill_ms: int) -> None:
         """A closing fill that arrived after the flat position: complete that trade's exit and PnL."""
         last = self._store.trades(symbol=symbol)[-1:]
-        if last and abs(fill_ms - (last[0].closed_at_ms or 0)) <= _LATE_FILL_MS:
-            qty, price, pnl = self._exit_fills(last[0])
-            if qty and price is not None and pnl is not None:
-                fees = self._fees(last[0])
-                # A reconciliation that found the symbol flat before its fill arrived could only guess why;
-                # the fill of our stop, take-profit or close says.
-                known = last[0].close_reason not in _GUESSED
-                reason = None if known else self._reason_of(self._closing_fills(last[0]))
-                self._store.amend_last_close(
-                    symbol, exit_price=price, realized_pnl=pnl, fees=fees, reason=reason
-                )
-                was, asset = last[0], _asset(last[0])
-                totals = self._totals.closing(symbol, asset, was.close_reason, was.realized_pnl, undo=True)
-                self._money(totals.closing(symbol, asset, reason or was.close_reason, pnl))
+        if not last or (
+            last[0].realized_pnl is not None and abs(fill_ms - (last[0].closed_at_ms or 0)) > _LATE_FILL_MS
+        ):
+            return  # a close whose PnL is still unknown (a close at market answered before its fill) waits
+        qty, price, pnl = self._exit_fills(last[0])
+        if qty and price is not None and pnl is not None:
+            fees = self._fees(last[0])
+            # A reconciliation that found the symbol flat before its fill arrived could only guess why;
+            # the fill of our stop, take-profit or close says.
+            known = last[0].close_reason not in _GUESSED
+            reason = None if known else self._reason_of(self._closing_fills(last[0]))
+            self._store.amend_last_close(symbol, exit_price=price, realized_pnl=pnl, fees=fees, reason=reason)
+            was, asset = last[0], _asset(last[0])
+            totals = self._totals.closing(symbol, asset, was.close_reason, was.realized_pnl, undo=True)
+            self._money(totals.closing(symbol, asset, reason or was.close_reason, pnl))
 
     def cancel_algo(self, symbol: str, contract: ContractType, cid: str) -> None:
         """Cancel one of our algo orders on the exchange; a failure is recorded, not raised."""
@@ -205,11 +225,15 @@ class LedgerTrades:
         return [
             o
             for o in self._store.orders(symbol=held.symbol)
-            if o.side == side and o.filled_qty > 0 and o.updated_at_ms >= held.opened_at_ms and o.leg != "E"
+            if o.side == side
+            and o.filled_qty > 0
+            and o.updated_at_ms >= held.opened_at_ms
+            and o.leg != "E"
+            and belongs(o.client_id, held)
         ]
 
     def _exit_fills(self, held: PositionRecord) -> tuple[Decimal, float | None, float | None]:
-        """Quantity, average price and realised PnL of closing-side fills since the position opened.
+        """Quantity, average price and realised PnL of the fills that closed ``held``.
 
         Summed in decimals: one fill's price comes back as the exchange wrote it (no 105650.30000000003),
         several average to the exact quotient."""
@@ -233,13 +257,16 @@ class LedgerTrades:
     def _cancel_siblings(self, held: PositionRecord) -> None:
         """Cancel our protective orders of a closed position (already gone is fine; failures → reconcile)."""
         ids = {
-            o.client_id for o in self._store.orders(open_only=True, symbol=held.symbol) if o.leg in {"S", "T"}
+            o.client_id
+            for o in self._store.orders(open_only=True, symbol=held.symbol)
+            if o.leg in {leg.value for leg in PROTECTIVE} and belongs(o.client_id, held)
         }
         if held.signal_open_time_ms is not None:
-            for leg in (Leg.STOP, Leg.TAKE_PROFIT):
+            for leg in PROTECTIVE:
                 cid = client_order_id(held.symbol, held.signal_open_time_ms, leg)
                 known = self._store.order(cid)
-                if known is None or known.status not in TERMINAL:
+                placed = known is not None or leg is not Leg.TRAILING_STOP  # a trailing stop only if sent
+                if placed and (known is None or known.status not in TERMINAL):
                     ids.add(cid)
         for cid in sorted(ids):
             self.cancel_algo(held.symbol, held.contract_type, cid)
@@ -314,4 +341,14 @@ class LedgerTrades:
                 for p in sorted(self._open.values(), key=lambda p: p.symbol)
             )
         )  # fmt: skip
-        self._publish_portfolio(PortfolioView(open_symbols=frozenset(self._open)))
+        held = tuple(
+            HeldPosition(
+                symbol=p.symbol,
+                direction=p.direction,
+                quantity=str(p.qty),
+                signal_open_time_ms=p.signal_open_time_ms,
+                opened_at_ms=p.opened_at_ms,
+            )
+            for p in sorted(self._open.values(), key=lambda p: p.symbol)
+        )
+        self._publish_portfolio(PortfolioView(open_symbols=frozenset(self._open), held=held))

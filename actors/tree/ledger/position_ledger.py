@@ -3,13 +3,23 @@
 It persists everything it hears (SQLite, :mod:`.ledger_store`, through :mod:`.ledger_trades`), closes a
 trade when the exchange says it is flat, cancels the sibling protective order, and reconciles with the
 exchange (:mod:`.reconciliation_runner`) at start, every ``reconcile_interval_s``, after a user-stream
-reconnect and on demand.
+reconnect, when an executor finishes an entry it could not see through, when a stop of an open position
+ends without filling, and on demand. While a reconciliation leaves something unsettled (a naked position,
+the exchange unavailable, a close not yet seen) the next one runs within ``UNSETTLED_RETRY_S``.
+
+An executor owns its entry until it says ``EntryFinished``; meanwhile reconciliation leaves the symbol
+alone, so it never races the executor's stop or its close at market. After each complete reconciliation
+the ledger tells ``on_settled`` which symbols are open, so entry slots of symbols the exchange shows flat
+are freed whatever happened to the executor that claimed them.
 
 Closing is driven by whichever of these arrives first, so any order and any duplicate of them is fine:
 exit fills (ORDER_TRADE_UPDATE on the closing side) that add up to the position's quantity, an
-ACCOUNT_UPDATE showing the symbol flat, or the algo update FINISHED of our stop/take-profit. Exit fills
-are stored per order with their cumulative quantity, so a duplicated fill is ignored and a fill that
-arrives after the close amends the trade's exit price and PnL.
+ACCOUNT_UPDATE showing the symbol flat, the algo update FINISHED of our stop/take-profit/trailing stop,
+or the executor's report that its time or reversal close filled (it comes before the executor's next
+entry on the symbol, which a reversal may make at once). Exit fills are stored per order with their
+cumulative quantity, so a duplicated fill is ignored and a fill that arrives after the close — or after
+the next trade of the symbol opened — amends the trade's exit price and PnL. An ACCOUNT_UPDATE older
+than the position it would close is a report on the previous one.
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ from ...exchange.types import (
 )
 from ...messages import (
     Alert,
+    EntryFinished,
     EntryRejected,
     OrderStateChanged,
     PositionLedgerInbox,
@@ -43,19 +54,23 @@ from ...messages import (
 )
 from ...runtime.actor import Actor, Monitor
 from ...runtime.scheduling import OrderPriority
+from .entry_intents import EntryIntents
 from .ledger_records import PositionRecord
 from .ledger_snapshots import LedgerGateway, LedgerSnapshots, margin_asset_of
 from .ledger_store import LedgerStore
-from .ledger_trades import EXIT_REASON, LedgerTrades
+from .ledger_trades import EXIT_REASON, PROTECTIVE, LedgerTrades
 from .reconciliation import closing_side, is_ours, parse_client_id
 from .reconciliation_runner import ReconciliationRunner
 
 if TYPE_CHECKING:
     from ...runtime.thread_watch import ThreadWatch
 
-_ENTRY_FAILED_ALERTS = frozenset({"naked_position", "stop_failed"})
+_CLOSE_TIME_LEGS = frozenset({Leg.TIME_EXIT, Leg.REVERSAL})
 _ENTRY_GRACE_S = 120.0
-"""How long an entry may stay in flight (no PositionOpened yet) before reconciliation judges its symbol."""
+"""How long an entry may stay in flight (no EntryFinished yet) before reconciliation judges its symbol: a
+fallback only, for an executor that hangs (one that fails tells ``EntryFinished`` as it goes)."""
+UNSETTLED_RETRY_S = 1.0
+"""The next reconciliation's delay while the last one left something unsettled."""
 
 
 def _guess_contract(symbol: str) -> ContractType:
@@ -85,7 +100,12 @@ class PositionLedger(Actor[PositionLedgerInbox]):
         name: str = "ledger",
         priority: OrderPriority | None = None,
         threads: ThreadWatch | None = None,
+        ticks: Mapping[str, Decimal] | None = None,
+        on_settled: Callable[[frozenset[str], float], None] | None = None,
     ) -> None:
+        """``ticks``: price tick per symbol (levels of entries settled by reconciliation are rounded to it);
+        ``on_settled(open_symbols, since)``: after each complete reconciliation that began at ``since``
+        (``time.monotonic()``), the symbols open on the exchange, in the ledger or in flight."""
         super().__init__(name=name, monitor=monitor, generation=generation)
         self._priority = priority
         self._threads = threads
@@ -105,8 +125,11 @@ class PositionLedger(Actor[PositionLedgerInbox]):
             listeners=listeners,
             clock_ms=clock_ms,
         )
+        self._intents = EntryIntents(self.store, ticks or {})
+        self._on_settled = on_settled
         self._reconciler = ReconciliationRunner(
             trades=self._trades,
+            intents=self._intents,
             gateways=gateways,
             execution=execution,
             snapshots=self.snapshots,
@@ -116,7 +139,12 @@ class PositionLedger(Actor[PositionLedgerInbox]):
             log=self.log,
         )
         self._in_flight: dict[str, float] = {}
-        """Symbols whose entry is on its way (no PositionOpened yet), since ``time.monotonic()``."""
+        """Symbols whose entry an executor still holds (no EntryFinished yet), since ``time.monotonic()``."""
+        self._doubtful: set[str] = set()
+        """Symbols whose entry's outcome was never confirmed: the next complete reconciliation settles it."""
+        self._stop_lost: set[str] = set()
+        """In-flight symbols whose stop ended without filling: reconcile as soon as their entry finishes."""
+        self._unsettled = False
         self._timer_stop = threading.Event()
         self._queued = threading.Event()
         self._timer: threading.Thread | None = None
@@ -132,6 +160,7 @@ class PositionLedger(Actor[PositionLedgerInbox]):
 
     def start_actor(self) -> None:
         self._trades.load()
+        self._doubtful = self._intents.doubtful()
         self._reconcile("startup")
         self._timer = threading.Thread(target=self._tick, name=f"{self.name}-reconcile", daemon=True)
         if self._threads is not None:
@@ -143,12 +172,15 @@ class PositionLedger(Actor[PositionLedgerInbox]):
         self.store.close()
 
     def _tick(self) -> None:
-        while not self._timer_stop.wait(self._execution.reconcile_interval_s):
-            if self._queued.is_set():
-                continue  # the previous one has not run yet: never pile reconciliations up
+        last = time.monotonic()
+        while not self._timer_stop.wait(min(UNSETTLED_RETRY_S, self._execution.reconcile_interval_s)):
+            due = time.monotonic() - last >= self._execution.reconcile_interval_s
+            if not (due or self._unsettled) or self._queued.is_set():
+                continue  # not yet; or the previous one has not run yet: never pile reconciliations up
+            last = time.monotonic()
             self._queued.set()
             try:
-                self.actor_ref.tell(Reconcile(reason="periodic"))
+                self.actor_ref.tell(Reconcile(reason="periodic" if due else "unsettled"))
             except pykka.ActorDeadError:
                 break
         if self._threads is not None:  # ended on purpose (this incarnation stopped): not a death
@@ -157,7 +189,9 @@ class PositionLedger(Actor[PositionLedgerInbox]):
     # ---- executor and strategy events --------------------------------------------------------------
 
     def on_decision(self, decision: Decision) -> None:
-        self.store.record_decisions([decision], at_ms=self._clock_ms())
+        if not self.store.record_decisions([decision], at_ms=self._clock_ms()):
+            detail = f"{decision.timeframe} signal {decision.signal_open_time_ms} decided again"
+            self._trades.event("decision_repeated", decision.symbol, detail)
 
     def on_order_state_changed(self, m: OrderStateChanged) -> None:
         if m.leg is Leg.ENTRY:
@@ -169,21 +203,35 @@ class PositionLedger(Actor[PositionLedgerInbox]):
             m.client_id, m.symbol, status=m.status, leg=m.leg.value, side=m.side, qty=m.quantity,
             price=m.price, exchange_id=m.exchange_id, detail=m.detail, at_ms=m.at_ms or self._clock_ms(),
         )  # fmt: skip
+        held = self._trades.held(m.symbol)
+        parsed = parse_client_id(m.client_id)
+        ours = held is not None and parsed is not None and held.signal_open_time_ms in {parsed[1], None}
+        if (
+            m.leg in _CLOSE_TIME_LEGS and m.status == "filled" and ours
+        ):  # a time or reversal exit of this trade
+            self._trades.note_exit(m.symbol, m.leg)
+            self._trades.close(m.symbol, EXIT_REASON[m.leg], at_ms=m.at_ms, exit_price=m.price)
 
     def on_entry_rejected(self, m: EntryRejected) -> None:
         self._in_flight.pop(m.symbol, None)
         self._trades.event("entry_rejected", m.symbol, f"signal {m.signal_open_time_ms}: {m.reason}")
 
+    def on_entry_finished(self, m: EntryFinished) -> None:
+        """The executor let go of the entry: from now on what the exchange holds decides."""
+        self._in_flight.pop(m.symbol, None)
+        lost = m.symbol in self._stop_lost
+        self._stop_lost.discard(m.symbol)
+        if m.outcome == "protected" and not lost:
+            return
+        self._trades.event(f"entry_{m.outcome}", m.symbol, f"signal {m.signal_open_time_ms} {m.detail}")
+        if m.outcome in {"unconfirmed", "failed"}:
+            self._doubtful.add(m.symbol)
+        self._reconcile(f"entry {m.outcome}" if not lost else "stop lost during the entry")
+
     def on_alert(self, m: Alert) -> None:
         self._trades.event(f"alert:{m.kind}", m.symbol, m.detail)
-        if m.kind in _ENTRY_FAILED_ALERTS and m.symbol in self._in_flight:
-            # The executor gave up on this entry's stop: judge the symbol now, not after the grace period.
-            # (Only in-flight symbols: our own alerts fed back by the runner must not loop.)
-            del self._in_flight[m.symbol]
-            self._reconcile(f"executor alert {m.kind}")
 
     def on_position_opened(self, m: PositionOpened) -> None:
-        self._in_flight.pop(m.symbol, None)
         held = self._trades.held(m.symbol)
         if held is not None and held.signal_open_time_ms == m.signal_open_time_ms:
             return  # a duplicate
@@ -229,8 +277,11 @@ class PositionLedger(Actor[PositionLedgerInbox]):
         )  # fmt: skip
         if not is_new_fill:
             return
-        if held is None:
-            if u.reduce_only:
+        earlier = (
+            held is not None and parsed is not None and held.signal_open_time_ms not in {parsed[1], None}
+        )
+        if held is None or (earlier and parsed is not None and parsed[2] is not Leg.ENTRY):
+            if u.reduce_only:  # a late fill of a closed trade (held: the symbol's next one)
                 self._trades.amend_last_close(u.symbol, u.event_time_ms)
             return
         if exit_fill:
@@ -253,18 +304,24 @@ class PositionLedger(Actor[PositionLedgerInbox]):
         held = self._trades.held(u.symbol)
         if held is None or held.signal_open_time_ms not in {signal, None}:
             return
-        if u.status in {AlgoStatus.TRIGGERED, AlgoStatus.FINISHED} and leg in {Leg.STOP, Leg.TAKE_PROFIT}:
+        if u.status in {AlgoStatus.TRIGGERED, AlgoStatus.FINISHED} and leg in PROTECTIVE:
             self._trades.note_exit(u.symbol, leg)
             if u.status is AlgoStatus.FINISHED:
                 self._trades.close(u.symbol, EXIT_REASON[leg], at_ms=u.event_time_ms)
         elif leg is Leg.STOP and u.status in {AlgoStatus.CANCELED, AlgoStatus.EXPIRED, AlgoStatus.REJECTED}:
             self.log.warning(f"{u.symbol}: stop {u.client_algo_id} {u.status} while the position is open")
-            self._reconcile(f"stop {u.status.value.lower()}")
+            if u.symbol in self._in_flight:
+                self._stop_lost.add(u.symbol)  # its executor still works on it: reconcile once it let go
+            else:
+                self._reconciler.replace_lost_stop(held)
+                self._reconcile(f"stop {u.status.value.lower()}")
 
     def on_account_update(self, u: AccountUpdate) -> None:
         for pos in u.positions:
             held = self._trades.held(pos.symbol)
-            if held is not None and held.contract_type is pos.contract_type and pos.amount == 0:
+            if held is None or held.contract_type is not pos.contract_type or pos.amount != 0:
+                continue
+            if u.event_time_ms > held.opened_at_ms:  # not a report on the trade before it
                 self._trades.close(pos.symbol, self._trades.reason_from_fills(held), at_ms=u.event_time_ms)
 
     def on_listen_key_expired(self, u: ListenKeyExpired) -> None:
@@ -285,6 +342,13 @@ class PositionLedger(Actor[PositionLedgerInbox]):
 
     def _reconcile(self, reason: str) -> None:
         """Reconcile now; an entry in flight longer than ``_ENTRY_GRACE_S`` no longer shields its symbol."""
-        now = time.monotonic()
-        self._in_flight = {s: t for s, t in self._in_flight.items() if now - t < _ENTRY_GRACE_S}
-        self._reconciler.run(reason, in_flight=self._in_flight.keys())
+        started = time.monotonic()
+        self._in_flight = {s: t for s, t in self._in_flight.items() if started - t < _ENTRY_GRACE_S}
+        outcome = self._reconciler.run(reason, in_flight=self._in_flight.keys(), doubtful=self._doubtful)
+        self._unsettled = outcome.unsettled
+        if not outcome.complete:
+            return
+        self._doubtful &= self._in_flight.keys()
+        if self._on_settled is not None:
+            held = {p.symbol for p in self._trades.positions()}
+            self._on_settled(frozenset(outcome.live | held | self._in_flight.keys()), started)

@@ -7,6 +7,9 @@ stop and take-profit levels), which the exchange cannot tell us.
 
 Rules, per symbol (one contract type at a time):
 
+- exchange position the ledger does not hold, but that an entry of ours (sent, its outcome never
+  confirmed) explains → ``entry_found``: adopt it as that signal's trade, with the decision's stop and
+  take-profit, and place whichever of them the exchange lacks;
 - exchange position unknown to the ledger → ``unknown_position``: adopt it (its stop level taken from an
   open STOP_MARKET, ours or anyone's) or flatten it, per ``on_unknown_position``;
 - ledger open but exchange flat → ``flat_on_exchange``: close the ledger row (``reconciled_flat``);
@@ -44,6 +47,17 @@ class Discrepancy:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class EntryIntent:
+    """An entry of ours whose outcome the ledger never heard: what the position it opened is for."""
+
+    signal_open_time_ms: int
+    direction: Direction
+    stop_loss: float
+    """The stop trigger the executor would have placed (rounded to the tick toward the losing side)."""
+    take_profit: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AdoptPosition:
     """Record an exchange position the ledger did not know."""
 
@@ -54,6 +68,8 @@ class AdoptPosition:
     entry_price: float
     stop_loss: float | None
     take_profit: float | None
+    signal_open_time_ms: int | None = None
+    """The signal of the entry of ours that opened it (``entry_found``); None for a foreign position."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,13 +88,14 @@ class UpdateQuantity:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlaceStop:
-    """Put the missing stop-loss on the exchange (closePosition STOP_MARKET)."""
+    """Put the missing stop-loss (or take-profit) on the exchange (closePosition)."""
 
     symbol: str
     contract_type: ContractType
     side: Side
     trigger_price: Decimal
     client_algo_id: str
+    kind: ProtectiveKind = ProtectiveKind.STOP_MARKET
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -167,6 +184,7 @@ class _Planner:
     policy: Policy
     is_used: Callable[[str], bool]
     now_ms: int
+    intent_of: Callable[[str], EntryIntent | None]
     discrepancies: list[Discrepancy] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)
 
@@ -193,34 +211,31 @@ class _Planner:
             )
         )
 
-    def stop_of(self, symbol: str, direction: Direction) -> AlgoOrderResult | None:
+    def stop_of(
+        self, symbol: str, direction: Direction, kind: ProtectiveKind = ProtectiveKind.STOP_MARKET
+    ) -> AlgoOrderResult | None:
         side = closing_side(direction)
         return next(
             (
                 a
                 for a in self.view.open_algo_orders
-                if a.symbol == symbol and a.kind is ProtectiveKind.STOP_MARKET and a.side is side
+                if a.symbol == symbol and a.kind is kind and a.side is side
             ),
             None,
         )
 
     def unknown(self, pos: PositionInfo, direction: Direction, qty: Decimal) -> None:
         stop = self.stop_of(pos.symbol, direction)
+        take = self.stop_of(pos.symbol, direction, ProtectiveKind.TAKE_PROFIT_MARKET)
         noted = f"stop {stop.client_algo_id} @ {stop.trigger_price}" if stop else "no stop"
+        intent = self.intent_of(pos.symbol)
+        if intent is not None and intent.direction is direction:
+            self.ours(pos, intent, qty, stop=stop, take=take, noted=noted)
+            return
         self.found("unknown_position", pos.symbol, f"{direction} {qty} @ {pos.entry_price}, {noted}")
         if self.policy.on_unknown_position == "flatten":
             self.flatten(pos.symbol, direction, qty, None, "flattened_unknown")
             return
-        take = next(
-            (
-                a
-                for a in self.view.open_algo_orders
-                if a.symbol == pos.symbol
-                and a.kind is ProtectiveKind.TAKE_PROFIT_MARKET
-                and a.side is closing_side(direction)
-            ),
-            None,
-        )
         self.actions.append(
             AdoptPosition(
                 symbol=pos.symbol,
@@ -234,6 +249,47 @@ class _Planner:
         )
         if stop is None:
             self.naked(pos.symbol, direction, qty, None, None)
+
+    def ours(
+        self,
+        pos: PositionInfo,
+        intent: EntryIntent,
+        qty: Decimal,
+        *,
+        stop: AlgoOrderResult | None,
+        take: AlgoOrderResult | None,
+        noted: str,
+    ) -> None:
+        """An entry of ours whose outcome we never heard explains the position: adopt it as that trade."""
+        signal, direction = intent.signal_open_time_ms, intent.direction
+        detail = f"signal {signal}: {direction} {qty} @ {pos.entry_price}, {noted}"
+        self.found("entry_found", pos.symbol, detail)
+        self.actions.append(
+            AdoptPosition(
+                symbol=pos.symbol,
+                contract_type=self.view.contract_type,
+                direction=direction,
+                qty=qty,
+                entry_price=pos.entry_price,
+                stop_loss=intent.stop_loss if stop is None else float(stop.trigger_price),
+                take_profit=intent.take_profit if take is None else float(take.trigger_price),
+                signal_open_time_ms=signal,
+            )
+        )
+        if stop is None:
+            self.naked(pos.symbol, direction, qty, intent.stop_loss, signal)
+        if take is None and intent.take_profit is not None:
+            cid = fresh_client_id(pos.symbol, signal, Leg.TAKE_PROFIT, self.is_used)
+            self.actions.append(
+                PlaceStop(
+                    symbol=pos.symbol,
+                    contract_type=self.view.contract_type,
+                    side=closing_side(direction),
+                    trigger_price=Decimal(repr(intent.take_profit)),
+                    client_algo_id=cid,
+                    kind=ProtectiveKind.TAKE_PROFIT_MARKET,
+                )
+            )
 
     def naked(
         self, symbol: str, direction: Direction, qty: Decimal, stop_loss: float | None, signal: int | None
@@ -269,15 +325,17 @@ def plan_reconciliation(
     is_used: Callable[[str], bool] = lambda _cid: False,
     in_flight: Collection[str] = (),
     now_ms: int,
+    intent_of: Callable[[str], EntryIntent | None] = lambda _symbol: None,
 ) -> ReconcilePlan:
     """Compare the ledger's open positions of ``view.contract_type`` with the exchange (module docstring).
 
     ``is_used`` tells whether a client id was already sent to the exchange (any status), so a repair or
     a flatten never reuses one. Symbols in ``in_flight`` (an entry the executor has not reported opened
     yet, whose stop may still be on its way) are left alone. ``now_ms`` stands in for the signal time in
-    the ids of positions that have none.
+    the ids of positions that have none. ``intent_of`` names the entry of ours a position the ledger does
+    not hold may come from.
     """
-    planner = _Planner(view=view, policy=policy, is_used=is_used, now_ms=now_ms)
+    planner = _Planner(view=view, policy=policy, is_used=is_used, now_ms=now_ms, intent_of=intent_of)
     held = {
         p.symbol: p
         for p in ledger_open

@@ -8,18 +8,28 @@ place a missing stop, flatten at market, cancel an orphan algo order.
 A stop the exchange rejects as a duplicate id is retried under a fresh id; rejected for any other reason,
 the position is flattened instead. A gateway failure skips that contract (or that action) until the next
 run; only a run that covered every contract type sets ``snapshots.reconciled``.
+
+Each run says what it settled (``ReconcileOutcome``): the symbols the exchange holds, whether it covered
+every contract, and whether anything is left to do (a naked position, a failed action, a flatten whose
+close the ledger has not seen yet), in which case the ledger runs the next one soon. Entries of ours whose
+outcome was never heard are settled here too: adopted as their trade where the exchange holds a position
+(``entry_found``), void where it is flat.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from ...config import ExecutionSettings
 from ...domain.model import ContractType, Leg
 from ...exchange.errors import ExchangeError, Rejected, UnknownStatus
+from ...exchange.parse import MalformedPayload
 from ...exchange.types import OrderStatus, ProtectiveKind
 from ...messages import Alert
+from .entry_intents import EntryIntents
 from .ledger_records import PositionRecord
 from .ledger_snapshots import LedgerGateway, LedgerSnapshots
 from .ledger_trades import LedgerTrades
@@ -32,6 +42,7 @@ from .reconciliation import (
     PlaceStop,
     Policy,
     UpdateQuantity,
+    closing_side,
     fresh_client_id,
     parse_client_id,
     plan_reconciliation,
@@ -41,6 +52,18 @@ if TYPE_CHECKING:
     from loguru import Logger
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReconcileOutcome:
+    """What one run settled."""
+
+    complete: bool
+    """Every contract type was read (so a symbol missing from ``live`` is flat on the exchange)."""
+    live: frozenset[str]
+    """Symbols with a position on the exchange when it was read."""
+    unsettled: bool
+    """Something is left to do: run again soon rather than at the periodic interval."""
+
+
 class ReconciliationRunner:
     """Runs reconciliations on the ledger actor's thread (see the module docstring)."""
 
@@ -48,6 +71,7 @@ class ReconciliationRunner:
         self,
         *,
         trades: LedgerTrades,
+        intents: EntryIntents,
         gateways: Mapping[ContractType, LedgerGateway],
         execution: ExecutionSettings,
         snapshots: LedgerSnapshots,
@@ -57,6 +81,7 @@ class ReconciliationRunner:
         log: Logger,
     ) -> None:
         self._trades = trades
+        self._intents = intents
         self._gateways = gateways
         self._policy = Policy(
             on_unprotected_position=execution.on_unprotected_position,
@@ -69,12 +94,16 @@ class ReconciliationRunner:
         self._clock_ms = clock_ms
         self._log = log
 
-    def run(self, reason: str, *, in_flight: Collection[str]) -> None:
+    def run(
+        self, reason: str, *, in_flight: Collection[str], doubtful: Collection[str] = ()
+    ) -> ReconcileOutcome:
         """Compare with the exchange and repair; a gateway failure skips that contract until next time.
 
-        Symbols in ``in_flight`` have an entry on its way whose position the ledger has not heard of yet.
+        Symbols in ``in_flight`` have an entry on its way whose position the ledger has not heard of yet;
+        symbols in ``doubtful`` have an entry whose outcome was never confirmed (void it if they are flat).
         """
-        complete = True
+        complete, unsettled = True, False
+        live: set[str] = set()
         for contract, gateway in self._gateways.items():
             try:
                 view = ExchangeView(
@@ -83,7 +112,7 @@ class ReconciliationRunner:
                     open_algo_orders=tuple(gateway.open_algo_orders(contract)),
                     open_orders=tuple(gateway.open_orders(contract)),
                 )
-            except ExchangeError as exc:
+            except (ExchangeError, MalformedPayload) as exc:
                 complete = False
                 self._snapshots.bump("reconcile_errors")
                 self._log.warning(
@@ -91,32 +120,68 @@ class ReconciliationRunner:
                 )
                 self._trades.event("reconcile_failed", None, f"{contract}: {exc}")
                 continue
+            live.update(p.symbol for p in view.positions if p.amount != 0)
             plan = plan_reconciliation(
                 self._trades.positions(), view, self._policy, is_used=self._trades.is_used,
-                in_flight=in_flight, now_ms=self._clock_ms(),
+                in_flight=in_flight, now_ms=self._clock_ms(), intent_of=self._intents.of,
             )  # fmt: skip
             for d in plan.discrepancies:
                 self._log.warning(f"reconcile ({reason}): {d.kind} {d.symbol}: {d.detail}")
                 self._trades.event(d.kind, d.symbol, d.detail)
                 self._snapshots.bump("discrepancies", discrepancy=d.kind)
                 if d.kind == "naked_position":
+                    unsettled = True
                     self._snapshots.bump("naked_alerts")
                     self._alert(Alert(kind="naked_position", symbol=d.symbol, detail=d.detail))
             for action in plan.actions:
                 self._log.info(f"reconcile ({reason}): {action}")
                 try:
-                    self._apply(action)
-                except ExchangeError as exc:
-                    complete = False
+                    unsettled |= self._apply(action)
+                except (ExchangeError, MalformedPayload) as exc:
+                    complete, unsettled = False, True
                     self._log.warning(f"reconcile ({reason}): {action} failed, retry later: {exc}")
                     self._trades.event(
                         "reconcile_action_failed", action.symbol, f"{type(action).__name__}: {exc}"
                     )
+        if complete:
+            for symbol in sorted(set(doubtful) - live - set(in_flight)):
+                void = self._intents.void(symbol)
+                if void is not None:
+                    self._trades.event("entry_void", symbol, f"{void}: the exchange holds no position")
         self._snapshots.bump("reconciles")
         if complete:
             self._snapshots.reconciled.set()
+        return ReconcileOutcome(complete=complete, live=frozenset(live), unsettled=unsettled or not complete)
 
-    def _apply(self, action: Action) -> None:
+    def replace_lost_stop(self, held: PositionRecord) -> None:
+        """The exchange ended the stop of ``held`` without filling it: protect the position again at once,
+        from what the ledger knows (no read first, so a failing read cannot delay it); the reconciliation
+        that follows checks the result."""
+        if held.stop_loss is None:
+            return
+        side = closing_side(held.direction)
+        signal = held.signal_open_time_ms or self._clock_ms()
+        action: Action
+        if self._policy.on_unprotected_position == "flatten":
+            action = Flatten(
+                symbol=held.symbol, contract_type=held.contract_type, side=side, qty=held.qty,
+                client_order_id=fresh_client_id(held.symbol, signal, Leg.CLOSE, self._trades.is_used),
+                reason="flattened_unprotected",
+            )  # fmt: skip
+        else:
+            action = PlaceStop(
+                symbol=held.symbol, contract_type=held.contract_type, side=side,
+                trigger_price=Decimal(repr(held.stop_loss)),
+                client_algo_id=fresh_client_id(held.symbol, signal, Leg.STOP, self._trades.is_used),
+            )  # fmt: skip
+        try:
+            self._apply(action)
+        except (ExchangeError, MalformedPayload) as exc:
+            self._log.warning(f"{held.symbol}: replacing its lost stop failed, reconciling: {exc}")
+            self._trades.event("stop_replace_failed", held.symbol, str(exc))
+
+    def _apply(self, action: Action) -> bool:
+        """Carry one action out; True when it leaves something to check soon (a position closing)."""
         now = self._clock_ms()
         if isinstance(action, CloseInLedger):
             self._trades.close(action.symbol, action.reason, at_ms=now)
@@ -124,30 +189,37 @@ class ReconciliationRunner:
             adopted = PositionRecord(
                 symbol=action.symbol, direction=action.direction, qty=action.qty,
                 entry_price=action.entry_price, stop_loss=action.stop_loss, take_profit=action.take_profit,
-                signal_open_time_ms=None, opened_at_ms=now, contract_type=action.contract_type,
-                margin_asset=self._margin_assets.get(action.symbol),
+                signal_open_time_ms=action.signal_open_time_ms, opened_at_ms=now,
+                contract_type=action.contract_type, margin_asset=self._margin_assets.get(action.symbol),
             )  # fmt: skip
             self._trades.adopt(adopted)
         elif isinstance(action, UpdateQuantity):
             self._trades.set_quantity(action.symbol, action.qty)
         elif isinstance(action, PlaceStop):
-            self._place_stop(action)
+            return self._place_stop(action)
         elif isinstance(action, Flatten):
             self._flatten(action)
+            return True
         else:
             self._trades.cancel_algo(action.symbol, action.contract_type, action.client_algo_id)
+        return False
 
-    def _place_stop(self, a: PlaceStop) -> None:
+    def _place_stop(self, a: PlaceStop) -> bool:
+        """Place the missing stop (or take-profit); a stop the exchange refuses → flatten. True while the
+        position is left to check soon (it is being closed)."""
         gateway = self._gateways[a.contract_type]
         trades = self._trades
         cid = a.client_algo_id
+        stop = a.kind is ProtectiveKind.STOP_MARKET
+        leg = Leg.STOP if stop else Leg.TAKE_PROFIT
         for _ in range(self._execution.stop_placement_retries + 1):
             trades.merge_order(
-                cid, a.symbol, status="submitted", leg="S", side=a.side.value, price=float(a.trigger_price)
-            )
+                cid, a.symbol, status="submitted", leg=leg.value, side=a.side.value,
+                price=float(a.trigger_price),
+            )  # fmt: skip
             try:
                 placed = gateway.place_protective(
-                    a.symbol, a.contract_type, ProtectiveKind.STOP_MARKET, a.side, a.trigger_price, cid
+                    a.symbol, a.contract_type, a.kind, a.side, a.trigger_price, cid
                 )
             except UnknownStatus:
                 raise  # the next reconciliation sees whether it landed; its id is now "used"
@@ -156,8 +228,11 @@ class ReconciliationRunner:
                 if exc.reason == "duplicate_client_id":
                     parsed = parse_client_id(cid)
                     signal = parsed[1] if parsed else self._clock_ms()
-                    cid = fresh_client_id(a.symbol, signal, Leg.STOP, trades.is_used)
+                    cid = fresh_client_id(a.symbol, signal, leg, trades.is_used)
                     continue
+                if not stop:
+                    trades.event("take_profit_repair_rejected", a.symbol, f"{cid}: {exc}")
+                    return False
                 held = trades.held(a.symbol)
                 trades.event("stop_repair_rejected", a.symbol, f"{cid}: {exc}; closing at market")
                 if held is not None:
@@ -171,11 +246,12 @@ class ReconciliationRunner:
                             reason="flattened_unprotected",
                         )
                     )  # fmt: skip
-                return
+                return True
             trades.merge_order(cid, a.symbol, status="new", exchange_id=placed.algo_id)
             self._snapshots.bump("repairs")
-            trades.event("stop_repaired", a.symbol, f"{cid} @ {a.trigger_price}")
-            return
+            trades.event(f"{leg.name.lower()}_repaired", a.symbol, f"{cid} @ {a.trigger_price}")
+            return False
+        return True
 
     def _flatten(self, a: Flatten) -> None:
         trades = self._trades
