@@ -8,6 +8,11 @@ streams that carry it speak, computed only when someone listens:
 * ``markPrice``, ``ticker``, ``miniTicker``: the mark price and rolling 24 h statistics (``market_wire``);
 * ``bookTicker``, ``depth<N>`` and ``depth`` (diff): when the synthetic book moved (``depth``).
 
+At a close the closed klines of every symbol go out first (``publish_closed``), then everything else of
+that instant: one process sends what Binance's many servers send side by side, and a bot waiting for a
+close should not wait behind 2,000 other streams' updates that a real venue would not have queued in front
+of it.
+
 All-market streams (``!ticker@arr``, ``!miniTicker@arr``, ``!markPrice@arr``) send one array of the
 symbols updated together; ``!bookTicker`` sends one event per symbol. They carry both markets' symbols:
 one server is fstream and dstream.
@@ -43,6 +48,9 @@ class Publisher(Protocol):
     async def publish(self, stream: str, payload: Any) -> None: ...
 
 
+_KLINES = frozenset({Kind.KLINE, Kind.CONTINUOUS_KLINE})
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Update:
     """One price update of one symbol, as the replay walked it."""
@@ -75,11 +83,29 @@ class MarketStreams:
         self.events_sent = 0
         """Kline events sent (``/sim/v1/status`` ``kline_events``)."""
 
-    async def publish(self, updates: Sequence[Update], now_ms: int) -> None:
-        """Everything the ``updates`` (symbols moving together) put on the subscribed streams."""
+    async def publish_closed(self, updates: Sequence[Update], now_ms: int) -> set[str]:
+        """The kline events of ``updates`` whose candle closes now; returns those streams' names, for
+        ``publish`` to leave out."""
+        sent: set[str] = set()
+        for update in updates:
+            for spec in self.hub.streams_for(update.feed.symbol):
+                if spec.kind not in _KLINES:
+                    continue
+                event = self._kline(spec, update, now_ms)
+                if event["k"]["x"]:
+                    self.events_sent += 1
+                    sent.add(spec.name)
+                    await self.hub.publish(spec.name, event)
+        return sent
+
+    async def publish(self, updates: Sequence[Update], now_ms: int, sent: set[str] | None = None) -> None:
+        """Everything the ``updates`` (symbols moving together) put on the subscribed streams, but the
+        streams in ``sent`` (published by ``publish_closed`` already)."""
         arrays: dict[str, tuple[StreamSpec, list[dict[str, Any]]]] = {}
         for update in updates:
             for spec in self.hub.streams_for(update.feed.symbol):
+                if sent and spec.name in sent:
+                    continue
                 if spec.token is None and spec.kind in ARRAY_KINDS:
                     arrays.setdefault(spec.name, (spec, []))[1].append(self._event(spec, update, now_ms)[0])
                     continue
@@ -89,7 +115,7 @@ class MarketStreams:
             await self.hub.publish(name, rows)
 
     def _events(self, spec: StreamSpec, update: Update, now_ms: int) -> list[dict[str, Any]]:
-        if spec.kind in {Kind.KLINE, Kind.CONTINUOUS_KLINE}:
+        if spec.kind in _KLINES:
             self.events_sent += 1
             return [self._kline(spec, update, now_ms)]
         if spec.kind in {Kind.BOOK_TICKER, Kind.PARTIAL_DEPTH, Kind.DIFF_DEPTH} and update.move is None:

@@ -153,7 +153,7 @@ class Replay:
         for feed, i in members:
             closes.append(self._walk(feed, i, None, float(feed.c[i])))
             feed.closed, feed.live = i + 1, 0
-        await self._publish(closes, real_time=bool(duration))
+        await self._publish(closes, real_time=bool(duration), closing=True)
         if len(self.pacers):
             await self.pacers.wait(open_ms, self.config.pacer_timeout_s)
 
@@ -163,16 +163,25 @@ class Replay:
             events, self.book.events = self.book.events, []
             await self.hub.publish_user(events)
 
-    async def _publish(self, updates: list[market_streams.Update | None], *, real_time: bool) -> None:
-        """The updates of symbols moving together; in real time, in slices of ``YIELD_EVERY`` symbols."""
+    async def _publish(
+        self, updates: list[market_streams.Update | None], *, real_time: bool, closing: bool = False
+    ) -> None:
+        """The updates of symbols moving together; in real time, in slices of ``YIELD_EVERY`` symbols.
+        ``closing``: every symbol's closed klines first, then the rest."""
         if not self.hub.subs:
             return
         ready = [u for u in updates if u is not None]
         step = YIELD_EVERY if real_time else max(1, len(ready))
+        sent: set[str] = set()
+        if closing:
+            for first in range(0, len(ready), step):
+                if first:
+                    await asyncio.sleep(0)
+                sent |= await self.streams.publish_closed(ready[first : first + step], self.now_ms)
         for first in range(0, len(ready), step):
-            if first:
+            if first or sent:
                 await asyncio.sleep(0)
-            await self.streams.publish(ready[first : first + step], self.now_ms)
+            await self.streams.publish(ready[first : first + step], self.now_ms, sent)
 
     def _walk(
         self, feed: Feed, i: int, done: int | None, price: float, *, between: bool = False
