@@ -72,6 +72,18 @@ class ExchangeProcess:
 
 
 @contextlib.contextmanager
+def pin_process(pid: int, cpus: frozenset[int]) -> int:
+    """Move every thread of process ``pid`` to ``cpus``; returns how many were moved."""
+    moved = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cpus)
+        except (ProcessLookupError, FileNotFoundError):
+            continue
+        moved += 1
+    return moved
+
+
 def exchange_process(
     paths: list[Path],
     *,

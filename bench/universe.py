@@ -47,6 +47,7 @@ from _harness import (
     exchange_process,
     free_port,
     load_average,
+    pin_process,
     quantile,
     rss_mib,
     say,
@@ -150,11 +151,31 @@ class Started:
     decisions: Decisions
 
 
-def cold_start(config: Config) -> Started:
+def keep_apart(daemon: RootSupervisor, exchange_pid: int) -> None:
+    """Once the bot has picked its CPU (``cpu_affinity: auto``, at the start of its tree), move the local
+    exchange to the others, as a venue on another machine takes none of the bot's CPU."""
+
+    def follow() -> None:
+        deadline = time.monotonic() + 60
+        while daemon.cpu.current is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        bot = daemon.cpu.current
+        rest = daemon.cpu.allowed - bot if bot else frozenset()
+        if rest:
+            pin_process(exchange_pid, rest)
+            print(f"bot threads on CPU {', '.join(map(str, sorted(bot or ())))}; the exchange moved to CPU "
+                  f"{', '.join(map(str, sorted(rest)))}")  # fmt: skip
+
+    threading.Thread(target=follow, name="bench-keep-apart", daemon=True).start()
+
+
+def cold_start(config: Config, exchange_pid: int | None) -> Started:
     probe, refs, router, decisions = Probe(), TimedRefs(), TimedRouter(), Decisions()
     refs.router = router
     started = time.perf_counter()
     daemon = RootSupervisor(config, notifier=SdNotifier(None), refs=refs, router=router)
+    if exchange_pid is not None:
+        keep_apart(daemon, exchange_pid)
     daemon.relays.executor_latency = probe.latency
     daemon.relays.order_probe = probe.event
     decisions.forward = daemon.relays.observe
@@ -305,8 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--exchange-on-every-cpu",
         action="store_true",
-        help="let the local exchange run on every CPU, the bot's too (default: on the last CPU only, as a "
-        "remote venue takes none of the bot's; the bot then picks the least busy CPU itself)",
+        help="let the local exchange run on every CPU, the bot's too (default: once the bot has picked its "
+        "CPU itself, with the shipped cpu_affinity: auto, the exchange moves to the others, as a remote "
+        "venue takes none of the bot's)",
     )
     args = p.parse_args(argv)
     logs = LogCount()
@@ -326,10 +348,12 @@ def main(argv: list[str] | None = None) -> int:
             f"from {datetime.fromtimestamp(start_ms / 1000, tz=UTC):%Y-%m-%d %H:%M}; the example config's "
             f"settings; load average {load_average()}"
         )
-        cpus = sorted(os.sched_getaffinity(0))
-        exchange_cpus = frozenset() if args.exchange_on_every_cpu or len(cpus) < 2 else frozenset(cpus[-1:])
-        where = ", ".join(map(str, sorted(exchange_cpus))) if exchange_cpus else "every CPU"
-        print(f"local exchange on CPU {where}; the bot's threads where supervisor.cpu_affinity puts them")
+        apart = not args.exchange_on_every_cpu and len(os.sched_getaffinity(0)) > 1
+        print(
+            "local exchange: "
+            + ("on the CPUs the bot does not pick" if apart else "on every CPU")
+            + "; the bot's threads where supervisor.cpu_affinity (auto) puts them"
+        )
         with exchange_process(
             paths,
             speed="1",
@@ -337,12 +361,11 @@ def main(argv: list[str] | None = None) -> int:
             update_interval_ms=250,
             weight_limit=WEIGHT_LIMIT,
             paused=False,
-            cpus=exchange_cpus,
         ) as venue:
             before = Counter(sim_status(venue.url)["stats"]["requests"])
             config = bot_config(venue.url, symbols, Path(tmp) / "state")
             print(f"\n== cold start: {args.symbols} pairs × {len(TIMEFRAMES)} timeframes")
-            run = cold_start(config)
+            run = cold_start(config, venue.pid if apart else None)
             print_start(run, args.symbols, venue.url, before, logs)
             try:
                 measure_closes(run, venue.url, args.symbols, args.closes, venue.pid)
@@ -356,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     "\n== process restart against the same exchange (its account as the first start left it)"
                 )
-                again = cold_start(config)
+                again = cold_start(config, None)  # the exchange stays where it was moved
                 print_start(again, args.symbols, venue.url, before, logs)
                 again.daemon.shutdown()
     if alive_actors():
