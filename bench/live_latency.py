@@ -290,6 +290,7 @@ def run_signals(opts: Options, state_dir: Path) -> None:
             started = time.perf_counter()
             daemon.start(ready_timeout_s=120)
             warm_s = time.perf_counter() - started
+            pinned = daemon.cpu.current
             actors = opts.pairs * len(TIMEFRAMES)
             say(f"signals: {actors} pair actors warm in {warm_s:.2f} s; streaming at {speed}×")
             steps0, wall0 = replay_steps(daemon), time.perf_counter()
@@ -320,8 +321,9 @@ def run_signals(opts: Options, state_dir: Path) -> None:
     print(f"load average (1, 5, 15 min) at the end of the phase: {load_average()}")
     achieved = steps * 60 / wall
     print(f"replay at {speed}× requested; achieved {achieved:,.0f}× ({steps:,} 1m steps in {wall:.1f} s)")
-    cpus = config.supervisor.cpu_affinity
-    where = f"CPU {','.join(map(str, cpus))}" if cpus else "every CPU (cpu_affinity unset)"
+    setting = config.supervisor.cpu_affinity
+    where = f"CPU {','.join(map(str, sorted(pinned)))}" if pinned else "every CPU"
+    where += f" (cpu_affinity: {setting if isinstance(setting, str) else setting or 'unset'})"
     print(f"bot threads on {where}; local exchange on CPU {','.join(map(str, sorted(exchange_on)))}")
     _print_signal_latency(samples, emitted, board_ns, probe, opts.signals, router=refs.router)
     seq = [s.sequencer for s in stats]
