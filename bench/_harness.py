@@ -71,7 +71,6 @@ class ExchangeProcess:
     pid: int
 
 
-@contextlib.contextmanager
 def pin_process(pid: int, cpus: frozenset[int]) -> int:
     """Move every thread of process ``pid`` to ``cpus``; returns how many were moved."""
     moved = 0
@@ -84,6 +83,7 @@ def pin_process(pid: int, cpus: frozenset[int]) -> int:
     return moved
 
 
+@contextlib.contextmanager
 def exchange_process(
     paths: list[Path],
     *,

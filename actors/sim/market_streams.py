@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..domain.model import TIMEFRAME_MS
 from .depth import BookMove
 from .market import Candle, Feed
 from .market_wire import (
@@ -89,13 +90,12 @@ class MarketStreams:
         sent: set[str] = set()
         for update in updates:
             for spec in self.hub.streams_for(update.feed.symbol):
-                if spec.kind not in _KLINES:
-                    continue
-                event = self._kline(spec, update, now_ms)
-                if event["k"]["x"]:
+                # only a closing candle's event is built here: building one also moves the feed's running
+                # aggregate of its interval on, which ``publish`` then does for the others
+                if spec.kind in _KLINES and update.done is None and now_ms % TIMEFRAME_MS[spec.interval] == 0:
                     self.events_sent += 1
                     sent.add(spec.name)
-                    await self.hub.publish(spec.name, event)
+                    await self.hub.publish(spec.name, self._kline(spec, update, now_ms))
         return sent
 
     async def publish(self, updates: Sequence[Update], now_ms: int, sent: set[str] | None = None) -> None:
