@@ -244,10 +244,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def judge_decisions(config: Any, state: Path, first_ms: int, last_ms: int) -> dict[str, Any]:
     """The ledger's decisions against the backtester's crossovers of the same candles, inside the window.
 
-    A crossover the bot decided one candle away from the backtester, where the exact SMA(short) − SMA(long)
-    of one of the two candles is 0 (a tie, computed in fractions from the data), is counted ``tie_shifted``,
-    not lost: both run talipp's float recurrence, whose last bits depend on the candle it started from (a
-    restarted pair starts later than the backtest), so at an exact tie the sign is float noise.
+    A crossover lost or extra where the exact SMA(short) − SMA(long) of its candle or of the candle before it
+    is 0 (a tie, computed in fractions from the data) is counted ``at_ties``, not lost or extra: both run
+    talipp's float recurrence, whose last bits depend on the candle it started from (a restarted pair starts
+    later than the backtest), so at an exact tie the sign is float noise — a crossover one candle later, or
+    a cross and a cross back around the tie.
     """
     data = list(DATA.items())
     expected = run_backtest(build_runs(config, data), account_settings(config)).decisions
@@ -261,8 +262,8 @@ def judge_decisions(config: Any, state: Path, first_ms: int, last_ms: int) -> di
         store.close()
     have = [(d.symbol, d.signal_open_time_ms) for d in rows if low <= d.decided_open_time_ms <= high]
     lost, extra = want - set(have), set(have) - want
-    shifted = _tie_shifted(lost, extra, config)
-    lost, extra = lost - {a for a, _ in shifted}, extra - {b for _, b in shifted}
+    ties = {k for k in lost | extra if _at_tie(*k, config)}
+    lost, extra = lost - ties, extra - ties
     return {
         "window_candles": (high - low) // 60_000,
         "expected": len(want),
@@ -271,22 +272,15 @@ def judge_decisions(config: Any, state: Path, first_ms: int, last_ms: int) -> di
         "lost_count": len(lost),
         "extra": sorted(extra)[:20],
         "extra_count": len(extra),
-        "tie_shifted": sorted(shifted),
+        "at_ties": sorted(ties),
         "twice": repeated + len(have) - len(set(have)),
         "late": sum(1 for d in rows if d.reason is not None and d.reason.value == "late"),
     }
 
 
-def _tie_shifted(
-    lost: set[tuple[str, int]], extra: set[tuple[str, int]], config: Any
-) -> list[tuple[tuple[str, int], tuple[str, int]]]:
-    """(expected, decided) pairs one candle apart where the data's exact SMA difference is a tie."""
-    pairs = []
-    for symbol, wanted in lost:
-        near = [e for e in extra if e[0] == symbol and abs(e[1] - wanted) == 60_000]
-        if near and any(_exact_tie(symbol, t, config) for t in (wanted, near[0][1])):
-            pairs.append(((symbol, wanted), near[0]))
-    return pairs
+def _at_tie(symbol: str, open_ms: int, config: Any) -> bool:
+    """The crossover at ``open_ms`` touches an exact tie: on its candle or on the one before."""
+    return _exact_tie(symbol, open_ms, config) or _exact_tie(symbol, open_ms - 60_000, config)
 
 
 def _exact_tie(symbol: str, open_ms: int, config: Any) -> bool:

@@ -98,13 +98,15 @@ class FakeExchange:
 
     def open_algo_orders(self, contract: ContractType, symbol: str | None = None) -> list[AlgoOrderResult]:
         with self._lock:
-            self._enter("open_algo_orders", contract.value)
+            self._enter("open_algo_orders", f"{contract.value}:{symbol or '*'}")
             return [
                 a for a in self.algos.values() if a.status is AlgoStatus.NEW and symbol in {None, a.symbol}
             ]
 
     def open_orders(self, contract: ContractType, symbol: str | None = None) -> list[OrderResult]:
-        return []
+        with self._lock:
+            self._enter("open_orders", f"{contract.value}:{symbol or '*'}")
+            return []
 
     def place_protective(  # noqa: PLR0917 - mirrors BinanceGateway
         self,

@@ -406,3 +406,18 @@ def test_corrupt_ledger_fails_the_start_naming_the_file(tmp_path):
     (tmp_path / "ledger.sqlite3").write_bytes(b"not a database" * 100)
     with pytest.raises(LedgerStoreError, match=r"ledger\.sqlite3"):
         Harness(tmp_path).start()
+
+
+def test_reconciliations_between_the_periodic_ones_read_only_the_held_symbols_orders(h):
+    """A full read lists every open order of the account (40 weight a list); one a second while something
+    is unsettled would spend Binance's 2,400 a minute in half a minute: those read per held symbol."""
+    protected(h.exchange)
+    h.send(opened())
+    h.exchange.calls.clear()
+    h.send(Reconcile(reason="unsettled"))
+    assert h.exchange.called("open_algo_orders") == ["USDT_M:BTCUSDT"]
+    assert h.exchange.called("open_orders") == ["USDT_M:BTCUSDT"]
+    h.exchange.calls.clear()
+    h.send(Reconcile(reason="periodic"))  # the periodic one still sees every symbol's (orphans anywhere)
+    assert h.exchange.called("open_algo_orders") == ["USDT_M:*"]
+    assert h.exchange.called("open_orders") == ["USDT_M:*"]

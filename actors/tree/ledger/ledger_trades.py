@@ -89,6 +89,8 @@ class LedgerTrades:
         self._clock_ms = clock_ms
         self._open: dict[str, PositionRecord] = {}
         self._exit_reason: dict[str, str] = {}
+        self._cancel_failed: dict[str, str] = {}
+        """Client ids whose cancel failed → their symbol: a reconciliation reads those symbols' orders."""
         self._totals = MoneyTotals()
 
     # ---- open positions ------------------------------------------------------------------------------
@@ -217,7 +219,9 @@ class LedgerTrades:
             existed = self._gateways[contract].cancel_algo_order(symbol, contract, client_algo_id=cid)
         except ExchangeError as exc:
             self.event("cancel_failed", symbol, f"{cid}: {exc}")
+            self._cancel_failed[cid] = symbol
             return
+        self._cancel_failed.pop(cid, None)
         self.merge_order(cid, symbol, status="canceled", detail="" if existed else "already gone")
 
     def _closing_fills(self, held: PositionRecord) -> list[OrderRecord]:
@@ -322,6 +326,10 @@ class LedgerTrades:
             )  # fmt: skip
         if row.commission != paid:
             self._money(self._totals.paying(symbol, row.commission_asset or "", row.commission - paid))
+
+    def symbols_with_open_orders(self) -> set[str]:
+        """Symbols of the orders the ledger has not seen end, and of the cancels that failed."""
+        return {o.symbol for o in self._store.orders(open_only=True)} | set(self._cancel_failed.values())
 
     def is_used(self, client_id: str) -> bool:
         """Whether the client id was ever sent (any status): a repair or a flatten must not reuse it."""

@@ -69,6 +69,8 @@ _CLOSE_TIME_LEGS = frozenset({Leg.TIME_EXIT, Leg.REVERSAL})
 _ENTRY_GRACE_S = 120.0
 """How long an entry may stay in flight (no EntryFinished yet) before reconciliation judges its symbol: a
 fallback only, for an executor that hangs (one that fails tells ``EntryFinished`` as it goes)."""
+_FULL_READS = frozenset({"startup", "periodic"})
+"""Reconciliations that read every open order of the account (the others read the held symbols' only)."""
 UNSETTLED_RETRY_S = 1.0
 """The next reconciliation's delay while the last one left something unsettled."""
 
@@ -135,6 +137,7 @@ class PositionLedger(Actor[PositionLedgerInbox]):
             snapshots=self.snapshots,
             alert=alert,
             margin_assets=self._margin_assets,
+            contract_of=lambda symbol: self._contracts.get(symbol) or _guess_contract(symbol),
             clock_ms=clock_ms,
             log=self.log,
         )
@@ -344,7 +347,12 @@ class PositionLedger(Actor[PositionLedgerInbox]):
         """Reconcile now; an entry in flight longer than ``_ENTRY_GRACE_S`` no longer shields its symbol."""
         started = time.monotonic()
         self._in_flight = {s: t for s, t in self._in_flight.items() if started - t < _ENTRY_GRACE_S}
-        outcome = self._reconciler.run(reason, in_flight=self._in_flight.keys(), doubtful=self._doubtful)
+        outcome = self._reconciler.run(
+            reason,
+            in_flight=self._in_flight.keys(),
+            doubtful=self._doubtful,
+            full=reason in _FULL_READS or reason.startswith("user stream"),
+        )
         self._unsettled = outcome.unsettled
         if not outcome.complete:
             return

@@ -9,6 +9,13 @@ A stop the exchange rejects as a duplicate id is retried under a fresh id; rejec
 the position is flattened instead. A gateway failure skips that contract (or that action) until the next
 run; only a run that covered every contract type sets ``snapshots.reconciled``.
 
+A full run reads every open order of the account (40 weight a list); the runs the ledger makes between its
+periodic ones (a second after a run that left something unsettled, after a stop ended or an entry finished)
+read the positions and then only the open orders of the symbols the exchange or the ledger holds, or that
+have orders the ledger has not seen end (1 weight a symbol and list). So a stretch without the user-data
+stream, when every close is learnt here, cannot spend the minute's request weight and leave the ledger
+blind until the next minute.
+
 Each run says what it settled (``ReconcileOutcome``): the symbols the exchange holds, whether it covered
 every contract, and whether anything is left to do (a naked position, a failed action, a flatten whose
 close the ledger has not seen yet), in which case the ledger runs the next one soon. Entries of ours whose
@@ -25,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from ...config import ExecutionSettings
 from ...domain.model import ContractType, Leg
+from ...exchange.algo_orders import W_OPEN_ALL
 from ...exchange.errors import ExchangeError, Rejected, UnknownStatus
 from ...exchange.parse import MalformedPayload
 from ...exchange.types import OrderStatus, ProtectiveKind
@@ -79,6 +87,7 @@ class ReconciliationRunner:
         margin_assets: Mapping[str, str],
         clock_ms: Callable[[], int],
         log: Logger,
+        contract_of: Callable[[str], ContractType] = lambda _symbol: ContractType.USDT_M,
     ) -> None:
         self._trades = trades
         self._intents = intents
@@ -93,25 +102,27 @@ class ReconciliationRunner:
         self._margin_assets = margin_assets
         self._clock_ms = clock_ms
         self._log = log
+        self._contract_of = contract_of
 
     def run(
-        self, reason: str, *, in_flight: Collection[str], doubtful: Collection[str] = ()
+        self,
+        reason: str,
+        *,
+        in_flight: Collection[str],
+        doubtful: Collection[str] = (),
+        full: bool = True,
     ) -> ReconcileOutcome:
         """Compare with the exchange and repair; a gateway failure skips that contract until next time.
 
         Symbols in ``in_flight`` have an entry on its way whose position the ledger has not heard of yet;
         symbols in ``doubtful`` have an entry whose outcome was never confirmed (void it if they are flat).
+        ``full=False``: open orders of the held symbols only (see the module docstring).
         """
         complete, unsettled = True, False
         live: set[str] = set()
         for contract, gateway in self._gateways.items():
             try:
-                view = ExchangeView(
-                    contract_type=contract,
-                    positions=tuple(gateway.positions(contract)),
-                    open_algo_orders=tuple(gateway.open_algo_orders(contract)),
-                    open_orders=tuple(gateway.open_orders(contract)),
-                )
+                view = self._read(contract, gateway, full=full)
             except (ExchangeError, MalformedPayload) as exc:
                 complete = False
                 self._snapshots.bump("reconcile_errors")
@@ -152,6 +163,23 @@ class ReconciliationRunner:
         if complete:
             self._snapshots.reconciled.set()
         return ReconcileOutcome(complete=complete, live=frozenset(live), unsettled=unsettled or not complete)
+
+    def _read(self, contract: ContractType, gateway: LedgerGateway, *, full: bool) -> ExchangeView:
+        positions = tuple(gateway.positions(contract))
+        held = {p.symbol for p in positions if p.amount != 0}
+        held |= {r.symbol for r in self._trades.positions() if r.contract_type is contract}
+        held |= {s for s in self._trades.symbols_with_open_orders() if self._contract_of(s) is contract}
+        if full or len(held) >= W_OPEN_ALL:  # per symbol, two reads of weight 1 each
+            algos, orders = gateway.open_algo_orders(contract), gateway.open_orders(contract)
+        else:
+            algos = [o for s in sorted(held) for o in gateway.open_algo_orders(contract, s)]
+            orders = [o for s in sorted(held) for o in gateway.open_orders(contract, s)]
+        return ExchangeView(
+            contract_type=contract,
+            positions=positions,
+            open_algo_orders=tuple(algos),
+            open_orders=tuple(orders),
+        )
 
     def replace_lost_stop(self, held: PositionRecord) -> None:
         """The exchange ended the stop of ``held`` without filling it: protect the position again at once,
