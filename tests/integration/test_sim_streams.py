@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import socket
 import subprocess
@@ -373,7 +374,7 @@ def test_finite_speed_spreads_updates_over_the_candle():
     assert stamps[-1][0] - stamps[3][0] >= 0.09  # two more candles of 50 ms each
     # updates are spread over their candle, not bunched: a busy client may read some of them late (and two
     # at once), so look at every gap inside a candle rather than one
-    inside = [b[0] - a[0] for a, b in zip(stamps, stamps[1:], strict=False) if not a[1]]
+    inside = [b[0] - a[0] for a, b in itertools.pairwise(stamps) if not a[1]]
     assert max(inside) >= 0.005
 
 
