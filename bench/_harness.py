@@ -92,6 +92,7 @@ def exchange_process(
     updates: int = 3,
     update_interval_ms: int | None = None,
     weight_limit: int = 100_000_000,
+    order_limits: tuple[int, int] = (10_000_000, 60_000_000),
     paused: bool = True,
     nice: int = 0,
     cpus: frozenset[int] = frozenset(),
@@ -99,13 +100,15 @@ def exchange_process(
     """``nancemakina exchange`` on a free port (paused until the bot resumes it, unless ``paused=False``).
 
     ``cpus``: run it only on these CPUs (``taskset``), as a venue on another machine would. The default
-    weight limit is raised far above Binance's, for benchmarks that squeeze hours into minutes.
+    weight limit and the order limits are raised far above Binance's, for benchmarks that squeeze hours
+    into minutes.
     """
     port = free_port()
     argv = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
     argv += ["nice", "-n", str(nice)] if nice else []
     argv += [str(Path(sys.executable).with_name("nancemakina")), "exchange", "--port", str(port)]
     argv += ["--speed", speed, "--start", str(start_ms), "--weight-limit", str(weight_limit)]
+    argv += ["--order-limits", ",".join(map(str, order_limits))]
     argv += ["--paused"] if paused else []
     if update_interval_ms is not None:
         argv += ["--update-interval-ms", str(update_interval_ms)]

@@ -360,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
             start_ms=start_ms,
             update_interval_ms=250,
             weight_limit=WEIGHT_LIMIT,
+            order_limits=(300, 1200),  # Binance's, as at 1× the bot trades in real time
             paused=False,
         ) as venue:
             before = Counter(sim_status(venue.url)["stats"]["requests"])

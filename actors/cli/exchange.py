@@ -81,7 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pacer-timeout", type=float, default=30.0, help="seconds a lock-step candle waits for acks"
     )
-    p.add_argument("--weight-limit", type=int, default=2400)
+    p.add_argument("--weight-limit", type=int, default=2400, help="IP request weight per minute")
+    p.add_argument(
+        "--order-limits",
+        default="300,1200",
+        metavar="TEN_S,MINUTE",
+        help="the account's new orders per 10 s and per minute (Binance: 300,1200); raise them for a replay "
+        "that squeezes hours into minutes",
+    )
     p.add_argument(
         "--exchange-info",
         action="append",
@@ -104,7 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_exchange_cli(argv: Sequence[str] | None = None) -> int:
     """Entry point wired to ``nancemakina exchange``; returns the process exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        ten_s, minute = (int(x) for x in args.order_limits.split(","))
+    except ValueError:
+        parser.error(f"--order-limits: two whole numbers TEN_S,MINUTE expected, got {args.order_limits!r}")
+    if ten_s <= 0 or minute <= 0:
+        parser.error(f"--order-limits: both must be positive, got {args.order_limits!r}")
     config = SimConfig(
         port=args.port,
         api_key=args.api_key,
@@ -119,6 +133,8 @@ def run_exchange_cli(argv: Sequence[str] | None = None) -> int:
         fee_pct=args.fee_pct,
         pacer_timeout_s=args.pacer_timeout,
         weight_limit=args.weight_limit,
+        order_limit_10s=ten_s,
+        order_limit_1m=minute,
         exchange_info=tuple(args.exchange_info),
         funding_rates=tuple(args.funding),
     )
