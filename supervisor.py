@@ -48,6 +48,7 @@ from .actors.runtime.tree import GroupSpec, ReloadResult, SupervisionTree, TreeS
 from .actors.sim.launch import trading_pairs
 from .actors.sim.lockstep import ReplayDriver, chain_barriers, parse_with_marker
 from .actors.tree.actor_refs import BalanceBoard, PortfolioBoard, Refs
+from .actors.tree.decision_resume import DecisionMarks
 from .actors.tree.executor.order_executor import OrderExecutor
 from .actors.tree.executor.order_terms import EntrySlots, symbol_terms
 from .actors.tree.ledger.ledger_files import ledger_path
@@ -106,6 +107,8 @@ class RootSupervisor:
         self.stopping = threading.Event()
         """Set at the start of shutdown, read directly by the executors (never queued behind a mailbox)."""
         self.ready_after_s: float | None = None
+        self.decision_marks = DecisionMarks(partial(decided_through, ledger_path(config.state_path())))
+        """Where a restarted pair resumes deciding: the ledger's record and the decisions told since."""
         self.funding = self.connections.market_gateway()
         """Funding rates (``premiumIndex``) for the V2 pairs that filter on them; one shared gateway."""
         self.replay: ReplayDriver | None = None
@@ -280,7 +283,8 @@ class RootSupervisor:
                 observe=self.relays.observe,
                 priority=self.priority,
                 rank=list(self.settings).index(settings.symbol),
-                decided_through=partial(decided_through, ledger_path(self.config.state_path())),
+                decided_through=self.decision_marks,
+                on_decided=self.decision_marks.note,
             )
             self.router.register(settings.symbol, timeframe, ref)
             stream = self.refs.streams.get(settings.contract_type)

@@ -9,6 +9,7 @@ decided twice. The warm-up's history is extended back to a warm-up's length befo
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -19,6 +20,32 @@ MAX_CATCH_UP = 1500
 
 DecidedThrough = Callable[[str, str], int | None]
 """(symbol, timeframe) → open time of the last candle a run decided for them (None: never)."""
+
+
+class DecisionMarks:
+    """``DecidedThrough`` for the whole process: the ledger's record, and the decisions told since.
+
+    A pair restarted inside the process (a crash, ``restart PAIR``, a reload) must resume after its
+    predecessor's last decision, but that decision may still be in the ledger's mailbox, not yet written:
+    read from the ledger alone it would be decided again. So each incarnation notes its decisions here as it
+    tells them (``note``), and a successor resumes after the later of the two.
+    """
+
+    def __init__(self, stored: DecidedThrough) -> None:
+        self._stored = stored
+        self._marks: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def note(self, symbol: str, timeframe: str, open_time_ms: int) -> None:
+        with self._lock:
+            key = (symbol, timeframe)
+            self._marks[key] = max(open_time_ms, self._marks.get(key, open_time_ms))
+
+    def __call__(self, symbol: str, timeframe: str) -> int | None:
+        stored = self._stored(symbol, timeframe)
+        with self._lock:
+            told = self._marks.get((symbol, timeframe))
+        return told if stored is None else stored if told is None else max(stored, told)
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,6 +158,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         warmup_extra: int = WARMUP_EXTRA,
         priority: OrderPriority | None = None,
         decided_through: DecidedThrough | None = None,
+        on_decided: Callable[[str, str, int], None] | None = None,
         rank: int = 0,
     ) -> None:
         """``rank``: the pair's place in the config; a cold start reads history in that order."""
@@ -177,6 +178,8 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         self._priority = priority
         """Told before each entry, so the market-data reader steps aside until it is sent."""
         self._decided_through = decided_through
+        self._on_decided = on_decided
+        """Told each decision's candle before the ledger is (``DecisionMarks.note``)."""
         self._links = links or TrendLinks()
         self._tell_pair = tell_pair
         periods = [period for period, _ in self._links.publish]
@@ -394,6 +397,8 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
             )
 
     def _emit(self, decision: Decision, received_ns: int) -> None:
+        if self._on_decided is not None:
+            self._on_decided(self.symbol, self.timeframe, decision.decided_open_time_ms)
         if decision.taken and self._executor is not None:
             if self._priority is not None:
                 self._priority.begin(self.symbol)

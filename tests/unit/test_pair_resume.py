@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pykka
@@ -13,6 +14,7 @@ import pytest
 from nancemakina.actors.domain.model import ContractType, Decision, Kline, Outcome, PortfolioView, SkipReason
 from nancemakina.actors.domain.strategy import PairStrategy, StrategyParams
 from nancemakina.actors.messages import KlineClosed
+from nancemakina.actors.tree.decision_resume import DecisionMarks
 from nancemakina.actors.tree.pair_timeframe import PairTimeframe
 from nancemakina.actors.tree.rest_queue import RestQueue
 
@@ -70,13 +72,19 @@ def expected(klines: list[Kline]) -> list[Decision]:
     return found
 
 
-def run(source: Source, ledger: Ledger, decided: int | None, live: list[Kline]) -> None:
+def run(
+    source: Source,
+    ledger: Ledger,
+    decided: int | None,
+    live: list[Kline],
+    decided_through: Callable[[str, str], int | None] | None = None,
+) -> None:
     rest = RestQueue([source])
     rest.start()
     pair = PairTimeframe.start(
         symbol="BTCUSDT", timeframe="1m", contract=ContractType.USDT_M, params=PARAMS, trading=True,
         rest=rest, portfolio=PortfolioView, executor=None, ledger=ledger,
-        decided_through=lambda _s, _tf: decided,
+        decided_through=decided_through or (lambda _s, _tf: decided),
     )  # fmt: skip
     try:
         for k in live:
@@ -116,3 +124,28 @@ def test_a_first_start_decides_nothing_of_its_warm_up() -> None:
     ledger = Ledger()
     run(Source(klines, 200), ledger, None, [])
     assert ledger.decisions == []
+
+
+def test_a_restart_inside_the_process_resumes_after_decisions_the_ledger_has_not_written_yet() -> None:
+    """The predecessor's last decisions may still be in the ledger's mailbox: the marks it left say them."""
+    stored: dict[tuple[str, str], int] = {("BTCUSDT", "1m"): 5 * MINUTE}
+    marks = DecisionMarks(lambda s, tf: stored.get((s, tf)))
+    assert marks("BTCUSDT", "1m") == 5 * MINUTE
+    marks.note("BTCUSDT", "1m", 9 * MINUTE)  # told, not yet written
+    assert marks("BTCUSDT", "1m") == 9 * MINUTE
+    stored[("BTCUSDT", "1m")] = 12 * MINUTE  # a later record (another run's) wins too
+    assert marks("BTCUSDT", "1m") == 12 * MINUTE
+    assert marks("ETHUSDT", "1m") is None
+
+    klines = series(400)
+    for use_marks, duplicates in ((False, True), (True, False)):
+        ledger = Ledger()
+        run(Source(klines, 100), ledger, None, klines[100:300])
+        first = ledger.decisions[0].decided_open_time_ms  # all the ledger had written when the pair restarted
+        marks = DecisionMarks(lambda _s, _tf, first=first: first)
+        for d in ledger.decisions:
+            marks.note("BTCUSDT", "1m", d.decided_open_time_ms)
+        resume = marks if use_marks else (lambda _s, _tf, first=first: first)
+        run(Source(klines, 300), ledger, None, [], decided_through=resume)
+        seen = [d.signal_open_time_ms for d in ledger.decisions]
+        assert (len(seen) != len(set(seen))) is duplicates
