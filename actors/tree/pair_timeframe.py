@@ -201,6 +201,9 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         self._gaps_backfilled = 0
         self._decisions = 0
         self._last_decision: Decision | None = None
+        self._decided_mark: int | None = None
+        """The last candle a predecessor decided: a candle up to it reaching this incarnation again (kept
+        aside before the history, or repaired after a reconnect) is fed, not decided a second time."""
         self._rank = (URGENT,) if generation > 1 else (COLD, rank, self._tf_ms)
         self._early: list[KlineClosed] = []
         """Candles that arrived before the history: fed right after it (bounded by the warm-up's length)."""
@@ -228,6 +231,8 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         actor, and its supervisor starts a fresh one (with backoff, within the pair's restart budget)."""
         if message.error is not None:
             raise RuntimeError(f"{self.name}: history unavailable: {message.error}")
+        if self.trading and self._decided_through is not None:
+            self._decided_mark = self._decided_through(self.symbol, self.timeframe)
         history = self._warm_up(list(message.klines))
         if self._trends is not None:
             self._trends.publish_latest()
@@ -343,8 +348,9 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
         self._feed(fetched, live=True)
 
     def _feed(self, klines: Sequence[Kline], *, live: bool, received_ns: int = 0, late: bool = False) -> None:
-        acting = live and self.trading
+        mark = self._decided_mark if self._decided_mark is not None else -1
         for kline in klines:
+            acting = live and self.trading and kline.open_time_ms > mark
             view = self._portfolio()
             held = view.position(self.symbol) if acting else None
             started = time.perf_counter()
