@@ -44,6 +44,7 @@ from _harness import (
     TimedRouter,
     alive_actors,
     exchange_process,
+    exit_past_lingering_actors,
     load_average,
     quantile,
     rss_mib,
@@ -614,12 +615,7 @@ def main(argv: list[str] | None = None) -> int:
         if "memory" not in args.skip:
             run_memory(opts, Path(tmp))
     print(f"\ntotal wall time {time.perf_counter() - wall:.0f} s", flush=True)
-    if alive_actors():
-        # An actor that outlived RootSupervisor.shutdown (e.g. an executor busy with its backlog) is a
-        # non-daemon thread: the interpreter would wait for it. Reported above; do not hang on it.
-        pykka.ActorRegistry.stop_all(block=False)
-        sys.stderr.flush()
-        os._exit(0)
+    exit_past_lingering_actors()
     return 0
 
 

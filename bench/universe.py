@@ -45,6 +45,7 @@ from _harness import (
     alive_actors,
     cpu_s,
     exchange_process,
+    exit_past_lingering_actors,
     free_port,
     load_average,
     pin_process,
@@ -383,10 +384,7 @@ def main(argv: list[str] | None = None) -> int:
                 again = cold_start(config, None)  # the exchange stays where it was moved
                 print_start(again, args.symbols, venue.url, before, logs)
                 again.daemon.shutdown()
-    if alive_actors():
-        pykka.ActorRegistry.stop_all(block=False)
-        sys.stderr.flush()
-        os._exit(0)
+    exit_past_lingering_actors()
     return 0
 
 

@@ -58,14 +58,9 @@ class Resumed:
     """Closed since: decided now, the newest of them live, the others ``late``."""
 
 
-def resume_after(
-    decided_through: DecidedThrough | None, symbol: str, timeframe: str, history: Sequence[Kline]
-) -> int | None:
-    """The last candle a previous run decided, when candles closed after it (else None)."""
-    if decided_through is None or not history:
-        return None
-    last = decided_through(symbol, timeframe)
-    return last if last is not None and last < history[-1].open_time_ms else None
+def resume_after(last: int | None, history: Sequence[Kline]) -> int | None:
+    """``last``, the last candle a previous run decided, when candles closed after it (else None)."""
+    return last if last is not None and history and last < history[-1].open_time_ms else None
 
 
 def resumed(

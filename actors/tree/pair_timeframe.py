@@ -254,8 +254,7 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
 
     def _warm_up(self, history: list[Kline]) -> list[Kline]:
         """Feed the warm-up; a pair resuming a previous run's decisions decides what it missed."""
-        deciding = self._decided_through if self.trading else None
-        resume = resume_after(deciding, self.symbol, self.timeframe, history)
+        resume = resume_after(self._decided_mark, history)  # read once, in on_history_fetched
         if resume is None:
             self._feed(history, live=False)
             return history

@@ -35,7 +35,7 @@ from ...domain.model import ContractType, Leg
 from ...exchange.algo_orders import W_OPEN_ALL
 from ...exchange.errors import ExchangeError, Rejected, UnknownStatus
 from ...exchange.parse import MalformedPayload
-from ...exchange.types import OrderStatus, ProtectiveKind
+from ...exchange.types import OrderStatus, PositionInfo, ProtectiveKind
 from ...messages import Alert
 from .entry_intents import EntryIntents
 from .ledger_records import PositionRecord
@@ -166,9 +166,7 @@ class ReconciliationRunner:
 
     def _read(self, contract: ContractType, gateway: LedgerGateway, *, full: bool) -> ExchangeView:
         positions = tuple(gateway.positions(contract))
-        held = {p.symbol for p in positions if p.amount != 0}
-        held |= {r.symbol for r in self._trades.positions() if r.contract_type is contract}
-        held |= {s for s in self._trades.symbols_with_open_orders() if self._contract_of(s) is contract}
+        held = set() if full else self._held(contract, positions)
         if full or len(held) >= W_OPEN_ALL:  # per symbol, two reads of weight 1 each
             algos, orders = gateway.open_algo_orders(contract), gateway.open_orders(contract)
         else:
@@ -180,6 +178,14 @@ class ReconciliationRunner:
             open_algo_orders=tuple(algos),
             open_orders=tuple(orders),
         )
+
+    def _held(self, contract: ContractType, positions: tuple[PositionInfo, ...]) -> set[str]:
+        """Symbols whose orders a scoped read covers: held on the exchange or in the ledger, or with orders
+        the ledger has not seen end."""
+        held = {p.symbol for p in positions if p.amount != 0}
+        held |= {r.symbol for r in self._trades.positions() if r.contract_type is contract}
+        held |= {s for s in self._trades.symbols_with_open_orders() if self._contract_of(s) is contract}
+        return held
 
     def replace_lost_stop(self, held: PositionRecord) -> None:
         """The exchange ended the stop of ``held`` without filling it: protect the position again at once,
