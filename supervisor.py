@@ -215,6 +215,7 @@ class RootSupervisor:
                 priority=self.priority,
                 handoff_ms=self.config.supervisor.candle_handoff_ms,
                 decides=lambda s, tf: s in self.settings and self.settings[s].signal_timeframe == tf,
+                event_time=self.connections.frame_clock(),
             )
             self.refs.streams[contract] = ref
             # Every stream at once, before any pair starts (and after a restart of this actor): connections

@@ -168,10 +168,29 @@ class Connections:
 
     def clock_ms(self) -> int:
         """The exchange's clock, in which the ledger and the executors keep every time: a replay's simulated
-        clock, else the wall clock (Binance stamps its events with its own, which signed requests track)."""
-        if self.exchange is not None and self.config.api.mode is Mode.REPLAY:
+        clock, else the wall clock (Binance stamps its events with its own, which signed requests track).
+
+        A local exchange in another process (``replay.exchange_url``) is not asked each time: the executor
+        stamps an entry's ``submitted`` report with this just before the order leaves, and a loopback round
+        trip there was most of the signal → order latency. Its replay clock is the one its answers and
+        frames last reported (``ServerClock.replay_ms``, fresh while the streams flow); it is asked only when
+        nothing reported it within the last second.
+        """
+        if self.exchange is None or self.config.api.mode is not Mode.REPLAY:
+            return time.time_ns() // 1_000_000
+        if not isinstance(self.exchange, RemoteExchange):  # in-process: read from memory, exact
             return self.exchange.clock_ms
-        return time.time_ns() // 1_000_000
+        seen = self.clock.replay_ms()
+        if seen is not None:
+            return seen
+        now = self.exchange.clock_ms
+        self.clock.observe(now)
+        return now
+
+    def frame_clock(self) -> Callable[[int], None] | None:
+        """Where the market streams tell each frame's event time: the local exchange's clock (its replay
+        clock, which no wall-clock offset tracks); None for Binance, whose clock the sync tracks."""
+        return None if self.market_clock.tracks_wall_clock else self.market_clock.observe
 
     def start(self, on_balances: Callable[[Iterable[Balance]], None]) -> list[threading.Thread]:
         """Read the account (once for every executor; its balances to ``on_balances``) and start the REST

@@ -13,7 +13,8 @@ and every later question is answered from the wall clock plus that offset:
 The local exchange closes candles on its *replay* clock, which runs at any speed and pauses, so no offset
 tracks it. It reports that clock in the ``X-SIM-Clock-Ms`` header of every REST answer; the gateway reads the
 header of each klines answer itself (exact), and ``observe`` keeps the latest value for the questions asked
-before a request (a lower bound: the replay clock never goes back).
+before a request (a lower bound: the replay clock never goes back). The event time of every market frame is
+observed too, so while the streams flow the replay clock is known without asking.
 
 The offset is resynced by the next signed request that is not an order once it is older than
 ``resync_interval_s``, so an order never waits for a sync; a -1021 answer resyncs at once.
@@ -71,13 +72,23 @@ class ServerClock:
         return offset
 
     def observe(self, replay_clock_ms: int) -> None:
-        """An answer of the local exchange carried its replay clock (``X-SIM-Clock-Ms``)."""
+        """An answer of the local exchange carried its replay clock (``X-SIM-Clock-Ms``), or one of its
+        frames its event time (``E``)."""
         now = self._monotonic()
         with self._lock:
             if self._observed is None or replay_clock_ms >= self._observed[0]:
                 self._observed = (replay_clock_ms, now)
 
     # --- answering ---------------------------------------------------------------------------------
+
+    def replay_ms(self) -> int | None:
+        """The local exchange's replay clock as last seen (an answer's header, a frame's event time), when
+        seen within ``OBSERVATION_TTL_S``; None otherwise. A lower bound of the replay clock now."""
+        with self._lock:
+            observed = self._observed
+        if observed is None or self._monotonic() - observed[1] > OBSERVATION_TTL_S:
+            return None
+        return observed[0]
 
     @property
     def offset_ms(self) -> int | None:
@@ -97,12 +108,9 @@ class ServerClock:
         Wall-clock venues: the tracked time minus the sync's uncertainty and ``margin_ms``. The local
         exchange: its replay clock as last seen, when seen within ``OBSERVATION_TTL_S``.
         """
+        if not self.tracks_wall_clock:
+            return self.replay_ms()
         with self._lock:
-            if not self.tracks_wall_clock:
-                observed = self._observed
-                if observed is None or self._monotonic() - observed[1] > OBSERVATION_TTL_S:
-                    return None
-                return observed[0]
             if self._offset_ms is None:
                 return None
             return round(self._wall() * 1000) + self._offset_ms - self._uncertainty_ms - self.margin_ms

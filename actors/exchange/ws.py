@@ -88,6 +88,7 @@ class MarketConnections(LoopThread):
         name: str = "market-ws",
         on_price: PriceSink | None = None,
         before_frame: Callable[[], object] | None = None,
+        on_event_time: Callable[[int], None] | None = None,
     ) -> None:
         super().__init__(name)
         self.contract = contract
@@ -102,6 +103,9 @@ class MarketConnections(LoopThread):
         """Called on the loop thread before each frame is handled (``OrderPriority.step_aside``: a pending
         entry goes out before this thread takes the GIL for more frames). The frame's time is already
         stamped, so a wait here counts in its latency."""
+        self._on_event_time = on_event_time
+        """Told each frame's event time (``data.E``): the local exchange's replay clock, which no offset from
+        the wall clock tracks (``ServerClock.observe``). None for Binance."""
         self._lock = threading.Lock()
         self._shards: dict[int, ShardConnection] = {}
         self._shard_of: dict[str, ShardConnection] = {}
@@ -220,6 +224,11 @@ class MarketConnections(LoopThread):
     def handle_frame(self, msg: Any, received_ns: int) -> None:
         if self._before_frame is not None:
             self._before_frame()
+        if self._on_event_time is not None and type(msg) is dict:
+            data = msg.get("data")
+            event_ms = data.get("E") if type(data) is dict else None
+            if type(event_ms) is int:
+                self._on_event_time(event_ms)
         on_price = self._on_price
         if on_price is not None and self._price_only(msg, received_ns, on_price):
             return

@@ -219,3 +219,26 @@ def test_every_frame_waits_for_a_pending_entry_before_it_is_handled():
     assert [k.symbol for k in klines] == ["BTCUSDT"]
     conns.handle_frame(frame(x=False), 2)  # nothing pending: no wait
     assert priority.stats().waits == 1
+
+
+def test_every_frame_tells_its_event_time_when_asked():
+    times: list[int] = []
+    conns = MarketConnections(
+        contract=ContractType.USDT_M,
+        roots=_Roots(),
+        on_kline=lambda _k, _ns: None,
+        on_status=lambda _e: None,
+        on_price=lambda _s, _p, _ns: None,
+        on_event_time=times.append,
+    )
+    for event_ms, closed in ((101, False), (102, True)):
+        f = frame(x=closed)
+        f["data"]["E"] = event_ms
+        conns.handle_frame(f, 1)
+    damaged = frame()
+    damaged["data"]["E"] = "soon"
+    conns.handle_frame(damaged, 2)  # not a time: left out, the frame itself still read
+    conns.handle_frame({"result": None, "id": 1}, 3)
+    conns.handle_frame(["not", "an", "object"], 4)
+    assert times == [101, 102]
+    assert (conns.kline_updates, conns.klines_closed) == (1, 2)

@@ -80,6 +80,7 @@ class MarketStream(Actor[MarketStreamInbox]):
         priority: OrderPriority | None = None,
         handoff_ms: float = 0.0,
         decides: Callable[[str, str], bool] | None = None,
+        event_time: Callable[[int], None] | None = None,
     ) -> None:
         super().__init__(
             name=name or f"market-stream-{contract.value}", monitor=monitor, generation=generation
@@ -114,6 +115,7 @@ class MarketStream(Actor[MarketStreamInbox]):
             # paper trading follows every update of the market; otherwise an update is only a price
             on_price=self._prices.update if tap is None else None,
             before_frame=priority.step_aside if priority is not None and priority.enabled else None,
+            on_event_time=event_time,
         )
         self.board.attach(self._ws, self._seq, self._held)
         self._backfill = KlineBackfill(
