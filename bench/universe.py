@@ -111,9 +111,13 @@ class LogCount:
             self.progress.append(record["message"])
 
 
-def bot_config(url: str, symbols: list[str], state_dir: Path) -> Config:
-    """The example config as shipped, with the synthetic symbols as its pairs and the exchange's URL."""
+def bot_config(
+    url: str, symbols: list[str], state_dir: Path, supervisor: dict[str, Any] | None = None
+) -> Config:
+    """The example config as shipped, with the synthetic symbols as its pairs and the exchange's URL
+    (``supervisor``: settings changed from the example's, to compare)."""
     raw = yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
+    raw["supervisor"] = {**raw.get("supervisor", {}), **(supervisor or {})}
     raw["pairs"] = {s: {} for s in symbols}
     raw["state_dir"] = str(state_dir)
     raw["replay"] = {"exchange_url": url, "exit_at_end": False}
@@ -268,8 +272,12 @@ def measure_closes(run: Started, url: str, symbols: int, closes: int, exchange_p
     per_close: list[int] = []
     reads: list[int] = []
     rows = []
+    boards = list(run.daemon.boards.values())
+    waited = sum(b.handoff_wait_ns for b in boards)
     for _ in range(closes):
         close = wait_for_close(daemon, url, close)
+        waited, handoff_ns = sum(b.handoff_wait_ns for b in boards), waited
+        handoff_ns = waited - handoff_ns
         streamed, repaired, decided, last = close_report(run, close, symbols)
         begin, end = run.router.burst_start.get(close), run.router.burst_end.get(close)
         if last is not None:
@@ -281,7 +289,8 @@ def measure_closes(run: Started, url: str, symbols: int, closes: int, exchange_p
             f"  {datetime.fromtimestamp(close / 1000, tz=UTC):%H:%M}  closed frames {frames:5,}  1m streamed "
             f"{streamed:4}/{symbols} repaired {repaired:3}  decided {decided:4}  → last decided "
             f"{last / 1e6 if last else float('nan'):7.1f} ms  (frames read in "
-            f"{(end - begin) / 1e6 if begin and end else float('nan'):6.1f} ms)"
+            f"{(end - begin) / 1e6 if begin and end else float('nan'):6.1f} ms, of which the reader waited "
+            f"{handoff_ns / 1e6:5.1f} ms for pairs to finish their candles)"
         )
     wall = time.perf_counter() - wall0
     clock.stop()
@@ -316,6 +325,13 @@ def measure_closes(run: Started, url: str, symbols: int, closes: int, exchange_p
     print(f"entries refused by reason {dict(sorted(run.probe.rejected.items()))}")
 
 
+def _setting(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), yaml.safe_load(value)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--symbols", type=int, default=590, help="synthetic USDⓈ-M symbols (default 590)")
@@ -330,6 +346,14 @@ def main(argv: list[str] | None = None) -> int:
         help="let the local exchange run on every CPU, the bot's too (default: once the bot has picked its "
         "CPU itself, with the shipped cpu_affinity: auto, the exchange moves to the others, as a remote "
         "venue takes none of the bot's)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        type=_setting,
+        metavar="KEY=VALUE",
+        help="a supervisor setting other than the example's, e.g. candle_handoff_ms=0 (repeatable)",
     )
     args = p.parse_args(argv)
     logs = LogCount()
@@ -365,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
             paused=False,
         ) as venue:
             before = Counter(sim_status(venue.url)["stats"]["requests"])
-            config = bot_config(venue.url, symbols, Path(tmp) / "state")
+            config = bot_config(venue.url, symbols, Path(tmp) / "state", supervisor=dict(args.set))
             print(f"\n== cold start: {args.symbols} pairs × {len(TIMEFRAMES)} timeframes")
             run = cold_start(config, venue.pid if apart else None)
             print_start(run, args.symbols, venue.url, before, logs)

@@ -172,8 +172,10 @@ class MarketStream(Actor[MarketStreamInbox]):
             # first. An indicator-only timeframe (no turn while hand-offs are on) runs when the GIL is free.
             # Measured in bench/live_latency.py: see the README's live-pipeline table.
             if turn is not None and told:
+                waited = time.perf_counter_ns()
                 if not turn.wait(handoff_s):
                     self.board.handoff_timeouts += 1
+                self.board.handoff_wait_ns += time.perf_counter_ns() - waited
                 self.board.handoffs += 1
             elif not handoff_s:
                 time.sleep(0)

@@ -77,6 +77,8 @@ class MarketStreamStatus:
     """Streamed closed candles the reader waited on until their pair had finished them."""
     handoff_timeouts: int = 0
     """Of those, the ones it stopped waiting for after ``supervisor.candle_handoff_ms``."""
+    handoff_wait_s: float = 0.0
+    """Time the reader spent waiting on those hand-offs (frames read meanwhile wait in the socket)."""
 
 
 _EMPTY_WS = WsStatus(
@@ -96,6 +98,8 @@ class MarketStreamBoard:
         """Streamed closed candles the reader waited on until their pair had finished them (or gave up)."""
         self.handoff_timeouts = 0
         """Of those, the ones whose pair had not finished within ``handoff_ms`` (slow, restarting, dead)."""
+        self.handoff_wait_ns = 0
+        """Time the reader spent in those waits."""
         self._ws: MarketConnections | None = None
         self._sequencer = KlineSequencer()
         self._held: Mapping[Key, int] = {}
@@ -135,4 +139,5 @@ class MarketStreamBoard:
             held_keys=len(self._held),
             handoffs=self.handoffs,
             handoff_timeouts=self.handoff_timeouts,
+            handoff_wait_s=self.handoff_wait_ns / 1e9,
         )
