@@ -17,6 +17,7 @@ the frame was read off the socket.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -119,6 +120,14 @@ class MarketConnections(LoopThread):
         self.malformed = 0
 
     # --- lifecycle (any thread) --------------------------------------------------------------------
+
+    def call_later(self, delay_s: float, fn: Callable[[], object]) -> None:
+        """Run ``fn`` on the loop thread in ``delay_s`` (from any thread); nothing once the loop is gone."""
+        loop = self._loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # closed meanwhile
+            loop.call_soon_threadsafe(loop.call_later, max(0.0, delay_s), fn)
 
     def subscribe(self, streams: Iterable[str]) -> None:
         self._call(self._add, tuple(streams))

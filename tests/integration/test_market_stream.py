@@ -127,6 +127,7 @@ def expected_open_times(tf: str, steps: int) -> list[int]:
 def rig(request) -> Iterator[Rig]:
     overrides = dict(getattr(request, "param", {}))
     handoff_ms = overrides.pop("handoff_ms", 0.0)
+    decides = overrides.pop("decides", None)
     how = PairBehaviour(**overrides.pop("pairs", {}))
     overlap = Overlap()
     exchange = LocalExchange(
@@ -160,6 +161,7 @@ def rig(request) -> Iterator[Rig]:
             board=board,
             config=config,
             handoff_ms=handoff_ms,
+            decides=decides,
         )
         for symbol in SYMBOLS:
             stream.tell(Subscribe.of(symbol, TIMEFRAMES))
@@ -324,6 +326,55 @@ def test_with_a_handoff_each_candle_is_decided_before_the_reader_reads_the_next(
     # Candles of a later close never run before every candle of an earlier close has run.
     close_ms = [t + TIMEFRAME_MS[tf] for _, tf, t in rig.overlap.order]
     assert close_ms == sorted(close_ms)
+
+
+def one_minute_decides(_symbol: str, timeframe: str) -> bool:
+    return timeframe == "1m"
+
+
+@pytest.mark.parametrize(
+    "rig", [{"handoff_ms": 500.0, "pairs": BUSY, "decides": one_minute_decides}], indirect=True
+)
+def test_the_deciding_candles_of_a_close_reach_their_pairs_before_the_indicator_only_ones(rig):
+    """The exchange sends each symbol's closing candles together (1m, 3m, 5m, 15m); the 1m pairs decide,
+    the others only keep indicators: those wait until both 1m candles of their close are told."""
+    wait_subscribed(rig, 8)
+    rig.exchange.step(15)
+    run_and_check(rig, 15)
+    by_close: dict[int, list[str]] = {}
+    for _, tf, t in rig.overlap.order:
+        by_close.setdefault(t + TIMEFRAME_MS[tf], []).append(tf)
+    shared = {close: tfs for close, tfs in by_close.items() if len(set(tfs)) > 1}
+    assert len(shared) >= 5  # 3m, 5m and 15m closes within 15 minutes
+    for close, tfs in shared.items():
+        assert tfs[:2] == ["1m", "1m"], (close, tfs, sorted(by_close))
+    held = rig.board.snapshot().candles_held_back
+    assert held > 0
+
+
+@pytest.mark.parametrize("rig", [{"decides": one_minute_decides}], indirect=True)
+def test_indicator_candles_held_for_a_deciding_key_under_repair_go_after_the_limit_in_order(rig):
+    """BTC 1m goes silent, so no close is ever complete: the indicator-only candles are told anyway once
+    held for ``MAX_HOLD_S``, and every key still gets each candle once, in order, repair included."""
+    wait_subscribed(rig, 8)
+    rig.exchange.step(10)
+    run_and_check(rig, 10)
+    rig.exchange.stall_stream(STALL_S, "btcusdt@kline_1m")
+    for _ in range(5):
+        rig.exchange.step(3)  # a 3m close each time: ETH 1m told, BTC 1m missing
+        threading.Event().wait(0.1)
+    rig.exchange.stall_stream(0.0, "btcusdt@kline_1m")
+    rig.exchange.step(5)
+    run_and_check(rig, 30)
+    snap = rig.board.snapshot()
+    assert snap.candles_held_back > 0
+    assert snap.sequencer.duplicates == 0
+    assert snap.sequencer.gaps_detected == 1
+
+
+@pytest.mark.parametrize("rig", [{"decides": one_minute_decides}], indirect=True)
+def test_with_deciding_first_a_dropped_market_loses_and_repeats_nothing(rig):
+    test_drop_all_connections_mid_run_loses_and_duplicates_nothing(rig)
 
 
 @pytest.mark.parametrize(

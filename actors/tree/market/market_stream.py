@@ -55,6 +55,7 @@ from ...messages import (
 from ...runtime.actor import Actor, Monitor
 from ...runtime.routing import Router
 from ...runtime.scheduling import CandleTurn, OrderPriority
+from .deciding_first import DecidingFirst
 from .kline_backfill import KlineBackfill, KlineGateway
 from .market_stream_board import MarketStreamBoard
 
@@ -117,6 +118,12 @@ class MarketStream(Actor[MarketStreamInbox]):
             before_frame=priority.step_aside if priority is not None and priority.enabled else None,
             on_event_time=event_time,
         )
+        self._first = (
+            DecidingFirst(self._deciding_at, schedule=lambda s: self._ws.call_later(s, self._tell_overdue))
+            if decides is not None and gate is None  # lock-step replay: every candle in its step anyway
+            else None
+        )
+        """Indicator-only candles of a close wait for its deciding ones (``deciding_first``)."""
         self.board.attach(self._ws, self._seq, self._held)
         self._backfill = KlineBackfill(
             gateway=gateway,
@@ -146,9 +153,11 @@ class MarketStream(Actor[MarketStreamInbox]):
         key = (kline.symbol, kline.timeframe)
         handoff: KlineReceived | None = None
         handoff_s = self._handoff_s  # read once: a reload may change it meanwhile
-        decides = self._decides
-        turn = CandleTurn() if handoff_s and (decides is None or decides(*key)) else None
+        decides, first = self._decides, self._first
+        deciding = decides is None or decides(*key)
+        turn = CandleTurn() if handoff_s and deciding else None
         told = False
+        due: list[tuple[Kline, int]] = []
         with self._lock:
             if key not in self._keys:
                 return  # in flight when unsubscribed
@@ -160,8 +169,14 @@ class MarketStream(Actor[MarketStreamInbox]):
                     return
                 if accepted.verdict is Verdict.GAP:
                     handoff = KlineReceived(kline=kline, received_ns=received_ns, missing=accepted.missing)
-                else:
+                elif first is None:
                     told = self._tell_streamed(kline, received_ns, turn)
+                elif deciding:
+                    self._tell_held(first.take((key,)))  # held while indicator-only (before a reload)
+                    told = self._tell_streamed(kline, received_ns, turn)
+                    due = first.told(kline)  # the close's last deciding candle releases the rest
+                else:
+                    self._tell_held(first.admit(kline, received_ns), received_ns)
             if handoff is not None:
                 self._hold((key,))
         if handoff is None:
@@ -179,6 +194,9 @@ class MarketStream(Actor[MarketStreamInbox]):
                 self.board.handoffs += 1
             elif not handoff_s:
                 time.sleep(0)
+            if due:  # after the last deciding pair's turn; only this thread starts a repair, so none began
+                with self._lock:
+                    self._tell_held(due)
             return
         try:  # noqa: SIM105 - hot path: a bare try costs less than contextlib.suppress
             self.actor_ref.tell(handoff)
@@ -222,6 +240,8 @@ class MarketStream(Actor[MarketStreamInbox]):
     def on_unsubscribe(self, msg: Unsubscribe) -> None:
         with self._lock:
             gone = [key for key in dict.fromkeys(msg.keys) if key in self._keys]
+            if self._first is not None:
+                self._first.take(gone)  # held candles of keys nobody reads any more
             for symbol, tf in gone:
                 self._keys.discard((symbol, tf))
                 self._key_of.pop(kline_stream(symbol, tf), None)
@@ -288,7 +308,11 @@ class MarketStream(Actor[MarketStreamInbox]):
         return self._seq.accept(msg.kline)
 
     def _hold(self, keys: Iterable[Key]) -> None:
-        """Under the lock: route these keys' candles through the actor until released (counted)."""
+        """Under the lock: route these keys' candles through the actor until released (counted). A candle
+        of theirs held back for the deciding ones goes first: it is older than anything the repair brings."""
+        keys = tuple(keys)
+        if self._first is not None:
+            self._tell_held(self._first.take(keys))
         for key in keys:
             self._held[key] = self._held.get(key, 0) + 1
 
@@ -307,6 +331,36 @@ class MarketStream(Actor[MarketStreamInbox]):
         )
         self._latencies.append(time.perf_counter_ns() - received_ns)
         return told
+
+    def _tell_held(self, candles: list[tuple[Kline, int]], now_read: int = 0) -> None:
+        """Tell candles ``DecidingFirst`` let go, in order; their wait is not the reader's pace, so only the
+        one read just now (``now_read``: its frame's read time) is sampled as the fast path's latency."""
+        for kline, received_ns in candles:
+            if (kline.symbol, kline.timeframe) not in self._keys:
+                continue  # unsubscribed while held
+            if received_ns == now_read:
+                self._tell_streamed(kline, received_ns)
+            else:
+                self._router.tell(
+                    kline.symbol, kline.timeframe, KlineClosed(kline=kline, received_ns=received_ns)
+                )
+        if not candles and now_read:
+            self.board.candles_held_back += 1
+
+    def _tell_overdue(self) -> None:
+        """On the reader's loop, ``MAX_HOLD_S`` after a close first held a candle: what is still held goes."""
+        if self._first is not None:
+            with self._lock:
+                self._tell_held(self._first.overdue())
+
+    def _deciding_at(self, close_ms: int) -> int:
+        """Under the lock: subscribed keys whose pair decides and whose candle closes at ``close_ms``."""
+        decides = self._decides
+        return sum(
+            1
+            for key in self._keys
+            if close_ms % TIMEFRAME_MS[key[1]] == 0 and (decides is None or decides(*key))
+        )
 
     def _settle(self, missing: OpenRange) -> None:
         hole = self._seq.settle_gap(missing)

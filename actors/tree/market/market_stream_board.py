@@ -79,6 +79,8 @@ class MarketStreamStatus:
     """Of those, the ones it stopped waiting for after ``supervisor.candle_handoff_ms``."""
     handoff_wait_s: float = 0.0
     """Time the reader spent waiting on those hand-offs (frames read meanwhile wait in the socket)."""
+    candles_held_back: int = 0
+    """Indicator-only closed candles told after their close's deciding candles (``deciding_first``)."""
 
 
 _EMPTY_WS = WsStatus(
@@ -100,6 +102,8 @@ class MarketStreamBoard:
         """Of those, the ones whose pair had not finished within ``handoff_ms`` (slow, restarting, dead)."""
         self.handoff_wait_ns = 0
         """Time the reader spent in those waits."""
+        self.candles_held_back = 0
+        """Indicator-only closed candles held back until their close's deciding candles were told."""
         self._ws: MarketConnections | None = None
         self._sequencer = KlineSequencer()
         self._held: Mapping[Key, int] = {}
@@ -140,4 +144,5 @@ class MarketStreamBoard:
             handoffs=self.handoffs,
             handoff_timeouts=self.handoff_timeouts,
             handoff_wait_s=self.handoff_wait_ns / 1e9,
+            candles_held_back=self.candles_held_back,
         )
