@@ -391,7 +391,7 @@ def _print_signal_latency(
         group.sort(key=lambda s: s.sent_ns)
         first.append(group[0].latency_ns)
         queued.extend(s.latency_ns for s in group[1:])
-    print(f"  frame → router.tell   {summary_ms(board_ns)}   (market stream board, every closed kline)")
+    print(f"  frame → router.tell   {summary_ms(board_ns)}  (market stream board, klines told on read)")
     print(f"  frame → pair emits    {summary_ms(to_pair)}   (stream hop + pair mailbox + strategy)")
     print(f"  emit → entry sent     {summary_ms(in_exec)}   (executor mailbox, gate, sizing)")
     print(f"  first entry of candle {summary_ms(first)}")

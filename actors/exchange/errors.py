@@ -105,6 +105,12 @@ class RateLimited(ExchangeError):  # noqa: N818 - names say the recovery
         )
 
 
+class BudgetSpent(RateLimited):
+    """Our own weight budget held a request back: the minute's weight is spent. Nothing was sent."""
+
+    recovery = "deferred: this minute's request weight is spent, nothing was sent"
+
+
 class IpBanned(RateLimited):
     recovery = "IP banned: stop every request to this venue until Retry-After has passed"
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import RateLimited
+from .errors import BudgetSpent, RateLimited
 
 DEFAULT_WEIGHT_LIMIT = 2400
 """USDⓈ-M REQUEST_WEIGHT per minute; exchangeInfo's ``rateLimits`` overrides it."""
@@ -147,7 +147,12 @@ class WeightBudget:
                         self._waited_s += waited
                     return waited
                 if waited + wait > limit_s:
-                    raise RateLimited(
+                    if self._blocked_until > now:  # the venue's own Retry-After (a 429 or a ban)
+                        raise RateLimited(
+                            "weight budget", f"held back {wait:.1f} s more by the exchange's Retry-After",
+                            retry_after_s=round(wait, 3),
+                        )  # fmt: skip
+                    raise BudgetSpent(
                         "weight budget",
                         f"{weight} weight would wait {wait:.1f} s (used {self._used}/{self._limit})",
                         retry_after_s=round(wait, 3),

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from nancemakina.actors.exchange.errors import RateLimited
+from nancemakina.actors.exchange.errors import BudgetSpent, RateLimited
 from nancemakina.actors.exchange.ratelimit import WeightBudget
 
 
@@ -70,7 +70,7 @@ def test_waits_for_the_next_minute_when_the_margin_would_be_crossed():
 def test_raises_instead_of_waiting_past_the_deadline():
     b, clock = budget(100, max_wait_s=5.0)
     b.acquire(90)
-    with pytest.raises(RateLimited, match="would wait") as info:
+    with pytest.raises(BudgetSpent, match="would wait") as info:  # ours: nothing was sent
         b.acquire(10)
     assert info.value.retry_after_s == pytest.approx(40.05)
     assert clock.slept == []
@@ -101,8 +101,9 @@ def test_retry_after_blocks_everyone_and_counts():
     assert b.snapshot().blocked_until == clock.now + 3.0
     assert b.acquire(1) == pytest.approx(3.0)
     b.record_rate_limited(120.0, banned=True)
-    with pytest.raises(RateLimited):
+    with pytest.raises(RateLimited, match="Retry-After") as info:
         b.acquire(1)
+    assert not isinstance(info.value, BudgetSpent)  # the venue's word, not our own spending
     assert (b.responses_429, b.responses_418) == (1, 1)
 
 

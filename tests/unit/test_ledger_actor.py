@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from nancemakina.actors.domain.model import Decision, Direction, Leg, Outcome
-from nancemakina.actors.exchange.errors import Rejected
+from nancemakina.actors.exchange.errors import BudgetSpent, Rejected
 from nancemakina.actors.exchange.types import (
     AlgoStatus,
     ListenKeyExpired,
@@ -347,6 +347,23 @@ def test_stop_cancelled_behind_our_back_triggers_a_repair(h):
     h.exchange.finish_algo(cid(Leg.STOP), AlgoStatus.CANCELED)
     h.send(algo_update(Leg.STOP, AlgoStatus.CANCELED))
     assert h.exchange.called("place_protective") == [cid(Leg.STOP) + "-r1"]
+
+
+def test_a_reconciliation_held_back_by_our_own_budget_is_deferred_not_an_error(tmp_path):
+    """During a warm-up the bulk reads fill the minute: the reads wait for weight, nothing was sent, and
+    that is a notice (one event per streak), not a venue failure."""
+    h = Harness(tmp_path)
+    spent = BudgetSpent("weight budget", "40 weight would wait 18.1 s (used 2325/2400)", retry_after_s=18.1)
+    h.exchange.fail("positions", spent, spent, spent)
+    h.start()  # its start-up reconciliation and the harness's are both deferred
+    h.send(Reconcile(reason="unsettled"))  # and a third
+    assert not h.snapshots.reconciled.is_set()
+    h.send(Reconcile(reason="unsettled"))
+    assert h.snapshots.reconciled.is_set()
+    assert h.snapshots.counters()["reconcile_errors"] == 0
+    with closing(h.reader()) as store:
+        assert [e.kind for e in store.events(kind="reconcile_deferred")] == ["reconcile_deferred"]
+        assert store.events(kind="reconcile_failed") == []
 
 
 def test_gateway_errors_do_not_kill_the_ledger(tmp_path):

@@ -25,6 +25,7 @@ outcome was never heard are settled here too: adopted as their trade where the e
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING
 from ...config import ExecutionSettings
 from ...domain.model import ContractType, Leg
 from ...exchange.algo_orders import W_OPEN_ALL
-from ...exchange.errors import ExchangeError, Rejected, UnknownStatus
+from ...exchange.errors import BudgetSpent, ExchangeError, Rejected, UnknownStatus
 from ...exchange.parse import MalformedPayload
 from ...exchange.types import OrderStatus, PositionInfo, ProtectiveKind
 from ...messages import Alert
@@ -58,6 +59,10 @@ from .reconciliation import (
 
 if TYPE_CHECKING:
     from loguru import Logger
+
+
+DEFERRED_WARN_S = 60.0
+"""Reconciliations deferred for want of request weight this long in a row are a warning, not a notice."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,6 +93,7 @@ class ReconciliationRunner:
         clock_ms: Callable[[], int],
         log: Logger,
         contract_of: Callable[[str], ContractType] = lambda _symbol: ContractType.USDT_M,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._trades = trades
         self._intents = intents
@@ -97,6 +103,10 @@ class ReconciliationRunner:
             on_unknown_position=execution.on_unknown_position,
         )
         self._execution = execution
+        self._monotonic = monotonic
+        self._deferred_since: float | None = None
+        """When reconciliations began to be deferred for want of weight (None: the last one completed)."""
+        self._deferred_warned = False
         self._snapshots = snapshots
         self._alert = alert
         self._margin_assets = margin_assets
@@ -123,6 +133,10 @@ class ReconciliationRunner:
         for contract, gateway in self._gateways.items():
             try:
                 view = self._read(contract, gateway, full=full)
+            except BudgetSpent as exc:  # nothing was sent: the warm-up's reads fill the minute
+                complete = False
+                self._defer(reason, contract, exc)
+                continue
             except (ExchangeError, MalformedPayload) as exc:
                 complete = False
                 self._snapshots.bump("reconcile_errors")
@@ -161,8 +175,25 @@ class ReconciliationRunner:
                     self._trades.event("entry_void", symbol, f"{void}: the exchange holds no position")
         self._snapshots.bump("reconciles")
         if complete:
+            self._deferred_since = None
             self._snapshots.reconciled.set()
         return ReconcileOutcome(complete=complete, live=frozenset(live), unsettled=unsettled or not complete)
+
+    def _defer(self, reason: str, contract: ContractType, exc: BudgetSpent) -> None:
+        """The minute's weight is spent (a warm-up's bulk reads fill most of it): the reads wait for the next
+        try, a second later. Said once at INFO when the deferrals begin, and as a warning once no
+        reconciliation has completed for ``DEFERRED_WARN_S``."""
+        now = self._monotonic()
+        line = f"reconcile ({reason}) {contract}: deferred, {exc.detail}; nothing was sent"
+        if self._deferred_since is None:
+            self._deferred_since, self._deferred_warned = now, False
+            self._log.info(f"{line}; retried every second until the weight allows")
+            self._trades.event("reconcile_deferred", None, f"{contract}: {exc.detail}")
+        elif not self._deferred_warned and now - self._deferred_since >= DEFERRED_WARN_S:
+            self._deferred_warned = True
+            late = now - self._deferred_since
+            self._log.warning(f"{line}; no reconciliation has completed for {late:.0f} s")
+            self._trades.event("reconcile_deferred", None, f"{contract}: {late:.0f} s: {exc.detail}")
 
     def _read(self, contract: ContractType, gateway: LedgerGateway, *, full: bool) -> ExchangeView:
         positions = tuple(gateway.positions(contract))
