@@ -272,12 +272,12 @@ def measure_closes(run: Started, url: str, symbols: int, closes: int, exchange_p
     per_close: list[int] = []
     reads: list[int] = []
     rows = []
-    boards = list(run.daemon.boards.values())
+    boards = list(daemon.boards.values())
     waited = sum(b.handoff_wait_ns for b in boards)
     for _ in range(closes):
         close = wait_for_close(daemon, url, close)
-        waited, handoff_ns = sum(b.handoff_wait_ns for b in boards), waited
-        handoff_ns = waited - handoff_ns
+        before, waited = waited, sum(b.handoff_wait_ns for b in boards)
+        handoff_ns = waited - before
         streamed, repaired, decided, last = close_report(run, close, symbols)
         begin, end = run.router.burst_start.get(close), run.router.burst_end.get(close)
         if last is not None:

@@ -20,9 +20,8 @@ from functools import cache
 from typing import Any, Protocol
 
 from ..domain.model import TIMEFRAME_MS, ContractType, Kline
-from .endpoints import SIM_CLOCK_HEADER
 from .parse import MalformedPayload, parse_kline_row
-from .transport import Transport, endpoint
+from .transport import Transport, endpoint, replay_clock_in
 
 MAX_LIMIT = 1500
 """Binance's largest klines ``limit``."""
@@ -84,8 +83,7 @@ class TransportFetch:
             if not self._local:
                 return Page(rows)
             # under the transport's lock, so the response read here is this request's
-            clock = client.response.headers.get(SIM_CLOCK_HEADER)
-            return Page(rows, int(clock) if isinstance(clock, str) and clock.isdigit() else None)
+            return Page(rows, replay_clock_in(client.response.headers))
 
         page: Page = self._t.call(endpoint("GET", contract, "klines"), klines_weight(limit), read)
         return page

@@ -174,9 +174,9 @@ class Transport:
     def _record_headers(self, headers: Any) -> None:
         if headers is None:
             return
-        replay_clock = headers.get(SIM_CLOCK_HEADER)
-        if replay_clock is not None and str(replay_clock).isdigit():
-            self.clock.observe(int(replay_clock))
+        replay_clock = replay_clock_in(headers)
+        if replay_clock is not None:
+            self.clock.observe(replay_clock)
         self.budget.record_used(_header_int(headers, "X-MBX-USED-WEIGHT-1M"))
         ten_s, minute = (
             _header_int(headers, "X-MBX-ORDER-COUNT-10S"),
@@ -240,6 +240,12 @@ def server_time_of(body: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise MalformedPayload(f"time: missing or non-integer field 'serverTime' in {str(body)[:80]!r}")
     return value
+
+
+def replay_clock_in(headers: Any) -> int | None:
+    """The local exchange's replay clock in an answer's ``X-SIM-Clock-Ms`` header, ms; None without one."""
+    value = headers.get(SIM_CLOCK_HEADER)
+    return int(value) if isinstance(value, str) and value.isdigit() else None
 
 
 def sim_clock_of(header: Any) -> int:

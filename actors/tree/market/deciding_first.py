@@ -67,7 +67,7 @@ class DecidingFirst:
         self.max_hold_s = max_hold_s
         self._clock = clock
         self._closes: dict[int, _Close] = {}
-        self._keys: dict[tuple[str, str], int] = {}
+        self._keys: set[tuple[str, str]] = set()
         """Keys with a candle held (one at most: a later candle of theirs releases it first)."""
         self.held_total = 0
         """Candles held back so far (for the board)."""
@@ -83,7 +83,7 @@ class DecidingFirst:
             if not close.held and self._schedule is not None:
                 self._schedule(close.since + self.max_hold_s - self._clock() + 0.001)
             close.held.append((kline, received_ns))
-            self._keys[key] = 1
+            self._keys.add(key)
             self.held_total += 1
             return []
         return [(kline, received_ns)]
@@ -125,13 +125,7 @@ class DecidingFirst:
         return due
 
     def _forget(self, released: list[Held]) -> None:
-        for kline, _ in released:
-            key = (kline.symbol, kline.timeframe)
-            left = self._keys.get(key, 0) - 1
-            if left > 0:
-                self._keys[key] = left
-            else:
-                self._keys.pop(key, None)
+        self._keys.difference_update((kline.symbol, kline.timeframe) for kline, _ in released)
 
     def holding(self) -> int:
         return sum(len(c.held) for c in self._closes.values())

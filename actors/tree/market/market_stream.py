@@ -119,7 +119,10 @@ class MarketStream(Actor[MarketStreamInbox]):
             on_event_time=event_time,
         )
         self._first = (
-            DecidingFirst(self._deciding_at, schedule=lambda s: self._ws.call_later(s, self._tell_overdue))
+            DecidingFirst(
+                lambda close_ms: self._deciding_at(close_ms, decides),
+                schedule=lambda s: self._ws.call_later(s, self._tell_overdue),
+            )
             if decides is not None and gate is None  # lock-step replay: every candle in its step anyway
             else None
         )
@@ -176,7 +179,11 @@ class MarketStream(Actor[MarketStreamInbox]):
                     told = self._tell_streamed(kline, received_ns, turn)
                     due = first.told(kline)  # the close's last deciding candle releases the rest
                 else:
-                    self._tell_held(first.admit(kline, received_ns), received_ns)
+                    admitted = first.admit(kline, received_ns)
+                    if admitted:
+                        self._tell_held(admitted, received_ns)
+                    else:
+                        self.board.candles_held_back += 1
             if handoff is not None:
                 self._hold((key,))
         if handoff is None:
@@ -344,8 +351,6 @@ class MarketStream(Actor[MarketStreamInbox]):
                 self._router.tell(
                     kline.symbol, kline.timeframe, KlineClosed(kline=kline, received_ns=received_ns)
                 )
-        if not candles and now_read:
-            self.board.candles_held_back += 1
 
     def _tell_overdue(self) -> None:
         """On the reader's loop, ``MAX_HOLD_S`` after a close first held a candle: what is still held goes."""
@@ -353,14 +358,9 @@ class MarketStream(Actor[MarketStreamInbox]):
             with self._lock:
                 self._tell_held(self._first.overdue())
 
-    def _deciding_at(self, close_ms: int) -> int:
+    def _deciding_at(self, close_ms: int, decides: Callable[[str, str], bool]) -> int:
         """Under the lock: subscribed keys whose pair decides and whose candle closes at ``close_ms``."""
-        decides = self._decides
-        return sum(
-            1
-            for key in self._keys
-            if close_ms % TIMEFRAME_MS[key[1]] == 0 and (decides is None or decides(*key))
-        )
+        return sum(1 for s, tf in self._keys if close_ms % TIMEFRAME_MS[tf] == 0 and decides(s, tf))
 
     def _settle(self, missing: OpenRange) -> None:
         hole = self._seq.settle_gap(missing)
