@@ -58,9 +58,11 @@ class KlineBackfill:
         self._name = name
         self._log = log
 
-    def server_time_ms(self) -> int | None:
-        """The venue's market clock: tracked when it can be (no request), else asked."""
-        known = self._gateway.known_clock_ms()
+    def server_time_ms(self, *, fresh: bool = False) -> int | None:
+        """The venue's market clock: tracked when it can be (no request), else asked; ``fresh``: always
+        asked (after a reconnect, a local exchange's clock last seen before the drop is too early: a candle
+        that closed meanwhile would be left to a stream that, in a lock-step replay, never moves on)."""
+        known = None if fresh else self._gateway.known_clock_ms()
         if known is not None:
             return known
         return self._rest("server time", lambda: self._gateway.server_time_ms(self._contract))

@@ -290,7 +290,7 @@ class MarketStream(Actor[MarketStreamInbox]):
         try:
             if not msg.held:
                 return
-            now = self._backfill.server_time_ms()
+            now = self._backfill.server_time_ms(fresh=True)
             if now is None:
                 return  # the next streamed candle of each key shows the gap and repairs it
             with self._lock:
