@@ -135,3 +135,67 @@ def test_auto_on_one_cpu_or_without_permission_leaves_the_process_alone(unpinned
     assert pinning.current is None
     with pytest.raises(PermissionError):
         pinning.apply([0])  # an explicit list is the operator's demand: an error, not a warning
+
+
+def policies() -> set[int]:
+    out = set()
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):
+            out.add(os.sched_getscheduler(int(task.name)))
+    return out
+
+
+def test_batch_scheduling_reaches_every_thread_and_later_ones_and_restore_gives_the_start_policy_back():
+    release = threading.Event()
+    before = threading.Thread(target=release.wait, name="started-before")
+    before.start()
+    pinning = CpuPinning()
+    assert pinning.started_policy == os.SCHED_OTHER
+    try:
+        assert pinning.schedule("batch") >= 2
+        assert policies() == {os.SCHED_BATCH}
+        seen: list[int] = []
+        after = threading.Thread(target=lambda: seen.append(os.sched_getscheduler(0)))
+        after.start()
+        after.join()
+        assert seen == [os.SCHED_BATCH]
+        assert pinning.policy == "batch"
+        assert pinning.schedule("batch") == 0  # unchanged: nothing to do
+        assert pinning.schedule("normal") >= 2
+        assert policies() == {os.SCHED_OTHER}
+        pinning.schedule("batch")
+        pinning.restore()
+        assert policies() == {os.SCHED_OTHER}
+        assert pinning.policy is None
+    finally:
+        release.set()
+        before.join()
+        for tid in [int(t.name) for t in Path("/proc/self/task").iterdir()]:
+            with contextlib.suppress(ProcessLookupError):
+                os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+
+
+def test_a_process_started_with_another_policy_keeps_it():
+    pinning = CpuPinning()
+    pinning.started_policy = os.SCHED_IDLE  # as systemd's CPUSchedulingPolicy=idle would start it
+    assert pinning.schedule("batch") == 0
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
+    assert pinning.policy is None
+
+
+def test_config_scheduling_defaults_to_batch_and_refuses_an_unknown_policy():
+    assert parse_config({}).supervisor.cpu_scheduling == "batch"
+    assert parse_config({"supervisor": {"cpu_scheduling": "normal"}}).supervisor.cpu_scheduling == "normal"
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"supervisor": {"cpu_scheduling": "fifo"}})
+    assert "cpu_scheduling" in "\n".join(caught.value.errors)
+
+
+def test_scheduling_refused_by_a_seccomp_filter_is_said_and_changes_nothing(monkeypatch):
+    def refused(_tid: int, _policy: int, _param: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refused)
+    pinning = CpuPinning()
+    assert pinning.schedule("batch") == 0
+    assert pinning.policy is None
