@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from importlib import metadata
 from typing import TYPE_CHECKING, TypeVar, cast
@@ -82,6 +83,8 @@ class Metrics:
         """Labelled children by metric and *raw* values: the hot path (every closed kline) is one dict
         lookup, not sanitising, the series check and prometheus_client's locked ``labels`` each time."""
         self._providers: dict[str, Callable[[], Reading]] = {}
+        self._klines: deque[tuple[str, str, float | None]] = deque()
+        """Closed klines a pair processed, counted at the next ``flush`` (see ``kline_processed_soon``)."""
         r, p = self.registry, PREFIX
         self.info = Info(p, "Build and run mode of this process (value is always 1).", registry=r)
         self.info.info({"version": clean_label(version or _package_version()), "mode": clean_label(mode)})
@@ -135,6 +138,7 @@ class Metrics:
 
     def exposition(self) -> bytes:
         """The Prometheus text format, as a scrape would see it."""
+        self.flush()
         return generate_latest(self.registry)
 
     # -- event helpers ---------------------------------------------------------------------------------------
@@ -160,6 +164,24 @@ class Metrics:
         if duration_s is not None:
             family = "indicator_update_duration_seconds"
             self._labels(self.indicator_seconds, family, symbol, interval).observe(duration_s)
+
+    def kline_processed_soon(self, symbol: str, interval: str, duration_s: float | None = None) -> None:
+        """``kline_processed``, counted at the next ``flush``: the pair thread that calls it at a candle close
+        pays one deque append (thread-safe), not two locked metric updates, while the other pairs of the
+        close wait their turn. Every scrape flushes first, and the metrics pump once a second."""
+        self._klines.append((symbol, interval, duration_s))
+
+    def flush(self) -> int:
+        """Count what ``kline_processed_soon`` queued; returns how many. Any thread may call it."""
+        done = 0
+        pending = self._klines
+        while True:
+            try:
+                symbol, interval, duration_s = pending.popleft()
+            except IndexError:
+                return done
+            self.kline_processed(symbol, interval, duration_s)
+            done += 1
 
     def decision(self, decision: Decision, strategy: str = "v1") -> None:
         """A crossover (``signals_total``) and what became of it: ``taken`` or the skip reason."""

@@ -194,6 +194,7 @@ class MetricsFeed:
         while not self._stop.wait(1.0):
             try:
                 self.bot.threads.check()
+                self.metrics.flush()
                 self.pump()
             except Exception as exc:
                 self.metrics.error("metrics", type(exc).__name__)

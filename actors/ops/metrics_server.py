@@ -42,6 +42,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         if path in {"/metrics", "/"}:
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+            server.metrics.flush()
             body = encoder(server.metrics.registry)
             headers = [("Content-Type", content_type)]
             if gzip_accepted(self.headers.get("Accept-Encoding", "")):

@@ -365,6 +365,38 @@ def test_http_scrape_reads_providers_fresh_each_time(server_factory):
     assert (first[key], second[key]) == (10, 990)
 
 
+def test_klines_counted_soon_are_in_every_scrape_and_counted_once(server_factory):
+    m = Metrics()
+    key = ("nancemakina_klines_processed_total", frozenset({("symbol", "BTCUSDT"), ("interval", "1m")}))
+    hist = (
+        "nancemakina_indicator_update_duration_seconds_count",
+        frozenset({("symbol", "BTCUSDT"), ("interval", "1m")}),
+    )
+    _, port = server_factory(m)
+    for _ in range(3):
+        m.kline_processed_soon("BTCUSDT", "1m", 0.0001)
+    assert m.registry.get_sample_value(key[0], dict(key[1])) is None  # not counted yet: queued
+    first = samples(get(port, "/metrics")[1])
+    assert (first[key], first[hist]) == (3, 3)  # the scrape flushed them
+    m.kline_processed_soon("BTCUSDT", "1m")  # no duration: counted, not timed
+    threads = [
+        threading.Thread(target=lambda: [m.kline_processed_soon("BTCUSDT", "1m", 0.0) for _ in range(500)])
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    flushed = 0
+    while any(t.is_alive() for t in threads):
+        flushed += m.flush()  # the pump, racing the pairs
+    for t in threads:
+        t.join()
+    flushed += m.flush()
+    assert flushed == 2_001
+    again = samples(get(port, "/metrics")[1])
+    assert (again[key], again[hist]) == (2_004, 2_003)
+    assert m.flush() == 0
+
+
 def test_healthz_follows_the_health_callable(server_factory):
     healthy = threading.Event()
     healthy.set()
