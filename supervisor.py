@@ -310,7 +310,7 @@ class RootSupervisor:
     def start(self, *, ready_timeout_s: float | None = None) -> None:
         """Start the tree, wait (``WarmupProgress``) until every pair is warm, READY=1, then a replay runs."""
         sys.setswitchinterval(self.config.supervisor.gil_switch_interval_ms / 1000)
-        self.cpu.configure(self.config.supervisor)  # threads started from here on inherit it
+        self.cpu.apply(self.config.supervisor.cpu_affinity)  # threads started from here on inherit it
         self.access.start()  # first: a second bot on the same state fails here, before it trades
         for thread in self.connections.start(self.balances.update):  # the account, read once; REST workers
             self.threads.watch(thread, role="pair history and gap reads", essential=True)
@@ -370,7 +370,7 @@ class RootSupervisor:
             self.replay.leave()
         self.connections.close()
         self.access.stop()
-        self.cpu.restore()  # CPUs and policy as the process started (another daemon may follow in it)
+        self.cpu.apply(None)  # the process's CPUs as it started with (another daemon may follow in it)
         self.state_lock.release()
         return code
 

@@ -148,7 +148,7 @@ class FakeTarget:
             {"kind": "PairTimeframe", "threads": 250, "cpu_s": 12.5, "wait_s": 3.25, "wakeups": 90_000,
              "wait_per_wakeup_us": 36.1, "cpus": "0"},
         ]  # fmt: skip
-        return {"cpu_affinity": [0], "cpu_scheduling": "batch", "gil_switch_interval_ms": 0.5, "kinds": kinds}
+        return {"cpu_affinity": [0], "gil_switch_interval_ms": 0.5, "kinds": kinds}
 
 
 def _actor(

@@ -54,7 +54,6 @@ def render(cmd: str, result: Any) -> str:
         where = ", ".join(map(str, cpus)) if cpus else "unset (every CPU)"
         head = (
             f"cpu_affinity: {where}{' (auto)' if result.get('cpu_affinity_auto') else ''}   "
-            f"scheduling: {result.get('cpu_scheduling') or 'as started'}   "
             f"GIL switch interval: {_cell(result.get('gil_switch_interval_ms'))} ms\n"
             "totals since each thread started; WAIT = runnable but waiting for a CPU\n"
         )

@@ -170,10 +170,6 @@ class SupervisorSettings(Section):
     CPU, the least busy at start; a list, those; None leaves them wherever systemd or the shell started the
     process. One CPU halved the signal → order p99 in ``bench/live_latency.py``: the GIL hands over between
     threads sharing one run queue instead of waking them on a busy core."""
-    cpu_scheduling: Literal["batch", "normal"] = "batch"
-    """Linux scheduling policy of every thread (``actors/runtime/cpu_affinity.py``): ``batch`` (default,
-    ``SCHED_BATCH``) keeps a woken thread from preempting the one that woke it while that one still holds
-    the GIL, which halves the context switches of each hand-off; ``normal`` is ``SCHED_OTHER``."""
 
     def pair_policy(self) -> RestartPolicy:
         """Each pair supervisor's restart budget and back-off."""

@@ -55,8 +55,8 @@ class ControlTarget(Protocol):
 
     def threads(self) -> dict[str, Any]:
         """Where the process's CPU time went, per kind of thread: ``{"cpu_affinity", "cpu_affinity_auto",
-        "cpu_scheduling", "gil_switch_interval_ms", "kinds": [{"kind", "threads", "cpu_s", "wait_s",
-        "wakeups", "wait_per_wakeup_us", "cpus"}]}``."""
+        "gil_switch_interval_ms", "kinds": [{"kind", "threads", "cpu_s", "wait_s", "wakeups",
+        "wait_per_wakeup_us", "cpus"}]}``."""
         ...
 
 

@@ -250,7 +250,6 @@ class Inspection:
         return {
             "cpu_affinity": sorted(pinned) if pinned is not None else None,
             "cpu_affinity_auto": self.bot.cpu.auto,
-            "cpu_scheduling": self.bot.cpu.policy,
             "gil_switch_interval_ms": sys.getswitchinterval() * 1e3,
             "kinds": thread_kinds(),
         }

@@ -23,13 +23,7 @@ if TYPE_CHECKING:
     from ..tree.actor_refs import Refs
     from ..tree.pair_timeframe import PairBoard
 
-IN_PLACE = (
-    "gil_switch_interval_ms",
-    "cpu_affinity",
-    "cpu_scheduling",
-    "entry_priority_hold_ms",
-    "candle_handoff_ms",
-)
+IN_PLACE = ("gil_switch_interval_ms", "cpu_affinity", "entry_priority_hold_ms", "candle_handoff_ms")
 """``supervisor.*`` settings a reload applies to the running process, no pair restarted."""
 
 
@@ -48,8 +42,6 @@ class ProcessSettings:
             sys.setswitchinterval(new.gil_switch_interval_ms / 1000)
         if "cpu_affinity" in changed:
             self._cpu.apply(new.cpu_affinity)
-        if "cpu_scheduling" in changed:
-            self._cpu.schedule(new.cpu_scheduling)
         if "entry_priority_hold_ms" in changed:
             self._priority.set_hold(new.entry_priority_hold_ms)
         if "candle_handoff_ms" in changed:

@@ -16,15 +16,6 @@ made (systemd's ``CPUAffinity=`` or a cgroup cpuset may have narrowed that alrea
 half a second at start (``/proc/stat``), so two bots started on one machine do not both take CPU 0.
 It keeps that CPU on a reload. Where the process may not set its affinity (a seccomp filter without
 ``sched_setaffinity``), ``"auto"`` says so once and runs unpinned; an explicit list is an error.
-
-``supervisor.cpu_scheduling`` sets the kernel's policy for the same threads the same way (``schedule``).
-``batch`` (the default, Linux ``SCHED_BATCH``) turns off wake-up preemption between them: a thread woken by
-another (a pair told its candle by the reader, the reader told the pair is done) waits until the waker
-blocks instead of preempting it, only to find the GIL still held and switch back. On one CPU every hand-off
-then costs two context switches instead of four. Measured with 590 pykka actors handing a candle on in
-turn (``CandleTurn``), 42 µs per hand-off against 77 µs with ``normal`` (``SCHED_OTHER``); CPU shares and
-nice values are unchanged. A process that systemd started with another policy (``CPUSchedulingPolicy=``)
-keeps it.
 """
 
 from __future__ import annotations
@@ -33,24 +24,12 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 from loguru import logger
 
 AUTO = "auto"
 """``supervisor.cpu_affinity: auto``: one CPU, the least busy at start."""
 CpuChoice = list[int] | tuple[int, ...] | str | None
-POLICIES = {"batch": os.SCHED_BATCH, "normal": os.SCHED_OTHER}
-"""``supervisor.cpu_scheduling`` → the Linux scheduling policy of every thread."""
-
-
-class CpuSettings(Protocol):
-    """What ``configure`` reads (the config's ``supervisor`` section)."""
-
-    @property
-    def cpu_affinity(self) -> CpuChoice: ...
-    @property
-    def cpu_scheduling(self) -> str: ...
 
 
 class CpuPinning:
@@ -71,10 +50,6 @@ class CpuPinning:
         """``current`` was chosen by ``"auto"``."""
         self._busy = busy or busy_ticks
         self._sample_s = sample_s
-        self.started_policy = os.sched_getscheduler(0)
-        """The policy the process started with: restored by ``schedule(None)``."""
-        self.policy: str | None = None
-        """The ``cpu_scheduling`` last applied, or None when the threads keep the policy they started with."""
 
     def check(self, cpus: CpuChoice) -> str | None:
         """Why ``cpus`` cannot be applied on this machine, or None."""
@@ -87,16 +62,6 @@ class CpuPinning:
                 f"process, which may run on CPUs {', '.join(map(str, sorted(self.allowed)))}"
             )
         return None
-
-    def configure(self, settings: CpuSettings) -> None:
-        """``supervisor.cpu_affinity`` and ``supervisor.cpu_scheduling`` on every thread."""
-        self.apply(settings.cpu_affinity)
-        self.schedule(settings.cpu_scheduling)
-
-    def restore(self) -> None:
-        """Every thread back on the process's CPUs and policy as it started."""
-        self.apply(None)
-        self.schedule(None)
 
     def apply(self, cpus: CpuChoice) -> int:
         """Pin every thread to ``cpus`` (None: every allowed CPU; ``"auto"``: one, see the module doc);
@@ -132,44 +97,18 @@ class CpuPinning:
         target = frozenset(cpus) if cpus is not None else self.allowed
         if cpus is None and self.current is None:
             return 0  # never pinned: leave the process as systemd or the shell started it
-        count = _each_thread(lambda tid: os.sched_setaffinity(tid, target))
+        count = 0
+        os.sched_setaffinity(0, target)  # this thread first: threads it starts meanwhile inherit
+        for task in Path("/proc/self/task").iterdir():
+            try:
+                os.sched_setaffinity(int(task.name), target)
+            except (ProcessLookupError, FileNotFoundError):
+                continue  # the thread ended while we went through the list
+            count += 1
         self.current = frozenset(cpus) if cpus is not None else None
         where = ", ".join(map(str, sorted(target)))
         logger.info(f"cpu affinity: {count} threads on CPU {where}")
         return count
-
-    def schedule(self, policy: str | None) -> int:
-        """Set every thread's scheduling policy (``"batch"``, ``"normal"``; None: the one the process started
-        with); returns the number of threads set. A process started with a policy of neither kind (systemd's
-        ``CPUSchedulingPolicy=``) keeps it, as does one a seccomp filter forbids to change (said once)."""
-        if policy == self.policy:
-            return 0
-        if self.started_policy not in POLICIES.values():
-            logger.info(f"cpu scheduling: the process started with policy {self.started_policy}; kept")
-            return 0
-        target = self.started_policy if policy is None else POLICIES[policy]
-        try:
-            count = _each_thread(lambda tid: os.sched_setscheduler(tid, target, os.sched_param(0)))
-        except PermissionError as exc:
-            logger.warning(f"cpu scheduling: cannot set the threads' policy ({exc}); they keep theirs")
-            return 0
-        self.policy = policy
-        if policy is not None:
-            logger.info(f"cpu scheduling: {count} threads {policy}")
-        return count
-
-
-def _each_thread(change: Callable[[int], None]) -> int:
-    """``change(0)`` (this thread first: threads it starts meanwhile inherit), then every thread's id."""
-    change(0)
-    count = 0
-    for task in Path("/proc/self/task").iterdir():
-        try:
-            change(int(task.name))
-        except (ProcessLookupError, FileNotFoundError):
-            continue  # the thread ended while we went through the list
-        count += 1
-    return count
 
 
 def busy_ticks() -> dict[int, int]:

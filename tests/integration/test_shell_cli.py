@@ -88,7 +88,6 @@ def test_threads_renders_the_affinity_and_a_table_of_kinds(server, capsys) -> No
     assert code == 0
     lines = out.splitlines()
     assert lines[0].startswith("cpu_affinity: 0")
-    assert "scheduling: batch" in lines[0]
     assert "0.5 ms" in lines[0]
     assert lines[2].split() == [
         "KIND",

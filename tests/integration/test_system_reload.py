@@ -135,11 +135,6 @@ def _affinities() -> set[frozenset[int]]:
     return {frozenset(os.sched_getaffinity(int(task.name))) for task in Path("/proc/self/task").iterdir()}
 
 
-def _policies() -> set[int]:
-    """The scheduling policy of every thread of this process."""
-    return {os.sched_getscheduler(int(task.name)) for task in Path("/proc/self/task").iterdir()}
-
-
 def test_reload_applies_process_wide_settings_in_place_and_refuses_cpus_the_machine_lacks(
     tmp_path: Path, slices: SliceMaker, cleanup: Cleanup
 ) -> None:
@@ -162,15 +157,10 @@ def test_reload_applies_process_wide_settings_in_place_and_refuses_cpus_the_mach
         at = FIRST_OPEN + 30 * MINUTE_MS
         clock.run_through(at)
         assert _affinities() == {frozenset({one})}  # every thread, the ones started after too
-        assert _policies() == {os.SCHED_BATCH}  # the default cpu_scheduling
         before, actors = tree(daemon), refs(daemon)
 
         write(
-            gil_switch_interval_ms=2.0,
-            entry_priority_hold_ms=0.0,
-            candle_handoff_ms=0.0,
-            cpu_affinity=None,
-            cpu_scheduling="normal",
+            gil_switch_interval_ms=2.0, entry_priority_hold_ms=0.0, candle_handoff_ms=0.0, cpu_affinity=None
         )
         result = daemon.reload()
         assert result == ReloadResult(unchanged=("BTCUSDT", "ETHUSDT"))
@@ -179,7 +169,6 @@ def test_reload_applies_process_wide_settings_in_place_and_refuses_cpus_the_mach
         assert sys.getswitchinterval() == pytest.approx(0.002)
         assert not daemon.priority.enabled
         assert _affinities() == {allowed}  # unset again: every CPU the process started with
-        assert _policies() == {os.SCHED_OTHER}
         handed = sum(b.snapshot().handoffs for b in daemon.boards.values())
         at += 5 * MINUTE_MS
         clock.run_through(at)
