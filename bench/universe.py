@@ -64,6 +64,7 @@ from nancemakina.actors.domain.model import Decision, Kline
 from nancemakina.actors.exchange.kline_pages import klines_weight
 from nancemakina.actors.ops.systemd import SdNotifier
 from nancemakina.actors.ops.thread_times import ThreadClock
+from nancemakina.actors.runtime.gc_schedule import GcSchedule
 from nancemakina.actors.tree.pair_timeframe import history_weight
 from nancemakina.supervisor import RootSupervisor
 
@@ -154,6 +155,8 @@ class Started:
     refs: TimedRefs
     router: TimedRouter
     decisions: Decisions
+    collector: GcSchedule
+    """Started after READY, as ``run_service`` does for the service."""
 
 
 def keep_apart(daemon: RootSupervisor, exchange_pid: int) -> None:
@@ -186,7 +189,10 @@ def cold_start(config: Config, exchange_pid: int | None) -> Started:
     decisions.forward = daemon.relays.observe
     daemon.relays.observe = decisions.observe
     daemon.start()
-    return Started(daemon, time.perf_counter() - started, probe, refs, router, decisions)
+    ready_s = time.perf_counter() - started
+    collector = GcSchedule()
+    collector.start()
+    return Started(daemon, ready_s, probe, refs, router, decisions, collector)
 
 
 def print_start(run: Started, symbols: int, url: str, before: Counter[str], logs: LogCount) -> None:
@@ -397,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
                 measure_closes(run, venue.url, args.symbols, args.closes, venue.pid)
             finally:
                 code = run.daemon.shutdown()
+                run.collector.stop()
             print(f"(shutdown exit code {code}; actors alive after it: {len(alive_actors())})")
             if args.restart:
                 logs.levels.clear()
@@ -408,6 +415,7 @@ def main(argv: list[str] | None = None) -> int:
                 again = cold_start(config, None)  # the exchange stays where it was moved
                 print_start(again, args.symbols, venue.url, before, logs)
                 again.daemon.shutdown()
+                again.collector.stop()
     exit_past_lingering_actors()
     return 0
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from loguru import logger
 
 from ..config import StartupError
+from ..runtime.gc_schedule import GcSchedule
 from ..tree.ledger.ledger_files import LedgerStoreError
 from .state_lock import StateDirInUseError
 from .systemd import SdNotifier, Watchdog, service_signals, watchdog_interval_s
@@ -53,8 +54,11 @@ def run_service(build: Callable[[], Service]) -> int:
     relay = service_signals(bot.stop, bot.reload, bot.notifier)
     bot.threads.watch(relay.thread, role="signal handling (SIGTERM, SIGHUP)", essential=True)
     watchdog: Watchdog | None = None
+    collector: GcSchedule | None = None
     try:
         bot.start()
+        collector = GcSchedule()  # READY: the warm-up's heap frozen, full collections at mid-minute
+        bot.threads.watch(collector.start(), role="full garbage collections at mid-minute", essential=False)
         interval = watchdog_interval_s()
         if interval is not None:
             watchdog = Watchdog(bot.notifier, bot.alive, interval)
@@ -74,6 +78,8 @@ def run_service(build: Callable[[], Service]) -> int:
     finally:
         if watchdog is not None:
             watchdog.stop()
+        if collector is not None:
+            collector.stop()
         relay.restore()
     if code == 0 and bot.replay_completed:
         logger.info(
