@@ -15,7 +15,7 @@ from typing import Any
 from ..domain.fills import InstrumentSpec
 from ..domain.model import ContractType, Kline
 from .algo_orders import GONE, W_OPEN_ALL, AlgoOrders, pick, qty_text
-from .endpoints import SIM_CLOCK_HEADER, Endpoints
+from .endpoints import Endpoints
 from .errors import (
     NO_NEED_MARGIN_TYPE,
     NO_NEED_POSITION_SIDE,
@@ -118,7 +118,7 @@ class BinanceGateway(AlgoOrders):
 
         def replay_clock() -> Any:
             fn()  # under the transport's lock, so the response read next is this request's
-            return self._c.response.headers.get(SIM_CLOCK_HEADER)
+            return self._c.response.headers
 
         return sim_clock_of(self._t.call(name, 1, replay_clock))
 

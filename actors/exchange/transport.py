@@ -248,8 +248,10 @@ def replay_clock_in(headers: Any) -> int | None:
     return int(value) if isinstance(value, str) and value.isdigit() else None
 
 
-def sim_clock_of(header: Any) -> int:
-    """The local exchange's ``X-SIM-Clock-Ms`` header value → ms."""
-    if not isinstance(header, str) or not header.isdigit():
-        raise MalformedPayload(f"time: the local exchange sent no replay clock header (got {header!r})")
-    return int(header)
+def sim_clock_of(headers: Any) -> int:
+    """The replay clock of a local exchange's answer that must carry one (its ``GET /time``), ms."""
+    clock = replay_clock_in(headers)
+    if clock is None:
+        got = headers.get(SIM_CLOCK_HEADER)
+        raise MalformedPayload(f"time: the local exchange sent no replay clock header (got {got!r})")
+    return clock
