@@ -341,10 +341,12 @@ def run_signals(opts: Options, state_dir: Path) -> None:
         f"by the reader, ledger and other pairs, {priority.waited_s * 1e3:,.0f} ms in all"
     )
     handoffs = sum(s.handoffs for s in stats)
+    here = sum(s.handoffs_here for s in stats)
     timeouts = sum(s.handoff_timeouts for s in stats)
     print(
-        f"candle hand-off ({config.supervisor.candle_handoff_ms:g} ms): the reader waited for the pair on "
-        f"{handoffs:,} closed klines, {timeouts:,} of them past the limit"
+        f"candle hand-off ({config.supervisor.candle_handoff_ms:g} ms): {handoffs:,} closed klines, {here:,} "
+        f"of them decided on the reader's thread (their pair idle), the others waited for, "
+        f"{timeouts:,} past the limit"
     )
     print("threads over the streaming window (CPU, and time runnable but waiting for a core):")
     print("\n".join(clock.lines(wall)))

@@ -280,10 +280,12 @@ def measure_closes(run: Started, url: str, symbols: int, closes: int, exchange_p
     rows = []
     boards = list(daemon.boards.values())
     waited = sum(b.handoff_wait_ns for b in boards)
+    here = sum(b.handoffs_here for b in boards)
     for _ in range(closes):
         close = wait_for_close(daemon, url, close)
         before, waited = waited, sum(b.handoff_wait_ns for b in boards)
         handoff_ns = waited - before
+        here_before, here = here, sum(b.handoffs_here for b in boards)
         streamed, repaired, decided, last = close_report(run, close, symbols)
         begin, end = run.router.burst_start.get(close), run.router.burst_end.get(close)
         if last is not None:
@@ -295,8 +297,8 @@ def measure_closes(run: Started, url: str, symbols: int, closes: int, exchange_p
             f"  {datetime.fromtimestamp(close / 1000, tz=UTC):%H:%M}  closed frames {frames:5,}  1m streamed "
             f"{streamed:4}/{symbols} repaired {repaired:3}  decided {decided:4}  → last decided "
             f"{last / 1e6 if last else float('nan'):7.1f} ms  (frames read in "
-            f"{(end - begin) / 1e6 if begin and end else float('nan'):6.1f} ms, of which the reader waited "
-            f"{handoff_ns / 1e6:5.1f} ms for pairs to finish their candles)"
+            f"{(end - begin) / 1e6 if begin and end else float('nan'):6.1f} ms; the reader decided "
+            f"{here - here_before:4} itself and waited {handoff_ns / 1e6:5.1f} ms for the other pairs)"
         )
     wall = time.perf_counter() - wall0
     clock.stop()

@@ -162,9 +162,10 @@ class SupervisorSettings(Section):
     so the order goes out first (``actors/runtime/scheduling.py``), for at most this long after the entry
     was told; 0 turns the pause off."""
     candle_handoff_ms: float = Field(default=1.0, ge=0.0, le=100.0)
-    """After telling a pair a streamed closed candle, the market-data reader waits for that pair to finish
-    it, for at most this long, so candles are decided in arrival order instead of in whatever order 250
-    woken threads win the GIL (``CandleTurn`` in ``actors/runtime/scheduling.py``); 0 turns the wait off."""
+    """A streamed closed candle a pair decides on is decided before the market-data reader reads on: by the
+    reader itself when the pair is idle (``Actor.run_here``), else told and waited for, at most this long
+    (``CandleTurn`` in ``actors/runtime/scheduling.py``), so candles are decided in arrival order instead of
+    in whatever order 250 woken threads win the GIL; 0 turns both off (told, never waited for)."""
     cpu_affinity: CpuSet | Literal["auto"] | None = "auto"
     """CPUs every thread of the process runs on (``actors/runtime/cpu_affinity.py``): ``auto`` (default) one
     CPU, the least busy at start; a list, those; None leaves them wherever systemd or the shell started the

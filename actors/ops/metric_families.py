@@ -106,7 +106,10 @@ COUNTERS: dict[str, tuple[str, LabelKey]] = {
         ("outcome",),
     ),
     "candle_handoffs": (
-        "Closed klines the reader waited on until their pair `finished`, or gave up on (`timeout`).",
+        (
+            "Closed klines the reader decided itself (`here`: the pair was idle), waited on until their pair "
+            "`finished`, or gave up on (`timeout`)."
+        ),
         ("market", "outcome"),
     ),
 }

@@ -225,7 +225,11 @@ class MetricsFeed:
             for (symbol, interval), n in snap.sequencer.backfilled_by_key.items():
                 if d := self._delta(("backfilled", market, symbol, interval), n):
                     m.candles_backfilled(symbol, interval, int(d))
-            handed = (("finished", snap.handoffs - snap.handoff_timeouts), ("timeout", snap.handoff_timeouts))
+            handed = (
+                ("here", snap.handoffs_here),
+                ("finished", snap.handoffs - snap.handoffs_here - snap.handoff_timeouts),
+                ("timeout", snap.handoff_timeouts),
+            )
             for outcome, total in handed:
                 if d := self._delta(("handoff", market, outcome), total):
                     m.candle_handoff(market, outcome, int(d))

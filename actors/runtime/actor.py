@@ -10,10 +10,14 @@ pykka actors cannot be restarted and report failures only to their own ``on_fail
 ours. Each actor is started with a ``monitor`` callback and calls it exactly once when it ends — normally,
 on failure, or when ``on_start`` raised — so its supervisor can decide what to do from the child spec.
 The callback runs in the dying actor's thread: it must only ``tell``.
+
+An idle actor may let a caller handle a message on the caller's own thread (``run_here``; see
+:mod:`.mailbox`), for the messages it says it ``takes_here``: ones whose handling cannot block.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -24,6 +28,8 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar, get_args, get_orig
 
 import pykka
 from loguru import logger
+
+from .mailbox import Mailbox
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,6 +64,11 @@ class Barrier:
 
 
 Monitor = Callable[[ChildExited], None]
+
+
+def _nothing() -> None:
+    """A ``Barrier`` that only wakes an actor."""
+
 
 M = TypeVar("M")
 M_contra = TypeVar("M_contra", contravariant=True)
@@ -137,6 +148,16 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         self._reported = threading.Event()
         self.log = logger.bind(actor=name)
         self.restarts = generation
+        self._mailbox: Mailbox = self.actor_inbox  # type: ignore[assignment]  # made by _create_actor_inbox
+        self._mailbox.owner = weakref.ref(self)
+        self._here = False
+        """Callers may handle messages here (``run_here``): set once started, cleared on stop or failure."""
+        self._failed_here: Exception | None = None
+        """What a handler raised on a caller's thread; the actor's own thread raises it next (fails)."""
+
+    @staticmethod
+    def _create_actor_inbox() -> Mailbox:  # pykka's hook: the inbox its thread reads
+        return Mailbox()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -152,8 +173,59 @@ class Actor(pykka.ThreadingActor, Generic[M]):
             raise TypeError(f"{cls.__name__}: {', '.join(stray)} handle no message of its inbox")
         cls._handlers = {t: handler_name(t) for t in cls.accepts}
 
+    def _handle_receive(self, message: Any) -> Any:
+        """pykka's entry for every message this actor's thread takes from its inbox (ours, a stop, a proxy
+        call): handled under the turnstile, then settled, so ``run_here`` knows when the actor is idle."""
+        box = self._mailbox
+        with box.turnstile:
+            try:
+                return super()._handle_receive(message)
+            except BaseException:
+                self._here = False
+                raise
+            finally:
+                box.settle()
+
     def on_receive(self, message: Any) -> Any:
         """Route to the handler for the message's type; a message outside the inbox is a programming error."""
+        failed = self._failed_here
+        if failed is not None:  # a handler failed on a caller's thread (``run_here``): fail now, here
+            raise failed
+        return self._dispatch(message)
+
+    def takes_here(self, message: Any) -> bool:  # noqa: ARG002 - a hook: no message by default
+        """Whether a caller may handle ``message`` on its own thread (under the turnstile, actor idle): only
+        for messages whose handling never blocks nor waits for another actor."""
+        return False
+
+    def run_here(self, message: M) -> bool:
+        """Handle ``message`` on the calling thread, now, if this actor is idle and ``takes_here`` it;
+        False when it did nothing (then tell it). It is handled as if told at this instant: whatever was
+        told before is already handled, whatever is told meanwhile waits for it (:mod:`.mailbox`). A
+        failure is raised on the actor's own thread, which then fails as if it had handled the message."""
+        box = self._mailbox
+        if not self._here or not box.turnstile.acquire(blocking=False):
+            return False
+        try:
+            if not self._here or self.actor_stopped.is_set() or not box.reserve():
+                return False
+            try:
+                if not self.takes_here(message):
+                    return False
+                self._dispatch(message)
+                box.handled_here += 1
+            except Exception as exc:
+                self._here = False
+                self._failed_here = exc
+                with contextlib.suppress(pykka.ActorDeadError):  # wake the actor's thread to fail
+                    self.actor_ref.tell(Barrier(done=_nothing))
+            finally:
+                box.settle()
+            return True
+        finally:
+            box.turnstile.release()
+
+    def _dispatch(self, message: Any) -> Any:
         self._messages += 1
         self._last_message = time.monotonic()
         name = self._handlers.get(type(message))
@@ -169,11 +241,13 @@ class Actor(pykka.ThreadingActor, Generic[M]):
     def on_start(self) -> None:
         """Runs ``start_actor``; a failure there is reported to the supervisor like any other."""
         DIRECTORY.add(self)
-        try:
-            self.start_actor()
-        except Exception as exc:
-            self._report(failed=True, error=f"{type(exc).__name__}: {exc}")
-            raise
+        with self._mailbox.turnstile:
+            try:
+                self.start_actor()
+            except Exception as exc:
+                self._report(failed=True, error=f"{type(exc).__name__}: {exc}")
+                raise
+            self._here = True
 
     def start_actor(self) -> None:
         """Hook for subclasses: setup in the actor's own thread before the first message."""
@@ -182,12 +256,14 @@ class Actor(pykka.ThreadingActor, Generic[M]):
         """Hook for subclasses: cleanup on an orderly stop."""
 
     def on_stop(self) -> None:
+        self._here = False  # under the turnstile (``_handle_receive``): no caller is handling one here
         try:
             self.stop_actor()
         finally:
             self._report(failed=False)
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:  # noqa: ARG002
+        self._here = False
         self._report(failed=True, error=f"{getattr(exception_type, '__name__', '?')}: {exception_value}")
 
     def _report(self, *, failed: bool, error: str | None = None) -> None:

@@ -13,6 +13,8 @@ from typing import Any, Generic, TypeVar
 
 import pykka
 
+from .mailbox import Mailbox
+
 Key = tuple[str, str]
 M = TypeVar("M")
 
@@ -48,6 +50,16 @@ class Router(Generic[M]):
     def keys(self) -> frozenset[Key]:
         """Every routed (symbol, timeframe)."""
         return frozenset(self._routes)
+
+    def run_here(self, symbol: str, timeframe: str, message: M) -> bool:
+        """Handle ``message`` on the calling thread if the current actor is idle and takes it there
+        (``Actor.run_here``); False when nothing was done (then ``tell`` it)."""
+        ref = self._routes.get((symbol, timeframe))
+        if ref is None:
+            return False
+        inbox = ref.actor_inbox
+        actor = inbox.owner() if isinstance(inbox, Mailbox) and inbox.owner is not None else None
+        return actor is not None and bool(actor.run_here(message))
 
     def tell(self, symbol: str, timeframe: str, message: M) -> bool:
         """Deliver ``message`` to the current actor; False when nobody is registered or it is dead."""

@@ -52,8 +52,12 @@ class FundingWatch:
             self._next_try_ms = now_ms + RETRY_AFTER_MS
             self._log.warning(f"{self._symbol}: funding rate not read ({exc}); retried in 5 minutes")
 
+    def due(self, close_time_ms: int) -> bool:
+        """Whether ``after_candle`` for a candle closing then reads the exchange (a REST request)."""
+        stale = self.reading is None or close_time_ms >= self.reading.next_funding_ms
+        return stale and close_time_ms >= self._next_try_ms
+
     def after_candle(self, close_time_ms: int) -> None:
         """A candle closing then was decided: read again once its close reached the next settlement."""
-        due = self.reading is None or close_time_ms >= self.reading.next_funding_ms
-        if due and close_time_ms >= self._next_try_ms:
+        if self.due(close_time_ms):
             self.refresh(close_time_ms)

@@ -294,6 +294,17 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
             return
         self._on_candle(message)
 
+    def takes_here(self, message: object) -> bool:
+        """The market-data reader may decide a streamed candle on its own thread (``Actor.run_here``) when
+        nothing in that can block it: the pair is warm, the candle is the next one (no backfill), and no
+        funding rate read is due after it."""
+        if type(message) is not KlineClosed or not self._warm:
+            return False
+        opened, last = message.kline.open_time_ms, self.strategy.last_open_time_ms
+        if last is None or opened != last + self._tf_ms:
+            return False
+        return self._funding is None or not self._funding.due(opened + self._tf_ms)
+
     def _on_candle(self, message: KlineClosed) -> None:
         kline = message.kline
         try:

@@ -65,6 +65,8 @@ class Overlap:
     inside: int = 0
     most: int = 0
     order: list[tuple[str, str, int]] = field(default_factory=list)
+    threads: list[tuple[str, str]] = field(default_factory=list)
+    """(timeframe, name of the thread that handled its candle), in the order they ran."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ class PairBehaviour:
 
     busy_s: float = 0.0
     finish_turn: bool = True
+    here: bool = False
+    """Whether the reader may decide a candle on its own thread while the pair is idle (``takes_here``)."""
 
 
 class FakePair(Actor[KlineClosed | KlineGapUnrepaired]):
@@ -91,6 +95,7 @@ class FakePair(Actor[KlineClosed | KlineGapUnrepaired]):
             self.overlap.inside += 1
             self.overlap.most = max(self.overlap.most, self.overlap.inside)
             self.overlap.order.append((msg.kline.symbol, msg.kline.timeframe, msg.kline.open_time_ms))
+            self.overlap.threads.append((msg.kline.timeframe, threading.current_thread().name))
         if self.how.busy_s:
             # The work under test: a pair deciding for busy_s (releasing the GIL, as waiting does).
             threading.Event().wait(self.how.busy_s)
@@ -105,6 +110,9 @@ class FakePair(Actor[KlineClosed | KlineGapUnrepaired]):
 
     def on_kline_gap_unrepaired(self, msg: KlineGapUnrepaired) -> None:
         self.record.gaps.append(msg)
+
+    def takes_here(self, message: object) -> bool:
+        return self.how.here and isinstance(message, KlineClosed)
 
 
 @dataclass
@@ -350,6 +358,26 @@ def test_the_deciding_candles_of_a_close_reach_their_pairs_before_the_indicator_
         assert tfs[:2] == ["1m", "1m"], (close, tfs, sorted(by_close))
     held = rig.board.snapshot().candles_held_back
     assert held > 0
+
+
+@pytest.mark.parametrize(
+    "rig", [{"handoff_ms": 500.0, "pairs": {"here": True}, "decides": one_minute_decides}], indirect=True
+)
+def test_idle_deciding_pairs_have_their_candles_decided_on_the_readers_thread(rig):
+    """No thread switch for a deciding candle whose pair is idle: the reader runs its handler itself,
+    in arrival order; the indicator-only candles still go to their pairs' threads."""
+    wait_subscribed(rig, 8)
+    rig.exchange.step(15)
+    run_and_check(rig, 15)
+    deciding = sum(len(r.klines) for (_, tf), r in rig.records.items() if tf == "1m")
+    snap = rig.board.snapshot()
+    assert snap.handoffs == snap.handoffs_here == deciding == 30
+    assert snap.handoff_timeouts == 0
+    by_tf: dict[str, set[str]] = {}
+    for tf, thread in rig.overlap.threads:
+        by_tf.setdefault(tf, set()).add(thread)
+    assert by_tf["1m"] == {"market-stream-USDT_M-ws"}
+    assert all("market-stream" not in name for tf, names in by_tf.items() if tf != "1m" for name in names)
 
 
 @pytest.mark.parametrize("rig", [{"decides": one_minute_decides}], indirect=True)

@@ -132,15 +132,22 @@ def test_candle_handoffs_are_counted_per_market(daemon: RootSupervisor) -> None:
     server = daemon.access.telemetry.server
     assert server is not None
 
-    def finished() -> float:
+    def counted() -> dict[str, float]:
+        out: dict[str, float] = {}
         for family in text_string_to_metric_families(_scrape(server.bound_port)):
             if family.name == "nancemakina_candle_handoffs":
-                return sum(s.value for s in family.samples if s.labels.get("outcome") == "finished")
-        return 0.0
+                for s in family.samples:
+                    if s.name.endswith("_total"):
+                        out[s.labels["outcome"]] = out.get(s.labels["outcome"], 0.0) + s.value
+        return out
 
-    wait_until(lambda: finished() > 0, 60, "a finished hand-off", poll_s=0.05)
-    handed = sum(board.snapshot().handoffs for board in daemon.boards.values())
-    assert handed >= finished() > 0
+    wait_until(
+        lambda: counted().get("here", 0) > 0, 60, "a candle decided on the reader's thread", poll_s=0.05
+    )
+    seen = counted()
+    snaps = [board.snapshot() for board in daemon.boards.values()]
+    assert sum(s.handoffs for s in snaps) >= sum(seen.values()) > 0
+    assert sum(s.handoffs_here for s in snaps) >= seen["here"] > 0
 
 
 def _scrape(port: int | None) -> str:

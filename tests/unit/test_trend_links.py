@@ -94,10 +94,12 @@ def test_funding_is_read_after_the_candle_reaching_the_next_settlement() -> None
     )
     watch = FundingWatch("BTCUSDT", ContractType.USDT_M, source, logger)
     watch.refresh(T0)
+    assert (watch.due(eight - MIN), watch.due(eight)) == (False, True)  # what the reader asks first
     watch.after_candle(eight - MIN)  # before the settlement: no read
     assert (source.reads, watch.rate_for(eight - MIN)) == (1, 0.0001)
     watch.after_candle(eight)  # the candle closing at 08:00: read (fails, the old reading stays)
     assert (source.reads, watch.rate_for(eight)) == (2, 0.0001)
+    assert watch.due(eight + MIN) is False
     watch.after_candle(eight + MIN)  # retried five minutes later, not before
     assert source.reads == 2
     watch.after_candle(eight + 5 * MIN)

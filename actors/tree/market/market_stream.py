@@ -5,7 +5,9 @@ event loop for all of them), a ``KlineSequencer`` and a REST gateway for backfil
 and routes every closed candle exactly once, in order, to the pair actor registered for (symbol, timeframe):
 
 * fast path, on the ws thread: the frame is parsed, the sequencer says DELIVER and the candle is told to
-  the pair actor at once (``router.tell``): one thread hop from the socket to the strategy;
+  the pair actor at once (``router.tell``): one thread hop from the socket to the strategy. With candle
+  hand-offs on, a deciding pair that is idle has the candle decided right here, on the ws thread
+  (``router.run_here``: no thread hop at all), and a busy one is told and waited for;
 * gap (a streamed candle is newer than last + timeframe): the ws thread hands the key over to this actor
   (``KlineReceived``), which fetches the missing closed candles over REST and tells them in order
   (``backfilled=True``) BEFORE the newer one; what the exchange itself lacks is recorded as an unrepaired
@@ -159,7 +161,7 @@ class MarketStream(Actor[MarketStreamInbox]):
         decides, first = self._decides, self._first
         deciding = decides is None or decides(*key)
         turn = CandleTurn() if handoff_s and deciding else None
-        told = False
+        handed = False
         due: list[tuple[Kline, int]] = []
         with self._lock:
             if key not in self._keys:
@@ -173,10 +175,10 @@ class MarketStream(Actor[MarketStreamInbox]):
                 if accepted.verdict is Verdict.GAP:
                     handoff = KlineReceived(kline=kline, received_ns=received_ns, missing=accepted.missing)
                 elif first is None:
-                    told = self._tell_streamed(kline, received_ns, turn)
+                    handed = self._tell_streamed(kline, received_ns, turn)
                 elif deciding:
                     self._tell_held(first.take((key,)))  # held while indicator-only (before a reload)
-                    told = self._tell_streamed(kline, received_ns, turn)
+                    handed = self._tell_streamed(kline, received_ns, turn)
                     due = first.told(kline)  # the close's last deciding candle releases the rest
                 else:
                     admitted = first.admit(kline, received_ns)
@@ -190,10 +192,11 @@ class MarketStream(Actor[MarketStreamInbox]):
             # Hand the GIL to the pair actor just woken, now: otherwise it waits behind the rest of the
             # burst this thread is reading (250 frames at a minute close with 50 pairs × 5 timeframes).
             # With a turn, wait (bounded) until that pair has decided, so candles are decided in arrival
-            # order; without hand-offs, sleep(0) lets it run now unless another woken thread wins the GIL
-            # first. An indicator-only timeframe (no turn while hand-offs are on) runs when the GIL is free.
+            # order (a pair that was idle has decided already, on this thread); without hand-offs,
+            # sleep(0) lets it run now unless another woken thread wins the GIL first. An indicator-only
+            # timeframe (no turn while hand-offs are on) runs when the GIL is free.
             # Measured in bench/live_latency.py: see the README's live-pipeline table.
-            if turn is not None and told:
+            if handed and turn is not None:
                 waited = time.perf_counter_ns()
                 if not turn.wait(handoff_s):
                     self.board.handoff_timeouts += 1
@@ -333,11 +336,18 @@ class MarketStream(Actor[MarketStreamInbox]):
                     self._held.pop(key, None)
 
     def _tell_streamed(self, kline: Kline, received_ns: int, turn: CandleTurn | None = None) -> bool:
-        told = self._router.tell(
-            kline.symbol, kline.timeframe, KlineClosed(kline=kline, received_ns=received_ns, turn=turn)
-        )
+        """Deliver a streamed candle; True when it went to its pair's thread (then ``turn`` is out there).
+
+        With a ``turn`` (hand-offs on, a deciding pair) an idle pair decides it here and now, on this
+        thread; the latency sample is taken before, so it stays frame read → candle delivered."""
+        message = KlineClosed(kline=kline, received_ns=received_ns, turn=turn)
+        symbol, timeframe = kline.symbol, kline.timeframe
         self._latencies.append(time.perf_counter_ns() - received_ns)
-        return told
+        if turn is not None and self._router.run_here(symbol, timeframe, message):
+            self.board.handoffs += 1
+            self.board.handoffs_here += 1
+            return False
+        return self._router.tell(symbol, timeframe, message)
 
     def _tell_held(self, candles: list[tuple[Kline, int]], now_read: int = 0) -> None:
         """Tell candles ``DecidingFirst`` let go, in order; their wait is not the reader's pace, so only the

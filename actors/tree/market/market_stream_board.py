@@ -75,6 +75,8 @@ class MarketStreamStatus:
     """(symbol, timeframe) keys whose candles wait behind a REST repair in the actor right now."""
     handoffs: int = 0
     """Streamed closed candles the reader waited on until their pair had finished them."""
+    handoffs_here: int = 0
+    """Of those, the ones the reader decided itself, on its own thread, their pair being idle."""
     handoff_timeouts: int = 0
     """Of those, the ones it stopped waiting for after ``supervisor.candle_handoff_ms``."""
     handoff_wait_s: float = 0.0
@@ -98,6 +100,8 @@ class MarketStreamBoard:
         self.backfill_failures = 0
         self.handoffs = 0
         """Streamed closed candles the reader waited on until their pair had finished them (or gave up)."""
+        self.handoffs_here = 0
+        """Of those, the ones it decided on its own thread (``Actor.run_here``): no thread switch at all."""
         self.handoff_timeouts = 0
         """Of those, the ones whose pair had not finished within ``handoff_ms`` (slow, restarting, dead)."""
         self.handoff_wait_ns = 0
@@ -142,6 +146,7 @@ class MarketStreamBoard:
             else None,
             held_keys=len(self._held),
             handoffs=self.handoffs,
+            handoffs_here=self.handoffs_here,
             handoff_timeouts=self.handoff_timeouts,
             handoff_wait_s=self.handoff_wait_ns / 1e9,
             candles_held_back=self.candles_held_back,
