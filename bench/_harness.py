@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -182,7 +183,22 @@ class TimedRouter(Router):
         self.backfilled: dict[tuple[int, str], int] = {}
         """(close time, timeframe) → closed candles told from a REST repair."""
 
+        self._noted = threading.local()
+        """Per reader thread, the message ``run_here`` noted and handed back to be told (noted once)."""
+
+    def run_here(self, symbol: str, timeframe: str, message: object) -> bool:
+        self._note(timeframe, message)  # before: the pair's handler, on this thread, reads the stamps
+        handled = super().run_here(symbol, timeframe, message)
+        self._noted.message = None if handled else message
+        return handled
+
     def tell(self, symbol: str, timeframe: str, message: object) -> bool:
+        if message is not getattr(self._noted, "message", None):
+            self._note(timeframe, message)
+        self._noted.message = None
+        return super().tell(symbol, timeframe, message)
+
+    def _note(self, timeframe: str, message: object) -> None:
         if isinstance(message, KlineClosed):
             close = message.kline.open_time_ms + TIMEFRAME_MS[timeframe]
             if message.received_ns:
@@ -194,7 +210,6 @@ class TimedRouter(Router):
                 self.close_of[message.received_ns] = close
             counts = self.streamed if message.received_ns and not message.backfilled else self.backfilled
             counts[close, timeframe] = counts.get((close, timeframe), 0) + 1
-        return super().tell(symbol, timeframe, message)
 
 
 @dataclass(frozen=True, slots=True)
