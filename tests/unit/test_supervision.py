@@ -14,6 +14,7 @@ from typing import Any
 
 import pykka
 import pytest
+from loguru import logger
 
 from nancemakina.actors.ops.systemd import SdNotifier, service_signals
 from nancemakina.actors.runtime.actor import Actor, ChildExited
@@ -678,6 +679,24 @@ def test_shutdown_is_bounded_in_total_and_keeps_time_for_the_shared_children(gat
     tree.root.shutdown(timeout_s=0.6)
     assert time.monotonic() - began < 1.2
     assert tree.journal.stops()[-3:] == ["stop:stream#1", "stop:executor#1", "stop:ledger#1"]
+
+
+def test_groups_still_stopping_at_the_deadline_are_named_in_one_warning(gates) -> None:
+    gate = threading.Event()
+    gates.append(gate)
+    pairs = ("AAA", "BBB", "CCC", "DDD", "EEE", "FFF", "GGG")
+    tree = Tree(pairs=pairs, hang=(gate, 30.0))
+    tree.root.start(timeout_s=WAIT_S)
+    warnings: list[str] = []
+    sink = logger.add(lambda m: warnings.append(m.record["message"]), level="WARNING")
+    try:
+        tree.root.shutdown(timeout_s=0.6)
+    finally:
+        logger.remove(sink)
+    late = [w for w in warnings if "group supervisors did not stop in time" in w]
+    assert late == [
+        "7 of 7 group supervisors did not stop in time (AAA, BBB, CCC, DDD, EEE and 2 more); moving on"
+    ]
 
 
 # ---------------------------------------------------------------- signals
