@@ -419,6 +419,8 @@ class PairTimeframe(Actor[PairTimeframeInbox]):
             if self._priority is not None:
                 self._priority.begin(self.symbol)
             self._executor.tell(SubmitEntry(decision=decision, received_ns=received_ns))
+            if self._priority is not None:  # the entry goes out before this pair's bookkeeping
+                self._priority.step_aside()
         if self._ledger is not None:
             self._ledger.tell(decision)
 
