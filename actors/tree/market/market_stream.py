@@ -96,8 +96,6 @@ class MarketStream(Actor[MarketStreamInbox]):
         together) does not hold the reader behind thousands of candles nobody trades on."""
         self._gate = gate
         self._tap = tap
-        self._step_aside = priority.step_aside if priority is not None else None
-        """After deciding a candle here: an entry it told goes out before this thread reads on."""
         self.contract = contract
         self.board = board or MarketStreamBoard(contract)
         self._router = router
@@ -204,8 +202,6 @@ class MarketStream(Actor[MarketStreamInbox]):
                     self.board.handoff_timeouts += 1
                 self.board.handoff_wait_ns += time.perf_counter_ns() - waited
                 self.board.handoffs += 1
-            elif turn is not None and self._step_aside is not None:  # decided here (or no pair)
-                self._step_aside()
             elif not handoff_s:
                 time.sleep(0)
             if due:  # after the last deciding pair's turn; only this thread starts a repair, so none began
