@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+
 import pykka
 
-from nancemakina.actors.domain.model import ContractType, PortfolioView
+from nancemakina.actors.domain.model import ContractType, Kline, PortfolioView
 from nancemakina.actors.messages import KlineClosed
 from nancemakina.actors.tree.pair_timeframe import PairTimeframe
 from nancemakina.actors.tree.rest_queue import RestQueue
@@ -12,9 +14,23 @@ from tests.unit.test_pair_resume import PARAMS, Ledger, Source, series
 from tests.waiting import wait_until
 
 
+class GatedSource(Source):
+    """The pair's history read waits for ``go``: the test sees the pair before it is warm, every time."""
+
+    def __init__(self, klines: list[Kline], now: int) -> None:
+        super().__init__(klines, now)
+        self.go = threading.Event()
+
+    def recent_closed_klines(
+        self, symbol: str, contract: ContractType, interval: str, count: int
+    ) -> list[Kline]:
+        assert self.go.wait(5), "the test never let the history read through"
+        return super().recent_closed_klines(symbol, contract, interval, count)
+
+
 def test_a_warm_pair_decides_the_next_candle_here_and_a_gap_on_its_own_thread() -> None:
     klines = series(300)
-    source = Source(klines, 100)
+    source = GatedSource(klines, 100)
     rest = RestQueue([source])
     rest.start()
     ledger = Ledger()
@@ -25,6 +41,8 @@ def test_a_warm_pair_decides_the_next_candle_here_and_a_gap_on_its_own_thread() 
     try:
         actor = pair._actor_weakref()  # the reader's side of the router, without a market stream
         assert actor.takes_here(KlineClosed(kline=klines[100])) is False  # not warm before its history
+        assert actor.run_here(KlineClosed(kline=klines[100])) is False
+        source.go.set()
         wait_until(lambda: actor.status().warm, 5, "the pair warm")
         fed: list[int] = []
         for k in klines[100:250]:
