@@ -192,6 +192,7 @@ class SupervisorSettings(Section):
 class ExecutionSettings(Section):
     stop_placement_retries: NonNegInt = 3
     reconcile_interval_s: Positive = 30.0
+    flat_close_grace_s: NonNeg = 2.0
     on_unprotected_position: Literal["repair", "flatten"] = "repair"
     on_unknown_position: Literal["adopt", "flatten"] = "adopt"
     order_timeout_s: Positive = 10.0

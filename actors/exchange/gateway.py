@@ -27,6 +27,7 @@ from .order_rate import OrderBudget
 from .parse import (
     MalformedPayload,
     order_rate_limits,
+    parse_account_trade,
     parse_balance,
     parse_order,
     parse_position,
@@ -37,7 +38,7 @@ from .parse import (
 from .ratelimit import WeightBudget
 from .server_clock import ServerClock
 from .transport import GatewayCounters, Transport, endpoint, server_time_of, sim_clock_of
-from .types import Balance, OrderResult, PositionInfo, Side, SymbolSettings
+from .types import AccountTrade, Balance, OrderResult, PositionInfo, Side, SymbolSettings
 
 _MARGIN_TYPES = frozenset({"ISOLATED", "CROSSED"})
 _W_ACCOUNT = 5
@@ -304,6 +305,17 @@ class BinanceGateway(AlgoOrders):
         name = endpoint("GET", contract, "balance", 3 if contract is ContractType.USDT_M else 1)
         rows = rows_of(self._t.call(name, _W_ACCOUNT, fn, signed=True), "balance")
         return {b.asset: b for b in (parse_balance(r) for r in rows)}
+
+    def account_trades(self, symbol: str, contract: ContractType, *, start_ms: int) -> list[AccountTrade]:
+        """The account's fills of ``symbol`` from ``start_ms`` on, oldest first (``userTrades``: at most
+        1,000, and at most seven days after ``start_ms``). Weight 5 (USDⓈ-M) or 20 (COIN-M, by symbol)."""
+        fn = pick(contract, self._c.futures_account_trades, self._c.futures_coin_account_trades)
+        name = endpoint("GET", contract, "userTrades")
+        weight = 5 if contract is ContractType.USDT_M else 20
+        body = self._t.call(
+            name, weight, lambda: fn(symbol=symbol, startTime=start_ms, limit=1000), signed=True
+        )
+        return sorted(map(parse_account_trade, rows_of(body, "userTrades")), key=lambda t: t.time_ms)
 
     # --- user-data stream keys -------------------------------------------------------------------------
 

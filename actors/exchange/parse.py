@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from ..domain.funding import FundingReading
 from ..domain.model import TIMEFRAME_MS, ContractType, Kline
 from .types import (
+    AccountTrade,
     AccountUpdate,
     AlgoOrderResult,
     AlgoStatus,
@@ -193,6 +194,22 @@ def parse_position(raw: Any, contract_type: ContractType) -> PositionInfo:
         unrealized_pnl=f.number("unRealizedProfit", "0"),
         leverage=f.integer("leverage", 0),
         margin_type=_margin_type(f),
+    )
+
+
+def parse_account_trade(raw: Any) -> AccountTrade:
+    """A ``userTrades`` row (USDⓈ-M and COIN-M alike); prices and money kept as the venue wrote them."""
+    f = _Fields(raw, "account trade")
+    return AccountTrade(
+        symbol=f.text("symbol"),
+        order_id=f.integer("orderId"),
+        side=f.enum("side", Side),
+        price=f.decimal("price"),
+        qty=f.decimal("qty"),
+        realized_pnl=f.decimal("realizedPnl"),
+        commission=f.decimal("commission"),
+        commission_asset=f.text("commissionAsset"),
+        time_ms=f.integer("time"),
     )
 
 

@@ -105,6 +105,21 @@ class PositionInfo:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AccountTrade:
+    """One fill of the account (a ``userTrades`` row): how a position was closed when no stream said."""
+
+    symbol: str
+    order_id: int
+    side: Side
+    price: Decimal
+    qty: Decimal
+    realized_pnl: Decimal
+    commission: Decimal
+    commission_asset: str
+    time_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SymbolSettings:
     """The account's margin type and leverage on one symbol (``symbolConfig``; COIN-M: ``positionRisk``)."""
 

@@ -10,7 +10,7 @@ import pytest
 from nancemakina.actors.config import ExecutionSettings
 from nancemakina.actors.domain.model import ContractType, Direction, Leg, client_order_id
 from nancemakina.actors.exchange.types import ProtectiveKind, Side
-from nancemakina.actors.messages import Alert, PositionOpened, Reconcile
+from nancemakina.actors.messages import Alert, PositionClosed, PositionOpened, Reconcile
 from nancemakina.actors.tree.ledger.ledger_snapshots import LedgerSnapshots
 from nancemakina.actors.tree.ledger.position_ledger import PositionLedger
 from tests.integration.gateway_support import NOW_MS, make_gateway, start_exchange
@@ -85,3 +85,56 @@ def test_killed_ledger_restarts_reconciled_and_repairs_a_stop_lost_meanwhile(exc
     assert [s.client_algo_id for s in stops] == [client_order_id("BTCUSDT", SIGNAL, Leg.STOP) + "-r1"]
     assert stops[0].trigger_price == Decimal(str(view.stop_loss))
     assert third_snapshots.counters()["repairs"] == 1
+
+
+@pytest.fixture
+def slipping_exchange():
+    ex = start_exchange(slippage_pct=0.5)  # every market fill 0.5 % worse: a round trip loses money
+    yield ex
+    pykka.ActorRegistry.stop_all()
+    ex.stop()
+
+
+def test_a_position_closed_while_no_ledger_watched_is_booked_from_the_account_fills(
+    slipping_exchange, tmp_path
+):
+    """The exchange closed it in two fills that no user stream told: the restarted ledger reads them
+    (``userTrades`` through python-binance) and books the trade's exit price and PnL as the exchange did."""
+    gateway = make_gateway(slipping_exchange, timeout_s=5.0)
+    path = tmp_path / "ledger.sqlite3"
+    closed: list[PositionClosed] = []
+
+    def start(snapshots: LedgerSnapshots) -> pykka.ActorRef[PositionLedger]:
+        ref = PositionLedger.start(
+            store_path=path, gateways={USDT: gateway}, execution=ExecutionSettings(reconcile_interval_s=3600.0),
+            publish_portfolio=lambda _view: None, alert=lambda _alert: None,
+            listeners=lambda e: closed.append(e) if isinstance(e, PositionClosed) else None,
+            contracts={"BTCUSDT": USDT}, snapshots=snapshots, clock_ms=lambda: gateway.server_time_ms(USDT),
+        )  # fmt: skip
+        ref.ask(Reconcile(reason="test"), timeout=10)
+        return ref
+
+    first = start(LedgerSnapshots())
+    opened = open_protected(gateway)
+    first.ask(opened, timeout=10)
+    first.stop(timeout=10)
+    for i, qty in enumerate(("0.004", "0.006")):  # closed by hand on the exchange, while no ledger runs
+        gateway.market_order("BTCUSDT", USDT, Side.SELL, Decimal(qty), f"by-hand-{i}", reduce_only=True)
+    fills = [f for f in gateway.account_trades("BTCUSDT", USDT, start_ms=0) if f.side is Side.SELL]
+    assert [f.qty for f in fills] == [Decimal("0.004"), Decimal("0.006")]
+
+    second_snapshots = LedgerSnapshots()
+    second = start(second_snapshots)
+    [trade] = closed
+    exit_price = sum((f.price * f.qty for f in fills), Decimal(0)) / Decimal("0.010")
+    pnl = sum((f.realized_pnl for f in fills), Decimal(0))
+    assert pnl < 0
+    assert (trade.reason, trade.exit_price, trade.realized_pnl) == (
+        "reconciled_flat",
+        float(exit_price),
+        float(pnl),
+    )
+    assert trade.closed_at_ms == fills[-1].time_ms
+    assert second_snapshots.money().realized_pnl == {("BTCUSDT", "USDT"): pnl}
+    assert gateway.open_algo_orders(USDT) == []  # its stop and take-profit went with it
+    second.stop(timeout=10)

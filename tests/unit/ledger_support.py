@@ -15,6 +15,7 @@ from nancemakina.actors.config import ExecutionSettings
 from nancemakina.actors.domain.model import ContractType, Direction, Leg, PortfolioView, client_order_id
 from nancemakina.actors.exchange.errors import Rejected, TransientError
 from nancemakina.actors.exchange.types import (
+    AccountTrade,
     AccountUpdate,
     AlgoOrderResult,
     AlgoStatus,
@@ -48,6 +49,8 @@ class FakeExchange:
         self.failures: dict[str, list[Exception]] = {}
         self.mark = 100.0
         self._next_id = 1
+        self.fills: list[AccountTrade] = []
+        """The account's fills, as ``userTrades`` answers them."""
 
     def fail(self, method: str, *errors: Exception) -> None:
         self.failures.setdefault(method, []).extend(errors)
@@ -134,6 +137,23 @@ class FakeExchange:
                 return False
         self.finish_algo(client_algo_id, AlgoStatus.CANCELED)
         return True
+
+    def add_fill(
+        self, side: Side, qty: str, price: str, pnl: str, *, at: int, symbol: str = "BTCUSDT"
+    ) -> None:
+        with self._lock:
+            self._next_id += 1
+            self.fills.append(
+                AccountTrade(
+                    symbol=symbol, order_id=self._next_id, side=side, price=Decimal(price), qty=Decimal(qty),
+                    realized_pnl=Decimal(pnl), commission=Decimal("0.01"), commission_asset="USDT", time_ms=at,
+                )
+            )  # fmt: skip
+
+    def account_trades(self, symbol: str, contract: ContractType, *, start_ms: int) -> list[AccountTrade]:
+        with self._lock:
+            self._enter("account_trades", f"{symbol}:{start_ms}")
+            return [f for f in self.fills if f.symbol == symbol and f.time_ms >= start_ms]
 
     def market_order(self, symbol, contract, side, qty, client_order_id, *, reduce_only=False) -> OrderResult:
         with self._lock:

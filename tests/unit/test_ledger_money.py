@@ -3,6 +3,7 @@ metrics, and the true exit reason of a trade a reconciliation closed before its 
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from nancemakina.actors.domain.model import Direction, Leg
 from nancemakina.actors.exchange.types import Side
 from nancemakina.actors.messages import OrderFilled, OrderStateChanged, PositionClosed, Reconcile
-from tests.unit.ledger_support import Harness, cid, fill, flat, opened, protected
+from tests.unit.ledger_support import OPENED, Harness, cid, fill, flat, opened, protected
 
 
 @pytest.fixture
@@ -59,7 +60,11 @@ def test_a_trades_fees_are_its_commissions_and_the_totals_follow(h: Harness) -> 
     assert h.reader().trades()[0].fees == Decimal("0.02")
 
 
-def test_a_fill_after_a_reconciliation_found_the_symbol_flat_gives_the_true_exit(h: Harness) -> None:
+@pytest.mark.parametrize("reduce_only", [True, False])  # False: a closePosition stop's order may say so
+def test_a_fill_after_a_reconciliation_found_the_symbol_flat_gives_the_true_exit(
+    tmp_path, reduce_only
+) -> None:
+    h = Harness(tmp_path, flat_close_grace_s=0).start()  # no grace: the reconciliation closes it at once
     protected(h.exchange)
     h.send(opened())
     h.exchange.finish_algo(cid(Leg.STOP))
@@ -67,10 +72,88 @@ def test_a_fill_after_a_reconciliation_found_the_symbol_flat_gives_the_true_exit
     h.send(Reconcile(reason="periodic"))  # the stop filled on the exchange; its fill is still on its way
     [guessed] = h.events.of(PositionClosed)
     assert (guessed.reason, guessed.exit_price) == ("reconciled_flat", None)
-    h.send(fill(cid(Leg.STOP), Side.SELL, cum="0.010", price=95.0, rp=-0.05))
+    h.send(fill(cid(Leg.STOP), Side.SELL, cum="0.010", price=95.0, rp=-0.05, reduce_only=reduce_only))
     trade = h.reader().trades()[0]
     assert (trade.close_reason, trade.exit_price, trade.realized_pnl) == ("stop_loss", 95.0, -0.05)
     assert h.snapshots.money().closed == {("BTCUSDT", "stop_loss"): 1}
+    h.stop()
+
+
+def test_a_fill_on_its_way_while_the_exchange_shows_flat_closes_the_trade_itself(h: Harness) -> None:
+    protected(h.exchange)
+    h.send(opened())
+    h.exchange.finish_algo(cid(Leg.TAKE_PROFIT))
+    h.exchange.set_position("BTCUSDT", "0")
+    h.send(Reconcile(reason="periodic"))  # the take-profit filled; its fill is still on the user stream
+    assert h.events.of(PositionClosed) == []
+    assert [p.symbol for p in h.snapshots.positions()] == ["BTCUSDT"]  # held until the fill or the grace
+    assert h.exchange.called("cancel_algo_order") == []  # the stop is left for the close to cancel
+    assert h.snapshots.discrepancies() == {}
+    h.send(fill(cid(Leg.TAKE_PROFIT), Side.SELL, cum="0.010", price=115.0, rp=0.15))
+    [closed] = h.events.of(PositionClosed)
+    assert (closed.reason, closed.exit_price, closed.realized_pnl) == ("take_profit", 115.0, 0.15)
+    assert h.exchange.called("cancel_algo_order") == [cid(Leg.STOP)]
+    h.send(Reconcile(reason="unsettled"))
+    assert h.events.of(PositionClosed) == [closed]
+    assert h.snapshots.discrepancies() == {}
+    assert len(h.reader().events(kind="flat_awaiting_fill")) == 1
+
+
+def test_a_flat_position_whose_fill_never_comes_is_closed_after_the_grace(tmp_path) -> None:
+    h = Harness(tmp_path, flat_close_grace_s=0.05).start()
+    protected(h.exchange)
+    h.send(opened())
+    h.exchange.set_position("BTCUSDT", "0")
+    h.send(Reconcile(reason="periodic"))
+    assert h.events.of(PositionClosed) == []
+    time.sleep(0.06)
+    h.send(Reconcile(reason="unsettled"))
+    [closed] = h.events.of(PositionClosed)
+    assert (closed.reason, closed.exit_price, closed.realized_pnl) == ("reconciled_flat", None, None)
+    assert h.snapshots.discrepancies() == {"flat_on_exchange": 1, "orphan_algo_order": 2}  # stop, take-profit
+    h.stop()
+
+
+def test_a_flat_position_closed_while_the_bot_was_away_takes_its_exit_from_the_account_fills(
+    tmp_path,
+) -> None:
+    first = Harness(tmp_path).start()
+    protected(first.exchange)
+    first.send(opened())
+    first.stop()
+    # While the bot was down the stop fired in two fills, and the account says so (userTrades).
+    exchange = first.exchange
+    exchange.add_fill(Side.BUY, "0.010", "100", "0", at=OPENED - 1)  # the entry, before the position opened
+    exchange.add_fill(Side.SELL, "0.004", "95.1", "-0.0196", at=OPENED + 60_000)
+    exchange.add_fill(Side.SELL, "0.006", "94.9", "-0.0306", at=OPENED + 60_001)
+    exchange.add_fill(Side.SELL, "0.003", "90", "0", at=OPENED + 900_000)  # a later trade's: not this one's
+    exchange.set_position("BTCUSDT", "0")
+    exchange.finish_algo(cid(Leg.STOP))
+    again = Harness(tmp_path, exchange=exchange).start()
+    [closed] = again.events.of(PositionClosed)
+    assert (closed.reason, closed.closed_at_ms) == ("reconciled_flat", OPENED + 60_001)
+    assert (closed.exit_price, closed.realized_pnl) == (94.98, -0.0502)  # 0.9498 / 0.010, exactly
+    assert closed.fees == Decimal("0.02")  # its two closing fills (the fake books no entry commission)
+    assert exchange.called("account_trades") == [f"BTCUSDT:{OPENED}"]
+    trade = again.reader().trades()[0]
+    assert (trade.exit_price, trade.realized_pnl) == (94.98, -0.0502)
+    assert again.snapshots.money().realized_pnl == {("BTCUSDT", "USDT"): Decimal("-0.0502")}
+    again.stop()
+
+
+def test_fills_that_do_not_account_for_the_position_settle_nothing(tmp_path) -> None:
+    first = Harness(tmp_path).start()
+    protected(first.exchange)
+    first.send(opened())
+    first.stop()
+    exchange = first.exchange
+    exchange.add_fill(Side.SELL, "0.004", "95.1", "-0.0196", at=OPENED + 60_000)  # the rest is not there
+    exchange.set_position("BTCUSDT", "0")
+    again = Harness(tmp_path, exchange=exchange).start()
+    [closed] = again.events.of(PositionClosed)
+    assert (closed.reason, closed.exit_price, closed.realized_pnl) == ("reconciled_flat", None, None)
+    assert [e.kind for e in again.reader().events(kind="exit_unknown")] == ["exit_unknown"]
+    again.stop()
 
 
 def test_the_totals_kept_along_equal_the_ones_read_back_at_a_restart(tmp_path, h: Harness) -> None:

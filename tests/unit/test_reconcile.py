@@ -95,6 +95,25 @@ def test_flat_on_exchange_closes_the_ledger_and_cancels_our_leftovers():
     )
 
 
+def test_a_flat_symbol_not_yet_closable_awaits_its_fill_and_keeps_its_orders():
+    p = plan(
+        [held(), held("ETHUSDT")],
+        [],
+        [
+            algo("nm-BTCUSDT-1000-T", ProtectiveKind.TAKE_PROFIT_MARKET),
+            algo("nm-ETHUSDT-1000-S", symbol="ETHUSDT"),
+        ],
+        may_close_flat=lambda symbol: symbol == "ETHUSDT",  # ETH has waited long enough, BTC has not
+    )
+    assert p.awaiting == ("BTCUSDT",)
+    assert kinds(p) == ["flat_on_exchange", "orphan_algo_order"]
+    assert [d.symbol for d in p.discrepancies] == ["ETHUSDT", "ETHUSDT"]
+    assert p.actions == (
+        CloseInLedger(symbol="ETHUSDT", reason="reconciled_flat"),
+        CancelAlgo(symbol="ETHUSDT", contract_type=USDT, client_algo_id="nm-ETHUSDT-1000-S"),
+    )
+
+
 def test_unknown_position_with_a_stop_is_adopted_with_its_levels():
     p = plan([], [live("ETHUSDT", "-2")], [algo("x", side=Side.BUY, symbol="ETHUSDT", trigger="2600")])
     assert kinds(p) == ["unknown_position"]

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from ...domain.model import ContractType
 from ...exchange.types import (
+    AccountTrade,
     AlgoOrderResult,
     OrderPlacement,
     OrderResult,
@@ -29,6 +30,7 @@ class LedgerGateway(OrderPlacement, Protocol):
     ) -> list[AlgoOrderResult]: ...
     def open_orders(self, contract: ContractType, symbol: str | None = None) -> list[OrderResult]: ...
     def cancel_algo_order(self, symbol: str, contract: ContractType, *, client_algo_id: str) -> bool: ...
+    def account_trades(self, symbol: str, contract: ContractType, *, start_ms: int) -> list[AccountTrade]: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -284,7 +284,9 @@ class PositionLedger(Actor[PositionLedgerInbox]):
             held is not None and parsed is not None and held.signal_open_time_ms not in {parsed[1], None}
         )
         if held is None or (earlier and parsed is not None and parsed[2] is not Leg.ENTRY):
-            if u.reduce_only:  # a late fill of a closed trade (held: the symbol's next one)
+            if u.reduce_only or (parsed is not None and parsed[2] is not Leg.ENTRY):
+                # a late fill of a closed trade (held: the symbol's next one); our exit legs count even if
+                # the venue does not mark the order reduce-only (a closePosition stop's triggered order)
                 self._trades.amend_last_close(u.symbol, u.event_time_ms)
             return
         if exit_fill:

@@ -12,7 +12,9 @@ Rules, per symbol (one contract type at a time):
   take-profit, and place whichever of them the exchange lacks;
 - exchange position unknown to the ledger → ``unknown_position``: adopt it (its stop level taken from an
   open STOP_MARKET, ours or anyone's) or flatten it, per ``on_unknown_position``;
-- ledger open but exchange flat → ``flat_on_exchange``: close the ledger row (``reconciled_flat``);
+- ledger open but exchange flat → ``flat_on_exchange``: close the ledger row (``reconciled_flat``), once
+  ``may_close_flat`` allows; until then the symbol is *awaiting* its closing fill (the user stream may still
+  carry it, and the fill books the close with its price and PnL), and its algo orders are left alone;
 - ledger and exchange disagree on the side → ``direction_mismatch``: close the ledger row, then treat the
   exchange position as unknown;
 - quantities differ → ``quantity_mismatch``: adopt the exchange's quantity;
@@ -128,6 +130,9 @@ class ReconcilePlan:
 
     discrepancies: tuple[Discrepancy, ...] = ()
     actions: tuple[Action, ...] = ()
+    awaiting: tuple[str, ...] = ()
+    """Symbols the ledger holds and the exchange shows flat, not closed yet: their closing fill may be on
+    its way (``may_close_flat`` said no)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -326,6 +331,7 @@ def plan_reconciliation(
     in_flight: Collection[str] = (),
     now_ms: int,
     intent_of: Callable[[str], EntryIntent | None] = lambda _symbol: None,
+    may_close_flat: Callable[[str], bool] = lambda _symbol: True,
 ) -> ReconcilePlan:
     """Compare the ledger's open positions of ``view.contract_type`` with the exchange (module docstring).
 
@@ -333,7 +339,8 @@ def plan_reconciliation(
     a flatten never reuses one. Symbols in ``in_flight`` (an entry the executor has not reported opened
     yet, whose stop may still be on its way) are left alone. ``now_ms`` stands in for the signal time in
     the ids of positions that have none. ``intent_of`` names the entry of ours a position the ledger does
-    not hold may come from.
+    not hold may come from. ``may_close_flat`` says whether a held symbol the exchange shows flat may be
+    closed in the ledger now, or waits for its closing fill (``ReconcilePlan.awaiting``).
     """
     planner = _Planner(view=view, policy=policy, is_used=is_used, now_ms=now_ms, intent_of=intent_of)
     held = {
@@ -342,10 +349,14 @@ def plan_reconciliation(
         if p.contract_type is view.contract_type and p.symbol not in in_flight
     }
     live = {p.symbol: p for p in view.positions if p.amount != 0 and p.symbol not in in_flight}
+    awaiting: list[str] = []
     for symbol in sorted(held.keys() | live.keys()):
         record, pos = held.get(symbol), live.get(symbol)
         if pos is None:
             assert record is not None  # the symbol came from one of the two maps
+            if not may_close_flat(symbol):
+                awaiting.append(symbol)
+                continue
             planner.found("flat_on_exchange", symbol, f"ledger holds {record.direction} {record.qty}")
             planner.actions.append(CloseInLedger(symbol=symbol, reason="reconciled_flat"))
             continue
@@ -359,7 +370,7 @@ def plan_reconciliation(
             planner.unknown(pos, direction, qty)
         else:
             planner.known(record, pos, direction, qty)
-    for algo in _orphans(view.open_algo_orders, live.keys() | set(in_flight)):
+    for algo in _orphans(view.open_algo_orders, live.keys() | set(in_flight) | set(awaiting)):
         planner.found(
             "orphan_algo_order", algo.symbol, f"{algo.kind} {algo.client_algo_id} without a position"
         )
@@ -368,7 +379,9 @@ def plan_reconciliation(
                 symbol=algo.symbol, contract_type=view.contract_type, client_algo_id=algo.client_algo_id
             )
         )
-    return ReconcilePlan(discrepancies=tuple(planner.discrepancies), actions=tuple(planner.actions))
+    return ReconcilePlan(
+        discrepancies=tuple(planner.discrepancies), actions=tuple(planner.actions), awaiting=tuple(awaiting)
+    )
 
 
 def _orphans(algos: Sequence[AlgoOrderResult], with_position: Collection[str]) -> list[AlgoOrderResult]:

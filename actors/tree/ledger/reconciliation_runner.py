@@ -16,6 +16,15 @@ have orders the ledger has not seen end (1 weight a symbol and list). So a stret
 stream, when every close is learnt here, cannot spend the minute's request weight and leave the ledger
 blind until the next minute.
 
+A position the ledger holds and the exchange shows flat is closed in the ledger only once it has been flat
+for ``execution.flat_close_grace_s`` (at start-up at once: nothing is in flight then). Its closing fill (a
+stop or take-profit that fired, a close of ours) may still be on the user stream, and booked from that fill
+the close has its true reason, exit price and PnL; closed on the reconciliation's word it has neither, until
+a late fill amends it. Meanwhile the symbol is unsettled (the next run comes a second later) and its algo
+orders are left for the close to cancel. A position closed on the reconciliation's word takes its exit from
+the account's fills (``userTrades``, :mod:`.flat_settlement`): its exit price, realised PnL and commissions
+as the exchange booked them, or unknown when they cannot be read or do not add up to it.
+
 Each run says what it settled (``ReconcileOutcome``): the symbols the exchange holds, whether it covered
 every contract, and whether anything is left to do (a naked position, a failed action, a flatten whose
 close the ledger has not seen yet), in which case the ledger runs the next one soon. Entries of ours whose
@@ -39,6 +48,7 @@ from ...exchange.parse import MalformedPayload
 from ...exchange.types import OrderStatus, PositionInfo, ProtectiveKind
 from ...messages import Alert
 from .entry_intents import EntryIntents
+from .flat_settlement import Settlement, fills_start_ms, settle_flat
 from .ledger_records import PositionRecord
 from .ledger_snapshots import LedgerGateway, LedgerSnapshots
 from .ledger_trades import LedgerTrades
@@ -107,6 +117,8 @@ class ReconciliationRunner:
         self._deferred_since: float | None = None
         """When reconciliations began to be deferred for want of weight (None: the last one completed)."""
         self._deferred_warned = False
+        self._flat_since: dict[str, float] = {}
+        """Held symbols the exchange showed flat, since ``monotonic()`` (see the module docstring)."""
         self._snapshots = snapshots
         self._alert = alert
         self._margin_assets = margin_assets
@@ -130,6 +142,13 @@ class ReconciliationRunner:
         """
         complete, unsettled = True, False
         live: set[str] = set()
+        now = self._monotonic()
+        grace = 0.0 if reason == "startup" else self._execution.flat_close_grace_s
+
+        def may_close_flat(symbol: str) -> bool:
+            since = self._flat_since.get(symbol)
+            return grace <= 0 or (since is not None and now - since >= grace)
+
         for contract, gateway in self._gateways.items():
             try:
                 view = self._read(contract, gateway, full=full)
@@ -149,7 +168,9 @@ class ReconciliationRunner:
             plan = plan_reconciliation(
                 self._trades.positions(), view, self._policy, is_used=self._trades.is_used,
                 in_flight=in_flight, now_ms=self._clock_ms(), intent_of=self._intents.of,
+                may_close_flat=may_close_flat,
             )  # fmt: skip
+            unsettled |= self._await_fills(reason, plan.awaiting, now, grace)
             for d in plan.discrepancies:
                 self._log.warning(f"reconcile ({reason}): {d.kind} {d.symbol}: {d.detail}")
                 self._trades.event(d.kind, d.symbol, d.detail)
@@ -168,6 +189,8 @@ class ReconciliationRunner:
                     self._trades.event(
                         "reconcile_action_failed", action.symbol, f"{type(action).__name__}: {exc}"
                     )
+        held = {p.symbol for p in self._trades.positions()}  # booked closed, or open again: no longer awaited
+        self._flat_since = {s: t for s, t in self._flat_since.items() if s in held and s not in live}
         if complete:
             for symbol in sorted(set(doubtful) - live - set(in_flight)):
                 void = self._intents.void(symbol)
@@ -178,6 +201,18 @@ class ReconciliationRunner:
             self._deferred_since = None
             self._snapshots.reconciled.set()
         return ReconcileOutcome(complete=complete, live=frozenset(live), unsettled=unsettled or not complete)
+
+    def _await_fills(self, reason: str, awaiting: tuple[str, ...], now: float, grace: float) -> bool:
+        """Note the held symbols first seen flat; True while any is awaited (run again soon)."""
+        for symbol in awaiting:
+            if symbol not in self._flat_since:
+                self._flat_since[symbol] = now
+                detail = (
+                    f"flat on the exchange; its closing fill has {grace:g} s to arrive before it is closed"
+                )
+                self._log.info(f"reconcile ({reason}): {symbol}: {detail}")
+                self._trades.event("flat_awaiting_fill", symbol, detail)
+        return bool(awaiting)
 
     def _defer(self, reason: str, contract: ContractType, exc: BudgetSpent) -> None:
         """The minute's weight is spent (a warm-up's bulk reads fill most of it): the reads wait for the next
@@ -249,7 +284,8 @@ class ReconciliationRunner:
         """Carry one action out; True when it leaves something to check soon (a position closing)."""
         now = self._clock_ms()
         if isinstance(action, CloseInLedger):
-            self._trades.close(action.symbol, action.reason, at_ms=now)
+            settlement = self._settlement(action.symbol) if action.reason == "reconciled_flat" else None
+            self._trades.close(action.symbol, action.reason, at_ms=now, settlement=settlement)
         elif isinstance(action, AdoptPosition):
             adopted = PositionRecord(
                 symbol=action.symbol, direction=action.direction, qty=action.qty,
@@ -268,6 +304,32 @@ class ReconciliationRunner:
         else:
             self._trades.cancel_algo(action.symbol, action.contract_type, action.client_algo_id)
         return False
+
+    def _settlement(self, symbol: str) -> Settlement | None:
+        """How the flat position of ``symbol`` was closed, from the account's fills (``flat_settlement``);
+        None when the ledger heard a closing fill itself, or the fills cannot be read or do not add up."""
+        held = self._trades.held(symbol)
+        if held is None or self._trades.heard_exit(held):
+            return None
+        start = fills_start_ms(held, self._clock_ms())
+        try:
+            fills = self._gateways[held.contract_type].account_trades(
+                symbol, held.contract_type, start_ms=start
+            )
+        except (ExchangeError, MalformedPayload) as exc:
+            self._log.warning(f"{symbol}: its fills could not be read, so its exit stays unknown: {exc}")
+            self._trades.event("exit_unknown", symbol, f"userTrades: {exc}")
+            return None
+        settlement = settle_flat(held, fills)
+        if settlement is None:
+            detail = f"{len(fills)} fills since {start} do not account for {held.direction} {held.qty}"
+            self._log.warning(f"{symbol}: {detail}, so its exit stays unknown")
+            self._trades.event("exit_unknown", symbol, detail)
+        else:
+            self._trades.event(
+                "exit_from_fills", symbol, f"{settlement.fills} fills @ {settlement.exit_price}"
+            )
+        return settlement
 
     def _place_stop(self, a: PlaceStop) -> bool:
         """Place the missing stop (or take-profit); a stop the exchange refuses → flatten. True while the
