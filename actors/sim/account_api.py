@@ -9,6 +9,7 @@ Brackets: ``brackets``. ADL quantiles are 0: no other traders exist. History win
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ..domain.model import ContractType
@@ -174,6 +175,11 @@ async def user_trades(v: SimExchange, r: Request) -> Any:
     return [wire.trade_json(v.book.specs[f.symbol], f) for f in chosen]
 
 
+def coin_trades_weight(p: Mapping[str, str]) -> int:
+    """COIN-M ``userTrades``: 20 by symbol, 40 by pair (USDⓈ-M: 5)."""
+    return 40 if "pair" in p and "symbol" not in p else 20
+
+
 async def income(v: SimExchange, r: Request) -> Any:
     p = r.params
     symbol = _symbol(v, r)
@@ -216,7 +222,6 @@ ENDPOINTS: list[tuple[str, str, Any, str, Any, bool]] = [
     ("GET", "/v1/leverageBracket", leverage_bracket, SIGNED, 1, False),
     ("GET", "/v1/commissionRate", commission_rate, SIGNED, 20, False),
     ("GET", "/v1/adlQuantile", adl_quantile, SIGNED, 5, False),
-    ("GET", "/v1/userTrades", user_trades, SIGNED, 5, False),
     ("GET", "/v1/income", income, SIGNED, 30, False),
     ("POST", "/v1/listenKey", new_listen_key, KEY, 1, False),
     ("PUT", "/v1/listenKey", keepalive_listen_key, KEY, 1, False),

@@ -92,8 +92,11 @@ def routes() -> list[tuple[ContractType | None, Route]]:
         signed = [*trading.ENDPOINTS, *algo_api.ENDPOINTS, *account_api.ENDPOINTS]
         if ctype is ContractType.USDT_M:
             signed.append(("GET", "/v1/symbolConfig", account_api.symbol_config, SIGNED, 5, False))
+            signed.append(("GET", "/v1/userTrades", account_api.user_trades, SIGNED, 5, False))
         else:
             signed.append(("GET", "/v2/leverageBracket", account_api.leverage_bracket, SIGNED, 1, False))
+            trades_weight = account_api.coin_trades_weight
+            signed.append(("GET", "/v1/userTrades", account_api.user_trades, SIGNED, trades_weight, False))
         for method, path, handler, security, weight, order in signed:
             add(method, path, handler, security, _w(weight) if isinstance(weight, int) else weight, order)
     return table

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from nancemakina.actors.domain.model import ContractType
+from nancemakina.actors.sim import rest
 from nancemakina.actors.sim.clock import Pacers
 from nancemakina.actors.sim.config import SimConfig
 from nancemakina.actors.sim.errors import SimError
@@ -134,3 +135,15 @@ def test_weight_window_and_klines_weights():
 def test_config_rejects_non_loopback():
     with pytest.raises(ValueError, match="loopback"):
         SimConfig(host="0.0.0.0")
+
+
+def test_user_trades_weigh_what_binance_charges_per_market() -> None:
+    """USDⓈ-M 5; COIN-M 20 by symbol and 40 by pair (Account Trade List, both markets' docs)."""
+    weights = {
+        (ctype, route.path): route.weight
+        for ctype, route in rest.routes()
+        if route.path.endswith("/userTrades")
+    }
+    assert weights[(ContractType.USDT_M, "/fapi/v1/userTrades")]({"symbol": "BTCUSDT"}) == 5
+    coin = weights[(ContractType.COIN_M, "/dapi/v1/userTrades")]
+    assert (coin({"symbol": "BTCUSD_PERP"}), coin({"pair": "BTCUSD"})) == (20, 40)
