@@ -161,7 +161,13 @@ class FakeExchange:
             pos = self.positions_by_symbol.get(symbol)
             signed = qty if side is Side.BUY else -qty
             amount = (pos.amount if pos else Decimal(0)) + signed
+            held = pos.amount if pos else Decimal(0)
+            entry = Decimal(repr(pos.entry_price)) if pos else Decimal(0)
+            mark = Decimal(repr(self.mark))
+            closing = min(qty, abs(held)) if held and (held > 0) != (side is Side.BUY) else Decimal(0)
+            pnl = (mark - entry) * closing * (1 if held > 0 else -1)
         self.set_position(symbol, str(amount))
+        self.add_fill(side, str(qty), str(mark), str(pnl), at=OPENED + 1, symbol=symbol)
         return OrderResult(
             symbol=symbol, contract_type=contract, order_id=self._next_id, client_order_id=client_order_id,
             side=side, status=OrderStatus.FILLED, orig_qty=qty, executed_qty=qty, avg_price=self.mark,

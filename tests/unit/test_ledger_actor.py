@@ -320,8 +320,10 @@ def test_an_unconfirmed_entry_the_exchange_never_saw_is_void_and_frees_the_slot(
 
 
 def test_a_flatten_by_reconciliation_stores_the_pnl_its_fill_reports(h):
-    """Hole 6: ``flattened_unprotected`` closes with the exit price at once and the PnL when its fill comes."""
+    """Hole 6: ``flattened_unprotected`` closes with the exit price at once and the PnL its fill reports: read
+    from the account's fills right away (the user stream may be down), and the stream's fill agrees."""
     h.exchange.set_position("BTCUSDT", "0.010")
+    h.exchange.mark = 100.5
     h.send(opened())  # the ledger holds it; the exchange has no stop for it
     h.exchange.fail(
         "place_protective", Rejected("POST /fapi/v1/algoOrder", -2021, "Order would immediately trigger.")
@@ -332,13 +334,18 @@ def test_a_flatten_by_reconciliation_stores_the_pnl_its_fill_reports(h):
         close_id = next(o.client_id for o in store.orders() if o.leg == "C")
     assert (trade.close_reason, trade.exit_price, trade.realized_pnl) == (
         "flattened_unprotected",
-        100.0,
-        None,
+        100.5,
+        0.005,
     )
-    h.send(fill(close_id, Side.SELL, cum="0.010", price=100.0, rp=0.0123))
+    h.send(fill(close_id, Side.SELL, cum="0.010", price=100.5, rp=0.005))
     with closing(h.reader()) as store:
         [trade] = store.trades()
-    assert trade.realized_pnl == pytest.approx(0.0123)
+    assert (trade.close_reason, trade.exit_price, trade.realized_pnl) == (
+        "flattened_unprotected",
+        100.5,
+        0.005,
+    )
+    assert h.snapshots.money().realized_pnl == {("BTCUSDT", "USDT"): Decimal("0.005")}  # counted once
 
 
 def test_stop_cancelled_behind_our_back_triggers_a_repair(h):

@@ -193,7 +193,8 @@ class LedgerTrades:
         if price is None and settlement is not None:
             price, pnl, at_ms = settlement.exit_price, settlement.realized_pnl, settlement.closed_at_ms
             fees += settlement.commission
-            reason = self._exit_reason.get(symbol, reason)  # an algo update said which leg fired
+            if reason in _GUESSED:
+                reason = self._exit_reason.get(symbol, reason)  # an algo update said which leg fired
         price = price if price is not None else exit_price
         del self._open[symbol]
         with self._store.atomic():

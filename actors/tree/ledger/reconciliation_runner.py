@@ -306,8 +306,8 @@ class ReconciliationRunner:
         return False
 
     def _settlement(self, symbol: str) -> Settlement | None:
-        """How the flat position of ``symbol`` was closed, from the account's fills (``flat_settlement``);
-        None when the ledger heard a closing fill itself, or the fills cannot be read or do not add up."""
+        """How the position of ``symbol`` (flat now) was closed, from the account's fills; None when the
+        ledger heard a closing fill itself, or the fills cannot be read or do not add up."""
         held = self._trades.held(symbol)
         if held is None or self._trades.heard_exit(held):
             return None
@@ -405,4 +405,12 @@ class ReconciliationRunner:
         trades.event(a.reason, a.symbol, f"{a.side} {a.qty} @ {result.avg_price}")
         for cid in a.then_cancel:
             trades.cancel_algo(a.symbol, a.contract_type, cid)
-        trades.close(a.symbol, a.reason, at_ms=self._clock_ms(), exit_price=result.avg_price or None)
+        # The answer gives the price; the PnL is on the fill, which the user stream may never bring.
+        settlement = self._settlement(a.symbol)
+        trades.close(
+            a.symbol,
+            a.reason,
+            at_ms=self._clock_ms(),
+            exit_price=result.avg_price or None,
+            settlement=settlement,
+        )
