@@ -1,6 +1,7 @@
 """The chaos soak's independent observer: what the exchange says, never what the bot's ledger believes.
 
-- the exchange's own orders (``/sim/v1/orders``): entries per signal, and entries added to an open position;
+- the exchange's own orders (``/sim/v1/orders``): entries per signal, entries added to an open position, and
+  the realised PnL of each (the money the ledger's trades must add up to);
 - the exchange's own record of positions without a stop, on its wall clock (``/sim/v1/exposure``);
 - the exchange's user-data stream, on a connection of the observer's own (a second opinion on fills);
 - after each recovery, whether the bot's ledger holds what the exchange holds (read only, from outside);
@@ -47,6 +48,8 @@ class Findings:
     """(symbol, signal) → order ids of its FILLED entries on the exchange."""
     stream: Counter[str] = field(default_factory=Counter)
     stream_entries: set[str] = field(default_factory=set)
+    realized: dict[int, tuple[str, float]] = field(default_factory=dict)
+    """Order id → (symbol, realised PnL) of every regular order on the exchange: its own money record."""
 
 
 class Observer:
@@ -91,6 +94,7 @@ class Observer:
     def _read_orders(self) -> None:
         for order in self.remote.orders(self._last_order):
             self._last_order = max(self._last_order, order["orderId"])
+            self.found.realized[order["orderId"]] = (order["symbol"], float(order["realizedPnl"]))
             parsed = parse_client_id(order["clientOrderId"])
             if parsed is None or order["reduceOnly"] or order["status"] != "FILLED":
                 continue

@@ -29,6 +29,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict
 from fractions import Fraction
 from pathlib import Path
@@ -238,7 +240,39 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         venue.stop()
     decisions = judge_decisions(load_config(config, env={}), work / "state", first_clock, last_clock)
     classify(exposure["episodes"], windows, fired)
-    return report(args, events, observer, exposure, decisions, stopped, bot.starts)
+    result = report(args, events, observer, exposure, decisions, stopped, bot.starts)
+    result["money"] = judge_money(observer.found.realized.values(), work / "state")
+    result["ok"] = result["ok"] and result["money"]["ok"]
+    return result
+
+
+def judge_money(exchange: Iterable[tuple[str, float]], state: Path) -> dict[str, Any]:
+    """The ledger's closed trades against the exchange's realised PnL, per symbol: every trade's PnL known,
+    and the sums equal to 1e-6 (the exchange keeps floats and reports each fill's PnL to 8 decimals).
+    Positions still open at the end have realised nothing (the strategy closes whole positions)."""
+    venue: dict[str, Fraction] = {}
+    for symbol, pnl in exchange:
+        venue[symbol] = venue.get(symbol, Fraction(0)) + Fraction(pnl)
+    store = LedgerStore.open_read_only(state / "ledger.sqlite3")
+    try:
+        trades = store.trades()
+    finally:
+        store.close()
+    booked: dict[str, Fraction] = {}
+    for t in trades:
+        booked[t.symbol] = booked.get(t.symbol, Fraction(0)) + Fraction(t.realized_pnl or 0.0)
+    unknown = [
+        f"{t.symbol}@{t.signal_open_time_ms} {t.close_reason}" for t in trades if t.realized_pnl is None
+    ]
+    diff = {s: float(booked.get(s, 0) - venue.get(s, 0)) for s in sorted(venue.keys() | booked.keys())}
+    return {
+        "trades_closed": len(trades),
+        "by_reason": dict(Counter(t.close_reason for t in trades)),
+        "pnl_unknown": unknown,
+        "exchange_realized_pnl": {s: float(v) for s, v in sorted(venue.items())},
+        "ledger_minus_exchange": diff,
+        "ok": not unknown and all(abs(d) < 1e-6 for d in diff.values()),
+    }
 
 
 def judge_decisions(config: Any, state: Path, first_ms: int, last_ms: int) -> dict[str, Any]:

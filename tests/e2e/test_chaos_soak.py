@@ -35,6 +35,10 @@ def test_a_seeded_chaos_soak_holds_every_invariant(tmp_path: Path) -> None:
     assert not result["checks"]["failed"], result["checks"]["failed"]
     assert result["unprotected"]["clean"].get("max", 0.0) < 1.0, result["unprotected"]["longest"]
     assert not result["unprotected"]["still_open"]
+    money = result["money"]  # every closed trade's PnL known, and the ledger's sums = the exchange's
+    assert money["trades_closed"] > 5, money
+    assert not money["pnl_unknown"], money
+    assert all(abs(d) < 1e-6 for d in money["ledger_minus_exchange"].values()), money
     assert result["exit_code"] == 0
     assert sum(result["events"].values()) > 20
     assert result["events"].get("kill", 0) >= 1
