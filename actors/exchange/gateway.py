@@ -252,18 +252,24 @@ class BinanceGateway(AlgoOrders):
         body = self._t.call(name, 0, lambda: fn(**params), signed=True, placing=True, protective=reduce_only)
         return parse_order(body, contract)
 
-    def get_order(self, symbol: str, contract: ContractType, *, client_order_id: str) -> OrderResult | None:
-        """The order with this client id, or None when the venue does not know it."""
+    def get_order(
+        self,
+        symbol: str,
+        contract: ContractType,
+        *,
+        client_order_id: str | None = None,
+        order_id: int | None = None,
+    ) -> OrderResult | None:
+        """The order with this client id (or exchange id), or None when the venue does not know it."""
         fn = pick(contract, self._c.futures_get_order, self._c.futures_coin_get_order)
         name = endpoint("GET", contract, "order")
+        key: dict[str, str | int] = (
+            {"origClientOrderId": client_order_id}
+            if client_order_id is not None
+            else {"orderId": order_id or 0}
+        )
         try:
-            body = self._t.call(
-                name,
-                1,
-                lambda: fn(symbol=symbol, origClientOrderId=client_order_id),
-                signed=True,
-                expect=GONE,
-            )
+            body = self._t.call(name, 1, lambda: fn(symbol=symbol, **key), signed=True, expect=GONE)
         except Rejected as exc:
             if exc.code in GONE:
                 return None

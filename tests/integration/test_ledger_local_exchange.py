@@ -130,10 +130,13 @@ def test_a_position_closed_while_no_ledger_watched_is_booked_from_the_account_fi
     pnl = sum((f.realized_pnl for f in fills), Decimal(0))
     assert pnl < 0
     assert (trade.reason, trade.exit_price, trade.realized_pnl) == (
-        "reconciled_flat",
+        "closed_on_exchange",  # by orders not ours: each was looked up by its id
         float(exit_price),
         float(pnl),
     )
+    closing_fees = sum((f.commission for f in fills), Decimal(0))
+    assert trade.fees == closing_fees  # no user stream here: the entry's commission was never told
+    assert second_snapshots.money().fees == {("BTCUSDT", "USDT"): closing_fees}
     assert trade.closed_at_ms == fills[-1].time_ms
     assert second_snapshots.money().realized_pnl == {("BTCUSDT", "USDT"): pnl}
     assert gateway.open_algo_orders(USDT) == []  # its stop and take-profit went with it

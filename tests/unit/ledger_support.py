@@ -50,6 +50,7 @@ class FakeExchange:
         self.mark = 100.0
         self._next_id = 1
         self.fills: list[AccountTrade] = []
+        self.order_cids: dict[int, str] = {}
         """The account's fills, as ``userTrades`` answers them."""
 
     def fail(self, method: str, *errors: Exception) -> None:
@@ -139,16 +140,67 @@ class FakeExchange:
         return True
 
     def add_fill(
-        self, side: Side, qty: str, price: str, pnl: str, *, at: int, symbol: str = "BTCUSDT"
-    ) -> None:
+        self,
+        side: Side,
+        qty: str,
+        price: str,
+        pnl: str,
+        *,
+        at: int,
+        symbol: str = "BTCUSDT",
+        cid: str | None = None,
+        order_id: int | None = None,
+    ) -> int:
+        """One fill of the account; ``order_id`` adds it to an earlier order. Returns the order id."""
         with self._lock:
-            self._next_id += 1
+            if order_id is None:
+                self._next_id += 1
+                order_id = self._next_id
+            self.order_cids[order_id] = cid or self.order_cids.get(order_id) or f"web_{order_id}"
             self.fills.append(
                 AccountTrade(
-                    symbol=symbol, order_id=self._next_id, side=side, price=Decimal(price), qty=Decimal(qty),
-                    realized_pnl=Decimal(pnl), commission=Decimal("0.01"), commission_asset="USDT", time_ms=at,
+                    symbol=symbol,
+                    order_id=order_id,
+                    side=side,
+                    price=Decimal(price),
+                    qty=Decimal(qty),
+                    realized_pnl=Decimal(pnl),
+                    commission=Decimal("0.01"),
+                    commission_asset="USDT",
+                    time_ms=at,
                 )
-            )  # fmt: skip
+            )
+            return order_id
+
+    def get_order(
+        self,
+        symbol: str,
+        contract: ContractType,
+        *,
+        client_order_id: str | None = None,
+        order_id: int | None = None,
+    ) -> OrderResult | None:
+        with self._lock:
+            self._enter("get_order", client_order_id or str(order_id))
+            if order_id is None:
+                order_id = next((i for i, c in self.order_cids.items() if c == client_order_id), None)
+            mine = [f for f in self.fills if f.order_id == order_id]
+            if order_id is None or not mine:
+                return None
+            qty = sum((f.qty for f in mine), Decimal(0))
+            return OrderResult(
+                symbol=symbol,
+                contract_type=contract,
+                order_id=order_id,
+                client_order_id=self.order_cids[order_id],
+                side=mine[0].side,
+                status=OrderStatus.FILLED,
+                orig_qty=qty,
+                executed_qty=qty,
+                avg_price=float(mine[0].price),
+                reduce_only=True,
+                update_time_ms=mine[-1].time_ms,
+            )
 
     def account_trades(self, symbol: str, contract: ContractType, *, start_ms: int) -> list[AccountTrade]:
         with self._lock:
@@ -167,7 +219,7 @@ class FakeExchange:
             closing = min(qty, abs(held)) if held and (held > 0) != (side is Side.BUY) else Decimal(0)
             pnl = (mark - entry) * closing * (1 if held > 0 else -1)
         self.set_position(symbol, str(amount))
-        self.add_fill(side, str(qty), str(mark), str(pnl), at=OPENED + 1, symbol=symbol)
+        self.add_fill(side, str(qty), str(mark), str(pnl), at=OPENED + 1, symbol=symbol, cid=client_order_id)
         return OrderResult(
             symbol=symbol, contract_type=contract, order_id=self._next_id, client_order_id=client_order_id,
             side=side, status=OrderStatus.FILLED, orig_qty=qty, executed_qty=qty, avg_price=self.mark,

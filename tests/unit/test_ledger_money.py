@@ -124,21 +124,32 @@ def test_a_flat_position_closed_while_the_bot_was_away_takes_its_exit_from_the_a
     # While the bot was down the stop fired in two fills, and the account says so (userTrades).
     exchange = first.exchange
     exchange.add_fill(Side.BUY, "0.010", "100", "0", at=OPENED - 1)  # the entry, before the position opened
-    exchange.add_fill(Side.SELL, "0.004", "95.1", "-0.0196", at=OPENED + 60_000)
-    exchange.add_fill(Side.SELL, "0.006", "94.9", "-0.0306", at=OPENED + 60_001)
+    stop = exchange.add_fill(Side.SELL, "0.004", "95.1", "-0.0196", at=OPENED + 60_000, cid=cid(Leg.STOP))
+    exchange.add_fill(Side.SELL, "0.006", "94.9", "-0.0306", at=OPENED + 60_001, order_id=stop)
     exchange.add_fill(Side.SELL, "0.003", "90", "0", at=OPENED + 900_000)  # a later trade's: not this one's
     exchange.set_position("BTCUSDT", "0")
     exchange.finish_algo(cid(Leg.STOP))
     again = Harness(tmp_path, exchange=exchange).start()
     [closed] = again.events.of(PositionClosed)
-    assert (closed.reason, closed.closed_at_ms) == ("reconciled_flat", OPENED + 60_001)
+    assert (closed.reason, closed.closed_at_ms) == ("stop_loss", OPENED + 60_001)  # its order was our stop
     assert (closed.exit_price, closed.realized_pnl) == (94.98, -0.0502)  # 0.9498 / 0.010, exactly
     assert closed.fees == Decimal("0.02")  # its two closing fills (the fake books no entry commission)
     assert exchange.called("account_trades") == [f"BTCUSDT:{OPENED}"]
+    assert exchange.called("get_order") == [str(stop)]
     trade = again.reader().trades()[0]
-    assert (trade.exit_price, trade.realized_pnl) == (94.98, -0.0502)
-    assert again.snapshots.money().realized_pnl == {("BTCUSDT", "USDT"): Decimal("-0.0502")}
+    assert (trade.close_reason, trade.exit_price, trade.realized_pnl) == ("stop_loss", 94.98, -0.0502)
+    money = again.snapshots.money()
+    assert money.realized_pnl == {("BTCUSDT", "USDT"): Decimal("-0.0502")}
+    assert money.fees == {("BTCUSDT", "USDT"): Decimal("0.02")}  # the metric's fees = the trade's
+    assert [f.leg for f in again.events.of(OrderFilled)] == [Leg.STOP]  # told filled once
+    # The stream's event for the same order, late: already booked, nothing changes.
+    again.send(fill(cid(Leg.STOP), Side.SELL, cum="0.010", price=94.98, rp=-0.0502))
+    assert again.snapshots.money() == money
+    assert [f.leg for f in again.events.of(OrderFilled)] == [Leg.STOP]
     again.stop()
+    third = Harness(tmp_path, exchange=exchange).start()
+    assert third.snapshots.money() == money  # read back at a restart: the same totals
+    third.stop()
 
 
 def test_fills_that_do_not_account_for_the_position_settle_nothing(tmp_path) -> None:

@@ -1,10 +1,13 @@
-"""How a position the exchange shows flat was closed, read from the account's fills (``userTrades``).
+"""Which of the account's fills (``userTrades``) closed a position the ledger never heard close.
 
-A reconciliation that closes a flat position in the ledger (``reconciled_flat``) has no fill of the user
-stream to go by: the stream was down, the bot was stopped when the stop fired, or the fill never came in the
-grace it had. The account's fills still say what happened: the closing-side fills after the position opened,
-in time order, until they add up to its quantity, give its exit price (their average, in decimals), its
-realised PnL and its commissions, exactly as the exchange booked them. Fills that do not add up to the
+A reconciliation that finds a held position flat on the exchange, or that flattens one itself, may have no
+fill of the user stream to go by: the stream was down, the bot was stopped when the stop fired, or the fill
+did not come in the grace it had. The account's fills still say what happened: the closing-side fills after
+the position opened, in time order, until they add up to its quantity. ``closing_orders`` picks them and
+sums them per order; the reconciliation runner looks each order up (its client id says which leg of ours it
+was, or that it was not ours) and books it in the ledger's orders as the user stream would have, so the
+trade closes with its true reason, exit price, realised PnL and commissions, and a late stream event of the
+same order changes nothing (its cumulative quantity is already booked). Fills that do not add up to the
 quantity settle nothing: the trade keeps its exit unknown rather than a part of it.
 """
 
@@ -13,27 +16,37 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from ...exchange.types import AccountTrade
+from ...exchange.errors import ExchangeError
+from ...exchange.parse import MalformedPayload
+from ...exchange.types import AccountTrade, Side
 from .ledger_records import PositionRecord
-from .reconciliation import closing_side
+from .ledger_snapshots import LedgerGateway
+from .ledger_trades import LedgerTrades
+from .reconciliation import closing_side, parse_client_id
+
+if TYPE_CHECKING:
+    from loguru import Logger
 
 FILLS_WINDOW_MS = 7 * 24 * 3_600_000
 """``userTrades`` answers at most seven days from its ``startTime``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Settlement:
-    """The exit of a flat position, from the account's fills."""
+class ClosingOrder:
+    """One exchange order's share of a position's exit, summed from its fills (decimals, as written)."""
 
-    exit_price: float
-    """Average price of the closing fills (exact quotient of their decimals)."""
-    realized_pnl: float
+    order_id: int
+    side: Side
+    qty: Decimal
+    price: Decimal
+    """Average price of its fills: the exact quotient."""
+    realized_pnl: Decimal
     commission: Decimal
-    """Commissions of the closing fills (the entry's is the ledger's own)."""
-    closed_at_ms: int
-    """Time of the last closing fill."""
-    fills: int
+    commission_asset: str
+    time_ms: int
+    """Time of its last fill."""
 
 
 def fills_start_ms(held: PositionRecord, now_ms: int) -> int:
@@ -41,8 +54,8 @@ def fills_start_ms(held: PositionRecord, now_ms: int) -> int:
     return max(held.opened_at_ms, now_ms - FILLS_WINDOW_MS + 60_000)
 
 
-def settle_flat(held: PositionRecord, fills: Iterable[AccountTrade]) -> Settlement | None:
-    """The exit of ``held`` from ``fills`` of its symbol, or None when they do not account for all of it."""
+def closing_orders(held: PositionRecord, fills: Iterable[AccountTrade]) -> tuple[ClosingOrder, ...] | None:
+    """The orders whose fills closed ``held``, oldest first, or None when the fills fall short of it."""
     side = closing_side(held.direction)
     taken: list[AccountTrade] = []
     qty = Decimal(0)
@@ -53,13 +66,56 @@ def settle_flat(held: PositionRecord, fills: Iterable[AccountTrade]) -> Settleme
         qty += fill.qty
         if qty >= held.qty:
             break
-    if not taken or qty < held.qty:
+    if qty < held.qty:
         return None
-    notional = sum((f.price * f.qty for f in taken), Decimal(0))
-    return Settlement(
-        exit_price=float(notional / qty),
-        realized_pnl=float(sum((f.realized_pnl for f in taken), Decimal(0))),
-        commission=sum((f.commission for f in taken), Decimal(0)),
-        closed_at_ms=taken[-1].time_ms,
-        fills=len(taken),
+    by_order: dict[int, list[AccountTrade]] = {}
+    for fill in taken:
+        by_order.setdefault(fill.order_id, []).append(fill)
+    return tuple(_order(order_id, parts) for order_id, parts in by_order.items())
+
+
+def _order(order_id: int, fills: list[AccountTrade]) -> ClosingOrder:
+    qty = sum((f.qty for f in fills), Decimal(0))
+    return ClosingOrder(
+        order_id=order_id,
+        side=fills[0].side,
+        qty=qty,
+        price=sum((f.price * f.qty for f in fills), Decimal(0)) / qty,
+        realized_pnl=sum((f.realized_pnl for f in fills), Decimal(0)),
+        commission=sum((f.commission for f in fills), Decimal(0)),
+        commission_asset=fills[0].commission_asset,
+        time_ms=fills[-1].time_ms,
     )
+
+
+def settle(
+    held: PositionRecord, gateway: LedgerGateway, trades: LedgerTrades, now_ms: int, log: Logger
+) -> int | None:
+    """Book the fills that closed ``held`` (flat now) in the ledger's orders, under each order's own client
+    id; returns the last fill's time, or None when the fills cannot be read or fall short of the position
+    (its exit stays unknown, and an ``exit_unknown`` event says why)."""
+    symbol, contract = held.symbol, held.contract_type
+    start = fills_start_ms(held, now_ms)
+    try:
+        fills = gateway.account_trades(symbol, contract, start_ms=start)
+        orders = closing_orders(held, fills) or ()
+        found = [(o, gateway.get_order(symbol, contract, order_id=o.order_id)) for o in orders]
+    except (ExchangeError, MalformedPayload) as exc:
+        log.warning(f"{symbol}: its closing fills could not be read, so its exit stays unknown: {exc}")
+        trades.event("exit_unknown", symbol, f"userTrades: {exc}")
+        return None
+    if not found:
+        detail = f"{len(fills)} fills since {start} do not account for {held.direction} {held.qty}"
+        log.warning(f"{symbol}: {detail}, so its exit stays unknown")
+        trades.event("exit_unknown", symbol, detail)
+        return None
+    for o, order in found:
+        cid = order.client_order_id if order is not None else f"exchange-{o.order_id}"
+        parsed = parse_client_id(cid)
+        trades.merge_order(
+            cid, symbol, status="filled", leg=parsed[2].value if parsed else None, side=o.side.value,
+            qty=str(o.qty), price=float(o.price), exchange_id=o.order_id, at_ms=o.time_ms, filled=o.qty,
+            pnl=float(o.realized_pnl), commission=o.commission, commission_asset=o.commission_asset,
+        )  # fmt: skip
+        trades.event("exit_from_fills", symbol, f"{cid}: {o.side} {o.qty} @ {o.price} pnl {o.realized_pnl}")
+    return found[-1][0].time_ms

@@ -31,6 +31,14 @@ class LedgerGateway(OrderPlacement, Protocol):
     def open_orders(self, contract: ContractType, symbol: str | None = None) -> list[OrderResult]: ...
     def cancel_algo_order(self, symbol: str, contract: ContractType, *, client_algo_id: str) -> bool: ...
     def account_trades(self, symbol: str, contract: ContractType, *, start_ms: int) -> list[AccountTrade]: ...
+    def get_order(
+        self,
+        symbol: str,
+        contract: ContractType,
+        *,
+        client_order_id: str | None = None,
+        order_id: int | None = None,
+    ) -> OrderResult | None: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -23,7 +23,6 @@ from decimal import Decimal
 from ...domain.model import ContractType, HeldPosition, Leg, PortfolioView, client_order_id
 from ...exchange.errors import ExchangeError
 from ...messages import OrderFilled, PositionClosed
-from .flat_settlement import Settlement
 from .ledger_records import TERMINAL, EventRecord, OrderRecord, PositionRecord
 from .ledger_snapshots import (
     LedgerGateway,
@@ -154,10 +153,6 @@ class LedgerTrades:
         """Our ``leg`` is taking the position out: the reason its close gives unless a fill says otherwise."""
         self._exit_reason[symbol] = EXIT_REASON[leg]
 
-    def heard_exit(self, held: PositionRecord) -> bool:
-        """Some closing-side fill of ``held`` reached the ledger."""
-        return bool(self._exit_fills(held)[0])
-
     def fully_exited(self, held: PositionRecord) -> bool:
         """Closing-side fills since the position opened add up to its quantity."""
         return self._exit_fills(held)[0] >= held.qty
@@ -172,31 +167,14 @@ class LedgerTrades:
         legs = [o.leg for o in fills if o.leg in _EXIT_LEGS]
         return EXIT_REASON[Leg(legs[0])] if legs else None
 
-    def close(
-        self,
-        symbol: str,
-        reason: str,
-        *,
-        at_ms: int,
-        exit_price: float | None = None,
-        settlement: Settlement | None = None,
-    ) -> None:
-        """Close the open trade of ``symbol`` (no-op if there is none) and tell the listeners.
-
-        Its exit comes from the closing fills the ledger heard; without any, from ``settlement`` (the
-        account's fills, read by a reconciliation), else ``exit_price`` with the PnL unknown."""
-        held = self._open.get(symbol)
+    def close(self, symbol: str, reason: str, *, at_ms: int, exit_price: float | None = None) -> None:
+        """Close the open trade of ``symbol`` (no-op if there is none) and tell the listeners."""
+        held = self._open.pop(symbol, None)
         if held is None:
             return
         _, price, pnl = self._exit_fills(held)
-        fees = self._fees(held)
-        if price is None and settlement is not None:
-            price, pnl, at_ms = settlement.exit_price, settlement.realized_pnl, settlement.closed_at_ms
-            fees += settlement.commission
-            if reason in _GUESSED:
-                reason = self._exit_reason.get(symbol, reason)  # an algo update said which leg fired
         price = price if price is not None else exit_price
-        del self._open[symbol]
+        fees = self._fees(held)
         with self._store.atomic():
             self._store.close_position(
                 symbol, at_ms=at_ms, exit_price=price, realized_pnl=pnl, reason=reason, fees=fees

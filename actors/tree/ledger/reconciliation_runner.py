@@ -19,11 +19,12 @@ blind until the next minute.
 A position the ledger holds and the exchange shows flat is closed in the ledger only once it has been flat
 for ``execution.flat_close_grace_s`` (at start-up at once: nothing is in flight then). Its closing fill (a
 stop or take-profit that fired, a close of ours) may still be on the user stream, and booked from that fill
-the close has its true reason, exit price and PnL; closed on the reconciliation's word it has neither, until
-a late fill amends it. Meanwhile the symbol is unsettled (the next run comes a second later) and its algo
-orders are left for the close to cancel. A position closed on the reconciliation's word takes its exit from
-the account's fills (``userTrades``, :mod:`.flat_settlement`): its exit price, realised PnL and commissions
-as the exchange booked them, or unknown when they cannot be read or do not add up to it.
+the close has its true reason, exit price and PnL. Meanwhile the symbol is unsettled (the next run comes a
+second later) and its algo orders are left for the close to cancel. A position closed on the
+reconciliation's word, or flattened by it, takes its exit from the account's fills (``userTrades``,
+:mod:`.flat_settlement`): each closing order is looked up and booked under its own client id, as the stream
+would have booked it, so the trade has the leg that closed it, its exit price, realised PnL and
+commissions as the exchange booked them; its exit stays unknown when they cannot be read or fall short.
 
 Each run says what it settled (``ReconcileOutcome``): the symbols the exchange holds, whether it covered
 every contract, and whether anything is left to do (a naked position, a failed action, a flatten whose
@@ -48,7 +49,7 @@ from ...exchange.parse import MalformedPayload
 from ...exchange.types import OrderStatus, PositionInfo, ProtectiveKind
 from ...messages import Alert
 from .entry_intents import EntryIntents
-from .flat_settlement import Settlement, fills_start_ms, settle_flat
+from .flat_settlement import settle
 from .ledger_records import PositionRecord
 from .ledger_snapshots import LedgerGateway, LedgerSnapshots
 from .ledger_trades import LedgerTrades
@@ -284,8 +285,12 @@ class ReconciliationRunner:
         """Carry one action out; True when it leaves something to check soon (a position closing)."""
         now = self._clock_ms()
         if isinstance(action, CloseInLedger):
-            settlement = self._settlement(action.symbol) if action.reason == "reconciled_flat" else None
-            self._trades.close(action.symbol, action.reason, at_ms=now, settlement=settlement)
+            held = self._trades.held(action.symbol)
+            settled = self._settle(held) if held is not None and action.reason == "reconciled_flat" else None
+            if held is not None and settled is not None:  # the fills say which order closed it, and when
+                self._trades.close(action.symbol, self._trades.reason_from_fills(held), at_ms=settled)
+            else:
+                self._trades.close(action.symbol, action.reason, at_ms=now)
         elif isinstance(action, AdoptPosition):
             adopted = PositionRecord(
                 symbol=action.symbol, direction=action.direction, qty=action.qty,
@@ -305,31 +310,9 @@ class ReconciliationRunner:
             self._trades.cancel_algo(action.symbol, action.contract_type, action.client_algo_id)
         return False
 
-    def _settlement(self, symbol: str) -> Settlement | None:
-        """How the position of ``symbol`` (flat now) was closed, from the account's fills; None when the
-        ledger heard a closing fill itself, or the fills cannot be read or do not add up."""
-        held = self._trades.held(symbol)
-        if held is None or self._trades.heard_exit(held):
-            return None
-        start = fills_start_ms(held, self._clock_ms())
-        try:
-            fills = self._gateways[held.contract_type].account_trades(
-                symbol, held.contract_type, start_ms=start
-            )
-        except (ExchangeError, MalformedPayload) as exc:
-            self._log.warning(f"{symbol}: its fills could not be read, so its exit stays unknown: {exc}")
-            self._trades.event("exit_unknown", symbol, f"userTrades: {exc}")
-            return None
-        settlement = settle_flat(held, fills)
-        if settlement is None:
-            detail = f"{len(fills)} fills since {start} do not account for {held.direction} {held.qty}"
-            self._log.warning(f"{symbol}: {detail}, so its exit stays unknown")
-            self._trades.event("exit_unknown", symbol, detail)
-        else:
-            self._trades.event(
-                "exit_from_fills", symbol, f"{settlement.fills} fills @ {settlement.exit_price}"
-            )
-        return settlement
+    def _settle(self, held: PositionRecord) -> int | None:
+        """Book the account's fills that closed ``held`` (:func:`.flat_settlement.settle`)."""
+        return settle(held, self._gateways[held.contract_type], self._trades, self._clock_ms(), self._log)
 
     def _place_stop(self, a: PlaceStop) -> bool:
         """Place the missing stop (or take-profit); a stop the exchange refuses → flatten. True while the
@@ -406,11 +389,9 @@ class ReconciliationRunner:
         for cid in a.then_cancel:
             trades.cancel_algo(a.symbol, a.contract_type, cid)
         # The answer gives the price; the PnL is on the fill, which the user stream may never bring.
-        settlement = self._settlement(a.symbol)
-        trades.close(
-            a.symbol,
-            a.reason,
-            at_ms=self._clock_ms(),
-            exit_price=result.avg_price or None,
-            settlement=settlement,
-        )
+        held = trades.held(a.symbol)
+        if (
+            held is not None
+        ):  # the answer gives the price; the PnL is on the fill, which the stream may never bring
+            self._settle(held)
+        trades.close(a.symbol, a.reason, at_ms=self._clock_ms(), exit_price=result.avg_price or None)
