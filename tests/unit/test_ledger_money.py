@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 
 from nancemakina.actors.domain.model import Direction, Leg
+from nancemakina.actors.exchange.errors import TransientError
 from nancemakina.actors.exchange.types import Side
 from nancemakina.actors.messages import OrderFilled, OrderStateChanged, PositionClosed, Reconcile
 from tests.unit.ledger_support import OPENED, Harness, cid, fill, flat, opened, protected
@@ -166,6 +167,52 @@ def test_fills_that_do_not_account_for_the_position_settle_nothing(tmp_path) -> 
     [closed] = again.events.of(PositionClosed)
     assert (closed.reason, closed.exit_price, closed.realized_pnl) == ("reconciled_flat", None, None)
     assert [e.kind for e in again.reader().events(kind="exit_unknown")] == ["exit_unknown"]
+    again.stop()
+
+
+def test_a_time_exit_whose_fill_the_stream_never_brought_is_priced_from_the_account(tmp_path) -> None:
+    h = Harness(tmp_path, flat_close_grace_s=0).start()
+    protected(h.exchange)
+    h.send(opened())
+    exit_id = cid(Leg.TIME_EXIT)
+    h.exchange.add_fill(Side.SELL, "0.010", "101", "0.01", at=OPENED + 1, cid=exit_id)
+    h.exchange.set_position("BTCUSDT", "0")
+    h.send(
+        OrderStateChanged(
+            symbol="BTCUSDT", client_id=exit_id, leg=Leg.TIME_EXIT, status="filled", side="SELL",
+            quantity="0.010", price=101.0, at_ms=OPENED + 2,
+        )
+    )  # fmt: skip
+    [closed] = h.events.of(PositionClosed)  # the executor's answer: the price, not the PnL
+    assert (closed.reason, closed.exit_price, closed.realized_pnl) == ("time_exit", 101.0, None)
+    h.send(Reconcile(reason="periodic"))  # the user stream never brought the fill: the account's fills say
+    trade = h.reader().trades()[0]
+    assert (trade.close_reason, trade.exit_price, trade.realized_pnl) == ("time_exit", 101.0, 0.01)
+    assert h.snapshots.money().realized_pnl == {("BTCUSDT", "USDT"): Decimal("0.01")}
+    h.send(Reconcile(reason="periodic"))  # priced: not read again
+    assert h.exchange.called("account_trades") == [f"BTCUSDT:{OPENED}"]
+    h.stop()
+
+
+def test_an_exit_whose_fills_could_not_be_read_is_priced_by_a_later_reconciliation(tmp_path) -> None:
+    first = Harness(tmp_path).start()
+    protected(first.exchange)
+    first.send(opened())
+    first.stop()
+    exchange = first.exchange
+    exchange.add_fill(Side.SELL, "0.010", "95", "-0.05", at=OPENED + 1, cid=cid(Leg.STOP))
+    exchange.set_position("BTCUSDT", "0")
+    down = TransientError("GET /fapi/v1/userTrades", "HTTP 503")
+    exchange.fail("account_trades", down, down)  # the close's own read, and the first retry
+    again = Harness(tmp_path, exchange=exchange, flat_close_grace_s=0).start()
+    [closed] = again.events.of(PositionClosed)
+    assert (closed.reason, closed.realized_pnl) == ("reconciled_flat", None)
+    assert len(again.reader().events(kind="exit_unknown")) == 2
+    time.sleep(1.05)  # the next try waits a second, then two, four...
+    again.send(Reconcile(reason="periodic"))
+    trade = again.reader().trades()[0]
+    assert (trade.close_reason, trade.exit_price, trade.realized_pnl) == ("stop_loss", 95.0, -0.05)
+    assert again.snapshots.money().closed == {("BTCUSDT", "stop_loss"): 1}
     again.stop()
 
 

@@ -299,6 +299,17 @@ class LedgerStore:
         )
         return [position_from_row(r) for r in rows]
 
+    def unpriced_closes(self, *, closed_from_ms: int, closed_to_ms: int) -> list[PositionRecord]:
+        """Each symbol's latest closed trade, when its realised PnL is unknown and it closed in the window."""
+        rows = self._rows(
+            f"SELECT {POSITION_COLUMNS} FROM positions p WHERE state = 'closed' AND realized_pnl IS NULL "  # noqa: S608
+            "AND closed_at_ms BETWEEN ? AND ? AND NOT EXISTS (SELECT 1 FROM positions q "
+            "WHERE q.symbol = p.symbol AND q.state = 'closed' AND (q.closed_at_ms > p.closed_at_ms "
+            "OR (q.closed_at_ms = p.closed_at_ms AND q.id > p.id))) ORDER BY closed_at_ms, id",
+            (closed_from_ms, closed_to_ms),
+        )
+        return [position_from_row(r) for r in rows]
+
     def orders(self, *, open_only: bool = False, symbol: str | None = None) -> list[OrderRecord]:
         terminal = tuple(sorted(TERMINAL)) if open_only else ()
         status = f"AND status NOT IN ({', '.join('?' * len(terminal))})" if terminal else ""

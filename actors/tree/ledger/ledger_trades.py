@@ -113,6 +113,10 @@ class LedgerTrades:
     def positions(self) -> list[PositionRecord]:
         return list(self._open.values())
 
+    def unpriced_closes(self, *, closed_from_ms: int, closed_to_ms: int) -> list[PositionRecord]:
+        """Symbols' latest closed trades whose realised PnL is still unknown (see ``LedgerStore``)."""
+        return self._store.unpriced_closes(closed_from_ms=closed_from_ms, closed_to_ms=closed_to_ms)
+
     def open(self, record: PositionRecord, *, superseded: PositionRecord | None) -> None:
         """Our entry filled: record its position, closing the one it replaces in the same transaction."""
         with self._store.atomic():
