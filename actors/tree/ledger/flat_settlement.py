@@ -13,7 +13,7 @@ quantity settle nothing: the trade keeps its exit unknown rather than a part of 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 
 FILLS_WINDOW_MS = 7 * 24 * 3_600_000
 """``userTrades`` answers at most seven days from its ``startTime``."""
+PRICE_TRIES = 8
+"""A trade closed with its realised PnL unknown is priced from the account's fills at most this many times,
+each try waiting twice as long as the one before: 1 s, 2 s, 4 s … 128 s."""
+PRICE_SOON_S = 2.0
+"""A try due this soon keeps the ledger reconciling every second (later ones ride the periodic runs)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,3 +124,44 @@ def settle(
         )  # fmt: skip
         trades.event("exit_from_fills", symbol, f"{cid}: {o.side} {o.qty} @ {o.price} pnl {o.realized_pnl}")
     return found[-1][0].time_ms
+
+
+class UnpricedCloses:
+    """Trades closed with their PnL unknown (a time or reversal exit whose fill the stream never brought,
+    an exit whose fills could not be read under a fault), priced by later reconciliations: each symbol's
+    latest such trade, closed more than the grace ago, within ``PRICE_TRIES`` tries."""
+
+    def __init__(
+        self,
+        *,
+        settle: Callable[[PositionRecord], int | None],
+        trades: LedgerTrades,
+        grace_s: float,
+        clock_ms: Callable[[], int],
+    ) -> None:
+        self._settle = settle
+        self._trades = trades
+        self._grace_ms = int(grace_s * 1000)
+        self._clock_ms = clock_ms
+        self._tries: dict[tuple[str, int], tuple[int, float]] = {}
+        """(symbol, closed at) → (tries so far, next try at ``monotonic()``)."""
+
+    def run(self, now: float) -> bool:
+        """Try the trades that are due; True when a try is due within ``PRICE_SOON_S`` (run again soon)."""
+        now_ms = self._clock_ms()
+        window = {"closed_from_ms": now_ms - FILLS_WINDOW_MS, "closed_to_ms": now_ms - self._grace_ms}
+        soon = False
+        for trade in self._trades.unpriced_closes(**window):
+            key = (trade.symbol, trade.closed_at_ms or 0)
+            tries, due = self._tries.get(key, (0, 0.0))
+            if tries >= PRICE_TRIES:
+                continue
+            if now >= due:
+                tries, due = tries + 1, now + 2.0**tries
+                self._tries[key] = (tries, due)
+                fill_ms = self._settle(trade)
+                if fill_ms is not None:
+                    self._trades.amend_last_close(trade.symbol, fill_ms)
+                    continue
+            soon |= tries < PRICE_TRIES and due - now <= PRICE_SOON_S
+        return soon

@@ -25,9 +25,9 @@ reconciliation's word, or flattened by it, takes its exit from the account's fil
 :mod:`.flat_settlement`): each closing order is looked up and booked under its own client id, as the stream
 would have booked it, so the trade has the leg that closed it, its exit price, realised PnL and
 commissions as the exchange booked them; its exit stays unknown when they cannot be read or fall short.
-Each reconciliation that read everything then tries again, with a growing wait, for every symbol's latest
-trade still closed with its PnL unknown, whatever closed it (a time or reversal exit whose fill the stream
-never brought, a read that failed).
+Each complete reconciliation then tries again, with a growing wait, for every symbol's latest trade still
+closed with its PnL unknown, whatever closed it (a time or reversal exit whose fill the stream never
+brought, a read that failed): :class:`.flat_settlement.UnpricedCloses`.
 
 Each run says what it settled (``ReconcileOutcome``): the symbols the exchange holds, whether it covered
 every contract, and whether anything is left to do (a naked position, a failed action, a flatten whose
@@ -52,7 +52,7 @@ from ...exchange.parse import MalformedPayload
 from ...exchange.types import OrderStatus, PositionInfo, ProtectiveKind
 from ...messages import Alert
 from .entry_intents import EntryIntents
-from .flat_settlement import FILLS_WINDOW_MS, settle
+from .flat_settlement import UnpricedCloses, settle
 from .ledger_records import PositionRecord
 from .ledger_snapshots import LedgerGateway, LedgerSnapshots
 from .ledger_trades import LedgerTrades
@@ -75,10 +75,6 @@ if TYPE_CHECKING:
     from loguru import Logger
 
 
-PRICE_TRIES = 8
-"""A closed trade whose realised PnL is unknown is settled from the account's fills at most this many times
-(after reconciliations that read everything), each try waiting twice as long as the one before: 1 s, 2 s,
-4 s … 128 s."""
 DEFERRED_WARN_S = 60.0
 """Reconciliations deferred for want of request weight this long in a row are a warning, not a notice."""
 
@@ -125,8 +121,9 @@ class ReconciliationRunner:
         self._deferred_since: float | None = None
         """When reconciliations began to be deferred for want of weight (None: the last one completed)."""
         self._deferred_warned = False
-        self._pricing: dict[tuple[str, int], tuple[int, float]] = {}
-        """(symbol, closed at) of a trade closed with its PnL unknown → (tries, next try at monotonic)."""
+        self._unpriced = UnpricedCloses(
+            settle=self._settle, trades=trades, grace_s=execution.flat_close_grace_s, clock_ms=clock_ms
+        )
         self._flat_since: dict[str, float] = {}
         """Held symbols the exchange showed flat, since ``monotonic()`` (see the module docstring)."""
         self._snapshots = snapshots
@@ -208,7 +205,7 @@ class ReconciliationRunner:
                     self._trades.event("entry_void", symbol, f"{void}: the exchange holds no position")
         self._snapshots.bump("reconciles")
         if complete:
-            self._price_closes(now)
+            unsettled |= self._unpriced.run(now)
             self._deferred_since = None
             self._snapshots.reconciled.set()
         return ReconcileOutcome(complete=complete, live=frozenset(live), unsettled=unsettled or not complete)
@@ -319,23 +316,6 @@ class ReconciliationRunner:
         else:
             self._trades.cancel_algo(action.symbol, action.contract_type, action.client_algo_id)
         return False
-
-    def _price_closes(self, now: float) -> None:
-        """Trades closed with their PnL unknown (a close at market whose fill the stream never brought, an
-        exit the account's fills could not be read for): book their fills from the account now, within
-        ``PRICE_TRIES`` tries each."""
-        now_ms = self._clock_ms()
-        grace_ms = int(self._execution.flat_close_grace_s * 1000)  # its own fill may still be on the stream
-        window = {"closed_from_ms": now_ms - FILLS_WINDOW_MS, "closed_to_ms": now_ms - grace_ms}
-        for trade in self._trades.unpriced_closes(**window):
-            key = (trade.symbol, trade.closed_at_ms or 0)
-            tries, due = self._pricing.get(key, (0, 0.0))
-            if tries >= PRICE_TRIES or now < due:
-                continue
-            self._pricing[key] = (tries + 1, now + 2.0**tries)
-            fill_ms = self._settle(trade)
-            if fill_ms is not None:
-                self._trades.amend_last_close(trade.symbol, fill_ms)
 
     def _settle(self, held: PositionRecord) -> int | None:
         """Book the account's fills that closed ``held`` (:func:`.flat_settlement.settle`)."""
