@@ -8,11 +8,17 @@ from decimal import Decimal
 
 import pytest
 
-from nancemakina.actors.domain.model import Direction, Leg
+from nancemakina.actors.domain.model import Direction, Leg, client_order_id
 from nancemakina.actors.exchange.errors import TransientError
-from nancemakina.actors.exchange.types import Side
-from nancemakina.actors.messages import OrderFilled, OrderStateChanged, PositionClosed, Reconcile
-from tests.unit.ledger_support import OPENED, Harness, cid, fill, flat, opened, protected
+from nancemakina.actors.exchange.types import ProtectiveKind, Side
+from nancemakina.actors.messages import (
+    OrderFilled,
+    OrderStateChanged,
+    PositionClosed,
+    PositionOpened,
+    Reconcile,
+)
+from tests.unit.ledger_support import OPENED, SIGNAL, Harness, cid, fill, flat, opened, protected
 from tests.waiting import wait_until
 
 
@@ -215,6 +221,34 @@ def test_an_exit_whose_fills_could_not_be_read_is_priced_by_a_later_reconciliati
     assert (trade.close_reason, trade.exit_price, trade.realized_pnl) == ("stop_loss", 95.0, -0.05)
     assert again.snapshots.money().closed == {("BTCUSDT", "stop_loss"): 1}
     again.stop()
+
+
+def test_a_trade_superseded_before_its_close_was_heard_is_priced_from_the_account(tmp_path) -> None:
+    h = Harness(tmp_path, flat_close_grace_s=0).start()
+    protected(h.exchange)
+    h.send(opened())
+    # Its stop fired and the next signal's entry filled, all while the user stream was silent.
+    h.exchange.add_fill(Side.SELL, "0.010", "95", "-0.05", at=OPENED + 1, cid=cid(Leg.STOP))
+    nxt = SIGNAL + 60_000
+    h.exchange.add_fill(
+        Side.BUY, "0.010", "96", "0", at=OPENED + 2, cid=client_order_id("BTCUSDT", nxt, Leg.ENTRY)
+    )
+    h.exchange.add_algo(
+        "BTCUSDT", client_order_id("BTCUSDT", nxt, Leg.STOP), ProtectiveKind.STOP_MARKET, Side.SELL, "91"
+    )
+    h.send(
+        PositionOpened(
+            symbol="BTCUSDT", direction=Direction.LONG, quantity="0.010", entry_price=96.0, stop_loss=91.0,
+            take_profit=None, signal_open_time_ms=nxt, opened_at_ms=OPENED + 3,
+        )
+    )  # fmt: skip
+    assert [(t.close_reason, t.realized_pnl) for t in h.reader().trades()] == [("superseded", None)]
+    h.send(Reconcile(reason="periodic"))
+    [trade] = h.reader().trades()
+    assert (trade.close_reason, trade.exit_price, trade.realized_pnl) == ("stop_loss", 95.0, -0.05)
+    assert h.snapshots.money().closed == {("BTCUSDT", "stop_loss"): 1}
+    assert [p.symbol for p in h.snapshots.positions()] == ["BTCUSDT"]  # the next trade, still open
+    h.stop()
 
 
 def test_the_totals_kept_along_equal_the_ones_read_back_at_a_restart(tmp_path, h: Harness) -> None:

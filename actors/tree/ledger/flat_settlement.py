@@ -128,8 +128,9 @@ def settle(
 
 class UnpricedCloses:
     """Trades closed with their PnL unknown (a time or reversal exit whose fill the stream never brought,
-    an exit whose fills could not be read under a fault), priced by later reconciliations: each symbol's
-    latest such trade, closed more than the grace ago, within ``PRICE_TRIES`` tries."""
+    an exit whose fills could not be read under a fault, a trade a new entry superseded before its close
+    was heard), priced by later reconciliations: each such trade closed more than the grace ago, within
+    ``PRICE_TRIES`` tries."""
 
     def __init__(
         self,
@@ -143,25 +144,22 @@ class UnpricedCloses:
         self._trades = trades
         self._grace_ms = int(grace_s * 1000)
         self._clock_ms = clock_ms
-        self._tries: dict[tuple[str, int], tuple[int, float]] = {}
-        """(symbol, closed at) → (tries so far, next try at ``monotonic()``)."""
+        self._tries: dict[int, tuple[int, float]] = {}
+        """Position id → (tries so far, next try at ``monotonic()``)."""
 
     def run(self, now: float) -> bool:
         """Try the trades that are due; True when a try is due within ``PRICE_SOON_S`` (run again soon)."""
         now_ms = self._clock_ms()
         window = {"closed_from_ms": now_ms - FILLS_WINDOW_MS, "closed_to_ms": now_ms - self._grace_ms}
         soon = False
-        for trade in self._trades.unpriced_closes(**window):
-            key = (trade.symbol, trade.closed_at_ms or 0)
-            tries, due = self._tries.get(key, (0, 0.0))
+        for position_id, trade in self._trades.unpriced_closes(**window):
+            tries, due = self._tries.get(position_id, (0, 0.0))
             if tries >= PRICE_TRIES:
                 continue
             if now >= due:
                 tries, due = tries + 1, now + 2.0**tries
-                self._tries[key] = (tries, due)
-                fill_ms = self._settle(trade)
-                if fill_ms is not None:
-                    self._trades.amend_last_close(trade.symbol, fill_ms)
+                self._tries[position_id] = (tries, due)
+                if self._settle(trade) is not None and self._trades.price_close(position_id, trade):
                     continue
             soon |= tries < PRICE_TRIES and due - now <= PRICE_SOON_S
         return soon

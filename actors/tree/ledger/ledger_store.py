@@ -299,16 +299,25 @@ class LedgerStore:
         )
         return [position_from_row(r) for r in rows]
 
-    def unpriced_closes(self, *, closed_from_ms: int, closed_to_ms: int) -> list[PositionRecord]:
-        """Each symbol's latest closed trade, when its realised PnL is unknown and it closed in the window."""
+    def unpriced_closes(self, *, closed_from_ms: int, closed_to_ms: int) -> list[tuple[int, PositionRecord]]:
+        """Closed trades whose realised PnL is unknown, closed in the window, oldest first, with their ids."""
         rows = self._rows(
-            f"SELECT {POSITION_COLUMNS} FROM positions p WHERE state = 'closed' AND realized_pnl IS NULL "  # noqa: S608
-            "AND closed_at_ms BETWEEN ? AND ? AND NOT EXISTS (SELECT 1 FROM positions q "
-            "WHERE q.symbol = p.symbol AND q.state = 'closed' AND (q.closed_at_ms > p.closed_at_ms "
-            "OR (q.closed_at_ms = p.closed_at_ms AND q.id > p.id))) ORDER BY closed_at_ms, id",
+            f"SELECT id, {POSITION_COLUMNS} FROM positions WHERE state = 'closed' "  # noqa: S608 - constant
+            "AND realized_pnl IS NULL AND closed_at_ms BETWEEN ? AND ? ORDER BY closed_at_ms, id",
             (closed_from_ms, closed_to_ms),
         )
-        return [position_from_row(r) for r in rows]
+        return [(int(str(r[0])), position_from_row(r[1:])) for r in rows]
+
+    def amend_close(
+        self, position_id: int, *, exit_price: float, realized_pnl: float, fees: Decimal, reason: str | None
+    ) -> None:
+        """Fill in the exit of one closed trade (its reason too, when given)."""
+        with self.atomic():
+            self._db.execute(
+                "UPDATE positions SET exit_price = ?, realized_pnl = ?, fees = ?, "
+                "close_reason = coalesce(?, close_reason) WHERE id = ? AND state = 'closed'",
+                (exit_price, realized_pnl, str(fees), reason, position_id),
+            )
 
     def orders(self, *, open_only: bool = False, symbol: str | None = None) -> list[OrderRecord]:
         terminal = tuple(sorted(TERMINAL)) if open_only else ()

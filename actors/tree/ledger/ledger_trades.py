@@ -48,7 +48,7 @@ PROTECTIVE = (Leg.STOP, Leg.TAKE_PROFIT, Leg.TRAILING_STOP)
 _EXIT_LEGS = frozenset(leg.value for leg in EXIT_REASON)
 _RANK = {"submitted": 0, "unknown": 0, "new": 1, "partially_filled": 2, "triggering": 2, "triggered": 3}
 _LEGS = frozenset(leg.value for leg in Leg)
-_GUESSED = frozenset({"reconciled_flat", "closed_on_exchange"})
+_GUESSED = frozenset({"reconciled_flat", "closed_on_exchange", "superseded"})
 """Close reasons given without a fill to go by (a later closing fill of ours replaces them)."""
 _LATE_FILL_MS = 60_000
 """A reduce-only fill this close to a trade's close belongs to it (later ones are someone else's)."""
@@ -113,8 +113,8 @@ class LedgerTrades:
     def positions(self) -> list[PositionRecord]:
         return list(self._open.values())
 
-    def unpriced_closes(self, *, closed_from_ms: int, closed_to_ms: int) -> list[PositionRecord]:
-        """Symbols' latest closed trades whose realised PnL is still unknown (see ``LedgerStore``)."""
+    def unpriced_closes(self, *, closed_from_ms: int, closed_to_ms: int) -> list[tuple[int, PositionRecord]]:
+        """Closed trades whose realised PnL is still unknown, with their ids (see ``LedgerStore``)."""
         return self._store.unpriced_closes(closed_from_ms=closed_from_ms, closed_to_ms=closed_to_ms)
 
     def open(self, record: PositionRecord, *, superseded: PositionRecord | None) -> None:
@@ -216,6 +216,21 @@ class LedgerTrades:
             was, asset = last[0], _asset(last[0])
             totals = self._totals.closing(symbol, asset, was.close_reason, was.realized_pnl, undo=True)
             self._money(totals.closing(symbol, asset, reason or was.close_reason, pnl))
+
+    def price_close(self, position_id: int, trade: PositionRecord) -> bool:
+        """A trade closed with its PnL unknown whose closing fills are booked now: complete its exit (and its
+        reason, if it was a guess). False while its closing fills fall short of its quantity."""
+        qty, price, pnl = self._exit_fills(trade)
+        if qty < trade.qty or price is None or pnl is None:
+            return False
+        fees = self._fees(trade)
+        reason = self._reason_of(self._closing_fills(trade)) if trade.close_reason in _GUESSED else None
+        self._store.amend_close(position_id, exit_price=price, realized_pnl=pnl, fees=fees, reason=reason)
+        asset = _asset(trade)
+        totals = self._totals.closing(trade.symbol, asset, trade.close_reason, None, undo=True)
+        self._money(totals.closing(trade.symbol, asset, reason or trade.close_reason, pnl))
+        self.event("exit_priced", trade.symbol, f"{reason or trade.close_reason} exit {price} pnl {pnl}")
+        return True
 
     def cancel_algo(self, symbol: str, contract: ContractType, cid: str) -> None:
         """Cancel one of our algo orders on the exchange; a failure is recorded, not raised."""
