@@ -247,9 +247,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def judge_money(exchange: Iterable[tuple[str, float]], state: Path) -> dict[str, Any]:
-    """The ledger's closed trades against the exchange's realised PnL, per symbol: every trade's PnL known,
-    and the sums equal to 1e-6 (the exchange keeps floats and reports each fill's PnL to 8 decimals).
-    Positions still open at the end have realised nothing (the strategy closes whole positions)."""
+    """The ledger's closed trades against the exchange's realised PnL, per symbol: every trade's PnL known
+    (a superseded row apart, see below), and the sums equal to 1e-6 (the exchange keeps floats and reports
+    each fill's PnL to 8 decimals). Positions still open at the end have realised nothing (the strategy
+    closes whole positions)."""
     venue: dict[str, Fraction] = {}
     for symbol, pnl in exchange:
         venue[symbol] = venue.get(symbol, Fraction(0)) + Fraction(pnl)
@@ -262,13 +263,23 @@ def judge_money(exchange: Iterable[tuple[str, float]], state: Path) -> dict[str,
     for t in trades:
         booked[t.symbol] = booked.get(t.symbol, Fraction(0)) + Fraction(t.realized_pnl or 0.0)
     unknown = [
-        f"{t.symbol}@{t.signal_open_time_ms} {t.close_reason}" for t in trades if t.realized_pnl is None
+        f"{t.symbol}@{t.signal_open_time_ms} {t.close_reason}"
+        for t in trades
+        if t.realized_pnl is None and t.close_reason != "superseded"
+    ]
+    # A row a new entry superseded may be the same position, adopted a moment before its own entry was
+    # heard (no fill of its own): listed apart; the sums below say whether money was lost.
+    superseded = [
+        f"{t.symbol}@{t.opened_at_ms}"
+        for t in trades
+        if t.realized_pnl is None and t.close_reason == "superseded"
     ]
     diff = {s: float(booked.get(s, 0) - venue.get(s, 0)) for s in sorted(venue.keys() | booked.keys())}
     return {
         "trades_closed": len(trades),
         "by_reason": dict(Counter(t.close_reason for t in trades)),
         "pnl_unknown": unknown,
+        "superseded_unpriced": superseded,
         "exchange_realized_pnl": {s: float(v) for s, v in sorted(venue.items())},
         "ledger_minus_exchange": diff,
         "ok": not unknown and all(abs(d) < 1e-6 for d in diff.values()),
