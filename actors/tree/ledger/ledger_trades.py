@@ -207,7 +207,15 @@ class LedgerTrades:
             return  # a close whose PnL is still unknown (a close at market answered before its fill) waits
         qty, price, pnl = self._exit_fills(last[0])
         if qty and price is not None and pnl is not None:
-            self._rebook(last[0], price, pnl, lambda **exit: self._store.amend_last_close(symbol, **exit))
+            fees = self._fees(last[0])
+            # A reconciliation that found the symbol flat before its fill arrived could only guess why;
+            # the fill of our stop, take-profit or close says.
+            known = last[0].close_reason not in _GUESSED
+            reason = None if known else self._reason_of(self._closing_fills(last[0]))
+            self._store.amend_last_close(symbol, exit_price=price, realized_pnl=pnl, fees=fees, reason=reason)
+            was, asset = last[0], _asset(last[0])
+            totals = self._totals.closing(symbol, asset, was.close_reason, was.realized_pnl, undo=True)
+            self._money(totals.closing(symbol, asset, reason or was.close_reason, pnl))
 
     def price_close(self, position_id: int, trade: PositionRecord) -> bool:
         """A trade closed with its PnL unknown whose closing fills are booked now: complete its exit (and its
@@ -215,20 +223,14 @@ class LedgerTrades:
         qty, price, pnl = self._exit_fills(trade)
         if qty < trade.qty or price is None or pnl is None:
             return False
-        reason = self._rebook(trade, price, pnl, lambda **exit: self._store.amend_close(position_id, **exit))
-        self.event("exit_priced", trade.symbol, f"{reason} exit {price} pnl {pnl}")
-        return True
-
-    def _rebook(self, trade: PositionRecord, price: float, pnl: float, write: Callable[..., None]) -> str:
-        """Write a closed trade's exit from its closing fills (``write`` picks the row) and move the money
-        totals from what it said to what it says now; returns its close reason. A reason given without a
-        fill to go by (a reconciliation's guess, a superseded row) gives way to the leg that filled."""
+        fees = self._fees(trade)
         reason = self._reason_of(self._closing_fills(trade)) if trade.close_reason in _GUESSED else None
-        write(exit_price=price, realized_pnl=pnl, fees=self._fees(trade), reason=reason)
-        symbol, asset = trade.symbol, _asset(trade)
-        totals = self._totals.closing(symbol, asset, trade.close_reason, trade.realized_pnl, undo=True)
-        self._money(totals.closing(symbol, asset, reason or trade.close_reason, pnl))
-        return reason or trade.close_reason or ""
+        self._store.amend_close(position_id, exit_price=price, realized_pnl=pnl, fees=fees, reason=reason)
+        asset = _asset(trade)
+        totals = self._totals.closing(trade.symbol, asset, trade.close_reason, None, undo=True)
+        self._money(totals.closing(trade.symbol, asset, reason or trade.close_reason, pnl))
+        self.event("exit_priced", trade.symbol, f"{reason or trade.close_reason} exit {price} pnl {pnl}")
+        return True
 
     def cancel_algo(self, symbol: str, contract: ContractType, cid: str) -> None:
         """Cancel one of our algo orders on the exchange; a failure is recorded, not raised."""

@@ -25,8 +25,8 @@ reconciliation's word, or flattened by it, takes its exit from the account's fil
 :mod:`.flat_settlement`): each closing order is looked up and booked under its own client id, as the stream
 would have booked it, so the trade has the leg that closed it, its exit price, realised PnL and
 commissions as the exchange booked them; its exit stays unknown when they cannot be read or fall short.
-Each complete reconciliation then tries again, with a growing wait, for every trade still closed with its
-PnL unknown, whatever closed it (a time or reversal exit whose fill the stream never
+Each complete reconciliation then tries again, with a growing wait, for every symbol's latest trade still
+closed with its PnL unknown, whatever closed it (a time or reversal exit whose fill the stream never
 brought, a read that failed): :class:`.flat_settlement.UnpricedCloses`.
 
 Each run says what it settled (``ReconcileOutcome``): the symbols the exchange holds, whether it covered
@@ -397,6 +397,8 @@ class ReconciliationRunner:
             trades.cancel_algo(a.symbol, a.contract_type, cid)
         # The answer gives the price; the PnL is on the fill, which the user stream may never bring.
         held = trades.held(a.symbol)
-        if held is not None:
+        if (
+            held is not None
+        ):  # the answer gives the price; the PnL is on the fill, which the stream may never bring
             self._settle(held)
         trades.close(a.symbol, a.reason, at_ms=self._clock_ms(), exit_price=result.avg_price or None)
